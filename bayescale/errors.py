@@ -1,0 +1,52 @@
+"""Exceptions and warnings raised by bayescale."""
+
+from __future__ import annotations
+
+__all__ = ["BayescaleError", "DataError", "SpecError", "FileFormatError", "ConvergenceWarning"]
+
+
+class BayescaleError(Exception):
+    """Base class of every error bayescale raises on purpose."""
+
+
+class DataError(BayescaleError, ValueError):
+    """Run data is unusable.
+
+    The message lists every problem found, each naming the row and column
+    concerned, so a user can fix the whole file in one pass.
+
+    Parameters
+    ----------
+    problems : list of str
+        One human-readable line per problem.
+    header : str, optional
+        First line of the message.
+
+    Examples
+    --------
+    >>> err = DataError(["row 3, column 'N': -1.0 is not a positive number"])
+    >>> print(err)
+    Run data has 1 problem:
+      - row 3, column 'N': -1.0 is not a positive number
+    """
+
+    def __init__(self, problems, header: str | None = None):
+        if isinstance(problems, str):
+            problems = [problems]
+        self.problems = list(problems)
+        n = len(self.problems)
+        if header is None:
+            header = f"Run data has {n} problem{'s' if n != 1 else ''}:"
+        super().__init__(header + "\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class SpecError(BayescaleError, ValueError):
+    """A model specification (law, priors, likelihood, formula or TOML file) is invalid."""
+
+
+class FileFormatError(BayescaleError, OSError):
+    """A saved fit cannot be read: truncated, foreign, or from a newer format version."""
+
+
+class ConvergenceWarning(UserWarning):
+    """The sampler's diagnostics say the posterior may not be trustworthy."""

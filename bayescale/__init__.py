@@ -1,0 +1,47 @@
+"""bayescale: Bayesian, uncertainty-aware fitting of neural scaling laws.
+
+Typical use::
+
+    import bayescale as bs
+    runs = bs.load_runs("runs.csv", columns={"Model Size": "N", "Training FLOP": "C"})
+    fit = bs.ScalingModel("chinchilla").fit(runs, random_seed=1)
+    fit.summary()
+    fit.predict({"N": [70e9], "D": [1.4e12]})
+    fit.save("fit.nc"); bs.load("fit.nc")
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+try:
+    __version__ = _version("bayescale")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.1.0"
+
+from . import datasets, laws, priors
+from .data import RunData, load_runs
+from .errors import BayescaleError, ConvergenceWarning, DataError, FileFormatError, SpecError
+from .fit import ScalingFit
+from .io import load
+from .laws import Law, available_laws, get_law, law
+from .model import ScalingModel
+
+__all__ = [
+    "__version__",
+    "ScalingModel",
+    "ScalingFit",
+    "RunData",
+    "load_runs",
+    "load",
+    "Law",
+    "law",
+    "get_law",
+    "available_laws",
+    "datasets",
+    "laws",
+    "priors",
+    "BayescaleError",
+    "DataError",
+    "SpecError",
+    "FileFormatError",
+    "ConvergenceWarning",
+]

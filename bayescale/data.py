@@ -1,0 +1,387 @@
+"""Load and validate training-run data.
+
+Every check runs before anything is raised, so a single :class:`~bayescale.errors.DataError`
+lists all the problems in the data, each naming its row (the frame's index label), column and
+value.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from decimal import Decimal
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayescale.errors import DataError
+
+__all__ = ["RunData", "load_runs"]
+
+#: Canonical column names and what they hold.
+CANONICAL = {
+    "N": "number of parameters",
+    "D": "tokens seen in training",
+    "C": "training FLOPs",
+    "U": "unique tokens",
+    "loss": "final loss",
+    "group": "group label (dataset, model family, ...)",
+}
+NUMERIC = ("N", "D", "C", "U", "loss")
+MAX_LISTED = 50
+_READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
+_HINTS = {"N": ("param", "model size"), "D": ("token",), "C": ("flop", "compute"),
+          "U": ("unique",), "loss": ("loss",), "group": ("group", "family", "dataset")}
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    if isinstance(v, (np.integer, np.bool_)):
+        return repr(v.item())
+    return repr(v)
+
+
+def _row(label) -> str:
+    return f"row {label}" if isinstance(label, (int, np.integer)) else f"row {label!r}"
+
+
+def _guess(name: str, columns) -> str | None:
+    """The user's column that probably holds canonical column ``name``, for hints."""
+    for col in columns:
+        low = str(col).lower()
+        if low == name.lower() or any(k in low for k in _HINTS[name]):
+            if name != "D" or "unique" not in low:
+                return col
+    return None
+
+
+def _to_float(s: pd.Series, label: str, flag, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coerce ``s`` to float64; return values and a mask of rows already flagged."""
+    bad = np.zeros(len(s), dtype=bool)
+    if pd.api.types.is_numeric_dtype(s) and not (
+        pd.api.types.is_bool_dtype(s) or pd.api.types.is_complex_dtype(s)
+    ):
+        return s.to_numpy(dtype=np.float64, na_value=np.nan), bad
+    out, found = np.full(len(s), np.nan), {}
+    for i, v in enumerate(s.to_numpy(dtype=object)):
+        if isinstance(v, (bool, np.bool_)):
+            found[i] = f"boolean {_fmt(v)} is not a number"
+        elif isinstance(v, (numbers.Real, Decimal)):
+            out[i] = float(v)
+        elif isinstance(v, str) and v.strip():
+            try:
+                out[i] = float(v)
+            except ValueError:
+                found[i] = f"text {v!r} is not a number"
+        elif not (v is None or v is pd.NA or v is pd.NaT or isinstance(v, str)):
+            found[i] = f"{_fmt(v)} ({type(v).__name__}) is not a number"
+        # None, NA, NaT and blank text are missing values, flagged by the NaN check
+    bad[list(found)] = True
+    flag(bad, rank, lambda i: f"column {label}: {found[i]}")
+    return out, bad
+
+
+def _read(source) -> tuple[pd.DataFrame, str, str]:
+    if isinstance(source, pd.DataFrame):
+        return source, "Run data", ""
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"load_runs() needs a DataFrame, RunData or file path, not {type(source).__name__}")
+    path = Path(source)
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise DataError([f"{str(path)!r}: unknown file type {path.suffix!r}; "
+                         f"accepted extensions: {', '.join(_READERS)}"])
+    if not path.is_file():
+        raise DataError([f"{str(path)!r}: no such file"])
+    try:
+        frame = reader(path)
+    except Exception as exc:  # parser, encoding and pyarrow errors alike
+        raise DataError([f"{str(path)!r} could not be read: {exc}"]) from exc
+    note = " (rows numbered from 0, after the header line)" if path.suffix.lower() == ".csv" else ""
+    return frame, path.name, note
+
+
+def _raise(shown: list[str], total: int, name: str, note: str = "") -> None:
+    shown = shown[:MAX_LISTED]
+    if total > len(shown):
+        shown = shown + [f"... and {total - len(shown)} more"]
+    raise DataError(shown, header=f"{name} has {total} problem{'s' if total != 1 else ''}{note}:")
+
+
+def _check_require(require, require_loss=True) -> tuple[str, ...]:
+    require = (require,) if isinstance(require, str) else tuple(require)
+    unknown = [r for r in require if r not in CANONICAL]
+    if unknown:
+        raise ValueError(f"require= names {unknown}, which are not canonical columns {list(CANONICAL)}")
+    return tuple(dict.fromkeys((("loss",) if require_loss else ()) + require))
+
+
+def _validate(frame: pd.DataFrame, name: str, note: str, columns, derive_D_from_C: bool, require, min_runs: int):
+    general: list[str] = []
+    findings: list[tuple[np.ndarray, int, object]] = []  # (row positions, column rank, message(i))
+
+    def flag(mask, rank, message):
+        findings.append((np.flatnonzero(mask), rank, message))
+
+    if len(frame) == 0:
+        general.append(f"the data has no rows (columns: {', '.join(map(repr, frame.columns)) or 'none'})")
+    mapping = dict(columns or {})
+    for key, target in mapping.items():
+        if key not in frame.columns:
+            general.append(f"columns= maps {key!r}, but there is no such column; "
+                           f"columns present: {', '.join(map(repr, frame.columns))}")
+        if target not in CANONICAL:
+            general.append(f"columns= maps {key!r} to {target!r}, which is not a canonical name; "
+                           f"use one of {', '.join(CANONICAL)}")
+    mapping = {k: v for k, v in mapping.items() if k in frame.columns and v in CANONICAL}
+    frame = frame.rename(columns=mapping)
+    original = {v: k for k, v in mapping.items()}
+    dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if dupes:
+        general.append(f"more than one column is named (or mapped to) {', '.join(map(repr, dupes))}")
+        frame = frame.loc[:, ~frame.columns.duplicated()]
+
+    def label(col):
+        return f"{col!r}" if col not in original else f"{original[col]!r} ({col})"
+
+    values, bad = {}, {}
+    for rank, col in enumerate(NUMERIC):
+        if col in frame.columns:
+            values[col], bad[col] = _to_float(frame[col], label(col), flag, rank)
+    ok = {}
+
+    def check(col, where):
+        v, good, rank = values[col], ~bad[col], NUMERIC.index(col)
+        with np.errstate(invalid="ignore"):
+            flag(good & np.isnan(v), rank,
+                 lambda i: f"column {where}: missing value (NaN); expected a positive number")
+            flag(good & np.isinf(v), rank,
+                 lambda i: f"column {where}: {_fmt(v[i])} is not finite; expected a positive number")
+            flag(good & np.isfinite(v) & (v <= 0), rank, lambda i:
+                 f"column {where}: {_fmt(v[i])} is not positive; expected {col} > 0 ({CANONICAL[col]})")
+            ok[col] = good & np.isfinite(v) & (v > 0)
+
+    for col in list(values):
+        check(col, label(col))
+    derived = []
+    if "D" not in values and derive_D_from_C and "C" in values and "N" in values:
+        values["D"], bad["D"] = values["C"] / (6 * values["N"]), ~(ok["C"] & ok["N"])
+        derived.append("D")
+        check("D", "'D' (derived as C / (6 N))")
+    if "C" not in values and "N" in values and "D" in values:
+        values["C"], bad["C"] = 6 * values["N"] * values["D"], ~(ok["N"] & ok["D"])
+        derived.append("C")
+        check("C", "'C' (derived as 6 N D)")
+
+    for col in require:
+        if col not in values and col not in frame.columns:
+            guess = _guess(col, frame.columns)
+            hint = f"columns={{{(guess or 'your column name')!r}: {col!r}}}"
+            extra = " (or derive it from C and N with derive_D_from_C=True)" if (
+                col == "D" and {"C", "N"} <= values.keys()) else ""
+            general.append(f"missing required column {col!r} ({CANONICAL[col]}); columns present: "
+                           f"{', '.join(map(repr, frame.columns))}; map yours with {hint}{extra}")
+    if "D" in values and "U" in values:
+        D, U = values["D"], values["U"]
+        flag(ok["D"] & ok["U"] & (D < U), NUMERIC.index("U"),
+             lambda i: f"columns {label('D')}, {label('U')}: D = {_fmt(D[i])} is less than "
+                       f"U = {_fmt(U[i])}; unique tokens cannot exceed tokens seen")
+    if "group" in frame.columns:
+        flag(frame["group"].isna().to_numpy(), len(NUMERIC),
+             lambda i: f"column {label('group')}: missing group label")
+    if 0 < len(frame) < min_runs:
+        general.append(f"{len(frame)} runs, but the law has {min_runs} parameters; "
+                       f"need at least {min_runs} runs")
+
+    pos = np.concatenate([f[0] for f in findings] or [np.array([], dtype=np.intp)])
+    total = len(general) + len(pos)
+    if total:
+        ranks = np.concatenate([np.full(len(f[0]), f[1]) for f in findings] or [pos])
+        which = np.concatenate([np.full(len(f[0]), k) for k, f in enumerate(findings)] or [pos])
+        order = np.lexsort((which, ranks, pos))[: max(MAX_LISTED - len(general), 0)]
+        shown = general + [f"{_row(frame.index[pos[k]])}, {findings[which[k]][2](pos[k])}" for k in order]
+        _raise(shown, total, name, note)
+    out = frame.copy()
+    for col, v in values.items():
+        out[col] = v
+    if "group" in out.columns:
+        labels = out["group"].map(str)
+        out["group"] = pd.Categorical(labels, categories=list(dict.fromkeys(labels)))
+    return out, tuple(derived)
+
+
+class RunData:
+    """Validated training runs, as returned by :func:`load_runs`.
+
+    Parameters
+    ----------
+    source : pandas.DataFrame, path or RunData
+        Equivalent to ``load_runs(source, require=())``: only ``loss`` is required.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        The validated data: the original rows, order and index; canonical numeric columns
+        (``N``, ``D``, ``C``, ``U``, ``loss``) as float64, ``group`` as a categorical of strings
+        (categories in order of first appearance), other columns untouched. Each access returns
+        a copy-on-write view, so changing it leaves the RunData unchanged.
+    derived : tuple of str
+        Canonical columns computed rather than read (``D = C / (6 N)`` or ``C = 6 N D``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> runs = load_runs(pd.DataFrame({"N": [1e8, 4e8, 1e9], "D": [2e9, 8e9, 2e10],
+    ...                                "loss": [3.1, 2.8, 2.6]}))
+    >>> runs
+    RunData(3 runs; columns N, D, loss, C (derived); N 1e+08–1e+09, D 2e+09–2e+10, loss 2.6–3.1, C 1.2e+18–1.2e+20)
+    >>> len(runs), runs.has("C"), runs.groups
+    (3, True, None)
+    >>> runs.inputs(["N", "D"])["D"]
+    array([2.e+09, 8.e+09, 2.e+10])
+    >>> runs.group_index
+    array([0, 0, 0])
+    """
+
+    __slots__ = ("_frame", "_derived")
+
+    def __init__(self, source):
+        other = load_runs(source, require=())
+        self._frame, self._derived = other._frame, other._derived
+
+    @classmethod
+    def _wrap(cls, frame: pd.DataFrame, derived: tuple[str, ...]) -> RunData:
+        self = object.__new__(cls)
+        self._frame, self._derived = frame, derived
+        return self
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self._frame.copy(deep=False)  # copy-on-write: edits do not reach self._frame
+
+    @property
+    def derived(self) -> tuple[str, ...]:
+        return self._derived
+
+    @property
+    def n_runs(self) -> int:
+        """Number of runs (rows)."""
+        return len(self._frame)
+
+    def __len__(self) -> int:
+        return len(self._frame)
+
+    @property
+    def groups(self) -> tuple[str, ...] | None:
+        """Group labels in order of first appearance, or None without a ``group`` column."""
+        if "group" not in self._frame.columns:
+            return None
+        return tuple(self._frame["group"].cat.categories)
+
+    @property
+    def group_index(self) -> np.ndarray:
+        """Integer code of each run's group in :attr:`groups` (all zeros without groups)."""
+        if "group" not in self._frame.columns:
+            return np.zeros(len(self._frame), dtype=np.intp)
+        return self._frame["group"].cat.codes.to_numpy().astype(np.intp)
+
+    def has(self, name: str) -> bool:
+        """Whether column ``name`` is present (read or derived)."""
+        return name in self._frame.columns
+
+    def inputs(self, names) -> dict[str, np.ndarray]:
+        """Copies of the named numeric columns as float64 arrays, keyed by name."""
+        names = [names] if isinstance(names, str) else list(names)
+        missing = [n for n in names if n not in self._frame.columns]
+        if missing:
+            raise DataError([f"missing column {n!r}; the runs have {', '.join(map(str, self._frame.columns))}"
+                             for n in missing])
+        return {n: self._frame[n].to_numpy(dtype=np.float64, copy=True) for n in names}
+
+    @property
+    def loss(self) -> np.ndarray:
+        """The loss of each run (a float64 copy)."""
+        return self._frame["loss"].to_numpy(dtype=np.float64, copy=True)
+
+    def to_frame(self) -> pd.DataFrame:
+        """A copy of :attr:`frame`."""
+        return self._frame.copy()
+
+    def __repr__(self) -> str:
+        cols = [c for c in self._frame.columns if c in CANONICAL]
+        names = ", ".join(c + (" (derived)" if c in self.derived else "") for c in cols)
+        ranges = ", ".join(f"{c} {self._frame[c].min():.2g}–{self._frame[c].max():.2g}"
+                           for c in cols if c in NUMERIC)
+        groups = f"; {len(self.groups)} groups" if self.groups is not None else ""
+        return f"RunData({self.n_runs} runs; columns {names}; {ranges}{groups})"
+
+
+def load_runs(source, *, columns=None, derive_D_from_C=True, require=("N", "D"), min_runs=1,
+              require_loss=True) -> RunData:
+    """Read and validate training runs.
+
+    Parameters
+    ----------
+    source : pandas.DataFrame, dict of arrays, str, os.PathLike or RunData
+        The runs, or a path to a ``.csv`` or ``.parquet`` file. A RunData is returned
+        unchanged once ``require`` and ``min_runs`` are re-checked.
+    columns : mapping, optional
+        Your column names to canonical ones: ``N`` (parameters), ``D`` (tokens seen),
+        ``C`` (training FLOPs), ``U`` (unique tokens), ``loss`` and ``group``.
+    derive_D_from_C : bool, default True
+        If ``D`` is absent, compute it as ``C / (6 N)``. ``C`` is always derived as ``6 N D``
+        when absent; both columns are kept.
+    require : sequence of str, default ("N", "D")
+        Canonical columns the law needs; ``loss`` is always required.
+    min_runs : int, default 1
+        Fewest runs accepted (a law passes its number of parameters).
+    require_loss : bool, default True
+        False for runs that are to be predicted, not fitted.
+
+    Returns
+    -------
+    RunData
+        Same rows, order and index as the input; other columns are passed through.
+
+    Raises
+    ------
+    DataError
+        Listing every problem found: missing or unreadable file, bad ``columns`` mapping,
+        missing required columns, non-numeric, boolean, NaN, infinite or non-positive
+        values, ``D < U``, too few runs. At most 50 are listed.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"Model Size": [1e8, 1e9], "Training FLOP": [1.2e18, 1.2e20],
+    ...                    "loss": [3.1, 2.6]})
+    >>> runs = load_runs(df, columns={"Model Size": "N", "Training FLOP": "C"})
+    >>> runs.inputs("D")["D"]
+    array([2.e+09, 2.e+10])
+    >>> load_runs(pd.DataFrame({"N": [1e8, -1.0], "D": [2e9, 4e9], "loss": [3.0, "n/a"]}))
+    Traceback (most recent call last):
+    ...
+    bayescale.errors.DataError: Run data has 2 problems:
+      - row 1, column 'N': -1.0 is not positive; expected N > 0 (number of parameters)
+      - row 1, column 'loss': text 'n/a' is not a number
+    """
+    require = _check_require(require, require_loss)
+    if isinstance(source, Mapping):
+        source = pd.DataFrame({k: np.atleast_1d(v) for k, v in source.items()})
+    if isinstance(source, RunData):
+        if columns:
+            raise ValueError("columns= cannot be applied to RunData, whose columns are already canonical")
+        problems = [f"missing required column {c!r} ({CANONICAL[c]}); the runs have "
+                    f"{', '.join(map(str, source.frame.columns))}" for c in require if not source.has(c)]
+        if source.n_runs < min_runs:
+            problems.append(f"{source.n_runs} runs, but the law has {min_runs} parameters; "
+                            f"need at least {min_runs} runs")
+        if problems:
+            _raise(problems, len(problems), "Run data")
+        return source
+    frame, name, note = _read(source)
+    out, derived = _validate(frame, name, note, columns, derive_D_from_C, require, int(min_runs))
+    return RunData._wrap(out, derived)

@@ -1,0 +1,160 @@
+"""Real scaling-law runs from published work, bundled for examples and reproduction tests.
+
+Sources (see ``README.md`` in this folder for the full provenance and reference numbers):
+
+* ``chinchilla_runs_epoch2024.csv``: runs of Hoffmann et al. 2022 ("Training Compute-Optimal
+  Large Language Models", Fig. 4), digitised by Besiroglu et al. 2024 ("Chinchilla Scaling: A
+  replication attempt"), repository epoch-research/analyzing-chinchilla,
+  ``data/svg_extracted_data.csv``, commit 92258837.
+* ``datablations_runs_muennighoff2023.csv``: runs of Muennighoff et al. 2023 ("Scaling
+  Data-Constrained Language Models"), repository huggingface/datablations (Apache-2.0), printed
+  by ``utils/parametric_fit.ipynb``.
+
+:func:`references` returns the published fitted parameters: Hoffmann et al. 2022 (Approach 3),
+Besiroglu et al. 2024 (refit on the 240 kept Chinchilla runs, its standard errors and 95%
+bootstrap intervals, and its replication of Hoffmann's procedure) and Muennighoff et al. 2023
+(data-constrained law).
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib.resources import files
+
+import pandas as pd
+
+__all__ = ["load_chinchilla", "load_datablations", "references"]
+
+CHINCHILLA_SOURCE = (
+    "Runs of Hoffmann et al. 2022 (\"Training Compute-Optimal Large Language Models\", Fig. 4), "
+    "digitised by Besiroglu et al. 2024 (\"Chinchilla Scaling: A replication attempt\"), repository "
+    "epoch-research/analyzing-chinchilla, `data/svg_extracted_data.csv`, commit 92258837. "
+    "`Model Size` is N (parameters), `Training FLOP` is C; tokens are D = C / (6 N). `loss` was read "
+    "off a colour scale, so it carries digitisation noise. The replication drops the 5 highest-loss "
+    "points (240 remain)."
+)
+DATABLATIONS_SOURCE = (
+    "Runs of Muennighoff et al. 2023 (\"Scaling Data-Constrained Language Models\"), repository "
+    "huggingface/datablations (Apache-2.0), printed by `utils/parametric_fit.ipynb`. D is tokens "
+    "seen, U unique tokens (D/U - 1 = repeated epochs). Seed replicates appear as repeated rows; "
+    "one row (`4b284b12b2`) was mis-parsed by the source notebook."
+)
+#: Run name whose N/D/U were mis-parsed from the name by the source notebook (see load_datablations).
+MISPARSED = ("4b284b12b2",)
+
+_REFERENCES = {
+    "hoffmann2022": {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28},
+    # unrounded log-space fit: A = exp(a), B = exp(b), E = exp(e)
+    "hoffmann2022_logspace": {"a": 6.0073404, "b": 6.0179186, "e": 0.5267228,
+                              "alpha": 0.33917084, "beta": 0.2849083},
+    "besiroglu2024": {"E": 1.817, "A": 482.0, "B": 2085.4, "alpha": 0.3478, "beta": 0.3659},
+    "besiroglu2024_se": {"E": 0.0257, "A": 124.5, "B": 1293.3, "alpha": 0.0154, "beta": 0.0206},
+    "besiroglu2024_ci95": {"E": (1.769, 1.871), "A": (285.2, 743.6), "B": (1042.4, 5810.3),
+                           "alpha": (0.317, 0.373), "beta": (0.331, 0.415)},
+    "besiroglu2024_hoffmann_procedure": {"E": 1.8172, "A": 477.84, "B": 2143.86,
+                                         "alpha": 0.3473, "beta": 0.3672},
+    # approximate ("about") compute-optimal tokens per parameter at the Chinchilla budget
+    "chinchilla_budget": {"C": 5.88e23, "tokens_per_param_besiroglu2024": 20.0,
+                          "tokens_per_param_hoffmann2022": 70.0},
+    "muennighoff2023": {"E": 1.870, "A": 520.8, "B": 1487.7, "alpha": 0.3527, "beta": 0.3527,
+                        "R_D_star": 15.39, "R_N_star": 5.31},
+}
+
+
+def _read(name: str) -> pd.DataFrame:
+    with files(__name__).joinpath(name).open("r", encoding="utf-8") as fh:
+        return pd.read_csv(fh)
+
+
+def load_chinchilla(drop_outliers: bool = False) -> pd.DataFrame:
+    """The 245 Chinchilla runs digitised by Besiroglu et al. 2024.
+
+    Parameters
+    ----------
+    drop_outliers : bool, default False
+        Return only the 240 runs the replication keeps (it drops the 5 highest-loss runs).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``N`` (parameters, "Model Size"), ``C`` (training FLOPs, "Training FLOP"),
+        ``D = C / (6 N)``, ``loss`` and ``dropped_in_replication`` (True for the 5 highest-loss
+        runs). The index is the row number in the CSV, kept when rows are dropped.
+        ``.attrs["source"]`` holds the provenance.
+
+    Examples
+    --------
+    >>> df = load_chinchilla()
+    >>> len(df), int(df["dropped_in_replication"].sum()), len(load_chinchilla(drop_outliers=True))
+    (245, 5, 240)
+    >>> list(df.columns)
+    ['N', 'C', 'D', 'loss', 'dropped_in_replication']
+    """
+    raw = _read("chinchilla_runs_epoch2024.csv")
+    df = pd.DataFrame({"N": raw["Model Size"].astype(float), "C": raw["Training FLOP"].astype(float)})
+    df["D"] = df["C"] / (6 * df["N"])
+    df["loss"] = raw["loss"].astype(float)
+    df["dropped_in_replication"] = df.index.isin(df["loss"].nlargest(5).index)
+    if drop_outliers:
+        df = df[~df["dropped_in_replication"]].copy()
+    df.attrs["source"] = CHINCHILLA_SOURCE
+    return df
+
+
+def load_datablations() -> pd.DataFrame:
+    """The 296 data-constrained runs of Muennighoff et al. 2023.
+
+    One row, ``4b284b12b2`` (CSV row 53), is flagged ``misparsed``. The source notebook derives
+    D and U from the run name, where ``NbM`` reads as N.M billion (``2b855b1b25`` has
+    U = 1.25e9); the trailing ``2`` of this name made it split as ``4b2|84b1|2b2``, giving
+    D = 8.41e10 and U = 2.2e9, while the name most likely means D = 84e9 tokens, U = 12e9 unique
+    (a second run of ``4b284b12b``). The recorded values pass validation (D > U, all positive),
+    but its loss, 2.5205, is that of the U = 12e9 runs (2.526-2.538), not of a run with about
+    2e9 unique tokens (U = 1.9e9 gives 3.08-3.28), so D and U are wrong. The row is kept
+    unchanged and flagged; exclude it with ``df[~df["misparsed"]]``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``name``, ``N`` ("N_params"), ``D`` ("D_tokens"), ``U`` ("U_unique_tokens"),
+        ``loss`` ("val_loss") and ``misparsed``. Seed replicates are repeated rows.
+        ``.attrs["source"]`` holds the provenance.
+
+    Examples
+    --------
+    >>> df = load_datablations()
+    >>> len(df), df.loc[df["misparsed"], "name"].tolist()
+    (296, ['4b284b12b2'])
+    """
+    raw = _read("datablations_runs_muennighoff2023.csv")
+    df = pd.DataFrame({
+        "name": raw["name"],
+        "N": raw["N_params"].astype(float),
+        "D": raw["D_tokens"].astype(float),
+        "U": raw["U_unique_tokens"].astype(float),
+        "loss": raw["val_loss"].astype(float),
+    })
+    df["misparsed"] = df["name"].isin(MISPARSED)
+    df.attrs["source"] = DATABLATIONS_SOURCE
+    return df
+
+
+def references() -> dict[str, dict]:
+    """Published fitted parameters of the Chinchilla law L = E + A / N^alpha + B / D^beta.
+
+    Keys: ``hoffmann2022`` (Approach 3, rounded), ``hoffmann2022_logspace`` (unrounded
+    ``a = log A``, ``b = log B``, ``e = log E``, alpha, beta), ``besiroglu2024`` (Huber MLE on the
+    240 kept runs), ``besiroglu2024_se`` (its standard errors), ``besiroglu2024_ci95`` (95%
+    bootstrap intervals, as (low, high)), ``besiroglu2024_hoffmann_procedure``,
+    ``chinchilla_budget`` (C = 5.88e23 FLOP and the approximate compute-optimal tokens per
+    parameter each paper implies there) and ``muennighoff2023`` (data-constrained law, with
+    ``R_D_star`` and ``R_N_star``). Each call returns a fresh copy.
+
+    Examples
+    --------
+    >>> references()["besiroglu2024"]["E"]
+    1.817
+    >>> references()["besiroglu2024_ci95"]["alpha"]
+    (0.317, 0.373)
+    """
+    return copy.deepcopy(_REFERENCES)

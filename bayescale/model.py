@@ -1,0 +1,250 @@
+"""The probabilistic model: a law, priors by parameter and a likelihood on log loss.
+
+:class:`ScalingModel` holds settings only; :meth:`ScalingModel.fit` takes run
+data and returns a :class:`~bayescale.fit.ScalingFit`.
+
+Internally the model centres every input that a coefficient scales with
+(``N / N0`` with N0 the geometric mean of N in the data) and samples the
+centred coefficient ``log(A / N0**alpha)`` instead of ``log A``. The two are
+related by a shift with unit Jacobian, so the user's prior on A is kept
+exactly, while the posterior of (centred coefficient, exponent) is close to
+uncorrelated and NUTS runs at low tree depth. Only published parameters
+(E, A, B, alpha, beta, sigma, nu ...) reach the posterior.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import SpecError
+from .laws import PYTENSOR, Law, get_law
+from .priors import DataScale, LogNormal, Prior, default_prior
+
+__all__ = ["ScalingModel", "LIKELIHOODS", "SAMPLERS"]
+
+LIKELIHOODS = {
+    "student_t": "Student-t on log loss (robust to outlying runs, like the Huber loss of point fits)",
+    "normal": "Normal on log loss",
+}
+SAMPLERS = ("nutpie", "pymc", "numpyro")
+NOISE_KINDS = {"sigma": "sigma", "nu": "nu"}
+
+
+class ScalingModel:
+    """A Bayesian scaling-law model: law + priors + likelihood.
+
+    Parameters
+    ----------
+    law : str or Law, default "chinchilla"
+        A shipped law name (see :func:`bayescale.laws.available_laws`) or a
+        :class:`~bayescale.laws.Law`.
+    priors : dict, optional
+        ``{parameter name: Prior}`` overriding the data-scaled defaults. Names
+        are the published ones (``E``, ``A``, ``alpha`` ...), plus ``sigma``
+        (scale of the noise on log loss) and, for the Student-t likelihood,
+        ``nu`` (its degrees of freedom).
+    likelihood : {"student_t", "normal"}
+        Distribution of log loss around the law.
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> model = bs.ScalingModel("chinchilla", priors={"alpha": bs.priors.LogNormal(-1.1, 0.5)})
+    >>> model.param_names
+    ('E', 'A', 'B', 'alpha', 'beta', 'sigma', 'nu')
+    """
+
+    def __init__(self, law="chinchilla", *, priors=None, likelihood="student_t"):
+        self.law: Law = get_law(law)
+        if likelihood not in LIKELIHOODS:
+            raise SpecError(f"unknown likelihood {likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
+        self.likelihood = likelihood
+        self.priors = dict(priors or {})
+        self._check_priors()
+
+    # ----------------------------------------------------------------- settings
+    @property
+    def param_names(self) -> tuple:
+        """Law parameters followed by the likelihood's own parameters."""
+        noise = ("sigma", "nu") if self.likelihood == "student_t" else ("sigma",)
+        return self.law.param_names + noise
+
+    def kind(self, name: str) -> str:
+        """Kind of a parameter (decides its default prior)."""
+        if name in NOISE_KINDS and name not in self.law.param_names:
+            return NOISE_KINDS[name]
+        return self.law.parameter(name).kind
+
+    def _check_priors(self):
+        valid = self.param_names
+        for name, prior in self.priors.items():
+            if name not in valid:
+                raise SpecError(f"no parameter {name!r} to set a prior on; valid names: {', '.join(valid)}")
+            if not isinstance(prior, Prior):
+                raise SpecError(
+                    f"prior for {name!r} must be a bayescale.priors object such as LogNormal(mu=0, sigma=1), "
+                    f"got {prior!r}"
+                )
+            kind = self.kind(name)
+            scaled = kind in ("coefficient", "scale")
+            if scaled and not isinstance(prior, LogNormal):
+                raise SpecError(
+                    f"{name!r} is a {kind}: its prior must be LogNormal (a Normal prior on its log), got {prior}"
+                )
+            if not scaled and isinstance(prior, LogNormal) and prior.at is not None:
+                raise SpecError(f"'at' applies only to coefficient priors; {name!r} is a {kind}")
+            if not scaled and not prior.positive:
+                raise SpecError(
+                    f"{name!r} must be positive; its prior {prior} puts mass on negative values. "
+                    "Use LogNormal, HalfNormal, Gamma, Exponential or Uniform(lower >= 0)."
+                )
+
+    def resolve_priors(self, runs) -> dict:
+        """All priors for `runs`: the user's, and the data-scaled defaults for the rest.
+
+        Parameters
+        ----------
+        runs : RunData, DataFrame or path
+
+        Returns
+        -------
+        dict
+            ``{name: Prior}`` for every name in :attr:`param_names`.
+        """
+        runs = self._runs(runs)
+        return self._resolve(self._data_scale(runs))
+
+    def _data_scale(self, runs) -> DataScale:
+        return DataScale.from_runs(runs.inputs(self.law.inputs), runs.loss, self.law.scaled_inputs)
+
+    def _resolve(self, scale: DataScale) -> dict:
+        out = {}
+        for name in self.param_names:
+            if name in self.priors:
+                out[name] = self.priors[name]
+            else:
+                kind = self.kind(name)
+                sw = self.law.parameter(name).scales_with if name in self.law.param_names else None
+                out[name] = default_prior(kind, scale, sw)
+        return out
+
+    def _runs(self, runs, columns=None):
+        from .data import load_runs
+
+        return load_runs(runs, columns=columns, require=self.law.inputs, min_runs=len(self.param_names))
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, runs, *, draws=1000, tune=1000, chains=4, cores=None, random_seed=None, sampler="nutpie",
+            target_accept=0.9, columns=None, progressbar=False):
+        """Sample the posterior with NUTS.
+
+        Parameters
+        ----------
+        runs : RunData, DataFrame or path
+            Training runs; see :func:`bayescale.load_runs`.
+        draws, tune : int
+            Draws kept per chain, and tuning steps per chain.
+        chains : int, default 4
+        cores : int, optional
+            Parallel chains; default all cores.
+        random_seed : int, optional
+            The same seed gives the same posterior. Default: a fresh seed,
+            recorded in the result.
+        sampler : {"nutpie", "pymc", "numpyro"}
+            NUTS implementation. ``nutpie`` (default) is the fastest here;
+            ``numpyro`` needs the ``jax`` extra.
+        target_accept : float
+            Target acceptance rate of step-size adaptation.
+        columns : dict, optional
+            Column renaming, as in :func:`bayescale.load_runs`.
+        progressbar : bool
+
+        Returns
+        -------
+        ScalingFit
+
+        Examples
+        --------
+        >>> import bayescale as bs
+        >>> runs = bs.datasets.load_chinchilla(drop_outliers=True)
+        >>> fit = bs.ScalingModel("chinchilla").fit(runs, random_seed=1)  # doctest: +SKIP
+        >>> fit.summary()  # doctest: +SKIP
+        """
+        from .sampling import run_sampler
+
+        if sampler not in SAMPLERS:
+            raise SpecError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
+        for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise SpecError(f"{name} must be a positive integer, got {value!r}")
+        runs = self._runs(runs, columns)
+        if random_seed is None:
+            random_seed = int(np.random.SeedSequence().entropy % (2**31))
+        settings = SampleSettings(int(draws), int(tune), int(chains), int(cores or os.cpu_count() or 1),
+                                  int(random_seed), sampler, float(target_accept), bool(progressbar))
+        return run_sampler(self, runs, settings)
+
+    # ------------------------------------------------------------ persistence
+    def to_dict(self) -> dict:
+        """Plain-data specification (law name, user priors, likelihood).
+
+        Examples
+        --------
+        >>> ScalingModel("power_n").to_dict()
+        {'law': 'power_n', 'likelihood': 'student_t', 'priors': {}}
+        """
+        return {
+            "law": self.law.name,
+            "likelihood": self.likelihood,
+            "priors": {k: v.to_dict() for k, v in self.priors.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ScalingModel":
+        """Inverse of :meth:`to_dict`.
+
+        Examples
+        --------
+        >>> ScalingModel.from_dict({"law": "kaplan", "likelihood": "normal", "priors": {}}).likelihood
+        'normal'
+        """
+        from .priors import prior_from_dict
+
+        if not isinstance(d, dict) or "law" not in d:
+            raise SpecError(f"a model specification needs a 'law'; got {d!r}")
+        priors = {k: prior_from_dict(v) for k, v in (d.get("priors") or {}).items()}
+        return cls(d["law"], priors=priors, likelihood=d.get("likelihood", "student_t"))
+
+    # ---------------------------------------------------------------- display
+    def __str__(self) -> str:
+        lines = [
+            f"ScalingModel: {self.law.name} law, {LIKELIHOODS[self.likelihood]}",
+            f"  L = {self.law.formula}",
+            "  priors:",
+        ]
+        for name in self.param_names:
+            p = self.priors.get(name)
+            lines.append(f"    {name:<8} {p if p is not None else 'data-scaled default (set at fit time)'}")
+        lines.append("Next: fit = model.fit(runs); then fit.summary(), fit.predict(new_runs)")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"ScalingModel(law={self.law.name!r}, likelihood={self.likelihood!r}, priors={{{', '.join(self.priors)}}})"
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    """Sampler settings recorded with every fit."""
+
+    draws: int
+    tune: int
+    chains: int
+    cores: int
+    random_seed: int
+    sampler: str
+    target_accept: float
+    progressbar: bool = False

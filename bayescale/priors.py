@@ -1,0 +1,390 @@
+"""Prior distributions and the data-scaled defaults.
+
+Priors are small frozen objects, one class per family, set per parameter by
+name in the published convention::
+
+    ScalingModel("chinchilla", priors={"alpha": LogNormal(mu=np.log(0.34), sigma=0.2)})
+
+Defaults are weakly informative and scaled to the run data when the model is
+fitted (see :func:`default_prior`):
+
+================  ===========================================================
+kind              default prior
+================  ===========================================================
+irreducible (E)   LogNormal(mu = log(min loss / 2), sigma = 1)
+coefficient (A)   LogNormal on the term's value at the data's centre:
+                  log(A / N0**alpha) ~ Normal(log(median loss / 4), 2),
+                  N0 = geometric mean of N in the data
+scale (N_c)       LogNormal(mu = log(N0) + 10, sigma = 5)
+exponent (alpha)  LogNormal(mu = log 0.3, sigma = 1)
+shape (R_D*)      LogNormal(mu = log 10, sigma = 1)
+sigma (noise)     HalfNormal(sigma = max(sd of log loss, 0.01))
+nu (Student-t)    Gamma(alpha = 2, beta = 0.1)
+================  ===========================================================
+
+Coefficients take a :class:`LogNormal` prior; its ``at`` argument says at
+which input value the prior describes the term (``at=None``: on A itself;
+``at=1e9``: on A / 1e9**alpha, the term's size at N = 1e9).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
+
+import numpy as np
+
+from .errors import SpecError
+
+__all__ = [
+    "Prior",
+    "Normal",
+    "LogNormal",
+    "HalfNormal",
+    "Gamma",
+    "Exponential",
+    "StudentT",
+    "Uniform",
+    "default_prior",
+    "prior_from_dict",
+]
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Base class: a prior family with named hyperparameters."""
+
+    positive: ClassVar[bool] = False
+
+    @property
+    def family(self) -> str:
+        """Family name, as in :func:`prior_from_dict`."""
+        return type(self).__name__
+
+    @property
+    def hyper(self) -> dict:
+        """Numeric hyperparameters by name (``at`` excluded)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "at"}
+
+    def to_dict(self) -> dict:
+        """Plain-data form for TOML/netCDF.
+
+        Examples
+        --------
+        >>> Normal(0.0, 1.0).to_dict()
+        {'family': 'Normal', 'mu': 0.0, 'sigma': 1.0}
+        """
+        return {"family": self.family, **{k: v for k, v in asdict(self).items() if v is not None}}
+
+    def __post_init__(self):
+        for name, value in self.hyper.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+                raise SpecError(f"{self.family}: {name} must be a number, got {value!r}")
+            if not math.isfinite(float(value)):
+                raise SpecError(f"{self.family}: {name} must be finite, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        self._check()
+
+    def _check(self):
+        pass
+
+    def _require_positive(self, *names):
+        for n in names:
+            if getattr(self, n) <= 0:
+                raise SpecError(f"{self.family}: {n} must be > 0, got {getattr(self, n)!r}")
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{k}={_fmt(v)}" for k, v in self.hyper.items())
+        return f"{self.family}({args})"
+
+    # Subclasses provide: pymc(name, hyper_tensors) and sample(rng, size).
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+@dataclass(frozen=True, repr=False)
+class Normal(Prior):
+    """Normal(mu, sigma) on the real line.
+
+    Examples
+    --------
+    >>> print(Normal(0, 2))
+    Normal(mu=0, sigma=2)
+    """
+
+    mu: float = 0.0
+    sigma: float = 1.0
+
+    def _check(self):
+        self._require_positive("sigma")
+
+    def pymc(self, name, h, **kw):
+        import pymc as pm
+
+        return pm.Normal(name, mu=h["mu"], sigma=h["sigma"], **kw)
+
+    def sample(self, rng, size=None):
+        return rng.normal(self.mu, self.sigma, size)
+
+
+@dataclass(frozen=True, repr=False)
+class LogNormal(Prior):
+    """LogNormal: log(value) ~ Normal(mu, sigma).
+
+    Parameters
+    ----------
+    mu, sigma : float
+        Mean and sd of the log.
+    at : float, optional
+        For a coefficient only: the prior is on the term's value at this
+        input (``A / at**alpha``) instead of on ``A`` itself.
+
+    Examples
+    --------
+    >>> print(LogNormal(mu=0.0, sigma=1.0, at=1e9))
+    LogNormal(mu=0, sigma=1) at 1e+09
+    """
+
+    mu: float = 0.0
+    sigma: float = 1.0
+    at: float | None = None
+    positive: ClassVar[bool] = True
+
+    def _check(self):
+        self._require_positive("sigma")
+        if self.at is not None:
+            if isinstance(self.at, bool) or not isinstance(self.at, (int, float, np.floating)) or not self.at > 0:
+                raise SpecError(f"LogNormal: at must be a positive number, got {self.at!r}")
+            object.__setattr__(self, "at", float(self.at))
+
+    def __str__(self):
+        base = super().__str__()
+        return base if self.at is None else f"{base} at {self.at:.3g}"
+
+    def pymc(self, name, h, **kw):
+        import pymc as pm
+
+        return pm.LogNormal(name, mu=h["mu"], sigma=h["sigma"], **kw)
+
+    def sample(self, rng, size=None):
+        return rng.lognormal(self.mu, self.sigma, size)
+
+
+@dataclass(frozen=True, repr=False)
+class HalfNormal(Prior):
+    """HalfNormal(sigma) on the positive reals.
+
+    Examples
+    --------
+    >>> HalfNormal(0.1).positive
+    True
+    """
+
+    sigma: float = 1.0
+    positive: ClassVar[bool] = True
+
+    def _check(self):
+        self._require_positive("sigma")
+
+    def pymc(self, name, h, **kw):
+        import pymc as pm
+
+        return pm.HalfNormal(name, sigma=h["sigma"], **kw)
+
+    def sample(self, rng, size=None):
+        return np.abs(rng.normal(0.0, self.sigma, size))
+
+
+@dataclass(frozen=True, repr=False)
+class Gamma(Prior):
+    """Gamma(alpha, beta) with shape alpha and rate beta (mean alpha / beta).
+
+    Examples
+    --------
+    >>> print(Gamma(2, 0.1))
+    Gamma(alpha=2, beta=0.1)
+    """
+
+    alpha: float = 2.0
+    beta: float = 0.1
+    positive: ClassVar[bool] = True
+
+    def _check(self):
+        self._require_positive("alpha", "beta")
+
+    def pymc(self, name, h, **kw):
+        import pymc as pm
+
+        return pm.Gamma(name, alpha=h["alpha"], beta=h["beta"], **kw)
+
+    def sample(self, rng, size=None):
+        return rng.gamma(self.alpha, 1.0 / self.beta, size)
+
+
+@dataclass(frozen=True, repr=False)
+class Exponential(Prior):
+    """Exponential(lam) with rate lam.
+
+    Examples
+    --------
+    >>> print(Exponential(10))
+    Exponential(lam=10)
+    """
+
+    lam: float = 1.0
+    positive: ClassVar[bool] = True
+
+    def _check(self):
+        self._require_positive("lam")
+
+    def pymc(self, name, h, **kw):
+        import pymc as pm
+
+        return pm.Exponential(name, lam=h["lam"], **kw)
+
+    def sample(self, rng, size=None):
+        return rng.exponential(1.0 / self.lam, size)
+
+
+@dataclass(frozen=True, repr=False)
+class StudentT(Prior):
+    """StudentT(nu, mu, sigma) on the real line.
+
+    Examples
+    --------
+    >>> print(StudentT(3, 0, 1))
+    StudentT(nu=3, mu=0, sigma=1)
+    """
+
+    nu: float = 3.0
+    mu: float = 0.0
+    sigma: float = 1.0
+
+    def _check(self):
+        self._require_positive("nu", "sigma")
+
+    def pymc(self, name, h, **kw):
+        import pymc as pm
+
+        return pm.StudentT(name, nu=h["nu"], mu=h["mu"], sigma=h["sigma"], **kw)
+
+    def sample(self, rng, size=None):
+        return self.mu + self.sigma * rng.standard_t(self.nu, size)
+
+
+@dataclass(frozen=True, repr=False)
+class Uniform(Prior):
+    """Uniform(lower, upper).
+
+    Examples
+    --------
+    >>> Uniform(0, 1).positive
+    True
+    """
+
+    lower: float = 0.0
+    upper: float = 1.0
+
+    @property
+    def positive(self):  # type: ignore[override]
+        return self.lower >= 0
+
+    def _check(self):
+        if not self.upper > self.lower:
+            raise SpecError(f"Uniform: upper ({self.upper}) must exceed lower ({self.lower})")
+
+    def pymc(self, name, h, **kw):
+        import pymc as pm
+
+        return pm.Uniform(name, lower=h["lower"], upper=h["upper"], **kw)
+
+    def sample(self, rng, size=None):
+        return rng.uniform(self.lower, self.upper, size)
+
+
+FAMILIES = {c.__name__: c for c in (Normal, LogNormal, HalfNormal, Gamma, Exponential, StudentT, Uniform)}
+
+
+def prior_from_dict(d) -> Prior:
+    """Rebuild a prior from :meth:`Prior.to_dict` output (no code is run).
+
+    Examples
+    --------
+    >>> print(prior_from_dict({"family": "Gamma", "alpha": 2, "beta": 0.1}))
+    Gamma(alpha=2, beta=0.1)
+    """
+    if not isinstance(d, dict) or "family" not in d:
+        raise SpecError(f"a prior must be a table with a 'family' key, got {d!r}")
+    fam = d["family"]
+    if fam not in FAMILIES:
+        raise SpecError(f"unknown prior family {fam!r}; valid families: {', '.join(FAMILIES)}")
+    cls = FAMILIES[fam]
+    valid = [f.name for f in fields(cls)]
+    extra = [k for k in d if k != "family" and k not in valid]
+    if extra:
+        raise SpecError(f"{fam} prior has no argument(s) {extra}; valid: {', '.join(valid)}")
+    return cls(**{k: v for k, v in d.items() if k != "family"})
+
+
+@dataclass(frozen=True)
+class DataScale:
+    """Summary of run data that the default priors are scaled to.
+
+    Attributes
+    ----------
+    centres : dict
+        Geometric mean of each centred input (``{"N": 3.1e8, ...}``).
+    min_loss, median_loss, sd_log_loss : float
+    """
+
+    centres: dict
+    min_loss: float
+    median_loss: float
+    sd_log_loss: float
+
+    @classmethod
+    def from_runs(cls, inputs: dict, loss, scaled_inputs: dict) -> "DataScale":
+        """Compute the summary from input arrays and losses."""
+        loss = np.asarray(loss, dtype=float)
+        centres = {k: float(np.exp(np.mean(np.log(inputs[k])))) for k in set(scaled_inputs.values())}
+        return cls(centres, float(loss.min()), float(np.median(loss)), float(np.std(np.log(loss))))
+
+
+def default_prior(kind: str, scale: DataScale, scales_with=None) -> Prior:
+    """The weakly informative, data-scaled default prior of a parameter kind.
+
+    Parameters
+    ----------
+    kind : str
+        Parameter kind (``irreducible``, ``coefficient``, ``scale``,
+        ``exponent``, ``shape``, ``sigma``, ``nu``).
+    scale : DataScale
+    scales_with : tuple, optional
+        The parameter's declared scaling, for coefficients and scales.
+
+    Examples
+    --------
+    >>> s = DataScale({"N": 1e9}, min_loss=2.0, median_loss=3.0, sd_log_loss=0.2)
+    >>> print(default_prior("irreducible", s))
+    LogNormal(mu=0, sigma=1)
+    >>> print(default_prior("coefficient", s, ("N", "alpha")))
+    LogNormal(mu=-0.2877, sigma=2) at 1e+09
+    """
+    if kind == "irreducible":
+        return LogNormal(mu=math.log(scale.min_loss / 2), sigma=1.0)
+    if kind == "coefficient":
+        return LogNormal(mu=math.log(scale.median_loss / 4), sigma=2.0, at=scale.centres[scales_with[0]])
+    if kind == "scale":
+        return LogNormal(mu=math.log(scale.centres[scales_with[0]]) + 10.0, sigma=5.0)
+    if kind == "exponent":
+        return LogNormal(mu=math.log(0.3), sigma=1.0)
+    if kind == "shape":
+        return LogNormal(mu=math.log(10.0), sigma=1.0)
+    if kind == "sigma":
+        return HalfNormal(sigma=max(scale.sd_log_loss, 0.01))
+    if kind == "nu":
+        return Gamma(alpha=2.0, beta=0.1)
+    raise SpecError(f"unknown parameter kind {kind!r}")

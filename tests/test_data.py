@@ -1,0 +1,297 @@
+"""Tests of bayescale.data: loading and validating run data."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale.data
+from bayescale.data import RunData, load_runs
+from bayescale.errors import DataError
+
+
+def good_frame(n=6, **extra):
+    df = pd.DataFrame({
+        "N": np.geomspace(1e8, 1e10, n),
+        "D": np.geomspace(2e9, 2e11, n),
+        "loss": np.linspace(3.2, 2.2, n),
+    })
+    for k, v in extra.items():
+        df[k] = v
+    return df
+
+
+def problems(df, **kw):
+    with pytest.raises(DataError) as info:
+        load_runs(df, **kw)
+    return str(info.value)
+
+
+# --- one test per kind of bad input -------------------------------------------------------
+
+
+def test_missing_column_lists_present_columns_and_hint():
+    msg = problems(pd.DataFrame({"params": [1e8, 2e8], "tokens": [1e9, 2e9], "loss": [3.0, 2.9]}))
+    assert "missing required column 'N'" in msg and "missing required column 'D'" in msg
+    assert "'params', 'tokens', 'loss'" in msg
+    assert "columns={'params': 'N'}" in msg and "columns={'tokens': 'D'}" in msg
+
+
+def test_missing_loss_always_required():
+    msg = problems(pd.DataFrame({"N": [1e8], "D": [1e9]}), require=())
+    assert "missing required column 'loss'" in msg
+
+
+def test_nan_names_row_and_column():
+    df = good_frame()
+    df.loc[3, "loss"] = np.nan
+    msg = problems(df)
+    assert "row 3, column 'loss': missing value (NaN)" in msg
+
+
+def test_inf_names_row_column_and_value():
+    df = good_frame()
+    df.loc[2, "D"] = np.inf
+    df.loc[4, "N"] = -np.inf
+    msg = problems(df)
+    assert "row 2, column 'D': inf is not finite" in msg
+    assert "row 4, column 'N': -inf is not finite" in msg
+    assert "row 4, column 'N': -inf is not positive" not in msg  # reported once
+
+
+def test_non_positive_N():
+    df = good_frame()
+    df.loc[1, "N"] = -5.0
+    df.loc[2, "N"] = 0.0
+    msg = problems(df)
+    assert "row 1, column 'N': -5.0 is not positive" in msg
+    assert "row 2, column 'N': 0.0 is not positive" in msg
+
+
+def test_non_positive_D():
+    df = good_frame()
+    df.loc[5, "D"] = -1e9
+    assert "row 5, column 'D': -1000000000.0 is not positive" in problems(df)
+
+
+def test_non_positive_loss():
+    df = good_frame()
+    df.loc[0, "loss"] = 0.0
+    assert "row 0, column 'loss': 0.0 is not positive" in problems(df)
+
+
+def test_non_positive_C_and_U():
+    df = good_frame(C=1e20, U=1e9)
+    df.loc[1, "C"] = -1.0
+    df.loc[2, "U"] = 0.0
+    msg = problems(df)
+    assert "row 1, column 'C': -1.0 is not positive" in msg
+    assert "row 2, column 'U': 0.0 is not positive" in msg
+
+
+def test_D_less_than_U():
+    df = good_frame(U=1e9)
+    df.loc[2, "U"] = 5e11
+    msg = problems(df, require=("N", "D", "U"))
+    assert "row 2, columns 'D', 'U'" in msg
+    assert f"D = {float(df.loc[2, 'D'])!r} is less than U = 500000000000.0" in msg
+    assert "unique tokens cannot exceed tokens seen" in msg
+
+
+def test_too_few_runs():
+    msg = problems(good_frame(3), min_runs=5)
+    assert "3 runs, but the law has 5 parameters; need at least 5 runs" in msg
+    load_runs(good_frame(5), min_runs=5)
+
+
+def test_string_in_numeric_column():
+    df = good_frame()
+    df["N"] = df["N"].astype(object)
+    df.loc[4, "N"] = "7B"
+    df.loc[1, "N"] = "1e9"  # numeric text is accepted
+    msg = problems(df)
+    assert "row 4, column 'N': text '7B' is not a number" in msg
+    assert "row 1" not in msg
+
+
+def test_string_in_csv_column(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("N,D,loss\n1e8,2e9,3.0\nbig,4e9,2.8\n4e8,,2.6\n")
+    msg = problems(path)
+    assert "runs.csv has 2 problems (rows numbered from 0, after the header line):" in msg
+    assert "row 1, column 'N': text 'big' is not a number" in msg
+    assert "row 2, column 'D': missing value (NaN)" in msg
+
+
+def test_boolean_in_numeric_column():
+    df = good_frame()
+    df["loss"] = df["loss"].astype(object)
+    df.loc[2, "loss"] = True
+    msg = problems(df)
+    assert "row 2, column 'loss': boolean True is not a number" in msg
+    msg = problems(good_frame(2, U=[True, False]), require=())
+    assert "row 0, column 'U': boolean True is not a number" in msg
+    assert "row 1, column 'U': boolean False is not a number" in msg
+
+
+def test_empty_frame():
+    msg = problems(good_frame().iloc[:0])
+    assert "the data has no rows" in msg and "'N', 'D', 'loss'" in msg
+    assert "no rows" in problems(pd.DataFrame())
+
+
+def test_unknown_mapping_key_lists_columns():
+    msg = problems(good_frame(), columns={"Model Size": "N"})
+    assert "columns= maps 'Model Size', but there is no such column" in msg
+    assert "columns present: 'N', 'D', 'loss'" in msg
+
+
+def test_non_canonical_mapping_target_lists_canonical_names():
+    df = good_frame().rename(columns={"N": "params"})
+    msg = problems(df, columns={"params": "n_params"})
+    assert "maps 'params' to 'n_params', which is not a canonical name" in msg
+    assert "N, D, C, U, loss, group" in msg
+
+
+def test_two_columns_mapped_to_one_name():
+    msg = problems(good_frame(params=1e9), columns={"params": "N"})
+    assert "more than one column is named (or mapped to) 'N'" in msg
+
+
+# --- whole-error behaviour ------------------------------------------------------------------
+
+
+def test_all_problems_listed_in_one_error_in_row_order():
+    df = good_frame(U=1e9)
+    df["D"] = df["D"].astype(object)
+    df.loc[0, "loss"] = np.nan
+    df.loc[1, "N"] = -1.0
+    df.loc[2, "D"] = "lots"
+    df.loc[3, "U"] = np.inf
+    df.loc[4, "U"] = 1e12
+    with pytest.raises(DataError) as info:
+        load_runs(df, min_runs=10)
+    err = info.value
+    assert len(err.problems) == 6
+    assert str(err).startswith("Run data has 6 problems:")
+    assert err.problems[0].startswith("6 runs, but the law has 10 parameters")
+    assert [p.split(",")[0] for p in err.problems[1:]] == ["row 0", "row 1", "row 2", "row 3", "row 4"]
+
+
+def test_problem_list_is_capped():
+    df = pd.DataFrame({"N": -np.ones(10_000), "D": np.ones(10_000), "loss": np.ones(10_000)})
+    err = pytest.raises(DataError, load_runs, df).value
+    assert "Run data has 10000 problems" in str(err)
+    assert len(err.problems) == 51 and err.problems[-1] == "... and 9950 more"
+
+
+def test_labels_use_the_users_column_name_and_index():
+    df = good_frame(3).rename(columns={"N": "Model Size"})
+    df.index = ["run-a", "run-b", "run-c"]
+    df.loc["run-b", "Model Size"] = -2.0
+    msg = problems(df, columns={"Model Size": "N"})
+    assert "row 'run-b', column 'Model Size' (N): -2.0 is not positive" in msg
+
+
+def test_derived_D_is_checked_only_when_its_sources_are_good():
+    df = pd.DataFrame({"N": [1e8, -1.0], "C": [1e19, 1e19], "loss": [3.0, 2.0]})
+    msg = problems(df)
+    assert "row 1, column 'N'" in msg and "'D'" not in msg
+
+
+def test_missing_D_hints_derivation():
+    df = pd.DataFrame({"N": [1e8], "C": [1e19], "loss": [3.0]})
+    assert "derive_D_from_C=True" in problems(df, derive_D_from_C=False)
+
+
+# --- successful loads -----------------------------------------------------------------------
+
+
+def test_D_from_C_is_exact_and_both_kept():
+    N = np.array([7.5e7, 1e9, 1.6e10])
+    C = np.array([1.1e18, 3.3e20, 1.3e22])
+    runs = load_runs(pd.DataFrame({"Model Size": N, "Training FLOP": C, "loss": [3.0, 2.5, 2.1]}),
+                     columns={"Model Size": "N", "Training FLOP": "C"})
+    np.testing.assert_array_equal(runs.inputs("D")["D"], C / (6 * N))
+    assert runs.has("C") and runs.has("D") and runs.derived == ("D",)
+
+
+def test_C_from_N_D():
+    runs = load_runs(good_frame(), require=("C",))
+    np.testing.assert_array_equal(runs.inputs("C")["C"], 6 * runs.inputs("N")["N"] * runs.inputs("D")["D"])
+    assert runs.derived == ("C",)
+
+
+def test_csv_and_parquet_round_trip(tmp_path):
+    df = good_frame(group=["a", "b", "a", "c", "b", "a"], note=list("uvwxyz"))
+    df.to_csv(tmp_path / "runs.csv", index=False)
+    df.to_parquet(tmp_path / "runs.parquet")
+    expected = load_runs(df).frame
+    for name in ("runs.csv", "runs.parquet"):
+        got = load_runs(tmp_path / name)
+        pd.testing.assert_frame_equal(got.frame, expected)
+        assert load_runs(str(tmp_path / name)).n_runs == 6
+
+
+def test_bad_paths(tmp_path):
+    assert "no such file" in problems(tmp_path / "absent.csv")
+    (tmp_path / "runs.txt").write_text("N,D,loss\n")
+    msg = problems(tmp_path / "runs.txt")
+    assert "runs.txt" in msg and ".csv, .parquet" in msg
+
+
+def test_index_preserved_and_nothing_dropped():
+    df = good_frame(group=[1, 2, 1, 2, 3, 3], note=list("abcdef"))
+    df.index = [10, 7, 33, 2, 5, 99]
+    runs = load_runs(df)
+    out = runs.frame
+    assert list(out.index) == [10, 7, 33, 2, 5, 99]
+    assert list(out.columns) == ["N", "D", "loss", "group", "note", "C"]
+    assert list(out["note"]) == list("abcdef")
+    np.testing.assert_array_equal(out["N"], df["N"])
+    assert runs.groups == ("1", "2", "3")
+    np.testing.assert_array_equal(runs.group_index, [0, 1, 0, 1, 2, 2])
+    assert all(out[c].dtype == np.float64 for c in ("N", "D", "loss", "C"))
+
+
+def test_integer_columns_become_float():
+    runs = load_runs(pd.DataFrame({"N": [100, 200], "D": [1000, 3000], "loss": [3, 2]}))
+    assert runs.frame["N"].dtype == np.float64 and runs.loss.tolist() == [3.0, 2.0]
+
+
+def test_rundata_accessors():
+    runs = load_runs(good_frame())
+    assert len(runs) == runs.n_runs == 6
+    assert runs.groups is None and runs.group_index.tolist() == [0] * 6
+    arrays = runs.inputs(["N", "D"])
+    assert set(arrays) == {"N", "D"} and arrays["N"].dtype == np.float64
+    arrays["N"][:] = 0  # copies: the RunData is unchanged
+    view, copy = runs.frame, runs.to_frame()
+    view["N"], copy["N"] = 0.0, 0.0
+    assert runs.inputs("N")["N"].min() > 0
+    with pytest.raises(DataError, match="missing column 'U'"):
+        runs.inputs("U")
+    assert repr(runs).startswith("RunData(6 runs; columns N, D, loss, C (derived); N 1e+08–1e+10")
+
+
+def test_load_runs_is_idempotent_and_rechecks():
+    runs = load_runs(good_frame(3))
+    assert load_runs(runs) is runs
+    assert "missing required column 'U'" in problems(runs, require=("N", "D", "U"))
+    assert "3 runs, but the law has 5 parameters" in problems(runs, min_runs=5)
+    assert RunData(good_frame(3)).n_runs == 3
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="not canonical"):
+        load_runs(good_frame(), require=("params",))
+    with pytest.raises(TypeError):
+        load_runs([1, 2, 3])
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(bayescale.data)
+    assert result.attempted > 0 and result.failed == 0

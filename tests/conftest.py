@@ -1,0 +1,47 @@
+"""Shared fixtures: fitted models are expensive (a cold compile is ~20 s), so fit once per session."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+
+TRUE_CHINCHILLA = dict(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_runs():
+    """The 240 Chinchilla runs the published replication keeps."""
+    return bs.datasets.load_chinchilla(drop_outliers=True)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_fit(chinchilla_runs):
+    """Default model on the 240 Chinchilla runs, seed 1, 4 chains x 1000 draws."""
+    return bs.ScalingModel("chinchilla").fit(chinchilla_runs, random_seed=1)
+
+
+def simulate_chinchilla(params=TRUE_CHINCHILLA, n_runs=120, sigma=0.01, seed=0, nu=None):
+    """Synthetic runs on a log-uniform (N, D) design with noise on log loss."""
+    rng = np.random.default_rng(seed)
+    N = 10 ** rng.uniform(7.5, 10.5, n_runs)
+    D = N * 10 ** rng.uniform(0.3, 2.3, n_runs)
+    law = bs.get_law("chinchilla")
+    noise = rng.standard_t(nu, n_runs) if nu else rng.standard_normal(n_runs)
+    loss = law.loss({"N": N, "D": D}, params) * np.exp(sigma * noise)
+    return pd.DataFrame({"N": N, "D": D, "loss": loss})
+
+
+@pytest.fixture(scope="session")
+def synthetic_runs():
+    return simulate_chinchilla()
+
+
+@pytest.fixture(scope="session")
+def synthetic_fit(synthetic_runs):
+    """Default model on synthetic Chinchilla-form runs with known parameters (TRUE_CHINCHILLA)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        return bs.ScalingModel("chinchilla").fit(synthetic_runs, random_seed=2)

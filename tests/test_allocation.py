@@ -1,0 +1,156 @@
+"""Compute-optimal allocation: array layer (any parameter draws) and ScalingFit.allocate."""
+
+import numpy as np
+import pytest
+
+import bayescale as bs
+from bayescale.allocation import chinchilla_optimum, crossover_compute, optimal_allocation
+
+BUDGETS = np.logspace(18, 28, 11)
+# With a 1e12-token cap, budgets past ~1e26 need hundreds of epochs, where the data-constrained law is
+# flat in N (both effective counts saturate) and has no interior optimum; stay below that.
+MODERATE = np.logspace(18, 25, 8)
+
+
+def chinchilla_draws(n=200, seed=0):
+    """Parameter draws spread like the posterior of the 240 Chinchilla runs (wider, to exercise the optimiser)."""
+    rng = np.random.default_rng(seed)
+    return dict(E=rng.uniform(1.7, 1.9, n), A=np.exp(rng.normal(np.log(482), 0.3, n)),
+                B=np.exp(rng.normal(np.log(2085), 0.6, n)), alpha=rng.uniform(0.3, 0.4, n),
+                beta=rng.uniform(0.3, 0.42, n))
+
+
+def dc_draws(n=50, seed=1):
+    p = chinchilla_draws(n, seed)
+    p.update(R_D=np.full(n, 15.39), R_N=np.full(n, 5.31))
+    return p
+
+
+# ------------------------------------------------------------------ array layer
+def test_numerical_agrees_with_closed_form_on_chinchilla():
+    p = chinchilla_draws()
+    closed = optimal_allocation("chinchilla", p, BUDGETS)
+    num = optimal_allocation("chinchilla", p, BUDGETS, method="numerical")
+    assert closed["N"].shape == num["N"].shape == (200, 11)
+    # The issue asks for 1e-4 relative; golden-section refines log N to ~1e-8.
+    np.testing.assert_allclose(num["N"], closed["N"], rtol=1e-4)
+    np.testing.assert_allclose(num["D"], closed["D"], rtol=1e-4)
+    np.testing.assert_allclose(num["loss"], closed["loss"], rtol=1e-10)
+
+
+def test_closed_form_matches_chinchilla_optimum_and_is_a_minimum():
+    p = chinchilla_draws(20)
+    out = optimal_allocation("chinchilla", p, 5.88e23)
+    n, d = chinchilla_optimum(p, 5.88e23)
+    np.testing.assert_allclose(out["N"], n, rtol=1e-12)
+    law = bs.get_law("chinchilla")
+    for f in (0.98, 1.02):  # moving N by 2% at fixed compute must cost loss
+        other = law.loss({"N": out["N"] * f, "D": out["D"] / f}, p)
+        assert np.all(other > out["loss"])
+
+
+@pytest.mark.parametrize("law", ["chinchilla", "kaplan", "data_constrained"])
+def test_allocations_respect_the_compute_budget(law):
+    p = dc_draws() if law == "data_constrained" else (
+        chinchilla_draws(50) if law == "chinchilla" else
+        dict(N_c=np.full(50, 8.8e13), D_c=np.full(50, 5.4e13), alpha_N=np.linspace(0.07, 0.08, 50),
+             alpha_D=np.full(50, 0.095)))
+    for k in (6.0, 8.0):
+        for cap in (None, 1e12):
+            out = optimal_allocation(law, p, MODERATE, flops_per_param_token=k, max_unique_tokens=cap)
+            np.testing.assert_allclose(k * out["N"] * out["D"], np.broadcast_to(MODERATE, (50, 8)), rtol=1e-9)
+
+
+def test_layout_is_params_shape_then_budget_shape():
+    p = chinchilla_draws(12)
+    assert optimal_allocation("chinchilla", p, 1e24)["N"].shape == (12,)
+    assert optimal_allocation("chinchilla", p, [1e23, 1e24, 1e25])["N"].shape == (12, 3)
+    p2 = {k: v.reshape(3, 4) for k, v in p.items()}
+    out = optimal_allocation("chinchilla", p2, [1e23, 1e24])
+    assert out["N"].shape == (3, 4, 2)
+    np.testing.assert_allclose(out["N"][1, 2, 1], optimal_allocation("chinchilla", p, 1e24)["N"][6])
+    scalar = {k: float(v[0]) for k, v in p.items()}
+    assert optimal_allocation("chinchilla", scalar, 1e24)["N"].shape == ()
+
+
+def test_numerical_optimum_of_kaplan_matches_its_closed_form():
+    # L = ((N_c/N)^(aN/aD) + D_c k N / C)^aD is minimised where d/dN of the bracket vanishes:
+    # N* = (r x / y)^(1/(r+1)), r = aN/aD, x = N_c^r, y = D_c k / C.
+    p = dict(N_c=8.8e13, D_c=5.4e13, alpha_N=0.076, alpha_D=0.095)
+    out = optimal_allocation("kaplan", p, BUDGETS)
+    r = p["alpha_N"] / p["alpha_D"]
+    expected = (r * p["N_c"] ** r / (p["D_c"] * 6.0 / BUDGETS)) ** (1 / (r + 1))
+    np.testing.assert_allclose(out["N"], expected, rtol=1e-4)
+
+
+def test_data_constrained_without_cap_reduces_to_chinchilla():
+    # With fresh data only (U = D) the excess-parameter penalty vanishes exactly at the Chinchilla
+    # optimum and only raises the loss elsewhere, so both laws share the optimum.
+    p = dc_draws()
+    dc = optimal_allocation("data_constrained", p, BUDGETS)
+    ch = optimal_allocation("chinchilla", p, BUDGETS)
+    np.testing.assert_allclose(dc["N"], ch["N"], rtol=1e-4)
+    np.testing.assert_allclose(dc["loss"], ch["loss"], rtol=1e-9)
+    assert np.all(dc["epochs"] == 1.0) and not dc["data_bound"].any()
+
+
+def test_data_cap_without_repetition_term_caps_tokens():
+    p = chinchilla_draws(50)
+    cap = 1e12
+    free = optimal_allocation("chinchilla", p, BUDGETS)
+    capped = optimal_allocation("chinchilla", p, BUDGETS, max_unique_tokens=cap)
+    bound = free["D"] > cap
+    assert bound.any() and (~bound).any()
+    np.testing.assert_array_equal(capped["data_bound"], bound)
+    np.testing.assert_allclose(capped["D"][bound], cap, rtol=1e-12)
+    np.testing.assert_allclose(capped["N"][bound], (BUDGETS / 6 / cap * np.ones_like(free["N"]))[bound])
+    np.testing.assert_allclose(capped["N"][~bound], free["N"][~bound], rtol=1e-12)
+    assert np.all(capped["loss"][bound] > free["loss"][bound])
+
+
+def test_data_cap_with_repetition_is_between_fresh_and_capped_plans():
+    p = dc_draws()
+    cap = 1e12
+    law = bs.get_law("data_constrained")
+    free = optimal_allocation(law, p, MODERATE)
+    rep = optimal_allocation(law, p, MODERATE, max_unique_tokens=cap)
+    assert np.all(rep["U"] <= cap * (1 + 1e-12))
+    bound = rep["data_bound"]
+    assert bound.any()
+    # Repeating data helps: trains on more than U tokens, more than one epoch.
+    assert np.all(rep["epochs"][bound] > 1.0) and np.all(rep["D"][bound] > cap)
+    # No better than unlimited fresh data; no worse than stopping at one epoch of U.
+    assert np.all(rep["loss"] >= free["loss"] * (1 - 1e-12))
+    one_epoch_n = MODERATE / 6 / cap
+    one_epoch = law.loss({"N": one_epoch_n, "D": np.full(MODERATE.shape, cap), "U": cap},
+                         {k: v[:, None] for k, v in p.items()})
+    assert np.all(rep["loss"][bound] <= one_epoch[bound] * (1 + 1e-12))
+
+
+def test_crossover_compute_closed_form_and_bisection_agree():
+    p = dc_draws(20)
+    caps = np.array([1e11, 1e12, 1e13])
+    closed = crossover_compute("chinchilla", p, caps)
+    assert closed.shape == (20, 3)
+    # At the crossover the optimal plan uses exactly U tokens.
+    d = optimal_allocation("chinchilla", {k: v[:, None] for k, v in p.items()}, closed)["D"]
+    # (params (20,1) broadcast against budgets (20,3) -> (20,1,20,3); take the matched diagonal)
+    d = d[np.arange(20), 0, np.arange(20), :]
+    np.testing.assert_allclose(d, np.broadcast_to(caps, (20, 3)), rtol=1e-9)
+    numeric = crossover_compute("data_constrained", p, caps)
+    np.testing.assert_allclose(numeric, closed, rtol=1e-3)
+
+
+def test_bad_inputs_raise_clear_errors():
+    p = chinchilla_draws(3)
+    with pytest.raises(bs.SpecError, match="N and D"):
+        optimal_allocation("power_c", dict(E=1.0, K=1.0, gamma=0.1), 1e24)
+    with pytest.raises(ValueError, match="budget must be positive"):
+        optimal_allocation("chinchilla", p, [1e24, -1.0])
+    with pytest.raises(ValueError, match="max_unique_tokens"):
+        optimal_allocation("chinchilla", p, 1e24, max_unique_tokens=0)
+    with pytest.raises(bs.SpecError, match="beta"):
+        optimal_allocation("chinchilla", {k: v for k, v in p.items() if k != "beta"}, 1e24)
+    with pytest.raises(bs.SpecError, match="no closed-form"):
+        optimal_allocation("kaplan", dict(N_c=1.0, D_c=1.0, alpha_N=0.1, alpha_D=0.1), 1e24,
+                           method="closed_form")

@@ -87,6 +87,16 @@ class _PyTensorBackend:
         return out
 
 
+def _as_float64_tensor(value):
+    """Numbers become float64 constants (PyTensor would make 400.0 a float32 constant)."""
+    from pytensor.graph.basic import Variable
+    import pytensor.tensor as pt
+
+    if isinstance(value, Variable):
+        return value
+    return pt.as_tensor_variable(np.asarray(value, dtype="float64"))
+
+
 NUMPY = _NumpyBackend()
 PYTENSOR = _PyTensorBackend()
 
@@ -193,6 +203,8 @@ class Law:
             )
         args = {k: inputs[k] for k in self.inputs}
         args.update({k: params[k] for k in self.param_names})
+        if xp is PYTENSOR:
+            args = {k: _as_float64_tensor(v) for k, v in args.items()}
         return self.function(xp, **args)
 
     def loss(self, inputs: Mapping, params: Mapping):

@@ -150,8 +150,13 @@ def find_mode(graph: Graph, rng, n_starts=N_STARTS):
             i += size
         return parts
 
+    from pymc.logprob.utils import ParameterValueError
+
     def objective(x):
-        out = graph.logp_grad(*unravel(x))
+        try:
+            out = graph.logp_grad(*unravel(x))
+        except ParameterValueError:  # a trial point outside the support (e.g. nu underflowed to 0)
+            return 1e300, np.zeros_like(x)
         val = -float(out[0])
         grad = -np.concatenate([np.ravel(g) for g in out[1:]])
         if not np.isfinite(val) or not np.all(np.isfinite(grad)):

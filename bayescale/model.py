@@ -49,6 +49,20 @@ class ScalingModel:
         ``nu`` (its degrees of freedom).
     likelihood : {"student_t", "normal"}
         Distribution of log loss around the law.
+    pooling : dict or Pooling, optional
+        How law parameters vary across the runs' ``group`` column:
+        ``{"E": "partial", "A": "partial"}``; each one ``"shared"`` (default),
+        ``"partial"`` (partial pooling towards a population value, with
+        hyperparameters ``<name>_pop`` and ``<name>_group_sd``) or
+        ``"independent"``. See :mod:`bayescale.hierarchy`. With partial
+        pooling the prior of a parameter is the prior of its population value;
+        ``priors`` may also set ``<name>_group_sd``.
+
+    Attributes
+    ----------
+    name, description : str or None
+        Set when the model comes from a spec (:meth:`from_spec`).
+    references : tuple of str
 
     Examples
     --------
@@ -56,14 +70,23 @@ class ScalingModel:
     >>> model = bs.ScalingModel("chinchilla", priors={"alpha": bs.priors.LogNormal(-1.1, 0.5)})
     >>> model.param_names
     ('E', 'A', 'B', 'alpha', 'beta', 'sigma', 'nu')
+    >>> bs.ScalingModel("chinchilla", pooling={"E": "partial"}).published_names
+    ('E', 'A', 'B', 'alpha', 'beta', 'sigma', 'nu', 'E_pop', 'E_group_sd')
     """
 
-    def __init__(self, law="chinchilla", *, priors=None, likelihood="student_t"):
+    def __init__(self, law="chinchilla", *, priors=None, likelihood="student_t", pooling=None):
+        from .hierarchy import Pooling
+
         self.law: Law = get_law(law)
         if likelihood not in LIKELIHOODS:
             raise SpecError(f"unknown likelihood {likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
         self.likelihood = likelihood
+        self.pooling = Pooling(pooling)
+        self.pooling.check(self.law.param_names, self.param_names)
         self.priors = dict(priors or {})
+        self.name = None
+        self.description = None
+        self.references = ()
         self._check_priors()
 
     # ----------------------------------------------------------------- settings
@@ -73,16 +96,71 @@ class ScalingModel:
         noise = ("sigma", "nu") if self.likelihood == "student_t" else ("sigma",)
         return self.law.param_names + noise
 
+    @property
+    def hierarchical(self) -> bool:
+        """True when some parameter varies by group."""
+        return bool(self.pooling)
+
+    def pooling_of(self, name: str) -> str:
+        """``"shared"``, ``"partial"`` or ``"independent"`` for a law parameter."""
+        return self.pooling[name]
+
+    @property
+    def varying_names(self) -> tuple:
+        """Law parameters whose published values differ by group.
+
+        Those pooled ``partial`` or ``independent``, and coefficients whose
+        exponent varies (their size at the data's centre may be shared, the
+        published coefficient then still differs by group).
+        """
+        out = []
+        for p in self.law.parameters:
+            varies = self.pooling[p.name] != "shared"
+            if p.scales_with is not None and isinstance(p.scales_with[1], str):
+                varies = varies or self.pooling[p.scales_with[1]] != "shared"
+            if varies:
+                out.append(p.name)
+        return tuple(out)
+
+    @property
+    def hyper_names(self) -> tuple:
+        """Population parameters: ``<name>_pop`` and ``<name>_group_sd`` per partially pooled parameter."""
+        from .hierarchy import pop_name, sd_name
+
+        partial = [n for n in self.law.param_names if self.pooling[n] == "partial"]
+        return tuple(f(n) for n in partial for f in (pop_name, sd_name))
+
+    @property
+    def prior_names(self) -> tuple:
+        """Names that take a prior: :attr:`param_names` and the ``<name>_group_sd`` hyperparameters."""
+        from .hierarchy import SD_SUFFIX
+
+        return self.param_names + tuple(n for n in self.hyper_names if n.endswith(SD_SUFFIX))
+
+    @property
+    def published_names(self) -> tuple:
+        """Variables of the posterior: :attr:`param_names` then :attr:`hyper_names`."""
+        return self.param_names + self.hyper_names
+
     def kind(self, name: str) -> str:
         """Kind of a parameter (decides its default prior)."""
+        from .hierarchy import SD_SUFFIX
+
         if name in NOISE_KINDS and name not in self.law.param_names:
             return NOISE_KINDS[name]
+        if name.endswith(SD_SUFFIX) and name in self.hyper_names:
+            return "group_sd"
         return self.law.parameter(name).kind
 
     def _check_priors(self):
-        valid = self.param_names
+        from .hierarchy import POP_SUFFIX
+
+        valid = self.prior_names
         for name, prior in self.priors.items():
             if name not in valid:
+                if name.endswith(POP_SUFFIX) and name[: -len(POP_SUFFIX)] in self.law.param_names:
+                    raise SpecError(f"set the prior of {name[: -len(POP_SUFFIX)]!r} instead of {name!r}: with "
+                                    "partial pooling it is the prior of the population value")
                 raise SpecError(f"no parameter {name!r} to set a prior on; valid names: {', '.join(valid)}")
             if not isinstance(prior, Prior):
                 raise SpecError(
@@ -122,10 +200,14 @@ class ScalingModel:
         return DataScale.from_runs(runs.inputs(self.law.inputs), runs.loss, self.law.scaled_inputs)
 
     def _resolve(self, scale: DataScale) -> dict:
+        from .hierarchy import SD_SUFFIX, default_group_sd_prior
+
         out = {}
-        for name in self.param_names:
+        for name in self.prior_names:
             if name in self.priors:
                 out[name] = self.priors[name]
+            elif self.kind(name) == "group_sd":
+                out[name] = default_group_sd_prior(self.kind(name[: -len(SD_SUFFIX)]))
             else:
                 kind = self.kind(name)
                 sw = self.law.parameter(name).scales_with if name in self.law.param_names else None
@@ -135,7 +217,8 @@ class ScalingModel:
     def _runs(self, runs, columns=None):
         from .data import load_runs
 
-        return load_runs(runs, columns=columns, require=self.law.inputs, min_runs=len(self.param_names))
+        require = self.law.inputs + (("group",) if self.hierarchical else ())
+        return load_runs(runs, columns=columns, require=require, min_runs=len(self.param_names))
 
     # ---------------------------------------------------------------- fitting
     def fit(self, runs, *, draws=1000, tune=1000, chains=4, cores=None, random_seed=None, sampler="nutpie",
@@ -190,50 +273,91 @@ class ScalingModel:
 
     # ------------------------------------------------------------ persistence
     def to_dict(self) -> dict:
-        """Plain-data specification (law name, user priors, likelihood).
+        """Plain-data specification, the same tables as a TOML spec in ``models/``.
+
+        Law (a shipped law's name, or the formula table of a custom law),
+        likelihood, user priors, and when set: pooling, name, description,
+        references.
 
         Examples
         --------
         >>> ScalingModel("power_n").to_dict()
         {'law': 'power_n', 'likelihood': 'student_t', 'priors': {}}
+        >>> ScalingModel("power_n", pooling={"E": "partial"}).to_dict()["pooling"]
+        {'E': 'partial'}
         """
-        return {
-            "law": self.law.name,
+        law = self.law.to_dict() if hasattr(self.law, "to_dict") else self.law.name
+        out = {
+            "law": law,
             "likelihood": self.likelihood,
             "priors": {k: v.to_dict() for k, v in self.priors.items()},
         }
+        if self.pooling:
+            out["pooling"] = self.pooling.to_dict()
+        for key in ("name", "description"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        if self.references:
+            out["references"] = list(self.references)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "ScalingModel":
-        """Inverse of :meth:`to_dict`.
+        """Inverse of :meth:`to_dict`; checks every key (see :func:`bayescale.specs.model_from_dict`).
 
         Examples
         --------
         >>> ScalingModel.from_dict({"law": "kaplan", "likelihood": "normal", "priors": {}}).likelihood
         'normal'
         """
-        from .priors import prior_from_dict
+        from .specs import model_from_dict
 
-        if not isinstance(d, dict) or "law" not in d:
-            raise SpecError(f"a model specification needs a 'law'; got {d!r}")
-        priors = {k: prior_from_dict(v) for k, v in (d.get("priors") or {}).items()}
-        return cls(d["law"], priors=priors, likelihood=d.get("likelihood", "student_t"))
+        return model_from_dict(d)
+
+    @classmethod
+    def from_spec(cls, spec) -> "ScalingModel":
+        """A model from a TOML spec: a shipped spec's name or a path to a ``.toml`` file.
+
+        See :mod:`bayescale.specs` for the format and
+        :func:`bayescale.specs.available_specs` for the shipped names.
+
+        Examples
+        --------
+        >>> m = ScalingModel.from_spec("chinchilla")
+        >>> m.law.name, m.name
+        ('chinchilla', 'chinchilla')
+        """
+        from .specs import load_spec
+
+        return load_spec(spec)
 
     # ---------------------------------------------------------------- display
     def __str__(self) -> str:
         lines = [
             f"ScalingModel: {self.law.name} law, {LIKELIHOODS[self.likelihood]}",
             f"  L = {self.law.formula}",
-            "  priors:",
         ]
-        for name in self.param_names:
+        if self.name:
+            lines.insert(1, f"  spec {self.name!r}" + (f": {self.description}" if self.description else ""))
+        if self.pooling:
+            lines.append("  by group: " + ", ".join(f"{k} {v}" for k, v in self.pooling.to_dict().items())
+                         + "; other parameters shared")
+        lines.append("  priors:")
+        width = max(8, *(len(n) for n in self.prior_names))
+        for name in self.prior_names:
             p = self.priors.get(name)
-            lines.append(f"    {name:<8} {p if p is not None else 'data-scaled default (set at fit time)'}")
+            if p is None and self.kind(name) == "group_sd":
+                from .hierarchy import SD_SUFFIX, default_group_sd_prior
+
+                p = f"default {default_group_sd_prior(self.kind(name[: -len(SD_SUFFIX)]))}"
+            lines.append(f"    {name:<{width}} {p if p is not None else 'data-scaled default (set at fit time)'}")
         lines.append("Next: fit = model.fit(runs); then fit.summary(), fit.predict(new_runs)")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"ScalingModel(law={self.law.name!r}, likelihood={self.likelihood!r}, priors={{{', '.join(self.priors)}}})"
+        pooling = f", pooling={self.pooling.to_dict()!r}" if self.pooling else ""
+        return (f"ScalingModel(law={self.law.name!r}, likelihood={self.likelihood!r}, "
+                f"priors={{{', '.join(self.priors)}}}{pooling})")
 
 
 @dataclass(frozen=True)

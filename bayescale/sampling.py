@@ -39,16 +39,20 @@ class Graph:
 _CACHE: dict = {}
 
 
-def _key(smodel, priors):
-    return (smodel.law.name, smodel.law.function, smodel.likelihood,
-            tuple((n, type(p).__name__) for n, p in priors.items()))
+def _key(smodel, priors, n_groups=1):
+    # The number of groups sizes free variables (nutpie fixes the dimension at compile time), so it is
+    # part of the structure; every other data-dependent value is pm.Data.
+    pooling = tuple((n, smodel.pooling_of(n)) for n in smodel.law.param_names)
+    return (smodel.law.name, smodel.law.function, smodel.law.parameters, smodel.likelihood,
+            tuple((n, type(p).__name__) for n, p in priors.items()), pooling,
+            int(n_groups) if smodel.hierarchical else 1)
 
 
-def graph_for(smodel, priors) -> Graph:
+def graph_for(smodel, priors, n_groups=1) -> Graph:
     """Return the cached :class:`Graph` for this model structure, building it once."""
-    key = _key(smodel, priors)
+    key = _key(smodel, priors, n_groups)
     if key not in _CACHE:
-        _CACHE[key] = _build(smodel, priors)
+        _CACHE[key] = _build(smodel, priors, n_groups)
     return _CACHE[key]
 
 
@@ -57,32 +61,75 @@ def _scaled(smodel):
     return {p.name: p.scales_with for p in smodel.law.parameters if p.scales_with is not None}
 
 
-def _build(smodel, priors) -> Graph:
+def _build(smodel, priors, n_groups=1) -> Graph:
     import pymc as pm
     import pytensor
     import pytensor.tensor as pt
 
+    from .hierarchy import pop_name, sd_name
+
     law = smodel.law
     scaled = _scaled(smodel)
     bases = sorted(set(law.scaled_inputs.values()))
+    G = int(n_groups)
     with pm.Model() as m:
         inputs = {k: pm.Data(f"input_{k}", np.ones(2)) for k in law.inputs}
         observed = pm.Data("observed_log_loss", np.zeros(2))
+        group = pm.Data("group_index", np.zeros(2, dtype="int32")) if smodel.hierarchical else None
         log_centre = {b: pm.Data(f"log_centre_{b}", 0.0) for b in bases}
         hyper = {
             name: {h: pm.Data(f"prior_{name}_{h}", float(v)) for h, v in prior.hyper.items()}
             for name, prior in priors.items()
         }
-        values = {}
+
+        def deviation(name, mu_pop):
+            """Group deviations z_g - mu_pop ~ Normal(0, sd), partially non-centred.
+
+            offset_g ~ Normal(w_g mu_pop, sd**w_g) and z_g = mu_pop + sd**(1 - w_g) (offset_g - w_g mu_pop):
+            w_g = 0 is the non-centred form (offset ~ Normal(0, 1)), w_g = 1 the centred one; the model is the
+            same for every w (Papaspiliopoulos, Roberts & Skold 2007). w is data, chosen per fit
+            (see _choose_centring): centred where the runs pin a group down, non-centred where they do not.
+            """
+            sd = priors[sd_name(name)].pymc(sd_name(name), hyper[sd_name(name)])
+            w = pm.Data(f"{name}__centring", np.zeros(G))
+            offset = pm.Normal(f"{name}__offset", mu=w * mu_pop, sigma=sd ** w, shape=G)
+            return sd ** (1.0 - w) * (offset - w * mu_pop)
+
+        # values: the law's parameters on the centred inputs, scalars or one per group.
+        # pops: population values of exponents, for the coefficients' prior shift.
+        values, pops = {}, {}
         for name in smodel.param_names:
-            if name not in scaled:
-                values[name] = priors[name].pymc(name, hyper[name])
+            if name in scaled:
+                continue
+            choice = smodel.pooling_of(name) if name in law.param_names else "shared"
+            if choice == "shared":
+                values[name] = pops[name] = priors[name].pymc(name, hyper[name])
+            elif choice == "independent":
+                values[name] = priors[name].pymc(name, hyper[name], shape=G)
+                pops[name] = pt.exp(pt.mean(pt.log(values[name])))
+            else:
+                pops[name] = priors[name].pymc(pop_name(name), hyper[name])
+                log_pop = pt.log(pops[name])
+                values[name] = pm.Deterministic(name, pt.exp(log_pop + deviation(name, log_pop)))
         for name, (inp, expo) in scaled.items():
             k = values[expo] if isinstance(expo, str) else float(expo)
+            k_pop = pops[expo] if isinstance(expo, str) else float(expo)
+            log_c = log_centre[law.scaled_inputs[inp]]
             shift = pm.Data(f"prior_{name}_shift", 0.0)
-            centred = pm.Normal(f"{name}__centred", mu=hyper[name]["mu"] + k * shift, sigma=hyper[name]["sigma"])
+            mu, sigma = hyper[name]["mu"], hyper[name]["sigma"]
+            choice = smodel.pooling_of(name)
+            if choice == "shared":
+                centred = pm.Normal(f"{name}__centred", mu=mu + k_pop * shift, sigma=sigma)
+            elif choice == "independent":
+                centred = pm.Normal(f"{name}__centred", mu=mu + k * shift, sigma=sigma, shape=G)
+            else:
+                centred_pop = pm.Normal(f"{name}__centred_pop", mu=mu + k_pop * shift, sigma=sigma)
+                pm.Deterministic(pop_name(name), pt.exp(centred_pop + k_pop * log_c))
+                centred = centred_pop + deviation(name, centred_pop)
             values[name] = pt.exp(centred)
-            pm.Deterministic(name, pt.exp(centred + k * log_centre[law.scaled_inputs[inp]]))
+            pm.Deterministic(name, pt.exp(centred + k * log_c))
+        if group is not None:
+            values = {k: (v[group] if getattr(v, "ndim", 0) == 1 else v) for k, v in values.items()}
         mu = law.log_loss(inputs, values, PYTENSOR)
         if smodel.likelihood == "student_t":
             pm.StudentT("log_loss", nu=values["nu"], mu=mu, sigma=values["sigma"], observed=observed,
@@ -93,7 +140,7 @@ def _build(smodel, priors) -> Graph:
     logp = m.logp(jacobian=True)
     grads = pytensor.grad(logp, value_vars)
     fn = pytensor.function(value_vars, [logp, *grads], on_unused_input="ignore")
-    return Graph(m, tuple(smodel.param_names), fn)
+    return Graph(m, tuple(smodel.published_names), fn)
 
 
 def data_values(smodel, runs, priors, scale) -> dict:
@@ -105,6 +152,11 @@ def data_values(smodel, runs, priors, scale) -> dict:
         base = law.scaled_inputs.get(k)
         out[f"input_{k}"] = raw[k] / scale.centres[base] if base else raw[k]
     out["observed_log_loss"] = np.log(runs.loss)
+    if smodel.hierarchical:
+        out["group_index"] = runs.group_index.astype("int32")
+        for name in smodel.law.param_names:
+            if smodel.pooling_of(name) == "partial":
+                out[f"{name}__centring"] = np.zeros(len(runs.groups))  # non-centred until _choose_centring
     for b, c in scale.centres.items():
         out[f"log_centre_{b}"] = np.float64(np.log(c))
     for name, prior in priors.items():
@@ -116,6 +168,70 @@ def data_values(smodel, runs, priors, scale) -> dict:
         log_at = 0.0 if prior.at is None else np.log(prior.at)
         out[f"prior_{name}_shift"] = np.float64(log_at - np.log(scale.centres[law.scaled_inputs[inp]]))
     return out
+
+
+def _constrained(graph, point, rv_name):
+    """Value of free variable `rv_name` on its own scale at an unconstrained point."""
+    m = graph.pymc_model
+    rv = m[rv_name]
+    value = point[m.rvs_to_values[rv].name]
+    transform = m.rvs_to_transforms.get(rv)
+    if transform is None:
+        return np.asarray(value, dtype=float)
+    if type(transform).__name__ == "LogTransform":
+        return np.exp(value)
+    return np.asarray(transform.backward(value, *rv.owner.inputs).eval(), dtype=float)
+
+
+def _choose_centring(graph, smodel, values, point, vector, step=1e-4):
+    """Pick each group's centring weight from the curvature at the mode, and move the start point there.
+
+    At the non-centred mode, the curvature of the log density along offset_g is h_g = 1 + sd^2 * L_g,
+    with L_g the precision the group's runs give its parameter. The weight that makes the posterior of
+    offset_g closest to independent of sd is w_g = sd^2 L_g / (1 + sd^2 L_g) (Gorinova, Moore & Hoffman
+    2020), with sd the spread of the groups' estimates at the mode (a conservative, shrunk value).
+    """
+    from .hierarchy import pop_name, sd_name
+
+    names = [v.name for v in graph.pymc_model.value_vars]
+    sizes = [int(np.size(point[n])) for n in names]
+    starts = dict(zip(names, np.cumsum([0] + sizes[:-1])))
+
+    def grad(x):
+        parts, i = [], 0
+        for n, size in zip(names, sizes):
+            parts.append(x[i:i + size].reshape(np.shape(point[n])))
+            i += size
+        return np.concatenate([np.ravel(g) for g in graph.logp_grad(*parts)[1:]])
+
+    point = dict(point)
+    for name in smodel.law.param_names:
+        if smodel.pooling_of(name) != "partial":
+            continue
+        key = f"{name}__offset"
+        i0 = starts[key]
+        offsets = np.asarray(point[key], dtype=float)
+        sd = float(_constrained(graph, point, sd_name(name)))
+        if name in _scaled(smodel):
+            mu = float(_constrained(graph, point, f"{name}__centred_pop"))
+        else:
+            mu = float(np.log(_constrained(graph, point, pop_name(name))))
+        curvature = np.empty(offsets.size)
+        with np.errstate(all="ignore"):
+            for g in range(offsets.size):
+                e = np.zeros(vector.size)
+                e[i0 + g] = step
+                curvature[g] = -(grad(vector + e)[i0 + g] - grad(vector - e)[i0 + g]) / (2 * step)
+        precision = np.clip((curvature - 1.0) / sd**2, 0.0, None)
+        precision[~np.isfinite(precision)] = 0.0
+        deviations = sd * offsets  # z_g - mu at the mode
+        spread = max(float(np.std(deviations)), 1e-3)
+        w = spread**2 * precision / (1.0 + spread**2 * precision)
+        values[f"{name}__centring"] = w
+        graph.pymc_model[f"{name}__centring"].set_value(w)
+        point[key] = w * mu + sd**w * offsets  # the same z_g in the new parameterisation
+    vector = np.concatenate([np.ravel(point[n]) for n in names])
+    return point, vector
 
 
 def _set_data(graph: Graph, values: dict) -> None:
@@ -182,11 +298,13 @@ def run_sampler(smodel, runs, settings):
     scale = smodel._data_scale(runs)
     priors = smodel._resolve(scale)
     t0 = time.perf_counter()
-    graph = graph_for(smodel, priors)
+    graph = graph_for(smodel, priors, len(runs.groups or ()) or 1)
     values = data_values(smodel, runs, priors, scale)
     _set_data(graph, values)
     rng = np.random.default_rng(settings.random_seed)
     point, vector = find_mode(graph, rng)
+    if any(smodel.pooling_of(n) == "partial" for n in smodel.law.param_names):
+        point, vector = _choose_centring(graph, smodel, values, point, vector)
     t_mode = time.perf_counter()
     sampler = {"nutpie": _sample_nutpie, "pymc": _sample_pymc, "numpyro": _sample_numpyro}[settings.sampler]
     trace, t_sample = sampler(graph, values, point, vector, settings)

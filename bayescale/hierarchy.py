@@ -1,0 +1,507 @@
+"""Groups of runs: pooling settings, per-group parameter draws, shrinkage tables and plots.
+
+Runs may carry a ``group`` label (data mixture, modality, model family ...).
+Each parameter of the law is then, by choice:
+
+``shared``
+    one value for every group (the default);
+``partial``
+    one value per group, drawn from a population: on the sampler's internal
+    scale ``z_g = z_pop + group_sd * offset_g`` with ``offset_g ~ Normal(0, 1)``
+    (non-centred, so NUTS meets no funnel). The parameter's prior becomes the
+    prior of the population value ``<name>_pop``; ``<name>_group_sd`` (the
+    spread between groups on that scale) gets a HalfNormal hyperprior;
+``independent``
+    one value per group, each with the parameter's prior and nothing shared.
+
+The internal scale is the log for positive parameters (E, exponents ...) and,
+for a coefficient such as A in A / N**alpha, the log of the term at the data's
+centre, ``log(A / N0**alpha)`` (see :mod:`bayescale.model`). So ``group_sd``
+of ``E`` is the spread of log E between groups, and a coefficient whose
+exponent varies by group varies by group itself even when it is "shared"
+(what is shared is the term's size at the data's centre).
+
+Published parameters that vary have dims ``(chain, draw, group)`` in the
+posterior. A group the fit has not seen (a new data mixture) is drawn from
+the population: per posterior draw, fresh ``offset ~ Normal(0, 1)`` for every
+partially pooled parameter (:func:`group_param_draws`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import SpecError
+from .priors import HalfNormal
+
+__all__ = [
+    "Pooling",
+    "POOLING_CHOICES",
+    "NEW_GROUP",
+    "default_group_sd_prior",
+    "group_param_draws",
+    "group_summary",
+    "plot_groups",
+    "simulate_groups",
+]
+
+POOLING_CHOICES = {
+    "shared": "one value for all groups",
+    "partial": "one value per group, partially pooled towards a population value (non-centred)",
+    "independent": "one value per group, no pooling",
+}
+#: Label that asks for a new, unseen group drawn from the population.
+NEW_GROUP = "new"
+POP_SUFFIX = "_pop"
+SD_SUFFIX = "_group_sd"
+SAMPLE_DIMS = ("chain", "draw")
+
+# Default hyperprior on the between-group spread, on the parameter's internal (log) scale.
+_GROUP_SD = {"irreducible": 0.5, "coefficient": 1.0, "scale": 1.0, "exponent": 0.3, "shape": 0.5}
+
+
+def pop_name(name: str) -> str:
+    return name + POP_SUFFIX
+
+
+def sd_name(name: str) -> str:
+    return name + SD_SUFFIX
+
+
+def default_group_sd_prior(kind: str):
+    """Default hyperprior of ``<name>_group_sd`` for a parameter of this kind.
+
+    HalfNormal on the spread of the parameter's log (of the centred term for
+    coefficients) between groups: sigma 0.5 for the irreducible loss and
+    shapes (groups differing by a factor of about 1.4 typically), 1.0 for
+    coefficients and scales, 0.3 for exponents.
+
+    Examples
+    --------
+    >>> print(default_group_sd_prior("irreducible"))
+    HalfNormal(sigma=0.5)
+    """
+    if kind not in _GROUP_SD:
+        raise SpecError(f"no group-level prior for parameters of kind {kind!r}")
+    return HalfNormal(sigma=_GROUP_SD[kind])
+
+
+class Pooling:
+    """How each law parameter varies across groups of runs.
+
+    Parameters
+    ----------
+    settings : mapping, optional
+        ``{parameter: "shared" | "partial" | "independent"}``; parameters not
+        named are shared.
+
+    Examples
+    --------
+    >>> p = Pooling({"E": "partial", "A": "partial"})
+    >>> p["E"], p["alpha"]
+    ('partial', 'shared')
+    >>> p.to_dict()
+    {'E': 'partial', 'A': 'partial'}
+    >>> Pooling({"E": "pooled"})
+    Traceback (most recent call last):
+    ...
+    bayescale.errors.SpecError: pooling of 'E' is 'pooled'; valid choices: shared, partial, independent
+    """
+
+    def __init__(self, settings=None):
+        if isinstance(settings, Pooling):
+            settings = settings.to_dict()
+        if settings is None:
+            settings = {}
+        if not isinstance(settings, Mapping):
+            raise SpecError(f"pooling must map parameter names to one of {', '.join(POOLING_CHOICES)}, "
+                            f"e.g. {{'E': 'partial'}}; got {settings!r}")
+        out = {}
+        for name, choice in settings.items():
+            if choice not in POOLING_CHOICES:
+                raise SpecError(f"pooling of {name!r} is {choice!r}; valid choices: {', '.join(POOLING_CHOICES)}")
+            if choice != "shared":
+                out[str(name)] = choice
+        self._settings = out
+
+    def __getitem__(self, name) -> str:
+        return self._settings.get(name, "shared")
+
+    def check(self, law_params, other_params=()) -> None:
+        """Raise if a named parameter is not one of the law's."""
+        for name in self._settings:
+            if name not in law_params:
+                what = (f"{name!r} is a likelihood parameter and is shared by all groups; "
+                        if name in other_params else f"the law has no parameter {name!r}; ")
+                raise SpecError(f"cannot pool {name!r}: {what}parameters that can vary by group: "
+                                f"{', '.join(law_params)}")
+
+    def to_dict(self) -> dict:
+        """``{name: choice}`` for the parameters that are not shared."""
+        return dict(self._settings)
+
+    def __bool__(self) -> bool:
+        return bool(self._settings)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Pooling) and other._settings == self._settings
+
+    def __hash__(self):
+        return hash(tuple(sorted(self._settings.items())))
+
+    def __repr__(self) -> str:
+        return f"Pooling({self._settings!r})"
+
+
+# ---------------------------------------------------------------- posterior
+def tidy_posterior(model, trace_posterior: xr.Dataset, groups) -> xr.Dataset:
+    """Published variables with their group axis named ``group`` and labelled.
+
+    Samplers name the extra axis ``<var>_dim_0``; this renames it and sets the
+    group labels of the fitted runs.
+    """
+    out = {}
+    for name in model.published_names:
+        da = trace_posterior[name]
+        extra = [d for d in da.dims if d not in SAMPLE_DIMS]
+        values = da.transpose(*SAMPLE_DIMS, *extra).values
+        if extra:
+            out[name] = ((*SAMPLE_DIMS, "group"), values)
+        else:
+            out[name] = (SAMPLE_DIMS, values)
+    coords = {"chain": trace_posterior["chain"].values, "draw": trace_posterior["draw"].values}
+    if model.hierarchical:
+        coords["group"] = np.asarray([str(g) for g in groups], dtype=str)
+    return xr.Dataset(out, coords=coords)
+
+
+def _centre_log(fit, name) -> float:
+    inp = fit.model.law.parameter(name).scales_with[0]
+    return float(np.log(fit.centres_[fit.model.law.scaled_inputs[inp]]))
+
+
+def _exponent(fit, name):
+    """The exponent (name or number) a coefficient scales with, or None."""
+    if name not in fit.model.law.param_names:
+        return None
+    sw = fit.model.law.parameter(name).scales_with
+    return None if sw is None else sw[1]
+
+
+def group_param_draws(fit, labels, random_seed=None) -> dict:
+    """Parameter draws for each of ``labels``, known groups or new ones.
+
+    Parameters
+    ----------
+    fit : ScalingFit
+    labels : sequence
+        Group labels. A label the fit was trained on gives that group's
+        posterior; ``None``, :data:`NEW_GROUP` (``"new"``, unless a fitted
+        group has that name) or any label the fit has not seen gives a new
+        group drawn from the population (one independent draw per distinct
+        unseen label).
+    random_seed : int, optional
+        Seed of the new-group draws; default the fit's seed.
+
+    Returns
+    -------
+    dict
+        ``{name: array (chain, draw, len(labels))}`` for the law's parameters
+        and the likelihood's (``sigma``, ``nu``), in the published convention.
+
+    Raises
+    ------
+    SpecError
+        A new group is asked for while a parameter is ``independent`` across
+        groups (the fit then says nothing about a new group).
+    """
+    model, post = fit.model, fit.posterior
+    labels = list(labels)
+    n = len(labels)
+    names = model.param_names
+    if not model.hierarchical:
+        return {k: np.repeat(post[k].values[..., None], n, axis=-1) for k in names}
+    fitted = [str(g) for g in post["group"].values]
+    index = {g: i for i, g in enumerate(fitted)}
+    keys = [None if lab is None or (str(lab) == NEW_GROUP and NEW_GROUP not in index) else str(lab)
+            for lab in labels]
+    unseen = list(dict.fromkeys(k for k in keys if k not in index))
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    if unseen:
+        blocked = [k for k in model.law.param_names if model.pooling_of(k) == "independent"]
+        if blocked:
+            raise SpecError(
+                f"group(s) {[u if u is not None else NEW_GROUP for u in unseen]} were not in the fit, and "
+                f"{', '.join(blocked)} {'is' if len(blocked) == 1 else 'are'} 'independent' across groups, so "
+                f"the fit says nothing about a new group; fitted groups: {', '.join(fitted)}. Use "
+                "pooling 'partial' to predict for new groups."
+            )
+        seed = int(fit.settings["random_seed"] if random_seed is None else random_seed)
+        # one stream per label, so a label's draws do not depend on the other labels asked for
+        draws = [_new_group_draws(fit, np.random.default_rng([seed, zlib.crc32(repr(u).encode())]), shape, 1)
+                 for u in unseen]
+        new = {k: np.concatenate([d[k] for d in draws], axis=-1) for k in names}
+        pos = {u: j for j, u in enumerate(unseen)}
+    out = {}
+    for name in names:
+        arr = post[name].values
+        cols = []
+        for k in keys:
+            if k in index:
+                cols.append(arr[..., index[k]] if arr.ndim == 3 else arr)
+            else:
+                cols.append(new[name][..., pos[k]])
+        out[name] = np.stack(cols, axis=-1) if cols else np.empty((*shape, 0))
+    return out
+
+
+def group_labels(fit, runs, group=None):
+    """Group label of each row of `runs` and whether it is a new (unfitted) group."""
+    fitted = {str(g) for g in fit.posterior["group"].values}
+    if runs.groups is not None:
+        labels = [str(g) for g in runs.frame["group"]]
+    else:
+        labels = [NEW_GROUP if group is None else str(group)] * runs.n_runs
+    new = [g not in fitted or (g == NEW_GROUP and group is None and runs.groups is None) for g in labels]
+    return labels, new
+
+
+def _new_group_draws(fit, rng, shape, m) -> dict:
+    """Draws of every parameter for ``m`` new groups: (chain, draw, m) arrays."""
+    model, post = fit.model, fit.posterior
+    out = {}
+    law = model.law
+    plain = [p.name for p in law.parameters if p.scales_with is None]
+    scaled = [p.name for p in law.parameters if p.scales_with is not None]
+    for name in plain:
+        choice = model.pooling_of(name)
+        if choice == "shared":
+            out[name] = np.repeat(post[name].values[..., None], m, axis=-1)
+        else:  # partial
+            offset = rng.standard_normal((*shape, m))
+            out[name] = post[pop_name(name)].values[..., None] * np.exp(post[sd_name(name)].values[..., None] * offset)
+    for name in scaled:
+        expo = _exponent(fit, name)
+        logc = _centre_log(fit, name)
+        k_new = out[expo] if isinstance(expo, str) else float(expo)
+        k_fit = post[expo].values if isinstance(expo, str) else float(expo)
+        choice = model.pooling_of(name)
+        log_a = np.log(post[name].values)
+        if choice == "shared":
+            # the centred term log(A / N0**k) is shared: take it from any group
+            centred = (log_a - k_fit * logc)
+            centred = centred[..., :1] if np.ndim(centred) == 3 else centred[..., None]
+        else:  # partial
+            k_pop = _population_exponent(fit, expo)
+            centred_pop = np.log(post[pop_name(name)].values) - k_pop * logc
+            offset = rng.standard_normal((*shape, m))
+            centred = centred_pop[..., None] + post[sd_name(name)].values[..., None] * offset
+        out[name] = np.exp(centred + k_new * logc) * np.ones((*shape, m))
+    for name in model.param_names:
+        if name not in out:
+            out[name] = np.repeat(post[name].values[..., None], m, axis=-1)
+    return out
+
+
+def _population_exponent(fit, expo):
+    """The exponent value used for a coefficient's population term (as in the sampled graph)."""
+    model, post = fit.model, fit.posterior
+    if not isinstance(expo, str):
+        return float(expo)
+    choice = model.pooling_of(expo)
+    if choice == "shared":
+        return post[expo].values
+    if choice == "partial":
+        return post[pop_name(expo)].values
+    return np.exp(np.log(post[expo].values).mean(axis=-1))
+
+
+# ---------------------------------------------------------------- summaries
+def _interval(values, prob):
+    import arviz as az
+
+    flat = np.asarray(values, dtype=float).reshape(-1)
+    lo, hi = np.asarray(az.hdi(flat, prob=prob), dtype=float).reshape(-1)[:2]
+    return float(np.median(flat)), float(lo), float(hi)
+
+
+def group_summary(fit, prob=0.9, params=None) -> pd.DataFrame:
+    """Per-group estimates beside the population's, one row per (parameter, group).
+
+    Parameters
+    ----------
+    fit : ScalingFit
+    prob : float
+        Probability of the highest-density intervals.
+    params : sequence of str, optional
+        Parameters to show; default those that vary by group.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``parameter``, ``group``, ``n_runs``, ``median``,
+        ``hdi_lower``, ``hdi_upper``, ``pooling``. For partially pooled
+        parameters two extra rows: ``group="(population median)"`` (the
+        population value ``<name>_pop``) and ``group="(new group)"`` (the
+        value for an unseen group, including the spread between groups).
+        Shrinkage shows as group estimates pulled towards the population
+        median, most for groups with few runs.
+    """
+    from .fit import _check_prob
+
+    _check_prob(prob)
+    model, post = fit.model, fit.posterior
+    if not model.hierarchical:
+        raise SpecError("this fit has no groups: every parameter is shared; fit a model with "
+                        "pooling={'E': 'partial', ...} on runs with a 'group' column")
+    params = list(model.varying_names if params is None else params)
+    for p in params:
+        if p not in model.law.param_names:
+            raise SpecError(f"no parameter {p!r}; valid names: {', '.join(model.law.param_names)}")
+    groups = [str(g) for g in post["group"].values]
+    counts = pd.Series(fit.runs.group_index).value_counts()
+    rows = []
+    new = None
+    if any(model.pooling_of(p) == "partial" for p in params):
+        new = group_param_draws(fit, [None])
+    for p in params:
+        arr = post[p].values
+        for i, g in enumerate(groups):
+            vals = arr[..., i] if arr.ndim == 3 else arr
+            rows.append((p, g, int(counts.get(i, 0)), *_interval(vals, prob), model.pooling_of(p)))
+        if model.pooling_of(p) == "partial":
+            rows.append((p, "(population median)", int(fit.runs.n_runs),
+                         *_interval(post[pop_name(p)].values, prob), "partial"))
+            rows.append((p, "(new group)", 0, *_interval(new[p], prob), "partial"))
+    table = pd.DataFrame(rows, columns=["parameter", "group", "n_runs", "median", "hdi_lower", "hdi_upper",
+                                        "pooling"])
+    table.attrs["prob"] = prob
+    return table
+
+
+def plot_groups(fit, params=None, prob=0.9, *, compare=None, truth=None):
+    """Forest plot: each group's interval beside the population's (shrinkage visible).
+
+    Parameters
+    ----------
+    fit : ScalingFit
+        A fit with groups.
+    params : sequence of str, optional
+        Default: the parameters that vary by group.
+    prob : float
+        Probability of the intervals.
+    compare : ScalingFit, optional
+        Another fit on the same groups (e.g. ``independent`` pooling), drawn
+        in grey beside each group to show how far pooling moved it.
+    truth : mapping, optional
+        ``{parameter: {group: value}}`` of known values (synthetic data),
+        drawn as crosses.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    table = group_summary(fit, prob, params)
+    other = group_summary(compare, prob, params) if compare is not None else None
+    names = list(dict.fromkeys(table["parameter"]))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 0.45 * table["group"].nunique() + 1.6),
+                             squeeze=False, sharey=True)
+    labels = list(dict.fromkeys(table["group"]))
+    ypos = {g: len(labels) - 1 - i for i, g in enumerate(labels)}
+    for ax, name in zip(axes[0], names):
+        sub = table[table["parameter"] == name]
+        for _, row in sub.iterrows():
+            y = ypos[row["group"]]
+            pop = row["group"].startswith("(")
+            colour = "C3" if pop else "C0"
+            ax.plot([row["hdi_lower"], row["hdi_upper"]], [y, y], color=colour, lw=2.5 if pop else 2)
+            ax.plot(row["median"], y, "o", color=colour, ms=5)
+        if other is not None:
+            osub = other[other["parameter"] == name]
+            for _, row in osub.iterrows():
+                if row["group"] in ypos and not row["group"].startswith("("):
+                    y = ypos[row["group"]] - 0.25
+                    ax.plot([row["hdi_lower"], row["hdi_upper"]], [y, y], color="0.6", lw=1.5)
+                    ax.plot(row["median"], y, "o", color="0.6", ms=3)
+        pm = sub[sub["group"] == "(population median)"]
+        if len(pm):
+            ax.axvline(float(pm["median"].iloc[0]), color="C3", lw=0.8, ls="--")
+        if truth and name in truth:
+            for g, v in truth[name].items():
+                if str(g) in ypos:
+                    ax.plot(v, ypos[str(g)], "x", color="k", ms=7)
+        ax.set_title(f"{name} ({fit.model.pooling_of(name)})")
+        ax.set_xlabel(name)
+        if float(sub["hdi_lower"].min()) > 0 and float(sub["hdi_upper"].max()) / float(sub["hdi_lower"].min()) > 20:
+            ax.set_xscale("log")
+    counts = table.drop_duplicates("group").set_index("group")["n_runs"]
+    axes[0][0].set_yticks([ypos[g] for g in labels])
+    axes[0][0].set_yticklabels([g if g.startswith("(") else f"{g} ({counts[g]} runs)" for g in labels])
+    note = f"{prob:.0%} HDI; red: population" + ("; grey: comparison fit" if compare is not None else "") + (
+        "; x: true value" if truth else "")
+    fig.suptitle(note, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- simulation
+def simulate_groups(runs_per_group, params, *, law="chinchilla", sigma=0.01, seed=0, labels=None) -> pd.DataFrame:
+    """Synthetic runs of several groups from known parameters, for checks and examples.
+
+    Parameters
+    ----------
+    runs_per_group : sequence of int
+        Number of runs of each group.
+    params : mapping
+        ``{parameter: value}`` for shared parameters, ``{parameter: sequence}``
+        (one value per group) for parameters that differ by group.
+    law : str or Law
+        A law over N, D and/or C.
+    sigma : float
+        Standard deviation of Normal noise on log loss.
+    seed : int
+    labels : sequence of str, optional
+        Group labels; default ``g0, g1, ...``.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``N``, ``D``, ``loss``, ``group``: N log-uniform on
+        [10^7.5, 10^10.5], D = N x 10^U(0.3, 2.3) tokens.
+
+    Examples
+    --------
+    >>> runs = simulate_groups([5, 10], dict(E=[1.7, 2.0], A=480.0, B=2100.0, alpha=0.35, beta=0.37))
+    >>> runs.groupby("group").size().to_dict()
+    {'g0': 5, 'g1': 10}
+    """
+    from .laws import get_law
+
+    law = get_law(law)
+    if "U" in law.inputs:
+        raise SpecError("simulate_groups draws N and D (and C = 6 N D); laws needing U are not supported")
+    counts = [int(n) for n in runs_per_group]
+    labels = [f"g{i}" for i in range(len(counts))] if labels is None else [str(g) for g in labels]
+    if len(labels) != len(counts):
+        raise SpecError(f"{len(labels)} labels for {len(counts)} groups")
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i, (label, n) in enumerate(zip(labels, counts)):
+        N = 10 ** rng.uniform(7.5, 10.5, n)
+        D = N * 10 ** rng.uniform(0.3, 2.3, n)
+        values = {}
+        for k in law.param_names:
+            v = np.asarray(params[k], dtype=float)
+            if v.ndim and len(v) != len(counts):
+                raise SpecError(f"params[{k!r}] has {len(v)} values for {len(counts)} groups")
+            values[k] = float(v[i]) if v.ndim else float(v)
+        loss = law.loss({"N": N, "D": D, "C": 6 * N * D}, values) * np.exp(sigma * rng.standard_normal(n))
+        frames.append(pd.DataFrame({"N": N, "D": D, "loss": loss, "group": label}))
+    return pd.concat(frames, ignore_index=True)

@@ -27,7 +27,7 @@ import numpy as np
 from .errors import SpecError
 from .laws import NUMPY, get_law
 
-__all__ = ["chinchilla_optimum", "optimal_allocation", "crossover_compute"]
+__all__ = ["chinchilla_optimum", "optimal_allocation", "crossover_compute", "allocate", "allocate_draws"]
 
 #: Tokens per parameter searched by the numerical optimiser: 1e-6 to 1e8.
 RATIO_RANGE = (1e-6, 1e8)
@@ -306,3 +306,141 @@ def crossover_compute(law, params: Mapping, max_unique_tokens, *, flops_per_para
         hi = np.where(above, mid, hi)
         lo = np.where(above, lo, mid)
     return np.exp(0.5 * (lo + hi))
+
+
+# ------------------------------------------------------------ ScalingFit layer
+SAMPLE_DIMS = ("chain", "draw")
+
+
+def posterior_params(fit) -> dict:
+    """Posterior draws of the law's parameters as arrays shaped (chain, draw).
+
+    For a fit with groups these are the draws of a new group from the
+    population (``fit.param_draws()``), the same ones ``fit.predict_draws``
+    uses for runs without a group.
+    """
+    if hasattr(fit, "param_draws"):
+        draws = fit.param_draws()
+        return {k: np.asarray(draws[k]) for k in fit.model.law.param_names}
+    post = fit.posterior
+    return {k: post[k].values for k in fit.model.law.param_names}
+
+
+def _budgets(budget) -> np.ndarray:
+    arr = np.atleast_1d(_positive(budget, "budget"))
+    if arr.ndim != 1:
+        raise ValueError(f"budget must be a number or a 1-d sequence of numbers, got shape {arr.shape}")
+    return arr
+
+
+def _check_prob(prob):
+    if isinstance(prob, bool) or not isinstance(prob, (float, int)) or not 0 < prob < 1:
+        raise ValueError(f"prob must be a number strictly between 0 and 1, got {prob!r}")
+
+
+def allocate_draws(fit, budget, *, flops_per_param_token=6.0, max_unique_tokens=None):
+    """Posterior draws of the compute-optimal allocation at each budget.
+
+    Parameters
+    ----------
+    fit : ScalingFit
+    budget : float or sequence of float
+        Compute budgets in FLOPs.
+    flops_per_param_token : float, default 6
+        k in ``C = k N D``.
+    max_unique_tokens : float, optional
+        Fresh-data cap; see :func:`optimal_allocation`.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``N``, ``D``, ``tokens_per_param``, ``loss`` (expected loss at the
+        optimum), ``data_bound`` (and ``U``, ``epochs`` for laws with unique
+        tokens), dims ``(chain, draw, budget)`` — the posterior's own chain
+        and draw dimensions, so ArviZ functions apply; use
+        ``ds.stack(sample=("chain", "draw"))`` for one flat draw dimension.
+        Coordinate ``budget`` holds the FLOPs.
+
+    Examples
+    --------
+    >>> ds = fit.allocate_draws([1e23, 1e24])  # doctest: +SKIP
+    >>> ds["tokens_per_param"].median(("chain", "draw"))  # doctest: +SKIP
+    """
+    import xarray as xr
+
+    c = _budgets(budget)
+    params = posterior_params(fit)
+    out = optimal_allocation(fit.model.law, params, c, flops_per_param_token=flops_per_param_token,
+                             max_unique_tokens=max_unique_tokens)
+    post = fit.posterior
+    dims = (*SAMPLE_DIMS, "budget")
+    coords = {"chain": post["chain"].values, "draw": post["draw"].values, "budget": c}
+    ds = xr.Dataset({k: (dims, v) for k, v in out.items()}, coords=coords)
+    ds["budget"].attrs["units"] = "FLOP"
+    ds.attrs.update(law=fit.model.law.name, flops_per_param_token=float(flops_per_param_token))
+    if max_unique_tokens is not None:
+        ds.attrs["max_unique_tokens"] = float(max_unique_tokens)
+    return ds
+
+
+def _interval(values, prob, axis=0):
+    """Median and central interval along ``axis``."""
+    lo, hi = (1 - prob) / 2, (1 + prob) / 2
+    med, lower, upper = np.quantile(values, [0.5, lo, hi], axis=axis)
+    return med, lower, upper
+
+
+def allocate(fit, budget, *, prob=0.9, flops_per_param_token=6.0, max_unique_tokens=None):
+    """Compute-optimal model size, tokens and loss at each budget, with posterior intervals.
+
+    Parameters
+    ----------
+    fit : ScalingFit
+    budget : float or sequence of float
+        Compute budgets C in FLOPs.
+    prob : float, default 0.9
+        Probability of the central intervals.
+    flops_per_param_token : float, default 6
+        k in ``C = k N D``.
+    max_unique_tokens : float, optional
+        Fresh-data cap U (see :func:`optimal_allocation`). Adds the columns
+        ``data_bound_prob`` (posterior probability that the cap binds at that
+        budget) and ``crossover_C_*`` (the compute beyond which the
+        unconstrained optimal run needs more than U tokens).
+
+    Returns
+    -------
+    DataFrame
+        One row per budget: ``C``, then ``*_median``, ``*_lower``, ``*_upper``
+        for ``N``, ``D``, ``tokens_per_param`` and ``loss`` (the expected loss
+        of the law at the optimum); for laws with unique tokens also ``U`` and
+        ``epochs``; ``converged`` (the fit's diagnostics). ``attrs``: ``prob``,
+        ``law``, ``flops_per_param_token``, ``max_unique_tokens``. The draws
+        are in :func:`allocate_draws`.
+
+    Examples
+    --------
+    >>> fit.allocate([1e23, 1e24, 1e25], prob=0.9)  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    _check_prob(prob)
+    ds = allocate_draws(fit, budget, flops_per_param_token=flops_per_param_token,
+                        max_unique_tokens=max_unique_tokens)
+    c = ds["budget"].values
+    frame = pd.DataFrame({"C": c})
+    if max_unique_tokens is not None:
+        frame["max_unique_tokens"] = float(max_unique_tokens)
+    names = ["N", "D", "tokens_per_param", "loss"] + [k for k in ("U", "epochs") if k in ds]
+    for name in names:
+        flat = ds[name].values.reshape(-1, c.size)
+        frame[f"{name}_median"], frame[f"{name}_lower"], frame[f"{name}_upper"] = _interval(flat, prob)
+    if max_unique_tokens is not None:
+        frame["data_bound_prob"] = ds["data_bound"].values.reshape(-1, c.size).mean(axis=0)
+        cross = crossover_compute(fit.model.law, posterior_params(fit), max_unique_tokens,
+                                  flops_per_param_token=flops_per_param_token).ravel()
+        frame["crossover_C_median"], frame["crossover_C_lower"], frame["crossover_C_upper"] = _interval(cross, prob)
+    frame["converged"] = bool(fit.diagnostics()["converged"])
+    frame.attrs.update(prob=prob, law=fit.model.law.name, flops_per_param_token=float(flops_per_param_token),
+                       max_unique_tokens=None if max_unique_tokens is None else float(max_unique_tokens))
+    return frame

@@ -1,7 +1,7 @@
 """The ``bayescale`` command line.
 
-Commands: ``demo``. Each command has ``--help``; errors print one line and
-exit with status 1.
+Commands: ``fit``, ``summary``, ``risk``, ``plot``, ``demo``. Each command has
+``--help``; errors print one line and exit with status 1 (usage errors: 2).
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ DEMO_CONFIGS = [  # (N, D): larger than any bundled run (N <= 1.6e10)
     (175e9, 3.5e12),
     (400e9, 8e12),
 ]
+
+
+DEMO_BUDGETS = [5.88e23, 1e24, 1e25, 1e26]
+DEMO_TARGET = 1.9
 
 
 def _humanise(x: float, unit: str = "") -> str:
@@ -57,11 +61,137 @@ def cmd_demo(args) -> int:
           f"{_humanise(runs['N'].max())} params)")
     print("curve = uncertainty of the expected loss; new run = range of one new training run")
     print(out.to_string(index=False))
+    from .risk import to_text
+
+    print("\nCompute-optimal allocation (C = 6 N D) at larger budgets")
+    print(to_text(fit.allocate(DEMO_BUDGETS, args.prob)))
+    print(f"\nCompute needed to reach a loss of {DEMO_TARGET} (compute-optimal run)")
+    print(to_text(fit.budget_for(DEMO_TARGET, args.prob)))
+    print("\nNext: bayescale risk FIT.nc --budget 1e24 --target 1.9 --plan 70B:1.4T (after bayescale fit)")
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _quantity(what):
+    def read(text):
+        from .units import parse_quantity
+
+        try:
+            return parse_quantity(text, what)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    read.__name__ = what
+    return read
+
+
+def _columns(text) -> dict:
+    out = {}
+    for part in text.split(","):
+        if part.count("=") != 1 or not all(x.strip() for x in part.split("=")):
+            raise ValueError(f"--columns: cannot read {part!r}; write 'Your Name=N,Other Name=C'")
+        mine, canonical = (x.strip() for x in part.split("="))
+        out[mine] = canonical
+    return out
+
+
+def cmd_fit(args) -> int:
+    import bayescale as bs
+
+    columns = _columns(args.columns) if args.columns else None
+    model = bs.ScalingModel(args.law, likelihood=args.likelihood)
+    runs = bs.load_runs(args.runs, columns=columns, require=model.law.inputs, min_runs=len(model.param_names))
+    print(f"Fitting the {model.law.name} law to {runs.n_runs} runs from {args.runs} ...", file=sys.stderr, flush=True)
+    fit = model.fit(runs, draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed)
+    fit.save(args.output)
+    print(repr(fit).rsplit("\nNext:", 1)[0])
+    print(f"\nSaved to {args.output}. Next: bayescale summary {args.output}; "
+          f"bayescale risk {args.output} --budget 1e24")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    import bayescale as bs
+
+    print(bs.load(args.fit).fit_report(args.prob))
+    return 0
+
+
+def cmd_risk(args) -> int:
+    import json
+
+    import bayescale as bs
+    from . import risk as R
+
+    if not args.budget and not args.plan:
+        raise ValueError("give at least one --budget (FLOPs) or --plan PARAMS:TOKENS")
+    fit = bs.load(args.fit)
+    opts = dict(flops_per_param_token=args.flops_per_param_token, max_unique_tokens=args.max_unique_tokens)
+    tables = {}
+    if args.budget:
+        tables["allocation"] = fit.allocate(args.budget, args.prob, **opts)
+    tables["risk"] = fit.risk(args.budget or None, target=args.target, plan=args.plan or None, prob=args.prob,
+                              random_seed=args.seed, **opts)
+    if args.target is not None:
+        tables["budget_for"] = fit.budget_for(args.target, args.prob, random_seed=args.seed, **opts)
+    if args.format == "csv":
+        sys.stdout.write(tables["risk"].to_csv(index=False))
+    elif args.format == "json":
+        print(json.dumps({k: json.loads(t.to_json(orient="records")) for k, t in tables.items()}, indent=1))
+    else:
+        titles = {"allocation": "Compute-optimal allocation", "risk": "Risk of the planned runs",
+                  "budget_for": f"Compute needed to reach loss {args.target or 0:g}"}
+        render = R.to_markdown if args.format == "md" else R.to_text
+        head = "## " if args.format == "md" else ""
+        print("\n\n".join(f"{head}{titles[k]}\n\n{render(t)}" for k, t in tables.items()))
+    return 0
+
+
+def cmd_plot(args) -> int:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import bayescale as bs
+
+    fit = bs.load(args.fit)
+    if args.kind == "frontier":
+        fig = fit.plot_frontier(args.budget or None, max_unique_tokens=args.max_unique_tokens)
+    elif args.kind == "allocation":
+        fig = fit.plot_allocation(args.budget or None, max_unique_tokens=args.max_unique_tokens)
+    else:
+        fig = fit.plot_isoflop(args.budget or None)
+    out = Path(args.output)
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise OSError(f"cannot write {str(out)!r}: folder {str(folder)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=folder)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=args.dpi)
+        os.replace(tmp, out)
+    except BaseException:
+        os.remove(tmp)
+        raise
+    print(f"Wrote {out}")
+    return 0
+
+
+def _add_allocation_options(p):
+    p.add_argument("--max-unique-tokens", type=_quantity("max-unique-tokens"), default=None, metavar="U",
+                   help="fresh-data cap in tokens, e.g. 2T")
+    p.add_argument("--flops-per-param-token", type=_quantity("flops-per-param-token"), default=6.0, metavar="K",
+                   help="k in C = k N D (default 6)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bayescale", description="Bayesian fitting of neural scaling laws.")
+    parser = _Parser(prog="bayescale", description="Bayesian fitting of neural scaling laws.")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="fit the bundled Chinchilla runs and print risk bands",
                           description="Fit the bundled Chinchilla runs and print the posterior and a "
@@ -69,6 +199,59 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     demo.add_argument("--prob", type=float, default=0.9, help="interval probability (default 0.9)")
     demo.set_defaults(func=cmd_demo)
+
+    from .laws import available_laws
+
+    fit = sub.add_parser("fit", help="fit a scaling law to runs in a CSV or Parquet file",
+                         description="Fit a scaling law to training runs and save the posterior to a netCDF file.")
+    fit.add_argument("runs", help="CSV or Parquet file with N, D (or C) and loss columns")
+    fit.add_argument("-o", "--output", required=True, help="netCDF file to write (e.g. fit.nc)")
+    fit.add_argument("--law", default="chinchilla", choices=available_laws(), help="scaling law (default chinchilla)")
+    fit.add_argument("--likelihood", default="student_t", choices=["student_t", "normal"],
+                     help="noise model on log loss (default student_t)")
+    fit.add_argument("--columns", default=None, metavar="MAP",
+                     help='rename columns: "Model Size=N,Training FLOP=C"')
+    fit.add_argument("--seed", type=int, default=None, help="random seed (default: fresh, recorded in the file)")
+    fit.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
+    fit.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
+    fit.add_argument("--chains", type=int, default=4, help="chains (default 4)")
+    fit.set_defaults(func=cmd_fit)
+
+    summary = sub.add_parser("summary", help="print the fit report of a saved fit",
+                             description="Print model, data, sampler, posterior and diagnostics of a saved fit.")
+    summary.add_argument("fit", help="netCDF file written by 'bayescale fit'")
+    summary.add_argument("--prob", type=float, default=0.9, help="HDI probability (default 0.9)")
+    summary.set_defaults(func=cmd_summary)
+
+    risk = sub.add_parser("risk", help="allocation, loss bands and P(loss <= target) at budgets and plans",
+                          description="Compute-optimal allocation and predictive loss at compute budgets and "
+                                      "proposed runs; with --target, the probability of reaching it and the "
+                                      "compute it needs. csv prints the risk table only; json all tables.")
+    risk.add_argument("fit", help="netCDF file written by 'bayescale fit'")
+    risk.add_argument("--budget", action="append", type=_quantity("budget"), default=[], metavar="FLOP",
+                      help="compute budget, e.g. 1e24 (repeatable)")
+    risk.add_argument("--plan", action="append", default=[], metavar="PARAMS:TOKENS",
+                      help="proposed run, e.g. 70e9:1.4e12 or 70B:1.4T (repeatable)")
+    risk.add_argument("--target", type=_quantity("target"), default=None, help="target loss, e.g. 1.9")
+    risk.add_argument("--prob", type=float, default=0.9, help="interval probability (default 0.9)")
+    risk.add_argument("--format", choices=["table", "md", "csv", "json"], default="table",
+                      help="output format (default table)")
+    risk.add_argument("--seed", type=int, default=None, help="seed of the run-to-run noise draws")
+    _add_allocation_options(risk)
+    risk.set_defaults(func=cmd_risk)
+
+    plot = sub.add_parser("plot", help="draw the frontier, allocation or isoFLOP picture of a saved fit",
+                          description="Draw a picture of a saved fit to an image file (format from the suffix).")
+    plot.add_argument("fit", help="netCDF file written by 'bayescale fit'")
+    plot.add_argument("-o", "--output", required=True, help="image file to write, e.g. fig.png or fig.pdf")
+    plot.add_argument("--kind", choices=["frontier", "allocation", "isoflop"], default="frontier",
+                      help="picture (default frontier)")
+    plot.add_argument("--budget", action="append", type=_quantity("budget"), default=[], metavar="FLOP",
+                      help="budget to mark (isoflop: compute of a curve); repeatable")
+    plot.add_argument("--max-unique-tokens", type=_quantity("max-unique-tokens"), default=None, metavar="U",
+                      help="fresh-data cap in tokens (frontier, allocation)")
+    plot.add_argument("--dpi", type=int, default=150, help="resolution (default 150)")
+    plot.set_defaults(func=cmd_plot)
     return parser
 
 
@@ -83,7 +266,8 @@ def main(argv=None) -> int:
             warnings.simplefilter("ignore", FutureWarning)
             return args.func(args)
     except (BayescaleError, ValueError, OSError) as exc:
-        print(f"bayescale {args.command}: error: {str(exc).strip()}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(exc).strip().splitlines())  # one line
+        print(f"bayescale {args.command}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"bayescale {args.command}: interrupted", file=sys.stderr)

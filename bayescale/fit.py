@@ -62,8 +62,9 @@ class ScalingFit:
     # ------------------------------------------------------------ construction
     @classmethod
     def _from_sampling(cls, model, runs, priors, scale, trace, settings, timing):
-        names = list(model.param_names)
-        posterior = trace["posterior"].to_dataset()[names]
+        from .hierarchy import tidy_posterior
+
+        posterior = tidy_posterior(model, trace["posterior"].to_dataset(), runs.groups or ())
         stats = trace["sample_stats"].to_dataset()
         stats = stats[[v for v in stats.data_vars if stats[v].dtype.kind in "biuf"]]
         run = np.arange(runs.n_runs)
@@ -129,7 +130,7 @@ class ScalingFit:
         table = az.summary(self.posterior, ci_kind="hdi", ci_prob=prob, round_to="none")
         tag = f"hdi{int(round(prob * 100))}"
         table = table.rename(columns={f"{tag}_lb": "hdi_lower", f"{tag}_ub": "hdi_upper"})
-        table.insert(2, "median", [float(self.posterior[v].median()) for v in table.index])
+        table.insert(2, "median", [_medians(self.posterior)[v] for v in table.index])
         table = table[["mean", "sd", "median", "hdi_lower", "hdi_upper", "r_hat", "ess_bulk", "ess_tail",
                        "mcse_mean"]]
         table.index.name = "parameter"
@@ -157,9 +158,9 @@ class ScalingFit:
         depth = stats["depth"] if "depth" in stats else stats.get("tree_depth")
         steps = stats["n_steps"] if "n_steps" in stats else None
         out = {
-            "max_r_hat": float(max(rhat[v] for v in rhat.data_vars)),
-            "min_ess_bulk": float(min(ess_b[v] for v in ess_b.data_vars)),
-            "min_ess_tail": float(min(ess_t[v] for v in ess_t.data_vars)),
+            "max_r_hat": max(float(rhat[v].max()) for v in rhat.data_vars),
+            "min_ess_bulk": min(float(ess_b[v].min()) for v in ess_b.data_vars),
+            "min_ess_tail": min(float(ess_t[v].min()) for v in ess_t.data_vars),
             "divergences": int(stats["diverging"].sum()) if "diverging" in stats else 0,
             "mean_leapfrog_steps": float(steps.mean()) if steps is not None else float("nan"),
             "max_tree_depth": int(depth.max()) if depth is not None else -1,
@@ -198,15 +199,82 @@ class ScalingFit:
 
         return load_runs(new_runs, columns=columns, require=self.model.law.inputs, require_loss=False)
 
-    def predict_draws(self, new_runs, *, random_seed=None, columns=None) -> xr.Dataset:
+    def param_draws(self, group=None, *, random_seed=None) -> dict:
+        """Posterior draws of the parameters for one group, as arrays shaped (chain, draw).
+
+        Parameters
+        ----------
+        group : label or None
+            For a fit with groups: a fitted group's label gives its
+            posterior; ``None`` (or ``"new"``, or any label the fit has not
+            seen) a new group drawn from the population. Ignored by fits
+            without groups (their parameters are shared).
+        random_seed : int, optional
+            Seed of the new-group draws (default the fit's seed; the same
+            label and seed give the same draws).
+
+        Returns
+        -------
+        dict
+            ``{name: ndarray (chain, draw)}`` for the law's parameters and
+            ``sigma`` (and ``nu``), published convention.
+
+        Examples
+        --------
+        >>> fit.param_draws("web")["E"].shape  # doctest: +SKIP
+        (4, 1000)
+        """
+        from .hierarchy import group_param_draws
+
+        return {k: v[..., 0] for k, v in group_param_draws(self, [group], random_seed).items()}
+
+    def group_summary(self, prob=0.9, params=None) -> pd.DataFrame:
+        """Per-group estimates beside the population's; see :func:`bayescale.hierarchy.group_summary`."""
+        from .hierarchy import group_summary
+
+        return group_summary(self, prob, params)
+
+    def plot_groups(self, params=None, prob=0.9, *, compare=None, truth=None):
+        """Forest plot of group estimates and the population; see :func:`bayescale.hierarchy.plot_groups`."""
+        from .hierarchy import plot_groups
+
+        return plot_groups(self, params, prob, compare=compare, truth=truth)
+
+    def _row_params(self, runs, group=None, random_seed=None):
+        """Parameter draws per row of `runs`: arrays (chain, draw, n) or (chain, draw, 1); row group labels."""
+        if not self.model.hierarchical:
+            post = self.posterior
+            return {k: post[k].values[..., None] for k in self.model.param_names}, None
+        from .hierarchy import group_param_draws
+
+        if runs.groups is not None:
+            if group is not None:
+                raise ValueError("the new runs have a 'group' column; group= applies only to runs without one")
+            labels = [str(g) for g in runs.frame["group"]]
+        else:
+            labels = [group] * runs.n_runs
+        distinct = list(dict.fromkeys(labels))
+        codes = np.array([distinct.index(g) for g in labels], dtype=np.intp)
+        draws = group_param_draws(self, distinct, random_seed)
+        return {k: v[..., codes] for k, v in draws.items()}, labels
+
+    def predict_draws(self, new_runs, *, random_seed=None, columns=None, group=None) -> xr.Dataset:
         """Posterior draws of the loss at new runs.
 
         Parameters
         ----------
         new_runs : DataFrame, dict of arrays, RunData or path
-            Inputs of the law (e.g. ``N`` and ``D``, or ``N`` and ``C``).
+            Inputs of the law (e.g. ``N`` and ``D``, or ``N`` and ``C``), and
+            for a fit with groups optionally a ``group`` column.
         random_seed : int, optional
-            Seed of the noise draws for ``new_run``; default: the fit's seed.
+            Seed of the noise draws for ``new_run`` (and of new-group draws);
+            default: the fit's seed.
+        group : label, optional
+            For a fit with groups and runs without a ``group`` column: the
+            group of every row. A fitted group's label uses its posterior;
+            ``None`` (default), ``"new"`` or any unseen label gives the
+            population predictive of a new group (one draw of the group's
+            parameters per posterior draw, shared by the rows of that label).
 
         Returns
         -------
@@ -215,12 +283,13 @@ class ScalingFit:
             run, with run-to-run noise), dims (chain, draw, run).
         """
         runs = self._new_runs(new_runs, columns)
-        log_mu = self._log_curve(runs.inputs(self.model.law.inputs))
+        params, _ = self._row_params(runs, group, random_seed)
+        log_mu = self._log_curve(runs.inputs(self.model.law.inputs), params)
         rng = np.random.default_rng(self.settings["random_seed"] if random_seed is None else random_seed)
         post = self.posterior
-        sigma = post["sigma"].values[..., None]
+        sigma = params["sigma"]
         if self.model.likelihood == "student_t":
-            noise = rng.standard_t(post["nu"].values[..., None], size=log_mu.shape)
+            noise = rng.standard_t(params["nu"], size=log_mu.shape)
         else:
             noise = rng.standard_normal(log_mu.shape)
         dims = (*SAMPLE_DIMS, "run")
@@ -230,13 +299,14 @@ class ScalingFit:
             coords=coords,
         )
 
-    def _log_curve(self, inputs) -> np.ndarray:
-        post = self.posterior
-        params = {k: post[k].values[..., None] for k in self.model.law.param_names}
+    def _log_curve(self, inputs, params=None) -> np.ndarray:
+        if params is None:
+            post = self.posterior
+            params = {k: post[k].values[..., None] for k in self.model.law.param_names}
         x = {k: np.asarray(v, dtype=float)[None, None, :] for k, v in inputs.items()}
         return np.asarray(self.model.law.log_loss(x, params, NUMPY))
 
-    def predict(self, new_runs, prob=0.9, *, random_seed=None, columns=None) -> pd.DataFrame:
+    def predict(self, new_runs, prob=0.9, *, random_seed=None, columns=None, group=None) -> pd.DataFrame:
         """Predicted loss with two bands, one row per new run.
 
         Parameters
@@ -258,13 +328,18 @@ class ScalingFit:
               loss of one new run — the curve's uncertainty plus run-to-run
               noise. Use this band for "what will my run get".
 
+            For a fit with groups also ``group`` and ``new_group`` (True where
+            the row's group was not fitted and the population predictive of a
+            new group is used). ``group=`` sets the group of runs without a
+            ``group`` column, as in :meth:`predict_draws`.
+
         Examples
         --------
         >>> fit.predict({"N": [70e9, 400e9], "D": [1.4e12, 8e12]}, prob=0.9)  # doctest: +SKIP
         """
         _check_prob(prob)
         runs = self._new_runs(new_runs, columns)
-        draws = self.predict_draws(runs, random_seed=random_seed)
+        draws = self.predict_draws(runs, random_seed=random_seed, group=group)
         lo, hi = (1 - prob) / 2, (1 + prob) / 2
         curve = draws["expected_loss"].values.reshape(-1, runs.n_runs)
         new = draws["new_run_loss"].values.reshape(-1, runs.n_runs)
@@ -274,8 +349,63 @@ class ScalingFit:
         frame["loss_median"] = np.median(curve, axis=0)
         frame["curve_lower"], frame["curve_upper"] = np.quantile(curve, [lo, hi], axis=0)
         frame["new_run_lower"], frame["new_run_upper"] = np.quantile(new, [lo, hi], axis=0)
+        if self.model.hierarchical:
+            from .hierarchy import group_labels
+
+            frame["group"], frame["new_group"] = group_labels(self, runs, group)
         frame.attrs["prob"] = prob
         return frame
+
+    # ---------------------------------------------------- allocation and risk
+    def allocate(self, budget, prob=0.9, *, flops_per_param_token=6.0, max_unique_tokens=None) -> pd.DataFrame:
+        """Compute-optimal N, D, tokens per parameter and loss per budget; see :func:`bayescale.allocation.allocate`."""
+        from .allocation import allocate
+
+        return allocate(self, budget, prob=prob, flops_per_param_token=flops_per_param_token,
+                        max_unique_tokens=max_unique_tokens)
+
+    def allocate_draws(self, budget, *, flops_per_param_token=6.0, max_unique_tokens=None) -> xr.Dataset:
+        """Posterior draws of the optimal allocation; see :func:`bayescale.allocation.allocate_draws`."""
+        from .allocation import allocate_draws
+
+        return allocate_draws(self, budget, flops_per_param_token=flops_per_param_token,
+                              max_unique_tokens=max_unique_tokens)
+
+    def risk(self, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_token=6.0,
+             max_unique_tokens=None, random_seed=None) -> pd.DataFrame:
+        """Predictive loss bands, P(loss <= target) and allocation penalty; see :func:`bayescale.risk.risk`."""
+        from .risk import risk
+
+        return risk(self, budget, target=target, plan=plan, prob=prob, flops_per_param_token=flops_per_param_token,
+                    max_unique_tokens=max_unique_tokens, random_seed=random_seed)
+
+    def budget_for(self, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_tokens=None,
+                   random_seed=None) -> pd.DataFrame:
+        """Smallest compute reaching `target` with probability `prob`; see :func:`bayescale.risk.budget_for`."""
+        from .risk import budget_for
+
+        return budget_for(self, target, prob, flops_per_param_token=flops_per_param_token,
+                          max_unique_tokens=max_unique_tokens, random_seed=random_seed)
+
+    def plot_frontier(self, budgets=None, *, flops_per_param_token=6.0, max_unique_tokens=None):
+        """Loss vs compute with the optimal frontier and bands; see :func:`bayescale.plots.plot_frontier`."""
+        from .plots import plot_frontier
+
+        return plot_frontier(self, budgets, flops_per_param_token=flops_per_param_token,
+                             max_unique_tokens=max_unique_tokens)
+
+    def plot_allocation(self, budgets=None, *, flops_per_param_token=6.0, max_unique_tokens=None):
+        """N_opt and D_opt vs compute with bands; see :func:`bayescale.plots.plot_allocation`."""
+        from .plots import plot_allocation
+
+        return plot_allocation(self, budgets, flops_per_param_token=flops_per_param_token,
+                               max_unique_tokens=max_unique_tokens)
+
+    def plot_isoflop(self, budgets=None, *, flops_per_param_token=6.0):
+        """IsoFLOP curves (loss vs N at fixed C) with bands; see :func:`bayescale.plots.plot_isoflop`."""
+        from .plots import plot_isoflop
+
+        return plot_isoflop(self, budgets, flops_per_param_token=flops_per_param_token)
 
     # ---------------------------------------------------------------- output
     def save(self, path) -> None:
@@ -329,7 +459,8 @@ class ScalingFit:
                 f"  {s['chains']} chains x {s['draws']} draws ({s['sampler']}), "
                 f"converged: {'yes' if d['converged'] else 'NO'} (max R-hat {d['max_r_hat']:.3f}, "
                 f"min bulk ESS {d['min_ess_bulk']:.0f}, {d['divergences']} divergences)\n")
-        tail = "\nNext: fit.summary(), fit.predict(new_runs), fit.fit_report(), fit.save('fit.nc')"
+        tail = ("\nNext: fit.summary(), fit.predict(new_runs), fit.allocate(1e24), fit.risk(1e24, target=...), "
+                "fit.fit_report(), fit.save('fit.nc')")
         return head + table.to_string(float_format=lambda v: f"{v:.4g}") + tail
 
     def _repr_html_(self) -> str:
@@ -357,11 +488,26 @@ def _constant_data(runs) -> xr.Dataset:
     return xr.Dataset(data, coords={"run": np.arange(runs.n_runs)})
 
 
+def _medians(posterior) -> dict:
+    """Posterior medians keyed as ArviZ labels summary rows (``E``, ``E[group]``)."""
+    out = {}
+    for v in posterior.data_vars:
+        med = posterior[v].median(dim=SAMPLE_DIMS)
+        if med.ndim == 0:
+            out[v] = float(med)
+        else:
+            for label, value in zip(med[med.dims[0]].values, np.ravel(med.values)):
+                out[f"{v}[{label}]"] = float(value)
+    return out
+
+
 def _pointwise_loglik(model, posterior, runs) -> xr.DataArray:
-    """Log density of each run's observed log loss under each posterior draw."""
+    """Log density of each run's observed log loss under each posterior draw (its group's parameters)."""
     from scipy import stats
 
-    params = {k: posterior[k].values[..., None] for k in model.law.param_names}
+    idx = runs.group_index
+    params = {k: (posterior[k].values[..., idx] if posterior[k].ndim == 3 else posterior[k].values[..., None])
+              for k in model.law.param_names}
     x = {k: v[None, None, :] for k, v in runs.inputs(model.law.inputs).items()}
     mu = np.asarray(model.law.log_loss(x, params, NUMPY))
     sigma = posterior["sigma"].values[..., None]

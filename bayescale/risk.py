@@ -1,0 +1,411 @@
+"""Budget risk: predictive loss of planned runs, P(loss <= target), the compute a target needs.
+
+Definitions used throughout:
+
+- The *compute-optimal plan* at budget C is the posterior-median optimal
+  model size ``N = median(N_opt)`` with ``D = C / (k N)``: one concrete run
+  you can train. Its risk includes the uncertainty of the allocation itself
+  (the ``penalty`` columns show what not knowing the true optimum costs).
+- The *curve* band is the posterior of the law's expected loss at the plan;
+  the *new run* band adds run-to-run noise (the likelihood's sigma and, for
+  the Student-t likelihood, nu), as in :meth:`ScalingFit.predict`.
+- ``P(loss <= target)`` is computed from the **new-run** predictive
+  distribution: the probability that one training run of that plan reaches
+  the target.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .allocation import _budgets, _check_prob, _interval, _positive, optimal_allocation, posterior_params
+from .laws import NUMPY
+from .units import format_count, format_flops, format_plan, parse_plan, parse_quantity
+
+__all__ = ["risk", "budget_for", "humanize", "to_markdown", "to_html", "to_text"]
+
+
+# ----------------------------------------------------------------- helpers
+def _plans(plan) -> list:
+    """``(N, D)``, ``"70B:1.4T"`` or a sequence of them -> list of (N, D)."""
+    if plan is None:
+        return []
+    if isinstance(plan, str):
+        return [parse_plan(plan)]
+    if isinstance(plan, Sequence) and len(plan) == 2 and not isinstance(plan[0], (str, Sequence)):
+        return [parse_plan(tuple(plan))]
+    if isinstance(plan, Sequence):
+        return [parse_plan(p) for p in plan]
+    raise ValueError(f"plan must be (N, D), 'N:D' (e.g. '70B:1.4T') or a list of them, got {plan!r}")
+
+
+def _plan_inputs(law, n, d, cap) -> dict:
+    inputs = {"N": np.asarray(n, float), "D": np.asarray(d, float)}
+    if "U" in law.inputs:
+        inputs["U"] = inputs["D"] if cap is None else np.minimum(inputs["D"], cap)
+    return inputs
+
+
+def _median_plan(fit, c, k, cap):
+    """The posterior-median optimal N at each budget, and D = C / (k N)."""
+    alloc = optimal_allocation(fit.model.law, posterior_params(fit), c, flops_per_param_token=k,
+                               max_unique_tokens=cap)
+    n = np.exp(np.median(np.log(alloc["N"]).reshape(-1, np.size(c)), axis=0))
+    return n, np.asarray(c, float) / k / n
+
+
+def _check_target(target):
+    if target is None:
+        return None
+    return parse_quantity(target, "target loss")
+
+
+def _converged(fit) -> bool:
+    return bool(fit.diagnostics()["converged"])
+
+
+# -------------------------------------------------------------------- risk
+def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_token=6.0,
+         max_unique_tokens=None, random_seed=None) -> pd.DataFrame:
+    """Predictive loss, P(loss <= target) and the allocation penalty of planned runs.
+
+    Parameters
+    ----------
+    fit : ScalingFit
+    budget : float or sequence of float, optional
+        Compute budgets in FLOPs; each gives a row for its compute-optimal
+        plan (posterior-median N_opt, D = C / (k N)).
+    target : float, optional
+        Target loss; adds ``p_target`` = P(loss of one new run <= target).
+    plan : (N, D), "N:D" string or a list of them, optional
+        User-proposed runs, e.g. ``(70e9, 1.4e12)`` or ``"70B:1.4T"``; each
+        gives a row at its own compute ``k N D``.
+    prob : float, default 0.9
+        Probability of the central intervals.
+    flops_per_param_token : float, default 6
+    max_unique_tokens : float, optional
+        Fresh-data cap: the optimum is the capped one (see
+        :func:`~bayescale.allocation.optimal_allocation`) and, for laws with
+        unique tokens, plans repeat data beyond it.
+    random_seed : int, optional
+        Seed of the run-to-run noise draws; default the fit's seed.
+
+    Returns
+    -------
+    DataFrame
+        One row per budget, then per plan: ``kind`` (``compute-optimal`` or
+        ``plan``), ``label`` ("70B params on 1.4T tokens"), ``C``, ``N``,
+        ``D``, ``tokens_per_param``, (``U``, ``epochs``), ``loss_median``,
+        ``curve_lower/upper``, ``new_run_lower/upper``, (``p_target``),
+        ``penalty_median/lower/upper`` (expected loss of the row's plan minus
+        the optimum at the same compute, per posterior draw: >= 0, and > 0
+        for a plan off the optimum), ``converged``. ``attrs``: ``prob``,
+        ``target``, ``flops_per_param_token``, ``max_unique_tokens``.
+
+    Examples
+    --------
+    >>> fit.risk([1e24], target=1.9, plan="70B:1.4T")  # doctest: +SKIP
+    """
+    _check_prob(prob)
+    if budget is None and plan is None:
+        raise ValueError("risk needs at least one budget (FLOPs) or one plan (N, D)")
+    law = fit.model.law
+    k = float(_positive(flops_per_param_token, "flops_per_param_token"))
+    cap = None if max_unique_tokens is None else float(_positive(max_unique_tokens, "max_unique_tokens"))
+    target = _check_target(target)
+    kinds, ns, ds = [], [], []
+    if budget is not None:
+        c = _budgets(budget)
+        n, d = _median_plan(fit, c, k, cap)
+        kinds += ["compute-optimal"] * c.size
+        ns += list(n)
+        ds += list(d)
+    for n, d in _plans(plan):
+        kinds.append("plan")
+        ns.append(n)
+        ds.append(d)
+    n, d = np.array(ns), np.array(ds)
+    c = k * n * d
+    inputs = _plan_inputs(law, n, d, cap)
+    draws = fit.predict_draws({name: inputs[name] for name in law.inputs}, random_seed=random_seed)
+    curve = draws["expected_loss"].values.reshape(-1, n.size)
+    new = draws["new_run_loss"].values.reshape(-1, n.size)
+    best = optimal_allocation(law, posterior_params(fit), c, flops_per_param_token=k,
+                              max_unique_tokens=cap)["loss"].reshape(-1, n.size)
+    frame = pd.DataFrame({"kind": kinds, "label": [format_plan(a, b) for a, b in zip(n, d)],
+                          "C": c, "N": n, "D": d, "tokens_per_param": d / n})
+    if "U" in law.inputs:
+        frame["U"] = inputs["U"]
+        frame["epochs"] = d / inputs["U"]
+    lo, hi = (1 - prob) / 2, (1 + prob) / 2
+    frame["loss_median"] = np.median(curve, axis=0)
+    frame["curve_lower"], frame["curve_upper"] = np.quantile(curve, [lo, hi], axis=0)
+    frame["new_run_lower"], frame["new_run_upper"] = np.quantile(new, [lo, hi], axis=0)
+    if target is not None:
+        frame["p_target"] = (new <= target).mean(axis=0)
+    frame["penalty_median"], frame["penalty_lower"], frame["penalty_upper"] = _interval(curve - best, prob)
+    frame["converged"] = _converged(fit)
+    frame.attrs.update(prob=prob, target=target, flops_per_param_token=k, max_unique_tokens=cap,
+                       law=law.name)
+    return frame
+
+
+# -------------------------------------------------------------- budget_for
+def _run_noise(fit, random_seed):
+    """Per-draw log-noise of one new run, shaped (chain, draw), from :meth:`ScalingFit.predict_draws`."""
+    first = {name: v[:1] for name, v in fit.runs.inputs(fit.model.law.inputs).items()}
+    draws = fit.predict_draws(first, random_seed=random_seed)
+    return (np.log(draws["new_run_loss"]) - np.log(draws["expected_loss"])).values[..., 0]
+
+
+def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_tokens=None,
+               random_seed=None, max_compute=1e40) -> pd.DataFrame:
+    """Smallest compute at which the compute-optimal run reaches a target loss with a given probability.
+
+    The probability is that of one new run (new-run predictive distribution,
+    as ``p_target`` in :func:`risk`) of the compute-optimal plan at that
+    compute (posterior-median N_opt). It grows with compute, so the answer is
+    found by bisection on log C with each posterior draw's run-to-run noise
+    held fixed; ``risk(fit, C, target=target)["p_target"]`` at the returned
+    C is therefore about ``prob``.
+
+    Parameters
+    ----------
+    fit : ScalingFit
+    target : float or sequence of float
+        Target loss(es).
+    prob : float, default 0.9
+        Required probability of reaching the target.
+    flops_per_param_token : float, default 6
+    max_unique_tokens : float, optional
+        Fresh-data cap for the optimal plan.
+    random_seed : int, optional
+        Seed of the noise draws; default the fit's seed.
+    max_compute : float, default 1e40
+        Upper end of the search.
+
+    Returns
+    -------
+    DataFrame
+        One row per target: ``target``, ``prob``, ``C`` (compute needed at
+        probability ``prob``), ``N``, ``D`` (the plan there),
+        ``C_median_case`` (compute at which the probability is 1/2),
+        ``status`` (``ok``; ``not reached by ...`` when even
+        ``max_compute`` is not enough — e.g. a target below the irreducible
+        loss — with C = inf; ``reached at or below ...`` when the smallest
+        compute searched already suffices), ``converged``.
+
+    Examples
+    --------
+    >>> fit.budget_for(1.9, prob=0.9)  # doctest: +SKIP
+    """
+    _check_prob(prob)
+    targets = np.atleast_1d(np.asarray([parse_quantity(t, "target loss")
+                                        for t in np.atleast_1d(np.asarray(target, dtype=object))]))
+    k = float(_positive(flops_per_param_token, "flops_per_param_token"))
+    cap = None if max_unique_tokens is None else float(_positive(max_unique_tokens, "max_unique_tokens"))
+    law = fit.model.law
+    params = posterior_params(fit)
+    noise = _run_noise(fit, random_seed)
+    runs = fit.runs.inputs(["N", "D"])
+    observed = k * runs["N"] * runs["D"]
+    log_lo = np.log(observed.min() / 1e3)
+    log_hi = np.log(float(_positive(max_compute, "max_compute")))
+
+    def log_new_run(log_c):
+        c = float(np.exp(log_c))
+        n, d = _median_plan(fit, c, k, cap)
+        log_l = law.log_loss(_plan_inputs(law, n[0], d[0], cap), params, NUMPY)
+        return log_l + noise
+
+    def p_reach(log_c, t):
+        return float(np.mean(log_new_run(log_c) <= np.log(t)))
+
+    def solve(t, p):
+        if p_reach(log_hi, t) < p:
+            return np.inf, f"not reached by {format_flops(np.exp(log_hi))}"
+        if p_reach(log_lo, t) >= p:
+            return float(np.exp(log_lo)), f"reached at or below {format_flops(np.exp(log_lo))}"
+        lo, hi = log_lo, log_hi
+        while hi - lo > 1e-6:  # 1e-6 relative in C
+            mid = 0.5 * (lo + hi)
+            lo, hi = (lo, mid) if p_reach(mid, t) >= p else (mid, hi)
+        return float(np.exp(hi)), "ok"
+
+    rows = []
+    for t in targets:
+        c, status = solve(t, prob)
+        c_med, _ = solve(t, 0.5)
+        n, d = _median_plan(fit, c, k, cap) if np.isfinite(c) else (np.array([np.nan]), np.array([np.nan]))
+        rows.append(dict(target=float(t), prob=prob, C=c, N=float(n[0]), D=float(d[0]), C_median_case=c_med,
+                         status=status))
+    frame = pd.DataFrame(rows)
+    frame["converged"] = _converged(fit)
+    frame.attrs.update(prob=prob, flops_per_param_token=k, max_unique_tokens=cap, law=law.name)
+    return frame
+
+
+# --------------------------------------------------------------- rendering
+_HEADERS = {
+    "C": "compute", "N": "params", "D": "tokens", "U": "unique tokens", "max_unique_tokens": "unique-token cap",
+    "tokens_per_param": "tokens/param", "epochs": "epochs", "loss": "loss at optimum",
+    "loss_median": "loss (median)", "penalty": "penalty vs optimum", "crossover_C": "data-bound from",
+    "data_bound_prob": "P(data-bound)", "target": "target loss", "prob": "P(reach)",
+    "C_median_case": "compute (median case)", "kind": "row", "label": "plan", "status": "status",
+    "converged": "converged",
+}
+
+
+def _formatter(base):
+    return _finite_only(_raw_formatter(base))
+
+
+def _raw_formatter(base):
+    if base in ("C", "C_median_case", "crossover_C"):
+        return lambda v: format_flops(v)
+    if base in ("N", "D", "U", "max_unique_tokens"):
+        return format_count
+    if base in ("loss", "loss_median", "curve", "new_run", "target"):
+        return lambda v: f"{v:.3f}"
+    if base == "penalty":
+        return lambda v: f"{v:.4f}"
+    if base in ("tokens_per_param", "epochs"):
+        return lambda v: f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    if base in ("p_target", "data_bound_prob", "prob"):
+        return lambda v: f"{v:.2f}"
+    if base == "converged":
+        return lambda v: "yes" if v else "NO"
+    return lambda v: v if isinstance(v, str) else f"{v:.4g}"
+
+
+def _finite_only(f):
+    """Wrap a number formatter: NaN -> "-", infinity -> "inf"."""
+
+    def g(v):
+        if isinstance(v, (float, np.floating)) and not np.isfinite(v):
+            return "-" if np.isnan(v) else ("inf" if v > 0 else "-inf")
+        return f(v)
+
+    return g
+
+
+def humanize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Table of strings in the units people read: ``1.2e24 FLOP``, ``70B``, ``1.4T``.
+
+    ``X_median``, ``X_lower``, ``X_upper`` become one column ``"median [lower,
+    upper]"``; ``curve_*`` and ``new_run_*`` become ``[lower, upper]``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"C": [1e24], "N_median": [4.1e10], "N_lower": [3.5e10], "N_upper": [4.8e10],
+    ...                   "converged": [True]})
+    >>> t.attrs["prob"] = 0.9
+    >>> humanize(t).to_dict("records")
+    [{'compute': '1e24 FLOP', 'params (90%)': '41B [35B, 48B]', 'converged': 'yes'}]
+    """
+    prob = frame.attrs.get("prob")
+    tag = f" ({prob:.0%})" if prob is not None else ""
+    out = {}
+    cols = list(frame.columns)
+    done = set()
+    for col in cols:
+        if col in done:
+            continue
+        for suffix in ("_median", "_lower"):
+            base = col[: -len(suffix)] if col.endswith(suffix) else None
+            if base is None:
+                continue
+            if suffix == "_median" and {f"{base}_lower", f"{base}_upper"} <= set(cols):
+                f = _formatter(base)
+                out[f"{_HEADERS.get(base, base)}{tag}"] = [
+                    f"{f(m)} [{f(a)}, {f(b)}]"
+                    for m, a, b in zip(frame[col], frame[f"{base}_lower"], frame[f"{base}_upper"])]
+                done |= {col, f"{base}_lower", f"{base}_upper"}
+                break
+            if suffix == "_lower" and f"{base}_upper" in cols:
+                f = _formatter(base)
+                name = {"curve": "curve", "new_run": "new run"}.get(base, _HEADERS.get(base, base))
+                out[f"{name}{tag}"] = [f"[{f(a)}, {f(b)}]" for a, b in zip(frame[col], frame[f"{base}_upper"])]
+                done |= {col, f"{base}_upper"}
+                break
+        if col in done:
+            continue
+        if col == "p_target":
+            header = f"P(loss <= {frame.attrs['target']:.3g})" if frame.attrs.get("target") else "P(target)"
+        else:
+            header = _HEADERS.get(col, col)
+        f = _formatter(col)
+        out[header] = [f(v) for v in frame[col]]
+        done.add(col)
+    return pd.DataFrame(out)
+
+
+def _caption(frame) -> str:
+    bits = []
+    prob = frame.attrs.get("prob")
+    if prob is not None and any(c.endswith(("_lower", "_upper")) for c in frame.columns):
+        bits.append(f"Intervals are central {prob:.0%} posterior intervals.")
+    if "curve_lower" in frame.columns:
+        bits.append("curve: uncertainty of the expected loss; new run: one training run, with run-to-run noise.")
+    if "p_target" in frame.columns:
+        bits.append("P(loss <= target) is for one new run.")
+    if "converged" in frame.columns and not frame["converged"].all():
+        bits.append("WARNING: the fit did not converge (see fit.diagnostics()); do not rely on these numbers.")
+    return " ".join(bits)
+
+
+def to_markdown(frame: pd.DataFrame, caption=True) -> str:
+    """Markdown table in human units, with a one-line caption, ready to paste into a proposal.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"C": [1e24], "loss_median": [1.9512], "converged": [True]})
+    >>> print(to_markdown(t))
+    | compute | loss (median) | converged |
+    |---|---|---|
+    | 1e24 FLOP | 1.951 | yes |
+    """
+    table = humanize(frame)
+
+    def cell(v):
+        return str(v).replace("|", r"\|")
+
+    lines = ["| " + " | ".join(cell(c) for c in table.columns) + " |",
+             "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    text = _caption(frame) if caption else ""
+    return "\n".join(lines) + (f"\n\n{text}" if text else "")
+
+
+def to_html(frame: pd.DataFrame, caption=True) -> str:
+    """HTML table in human units (escaped), with the caption as a paragraph.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> "<td>70B</td>" in to_html(pd.DataFrame({"N": [70e9]}))
+    True
+    """
+    body = humanize(frame).to_html(index=False, escape=True, border=0)
+    text = _caption(frame) if caption else ""
+    return body + (f"\n<p>{html.escape(text)}</p>" if text else "")
+
+
+def to_text(frame: pd.DataFrame, caption=True) -> str:
+    """Plain-text table in human units (for terminals).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> print(to_text(pd.DataFrame({"D": [1.4e12]})))
+    tokens
+      1.4T
+    """
+    text = _caption(frame) if caption else ""
+    return humanize(frame).to_string(index=False) + (f"\n{text}" if text else "")

@@ -1,0 +1,118 @@
+"""The bayescale console script, run end to end as a user would (fresh processes)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib.resources import files
+from io import StringIO
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+
+def _script():
+    here = Path(sys.executable).parent / "bayescale"
+    found = str(here) if here.exists() else shutil.which("bayescale")
+    assert found, "the bayescale console script is not installed (pip install -e .)"
+    return found
+
+
+SCRIPT = _script()
+
+
+def run(*args, cwd=None):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([SCRIPT, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def fit_file(tmp_path_factory):
+    """One CLI fit of the bundled Chinchilla CSV in its published column names, reused by every test."""
+    folder = tmp_path_factory.mktemp("cli")
+    csv = folder / "runs.csv"
+    csv.write_bytes(files("bayescale.datasets").joinpath("chinchilla_runs_epoch2024.csv").read_bytes())
+    out = folder / "fit.nc"
+    proc = run("fit", csv, "--law", "chinchilla", "-o", out, "--seed", 3, "--draws", 500, "--tune", 500,
+               "--columns", "Model Size=N,Training FLOP=C")
+    assert proc.returncode == 0, proc.stderr
+    assert "Saved to" in proc.stdout and "alpha" in proc.stdout
+    return out
+
+
+def test_fit_writes_a_loadable_file(fit_file):
+    import bayescale as bs
+
+    fit = bs.load(fit_file)
+    assert fit.runs.n_runs == 245 and fit.settings["draws"] == 500 and fit.settings["random_seed"] == 3
+
+
+def test_summary(fit_file):
+    proc = run("summary", fit_file)
+    assert proc.returncode == 0, proc.stderr
+    assert "[[Parameters]]" in proc.stdout and "[[Diagnostics]]" in proc.stdout
+
+
+def test_risk_table_and_markdown(fit_file):
+    proc = run("risk", fit_file, "--budget", "1e24", "--budget", "5.88e23", "--target", "1.9",
+               "--plan", "70e9:1.4e12", "--format", "md")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "## Compute-optimal allocation" in out and "## Compute needed to reach loss 1.9" in out
+    assert "| plan | 70B params on 1.4T tokens | 5.88e23 FLOP |" in out
+    assert "P(loss <= 1.9)" in out
+    proc = run("risk", fit_file, "--budget", "1e24", "--max-unique-tokens", "1T")
+    assert proc.returncode == 0, proc.stderr
+    assert "data-bound from" in proc.stdout and "1e24 FLOP" in proc.stdout
+
+
+def test_risk_machine_formats(fit_file):
+    proc = run("risk", fit_file, "--budget", "1e24", "--plan", "70B:1.4T", "--target", "1.95", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert set(data) == {"allocation", "risk", "budget_for"}
+    assert data["risk"][1]["N"] == 70e9 and 0 <= data["risk"][1]["p_target"] <= 1
+    assert 10 < data["allocation"][0]["tokens_per_param_median"] < 40
+    proc = run("risk", fit_file, "--plan", "70B:1.4T", "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(StringIO(proc.stdout))
+    assert table.shape[0] == 1 and table["D"].iloc[0] == 1.4e12 and "new_run_upper" in table
+
+
+@pytest.mark.parametrize("kind", ["frontier", "allocation", "isoflop"])
+def test_plot(fit_file, kind, tmp_path):
+    out = tmp_path / f"{kind}.png"
+    proc = run("plot", fit_file, "-o", out, "--kind", kind, "--budget", "1e24")
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left behind
+
+
+def test_errors_are_one_line_and_non_zero(fit_file, tmp_path):
+    cases = [
+        (("risk", tmp_path / "missing.nc", "--budget", "1e24"), 1, "no fit file"),
+        (("risk", fit_file, "--budget", "lots"), 2, "cannot read 'lots'"),
+        (("risk", fit_file), 1, "at least one --budget"),
+        (("risk", fit_file, "--plan", "70B"), 1, "PARAMS:TOKENS"),
+        (("plot", fit_file, "-o", tmp_path / "fig.xyz"), 1, "not supported"),
+        (("fit", tmp_path / "none.csv", "-o", tmp_path / "f.nc"), 1, "none.csv"),
+        (("fit", fit_file, "-o", tmp_path / "f.nc", "--columns", "Model Size"), 1, "--columns"),
+        (("fit", fit_file, "-o", tmp_path / "f.nc", "--law", "nope"), 2, "invalid choice"),
+        (("frobnicate",), 2, "invalid choice"),
+    ]
+    for args, code, text in cases:
+        proc = run(*args)
+        assert proc.returncode == code, (args, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and text in lines[0] and lines[0].startswith("bayescale"), (args, proc.stderr)
+    assert not (tmp_path / "f.nc").exists() and not list(tmp_path.glob("*.xyz"))
+
+
+def test_help_on_every_command():
+    for command in ([], ["fit"], ["summary"], ["risk"], ["plot"], ["demo"]):
+        proc = run(*command, "--help")
+        assert proc.returncode == 0 and proc.stdout.startswith("usage: bayescale"), command
+        assert "--help" in proc.stdout

@@ -1,0 +1,229 @@
+"""Extrapolation backtests: fit on the small runs, predict the large ones.
+
+:func:`backtest` fits every method on the runs below a cutoff (in compute,
+model size or tokens, or a mask of your own), predicts the held-out runs and
+scores each method on them:
+
+* ``mape`` / ``max_ape``: mean and largest absolute percentage error of the
+  median prediction (``loss_median``) against the observed loss;
+* ``coverage_50``, ``coverage_90`` (one per requested probability): share of
+  held-out runs whose observed loss lies inside the **new-run band**
+  (``new_run_lower`` to ``new_run_upper`` of ``predict``), the band meant to
+  hold one new run's loss; ``width_50``, ``width_90``: its mean width in loss
+  units. Well-calibrated bands cover about their nominal share;
+* ``lpd``: mean log predictive density of the held-out runs' log loss (nats
+  per run; higher is better). Bayesian fits: log of the posterior-averaged
+  density of each run (log pointwise predictive density). Point fits: the
+  Normal plug-in density with the residual scale (averaged over bootstrap
+  fits when bootstrapped). NaN for methods without a density.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from .errors import SpecError
+
+__all__ = ["backtest", "split_runs"]
+
+HOLDOUT_COLUMNS = ("C", "N", "D")
+DETAILS = ("method", "run")
+
+
+def split_runs(runs, holdout="C", *, cutoff=None, fraction=None, columns=None):
+    """Split runs into a training set and a held-out set of larger runs.
+
+    Parameters
+    ----------
+    runs : RunData, DataFrame, dict of arrays or path
+    holdout : {"C", "N", "D"} or array of bool
+        Column to cut on, or a mask with True for held-out runs.
+    cutoff : float, optional
+        Hold out runs with ``holdout >= cutoff``.
+    fraction : float, optional
+        Hold out the largest `fraction` of runs by `holdout` (ties at the
+        boundary are held out too). Default 0.1 when neither is given.
+    columns : dict, optional
+        Column renaming, as in :func:`bayescale.load_runs`.
+
+    Returns
+    -------
+    train, test : RunData
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> train, test = split_runs(bs.datasets.load_chinchilla(drop_outliers=True), "C", cutoff=1e21)
+    >>> len(train), len(test), bool(test.frame["C"].min() >= 1e21 > train.frame["C"].max())
+    (212, 28, True)
+    """
+    train, test, _ = _split(runs, holdout, cutoff, fraction, columns)
+    return train, test
+
+
+def _split(runs, holdout, cutoff, fraction, columns):
+    from .data import load_runs
+
+    runs = load_runs(runs, columns=columns, require=())
+    frame = runs.frame
+    if isinstance(holdout, str):
+        if holdout not in HOLDOUT_COLUMNS:
+            raise SpecError(f"holdout={holdout!r}: cut on one of {', '.join(HOLDOUT_COLUMNS)}, or pass a boolean mask")
+        if holdout not in frame:
+            raise SpecError(f"holdout={holdout!r}, but the runs have no {holdout!r} column")
+        if cutoff is not None and fraction is not None:
+            raise SpecError("give cutoff= or fraction=, not both")
+        values = frame[holdout].to_numpy(dtype=float)
+        if cutoff is None:
+            fraction = 0.1 if fraction is None else fraction
+            if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+                raise SpecError(f"fraction must be strictly between 0 and 1, got {fraction!r}")
+            k = max(int(np.ceil(fraction * len(values))), 1)
+            cutoff = float(np.sort(values)[-k])
+        mask = values >= float(cutoff)
+        what = f"{holdout} >= {float(cutoff):.4g}"
+    else:
+        if cutoff is not None or fraction is not None:
+            raise SpecError("cutoff= and fraction= apply to a column holdout, not to a mask")
+        mask = np.asarray(holdout)
+        if mask.dtype != bool or mask.shape != (runs.n_runs,):
+            raise SpecError(f"a holdout mask must be an array of {runs.n_runs} booleans (True = held out), "
+                            f"got dtype {mask.dtype} and shape {mask.shape}")
+        what = "mask"
+    if mask.all() or not mask.any():
+        side = "no training" if mask.all() else "no held-out"
+        span = (f"; {holdout} ranges from {values.min():.4g} to {values.max():.4g}"
+                if isinstance(holdout, str) else "")
+        raise SpecError(f"holdout ({what}) leaves {side} runs among the {runs.n_runs}{span}")
+    return load_runs(frame[~mask], require=()), load_runs(frame[mask], require=()), what
+
+
+def _fit_method(name, method, runs, random_seed):
+    from .model import ScalingModel
+    from .point import IsoFLOP
+
+    if isinstance(method, IsoFLOP):
+        raise SpecError(f"method {name!r} is an isoFLOP fit, which predicts allocations, not losses; "
+                        "backtest methods must predict the loss of runs")
+    if isinstance(method, ScalingModel):
+        return method.fit(runs, random_seed=random_seed)
+    if hasattr(method, "fit"):
+        return method.fit(runs)
+    if callable(method):
+        return method(runs)
+    raise SpecError(f"method {name!r} must be a ScalingModel, a PointModel (anything with .fit(runs)) or a "
+                    f"function runs -> fit; got {type(method).__name__}")
+
+
+def _lpd(fit, test) -> np.ndarray:
+    """Log predictive density of each held-out run's log loss (NaN when the method has none)."""
+    from scipy.special import logsumexp
+
+    from .fit import ScalingFit
+
+    if hasattr(fit, "log_predictive_density"):
+        return np.asarray(fit.log_predictive_density(test), dtype=float)
+    if isinstance(fit, ScalingFit):
+        from .fit import _pointwise_loglik
+
+        ll = _pointwise_loglik(fit.model, fit.posterior, test).values.reshape(-1, test.n_runs)
+        return logsumexp(ll, axis=0) - np.log(ll.shape[0])
+    return np.full(test.n_runs, np.nan)
+
+
+def _tag(p) -> str:
+    return f"{100 * p:g}".replace(".", "_")
+
+
+def backtest(methods, runs, holdout="C", *, cutoff=None, fraction=None, prob=(0.5, 0.9), random_seed=0,
+             detail="method", columns=None) -> pd.DataFrame:
+    """Fit each method on the smaller runs and score its predictions of the held-out larger runs.
+
+    Parameters
+    ----------
+    methods : dict of name -> method
+        A :class:`~bayescale.model.ScalingModel` (fitted with
+        ``random_seed``), a point-fit spec such as
+        :class:`~bayescale.point.Approach3` (anything with ``.fit(runs)``),
+        or a function ``runs -> fit`` (e.g. to pass sampler settings). The
+        fit must have ``predict(new_runs, prob)``.
+    runs : RunData, DataFrame, dict of arrays or path
+    holdout : {"C", "N", "D"} or array of bool, default "C"
+        See :func:`split_runs`; with ``cutoff`` or ``fraction`` (default:
+        the largest 10% of runs are held out).
+    prob : sequence of float, default (0.5, 0.9)
+        Nominal probabilities of the new-run bands scored.
+    random_seed : int, default 0
+        Seed given to ScalingModel fits.
+    detail : {"method", "run"}
+        ``method``: one row per method (the scores); ``run``: one row per
+        method and held-out run (predictions, errors, coverage, density).
+
+    Returns
+    -------
+    DataFrame
+        ``detail="method"``: ``method``, ``n_train``, ``n_test``, ``mape``,
+        ``max_ape`` (percent), ``coverage_<p>`` and ``width_<p>`` per
+        probability, ``lpd`` (mean log density of log loss per held-out run),
+        ``fit_seconds``. ``attrs``: ``holdout``, ``band`` (``"new_run"``).
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> runs = bs.datasets.load_chinchilla(drop_outliers=True)
+    >>> table = backtest({"Approach 3": bs.Approach3(n_boot=20, random_seed=0)}, runs, "C", cutoff=1e21)
+    >>> table.columns.tolist()  # doctest: +NORMALIZE_WHITESPACE
+    ['method', 'n_train', 'n_test', 'mape', 'max_ape', 'coverage_50', 'width_50', 'coverage_90', 'width_90',
+     'lpd', 'fit_seconds']
+    """
+    if detail not in DETAILS:
+        raise SpecError(f"detail must be one of {DETAILS}, got {detail!r}")
+    if not isinstance(methods, dict) or not methods:
+        raise SpecError("methods must be a non-empty dict of name -> ScalingModel, PointModel or function")
+    probs = tuple(np.atleast_1d(np.asarray(prob, dtype=float)).tolist())
+    if not all(0 < p < 1 for p in probs):
+        raise ValueError(f"every prob must be strictly between 0 and 1, got {prob!r}")
+    train, test, holdout_what = _split(runs, holdout, cutoff, fraction, columns)
+    observed = test.loss
+    rows, per_run = [], []
+    for name, method in methods.items():
+        t0 = time.perf_counter()
+        fit = _fit_method(name, method, train, random_seed)
+        seconds = time.perf_counter() - t0
+        if not hasattr(fit, "predict"):
+            raise SpecError(f"method {name!r} gave a {type(fit).__name__}, which has no predict(new_runs, prob)")
+        row = {"method": name, "n_train": train.n_runs, "n_test": test.n_runs}
+        run = test.frame[[c for c in ("N", "D", "C", "U") if c in test.frame]].copy()
+        run.insert(0, "method", name)
+        run["observed_loss"] = observed
+        ape = None
+        for p in probs:
+            pred = fit.predict(test, prob=p)
+            med = pred["loss_median"].to_numpy(dtype=float)
+            lo = pred["new_run_lower"].to_numpy(dtype=float)
+            hi = pred["new_run_upper"].to_numpy(dtype=float)
+            if ape is None:
+                ape = 100 * np.abs(med - observed) / observed
+                row["mape"], row["max_ape"] = float(ape.mean()), float(ape.max())
+                run["loss_median"], run["ape"] = med, ape
+            inside = (observed >= lo) & (observed <= hi)
+            row[f"coverage_{_tag(p)}"] = float(inside.mean())
+            row[f"width_{_tag(p)}"] = float(np.mean(hi - lo))
+            run[f"new_run_lower_{_tag(p)}"], run[f"new_run_upper_{_tag(p)}"] = lo, hi
+            run[f"covered_{_tag(p)}"] = inside
+        lpd = _lpd(fit, test)
+        row["lpd"] = float(np.mean(lpd))
+        row["fit_seconds"] = seconds
+        run["lpd"] = lpd
+        rows.append(row)
+        per_run.append(run)
+    if detail == "run":
+        out = pd.concat(per_run).rename_axis("run").reset_index()
+    else:
+        out = pd.DataFrame(rows)
+    out.attrs.update(holdout=holdout_what, band="new_run", lpd="log density of log loss, nats per held-out run",
+                     prob=probs)
+    return out

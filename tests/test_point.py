@@ -1,0 +1,276 @@
+"""Point-estimate baselines: Approach 3 reproduction, least squares, bootstrap, Approach 2."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import optimize, special, stats
+
+import bayescale as bs
+from bayescale import point
+from bayescale.allocation import chinchilla_optimum
+from conftest import TRUE_CHINCHILLA, simulate_chinchilla
+
+PUBLISHED = bs.datasets.references()["besiroglu2024_hoffmann_procedure"]
+#: A few starts around the truth, for tests about something other than the grid search.
+NEAR_GRID = {"log_E": [0.5], "log_A": [5.0, 7.0], "log_B": [7.0, 9.0], "alpha": [0.3, 0.5], "beta": [0.3, 0.5]}
+
+
+@pytest.fixture(scope="module")
+def a3(chinchilla_runs):
+    return bs.Approach3().fit(chinchilla_runs)
+
+
+@pytest.fixture(scope="module")
+def a3_boot(a3):
+    return a3.bootstrap(200, random_seed=3)
+
+
+# ------------------------------------------------------------- Approach 3
+def test_approach3_reproduces_published_replication(a3):
+    # Besiroglu et al. 2024 replicate Hoffmann's procedure on these 240 runs; the issue asks for 1%
+    # on each parameter (the published values are rounded to 4-5 significant digits).
+    for name, ref in PUBLISHED.items():
+        assert a3.params[name] == pytest.approx(ref, rel=0.01), name
+    assert a3.success
+    # The published grid, and L-BFGS-B started from it.
+    assert a3.starts.attrs["n_grid"] == 4500
+    assert a3.starts["at_best"].sum() >= point.CONFIRMATIONS
+
+
+def test_adaptive_search_matches_full_search_on_a_smaller_grid(chinchilla_runs):
+    # A 243-start grid (3 values per coordinate) is cheap enough to run in full here; the full
+    # 4500-start comparison is in benchmarks/bench_point_vs_bayes.py.
+    grid = {"log_E": [-1.0, 0.0, 1.0], "log_A": [0.0, 10.0, 20.0], "log_B": [0.0, 10.0, 20.0],
+            "alpha": [0.0, 1.0, 2.0], "beta": [0.0, 1.0, 2.0]}
+    full = bs.PointModel("chinchilla", grid=grid, search="full").fit(chinchilla_runs)
+    fast = bs.PointModel("chinchilla", grid=grid, search="adaptive").fit(chinchilla_runs)
+    assert len(full.starts) == 243 and len(fast.starts) < len(full.starts)
+    assert fast.objective == pytest.approx(full.objective, rel=1e-9)
+    for name in full.params:
+        assert fast.params[name] == pytest.approx(full.params[name], rel=1e-5), name
+    # The full search shows the objective is multimodal: several distinct end points.
+    assert point._count_minima(full.starts) > 1
+
+
+@pytest.mark.parametrize("law_name, loss", [("chinchilla", "huber"), ("chinchilla", "squared"),
+                                            ("kaplan", "squared_log")])
+def test_compiled_objective_is_the_law_definition_and_its_gradient_is_exact(law_name, loss):
+    law = bs.get_law(law_name)
+    rng = np.random.default_rng(0)
+    n = 30
+    N = 10 ** rng.uniform(7, 10, n)
+    frame = pd.DataFrame({"N": N, "D": N * 10 ** rng.uniform(0.5, 2, n), "loss": rng.uniform(2, 3, n)})
+    if "U" in law.inputs:
+        frame["U"] = frame["D"] / rng.uniform(1, 20, n)
+    runs = bs.load_runs(frame, require=law.inputs)
+    problem = point._Problem(law, loss, 1e-3, runs)
+    w = rng.integers(0, 3, n).astype(float)
+    fun = problem.single(w)
+    theta = np.array([{"irreducible": 0.5, "coefficient": 6.0, "exponent": 0.3, "scale": 30.0,
+                       "shape": 2.0}[p.kind] for p in law.parameters]) + rng.normal(0, 0.05, len(law.parameters))
+    # Objective: the law's own NumPy definition, the loss written out independently.
+    pred = law.log_loss(runs.inputs(law.inputs), point._to_params(law, theta))
+    if loss == "squared":
+        expected = np.sum(w * 0.5 * (np.exp(pred) - runs.loss) ** 2)
+    else:
+        r = pred - np.log(runs.loss)
+        expected = np.sum(w * (special.huber(1e-3, r) if loss == "huber" else 0.5 * r**2))
+    assert fun(theta)[0] == pytest.approx(expected, rel=1e-10)
+    # Gradient against central finite differences (relative error of the whole vector).
+    grad = fun(theta)[1]
+    eps = 1e-6
+    fd = np.array([(fun(theta + eps * e)[0] - fun(theta - eps * e)[0]) / (2 * eps) for e in np.eye(len(theta))])
+    assert np.linalg.norm(grad - fd) <= 1e-5 * np.linalg.norm(fd)
+
+
+# ---------------------------------------------------------- least squares
+def test_least_squares_recovers_known_parameters():
+    # 200 runs with 0.2% noise on log loss: the estimates must be within a few percent of the truth
+    # (coefficients A, B are the least determined; 10% covers them, exponents and E get 2%).
+    runs = simulate_chinchilla(n_runs=200, sigma=0.002, seed=11)
+    for on in ("log_loss", "loss"):
+        fit = bs.LeastSquares(on=on).fit(runs)
+        for name in ("E", "alpha", "beta"):
+            assert fit.params[name] == pytest.approx(TRUE_CHINCHILLA[name], rel=0.02), (on, name)
+        for name in ("A", "B"):
+            assert fit.params[name] == pytest.approx(TRUE_CHINCHILLA[name], rel=0.10), (on, name)
+        assert fit.sigma == pytest.approx(0.002, rel=0.2)
+
+
+def test_least_squares_fits_other_laws_exactly():
+    N = np.geomspace(1e7, 1e11, 15)
+    truth = dict(E=1.9, A=250.0, alpha=0.31)
+    runs = pd.DataFrame({"N": N, "loss": bs.get_law("power_n").loss({"N": N}, truth)})
+    fit = bs.LeastSquares("power_n").fit(runs)
+    for name, value in truth.items():
+        assert fit.params[name] == pytest.approx(value, rel=1e-4)
+
+
+# --------------------------------------------------------------- bootstrap
+def test_bootstrap_is_seeded_and_warm_started(a3, a3_boot):
+    again = a3.bootstrap(200, random_seed=3)
+    pd.testing.assert_frame_equal(again.boot, a3_boot.boot)
+    other = a3.bootstrap(20, random_seed=4)
+    assert not np.allclose(other.boot["alpha"].to_numpy(), a3_boot.boot["alpha"].to_numpy()[:20])
+    assert a3_boot.boot["success"].mean() > 0.95
+    assert a3_boot.params == a3.params  # bootstrapping does not move the estimate
+
+
+def test_bootstrap_intervals_are_not_collapsed(a3_boot):
+    # With loose L-BFGS-B tolerances the refits stop at the warm start and the intervals collapse.
+    # Besiroglu et al. 2024 report standard errors 0.0154 (alpha) and 0.0206 (beta) on these runs for
+    # their closely related Huber fit; 200 resamples estimate an sd to about 5% (1/sqrt(2*200)), so a
+    # factor 1.5 either way separates "right size" from "collapsed" or "blown up".
+    se = bs.datasets.references()["besiroglu2024_se"]
+    table = a3_boot.summary(0.9)
+    for name in ("alpha", "beta"):
+        assert se[name] / 1.5 < table.loc[name, "sd"] < se[name] * 1.5, name
+        assert table.loc[name, "lower"] < a3_boot.params[name] < table.loc[name, "upper"]
+
+
+def test_bootstrap_interval_coverage_on_simulated_data():
+    # 20 data sets of 60 runs from a known law with Normal noise on log loss; 90% percentile
+    # intervals of alpha should cover the truth in about 90% of them (60 data sets x 200 resamples
+    # gave 0.92-0.93 for every parameter). The count is Binomial(20, 0.9) for calibrated
+    # intervals: P(count <= 14) is about 1%, so 15 is the floor.
+    hits = 0
+    for seed in range(20):
+        runs = simulate_chinchilla(n_runs=60, sigma=0.01, seed=100 + seed)
+        fit = bs.LeastSquares(grid=NEAR_GRID, search="full").fit(runs).bootstrap(100, random_seed=seed)
+        row = fit.summary(0.9).loc["alpha"]
+        hits += row["lower"] <= TRUE_CHINCHILLA["alpha"] <= row["upper"]
+    assert hits >= 15
+
+
+# -------------------------------------------------------------- read API
+def test_predict_and_allocate_have_the_scaling_fit_columns(a3, a3_boot, chinchilla_fit):
+    new = {"N": [70e9, 1e9], "D": [1.4e12, 2e10]}
+    cols = chinchilla_fit.predict(new).columns.tolist()
+    assert a3.predict(new).columns.tolist() == cols
+    assert a3_boot.predict(new).columns.tolist() == cols
+    budgets = [1e21, 5.88e23]
+    want = chinchilla_fit.allocate(budgets).columns.tolist()
+    assert a3.allocate(budgets).columns.tolist() == want
+    assert a3_boot.allocate(budgets).columns.tolist() == want
+
+
+def test_bands_of_a_point_fit(a3, a3_boot, chinchilla_runs):
+    table = a3.predict(chinchilla_runs, prob=0.9)
+    # No bootstrap: the curve band is the estimate itself.
+    assert np.array_equal(table["curve_lower"], table["loss_median"])
+    assert np.array_equal(table["curve_upper"], table["loss_median"])
+    # The new-run band is built from the residual quantiles: in-sample it covers 90% of runs
+    # (up to the discreteness of 240 runs).
+    inside = (table["observed_loss"] >= table["new_run_lower"]) & (table["observed_loss"] <= table["new_run_upper"])
+    assert 0.88 <= inside.mean() <= 0.92
+    boot = a3_boot.predict({"N": [70e9], "D": [1.4e12]}, prob=0.9).iloc[0]
+    assert boot["curve_lower"] < boot["loss_median"] < boot["curve_upper"]
+    assert boot["new_run_lower"] < boot["curve_lower"] and boot["curve_upper"] < boot["new_run_upper"]
+
+
+def test_log_predictive_density_is_the_normal_plug_in(a3, a3_boot, chinchilla_runs):
+    runs = chinchilla_runs.tail(5)
+    pred = a3.predict(runs)["loss_median"].to_numpy()
+    want = stats.norm.logpdf(np.log(runs["loss"].to_numpy()), np.log(pred), a3.sigma)
+    np.testing.assert_allclose(a3.log_predictive_density(runs), want, rtol=1e-10)
+    assert a3.sigma == pytest.approx(np.sqrt(np.sum(a3.residuals**2) / (240 - 5)))
+    assert np.all(np.isfinite(a3_boot.log_predictive_density(runs)))
+
+
+def test_allocation_is_the_closed_form_optimum(a3, a3_boot):
+    row = a3.allocate(5.88e23).iloc[0]
+    n, d = chinchilla_optimum(a3.params, 5.88e23)
+    assert row["N_median"] == pytest.approx(float(n), rel=1e-9)
+    assert row["D_median"] == pytest.approx(float(d), rel=1e-9)
+    assert row["N_lower"] == row["N_upper"] == row["N_median"]
+    # README: the replication's parameters imply about 20 tokens per parameter at this budget.
+    assert 15 < row["tokens_per_param_median"] < 25
+    b = a3_boot.allocate(5.88e23, prob=0.9).iloc[0]
+    assert b["N_lower"] < b["N_median"] < b["N_upper"]
+    assert b["tokens_per_param_lower"] < b["tokens_per_param_median"] < b["tokens_per_param_upper"]
+
+
+def test_reports_say_what_to_do_next(a3, a3_boot):
+    assert "fit.bootstrap(1000)" in repr(a3)
+    report = a3_boot.fit_report()
+    for section in ("[[Model]]", "[[Data]]", "[[Optimiser]]", "[[Parameters]]", "[[Residuals]]"):
+        assert section in report
+    assert "200 resamples" in report and "4500 grid starts" in report
+    assert "Next:" in str(bs.Approach3())
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(bs.SpecError, match="unknown loss 'l1'; valid: huber"):
+        bs.PointModel(loss="l1")
+    with pytest.raises(bs.SpecError, match=r"missing \['beta'\], unknown \['gamma'\]"):
+        bs.PointModel(grid={"log_E": [0], "log_A": [5], "log_B": [5], "alpha": [0.3], "gamma": [0.3]})
+    with pytest.raises(bs.SpecError, match="n_boot must be a non-negative integer, got -1"):
+        bs.Approach3(n_boot=-1)
+    with pytest.raises(bs.SpecError, match="unknown search 'random'"):
+        bs.Approach3(search="random")
+    with pytest.raises(bs.SpecError, match="on must be 'log_loss' or 'loss'"):
+        bs.LeastSquares(on="log")
+    with pytest.raises(bs.DataError, match="missing required column 'D'"):
+        bs.Approach3().fit(pd.DataFrame({"N": [1e8] * 8, "loss": [3.0] * 8}))
+
+
+def test_prob_is_checked(a3):
+    with pytest.raises(ValueError, match="prob must be a number strictly between 0 and 1, got 90"):
+        a3.predict({"N": [1e9], "D": [2e10]}, prob=90)
+    with pytest.raises(ValueError, match="budget must be a positive number"):
+        a3.allocate(-1.0)
+
+
+# -------------------------------------------------------------- Approach 2
+def _isoflop_runs(levels, seed=0, sigma=0.002):
+    """Runs on isoFLOP profiles of the true law, 11 sizes within half a decade of each optimum."""
+    rng = np.random.default_rng(seed)
+    law = bs.get_law("chinchilla")
+    rows = []
+    for k, c in enumerate(levels):
+        n_opt, _ = chinchilla_optimum(TRUE_CHINCHILLA, c)
+        N = float(n_opt) * np.geomspace(10**-0.5, 10**0.5, 11)
+        D = c / (6 * N)
+        loss = law.loss({"N": N, "D": D}, TRUE_CHINCHILLA) * np.exp(sigma * rng.standard_normal(N.size))
+        rows.append(pd.DataFrame({"N": N, "D": D, "loss": loss, "sweep": f"level{k}"}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_isoflop_recovers_the_allocation_exponents():
+    # The true exponents are a = beta / (alpha + beta), b = alpha / (alpha + beta). A parabola is only
+    # an approximation of an isoFLOP profile, and the fitted minima carry noise: 0.02 tolerance.
+    levels = np.geomspace(1e18, 1e22, 9)
+    runs = _isoflop_runs(levels)
+    a_true = TRUE_CHINCHILLA["beta"] / (TRUE_CHINCHILLA["alpha"] + TRUE_CHINCHILLA["beta"])
+    by_levels = bs.IsoFLOP(levels=levels).fit(runs)
+    assert by_levels.a == pytest.approx(a_true, abs=0.02)
+    assert by_levels.a + by_levels.b == pytest.approx(1.0, abs=1e-9)
+    by_group = bs.IsoFLOP(group="sweep").fit(runs)
+    by_rounding = bs.IsoFLOP(resolution=0.25).fit(runs)
+    assert by_group.a == pytest.approx(by_levels.a, rel=1e-9)
+    assert by_rounding.a == pytest.approx(by_levels.a, rel=1e-9)
+    table = by_levels.summary(0.9)
+    assert table.loc["a", "lower"] < by_levels.a < table.loc["a", "upper"]
+    alloc = by_levels.allocate([1e23])
+    assert alloc["N_lower"].iloc[0] < alloc["N_median"].iloc[0] < alloc["N_upper"].iloc[0]
+    assert alloc["loss_median"].isna().all()
+
+
+def test_isoflop_on_chinchilla_matches_hoffmann_approach2(chinchilla_runs):
+    # Hoffmann et al. 2022, Table 2, Approach 2: a = 0.49 (0.462, 0.534), b = 0.51 (0.483, 0.529).
+    fit = bs.IsoFLOP(levels=[6e18, 1e19, 3e19, 6e19, 1e20, 3e20, 6e20, 1e21, 3e21]).fit(chinchilla_runs)
+    assert 0.462 <= fit.a <= 0.534
+    assert int(fit.levels["used"].sum()) == 9
+    assert "Next:" in repr(fit) and "[[Exponents]]" in fit.fit_report()
+
+
+def test_isoflop_errors_are_specific(chinchilla_runs):
+    with pytest.raises(bs.BayescaleError, match="only 0 compute level"):
+        bs.IsoFLOP(group="N").fit(chinchilla_runs)
+    with pytest.raises(bs.SpecError, match="group column 'sweep' not in the runs"):
+        bs.IsoFLOP(group="sweep").fit(chinchilla_runs)
+    with pytest.raises(bs.SpecError, match="min_runs must be at least 3"):
+        bs.IsoFLOP(min_runs=2)
+    fit = bs.IsoFLOP(resolution=0.25).fit(chinchilla_runs)
+    with pytest.raises(bs.BayescaleError, match="use fit.allocate"):
+        fit.predict({"N": [1e9], "D": [1e10]})

@@ -24,11 +24,31 @@ from .fit import ScalingFit
 from .io import load
 from .laws import Law, available_laws, get_law, law
 from .model import ScalingModel
+from .point import Approach3, IsoFLOP, LeastSquares, PointFit, PointModel
+from .compare import compare
+from .backtest import backtest
+from .batch import BatchWarning, FitCollection, fit_many
+from .sbc import SBCResult, sbc
+from . import allocation, plots, risk, units
+from .allocation import optimal_allocation
+from .risk import to_html, to_markdown
 
 __all__ = [
     "__version__",
     "ScalingModel",
     "ScalingFit",
+    "PointModel",
+    "Approach3",
+    "LeastSquares",
+    "PointFit",
+    "IsoFLOP",
+    "compare",
+    "backtest",
+    "fit_many",
+    "FitCollection",
+    "BatchWarning",
+    "sbc",
+    "SBCResult",
     "RunData",
     "load_runs",
     "load",
@@ -39,6 +59,13 @@ __all__ = [
     "datasets",
     "laws",
     "priors",
+    "allocation",
+    "risk",
+    "plots",
+    "units",
+    "optimal_allocation",
+    "to_markdown",
+    "to_html",
     "BayescaleError",
     "DataError",
     "SpecError",

@@ -1,0 +1,712 @@
+"""Many fits at once: one model per key of a column, on any executor, with checkpoints.
+
+:func:`fit_many` splits the runs by the values of one or more columns (an
+eval set, a data mixture, a backtest cutoff, a simulation replicate) and fits
+the same model to each part, in parallel. It runs on any
+:class:`concurrent.futures.Executor`; a Dask ``distributed.Client`` is the way
+to run on a cluster. It schedules nothing itself.
+
+What travels between processes is plain data: the model as its
+specification (:meth:`ScalingModel.to_dict`, as in a saved fit), each key's
+rows, and back the fit's ``idata`` tree. Each worker process builds the
+sampling graph once and reuses it for every fit it runs.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import BayescaleError, ConvergenceWarning, DataError, FileFormatError
+
+__all__ = ["fit_many", "FitCollection", "BatchWarning"]
+
+INDEX_NAME = "index.json"
+INDEX_FORMAT = 1
+_FIT_LOCK = threading.Lock()  # the graph cache of a process serves one fit at a time
+_POLL_SECONDS = 0.25
+_SETTING_NAMES = ("draws", "tune", "chains", "cores", "sampler", "target_accept")
+
+
+class BatchWarning(UserWarning):
+    """Some keys of a :func:`fit_many` batch failed or did not converge."""
+
+
+# --------------------------------------------------------------------------- tasks
+@dataclass
+class _Task:
+    """One key's work. Pickled to a worker, it carries only plain data (the model as its spec)."""
+
+    key: object
+    frame: pd.DataFrame
+    spec: dict
+    settings: dict
+    columns: dict | None
+    model: object = None  # the caller's model object, used when the executor runs in this process
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["model"] = None
+        return state
+
+
+@dataclass
+class _Outcome:
+    """What a worker sends back: the fit's idata tree (and the fit itself when no pickling happened)."""
+
+    tree: object
+    seconds: float
+    fit: object = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["fit"] = None
+        return state
+
+
+def _fit_task(task: _Task) -> _Outcome:
+    """Fit one key; runs in the worker."""
+    from threadpoolctl import threadpool_limits
+
+    from .model import ScalingModel
+
+    model = task.model if task.model is not None else ScalingModel.from_dict(task.spec)
+    t0 = time.perf_counter()
+    # One BLAS thread per fit: the mode search's many tiny vector operations run several times
+    # slower with a BLAS thread pool contending for the cores the other fits are using.
+    with _FIT_LOCK, threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # flagged in the collection's tables instead
+        warnings.simplefilter("ignore", FutureWarning)
+        fit = model.fit(task.frame, columns=task.columns, **task.settings)
+    return _Outcome(fit.idata, time.perf_counter() - t0, fit)
+
+
+# ---------------------------------------------------------------------- keys, seeds
+def _plain(value):
+    """A key element as a plain Python value (for JSON, seeds and file names)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (pd.Timestamp, pd.Timedelta)):
+        return str(value)
+    return value
+
+
+def _key_json(key: tuple) -> str:
+    return json.dumps([_plain(k) for k in key], default=str, ensure_ascii=True)
+
+
+def key_seed(random_seed: int, key) -> int:
+    """The seed of one key's fit, derived from the batch seed and the key.
+
+    The same batch seed and key always give the same fit, whatever the order
+    or the executor the keys run on.
+
+    Examples
+    --------
+    >>> key_seed(1, "task-a") == key_seed(1, "task-a") != key_seed(1, "task-b")
+    True
+    """
+    key = key if isinstance(key, tuple) else (key,)
+    digest = hashlib.sha256(f"{int(random_seed)}|{_key_json(key)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") % (2**31 - 1)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _file_name(key: tuple) -> str:
+    """A filesystem-safe, collision-free file name for a key."""
+    slug = "__".join(_UNSAFE.sub("_", str(_plain(k))) for k in key).strip("._")[:80] or "key"
+    tag = hashlib.sha256(_key_json(key).encode()).hexdigest()[:10]
+    return f"{slug}-{tag}.nc"
+
+
+def _digest(frame: pd.DataFrame) -> str:
+    """Fingerprint of a key's rows: a checkpoint is reused only for the same data."""
+    h = hashlib.sha256(json.dumps([str(c) for c in frame.columns]).encode())
+    try:
+        h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    except TypeError:  # unhashable cells (lists ...): fall back to the text form
+        h.update(frame.to_csv().encode())
+    return h.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------ the input
+def _frame_of(runs) -> pd.DataFrame:
+    from .data import RunData, _read
+
+    if isinstance(runs, RunData):
+        return runs.frame
+    if isinstance(runs, Mapping):
+        return pd.DataFrame({k: np.atleast_1d(v) for k, v in runs.items()})
+    frame, _name, _note = _read(runs)
+    return frame
+
+
+def _split(frame: pd.DataFrame, by, columns, model) -> tuple[list, dict]:
+    """``(by columns, {key: rows})`` in order of first appearance."""
+    by_cols = [by] if isinstance(by, str) or not isinstance(by, (list, tuple)) else list(by)
+    if not by_cols:
+        raise ValueError("by= needs at least one column name")
+    absent = [c for c in by_cols if c not in frame.columns]
+    if absent:
+        raise DataError([f"by= names column {c!r}, which the runs do not have; columns present: "
+                         f"{', '.join(map(repr, frame.columns))}" for c in absent])
+    needed = set(model.law.inputs) | {"loss"}
+    clash = [c for c in by_cols if (columns or {}).get(c, c) in needed]
+    if clash:
+        raise ValueError(f"by= column(s) {clash} hold an input of the law or the loss; split by a label column")
+    missing = frame[by_cols].isna().any(axis=1).to_numpy()
+    if missing.any():
+        rows = [f"row {frame.index[i]!r}, column(s) {by_cols}: missing key value; every run needs a key"
+                for i in np.flatnonzero(missing)]
+        raise DataError(rows)
+    keyed = by_cols[0] if isinstance(by, str) or not isinstance(by, (list, tuple)) else by_cols
+    parts = {}
+    for key, rows in frame.groupby(keyed, sort=False):
+        key = tuple(_plain(k) for k in key) if isinstance(key, tuple) else _plain(key)
+        parts[key] = rows.drop(columns=by_cols)
+    return by_cols, parts
+
+
+def _as_tuple(key) -> tuple:
+    return key if isinstance(key, tuple) else (key,)
+
+
+# ----------------------------------------------------------------------- checkpoints
+class _Checkpoint:
+    """A folder of ``<key>.nc`` fits plus ``index.json``; each written atomically."""
+
+    def __init__(self, folder, spec, settings, random_seed, by):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.index_path = self.folder / INDEX_NAME
+        self.index = self._read_index()
+        head = {"model": spec, "settings": {k: settings[k] for k in _SETTING_NAMES if k != "cores"},
+                "by": list(by)}
+        old = {k: self.index.get(k) for k in head}
+        if self.index and old != head:
+            changed = [k for k in head if old[k] != head[k]]
+            raise BayescaleError(
+                f"checkpoint folder {str(self.folder)!r} holds fits of a different {' and '.join(changed)} "
+                f"({', '.join(f'{k}: {old[k]!r}' for k in changed)}); use a new folder, or delete it to refit")
+        if self.index and random_seed is not None and self.index.get("random_seed") != random_seed:
+            raise BayescaleError(
+                f"checkpoint folder {str(self.folder)!r} was made with random_seed={self.index.get('random_seed')}; "
+                f"got random_seed={random_seed}. Pass the same seed (or None) to resume, or use a new folder")
+        self.random_seed = self.index.get("random_seed", random_seed)
+        self.index.update(head)
+        self.index.setdefault("fits", {})
+        self.index.setdefault("errors", {})
+        self._clean_temporaries()
+
+    def _read_index(self) -> dict:
+        if not self.index_path.exists():
+            return {}
+        try:
+            index = json.loads(self.index_path.read_text())
+            if not isinstance(index, dict) or index.get("bayescale_batch") != INDEX_FORMAT:
+                raise ValueError("not a bayescale batch index")
+        except (ValueError, OSError) as exc:
+            raise BayescaleError(f"{str(self.index_path)!r} is not a readable fit_many index ({exc}); "
+                                 "use a new checkpoint folder") from None
+        return index
+
+    def _clean_temporaries(self):
+        # A run killed while saving leaves our temporary files (".<name>.nc.<random>.tmp") behind.
+        for tmp in self.folder.glob(".*.nc.*.tmp"):
+            tmp.unlink(missing_ok=True)
+        for tmp in self.folder.glob(f".{INDEX_NAME}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+    def reuse(self, key, digest, seed, model):
+        """The checkpointed fit of `key`, or None when it must be (re)done."""
+        from .io import load
+
+        path = self.folder / _file_name(_as_tuple(key))
+        if not path.is_file():
+            return None
+        try:
+            fit = load(path)
+        except FileFormatError:
+            return None
+        attrs = fit.idata.attrs
+        if (attrs.get("batch_key") != _key_json(_as_tuple(key)) or attrs.get("batch_data") != digest
+                or int(fit.settings.get("random_seed", -1)) != seed):
+            return None
+        fit.model = model
+        return fit
+
+    def store(self, key, fit):
+        name = _file_name(_as_tuple(key))
+        fit.save(self.folder / name)
+        self.index["fits"][name] = {"key": json.loads(_key_json(_as_tuple(key))),
+                                    "data": fit.idata.attrs.get("batch_data", ""),
+                                    "random_seed": int(fit.settings["random_seed"]),
+                                    "converged": bool(fit.converged)}
+        self.index["errors"].pop(_key_json(_as_tuple(key)), None)
+        self.write_index()
+
+    def record_error(self, key, text):
+        self.index["errors"][_key_json(_as_tuple(key))] = text
+        self.write_index()
+
+    def write_index(self):
+        import tempfile
+
+        self.index["bayescale_batch"] = INDEX_FORMAT
+        self.index["random_seed"] = self.random_seed
+        fd, tmp = tempfile.mkstemp(prefix=f".{INDEX_NAME}.", suffix=".tmp", dir=self.folder)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(self.index, fh, indent=1, default=str)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.index_path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+
+# ------------------------------------------------------------------------ executors
+def _default_executor(n_tasks: int):
+    import multiprocessing as mp
+
+    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    workers = max(1, min(n_tasks, os.cpu_count() or 1))
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method))
+
+
+def _as_executor(executor):
+    """A concurrent.futures Executor from an Executor or a Dask ``distributed.Client``."""
+    if isinstance(executor, cf.Executor):
+        return executor
+    if hasattr(executor, "get_executor") and hasattr(executor, "scheduler_info"):  # distributed.Client
+        return executor.get_executor(pure=False)
+    raise TypeError(f"executor must be a concurrent.futures.Executor or a dask.distributed Client, "
+                    f"not {type(executor).__name__}")
+
+
+def _stop_pool(pool):
+    """Stop a pool we created, without waiting for the fits it is running."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    if hasattr(pool, "terminate_workers"):  # Python >= 3.14
+        pool.terminate_workers()
+        return
+    for proc in list(getattr(pool, "_processes", {}).values()):
+        if proc.is_alive():
+            proc.terminate()
+
+
+def _one_line(text: str, width: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# ------------------------------------------------------------------------- fit_many
+def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000, tune=1000, chains=4,
+             cores=1, random_seed=None, sampler="nutpie", target_accept=0.9, columns=None,
+             progressbar=None) -> "FitCollection":
+    """Fit one model per key of a column (or of several columns), in parallel.
+
+    Parameters
+    ----------
+    model : ScalingModel
+        Fitted to each key's runs, with the same settings.
+    runs : DataFrame, dict of arrays, RunData or path
+        All runs, with the key column(s).
+    by : str or list of str
+        Column(s) whose values name the fits: one fit per distinct value
+        (or combination). Keys are scalars for one column, tuples for several.
+        The key columns are dropped from each key's runs.
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Where the fits run. Default: a process pool over this machine's cores,
+        shut down at the end. A ``ThreadPoolExecutor`` runs the fits in this
+        process, one at a time (the sampling graph of a process is shared).
+        For a cluster pass a Dask ``Client`` (or ``client.get_executor()``).
+        A pool you pass is left running.
+    checkpoint_dir : str or PathLike, optional
+        Folder where each finished fit is saved as it completes
+        (``<key>-<hash>.nc``, atomically, plus an ``index.json``). A rerun with
+        the same folder loads the fits already there instead of redoing them
+        (only if the key's data, model and settings are unchanged), so an
+        interrupted batch resumes where it stopped.
+    draws, tune, chains, sampler, target_accept
+        As in :meth:`ScalingModel.fit`, for every key.
+    cores : int, default 1
+        Parallel chains per fit. Keep 1 when several fits run in parallel.
+    random_seed : int, optional
+        Seed of the batch; each key's seed is derived from it and the key
+        (:func:`key_seed`), so results do not depend on the executor or order.
+    columns : dict, optional
+        Column renaming applied to each key's runs, as in :func:`load_runs`.
+    progressbar : bool, optional
+        A bar over keys (completed / failed / running). Default: on in
+        terminals and notebooks, off otherwise.
+
+    Returns
+    -------
+    FitCollection
+        ``.fits`` (key -> ScalingFit), ``.errors`` (key -> message) and
+        combined tables. A key whose data is unusable does not stop the
+        batch: its error is recorded and reported at the end (a
+        :class:`BatchWarning`). Non-convergence is not an error; it is
+        flagged in the ``converged`` column of every table.
+
+    Raises
+    ------
+    DataError
+        The key column is missing or has missing values.
+    KeyboardInterrupt
+        On interruption, after stopping the pool it created; fits finished
+        so far are in `checkpoint_dir`.
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> fits = bs.fit_many(bs.ScalingModel("chinchilla"), "runs.csv", by="eval_set",
+    ...                    checkpoint_dir="fits/", random_seed=1)  # doctest: +SKIP
+    >>> fits.summary()  # doctest: +SKIP
+
+    On a Dask cluster:
+
+    >>> from dask.distributed import Client  # doctest: +SKIP
+    >>> with Client("scheduler:8786") as client:  # doctest: +SKIP
+    ...     fits = bs.fit_many(model, runs, by="eval_set", executor=client)
+    """
+    from .model import SAMPLERS
+    from .progress import KeyProgress
+
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
+    for name, value in (("draws", draws), ("tune", tune), ("chains", chains), ("cores", cores)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    frame = _frame_of(runs)
+    by_cols, parts = _split(frame, by, columns, model)
+    spec = model.to_dict()
+    settings = {"draws": int(draws), "tune": int(tune), "chains": int(chains), "cores": int(cores),
+                "sampler": sampler, "target_accept": float(target_accept)}
+    if random_seed is not None and (isinstance(random_seed, bool) or not isinstance(random_seed, (int, np.integer))):
+        raise ValueError(f"random_seed must be an integer or None, got {random_seed!r}")
+    ckpt = None
+    if checkpoint_dir is not None:
+        ckpt = _Checkpoint(checkpoint_dir, spec, settings, None if random_seed is None else int(random_seed),
+                           by_cols)
+        random_seed = ckpt.random_seed
+    if random_seed is None:
+        random_seed = int(np.random.SeedSequence().entropy % (2**31))
+    random_seed = int(random_seed)
+    if ckpt is not None:
+        ckpt.random_seed = random_seed
+
+    seeds = {key: key_seed(random_seed, key) for key in parts}
+    digests = {key: _digest(rows) for key, rows in parts.items()}
+    fits, errors, resumed = {}, {}, []
+    if ckpt is not None:
+        for key in parts:
+            fit = ckpt.reuse(key, digests[key], seeds[key], model)
+            if fit is not None:
+                fits[key] = fit
+                resumed.append(key)
+        ckpt.write_index()
+    todo = [key for key in parts if key not in fits]
+
+    own = executor is None and bool(todo)
+    pool = _default_executor(len(todo)) if own else (_as_executor(executor) if todo else None)
+    bar = KeyProgress(len(parts), enabled=progressbar, initial=len(resumed), description="fits")
+    started = time.perf_counter()
+    futures = {}
+    try:
+        for key in todo:
+            task = _Task(key, parts[key], spec, {**settings, "random_seed": seeds[key]}, columns, model)
+            futures[pool.submit(_fit_task, task)] = key
+        pending = set(futures)
+        while pending:
+            done, pending = cf.wait(pending, timeout=_POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                key = futures[fut]
+                try:
+                    outcome = fut.result()
+                    fit = _adopt(outcome, model, key)
+                except Exception as exc:  # a failing key never stops the batch
+                    errors[key] = _error_text(exc)
+                    if ckpt is not None:
+                        ckpt.record_error(key, errors[key])
+                else:
+                    fit.idata.attrs["batch_key"] = _key_json(_as_tuple(key))
+                    fit.idata.attrs["batch_data"] = digests[key]
+                    if ckpt is not None:
+                        ckpt.store(key, fit)
+                    fits[key] = fit
+            running = min(sum(1 for f in pending if f.running()), getattr(pool, "_max_workers", len(pending)))
+            bar.update(ok=len(fits), failed=len(errors), running=running)
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        if own:
+            _stop_pool(pool)
+        bar.close()
+        raise
+    if own:
+        pool.shutdown(wait=True)
+    bar.close()
+    order = list(parts)
+    collection = FitCollection(
+        model, by_cols, {k: fits[k] for k in order if k in fits}, {k: errors[k] for k in order if k in errors},
+        keys=order, random_seed=random_seed, seeds=seeds, resumed=tuple(resumed),
+        checkpoint_dir=None if ckpt is None else ckpt.folder, wall_seconds=time.perf_counter() - started)
+    collection._warn()
+    return collection
+
+
+def _adopt(outcome: _Outcome, model, key):
+    """The ScalingFit of a worker's outcome, with the caller's model object attached."""
+    from .io import fit_from_tree
+
+    if outcome.fit is not None:
+        return outcome.fit
+    return fit_from_tree(outcome.tree, f"the fit of key {key!r}", model=model)
+
+
+# ----------------------------------------------------------------------- collection
+class FitCollection(Mapping):
+    """The fits of a :func:`fit_many` batch: a mapping key -> ScalingFit, plus errors and tables.
+
+    Attributes
+    ----------
+    fits : dict
+        Key -> :class:`ScalingFit` for every key that was fitted (or resumed).
+    errors : dict
+        Key -> error message for every key that failed.
+    keys_all : list
+        Every key of the batch, in order of first appearance in the runs.
+    by : list of str
+        The key column(s).
+    random_seed : int
+        The batch seed; ``seeds`` maps each key to its own seed.
+    resumed : tuple
+        Keys loaded from the checkpoint folder rather than fitted.
+
+    Examples
+    --------
+    >>> fits = bs.fit_many(model, runs, by="eval_set", random_seed=1)  # doctest: +SKIP
+    >>> fits["mmlu"].summary()  # doctest: +SKIP
+    >>> fits.summary()  # key x parameter, with a 'converged' column  # doctest: +SKIP
+    >>> fits.predict({"N": [70e9], "D": [1.4e12]})  # doctest: +SKIP
+    """
+
+    def __init__(self, model, by, fits, errors, *, keys, random_seed, seeds=None, resumed=(), checkpoint_dir=None,
+                 wall_seconds=float("nan")):
+        self.model = model
+        self.by = list(by)
+        self.fits = dict(fits)
+        self.errors = dict(errors)
+        self.keys_all = list(keys)
+        self.random_seed = random_seed
+        self.seeds = dict(seeds or {})
+        self.resumed = tuple(resumed)
+        self.checkpoint_dir = checkpoint_dir
+        self.wall_seconds = wall_seconds
+        self._diagnostics = {}
+
+    # ------------------------------------------------------------------ mapping
+    def __getitem__(self, key):
+        if key in self.fits:
+            return self.fits[key]
+        if key in self.errors:
+            raise KeyError(f"key {key!r} failed: {self.errors[key]}")
+        raise KeyError(f"no key {key!r}; keys: {', '.join(map(repr, self.keys_all[:20]))}"
+                       f"{' ...' if len(self.keys_all) > 20 else ''}")
+
+    def __iter__(self):
+        return iter(self.fits)
+
+    def __len__(self):
+        return len(self.fits)
+
+    # ------------------------------------------------------------------ status
+    def diagnostics_of(self, key) -> dict:
+        """:meth:`ScalingFit.diagnostics` of one key (computed once)."""
+        if key not in self._diagnostics:
+            self._diagnostics[key] = self.fits[key].diagnostics()
+        return self._diagnostics[key]
+
+    def converged(self, key) -> bool:
+        """Whether the fit of `key` converged (R-hat, ESS and divergences; see ScalingFit.converged)."""
+        return bool(self.diagnostics_of(key)["converged"])
+
+    @property
+    def not_converged(self) -> list:
+        """Keys whose fits did not converge."""
+        return [k for k in self.fits if not self.converged(k)]
+
+    def _key_columns(self, key) -> dict:
+        return dict(zip(self.by, _as_tuple(key)))
+
+    def _keyed(self, key, table: pd.DataFrame) -> pd.DataFrame:
+        table = table.copy()
+        for i, (col, value) in enumerate(self._key_columns(key).items()):
+            name = col if col not in table.columns else f"key_{col}"
+            table.insert(i, name, value)
+        if "converged" not in table.columns:
+            table["converged"] = self.converged(key)
+        return table
+
+    def _combine(self, make) -> pd.DataFrame:
+        tables = [self._keyed(key, make(fit)) for key, fit in self.fits.items()]
+        if not tables:
+            return pd.DataFrame(columns=[*self.by, "converged"])
+        out = pd.concat(tables, ignore_index=True)
+        out.attrs.update(tables[0].attrs)
+        return out
+
+    # ------------------------------------------------------------------ tables
+    def diagnostics(self) -> pd.DataFrame:
+        """One row per key: ``status`` (ok / not converged / failed), convergence figures and any error."""
+        rows = []
+        for key in self.keys_all:
+            row = self._key_columns(key)
+            if key in self.fits:
+                d = self.diagnostics_of(key)
+                row.update(status="ok" if d["converged"] else "not converged", converged=d["converged"],
+                           max_r_hat=d["max_r_hat"], min_ess_bulk=d["min_ess_bulk"],
+                           min_ess_tail=d["min_ess_tail"], divergences=d["divergences"],
+                           sampling_seconds=d["sampling_seconds"], resumed=key in self.resumed, error="")
+            else:
+                row.update(status="failed", converged=False, max_r_hat=np.nan, min_ess_bulk=np.nan,
+                           min_ess_tail=np.nan, divergences=-1, sampling_seconds=np.nan, resumed=False,
+                           error=self.errors.get(key, ""))
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def summary(self, prob=0.9) -> pd.DataFrame:
+        """Posterior summaries of every key: one row per key and parameter, with ``converged``.
+
+        Examples
+        --------
+        >>> fits.summary().query("parameter == 'alpha'")  # doctest: +SKIP
+        """
+        return self._combine(lambda fit: fit.summary(prob).reset_index())
+
+    def predict(self, new_runs, prob=0.9, *, random_seed=None, columns=None) -> pd.DataFrame:
+        """:meth:`ScalingFit.predict` for every key, stacked with the key column(s) first."""
+        return self._combine(lambda fit: fit.predict(new_runs, prob, random_seed=random_seed, columns=columns))
+
+    def allocate(self, budget, prob=0.9, *, flops_per_param_token=6.0, max_unique_tokens=None) -> pd.DataFrame:
+        """:meth:`ScalingFit.allocate` for every key, stacked with the key column(s) first."""
+        return self._combine(lambda fit: fit.allocate(budget, prob, flops_per_param_token=flops_per_param_token,
+                                                      max_unique_tokens=max_unique_tokens))
+
+    def risk(self, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_token=6.0,
+             max_unique_tokens=None, random_seed=None) -> pd.DataFrame:
+        """:meth:`ScalingFit.risk` for every key, stacked with the key column(s) first."""
+        return self._combine(lambda fit: fit.risk(budget, target=target, plan=plan, prob=prob,
+                                                  flops_per_param_token=flops_per_param_token,
+                                                  max_unique_tokens=max_unique_tokens, random_seed=random_seed))
+
+    def apply(self, func) -> pd.DataFrame:
+        """Stack ``func(fit)`` (a DataFrame) over keys, with the key column(s) and ``converged``.
+
+        Examples
+        --------
+        >>> fits.apply(lambda fit: fit.budget_for(1.9))  # doctest: +SKIP
+        """
+        return self._combine(func)
+
+    # ------------------------------------------------------------------ output
+    def save(self, folder) -> None:
+        """Write every fit to `folder` as ``<key>-<hash>.nc`` with an ``index.json`` (see :meth:`load`)."""
+        spec = self.model.to_dict()
+        any_fit = next(iter(self.fits.values()), None)
+        settings = {k: v for k, v in (any_fit.settings if any_fit else {}).items() if k in _SETTING_NAMES}
+        settings = {k: settings.get(k) for k in _SETTING_NAMES}
+        ckpt = _Checkpoint(folder, spec, settings, self.random_seed, self.by)
+        for key, fit in self.fits.items():
+            ckpt.store(key, fit)
+        for key, text in self.errors.items():
+            ckpt.record_error(key, text)
+
+    @classmethod
+    def load(cls, folder) -> "FitCollection":
+        """Read the fits of a checkpoint folder (or of :meth:`save`) back into a collection.
+
+        Examples
+        --------
+        >>> fits = bs.FitCollection.load("fits/")  # doctest: +SKIP
+        """
+        from .io import load
+        from .model import ScalingModel
+
+        folder = Path(folder)
+        path = folder / INDEX_NAME
+        if not path.is_file():
+            raise FileFormatError(f"no {INDEX_NAME} in {str(folder)!r}; not a fit_many folder")
+        try:
+            index = json.loads(path.read_text())
+            model = ScalingModel.from_dict(index["model"])
+            by = list(index["by"])
+            entries = index["fits"]
+            failed = index.get("errors", {})
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FileFormatError(f"{str(path)!r} is not a readable fit_many index ({exc})") from None
+        fits, keys = {}, []
+        for name, entry in entries.items():
+            key = tuple(entry["key"])
+            key = key[0] if len(by) == 1 else key
+            fit = load(folder / name)
+            fit.model = model
+            fits[key] = fit
+            keys.append(key)
+        errors = {}
+        for text_key, text in failed.items():
+            key = tuple(json.loads(text_key))
+            key = key[0] if len(by) == 1 else key
+            errors[key] = text
+            keys.append(key)
+        seeds = {k: int(f.settings["random_seed"]) for k, f in fits.items()}
+        return cls(model, by, fits, errors, keys=keys, random_seed=index.get("random_seed"), seeds=seeds,
+                   resumed=tuple(fits), checkpoint_dir=folder)
+
+    # ------------------------------------------------------------------ display
+    def _warn(self):
+        lines = []
+        if self.errors:
+            lines.append(f"{len(self.errors)} of {len(self.keys_all)} keys failed:")
+            lines += [f"  {k!r}: {_one_line(v)}" for k, v in list(self.errors.items())[:10]]
+        bad = self.not_converged
+        if bad:
+            lines.append(f"{len(bad)} fits did not converge (R-hat > 1.01, bulk ESS < 400 or divergences): "
+                         f"{', '.join(map(repr, bad[:10]))}{' ...' if len(bad) > 10 else ''}")
+        if lines:
+            lines.append("See collection.diagnostics() for every key.")
+            warnings.warn("\n".join(lines), BatchWarning, stacklevel=3)
+
+    def __repr__(self) -> str:
+        n_bad = len(self.not_converged)
+        head = (f"FitCollection: {self.model.law.name} law by {', '.join(self.by)}; {len(self.keys_all)} keys: "
+                f"{len(self.fits) - n_bad} converged, {n_bad} not converged, {len(self.errors)} failed"
+                + (f" ({len(self.resumed)} resumed from checkpoint)" if self.resumed else ""))
+        lines = [head]
+        for key, text in list(self.errors.items())[:5]:
+            lines.append(f"  failed {key!r}: {_one_line(text)}")
+        lines.append("Next: fits.summary(), fits.diagnostics(), fits.predict(new_runs), fits[key]")
+        return "\n".join(lines)

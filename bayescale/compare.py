@@ -92,6 +92,30 @@ def _param_rows(fit, prob) -> pd.DataFrame:
     return out
 
 
+def _method_row(fit) -> dict:
+    """Kind, size, interval and convergence of one fit (a row of :attr:`Comparison.methods`)."""
+    from .fit import ScalingFit
+    from .point import IsoFLOPFit, PointFit
+
+    if isinstance(fit, ScalingFit):
+        return {"kind": "bayesian", "n_runs": fit.runs.n_runs,
+                "interval": "posterior quantiles (central); new-run band adds the likelihood's noise",
+                "converged": bool(fit.converged)}
+    if isinstance(fit, PointFit):
+        if fit.bootstrapped:
+            interval = (f"bootstrap percentiles ({len(fit.boot)} resamples); new-run band adds resampled "
+                        "residuals")
+        else:
+            interval = "none (point estimate); new-run band from residual quantiles"
+        return {"kind": "point", "n_runs": fit.runs.n_runs, "interval": interval, "converged": bool(fit.success)}
+    if isinstance(fit, IsoFLOPFit):
+        return {"kind": "isoflop", "n_runs": fit.runs.n_runs, "interval": "t interval of the log-log line fit",
+                "converged": True}
+    runs = getattr(fit, "runs", None)
+    return {"kind": type(fit).__name__, "n_runs": getattr(runs, "n_runs", np.nan), "interval": "unknown",
+            "converged": bool(getattr(fit, "converged", getattr(fit, "success", False)))}
+
+
 def _can_predict(fit) -> bool:
     from .point import IsoFLOPFit
 
@@ -110,6 +134,9 @@ class Comparison:
     ----------
     fits : dict
         Name -> fit.
+    methods : DataFrame
+        One row per method: ``kind`` (bayesian, point, isoflop), ``n_runs``,
+        ``interval`` (what its intervals are) and ``converged``.
     params : DataFrame
         Index: parameter; columns: (method, ``estimate`` | ``lower`` | ``upper``).
         ``estimate`` is the posterior median (Bayesian) or the point estimate.
@@ -119,12 +146,16 @@ class Comparison:
         ``new_run_upper``), plus (``data``, ``observed_loss``) when the new runs
         have a loss.
     allocations : DataFrame or None
-        Index: budget ``C``; columns: (method, ``N_median`` ... ``loss_upper``).
+        Index: budget ``C``; columns: (method, ``N_median`` ... ``loss_upper``,
+        ``converged``).
     prob : float
     """
 
     def __init__(self, fits, params, predictions, allocations, prob, new_runs, budgets):
         self.fits = fits
+        self.methods = pd.DataFrame.from_dict({name: _method_row(fit) for name, fit in fits.items()},
+                                              orient="index")
+        self.methods.index.name = "method"
         self.params = params
         self.predictions = predictions
         self.allocations = allocations
@@ -135,8 +166,9 @@ class Comparison:
     def __repr__(self) -> str:
         est = self.params.xs("estimate", axis=1, level=1)
         parts = [f"Comparison of {len(self.fits)} fits ({', '.join(self.fits)}), {self.prob:.0%} intervals",
-                 "Estimates:", est.to_string(float_format=lambda v: f"{v:.5g}")]
-        parts.append("Tables: .params, " + (".predictions, " if self.predictions is not None else "")
+                 "Estimates:", est.to_string(float_format=lambda v: f"{v:.5g}"),
+                 "Methods:", self.methods[["kind", "n_runs", "converged"]].to_string()]
+        parts.append("Tables: .methods, .params, " + (".predictions, " if self.predictions is not None else "")
                      + (".allocations, " if self.allocations is not None else "") + "plot with .plot()")
         return "\n".join(parts)
 
@@ -266,8 +298,9 @@ def compare(fits, new_runs=None, budgets=None, *, prob=0.9, columns=None) -> Com
     Returns
     -------
     Comparison
-        ``.params``, ``.predictions``, ``.allocations`` (columns per method)
-        and ``.plot()``.
+        ``.methods`` (one row per method, with ``converged``), ``.params``,
+        ``.predictions``, ``.allocations`` (a column block per method) and
+        ``.plot()``.
 
     Examples
     --------
@@ -318,6 +351,7 @@ def compare(fits, new_runs=None, budgets=None, *, prob=0.9, columns=None) -> Com
 
                 table = allocate(fit, budgets, prob=prob)
             keep = [c for c in table.columns if c.rsplit("_", 1)[-1] in ("median", "lower", "upper")]
+            keep.append("converged")
             blocks[name] = table.set_index("C")[keep]
         allocations = pd.concat(blocks, axis=1)
         allocations.columns.names = ["method", "stat"]

@@ -1,6 +1,7 @@
 """The ``bayescale`` command line.
 
-Commands: ``fit``, ``summary``, ``risk``, ``plot``, ``demo``. Each command has
+Commands: ``fit`` (one fit, or one per key with ``--by``), ``summary``,
+``risk``, ``plot``, ``demo``. Each command has
 ``--help``; errors print one line and exit with status 1 (usage errors: 2).
 """
 
@@ -101,14 +102,41 @@ def _columns(text) -> dict:
     return out
 
 
+def _model(args):
+    import bayescale as bs
+
+    if args.model is not None:
+        if args.law is not None or args.likelihood is not None:
+            raise ValueError("--model takes the law and likelihood from its spec; drop --law/--likelihood "
+                             "or drop --model")
+        return bs.ScalingModel.from_spec(args.model)
+    return bs.ScalingModel(args.law or "chinchilla", likelihood=args.likelihood or "student_t")
+
+
 def cmd_fit(args) -> int:
     import bayescale as bs
 
     columns = _columns(args.columns) if args.columns else None
-    model = bs.ScalingModel(args.law, likelihood=args.likelihood)
-    runs = bs.load_runs(args.runs, columns=columns, require=model.law.inputs, min_runs=len(model.param_names))
+    model = _model(args)
+    sampling = dict(draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed)
+    if args.by:
+        by = [c.strip() for c in args.by.split(",") if c.strip()]
+        print(f"Fitting the {model.law.name} law to the runs in {args.runs}, one fit per {', '.join(by)} ...",
+              file=sys.stderr, flush=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", bs.ConvergenceWarning)
+            warnings.simplefilter("ignore", bs.BatchWarning)  # the collection printed below says the same
+            fits = bs.fit_many(model, args.runs, by=by, checkpoint_dir=args.output, columns=columns, **sampling)
+        print(fits)
+        print()
+        table = fits.diagnostics().drop(columns="error", errors="ignore")  # failures are listed above
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        print(f"\nSaved to {args.output}/. Next: bayescale summary {args.output}; "
+              f"bayescale risk {args.output} --budget 1e24")
+        return 0 if fits.fits else 1
+    runs = model._runs(args.runs, columns)
     print(f"Fitting the {model.law.name} law to {runs.n_runs} runs from {args.runs} ...", file=sys.stderr, flush=True)
-    fit = model.fit(runs, draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed)
+    fit = model.fit(runs, **sampling)
     fit.save(args.output)
     print(repr(fit).rsplit("\nNext:", 1)[0])
     print(f"\nSaved to {args.output}. Next: bayescale summary {args.output}; "
@@ -116,10 +144,25 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def _load(path):
+    """A saved fit, or the collection of a ``fit --by`` folder."""
+    from pathlib import Path
+
+    import bayescale as bs
+
+    return bs.FitCollection.load(path) if Path(path).is_dir() else bs.load(path)
+
+
 def cmd_summary(args) -> int:
     import bayescale as bs
 
-    print(bs.load(args.fit).fit_report(args.prob))
+    fit = _load(args.fit)
+    if isinstance(fit, bs.FitCollection):
+        print(fit)
+        print()
+        print(fit.summary(args.prob).to_string(float_format=lambda v: f"{v:.4g}"))
+    else:
+        print(fit.fit_report(args.prob))
     return 0
 
 
@@ -131,14 +174,14 @@ def cmd_risk(args) -> int:
 
     if not args.budget and not args.plan:
         raise ValueError("give at least one --budget (FLOPs) or --plan PARAMS:TOKENS")
-    fit = bs.load(args.fit)
+    fit = _load(args.fit)
     opts = dict(flops_per_param_token=args.flops_per_param_token, max_unique_tokens=args.max_unique_tokens)
     tables = {}
     if args.budget:
         tables["allocation"] = fit.allocate(args.budget, args.prob, **opts)
     tables["risk"] = fit.risk(args.budget or None, target=args.target, plan=args.plan or None, prob=args.prob,
                               random_seed=args.seed, **opts)
-    if args.target is not None:
+    if args.target is not None and not isinstance(fit, bs.FitCollection):
         tables["budget_for"] = fit.budget_for(args.target, args.prob, random_seed=args.seed, **opts)
     if args.format == "csv":
         sys.stdout.write(tables["risk"].to_csv(index=False))
@@ -201,14 +244,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     from .laws import available_laws
+    from .specs import available_specs
 
     fit = sub.add_parser("fit", help="fit a scaling law to runs in a CSV or Parquet file",
                          description="Fit a scaling law to training runs and save the posterior to a netCDF file.")
     fit.add_argument("runs", help="CSV or Parquet file with N, D (or C) and loss columns")
-    fit.add_argument("-o", "--output", required=True, help="netCDF file to write (e.g. fit.nc)")
-    fit.add_argument("--law", default="chinchilla", choices=available_laws(), help="scaling law (default chinchilla)")
-    fit.add_argument("--likelihood", default="student_t", choices=["student_t", "normal"],
+    fit.add_argument("-o", "--output", required=True, help="netCDF file to write (e.g. fit.nc); a folder with --by")
+    fit.add_argument("--law", default=None, choices=available_laws(), help="scaling law (default chinchilla)")
+    fit.add_argument("--likelihood", default=None, choices=["student_t", "normal"],
                      help="noise model on log loss (default student_t)")
+    fit.add_argument("--model", default=None, metavar="SPEC",
+                     help=f"model spec: a shipped name ({', '.join(available_specs())}) or a .toml file; "
+                          "sets law, likelihood, priors and pooling")
+    fit.add_argument("--by", default=None, metavar="COLUMNS",
+                     help="one fit per value of these column(s), e.g. task or task,mixture; "
+                          "-o is then a folder, resumable after an interruption")
     fit.add_argument("--columns", default=None, metavar="MAP",
                      help='rename columns: "Model Size=N,Training FLOP=C"')
     fit.add_argument("--seed", type=int, default=None, help="random seed (default: fresh, recorded in the file)")
@@ -219,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = sub.add_parser("summary", help="print the fit report of a saved fit",
                              description="Print model, data, sampler, posterior and diagnostics of a saved fit.")
-    summary.add_argument("fit", help="netCDF file written by 'bayescale fit'")
+    summary.add_argument("fit", help="netCDF file written by 'bayescale fit' (or its folder, with --by)")
     summary.add_argument("--prob", type=float, default=0.9, help="HDI probability (default 0.9)")
     summary.set_defaults(func=cmd_summary)
 
@@ -227,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Compute-optimal allocation and predictive loss at compute budgets and "
                                       "proposed runs; with --target, the probability of reaching it and the "
                                       "compute it needs. csv prints the risk table only; json all tables.")
-    risk.add_argument("fit", help="netCDF file written by 'bayescale fit'")
+    risk.add_argument("fit", help="netCDF file written by 'bayescale fit' (or its folder, with --by: "
+                                  "tables per key, no budget search)")
     risk.add_argument("--budget", action="append", type=_quantity("budget"), default=[], metavar="FLOP",
                       help="compute budget, e.g. 1e24 (repeatable)")
     risk.add_argument("--plan", action="append", default=[], metavar="PARAMS:TOKENS",

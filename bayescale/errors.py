@@ -28,6 +28,9 @@ class DataError(BayescaleError, ValueError):
     >>> print(err)
     Run data has 1 problem:
       - row 3, column 'N': -1.0 is not a positive number
+    >>> import pickle
+    >>> str(pickle.loads(pickle.dumps(err))) == str(err)
+    True
     """
 
     def __init__(self, problems, header: str | None = None):
@@ -37,7 +40,12 @@ class DataError(BayescaleError, ValueError):
         n = len(self.problems)
         if header is None:
             header = f"Run data has {n} problem{'s' if n != 1 else ''}:"
+        self.header = header
         super().__init__(header + "\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+    def __reduce__(self):
+        # Rebuild from the parts, not the message, so the error survives pickling (process pools, Dask).
+        return type(self), (self.problems, self.header)
 
 
 class SpecError(BayescaleError, ValueError):

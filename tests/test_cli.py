@@ -102,6 +102,8 @@ def test_errors_are_one_line_and_non_zero(fit_file, tmp_path):
         (("fit", fit_file, "-o", tmp_path / "f.nc", "--columns", "Model Size"), 1, "--columns"),
         (("fit", fit_file, "-o", tmp_path / "f.nc", "--law", "nope"), 2, "invalid choice"),
         (("frobnicate",), 2, "invalid choice"),
+        (("fit", fit_file, "-o", tmp_path / "f.nc", "--model", "chinchilla", "--law", "kaplan"), 1, "--model"),
+        (("fit", fit_file, "-o", tmp_path / "f.nc", "--model", "no_such_spec"), 1, "shipped specs: chinchilla"),
     ]
     for args, code, text in cases:
         proc = run(*args)
@@ -116,3 +118,51 @@ def test_help_on_every_command():
         proc = run(*command, "--help")
         assert proc.returncode == 0 and proc.stdout.startswith("usage: bayescale"), command
         assert "--help" in proc.stdout
+
+
+def test_fit_from_a_spec_file(tmp_path):
+    """--model takes a TOML spec: its priors reach the fit (a tight alpha prior pins alpha)."""
+    spec = tmp_path / "tight.toml"
+    spec.write_text('name = "tight"\nlaw = "chinchilla"\n[priors]\n'
+                    'alpha = { family = "LogNormal", mu = -1.2040, sigma = 0.005 }\n')  # alpha ~ 0.3 +- 0.5%
+    csv = tmp_path / "runs.csv"
+    csv.write_bytes(files("bayescale.datasets").joinpath("chinchilla_runs_epoch2024.csv").read_bytes())
+    out = tmp_path / "fit.nc"
+    proc = run("fit", csv, "--model", spec, "-o", out, "--seed", 1, "--draws", 200, "--tune", 300,
+               "--columns", "Model Size=N,Training FLOP=C")
+    assert proc.returncode == 0, proc.stderr
+    import bayescale as bs
+
+    fit = bs.load(out)
+    assert fit.model.name == "tight"
+    # The data alone put alpha near 0.345 (sd ~0.01); a prior sd of 0.0015 must dominate.
+    assert abs(fit.summary().loc["alpha", "median"] - 0.3) < 0.005
+
+
+def test_fit_by_key_writes_a_folder_records_failures_and_resumes(tmp_path):
+    import bayescale as bs
+
+    runs = bs.datasets.load_chinchilla(drop_outliers=True)
+    runs = runs.assign(task=["a" if i % 2 else "b" for i in range(len(runs))])
+    runs.loc[runs.index[:3], "task"] = "tiny"  # 3 runs: fewer than the law's 7 parameters
+    csv = tmp_path / "runs.csv"
+    runs[["N", "D", "loss", "task"]].to_csv(csv, index=False)
+    folder = tmp_path / "fits"
+    args = ("fit", csv, "--by", "task", "-o", folder, "--seed", 1, "--draws", 500, "--tune", 500)
+    proc = run(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 converged" in proc.stdout and "1 failed" in proc.stdout and "need at least 7 runs" in proc.stdout
+    assert sorted(p.name.split("-")[0] for p in folder.glob("*.nc")) == ["a", "b"]
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.nc")}
+    again = run(*args)
+    assert again.returncode == 0, again.stderr
+    assert "2 resumed from checkpoint" in again.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.nc")} == stamps  # nothing refitted
+    summary = run("summary", folder)
+    assert summary.returncode == 0, summary.stderr
+    table = summary.stdout
+    assert "task parameter" in table and "converged" in table
+    risk = run("risk", folder, "--budget", "1e24", "--format", "csv")
+    assert risk.returncode == 0, risk.stderr
+    frame = pd.read_csv(StringIO(risk.stdout))
+    assert sorted(frame["task"]) == ["a", "b"] and frame["converged"].dtype == bool

@@ -36,7 +36,7 @@ MAX_LENGTH = 2000
 #: Most syntax-tree nodes accepted.
 MAX_NODES = 500
 #: Deepest nesting accepted.
-MAX_DEPTH = 40
+MAX_DEPTH = 100
 #: Functions a formula may call, with their number of arguments.
 FUNCTIONS = {"exp": 1, "log": 1, "minimum": 2, "maximum": 2}
 #: Run-data columns a formula may use as inputs.
@@ -206,7 +206,7 @@ def parse_formula(text, names) -> Formula:
         raise SpecError(f"formula refused: it cannot be parsed ({type(exc).__name__}: {exc})") from None
     _check_size(module.body, text)
     try:
-        tree = _convert(module.body, set(names))
+        tree = _convert(module.body, set(names), text)
     except _Refuse as r:
         raise SpecError(f"formula refused at column {getattr(r.node, 'col_offset', 0)}: {r.why}; "
                         f"{_allowed(names)}{_pointer(text, r.node)}") from None
@@ -237,14 +237,15 @@ def _check_size(root, text):
         stack.extend((child, depth + isinstance(child, ast.expr)) for child in ast.iter_child_nodes(node))
 
 
-def _segment(node) -> str:
+def _segment(node, text) -> str:
+    """The source text of `node`, as the user typed it."""
     try:
-        return ast.unparse(node)
+        return ast.get_source_segment(text, node) or ast.unparse(node)
     except Exception:  # pragma: no cover - unparse handles every node type we can meet
         return type(node).__name__
 
 
-def _convert(node, names):
+def _convert(node, names, text):
     if isinstance(node, ast.Constant):
         v = node.value
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -254,7 +255,7 @@ def _convert(node, names):
         except OverflowError:
             raise _Refuse(node, "number too large") from None
         if not math.isfinite(value):
-            raise _Refuse(node, f"number {_segment(node)} is not finite")
+            raise _Refuse(node, f"number {_segment(node, text)} is not finite")
         return ("num", value)
     if isinstance(node, ast.Name):
         if node.id.startswith("__") or node.id.startswith("_"):
@@ -267,18 +268,18 @@ def _convert(node, names):
     if isinstance(node, ast.BinOp):
         op = _BINOPS.get(type(node.op))
         if op is None:
-            raise _Refuse(node, f"operator in {_segment(node)!r} is not allowed")
-        return (op, _convert(node.left, names), _convert(node.right, names))
+            raise _Refuse(node, f"operator in {_segment(node, text)!r} is not allowed")
+        return (op, _convert(node.left, names, text), _convert(node.right, names, text))
     if isinstance(node, ast.UnaryOp):
         if isinstance(node.op, ast.USub):
-            return ("neg", _convert(node.operand, names))
+            return ("neg", _convert(node.operand, names, text))
         if isinstance(node.op, ast.UAdd):
-            return _convert(node.operand, names)
-        raise _Refuse(node, f"unary operator in {_segment(node)!r} is not allowed")
+            return _convert(node.operand, names, text)
+        raise _Refuse(node, f"unary operator in {_segment(node, text)!r} is not allowed")
     if isinstance(node, ast.Call):
         func = node.func
         if not isinstance(func, ast.Name):
-            raise _Refuse(func, f"call of {_segment(func)!r} is not allowed")
+            raise _Refuse(func, f"call of {_segment(func, text)!r} is not allowed")
         if func.id not in FUNCTIONS:
             raise _Refuse(func, f"unknown function {func.id!r}")
         if node.keywords:
@@ -288,9 +289,9 @@ def _convert(node, names):
                 raise _Refuse(a, "starred arguments are not allowed")
         if len(node.args) != FUNCTIONS[func.id]:
             raise _Refuse(node, f"{func.id}() takes {FUNCTIONS[func.id]} argument(s), got {len(node.args)}")
-        return ("call", func.id, *[_convert(a, names) for a in node.args])
+        return ("call", func.id, *[_convert(a, names, text) for a in node.args])
     what = _REFUSED.get(type(node), f"{type(node).__name__} expressions")
-    raise _Refuse(node, f"{what} not allowed ({_segment(node)[:40]!r})")
+    raise _Refuse(node, f"{what} not allowed ({_segment(node, text)[:40]!r})")
 
 
 def _names(tree):
@@ -381,7 +382,8 @@ def _latex(tree) -> str:
         return rf"\{tree[1]}\left({args[0]}\right)"
     if kind == "neg":
         inner = _latex(tree[1])
-        return f"-{inner}" if _prec(tree[1]) >= _PREC["neg"] else rf"-\left({inner}\right)"
+        atomic = _prec(tree[1]) >= _PREC["neg"] or tree[1][0] == "/"  # a fraction needs no parentheses
+        return f"-{inner}" if atomic else rf"-\left({inner}\right)"
     left, right = tree[1], tree[2]
     if kind == "/":
         return rf"\frac{{{_latex(left)}}}{{{_latex(right)}}}"
@@ -393,7 +395,7 @@ def _latex(tree) -> str:
         return f"{ls}^{{{rs}}}"
     if _prec(left) < p:
         ls = rf"\left({ls}\right)"
-    if _prec(right) < p or (kind == "-" and _prec(right) == p):
+    if _prec(right) < p or (kind == "-" and _prec(right) == p) or rs.startswith("-"):  # no "a - -b"
         rs = rf"\left({rs}\right)"
     if kind == "*":
         return rf"{ls} \, {rs}"

@@ -47,7 +47,10 @@ def cmd_demo(args) -> int:
           f"max R-hat {d['max_r_hat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
           f"{d['divergences']} divergences, {d['mean_leapfrog_steps']:.1f} leapfrog steps/draw")
     table = fit.summary(args.prob)[["median", "hdi_lower", "hdi_upper", "r_hat", "ess_bulk"]]
-    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    point = bs.Approach3().fit(runs)  # the published point-estimate procedure, side by side
+    table["approach3"] = point.summary()["estimate"]
+    print(table.to_string(float_format=lambda v: f"{v:.4g}", na_rep="-"))
+    print("approach3 = Chinchilla Approach 3 point estimate (Huber loss, L-BFGS-B from the published start grid)")
     new = pd.DataFrame(DEMO_CONFIGS, columns=["N", "D"])
     pred = fit.predict(new, prob=args.prob)
     out = pd.DataFrame({
@@ -66,6 +69,10 @@ def cmd_demo(args) -> int:
 
     print("\nCompute-optimal allocation (C = 6 N D) at larger budgets")
     print(to_text(fit.allocate(DEMO_BUDGETS, args.prob)))
+    best = point.allocate(DEMO_BUDGETS)
+    print("Approach 3 point estimate (one number each, no interval):")
+    for c, n, d, loss in zip(best["C"], best["N_median"], best["D_median"], best["loss_median"]):
+        print(f"  {c:.3g} FLOP: {_humanise(n)} params, {_humanise(d)} tokens, loss {loss:.3f}")
     print(f"\nCompute needed to reach a loss of {DEMO_TARGET} (compute-optimal run)")
     print(to_text(fit.budget_for(DEMO_TARGET, args.prob)))
     print("\nNext: bayescale risk FIT.nc --budget 1e24 --target 1.9 --plan 70B:1.4T (after bayescale fit)")

@@ -166,3 +166,18 @@ def test_fit_by_key_writes_a_folder_records_failures_and_resumes(tmp_path):
     assert risk.returncode == 0, risk.stderr
     frame = pd.read_csv(StringIO(risk.stdout))
     assert sorted(frame["task"]) == ["a", "b"] and frame["converged"].dtype == bool
+
+
+def test_demo_prints_posterior_point_fit_and_risk_bands():
+    """The README's main job: real fit, side-by-side point estimate, risk-band tables."""
+    proc = run("demo")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.split()[:1] in (["E"], ["alpha"])}
+    # posterior medians inside the published 95% bootstrap intervals of the replication
+    assert 1.769 <= float(rows["E"][0]) <= 1.871 and 0.317 <= float(rows["alpha"][0]) <= 0.373
+    assert float(rows["alpha"][-1]) == pytest.approx(0.3473, rel=0.01)  # Approach 3 column
+    for heading in ("Predicted loss for untrained configurations", "Compute-optimal allocation",
+                    "Approach 3 point estimate", "Compute needed to reach a loss of 1.9"):
+        assert heading in out
+    assert "converged: NO" not in out and " no\n" not in out

@@ -29,7 +29,7 @@ from .compare import compare
 from .backtest import backtest
 from .batch import BatchWarning, FitCollection, fit_many
 from .sbc import SBCResult, sbc
-from . import allocation, plots, risk, units
+from . import allocation, plots, risk, specs, units
 from .allocation import optimal_allocation
 from .risk import to_html, to_markdown
 
@@ -63,6 +63,7 @@ __all__ = [
     "risk",
     "plots",
     "units",
+    "specs",
     "optimal_allocation",
     "to_markdown",
     "to_html",

@@ -15,7 +15,24 @@ scores each method on them:
   per run; higher is better). Bayesian fits: log of the posterior-averaged
   density of each run (log pointwise predictive density). Point fits: the
   Normal plug-in density with the residual scale (averaged over bootstrap
-  fits when bootstrapped). NaN for methods without a density.
+  fits when bootstrapped). NaN for methods without a density;
+* ``converged``: the fit's own verdict (R-hat, ESS and divergences for a
+  Bayesian fit; L-BFGS-B convergence at the best start for a point fit).
+
+Which band each method is scored on (always ``new_run_lower`` to
+``new_run_upper`` of its ``predict``):
+
+* :class:`~bayescale.fit.ScalingFit` (Bayesian): central interval of the
+  posterior predictive of one new run — each posterior draw's curve plus a
+  draw of its likelihood's noise (Student-t or Normal on log loss), so it
+  carries both the uncertainty of the curve in extrapolation and run-to-run
+  scatter;
+* :class:`~bayescale.point.PointFit` with bootstrap: central interval of
+  bootstrapped curves plus residuals resampled from the full-data fit;
+* :class:`~bayescale.point.PointFit` without bootstrap: the point curve
+  shifted by the empirical quantiles of its residuals on log loss — no
+  uncertainty about the curve, which is why such bands under-cover when the
+  extrapolation is far.
 """
 
 from __future__ import annotations
@@ -58,7 +75,7 @@ def split_runs(runs, holdout="C", *, cutoff=None, fraction=None, columns=None):
     >>> import bayescale as bs
     >>> train, test = split_runs(bs.datasets.load_chinchilla(drop_outliers=True), "C", cutoff=1e21)
     >>> len(train), len(test), bool(test.frame["C"].min() >= 1e21 > train.frame["C"].max())
-    (212, 28, True)
+    (217, 23, True)
     """
     train, test, _ = _split(runs, holdout, cutoff, fraction, columns)
     return train, test
@@ -101,21 +118,36 @@ def _split(runs, holdout, cutoff, fraction, columns):
     return load_runs(frame[~mask], require=()), load_runs(frame[mask], require=()), what
 
 
-def _fit_method(name, method, runs, random_seed):
-    from .model import ScalingModel
-    from .point import IsoFLOP
+def _same_runs(a, b) -> bool:
+    cols = [c for c in ("N", "D", "C", "U", "loss") if c in a.frame and c in b.frame]
+    return a.n_runs == b.n_runs and all(
+        np.array_equal(a.frame[c].to_numpy(dtype=float), b.frame[c].to_numpy(dtype=float)) for c in cols)
 
-    if isinstance(method, IsoFLOP):
+
+def _fit_method(name, method, runs, random_seed):
+    """Fit of `method` on the training `runs`, and whether backtest made it (False: passed in fitted)."""
+    from .fit import ScalingFit
+    from .model import ScalingModel
+    from .point import IsoFLOP, IsoFLOPFit, PointFit
+
+    if isinstance(method, (ScalingFit, PointFit)):
+        if not _same_runs(method.runs, runs):
+            raise SpecError(
+                f"method {name!r} is a fit made on {method.runs.n_runs} runs that are not this backtest's "
+                f"{runs.n_runs} training runs; it may have seen the held-out runs. Pass its spec (e.g. "
+                "bs.Approach3() or bs.ScalingModel(...)), or fit it on split_runs(...)[0]")
+        return method, False
+    if isinstance(method, (IsoFLOP, IsoFLOPFit)):
         raise SpecError(f"method {name!r} is an isoFLOP fit, which predicts allocations, not losses; "
                         "backtest methods must predict the loss of runs")
     if isinstance(method, ScalingModel):
-        return method.fit(runs, random_seed=random_seed)
+        return method.fit(runs, random_seed=random_seed), True
     if hasattr(method, "fit"):
-        return method.fit(runs)
+        return method.fit(runs), True
     if callable(method):
-        return method(runs)
-    raise SpecError(f"method {name!r} must be a ScalingModel, a PointModel (anything with .fit(runs)) or a "
-                    f"function runs -> fit; got {type(method).__name__}")
+        return method(runs), True
+    raise SpecError(f"method {name!r} must be a ScalingModel, a PointModel (anything with .fit(runs)), a "
+                    f"function runs -> fit, or a fit made on the training runs; got {type(method).__name__}")
 
 
 def _lpd(fit, test) -> np.ndarray:
@@ -134,6 +166,16 @@ def _lpd(fit, test) -> np.ndarray:
     return np.full(test.n_runs, np.nan)
 
 
+def _converged(fit) -> bool:
+    from .fit import ScalingFit
+
+    if isinstance(fit, ScalingFit):
+        return bool(fit.converged)
+    if hasattr(fit, "success"):
+        return bool(fit.success)
+    return bool(getattr(fit, "converged", False))
+
+
 def _tag(p) -> str:
     return f"{100 * p:g}".replace(".", "_")
 
@@ -148,8 +190,15 @@ def backtest(methods, runs, holdout="C", *, cutoff=None, fraction=None, prob=(0.
         A :class:`~bayescale.model.ScalingModel` (fitted with
         ``random_seed``), a point-fit spec such as
         :class:`~bayescale.point.Approach3` (anything with ``.fit(runs)``),
-        or a function ``runs -> fit`` (e.g. to pass sampler settings). The
-        fit must have ``predict(new_runs, prob)``.
+        a function ``runs -> fit`` (e.g. to pass sampler settings), or a fit
+        already made on exactly the training runs (``split_runs(...)[0]``;
+        checked, so held-out runs cannot leak in), e.g. to score it twice
+        with different ``detail``. The fit must have
+        ``predict(new_runs, prob)``. The band each kind of
+        fit is scored on is listed in the module notes above (in short: the
+        posterior predictive for Bayesian fits, bootstrapped curves plus
+        residuals for bootstrapped point fits, the point curve plus residual
+        quantiles otherwise).
     runs : RunData, DataFrame, dict of arrays or path
     holdout : {"C", "N", "D"} or array of bool, default "C"
         See :func:`split_runs`; with ``cutoff`` or ``fraction`` (default:
@@ -168,7 +217,18 @@ def backtest(methods, runs, holdout="C", *, cutoff=None, fraction=None, prob=(0.
         ``detail="method"``: ``method``, ``n_train``, ``n_test``, ``mape``,
         ``max_ape`` (percent), ``coverage_<p>`` and ``width_<p>`` per
         probability, ``lpd`` (mean log density of log loss per held-out run),
-        ``fit_seconds``. ``attrs``: ``holdout``, ``band`` (``"new_run"``).
+        ``converged``, ``fit_seconds`` (NaN for a fit passed in fitted). ``detail="run"``: ``method``, the
+        inputs, ``observed_loss``, ``loss_median``, ``ape``,
+        ``new_run_lower_<p>``, ``new_run_upper_<p>``, ``covered_<p>``,
+        ``lpd``. ``attrs``: ``holdout`` (the cut, e.g. ``"C >= 1e+21"``),
+        ``band`` (``"new_run"``), ``prob``.
+
+    Raises
+    ------
+    SpecError
+        For an unknown holdout column, a cutoff that leaves no training or no
+        held-out runs, a mask of the wrong length or type, both ``cutoff``
+        and ``fraction``, or a method that cannot predict losses.
 
     Examples
     --------
@@ -177,7 +237,7 @@ def backtest(methods, runs, holdout="C", *, cutoff=None, fraction=None, prob=(0.
     >>> table = backtest({"Approach 3": bs.Approach3(n_boot=20, random_seed=0)}, runs, "C", cutoff=1e21)
     >>> table.columns.tolist()  # doctest: +NORMALIZE_WHITESPACE
     ['method', 'n_train', 'n_test', 'mape', 'max_ape', 'coverage_50', 'width_50', 'coverage_90', 'width_90',
-     'lpd', 'fit_seconds']
+     'lpd', 'converged', 'fit_seconds']
     """
     if detail not in DETAILS:
         raise SpecError(f"detail must be one of {DETAILS}, got {detail!r}")
@@ -191,8 +251,8 @@ def backtest(methods, runs, holdout="C", *, cutoff=None, fraction=None, prob=(0.
     rows, per_run = [], []
     for name, method in methods.items():
         t0 = time.perf_counter()
-        fit = _fit_method(name, method, train, random_seed)
-        seconds = time.perf_counter() - t0
+        fit, fitted_here = _fit_method(name, method, train, random_seed)
+        seconds = time.perf_counter() - t0 if fitted_here else np.nan
         if not hasattr(fit, "predict"):
             raise SpecError(f"method {name!r} gave a {type(fit).__name__}, which has no predict(new_runs, prob)")
         row = {"method": name, "n_train": train.n_runs, "n_test": test.n_runs}
@@ -216,6 +276,7 @@ def backtest(methods, runs, holdout="C", *, cutoff=None, fraction=None, prob=(0.
             run[f"covered_{_tag(p)}"] = inside
         lpd = _lpd(fit, test)
         row["lpd"] = float(np.mean(lpd))
+        row["converged"] = _converged(fit)
         row["fit_seconds"] = seconds
         run["lpd"] = lpd
         rows.append(row)

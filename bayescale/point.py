@@ -27,8 +27,11 @@ as published. ``search="adaptive"`` (default) evaluates the objective at every
 start first (one vectorised call), then runs the starts in order of that
 value, in growing batches, and stops once the best end point has been reached
 from :data:`CONFIRMATIONS` different starts. On the 240 Chinchilla runs it
-returns the same optimum as the full grid (checked by
-``benchmarks/bench_point_vs_bayes.py``) in a small fraction of the time.
+returns the same optimum as the full grid (tested in ``tests/test_point.py``:
+the full search reaches the best end point from about a third of the 4500
+starts, and the 10 starts with the lowest initial objective all reach it, so
+the first batch of 20 confirms it) in about 1 s instead of about 20 s. The adaptive search is a
+heuristic: on a new objective, compare it once with ``search="full"``.
 """
 
 from __future__ import annotations
@@ -792,7 +795,7 @@ class PointFit:
         >>> import bayescale as bs
         >>> fit = bs.Approach3().fit(bs.datasets.load_chinchilla(drop_outliers=True))
         >>> round(float(fit.allocate(5.88e23)["tokens_per_param_median"].iloc[0]), 1)
-        20.9
+        17.9
         """
         from .allocation import optimal_allocation
 

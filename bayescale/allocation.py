@@ -312,15 +312,16 @@ def crossover_compute(law, params: Mapping, max_unique_tokens, *, flops_per_para
 SAMPLE_DIMS = ("chain", "draw")
 
 
-def posterior_params(fit) -> dict:
+def posterior_params(fit, group=None, random_seed=None) -> dict:
     """Posterior draws of the law's parameters as arrays shaped (chain, draw).
 
-    For a fit with groups these are the draws of a new group from the
-    population (``fit.param_draws()``), the same ones ``fit.predict_draws``
-    uses for runs without a group.
+    For a fit with groups: the draws of `group` (a fitted group's label), or
+    with ``group=None`` those of a new group drawn from the population
+    (``fit.param_draws(group, random_seed=...)``, the same draws
+    ``fit.predict_draws(..., group=group, random_seed=...)`` uses).
     """
     if hasattr(fit, "param_draws"):
-        draws = fit.param_draws()
+        draws = fit.param_draws(group, random_seed=random_seed)
         return {k: np.asarray(draws[k]) for k in fit.model.law.param_names}
     post = fit.posterior
     return {k: post[k].values for k in fit.model.law.param_names}
@@ -338,7 +339,7 @@ def _check_prob(prob):
         raise ValueError(f"prob must be a number strictly between 0 and 1, got {prob!r}")
 
 
-def allocate_draws(fit, budget, *, flops_per_param_token=6.0, max_unique_tokens=None):
+def allocate_draws(fit, budget, *, flops_per_param_token=6.0, max_unique_tokens=None, group=None):
     """Posterior draws of the compute-optimal allocation at each budget.
 
     Parameters
@@ -350,6 +351,10 @@ def allocate_draws(fit, budget, *, flops_per_param_token=6.0, max_unique_tokens=
         k in ``C = k N D``.
     max_unique_tokens : float, optional
         Fresh-data cap; see :func:`optimal_allocation`.
+    group : label, optional
+        Fits with groups: a fitted group's label, or ``None`` (default) /
+        ``"new"`` for a new group drawn from the population. Ignored by fits
+        without groups.
 
     Returns
     -------
@@ -369,7 +374,7 @@ def allocate_draws(fit, budget, *, flops_per_param_token=6.0, max_unique_tokens=
     import xarray as xr
 
     c = _budgets(budget)
-    params = posterior_params(fit)
+    params = posterior_params(fit, group)
     out = optimal_allocation(fit.model.law, params, c, flops_per_param_token=flops_per_param_token,
                              max_unique_tokens=max_unique_tokens)
     post = fit.posterior
@@ -380,6 +385,8 @@ def allocate_draws(fit, budget, *, flops_per_param_token=6.0, max_unique_tokens=
     ds.attrs.update(law=fit.model.law.name, flops_per_param_token=float(flops_per_param_token))
     if max_unique_tokens is not None:
         ds.attrs["max_unique_tokens"] = float(max_unique_tokens)
+    if getattr(fit.model, "hierarchical", False):
+        ds.attrs["group"] = "new" if group is None else str(group)
     return ds
 
 
@@ -390,7 +397,7 @@ def _interval(values, prob, axis=0):
     return med, lower, upper
 
 
-def allocate(fit, budget, *, prob=0.9, flops_per_param_token=6.0, max_unique_tokens=None):
+def allocate(fit, budget, *, prob=0.9, flops_per_param_token=6.0, max_unique_tokens=None, group=None):
     """Compute-optimal model size, tokens and loss at each budget, with posterior intervals.
 
     Parameters
@@ -407,6 +414,11 @@ def allocate(fit, budget, *, prob=0.9, flops_per_param_token=6.0, max_unique_tok
         ``data_bound_prob`` (posterior probability that the cap binds at that
         budget) and ``crossover_C_*`` (the compute beyond which the
         unconstrained optimal run needs more than U tokens).
+    group : label or list of labels, optional
+        Fits with groups: a fitted group's label, ``None`` (default) or
+        ``"new"`` for a new group drawn from the population, or a list of
+        them (one block of rows per group, with a ``group`` column).
+        Ignored by fits without groups.
 
     Returns
     -------
@@ -425,10 +437,18 @@ def allocate(fit, budget, *, prob=0.9, flops_per_param_token=6.0, max_unique_tok
     import pandas as pd
 
     _check_prob(prob)
+    if isinstance(group, (list, tuple)):
+        frames = [allocate(fit, budget, prob=prob, flops_per_param_token=flops_per_param_token,
+                           max_unique_tokens=max_unique_tokens, group=g) for g in group]
+        out = pd.concat(frames, ignore_index=True)
+        out.attrs.update(frames[0].attrs)
+        return out
     ds = allocate_draws(fit, budget, flops_per_param_token=flops_per_param_token,
-                        max_unique_tokens=max_unique_tokens)
+                        max_unique_tokens=max_unique_tokens, group=group)
     c = ds["budget"].values
     frame = pd.DataFrame({"C": c})
+    if "group" in ds.attrs:
+        frame.insert(0, "group", ds.attrs["group"])
     if max_unique_tokens is not None:
         frame["max_unique_tokens"] = float(max_unique_tokens)
     names = ["N", "D", "tokens_per_param", "loss"] + [k for k in ("U", "epochs") if k in ds]
@@ -437,7 +457,7 @@ def allocate(fit, budget, *, prob=0.9, flops_per_param_token=6.0, max_unique_tok
         frame[f"{name}_median"], frame[f"{name}_lower"], frame[f"{name}_upper"] = _interval(flat, prob)
     if max_unique_tokens is not None:
         frame["data_bound_prob"] = ds["data_bound"].values.reshape(-1, c.size).mean(axis=0)
-        cross = crossover_compute(fit.model.law, posterior_params(fit), max_unique_tokens,
+        cross = crossover_compute(fit.model.law, posterior_params(fit, group), max_unique_tokens,
                                   flops_per_param_token=flops_per_param_token).ravel()
         frame["crossover_C_median"], frame["crossover_C_lower"], frame["crossover_C_upper"] = _interval(cross, prob)
     frame["converged"] = bool(fit.diagnostics()["converged"])

@@ -357,35 +357,36 @@ class ScalingFit:
         return frame
 
     # ---------------------------------------------------- allocation and risk
-    def allocate(self, budget, prob=0.9, *, flops_per_param_token=6.0, max_unique_tokens=None) -> pd.DataFrame:
+    def allocate(self, budget, prob=0.9, *, flops_per_param_token=6.0, max_unique_tokens=None,
+                 group=None) -> pd.DataFrame:
         """Compute-optimal N, D, tokens per parameter and loss per budget; see :func:`bayescale.allocation.allocate`."""
         from .allocation import allocate
 
         return allocate(self, budget, prob=prob, flops_per_param_token=flops_per_param_token,
-                        max_unique_tokens=max_unique_tokens)
+                        max_unique_tokens=max_unique_tokens, group=group)
 
-    def allocate_draws(self, budget, *, flops_per_param_token=6.0, max_unique_tokens=None) -> xr.Dataset:
+    def allocate_draws(self, budget, *, flops_per_param_token=6.0, max_unique_tokens=None, group=None) -> xr.Dataset:
         """Posterior draws of the optimal allocation; see :func:`bayescale.allocation.allocate_draws`."""
         from .allocation import allocate_draws
 
         return allocate_draws(self, budget, flops_per_param_token=flops_per_param_token,
-                              max_unique_tokens=max_unique_tokens)
+                              max_unique_tokens=max_unique_tokens, group=group)
 
     def risk(self, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_token=6.0,
-             max_unique_tokens=None, random_seed=None) -> pd.DataFrame:
+             max_unique_tokens=None, random_seed=None, group=None) -> pd.DataFrame:
         """Predictive loss bands, P(loss <= target) and allocation penalty; see :func:`bayescale.risk.risk`."""
         from .risk import risk
 
         return risk(self, budget, target=target, plan=plan, prob=prob, flops_per_param_token=flops_per_param_token,
-                    max_unique_tokens=max_unique_tokens, random_seed=random_seed)
+                    max_unique_tokens=max_unique_tokens, random_seed=random_seed, group=group)
 
     def budget_for(self, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_tokens=None,
-                   random_seed=None) -> pd.DataFrame:
+                   random_seed=None, group=None) -> pd.DataFrame:
         """Smallest compute reaching `target` with probability `prob`; see :func:`bayescale.risk.budget_for`."""
         from .risk import budget_for
 
         return budget_for(self, target, prob, flops_per_param_token=flops_per_param_token,
-                          max_unique_tokens=max_unique_tokens, random_seed=random_seed)
+                          max_unique_tokens=max_unique_tokens, random_seed=random_seed, group=group)
 
     def plot_frontier(self, budgets=None, *, flops_per_param_token=6.0, max_unique_tokens=None):
         """Loss vs compute with the optimal frontier and bands; see :func:`bayescale.plots.plot_frontier`."""

@@ -50,9 +50,9 @@ def _plan_inputs(law, n, d, cap) -> dict:
     return inputs
 
 
-def _median_plan(fit, c, k, cap):
+def _median_plan(fit, c, k, cap, params):
     """The posterior-median optimal N at each budget, and D = C / (k N)."""
-    alloc = optimal_allocation(fit.model.law, posterior_params(fit), c, flops_per_param_token=k,
+    alloc = optimal_allocation(fit.model.law, params, c, flops_per_param_token=k,
                                max_unique_tokens=cap)
     n = np.exp(np.median(np.log(alloc["N"]).reshape(-1, np.size(c)), axis=0))
     return n, np.asarray(c, float) / k / n
@@ -70,7 +70,7 @@ def _converged(fit) -> bool:
 
 # -------------------------------------------------------------------- risk
 def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_token=6.0,
-         max_unique_tokens=None, random_seed=None) -> pd.DataFrame:
+         max_unique_tokens=None, random_seed=None, group=None) -> pd.DataFrame:
     """Predictive loss, P(loss <= target) and the allocation penalty of planned runs.
 
     Parameters
@@ -92,7 +92,13 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
         :func:`~bayescale.allocation.optimal_allocation`) and, for laws with
         unique tokens, plans repeat data beyond it.
     random_seed : int, optional
-        Seed of the run-to-run noise draws; default the fit's seed.
+        Seed of the run-to-run noise draws (and of a new group's draws);
+        default the fit's seed.
+    group : label or list of labels, optional
+        Fits with groups: a fitted group's label, ``None`` (default) or
+        ``"new"`` for a new group drawn from the population, or a list (one
+        block of rows per group, with a ``group`` column). Ignored by fits
+        without groups.
 
     Returns
     -------
@@ -113,14 +119,21 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
     _check_prob(prob)
     if budget is None and plan is None:
         raise ValueError("risk needs at least one budget (FLOPs) or one plan (N, D)")
+    if isinstance(group, (list, tuple)):
+        frames = [risk(fit, budget, target=target, plan=plan, prob=prob, flops_per_param_token=flops_per_param_token,
+                       max_unique_tokens=max_unique_tokens, random_seed=random_seed, group=g) for g in group]
+        out = pd.concat(frames, ignore_index=True)
+        out.attrs.update(frames[0].attrs)
+        return out
     law = fit.model.law
+    params = posterior_params(fit, group, random_seed)
     k = float(_positive(flops_per_param_token, "flops_per_param_token"))
     cap = None if max_unique_tokens is None else float(_positive(max_unique_tokens, "max_unique_tokens"))
     target = _check_target(target)
     kinds, ns, ds = [], [], []
     if budget is not None:
         c = _budgets(budget)
-        n, d = _median_plan(fit, c, k, cap)
+        n, d = _median_plan(fit, c, k, cap, params)
         kinds += ["compute-optimal"] * c.size
         ns += list(n)
         ds += list(d)
@@ -131,10 +144,12 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
     n, d = np.array(ns), np.array(ds)
     c = k * n * d
     inputs = _plan_inputs(law, n, d, cap)
-    draws = fit.predict_draws({name: inputs[name] for name in law.inputs}, random_seed=random_seed)
+    grouped = getattr(fit.model, "hierarchical", False)
+    draws = fit.predict_draws({name: inputs[name] for name in law.inputs}, random_seed=random_seed,
+                              **({"group": group} if grouped else {}))
     curve = draws["expected_loss"].values.reshape(-1, n.size)
     new = draws["new_run_loss"].values.reshape(-1, n.size)
-    best = optimal_allocation(law, posterior_params(fit), c, flops_per_param_token=k,
+    best = optimal_allocation(law, params, c, flops_per_param_token=k,
                               max_unique_tokens=cap)["loss"].reshape(-1, n.size)
     frame = pd.DataFrame({"kind": kinds, "label": [format_plan(a, b) for a, b in zip(n, d)],
                           "C": c, "N": n, "D": d, "tokens_per_param": d / n})
@@ -149,21 +164,24 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
         frame["p_target"] = (new <= target).mean(axis=0)
     frame["penalty_median"], frame["penalty_lower"], frame["penalty_upper"] = _interval(curve - best, prob)
     frame["converged"] = _converged(fit)
+    if grouped:
+        frame.insert(0, "group", "new" if group is None else str(group))
     frame.attrs.update(prob=prob, target=target, flops_per_param_token=k, max_unique_tokens=cap,
                        law=law.name)
     return frame
 
 
 # -------------------------------------------------------------- budget_for
-def _run_noise(fit, random_seed):
+def _run_noise(fit, random_seed, group=None):
     """Per-draw log-noise of one new run, shaped (chain, draw), from :meth:`ScalingFit.predict_draws`."""
     first = {name: v[:1] for name, v in fit.runs.inputs(fit.model.law.inputs).items()}
-    draws = fit.predict_draws(first, random_seed=random_seed)
+    extra = {"group": group} if getattr(fit.model, "hierarchical", False) else {}
+    draws = fit.predict_draws(first, random_seed=random_seed, **extra)
     return (np.log(draws["new_run_loss"]) - np.log(draws["expected_loss"])).values[..., 0]
 
 
 def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_tokens=None,
-               random_seed=None, max_compute=1e40) -> pd.DataFrame:
+               random_seed=None, max_compute=1e40, group=None) -> pd.DataFrame:
     """Smallest compute at which the compute-optimal run reaches a target loss with a given probability.
 
     The probability is that of one new run (new-run predictive distribution,
@@ -187,6 +205,9 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
         Seed of the noise draws; default the fit's seed.
     max_compute : float, default 1e40
         Upper end of the search.
+    group : label, optional
+        Fits with groups: a fitted group's label, or ``None`` (default) /
+        ``"new"`` for a new group drawn from the population.
 
     Returns
     -------
@@ -209,8 +230,8 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
     k = float(_positive(flops_per_param_token, "flops_per_param_token"))
     cap = None if max_unique_tokens is None else float(_positive(max_unique_tokens, "max_unique_tokens"))
     law = fit.model.law
-    params = posterior_params(fit)
-    noise = _run_noise(fit, random_seed)
+    params = posterior_params(fit, group, random_seed)
+    noise = _run_noise(fit, random_seed, group)
     runs = fit.runs.inputs(["N", "D"])
     observed = k * runs["N"] * runs["D"]
     log_lo = np.log(observed.min() / 1e3)
@@ -218,7 +239,7 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
 
     def log_new_run(log_c):
         c = float(np.exp(log_c))
-        n, d = _median_plan(fit, c, k, cap)
+        n, d = _median_plan(fit, c, k, cap, params)
         log_l = law.log_loss(_plan_inputs(law, n[0], d[0], cap), params, NUMPY)
         return log_l + noise
 
@@ -240,11 +261,13 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
     for t in targets:
         c, status = solve(t, prob)
         c_med, _ = solve(t, 0.5)
-        n, d = _median_plan(fit, c, k, cap) if np.isfinite(c) else (np.array([np.nan]), np.array([np.nan]))
+        n, d = _median_plan(fit, c, k, cap, params) if np.isfinite(c) else (np.array([np.nan]), np.array([np.nan]))
         rows.append(dict(target=float(t), prob=prob, C=c, N=float(n[0]), D=float(d[0]), C_median_case=c_med,
                          status=status))
     frame = pd.DataFrame(rows)
     frame["converged"] = _converged(fit)
+    if getattr(fit.model, "hierarchical", False):
+        frame.insert(0, "group", "new" if group is None else str(group))
     frame.attrs.update(prob=prob, flops_per_param_token=k, max_unique_tokens=cap, law=law.name)
     return frame
 

@@ -122,3 +122,40 @@ def test_rendering_flags_unconverged_fits_and_escapes():
     md = to_markdown(t)
     assert r"a\|b" in md and "did not converge" in md
     assert "&lt;i&gt;" in to_html(t)
+
+
+# ------------------------------------------------------------------ groups
+@pytest.fixture(scope="module")
+def grouped_fit():
+    """Three groups differing only in E (1.7, 1.85, 2.0); every other parameter shared."""
+    from bayescale.hierarchy import simulate_groups
+
+    runs = simulate_groups([40, 40, 40], dict(E=[1.7, 1.85, 2.0], A=480.0, B=2100.0, alpha=0.35, beta=0.37),
+                           sigma=0.01, seed=4)
+    return bs.ScalingModel("chinchilla", pooling={"E": "partial"}).fit(runs, draws=500, random_seed=5)
+
+
+def test_allocation_and_risk_per_group(grouped_fit):
+    assert grouped_fit.converged, grouped_fit.diagnostics()
+    table = grouped_fit.allocate(1e24, group=["g0", "g1", "g2", "new"])
+    assert list(table["group"]) == ["g0", "g1", "g2", "new"] and table["converged"].all()
+    # E does not enter the optimal N (closed form), and the shared draws are the same for every group.
+    assert np.ptp(table["N_median"]) == pytest.approx(0, abs=1e-6 * table["N_median"].iloc[0])
+    # The loss at the optimum moves with each group's E (true gaps 0.15), within a few posterior sds.
+    gaps = np.diff(table["loss_median"].iloc[:3])
+    assert np.allclose(gaps, 0.15, atol=0.03), gaps
+    # A new group carries the population's spread of E: a much wider interval than any fitted group.
+    width = table["loss_upper"] - table["loss_lower"]
+    assert width.iloc[3] > 3 * width.iloc[:3].max()
+
+
+def test_risk_of_a_group_plan_matches_its_prediction(grouped_fit):
+    risk = grouped_fit.risk(plan="70B:1.4T", target=1.9, group="g1", random_seed=0)
+    pred = grouped_fit.predict({"N": [70e9], "D": [1.4e12]}, group="g1", random_seed=0)
+    assert risk["group"].iloc[0] == "g1"
+    for col in ("loss_median", "curve_lower", "curve_upper", "new_run_lower", "new_run_upper"):
+        assert risk[col].iloc[0] == pytest.approx(pred[col].iloc[0], rel=1e-12)
+    need = grouped_fit.budget_for(2.0, group="g0")
+    assert need["group"].iloc[0] == "g0" and need["status"].iloc[0] == "ok"
+    # the same target is harder for the group with the higher irreducible loss
+    assert grouped_fit.budget_for(2.1, group="g2")["C"].iloc[0] > grouped_fit.budget_for(2.1, group="g0")["C"].iloc[0]

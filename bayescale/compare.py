@@ -14,6 +14,8 @@ without bootstrap has no parameter interval (NaN) and a degenerate curve band.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -82,8 +84,19 @@ def _param_rows(fit, prob) -> pd.DataFrame:
         post = fit.posterior
         rows = {}
         for name in post.data_vars:
-            v = post[name].values.ravel()
-            rows[name] = (float(np.median(v)), *np.quantile(v, [lo, hi]).tolist())
+            da = post[name]
+            extra = [d for d in da.dims if d not in ("chain", "draw")]
+            if not extra:
+                v = da.values.ravel()
+                rows[name] = (float(np.median(v)), *np.quantile(v, [lo, hi]).tolist())
+                continue
+            # per-group parameters: one row per group, labelled as in ScalingFit.summary ("E[group]")
+            arr = da.transpose("chain", "draw", *extra).values
+            arr = arr.reshape(arr.shape[0] * arr.shape[1], -1)
+            for j, labels in enumerate(itertools.product(*(da[d].values for d in extra))):
+                v = arr[:, j]
+                label = ",".join(map(str, labels))
+                rows[f"{name}[{label}]"] = (float(np.median(v)), *np.quantile(v, [lo, hi]).tolist())
         return pd.DataFrame.from_dict(rows, orient="index", columns=["estimate", "lower", "upper"])
     table = fit.summary(prob)
     out = pd.DataFrame({"estimate": table["estimate"]})

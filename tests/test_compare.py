@@ -149,3 +149,25 @@ def test_bad_input_is_named(point_fits):
         bs.compare([a3], prob=1.5)
     with pytest.raises(bs.DataError, match="'D'"):
         bs.compare([a3], new_runs=pd.DataFrame({"N": [1e9]}))
+
+
+def test_per_group_parameters_get_one_row_per_group():
+    # A fit with groups has draws with a group dimension: each group is its own row, as in
+    # ScalingFit.summary ("E[a]"), never pooled across groups.
+    import xarray as xr
+
+    from bayescale.compare import _param_rows
+
+    class Grouped(bs.ScalingFit):
+        def __init__(self):
+            pass
+
+        posterior = xr.Dataset(
+            {"E": (("chain", "draw", "group"), np.stack([np.full((2, 50), 1.5), np.full((2, 50), 2.5)], axis=-1)),
+             "alpha": (("chain", "draw"), np.linspace(0.0, 1.0, 100).reshape(2, 50))},
+            coords={"group": ["a", "b"]})
+
+    rows = _param_rows(Grouped(), 0.9)
+    assert rows.index.tolist() == ["E[a]", "E[b]", "alpha"]
+    assert rows.loc["E[a]", "estimate"] == 1.5 and rows.loc["E[b]", "upper"] == 2.5
+    assert rows.loc["alpha", "lower"] == pytest.approx(0.05) and rows.loc["alpha", "upper"] == pytest.approx(0.95)

@@ -19,20 +19,7 @@ scores each method on them:
 * ``converged``: the fit's own verdict (R-hat, ESS and divergences for a
   Bayesian fit; L-BFGS-B convergence at the best start for a point fit).
 
-Which band each method is scored on (always ``new_run_lower`` to
-``new_run_upper`` of its ``predict``):
-
-* :class:`~bayescale.fit.ScalingFit` (Bayesian): central interval of the
-  posterior predictive of one new run — each posterior draw's curve plus a
-  draw of its likelihood's noise (Student-t or Normal on log loss), so it
-  carries both the uncertainty of the curve in extrapolation and run-to-run
-  scatter;
-* :class:`~bayescale.point.PointFit` with bootstrap: central interval of
-  bootstrapped curves plus residuals resampled from the full-data fit;
-* :class:`~bayescale.point.PointFit` without bootstrap: the point curve
-  shifted by the empirical quantiles of its residuals on log loss — no
-  uncertainty about the curve, which is why such bands under-cover when the
-  extrapolation is far.
+The band each kind of fit is scored on is listed in the Notes of :func:`backtest`.
 """
 
 from __future__ import annotations
@@ -194,11 +181,8 @@ def backtest(methods, runs, holdout="C", *, cutoff=None, fraction=None, prob=(0.
         already made on exactly the training runs (``split_runs(...)[0]``;
         checked, so held-out runs cannot leak in), e.g. to score it twice
         with different ``detail``. The fit must have
-        ``predict(new_runs, prob)``. The band each kind of
-        fit is scored on is listed in the module notes above (in short: the
-        posterior predictive for Bayesian fits, bootstrapped curves plus
-        residuals for bootstrapped point fits, the point curve plus residual
-        quantiles otherwise).
+        ``predict(new_runs, prob)``. The band each kind of fit is scored
+        on is listed in the Notes below.
     runs : RunData, DataFrame, dict of arrays or path
     holdout : {"C", "N", "D"} or array of bool, default "C"
         See :func:`split_runs`; with ``cutoff`` or ``fraction`` (default:
@@ -217,8 +201,9 @@ def backtest(methods, runs, holdout="C", *, cutoff=None, fraction=None, prob=(0.
         ``detail="method"``: ``method``, ``n_train``, ``n_test``, ``mape``,
         ``max_ape`` (percent), ``coverage_<p>`` and ``width_<p>`` per
         probability, ``lpd`` (mean log density of log loss per held-out run),
-        ``converged``, ``fit_seconds`` (NaN for a fit passed in fitted). ``detail="run"``: ``method``, the
-        inputs, ``observed_loss``, ``loss_median``, ``ape``,
+        ``converged``, ``fit_seconds`` (NaN for a fit passed in fitted).
+        ``detail="run"``: ``method``, the inputs, ``observed_loss``,
+        ``loss_median``, ``ape``,
         ``new_run_lower_<p>``, ``new_run_upper_<p>``, ``covered_<p>``,
         ``lpd``. ``attrs``: ``holdout`` (the cut, e.g. ``"C >= 1e+21"``),
         ``band`` (``"new_run"``), ``prob``.
@@ -229,6 +214,29 @@ def backtest(methods, runs, holdout="C", *, cutoff=None, fraction=None, prob=(0.
         For an unknown holdout column, a cutoff that leaves no training or no
         held-out runs, a mask of the wrong length or type, both ``cutoff``
         and ``fraction``, or a method that cannot predict losses.
+
+    Notes
+    -----
+    Every method is scored on its **new-run band** (``new_run_lower`` to
+    ``new_run_upper`` of its ``predict``), the band meant to hold the loss of
+    one new training run; what that band is depends on the kind of fit:
+
+    * :class:`~bayescale.fit.ScalingFit` (Bayesian): central interval of the
+      posterior predictive of one new run — each posterior draw's curve plus a
+      draw of its likelihood's noise (Student-t or Normal on log loss), so it
+      carries both the uncertainty of the curve in extrapolation and run-to-run
+      scatter;
+    * :class:`~bayescale.point.PointFit` with bootstrap: central interval of
+      bootstrapped curves plus residuals resampled from the full-data fit;
+    * :class:`~bayescale.point.PointFit` without bootstrap: the point curve
+      shifted by the empirical quantiles of its residuals on log loss — no
+      uncertainty about the curve, which is why such bands under-cover when the
+      extrapolation is far.
+
+    The log predictive density is the Student-t (or Normal) likelihood of
+    the Bayesian model averaged over posterior draws; for point fits the
+    Normal plug-in density with the residual scale ``sigma`` (averaged over
+    bootstrap fits when bootstrapped).
 
     Examples
     --------

@@ -946,7 +946,8 @@ class IsoFLOP:
         log_c = np.log10(frame["C"].to_numpy(dtype=float))
         if self.group is not None:
             if self.group not in frame.columns:
-                raise SpecError(f"group column {self.group!r} not in the runs; columns: {', '.join(map(str, frame.columns))}")
+                raise SpecError(f"group column {self.group!r} not in the runs; "
+                                f"columns: {', '.join(map(str, frame.columns))}")
             return frame[self.group].astype(str).to_numpy(), None
         if self.levels is not None:
             lv = np.log10(self.levels)
@@ -1103,7 +1104,8 @@ class IsoFLOPFit:
             out[name] = (mean, mean - t * se, mean + t * se)
         for name in ("N", "D"):
             mean, lo, hi = out[name]
-            frame[f"{name}_median"], frame[f"{name}_lower"], frame[f"{name}_upper"] = np.exp(mean), np.exp(lo), np.exp(hi)
+            frame[f"{name}_median"] = np.exp(mean)
+            frame[f"{name}_lower"], frame[f"{name}_upper"] = np.exp(lo), np.exp(hi)
         ratio = out["D"][0] - out["N"][0]
         frame["tokens_per_param_median"] = np.exp(ratio)
         # D/N bounds from the N and D bands (conservative: the two lines share their data).

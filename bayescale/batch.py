@@ -173,7 +173,7 @@ def _split(frame: pd.DataFrame, by, columns, model) -> tuple[list, dict]:
         rows = [f"row {frame.index[i]!r}, column(s) {by_cols}: missing key value; every run needs a key"
                 for i in np.flatnonzero(missing)]
         raise DataError(rows)
-    keyed = by_cols[0] if isinstance(by, str) or not isinstance(by, (list, tuple)) else by_cols
+    keyed = by_cols[0] if len(by_cols) == 1 else by_cols  # one column: scalar keys, even for by=["col"]
     parts = {}
     for key, rows in frame.groupby(keyed, sort=False):
         key = tuple(_plain(k) for k in key) if isinstance(key, tuple) else _plain(key)
@@ -196,6 +196,7 @@ class _Checkpoint:
         self.index = self._read_index()
         head = {"model": spec, "settings": {k: settings[k] for k in _SETTING_NAMES if k != "cores"},
                 "by": list(by)}
+        head = json.loads(json.dumps(head, default=str))  # as stored: tuples become lists
         old = {k: self.index.get(k) for k in head}
         if self.index and old != head:
             changed = [k for k in head if old[k] != head[k]]
@@ -217,9 +218,8 @@ class _Checkpoint:
             return {}
         try:
             index = json.loads(self.index_path.read_text())
-            if not isinstance(index, dict) or index.get("bayescale_batch") != INDEX_FORMAT:
-                raise ValueError("not a bayescale batch index")
-        except (ValueError, OSError) as exc:
+            _check_index(index)
+        except (ValueError, OSError, TypeError) as exc:
             raise BayescaleError(f"{str(self.index_path)!r} is not a readable fit_many index ({exc}); "
                                  "use a new checkpoint folder") from None
         return index
@@ -247,15 +247,18 @@ class _Checkpoint:
                 or int(fit.settings.get("random_seed", -1)) != seed):
             return None
         fit.model = model
+        # A run killed between writing the fit and the index leaves a good fit the index lacks.
+        self.index["fits"][path.name] = self._entry(key, fit)
         return fit
+
+    def _entry(self, key, fit) -> dict:
+        return {"key": json.loads(_key_json(_as_tuple(key))), "data": fit.idata.attrs.get("batch_data", ""),
+                "random_seed": int(fit.settings["random_seed"]), "converged": bool(fit.converged)}
 
     def store(self, key, fit):
         name = _file_name(_as_tuple(key))
         fit.save(self.folder / name)
-        self.index["fits"][name] = {"key": json.loads(_key_json(_as_tuple(key))),
-                                    "data": fit.idata.attrs.get("batch_data", ""),
-                                    "random_seed": int(fit.settings["random_seed"]),
-                                    "converged": bool(fit.converged)}
+        self.index["fits"][name] = self._entry(key, fit)
         self.index["errors"].pop(_key_json(_as_tuple(key)), None)
         self.write_index()
 
@@ -281,6 +284,16 @@ class _Checkpoint:
             raise
 
 
+def _check_index(index) -> None:
+    """Raise ValueError unless `index` is a fit_many index this version reads."""
+    fmt = index.get("bayescale_batch") if isinstance(index, dict) else None
+    if isinstance(fmt, bool) or not isinstance(fmt, int):
+        raise ValueError("not a bayescale fit_many index (no 'bayescale_batch' format number)")
+    if fmt > INDEX_FORMAT:
+        raise ValueError(f"written in fit_many index format {fmt}; this version reads format <= {INDEX_FORMAT}. "
+                         "Upgrade bayescale")
+
+
 # ------------------------------------------------------------------------ executors
 def _default_executor(n_tasks: int):
     import multiprocessing as mp
@@ -298,6 +311,17 @@ def _as_executor(executor):
         return executor.get_executor(pure=False)
     raise TypeError(f"executor must be a concurrent.futures.Executor or a dask.distributed Client, "
                     f"not {type(executor).__name__}")
+
+
+def _slots(pool) -> int:
+    """How many fits `pool` runs at once (for the progress bar's running count)."""
+    if getattr(pool, "_max_workers", None):  # process and thread pools
+        return int(pool._max_workers)
+    client = getattr(pool, "_client", None)  # the executor of a distributed.Client
+    try:
+        return max(1, sum(int(n) for n in client.nthreads().values()))
+    except Exception:  # another kind of executor: futures do not say whether they run
+        return 1
 
 
 def _stop_pool(pool):
@@ -434,6 +458,7 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
     pool = _default_executor(len(todo)) if own else (_as_executor(executor) if todo else None)
     bar = KeyProgress(len(parts), enabled=progressbar, initial=len(resumed), description="fits")
     started = time.perf_counter()
+    slots = _slots(pool) if pool is not None else 1
     futures = {}
     try:
         for key in todo:
@@ -457,7 +482,7 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
                     if ckpt is not None:
                         ckpt.store(key, fit)
                     fits[key] = fit
-            running = min(sum(1 for f in pending if f.running()), getattr(pool, "_max_workers", len(pending)))
+            running = min(len(pending), slots)
             bar.update(ok=len(fits), failed=len(errors), running=running)
     except BaseException:
         for fut in futures:
@@ -662,26 +687,31 @@ class FitCollection(Mapping):
             raise FileFormatError(f"no {INDEX_NAME} in {str(folder)!r}; not a fit_many folder")
         try:
             index = json.loads(path.read_text())
+            _check_index(index)
             model = ScalingModel.from_dict(index["model"])
             by = list(index["by"])
-            entries = index["fits"]
-            failed = index.get("errors", {})
-        except (ValueError, KeyError, TypeError) as exc:
+            entries = {}
+            for name, entry in index["fits"].items():
+                if Path(name).name != name or not name.endswith(".nc"):
+                    raise ValueError(f"fit file name {name!r} is not a file in the folder")
+                entries[name] = tuple(entry["key"])
+            failed = {tuple(json.loads(text_key)): str(text) for text_key, text in index.get("errors", {}).items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise FileFormatError(f"{str(path)!r} is not a readable fit_many index ({exc})") from None
+
+        def scalar(key):
+            return key[0] if len(by) == 1 else key
+
         fits, keys = {}, []
-        for name, entry in entries.items():
-            key = tuple(entry["key"])
-            key = key[0] if len(by) == 1 else key
+        for name, key in entries.items():
             fit = load(folder / name)
             fit.model = model
-            fits[key] = fit
-            keys.append(key)
+            fits[scalar(key)] = fit
+            keys.append(scalar(key))
         errors = {}
-        for text_key, text in failed.items():
-            key = tuple(json.loads(text_key))
-            key = key[0] if len(by) == 1 else key
-            errors[key] = text
-            keys.append(key)
+        for key, text in failed.items():
+            errors[scalar(key)] = text
+            keys.append(scalar(key))
         seeds = {k: int(f.settings["random_seed"]) for k, f in fits.items()}
         return cls(model, by, fits, errors, keys=keys, random_seed=index.get("random_seed"), seeds=seeds,
                    resumed=tuple(fits), checkpoint_dir=folder)

@@ -1,0 +1,372 @@
+"""Hardening: arbitrary input only ever raises our documented errors (hypothesis), damaged files give
+clear errors, saves are atomic even under SIGKILL, numerics stay finite and exact at the extremes, and an
+interrupted fit leaves the session usable."""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import warnings
+from decimal import Decimal, getcontext
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import bayescale as bs
+from bayescale.errors import DataError, FileFormatError, SpecError
+from bayescale.formula import parse_formula
+from bayescale.specs import model_from_dict
+from conftest import TRUE_CHINCHILLA
+
+# deadline: every example must finish in 2 s (none hangs); derandomize keeps CI reproducible
+PROPERTY = settings(max_examples=150, deadline=2000, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+# ------------------------------------------------------------------ run data validation
+CELLS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**70), 2**70), st.booleans(), st.none(),
+    st.text(max_size=8), st.sampled_from(["1e9", "nan", "inf", "-1", "", " 3.5 ", "0x10", "1_000"]),
+    st.binary(max_size=4), st.decimals(allow_nan=True), st.complex_numbers(), st.datetimes(),
+    st.lists(st.integers(), max_size=2), st.tuples(st.floats()),
+)
+NAMES = st.one_of(st.sampled_from(["N", "D", "C", "U", "loss", "group", "Model Size", "n", "Loss", ""]),
+                  st.text(max_size=6), st.integers(-3, 3))
+
+
+@st.composite
+def frames(draw):
+    n_rows = draw(st.integers(0, 6))
+    names = draw(st.lists(NAMES, max_size=6))
+    data = {}
+    for name in names:
+        if draw(st.booleans()):  # a typed column ...
+            dtype = draw(st.sampled_from(["float", "int", "object", "category"]))
+            values = draw(st.lists(CELLS, min_size=n_rows, max_size=n_rows))
+            try:
+                data[name] = pd.Series(values, dtype=dtype) if dtype != "object" else pd.Series(values, dtype=object)
+            except (TypeError, ValueError, OverflowError):
+                data[name] = pd.Series(values, dtype=object)
+        else:  # ... or plain numbers
+            data[name] = pd.Series(draw(st.lists(st.floats(), min_size=n_rows, max_size=n_rows)), dtype=float)
+    frame = pd.DataFrame(data, index=pd.RangeIndex(n_rows)) if data else pd.DataFrame(index=pd.RangeIndex(n_rows))
+    if names and draw(st.booleans()):  # duplicate column labels
+        frame = pd.concat([frame, frame.iloc[:, :1]], axis=1)
+    if draw(st.booleans()):
+        frame.index = draw(st.lists(st.one_of(st.integers(), st.text(max_size=3)), min_size=n_rows,
+                                    max_size=n_rows))
+    return frame
+
+
+MAPPINGS = st.one_of(st.none(), st.dictionaries(NAMES, st.one_of(NAMES, st.sampled_from(["N", "D", "C", "loss"])),
+                                                max_size=3))
+
+
+@PROPERTY
+@given(frame=frames(), columns=MAPPINGS, require=st.sampled_from([("N", "D"), ("N",), ("C",), ("N", "D", "U"), ()]),
+       min_runs=st.integers(1, 8))
+def test_load_runs_accepts_or_raises_data_error_only(frame, columns, require, min_runs):
+    try:
+        runs = bs.load_runs(frame, columns=columns, require=require, min_runs=min_runs)
+    except DataError as exc:
+        assert str(exc).strip() and exc.problems  # says what is wrong
+        return
+    # accepted: every canonical numeric column is finite and positive, nothing was dropped
+    assert runs.n_runs == len(frame) >= min_runs
+    for col in ("N", "D", "C", "U", "loss"):
+        if runs.has(col):
+            values = runs.frame[col].to_numpy()
+            assert values.dtype == np.float64 and np.all(np.isfinite(values)) and np.all(values > 0)
+
+
+def test_load_runs_from_a_hostile_csv_never_runs_code(tmp_path):
+    sentinel = tmp_path / "pwned"
+    csv = tmp_path / "runs.csv"
+    payload = f"__import__('os').system('touch {sentinel}')"
+    csv.write_text(f"N,D,loss\n1e9,2e10,{payload}\n=cmd|' /C calc'!A0,1e10,2.5\n")
+    with pytest.raises(DataError, match="is not a number") as info:
+        bs.load_runs(csv)
+    assert "row 0, column 'loss'" in str(info.value) and "row 1, column 'N'" in str(info.value)
+    assert not sentinel.exists()
+
+
+# ------------------------------------------------------------------ formula and spec parsing
+FORMULA_NAMES = ["N", "D", "E", "A", "B", "alpha", "beta"]
+FRAGMENTS = st.sampled_from([
+    "E", "A", "N", "D", "alpha", "beta", "1", "0.5", "1e308", "1e400", "-", "+", "*", "/", "**", "(", ")", ",",
+    " ", "exp(", "log(", "minimum(", "maximum(", "__import__('os').system('touch {s}')", "open('{s}', 'w')",
+    "exec('x=1')", "eval('1')", "N.__class__", "().__class__.__bases__[0]", "lambda: 0", "[1]", "{1: 2}",
+    "N if E else D", "x := 1", "'s'", "b'x'", "f'{{N}}'", "N[0]", "E < A", "not E", "~N", "...", "\\", "#",
+    "\n", "\x00", "9" * 400, "1j", "**-", "yield", "await N", "*N",
+])
+
+
+@st.composite
+def formula_texts(draw, sentinel):
+    text = "".join(draw(st.lists(FRAGMENTS, max_size=12))).replace("{s}", sentinel)
+    return draw(st.one_of(st.just(text), st.text(max_size=40), st.just(text * draw(st.integers(1, 300)))))
+
+
+@pytest.fixture(scope="module")
+def sentinel(tmp_path_factory):
+    return tmp_path_factory.mktemp("formula") / "pwned"
+
+
+@pytest.mark.filterwarnings("ignore::SyntaxWarning")  # Python's parser warns on e.g. "1e9alpha"
+@PROPERTY
+@given(data=st.data())
+def test_formula_parsing_accepts_or_raises_spec_error_and_never_runs_code(data, sentinel):
+    text = data.draw(formula_texts(str(sentinel)))
+    try:
+        formula = parse_formula(text, FORMULA_NAMES)
+    except SpecError as exc:
+        assert str(exc).startswith(("formula refused", "a formula"))
+    else:
+        values = {"N": np.array([1e3, 1e9, 1e14]), "D": np.array([1e6, 1e10, 1e16]), "E": 1.7, "A": 400.0,
+                  "B": 2000.0, "alpha": 0.34, "beta": 0.28}
+        with np.errstate(all="ignore"):
+            out = np.asarray(formula.evaluate(values), dtype=float)  # a number per run, nothing else
+        assert out.size in (1, 3)
+        assert parse_formula(formula.to_text(), FORMULA_NAMES) == formula  # text form parses to the same tree
+    assert not sentinel.exists()
+
+
+JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.floats(), st.integers(), st.text(max_size=10)),
+                    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                            st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+                    max_leaves=12)
+SPEC_KEYS = st.sampled_from(["law", "likelihood", "priors", "pooling", "name", "description", "references", "prior"])
+LAW_VALUES = st.one_of(st.sampled_from(["chinchilla", "kaplan", "power_n", "nope", ""]), JSON, st.fixed_dictionaries(
+    {"formula": st.one_of(st.sampled_from(["E + A / N**alpha", "E + A/N**alpha + B/D**beta", "__import__('os')"]),
+                          st.text(max_size=20)),
+     "inputs": st.one_of(st.just(["N"]), st.just(["N", "D"]), JSON),
+     "parameters": st.one_of(st.just({"E": {"kind": "irreducible"}, "A": {"kind": "coefficient",
+                                      "scales_with": ["N", "alpha"]}, "alpha": {"kind": "exponent"}}), JSON)}))
+PRIOR_TABLES = st.dictionaries(
+    st.sampled_from(["E", "A", "alpha", "sigma", "nu", "zeta", "E_pop"]),
+    st.one_of(JSON, st.fixed_dictionaries({"family": st.sampled_from(["LogNormal", "Normal", "HalfNormal", "Gamma",
+                                                                      "Uniform", "Evil"]),
+                                           "mu": st.floats(), "sigma": st.floats()})), max_size=3)
+
+
+@PROPERTY
+@given(spec=st.dictionaries(SPEC_KEYS, JSON, max_size=5), law=LAW_VALUES, priors=PRIOR_TABLES,
+       pooling=st.one_of(JSON, st.dictionaries(st.sampled_from(["E", "A", "alpha", "q"]),
+                                               st.sampled_from(["partial", "shared", "independent", "x"]))))
+def test_model_specs_build_or_raise_spec_error(spec, law, priors, pooling):
+    spec = {**spec, "law": law, "priors": priors, "pooling": pooling}
+    try:
+        model = model_from_dict(spec)
+    except SpecError as exc:
+        assert str(exc).startswith("model specification: ")
+    else:
+        again = model_from_dict(model.to_dict())  # what a saved fit stores reads back to the same model
+        assert again.to_dict() == model.to_dict()
+
+
+@PROPERTY
+@given(text=st.one_of(st.text(max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+                      st.sampled_from(['law = "chinchilla"\n[priors]\nalpha = "x"\n', 'law = [1, 2]\n',
+                                       'law = { formula = "E + A / N**alpha", inputs = ["N"] }\n'])))
+def test_spec_files_load_or_raise_spec_error(text, tmp_path_factory):
+    path = tmp_path_factory.getbasetemp() / "spec.toml"
+    path.write_bytes(text.encode("utf-8", "surrogateescape") if text.isprintable() else text.encode("latin-1",
+                                                                                                     "replace"))
+    try:
+        bs.ScalingModel.from_spec(path)
+    except SpecError as exc:
+        assert str(path) in str(exc)
+
+
+# ------------------------------------------------------------------ damaged files
+@pytest.fixture(scope="module")
+def saved(synthetic_fit, tmp_path_factory):
+    path = tmp_path_factory.mktemp("saved") / "fit.nc"
+    synthetic_fit.save(path)
+    return path
+
+
+@PROPERTY
+@given(cut=st.floats(0.0, 0.999))
+def test_truncated_fit_files_raise_file_format_error(saved, cut, tmp_path_factory):
+    data = saved.read_bytes()
+    path = tmp_path_factory.getbasetemp() / "cut.nc"
+    path.write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(FileFormatError, match=str(path)):
+        bs.load(path)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # h5netcdf closing a file it failed to open
+@settings(max_examples=30, deadline=5000, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(where=st.lists(st.floats(0.0, 0.999), min_size=1, max_size=8), byte=st.integers(0, 255))
+def test_corrupted_fit_files_load_or_raise_file_format_error(saved, where, byte, tmp_path_factory):
+    data = bytearray(saved.read_bytes())
+    for w in where:
+        data[int(len(data) * w)] = byte
+    path = tmp_path_factory.getbasetemp() / "corrupt.nc"
+    path.write_bytes(bytes(data))
+    try:
+        fit = bs.load(path)
+    except FileFormatError:
+        return
+    assert set(fit.model.param_names) <= set(fit.posterior.data_vars)  # loaded: a usable fit
+
+
+def test_foreign_and_future_files(saved, tmp_path):
+    png = tmp_path / "picture.nc"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    with pytest.raises(FileFormatError, match="not a readable netCDF"):
+        bs.load(png)
+    tree = xr.open_datatree(saved, engine="h5netcdf").load()
+    for value, message in ((7, "format 7 .*Upgrade bayescale"), ("two", "not an integer")):
+        tree.attrs["bayescale_format"] = value
+        path = tmp_path / f"v{value}.nc"
+        tree.to_netcdf(path, engine="h5netcdf")
+        with pytest.raises(FileFormatError, match=message):
+            bs.load(path)
+    tree.attrs["bayescale_format"] = 1
+    del tree.attrs["model_spec"]
+    tree.to_netcdf(tmp_path / "incomplete.nc", engine="h5netcdf")
+    with pytest.raises(FileFormatError, match="missing .*model_spec.*incomplete"):
+        bs.load(tmp_path / "incomplete.nc")
+
+
+def test_fit_many_folders_from_a_future_version_or_damaged(tmp_path):
+    folder = tmp_path / "fits"
+    folder.mkdir()
+    index = folder / "index.json"
+    cases = [('{"bayescale_batch": 9, "model": {}, "by": [], "fits": {}}', "format 9.*Upgrade bayescale"),
+             ("[1, 2", "not a readable fit_many index"),
+             ('{"bayescale_batch": 1, "model": {"law": "chinchilla"}, "by": ["k"], "fits": {"../x.nc": {"key": [1]}}}',
+              "not a file in the folder")]
+    for i, (text, message) in enumerate(cases):
+        index.write_text(text)
+        with pytest.raises(FileFormatError, match=message):
+            bs.FitCollection.load(folder)
+        with pytest.raises(bs.BayescaleError, match=message if i < 2 else "holds fits of a different model"):
+            bs.fit_many(bs.ScalingModel("power_n"), pd.DataFrame({"N": [1e8] * 5, "loss": 3.0, "k": 1}), by="k",
+                        checkpoint_dir=folder)
+
+
+SAVER = textwrap.dedent("""
+    import sys
+    import bayescale as bs
+    fit = bs.load(sys.argv[1])
+    print("ready", flush=True)
+    while True:
+        fit.save(sys.argv[2])
+    """)
+
+
+def test_sigkill_during_saves_never_leaves_a_bad_file(saved, tmp_path):
+    """A process saving over the same file again and again is killed at random moments; the file always
+    loads as the original fit (write to a temporary file, then rename)."""
+    target = tmp_path / "fit.nc"
+    target.write_bytes(saved.read_bytes())
+    script = tmp_path / "saver.py"
+    script.write_text(SAVER)
+    rng = np.random.default_rng(0)
+    proc = subprocess.Popen([sys.executable, str(script), str(saved), str(target)], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(rng.uniform(0.2, 0.6))  # several saves in, mid-way through one
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    again = bs.load(target)
+    original = bs.load(saved)
+    np.testing.assert_array_equal(again.posterior["alpha"].values, original.posterior["alpha"].values)
+
+
+# ------------------------------------------------------------------ numerics at the extremes
+getcontext().prec = 60
+
+
+def _reference_log_loss(N, D, p) -> float:
+    """log(E + A / N**alpha + B / D**beta) in 60-digit decimal arithmetic."""
+    N, D = Decimal(float(N)), Decimal(float(D))
+    E, A, B, a, b = (Decimal(float(p[k])) for k in ("E", "A", "B", "alpha", "beta"))
+    return float((E + A / N**a + B / D**b).ln())
+
+
+@PROPERTY
+@given(logN=st.floats(3, 14), logD=st.floats(3, 20), E=st.floats(0.5, 5), logA=st.floats(-2, 6),
+       logB=st.floats(-2, 6), alpha=st.floats(0.05, 1.5), beta=st.floats(0.05, 1.5))
+def test_chinchilla_log_loss_is_exact_from_tiny_to_huge_models(logN, logD, E, logA, logB, alpha, beta):
+    """From N = 1e3 to 1e14 and D to 1e20, the loss is computed to ~1e-13 relative (log-sum-exp), also
+    where the reducible part is 1e-20 of E (losses close to E)."""
+    p = dict(E=E, A=10**logA, B=10**logB, alpha=alpha, beta=beta)
+    got = float(bs.get_law("chinchilla").log_loss({"N": 10.0**logN, "D": 10.0**logD}, p))
+    assert math.isfinite(got)
+    assert got == pytest.approx(_reference_log_loss(10.0**logN, 10.0**logD, p), rel=1e-12, abs=1e-13)
+
+
+def test_predictions_are_finite_and_ordered_across_the_whole_range(synthetic_fit):
+    N = np.geomspace(1e3, 1e14, 23)
+    grid = {"N": np.repeat(N, 3), "D": np.concatenate([[n, 20 * n, 1e6 * n] for n in N])}  # up to D = 1e20
+    pred = synthetic_fit.predict(grid, random_seed=0)
+    cols = ["loss_median", "curve_lower", "curve_upper", "new_run_lower", "new_run_upper"]
+    values = pred[cols].to_numpy()
+    assert np.all(np.isfinite(values)) and np.all(values > 0)
+    assert np.all(pred.new_run_lower <= pred.curve_lower) and np.all(pred.curve_lower <= pred.loss_median)
+    assert np.all(pred.loss_median <= pred.curve_upper) and np.all(pred.curve_upper <= pred.new_run_upper)
+    post = synthetic_fit.posterior
+    E, A, B, a, b = (post[k].values.ravel()[:, None] for k in ("E", "A", "B", "alpha", "beta"))
+    direct = np.median(E + A * grid["N"] ** -a + B * grid["D"] ** -b, axis=0)  # plain formula, per draw
+    np.testing.assert_allclose(pred.loss_median, direct, rtol=1e-10)
+    # far out the loss approaches E from above; at N = 1e3 it is huge (480 / 1e3**0.35 ~ 43) but finite
+    assert np.all(pred.loss_median > np.median(E)) and np.all(pred[pred.N == 1e3].loss_median > 10)
+
+
+def test_allocations_are_finite_and_match_the_closed_form_from_1e15_to_1e30_flop(synthetic_fit):
+    budgets = np.logspace(15, 30, 16)
+    table = synthetic_fit.allocate(budgets)
+    assert np.all(np.isfinite(table.select_dtypes("number").to_numpy()))
+    post = synthetic_fit.posterior
+    A, B, a, b = (post[k].values.ravel() for k in ("A", "B", "alpha", "beta"))
+    for C, row in zip(budgets, table.itertuples()):
+        # N_opt = G (C/6)^(b/(a+b)), G = (a A / (b B))^(1/(a+b)); computed here in logs, per draw
+        log_N = (np.log(a * A / (b * B)) + b * np.log(C / 6)) / (a + b)
+        assert row.N_median == pytest.approx(np.exp(np.median(log_N)), rel=1e-6)
+        assert row.D_median * row.N_median == pytest.approx(C / 6, rel=0.05)  # medians of a product
+        assert row.N_lower <= row.N_median <= row.N_upper
+    assert np.all(np.diff(table.N_median) > 0) and np.all(np.diff(table.loss_median) < 0)
+    assert table.loss_median.iloc[-1] > np.median(post["E"].values)
+
+
+def test_optimal_allocation_with_extreme_exponents_stays_finite():
+    params = {"E": np.array([1.7, 1.7, 0.5]), "A": np.array([1e6, 5.0, 406.4]), "B": np.array([1e-2, 1e8, 410.7]),
+              "alpha": np.array([1.5, 0.05, 0.34]), "beta": np.array([0.05, 1.5, 0.28])}
+    out = bs.optimal_allocation("chinchilla", params, np.array([1e15, 1e22, 1e30]))
+    for key in ("N", "D", "loss", "tokens_per_param"):
+        assert np.all(np.isfinite(out[key])) and np.all(out[key] > 0), key
+    np.testing.assert_allclose(6 * out["N"] * out["D"], np.broadcast_to([1e15, 1e22, 1e30], out["N"].shape),
+                               rtol=1e-9)
+
+
+# ------------------------------------------------------------------ interrupting a fit
+def test_keyboard_interrupt_during_a_fit_raises_cleanly_and_the_session_stays_usable(synthetic_fit, synthetic_runs):
+    model = bs.ScalingModel("chinchilla")  # the same graph as synthetic_fit: compiled already
+    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(synthetic_runs, draws=200_000, tune=1000, random_seed=5)  # minutes, if not interrupted
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - t0 < 30, "the interrupt took effect only when the fit ended"
+    # same seed, same data: the fit after the interrupt is exactly the fixture's
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        again = model.fit(synthetic_runs, random_seed=2)
+    np.testing.assert_array_equal(again.posterior["alpha"].values, synthetic_fit.posterior["alpha"].values)
+    assert again.summary().loc["alpha", "median"] == pytest.approx(TRUE_CHINCHILLA["alpha"], abs=0.03)

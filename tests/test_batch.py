@@ -6,6 +6,7 @@ so a fit attached to the wrong key is caught.
 """
 
 import concurrent.futures as cf
+import io
 import json
 import os
 import signal
@@ -20,7 +21,8 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.batch import key_seed
+from bayescale.batch import _slots, key_seed
+from bayescale.progress import KeyProgress
 from conftest import TRUE_CHINCHILLA, simulate_chinchilla
 
 distributed = pytest.importorskip("distributed")
@@ -56,6 +58,7 @@ def cluster_batch(runs):
         warnings.simplefilter("always")
         fits = bs.fit_many(bs.ScalingModel("chinchilla"), runs, by="eval_set", executor=client,
                            random_seed=7, progressbar=False, **SETTINGS)
+        fits.slots = _slots(client.get_executor())  # what the progress bar counts as running at most
     return fits, [w for w in caught if issubclass(w.category, bs.BatchWarning)]
 
 
@@ -117,6 +120,20 @@ def test_a_key_fits_the_same_in_this_process_as_on_the_cluster(cluster_batch, ru
         again = bs.fit_many(bs.ScalingModel("chinchilla"), one, by="eval_set", executor=pool, random_seed=7,
                             progressbar=False, **SETTINGS)
     np.testing.assert_array_equal(again["gsm8k"].posterior["alpha"].values, fits["gsm8k"].posterior["alpha"].values)
+
+
+def test_progress_counts_done_failed_and_running(cluster_batch):
+    fits, _ = cluster_batch
+    assert fits.slots == 2  # 2 workers x 1 thread
+    assert _slots(cf.ThreadPoolExecutor(3)) == 3
+    out = io.StringIO()
+    bar = KeyProgress(5, enabled=True, backend="rich", stream=out, initial=1, description="fits")
+    bar.update(ok=3, failed=1, running=1)
+    bar.close()
+    text = out.getvalue()
+    assert "4/5" in text and "3 ok, 1 failed, 1 running" in text
+    quiet = KeyProgress(5, stream=io.StringIO())  # not a terminal: off by default
+    assert not quiet.enabled and quiet.backend is None
 
 
 def test_bad_batch_arguments_name_the_problem(runs):

@@ -123,7 +123,7 @@ class Pooling:
                             f"e.g. {{'E': 'partial'}}; got {settings!r}")
         out = {}
         for name, choice in settings.items():
-            if choice not in POOLING_CHOICES:
+            if not isinstance(choice, str) or choice not in POOLING_CHOICES:
                 raise SpecError(f"pooling of {name!r} is {choice!r}; valid choices: {', '.join(POOLING_CHOICES)}")
             if choice != "shared":
                 out[str(name)] = choice
@@ -345,7 +345,8 @@ def group_summary(fit, prob=0.9, params=None) -> pd.DataFrame:
     -------
     DataFrame
         Columns ``parameter``, ``group``, ``n_runs``, ``median``,
-        ``hdi_lower``, ``hdi_upper``, ``pooling``. For partially pooled
+        ``hdi_lower``, ``hdi_upper``, ``pooling``, ``converged`` (the
+        fit's convergence verdict, see :meth:`ScalingFit.diagnostics`). For partially pooled
         parameters two extra rows: ``group="(population median)"`` (the
         population value ``<name>_pop``) and ``group="(new group)"`` (the
         value for an unseen group, including the spread between groups).
@@ -380,6 +381,7 @@ def group_summary(fit, prob=0.9, params=None) -> pd.DataFrame:
             rows.append((p, "(new group)", 0, *_interval(new[p], prob), "partial"))
     table = pd.DataFrame(rows, columns=["parameter", "group", "n_runs", "median", "hdi_lower", "hdi_upper",
                                         "pooling"])
+    table["converged"] = fit.converged
     table.attrs["prob"] = prob
     return table
 
@@ -452,7 +454,8 @@ def plot_groups(fit, params=None, prob=0.9, *, compare=None, truth=None):
 
 
 # ---------------------------------------------------------------- simulation
-def simulate_groups(runs_per_group, params, *, law="chinchilla", sigma=0.01, seed=0, labels=None) -> pd.DataFrame:
+def simulate_groups(runs_per_group, params, *, law="chinchilla", sigma=0.01, seed=0, labels=None,
+                    n_range=(10**7.5, 10**10.5)) -> pd.DataFrame:
     """Synthetic runs of several groups from known parameters, for checks and examples.
 
     Parameters
@@ -469,12 +472,15 @@ def simulate_groups(runs_per_group, params, *, law="chinchilla", sigma=0.01, see
     seed : int
     labels : sequence of str, optional
         Group labels; default ``g0, g1, ...``.
+    n_range : (float, float)
+        Range of model sizes N (log-uniform).
 
     Returns
     -------
     DataFrame
         Columns ``N``, ``D``, ``loss``, ``group``: N log-uniform on
-        [10^7.5, 10^10.5], D = N x 10^U(0.3, 2.3) tokens.
+        `n_range`, D = N x 10^U(0.3, 2.3) tokens (2 to 200 tokens per
+        parameter).
 
     Examples
     --------
@@ -487,6 +493,9 @@ def simulate_groups(runs_per_group, params, *, law="chinchilla", sigma=0.01, see
     law = get_law(law)
     if "U" in law.inputs:
         raise SpecError("simulate_groups draws N and D (and C = 6 N D); laws needing U are not supported")
+    lo, hi = (float(v) for v in n_range)
+    if not 0 < lo <= hi:
+        raise SpecError(f"n_range must be (low, high) with 0 < low <= high, got {n_range!r}")
     counts = [int(n) for n in runs_per_group]
     labels = [f"g{i}" for i in range(len(counts))] if labels is None else [str(g) for g in labels]
     if len(labels) != len(counts):
@@ -494,7 +503,7 @@ def simulate_groups(runs_per_group, params, *, law="chinchilla", sigma=0.01, see
     rng = np.random.default_rng(seed)
     frames = []
     for i, (label, n) in enumerate(zip(labels, counts)):
-        N = 10 ** rng.uniform(7.5, 10.5, n)
+        N = 10 ** rng.uniform(np.log10(lo), np.log10(hi), n)
         D = N * 10 ** rng.uniform(0.3, 2.3, n)
         values = {}
         for k in law.param_names:

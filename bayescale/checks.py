@@ -378,7 +378,7 @@ class PosteriorPredictive:
         }])
 
     def plot(self):
-        """Observed against predicted loss with the new-run bands, and the PIT histogram.
+        """Observed / predicted loss per run with its new-run band (red: outside), and the PIT histogram.
 
         Returns
         -------
@@ -391,14 +391,12 @@ class PosteriorPredictive:
         ax, ax2 = fig.subplots(1, 2)
         pred = table["predicted_median"].to_numpy()
         colour = np.where(table["inside"], "C0", "C3")
-        ax.vlines(pred, table["new_run_lower"], table["new_run_upper"], color=colour, lw=1, alpha=0.6)
-        ax.scatter(pred, table["observed_loss"], s=10, c=colour, zorder=3)
-        lim = [min(pred.min(), table["observed_loss"].min()) * 0.95, max(pred.max(), table["observed_loss"].max()) * 1.05]
-        ax.plot(lim, lim, color="k", lw=0.8, ls="--")
+        ax.vlines(pred, table["new_run_lower"] / pred, table["new_run_upper"] / pred, color="0.6", lw=1, alpha=0.6)
+        ax.scatter(pred, table["observed_loss"] / pred, s=10, c=colour, zorder=3)
+        ax.axhline(1.0, color="k", lw=0.8, ls="--")
         ax.set_xscale("log")
-        ax.set_yscale("log")
         ax.set_xlabel("predicted loss (posterior median)")
-        ax.set_ylabel(f"observed loss; bar: {self.prob:.0%} new-run band")
+        ax.set_ylabel(f"observed / predicted; bar: {self.prob:.0%} new-run band")
         s = self.summary().iloc[0]
         ax.set_title(f"{s['coverage']:.0%} of {s['n_runs']} runs inside the {self.prob:.0%} band"
                      + (" (in-sample)" if self.in_sample else ""), fontsize=10)

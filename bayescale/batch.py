@@ -400,8 +400,10 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
     DataError
         The key column is missing or has missing values.
     KeyboardInterrupt
-        On interruption, after stopping the pool it created; fits finished
-        so far are in `checkpoint_dir`.
+        On interruption, after stopping the pool it created (on a Dask
+        client: after cancelling the fits not yet started; running ones
+        finish on their workers); fits finished so far are in
+        `checkpoint_dir`.
 
     Examples
     --------
@@ -489,6 +491,8 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
             fut.cancel()
         if own:
             _stop_pool(pool)
+        elif pool is not None and pool is not executor:  # our executor over a Dask client: cancel its tasks
+            pool.shutdown(wait=False)
         bar.close()
         raise
     if own:

@@ -298,16 +298,18 @@ class SBCResult:
         -------
         DataFrame
             Index ``parameter``; columns ``n_sims``, ``bins``, ``chi2``,
-            ``p_value``.
+            ``p_value``, ``n_not_converged`` (simulations whose fit failed
+            the convergence checks) and ``converged`` (True when none did).
         """
         from scipy import stats
 
         counts = self.counts(bins)
+        bad = int((~self.converged.reindex(self.ranks.index, fill_value=False)).sum())
         rows = {}
         for name in counts:
             res = stats.chisquare(counts[name].to_numpy())
             rows[name] = {"n_sims": self.n_sims, "bins": len(counts), "chi2": float(res.statistic),
-                          "p_value": float(res.pvalue)}
+                          "p_value": float(res.pvalue), "n_not_converged": bad, "converged": bad == 0}
         table = pd.DataFrame.from_dict(rows, orient="index")
         table.index.name = "parameter"
         return table

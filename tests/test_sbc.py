@@ -32,7 +32,7 @@ LAWS = ("power_n", "power_d", "power_c", "chinchilla", "kaplan", "data_constrain
 N_SIMS, BINS = 20, 4
 SUITE_ALPHA = 1e-3
 N_PVALUES = sum(len(bs.ScalingModel(law).param_names) for law in LAWS)
-THRESHOLD = SUITE_ALPHA / N_PVALUES  # ~2.6e-5
+THRESHOLD = SUITE_ALPHA / N_PVALUES  # 37 p-values: 2.7e-5
 SAMPLING = dict(draws=100, tune=200, chains=2, n_ranks=99)  # 200 draws thinned to 99 per rank
 
 
@@ -103,12 +103,15 @@ def test_simulated_noise_has_the_requested_scale():
 def test_uniformity_test_and_histograms_on_known_ranks():
     rng = np.random.default_rng(0)
     ranks = pd.DataFrame({"flat": np.tile(np.arange(100), 4), "low": rng.integers(0, 10, 400)})
-    result = SBCResult(_explicit_power_n(), None, None, ranks, 99, pd.Series(True, index=ranks.index), {}, None)
+    converged = pd.Series(True, index=ranks.index)
+    converged.iloc[5] = False
+    result = SBCResult(_explicit_power_n(), None, None, ranks, 99, converged, {}, None)
     counts = result.counts(10)
     assert counts["flat"].tolist() == [40] * 10 and counts["low"].tolist() == [400] + [0] * 9
     table = result.test(10)
     assert table.loc["flat", "p_value"] == pytest.approx(1.0) and table.loc["low", "p_value"] < 1e-100
     assert table["bins"].tolist() == [10, 10] and table["n_sims"].tolist() == [400, 400]
+    assert table["n_not_converged"].tolist() == [1, 1] and not table["converged"].any()
     assert default_bins(99, 400) == 50
     with pytest.raises(ValueError, match="must divide the 100 rank values"):
         result.test(7)

@@ -69,6 +69,7 @@ class _Outcome:
     tree: object
     seconds: float
     fit: object = None
+    error: str = ""  # the key's failure, as text (workers do not log it as a crashed task)
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -89,7 +90,10 @@ def _fit_task(task: _Task) -> _Outcome:
     with _FIT_LOCK, threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # flagged in the collection's tables instead
         warnings.simplefilter("ignore", FutureWarning)
-        fit = model.fit(task.frame, columns=task.columns, **task.settings)
+        try:
+            fit = model.fit(task.frame, columns=task.columns, **task.settings)
+        except Exception as exc:  # bad data, a failed mode search ...: recorded with the key, the batch goes on
+            return _Outcome(None, time.perf_counter() - t0, error=_error_text(exc))
     return _Outcome(fit.idata, time.perf_counter() - t0, fit)
 
 
@@ -335,6 +339,10 @@ def _stop_pool(pool):
             proc.terminate()
 
 
+class _KeyFailed(Exception):
+    """A key's fit failed in the worker; the message is the error as the worker saw it."""
+
+
 def _one_line(text: str, width: int = 160) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 3] + "..."
@@ -475,7 +483,7 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
                     outcome = fut.result()
                     fit = _adopt(outcome, model, key)
                 except Exception as exc:  # a failing key never stops the batch
-                    errors[key] = _error_text(exc)
+                    errors[key] = str(exc) if isinstance(exc, _KeyFailed) else _error_text(exc)
                     if ckpt is not None:
                         ckpt.record_error(key, errors[key])
                 else:
@@ -511,6 +519,8 @@ def _adopt(outcome: _Outcome, model, key):
     """The ScalingFit of a worker's outcome, with the caller's model object attached."""
     from .io import fit_from_tree
 
+    if outcome.error:
+        raise _KeyFailed(outcome.error)
     if outcome.fit is not None:
         return outcome.fit
     return fit_from_tree(outcome.tree, f"the fit of key {key!r}", model=model)

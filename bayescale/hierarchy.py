@@ -164,6 +164,17 @@ def tidy_posterior(model, trace_posterior: xr.Dataset, groups) -> xr.Dataset:
 
     Samplers name the extra axis ``<var>_dim_0``; this renames it and sets the
     group labels of the fitted runs.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from bayescale.model import ScalingModel
+    >>> m = ScalingModel("power_n", likelihood="normal", pooling={"E": "independent"})
+    >>> raw = xr.Dataset({k: (("chain", "draw", "E_dim_0") if k == "E" else ("chain", "draw"),
+    ...                       np.ones((1, 3, 2) if k == "E" else (1, 3))) for k in m.published_names},
+    ...                  coords={"chain": [0], "draw": [0, 1, 2]})
+    >>> tidy_posterior(m, raw, ["web", "code"])["E"].dims
+    ('chain', 'draw', 'group')
     """
     out = {}
     for name in model.published_names:
@@ -219,6 +230,12 @@ def group_param_draws(fit, labels, random_seed=None) -> dict:
     SpecError
         A new group is asked for while a parameter is ``independent`` across
         groups (the fit then says nothing about a new group).
+
+    Examples
+    --------
+    >>> draws = group_param_draws(fit, ["web", "new"])  # doctest: +SKIP
+    >>> draws["E"].shape  # doctest: +SKIP
+    (4, 1000, 2)
     """
     model, post = fit.model, fit.posterior
     labels = list(labels)
@@ -352,6 +369,11 @@ def group_summary(fit, prob=0.9, params=None) -> pd.DataFrame:
         value for an unseen group, including the spread between groups).
         Shrinkage shows as group estimates pulled towards the population
         median, most for groups with few runs.
+
+    Examples
+    --------
+    >>> fit = bs.ScalingModel("chinchilla_mixtures").fit(runs)  # doctest: +SKIP
+    >>> group_summary(fit).query("parameter == 'E'")  # doctest: +SKIP
     """
     from .fit import _check_prob
 
@@ -407,14 +429,19 @@ def plot_groups(fit, params=None, prob=0.9, *, compare=None, truth=None):
     Returns
     -------
     matplotlib.figure.Figure
+        Made without pyplot (no global state); save it with ``fig.savefig(path)``.
+
+    Examples
+    --------
+    >>> plot_groups(pooled_fit, compare=independent_fit).savefig("groups.png")  # doctest: +SKIP
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     table = group_summary(fit, prob, params)
     other = group_summary(compare, prob, params) if compare is not None else None
     names = list(dict.fromkeys(table["parameter"]))
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 0.45 * table["group"].nunique() + 1.6),
-                             squeeze=False, sharey=True)
+    fig = Figure(figsize=(4.2 * len(names), 0.45 * table["group"].nunique() + 1.6), layout="constrained")
+    axes = fig.subplots(1, len(names), squeeze=False, sharey=True)
     labels = list(dict.fromkeys(table["group"]))
     ypos = {g: len(labels) - 1 - i for i, g in enumerate(labels)}
     for ax, name in zip(axes[0], names):
@@ -449,7 +476,6 @@ def plot_groups(fit, params=None, prob=0.9, *, compare=None, truth=None):
     note = f"{prob:.0%} HDI; red: population" + ("; grey: comparison fit" if compare is not None else "") + (
         "; x: true value" if truth else "")
     fig.suptitle(note, fontsize=9)
-    fig.tight_layout()
     return fig
 
 

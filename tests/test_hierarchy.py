@@ -173,9 +173,8 @@ def test_group_summary_and_plot(pooled_fit, independent_fit):
         pooled_fit.group_summary(params=["gamma"])
     fig = pooled_fit.plot_groups(compare=independent_fit, truth={"E": dict(zip([f"g{i}" for i in range(8)], TRUE_E))})
     assert [ax.get_title() for ax in fig.axes] == ["E (partial)", "A (partial)"]
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[0] == "g0 (5 runs)" and labels[-2:] == ["(population median)", "(new group)"]
 
 
 def test_fit_without_groups_has_no_group_summary(synthetic_fit):

@@ -61,7 +61,7 @@ def main():
                   f"{diag.max_r_hat.median():.3f}, fits with divergences {(diag.divergences > 0).sum()}); "
                   f"{seconds:.0f} s ({seconds / args.sims:.2f} s per replication incl. compile); "
                   f"{table.bins.iloc[0]} bins")
-            print("   " + "  ".join(f"{name} p={row.p_value:.3f}" for name, row in table.iterrows()))
+            print("   " + "  ".join(f"{name} p={row.p_value:.2g}" for name, row in table.iterrows()))
             print(f"   verdict: {'MISCALIBRATED: ' + ', '.join(flagged) if flagged else 'calibrated'} "
                   f"(threshold p < {threshold:.1e})")
 

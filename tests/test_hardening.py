@@ -45,7 +45,8 @@ NAMES = st.one_of(st.sampled_from(["N", "D", "C", "U", "loss", "group", "Model S
 def frames(draw):
     n_rows = draw(st.integers(0, 6))
     if draw(st.booleans()):  # a plausible table, sometimes with one bad cell
-        names = ["N", "D", "loss"] + draw(st.lists(st.sampled_from(["C", "U", "group", "eval"]), max_size=2, unique=True))
+        extra = draw(st.lists(st.sampled_from(["C", "U", "group", "eval"]), max_size=2, unique=True))
+        names = ["N", "D", "loss"] + extra
         frame = pd.DataFrame({n: draw(st.lists(st.floats(1.0, 1e15), min_size=n_rows, max_size=n_rows)) for n in names},
                              index=pd.RangeIndex(n_rows), dtype=float)
         if n_rows and draw(st.booleans()):
@@ -179,18 +180,24 @@ def test_model_specs_build_or_raise_spec_error(spec, law, priors, pooling):
         assert again.to_dict() == model.to_dict()
 
 
+TOML = st.sampled_from(['law = "chinchilla"\n[priors]\nalpha = "x"\n', 'law = [1, 2]\n',
+                        'law = "kaplan"\nlikelihood = 3\n',
+                        'law = { formula = "E + A / N**alpha", inputs = ["N"] }\n', 'law = "chinchilla"\n'])
+
+
 @PROPERTY
-@given(text=st.one_of(st.text(max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
-                      st.sampled_from(['law = "chinchilla"\n[priors]\nalpha = "x"\n', 'law = [1, 2]\n',
-                                       'law = { formula = "E + A / N**alpha", inputs = ["N"] }\n'])))
-def test_spec_files_load_or_raise_spec_error(text, tmp_path_factory):
+@given(content=st.one_of(st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")),
+                         st.binary(max_size=200), TOML.map(str.encode)))
+def test_spec_files_load_or_raise_spec_error(content, tmp_path_factory):
+    """Any bytes in a .toml file: a model, or a SpecError that names the file (not valid TOML, not UTF-8 ...)."""
     path = tmp_path_factory.getbasetemp() / "spec.toml"
-    path.write_bytes(text.encode("utf-8", "surrogateescape") if text.isprintable() else text.encode("latin-1",
-                                                                                                     "replace"))
+    path.write_bytes(content)
     try:
-        bs.ScalingModel.from_spec(path)
+        model = bs.ScalingModel.from_spec(path)
     except SpecError as exc:
         assert str(path) in str(exc)
+    else:
+        assert model.name == "spec"
 
 
 # ------------------------------------------------------------------ damaged files
@@ -211,7 +218,8 @@ def test_truncated_fit_files_raise_file_format_error(saved, cut, tmp_path_factor
         bs.load(path)
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # h5netcdf closing a file it failed to open
+# h5netcdf warns while closing a file it failed to open
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @settings(max_examples=30, deadline=5000, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(where=st.lists(st.floats(0.0, 0.999), min_size=1, max_size=8), byte=st.integers(0, 255))

@@ -503,7 +503,7 @@ def formula_law(formula, *, inputs, parameters, name="custom", description="", r
 
 
 def _input_list(inputs):
-    if isinstance(inputs, str) or not all(isinstance(i, str) for i in inputs or ()):
+    if not isinstance(inputs, (list, tuple)) or not all(isinstance(i, str) for i in inputs):
         raise SpecError(f"inputs must be a list of column names among {', '.join(INPUTS)}, got {inputs!r}")
     inputs = tuple(inputs)
     bad = [i for i in inputs if i not in INPUTS]

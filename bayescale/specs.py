@@ -182,7 +182,7 @@ def model_from_dict(d, source="model specification"):
             raise
         _fail(source, str(exc))
     likelihood = d.get("likelihood", "student_t")
-    if likelihood not in LIKELIHOODS:
+    if not isinstance(likelihood, str) or likelihood not in LIKELIHOODS:
         _fail(source, f"unknown likelihood {likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
     raw = d.get("priors") or {}
     if not isinstance(raw, dict):
@@ -203,7 +203,7 @@ def model_from_dict(d, source="model specification"):
             _fail(source, f"'{key}' must be text, got {value!r}")
         setattr(model, key, value)
     refs = d.get("references", ())
-    if isinstance(refs, str) or not all(isinstance(r, str) for r in refs):
+    if not isinstance(refs, (list, tuple)) or not all(isinstance(r, str) for r in refs):
         _fail(source, "'references' must be a list of strings")
     model.references = tuple(refs)
     return model

@@ -29,9 +29,14 @@ from .compare import compare
 from .backtest import backtest
 from .batch import BatchWarning, FitCollection, fit_many
 from .sbc import SBCResult, sbc
-from . import allocation, plots, risk, specs, units
+from . import allocation, plots, risk, units
 from .allocation import optimal_allocation
 from .risk import to_html, to_markdown
+from . import checks, formula, hierarchy, selection
+from .checks import posterior_predictive, prior_predictive
+from .formula import formula_law
+from .selection import compare_loo
+from .specs import available_specs
 
 __all__ = [
     "__version__",
@@ -67,6 +72,15 @@ __all__ = [
     "optimal_allocation",
     "to_markdown",
     "to_html",
+    "checks",
+    "formula",
+    "hierarchy",
+    "selection",
+    "prior_predictive",
+    "posterior_predictive",
+    "formula_law",
+    "compare_loo",
+    "available_specs",
     "BayescaleError",
     "DataError",
     "SpecError",

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BayescaleError, ConvergenceWarning, DataError, FileFormatError
+from .model import TARGET_ACCEPT
 
 __all__ = ["fit_many", "FitCollection", "BatchWarning"]
 
@@ -355,7 +356,7 @@ def _error_text(exc: BaseException) -> str:
 
 # ------------------------------------------------------------------------- fit_many
 def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000, tune=1000, chains=4,
-             cores=1, random_seed=None, sampler="nutpie", target_accept=0.9, columns=None,
+             cores=1, random_seed=None, sampler="nutpie", target_accept=TARGET_ACCEPT, columns=None,
              progressbar=None) -> "FitCollection":
     """Fit one model per key of a column (or of several columns), in parallel.
 

@@ -181,7 +181,7 @@ class ScalingFit:
         advice = []
         if d["divergences"]:
             advice.append(f"{d['divergences']} divergent transitions: the posterior has regions the sampler "
-                          "cannot follow; try target_accept=0.95, tighter priors, or check the data for "
+                          "cannot follow; try target_accept=0.99, tighter priors, or check the data for "
                           "outlying runs")
         if d["max_r_hat"] > RHAT_MAX:
             advice.append(f"max R-hat {d['max_r_hat']:.3f} > {RHAT_MAX}: chains disagree; run more tune "
@@ -227,6 +227,12 @@ class ScalingFit:
         from .hierarchy import group_param_draws
 
         return {k: v[..., 0] for k, v in group_param_draws(self, [group], random_seed).items()}
+
+    def loo(self):
+        """PSIS-LOO of this fit (ArviZ ELPD); rank fits with :func:`bayescale.selection.compare_loo`."""
+        from .selection import loo
+
+        return loo(self)
 
     def group_summary(self, prob=0.9, params=None) -> pd.DataFrame:
         """Per-group estimates beside the population's; see :func:`bayescale.hierarchy.group_summary`."""

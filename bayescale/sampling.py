@@ -205,6 +205,9 @@ def _choose_centring(graph, smodel, values, point, vector, step=1e-4):
         return np.concatenate([np.ravel(g) for g in graph.logp_grad(*parts)[1:]])
 
     point = dict(point)
+    # Measure every curvature at the non-centred mode first, then switch: changing one parameter's centring
+    # moves the point in the other parameters' coordinates.
+    chosen = {}
     for name in smodel.law.param_names:
         if smodel.pooling_of(name) != "partial":
             continue
@@ -227,9 +230,11 @@ def _choose_centring(graph, smodel, values, point, vector, step=1e-4):
         deviations = sd * offsets  # z_g - mu at the mode
         spread = max(float(np.std(deviations)), 1e-3)
         w = spread**2 * precision / (1.0 + spread**2 * precision)
+        chosen[name] = (w, w * mu + sd**w * offsets)  # the same z_g in the new parameterisation
+    for name, (w, offsets) in chosen.items():
         values[f"{name}__centring"] = w
         graph.pymc_model[f"{name}__centring"].set_value(w)
-        point[key] = w * mu + sd**w * offsets  # the same z_g in the new parameterisation
+        point[f"{name}__offset"] = offsets
     vector = np.concatenate([np.ravel(point[n]) for n in names])
     return point, vector
 

@@ -111,15 +111,26 @@ def test_combined_tables_have_the_key_and_a_converged_column(cluster_batch):
     assert "5 keys" in text and "2 failed" in text
 
 
-def test_a_key_fits_the_same_in_this_process_as_on_the_cluster(cluster_batch, runs):
+def test_a_key_fits_the_same_whatever_the_executor_or_the_order_of_keys(cluster_batch, runs):
     """Seeds come from the batch seed and the key, not from the executor or the order of the keys."""
     fits, _ = cluster_batch
-    one = runs[runs.eval_set == "gsm8k"]
-    with cf.ThreadPoolExecutor(1) as pool, warnings.catch_warnings():
+    good = pd.concat([runs[runs.eval_set == "gsm8k"], runs[runs.eval_set == "arc"]])  # keys in another order
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.BatchWarning)
-        again = bs.fit_many(bs.ScalingModel("chinchilla"), one, by="eval_set", executor=pool, random_seed=7,
-                            progressbar=False, **SETTINGS)
-    np.testing.assert_array_equal(again["gsm8k"].posterior["alpha"].values, fits["gsm8k"].posterior["alpha"].values)
+        with cf.ThreadPoolExecutor(1) as pool:
+            one = bs.fit_many(bs.ScalingModel("chinchilla"), runs[runs.eval_set == "gsm8k"], by="eval_set",
+                              executor=pool, random_seed=7, progressbar=False, **SETTINGS)
+        with cf.ThreadPoolExecutor(2) as pool:
+            both = bs.fit_many(bs.ScalingModel("chinchilla"), good, by="eval_set", executor=pool,
+                               random_seed=7, progressbar=False, **SETTINGS)
+    # In one process the draws are identical, bit for bit.
+    np.testing.assert_array_equal(one["gsm8k"].posterior["alpha"].values, both["gsm8k"].posterior["alpha"].values)
+    # Another process may differ in the last bits of its compiled code, and NUTS amplifies any such
+    # difference into different draws of the same posterior: compare the posteriors. The medians of two
+    # independent 600-draw samples differ by about 0.15 posterior sd (MCSE at ESS ~ 200); 0.75 sd is ~5 of those.
+    for name in ("E", "alpha", "beta"):
+        a, b = one["gsm8k"].posterior[name], fits["gsm8k"].posterior[name]
+        assert abs(float(a.median()) - float(b.median())) < 0.75 * float(b.std()), name
 
 
 def test_progress_counts_done_failed_and_running(cluster_batch):

@@ -332,8 +332,13 @@ def test_predictions_are_finite_and_ordered_across_the_whole_range(synthetic_fit
     cols = ["loss_median", "curve_lower", "curve_upper", "new_run_lower", "new_run_upper"]
     values = pred[cols].to_numpy()
     assert np.all(np.isfinite(values)) and np.all(values > 0)
-    assert np.all(pred.new_run_lower <= pred.curve_lower) and np.all(pred.curve_lower <= pred.loss_median)
-    assert np.all(pred.loss_median <= pred.curve_upper) and np.all(pred.curve_upper <= pred.new_run_upper)
+    assert np.all(pred.curve_lower <= pred.loss_median) and np.all(pred.loss_median <= pred.curve_upper)
+    # The new-run band is the curve band widened by run noise. Far out (N = 1e3) the curve's spread dwarfs
+    # the noise (sigma ~ 1%), so the two bands' ends agree up to Monte Carlo error of a 5% tail quantile of
+    # 4000 draws (~1% of the band's width): allow 3% of the width.
+    slack = 0.03 * (pred.curve_upper - pred.curve_lower)
+    assert np.all(pred.new_run_lower <= pred.curve_lower + slack)
+    assert np.all(pred.curve_upper <= pred.new_run_upper + slack)
     post = synthetic_fit.posterior
     E, A, B, a, b = (post[k].values.ravel()[:, None] for k in ("E", "A", "B", "alpha", "beta"))
     direct = np.median(E + A * grid["N"] ** -a + B * grid["D"] ** -b, axis=0)  # plain formula, per draw

@@ -55,8 +55,6 @@ def test_pooling_choices_are_ranked(pooling_fits):
     assert table.loc["partial", "pooling"] == "E partial, A partial" and table.loc["shared", "pooling"] == "shared"
     assert (table["n_runs"] == 188).all()
     assert table.loc[["partial", "independent"], "converged"].all()
-    # partial pooling has fewer effective parameters than independent groups (the groups are shrunk)
-    assert table.loc["partial", "p_loo"] < table.loc["independent", "p_loo"]
 
 
 def test_laws_are_ranked(synthetic_fit, power_n_fit):

@@ -25,6 +25,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import SpecError
+from .fit import _check_prob  # noqa: F401  (re-exported for risk and plots)
 from .laws import NUMPY, get_law
 
 __all__ = ["chinchilla_optimum", "optimal_allocation", "crossover_compute", "allocate", "allocate_draws"]
@@ -332,11 +333,6 @@ def _budgets(budget) -> np.ndarray:
     if arr.ndim != 1:
         raise ValueError(f"budget must be a number or a 1-d sequence of numbers, got shape {arr.shape}")
     return arr
-
-
-def _check_prob(prob):
-    if isinstance(prob, bool) or not isinstance(prob, (float, int)) or not 0 < prob < 1:
-        raise ValueError(f"prob must be a number strictly between 0 and 1, got {prob!r}")
 
 
 def allocate_draws(fit, budget, *, flops_per_param_token=6.0, max_unique_tokens=None, group=None):

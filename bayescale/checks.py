@@ -25,6 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import SpecError
+from .fit import _check_prob
 from .laws import NUMPY
 
 __all__ = ["PriorPredictive", "PosteriorPredictive", "prior_predictive", "posterior_predictive", "prior_draws"]
@@ -33,10 +34,6 @@ _CURVES = 40  # curves drawn in the prior predictive plot
 _GRID = 60
 
 
-def _check_prob(prob):
-    from .fit import _check_prob as check
-
-    check(prob)
 
 
 def _check_draws(draws):

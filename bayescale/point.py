@@ -43,7 +43,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from .allocation import _budgets
 from .errors import BayescaleError, SpecError
+from .fit import _check_prob
 from .laws import NUMPY, PYTENSOR, Law, get_law
 
 __all__ = [
@@ -877,19 +879,6 @@ def _count_minima(table) -> int:
     return int(np.unique(np.round(np.log(np.maximum(ok["objective"].to_numpy(), 1e-300)), 6)).size)
 
 
-def _check_prob(prob):
-    if isinstance(prob, bool) or not isinstance(prob, (float, int)) or not 0 < prob < 1:
-        raise ValueError(f"prob must be a number strictly between 0 and 1, got {prob!r}")
-
-
-def _budgets(budget) -> np.ndarray:
-    try:
-        arr = np.atleast_1d(np.asarray(budget, dtype=float))
-    except (TypeError, ValueError):
-        raise ValueError(f"budget must be a positive number or a 1-d sequence of them, got {budget!r}") from None
-    if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise ValueError(f"budget must be a positive number or a 1-d sequence of them, got {budget!r}")
-    return arr
 
 
 # ------------------------------------------------------------------- Approach 2

@@ -226,7 +226,7 @@ def test_bad_settings_are_named():
 def test_prob_is_checked(a3):
     with pytest.raises(ValueError, match="prob must be a number strictly between 0 and 1, got 90"):
         a3.predict({"N": [1e9], "D": [2e10]}, prob=90)
-    with pytest.raises(ValueError, match="budget must be a positive number"):
+    with pytest.raises(ValueError, match="budget must be positive"):
         a3.allocate(-1.0)
 
 

@@ -132,7 +132,7 @@ def grouped_fit():
 
     runs = simulate_groups([40, 40, 40], dict(E=[1.7, 1.85, 2.0], A=480.0, B=2100.0, alpha=0.35, beta=0.37),
                            sigma=0.01, seed=4)
-    return bs.ScalingModel("chinchilla", pooling={"E": "partial"}).fit(runs, draws=500, random_seed=5)
+    return bs.ScalingModel("chinchilla", pooling={"E": "partial"}).fit(runs, random_seed=5)
 
 
 def test_allocation_and_risk_per_group(grouped_fit):

@@ -15,7 +15,9 @@ irreducible (E)   LogNormal(mu = log(min loss / 2), sigma = 1)
 coefficient (A)   LogNormal on the term's value at the data's centre:
                   log(A / N0**alpha) ~ Normal(log(median loss / 4), 2),
                   N0 = geometric mean of N in the data
-scale (N_c)       LogNormal(mu = log(N0) + 10, sigma = 5)
+scale (N_c)       LogNormal(mu = log(N0) + log(median loss) / 0.3, sigma = 5):
+                  a power law (N_c / N)**alpha with the prior-median
+                  exponent 0.3 passes through the median loss at N0
 exponent (alpha)  LogNormal(mu = log 0.3, sigma = 1)
 shape (R_D*)      LogNormal(mu = log 10, sigma = 1)
 sigma (noise)     HalfNormal(sigma = max(sd of log loss, 0.01))
@@ -378,7 +380,8 @@ def default_prior(kind: str, scale: DataScale, scales_with=None) -> Prior:
     if kind == "coefficient":
         return LogNormal(mu=math.log(scale.median_loss / 4), sigma=2.0, at=scale.centres[scales_with[0]])
     if kind == "scale":
-        return LogNormal(mu=math.log(scale.centres[scales_with[0]]) + 10.0, sigma=5.0)
+        # (N_c / N0)**0.3 = median loss: centred where the law meets the data at the exponent prior's median
+        return LogNormal(mu=math.log(scale.centres[scales_with[0]]) + math.log(scale.median_loss) / 0.3, sigma=5.0)
     if kind == "exponent":
         return LogNormal(mu=math.log(0.3), sigma=1.0)
     if kind == "shape":

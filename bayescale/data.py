@@ -168,11 +168,15 @@ def _validate(frame: pd.DataFrame, name: str, note: str, columns, derive_D_from_
         check(col, label(col))
     derived = []
     if "D" not in values and derive_D_from_C and "C" in values and "N" in values:
-        values["D"], bad["D"] = values["C"] / (6 * values["N"]), ~(ok["C"] & ok["N"])
+        with np.errstate(all="ignore"):  # bad N or C are reported as problems below
+            values["D"] = values["C"] / (6 * values["N"])
+        bad["D"] = ~(ok["C"] & ok["N"])
         derived.append("D")
         check("D", "'D' (derived as C / (6 N))")
     if "C" not in values and "N" in values and "D" in values:
-        values["C"], bad["C"] = 6 * values["N"] * values["D"], ~(ok["N"] & ok["D"])
+        with np.errstate(all="ignore"):
+            values["C"] = 6 * values["N"] * values["D"]
+        bad["C"] = ~(ok["N"] & ok["D"])
         derived.append("C")
         check("C", "'C' (derived as 6 N D)")
 

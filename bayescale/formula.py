@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -198,7 +199,9 @@ def parse_formula(text, names) -> Formula:
             raise SpecError(f"{n!r} cannot be a formula name: names must be identifiers that do not start "
                             f"with '_' and are not one of the functions {', '.join(FUNCTIONS)}")
     try:
-        module = ast.parse(text, mode="eval")
+        with warnings.catch_warnings():  # e.g. "1e9alpha": the error below says it; no SyntaxWarning too
+            warnings.simplefilter("ignore", SyntaxWarning)
+            module = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         col = (exc.offset or 1) - 1
         raise SpecError(f"formula refused at column {col}: syntax error ({exc.msg}){_caret(text, col)}") from None

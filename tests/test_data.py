@@ -295,3 +295,13 @@ def test_bad_arguments():
 def test_docstring_examples_run():
     result = doctest.testmod(bayescale.data)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_deriving_d_from_bad_values_reports_them_without_numpy_warnings():
+    import warnings
+
+    frame = pd.DataFrame({"N": [1e9, np.nan, 0.0] * 3, "C": [1e20] * 9, "loss": [2.0] * 9})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning would fail here before the DataError
+        with pytest.raises(DataError, match=r"row 1, column 'N': missing value"):
+            load_runs(frame)

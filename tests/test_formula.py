@@ -260,3 +260,12 @@ def test_formula_law_errors(change, words):
     args.update(change)
     with pytest.raises(SpecError, match=re.escape(words)):
         formula_law(args.pop("formula"), **args)
+
+
+def test_a_malformed_number_is_one_error_and_no_python_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Python's SyntaxWarning would escape before our SpecError
+        with pytest.raises(SpecError, match="column 2: syntax error"):
+            parse_formula("1e9alpha", ["alpha"])

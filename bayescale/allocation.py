@@ -456,7 +456,7 @@ def allocate(fit, budget, *, prob=0.9, flops_per_param_token=6.0, max_unique_tok
         cross = crossover_compute(fit.model.law, posterior_params(fit, group), max_unique_tokens,
                                   flops_per_param_token=flops_per_param_token).ravel()
         frame["crossover_C_median"], frame["crossover_C_lower"], frame["crossover_C_upper"] = _interval(cross, prob)
-    frame["converged"] = bool(fit.diagnostics()["converged"])
+    frame["converged"] = bool(fit.converged)
     frame.attrs.update(prob=prob, law=fit.model.law.name, flops_per_param_token=float(flops_per_param_token),
                        max_unique_tokens=None if max_unique_tokens is None else float(max_unique_tokens))
     return frame

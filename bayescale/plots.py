@@ -69,6 +69,17 @@ def _mark_budgets(ax, budgets):
         ax.axvline(c, color="0.4", linestyle=":", linewidth=1, label="budgets asked" if i == 0 else None)
 
 
+def _frontier(fit, budgets, prob, flops_per_param_token, max_unique_tokens):
+    """Checked settings, a compute grid through the budgets, and the optimal allocation's draws along it."""
+    probs = _bands(prob)
+    budgets = None if budgets is None else _budgets(budgets)
+    k = float(flops_per_param_token)
+    grid = _compute_grid(fit, budgets, k)
+    out = optimal_allocation(fit.model.law, posterior_params(fit), grid, flops_per_param_token=k,
+                             max_unique_tokens=max_unique_tokens)
+    return probs, budgets, k, grid, out
+
+
 def plot_frontier(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.0, max_unique_tokens=None,
                   ax=None):
     """Loss vs compute: observed runs and the compute-optimal frontier with bands.
@@ -96,12 +107,8 @@ def plot_frontier(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6
     >>> fig = fit.plot_frontier([1e24, 1e25])  # doctest: +SKIP
     >>> fig.savefig("frontier.png")  # doctest: +SKIP
     """
-    probs = _bands(prob)
-    budgets = None if budgets is None else _budgets(budgets)
-    k = float(flops_per_param_token)
-    grid = _compute_grid(fit, budgets, k)
-    loss = optimal_allocation(fit.model.law, posterior_params(fit), grid, flops_per_param_token=k,
-                              max_unique_tokens=max_unique_tokens)["loss"]
+    probs, budgets, k, grid, out = _frontier(fit, budgets, prob, flops_per_param_token, max_unique_tokens)
+    loss = out["loss"]
     if ax is None:
         from matplotlib.figure import Figure
 
@@ -157,12 +164,7 @@ def plot_allocation(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token
     --------
     >>> fig = fit.plot_allocation([1e24, 1e25])  # doctest: +SKIP
     """
-    probs = _bands(prob)
-    budgets = None if budgets is None else _budgets(budgets)
-    k = float(flops_per_param_token)
-    grid = _compute_grid(fit, budgets, k)
-    out = optimal_allocation(fit.model.law, posterior_params(fit), grid, flops_per_param_token=k,
-                             max_unique_tokens=max_unique_tokens)
+    probs, budgets, k, grid, out = _frontier(fit, budgets, prob, flops_per_param_token, max_unique_tokens)
     fig, ax = _figure(ax)
     c_obs = _observed_compute(fit, k)
     ax.axvspan(c_obs.min(), c_obs.max(), color="0.92", zorder=0, label="compute of fitted runs")

@@ -64,10 +64,6 @@ def _check_target(target):
     return parse_quantity(target, "target loss")
 
 
-def _converged(fit) -> bool:
-    return bool(fit.diagnostics()["converged"])
-
-
 # -------------------------------------------------------------------- risk
 def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_token=6.0,
          max_unique_tokens=None, random_seed=None, group=None) -> pd.DataFrame:
@@ -163,7 +159,7 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
     if target is not None:
         frame["p_target"] = (new <= target).mean(axis=0)
     frame["penalty_median"], frame["penalty_lower"], frame["penalty_upper"] = _interval(curve - best, prob)
-    frame["converged"] = _converged(fit)
+    frame["converged"] = bool(fit.converged)
     if grouped:
         frame.insert(0, "group", "new" if group is None else str(group))
     frame.attrs.update(prob=prob, target=target, flops_per_param_token=k, max_unique_tokens=cap,
@@ -265,7 +261,7 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
         rows.append(dict(target=float(t), prob=prob, C=c, N=float(n[0]), D=float(d[0]), C_median_case=c_med,
                          status=status))
     frame = pd.DataFrame(rows)
-    frame["converged"] = _converged(fit)
+    frame["converged"] = bool(fit.converged)
     if getattr(fit.model, "hierarchical", False):
         frame.insert(0, "group", "new" if group is None else str(group))
     frame.attrs.update(prob=prob, flops_per_param_token=k, max_unique_tokens=cap, law=law.name)

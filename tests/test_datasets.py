@@ -99,8 +99,43 @@ def test_docstring_examples_run():
     assert result.attempted > 0 and result.failed == 0
 
 
-@pytest.mark.parametrize("loader", [load_chinchilla, load_datablations])
+@pytest.mark.parametrize("loader", [load_chinchilla, load_datablations, bayescale.datasets.load_porian])
 def test_each_call_returns_a_fresh_frame(loader):
     a = loader()
     a["N"] = 0.0
     assert loader()["N"].min() > 0
+
+
+def test_porian_shape_columns_and_configs():
+    from bayescale.datasets import load_porian, porian_configs
+
+    df = load_porian()
+    assert len(df) == 1745
+    assert list(df.columns) == ["N", "D", "C", "loss", "table", "dataset", "hparams", "warmup", "decay",
+                                "param_count", "val", "config", "training"]
+    labels = porian_configs()
+    assert len(labels) == 15 == df["config"].nunique() and labels[0] == "main/rw/base/long/kaplan/kaplan/train"
+    assert df.groupby("config", sort=False).size().tolist() == [
+        107, 131, 132, 88, 121, 113, 132, 132, 88, 116, 126, 126, 106, 123, 104]
+    # C is the IsoFLOP level and D = C / (6 N) under each configuration's N convention.
+    np.testing.assert_allclose(6 * df["N"] * df["D"], df["C"], rtol=1e-12)
+    assert df["C"].min() == 1.25e16 and df["C"].max() == 2.56e19
+    # 9 sets of training runs behind the 15 configurations.
+    assert df.groupby("training")["config"].nunique().to_dict()["rw/base/long/kaplan"] == 3
+    assert df["training"].nunique() == 9
+    assert "Porian" in df.attrs["source"] and "formll/resolving-scaling-law-discrepancies" in df.attrs["source"]
+    one = load_porian("owt2/owt2/tuned/short/const/standard/val")
+    assert len(one) == 116 and one["config"].nunique() == 1
+    assert len(load_porian(labels[:2])) == 107 + 131
+    with pytest.raises(KeyError, match="unknown Porian configuration"):
+        load_porian("main/rw")
+    runs = load_runs(df, min_runs=5)
+    assert runs.n_runs == 1745 and runs.has("C")
+
+
+def test_porian_readme_row_keeps_provenance():
+    from importlib.resources import files
+
+    text = files("bayescale.datasets").joinpath("README.md").read_text(encoding="utf-8")
+    assert "| `porian2024_runs.csv` | 1745 |" in text and "hadasah/scaling_laws, Li et al. 2025" in text
+    assert "a = 0.834 (rw) / 0.870 (owt2)" in text

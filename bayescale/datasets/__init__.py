@@ -9,6 +9,10 @@ Sources (see ``README.md`` in this folder for the full provenance and reference 
 * ``datablations_runs_muennighoff2023.csv``: runs of Muennighoff et al. 2023 ("Scaling
   Data-Constrained Language Models"), repository huggingface/datablations (Apache-2.0), printed
   by ``utils/parametric_fit.ipynb``.
+* ``porian2024_runs.csv``: runs of Porian et al. 2024 ("Resolving Discrepancies in
+  Compute-Optimal Scaling of Language Models"), repository
+  formll/resolving-scaling-law-discrepancies, ``data/summary_df*.pickle.xz`` (as redistributed by
+  hadasah/scaling_laws, Li et al. 2025): 15 configurations, each a ladder of IsoFLOP runs.
 
 :func:`references` returns the published fitted parameters: Hoffmann et al. 2022 (Approach 3),
 Besiroglu et al. 2024 (refit on the 240 kept Chinchilla runs, its standard errors and 95%
@@ -23,7 +27,7 @@ from importlib.resources import files
 
 import pandas as pd
 
-__all__ = ["load_chinchilla", "load_datablations", "references"]
+__all__ = ["load_chinchilla", "load_datablations", "load_porian", "porian_configs", "references"]
 
 CHINCHILLA_SOURCE = (
     "Runs of Hoffmann et al. 2022 (\"Training Compute-Optimal Large Language Models\", Fig. 4), "
@@ -39,6 +43,22 @@ DATABLATIONS_SOURCE = (
     "seen, U unique tokens (D/U - 1 = repeated epochs). Seed replicates appear as repeated rows; "
     "one row (`4b284b12b2`) was mis-parsed by the source notebook."
 )
+PORIAN_SOURCE = (
+    "Runs of Porian et al. 2024 (\"Resolving Discrepancies in Compute-Optimal Scaling of Language "
+    "Models\"), repository formll/resolving-scaling-law-discrepancies, `data/summary_df*.pickle.xz` (as "
+    "redistributed by hadasah/scaling_laws, Li et al. 2025), converted to CSV: the original "
+    "(un-interpolated) runs of each IsoFLOP level. `param_count` is the N convention (kaplan = "
+    "non-embedding, standard, attention = with attention FLOPs; D = flops_level / (6 N) under that "
+    "convention), `val` which loss (train or held-out val). Some configurations are the same training "
+    "runs seen under another N convention or loss set: treat a configuration as one ladder, not as "
+    "independent evidence."
+)
+#: Columns of the Porian et al. 2024 runs that define a configuration (one ladder), in label order.
+PORIAN_CONFIG_COLUMNS = ("table", "dataset", "hparams", "warmup", "decay", "param_count", "val")
+#: Columns that define the training runs themselves: configurations that agree on these are the same
+#: trainings seen under another N convention (``param_count``) or loss set (``val``).
+PORIAN_TRAINING_COLUMNS = ("dataset", "hparams", "warmup", "decay")
+
 #: Run name whose N/D/U were mis-parsed from the name by the source notebook (see load_datablations).
 MISPARSED = ("4b284b12b2",)
 
@@ -137,6 +157,77 @@ def load_datablations() -> pd.DataFrame:
     df["misparsed"] = df["name"].isin(MISPARSED)
     df.attrs["source"] = DATABLATIONS_SOURCE
     return df
+
+
+def load_porian(config=None) -> pd.DataFrame:
+    """The 1745 runs of Porian et al. 2024: 15 configurations, each a ladder of IsoFLOP runs.
+
+    Parameters
+    ----------
+    config : str or sequence of str, optional
+        Return only these configurations (labels of :func:`porian_configs`).
+        Default: all 15.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``N``, ``D``, ``C`` (the run's IsoFLOP level, ``flops_level``; ``C = 6 N D`` under
+        the configuration's N convention), ``loss``, the configuration columns ``table``,
+        ``dataset`` (``rw`` RefinedWeb, ``owt2`` OpenWebText2), ``hparams`` (base/tuned),
+        ``warmup`` (long/short), ``decay`` (kaplan/chinchilla/const), ``param_count`` (the N
+        convention: kaplan, standard or attention), ``val`` (train or val loss), then ``config``
+        (the label ``table/dataset/hparams/warmup/decay/param_count/val``) and ``training`` (the
+        label ``dataset/hparams/warmup/decay`` of the training runs). Configurations that share a
+        ``training`` label are the same training runs counted under another N convention or loss
+        set: they are not independent evidence. ``.attrs["source"]`` holds the provenance.
+
+    Raises
+    ------
+    KeyError
+        For a configuration label that is not one of :func:`porian_configs`.
+
+    Examples
+    --------
+    >>> df = load_porian()
+    >>> len(df), df["config"].nunique(), df["training"].nunique()
+    (1745, 15, 9)
+    >>> list(df.columns[:4])
+    ['N', 'D', 'C', 'loss']
+    >>> len(load_porian("main/rw/base/long/kaplan/kaplan/train"))
+    107
+    """
+    raw = _read("porian2024_runs.csv")
+    df = pd.DataFrame({"N": raw["N"].astype(float), "D": raw["D"].astype(float),
+                       "C": raw["flops_level"].astype(float), "loss": raw["loss"].astype(float)})
+    for col in PORIAN_CONFIG_COLUMNS:
+        df[col] = raw[col].astype(str)
+    df["config"] = raw[list(PORIAN_CONFIG_COLUMNS)].astype(str).agg("/".join, axis=1)
+    df["training"] = raw[list(PORIAN_TRAINING_COLUMNS)].astype(str).agg("/".join, axis=1)
+    if config is not None:
+        wanted = [config] if isinstance(config, str) else list(config)
+        known = list(dict.fromkeys(df["config"]))
+        unknown = [c for c in wanted if c not in known]
+        if unknown:
+            raise KeyError(f"unknown Porian configuration(s) {unknown}; valid: {', '.join(known)}")
+        df = df[df["config"].isin(wanted)].copy()
+    df.attrs["source"] = PORIAN_SOURCE
+    return df
+
+
+def porian_configs() -> list[str]:
+    """Labels of the 15 Porian et al. 2024 configurations, in file order.
+
+    Each label is ``table/dataset/hparams/warmup/decay/param_count/val``, e.g.
+    ``main/rw/base/long/kaplan/kaplan/train`` (Kaplan's settings on RefinedWeb).
+
+    Examples
+    --------
+    >>> labels = porian_configs()
+    >>> len(labels), labels[0]
+    (15, 'main/rw/base/long/kaplan/kaplan/train')
+    """
+    raw = _read("porian2024_runs.csv")
+    return list(dict.fromkeys(raw[list(PORIAN_CONFIG_COLUMNS)].astype(str).agg("/".join, axis=1)))
 
 
 def references() -> dict[str, dict]:

@@ -27,6 +27,7 @@ from .model import ScalingModel
 from .point import Approach3, IsoFLOP, LeastSquares, PointFit, PointModel
 from .compare import compare
 from .backtest import backtest
+from .calibration import calibrate
 from .batch import BatchWarning, FitCollection, fit_many
 from .sbc import SBCResult, sbc
 from . import allocation, plots, risk, units
@@ -49,6 +50,7 @@ __all__ = [
     "IsoFLOP",
     "compare",
     "backtest",
+    "calibrate",
     "fit_many",
     "FitCollection",
     "BatchWarning",

@@ -11,6 +11,20 @@ scores each method on them:
   (``new_run_lower`` to ``new_run_upper`` of ``predict``), the band meant to
   hold one new run's loss; ``width_50``, ``width_90``: its mean width in loss
   units. Well-calibrated bands cover about their nominal share;
+* ``rel_width_50`` ...: mean of the band's width divided by the observed loss
+  (a width in loss fractions, comparable across datasets);
+* ``interval_score_50`` ...: interval score of the central band (Gneiting and
+  Raftery 2007, eq. 43) on the loss scale, averaged over held-out runs:
+  ``(u - l) + (2 / a) (l - y) [y < l] + (2 / a) (y - u) [y > u]`` with
+  ``a = 1 - p``. It rewards narrow bands and charges misses by how far they
+  miss; lower is better, and a band that covers scores its width;
+* ``crps``: continuous ranked probability score of the predictive distribution
+  of one new run's **log** loss, averaged over held-out runs (lower is
+  better; for a point prediction it is the absolute error of the log loss).
+  Bayesian fits: from the predictive draws ``fit.predict_draws(test)``; point
+  fits with bootstrap: from their bootstrapped new-run draws; point fits
+  without: the closed form of their Normal plug-in predictive (curve,
+  residual scale ``sigma``);
 * ``lpd``: mean log predictive density of the held-out runs' log loss (nats
   per run; higher is better). Bayesian fits: log of the posterior-averaged
   density of each run (log pointwise predictive density). Point fits: the
@@ -24,14 +38,16 @@ The band each kind of fit is scored on is listed in the Notes of :func:`backtest
 
 from __future__ import annotations
 
+import contextlib
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from .errors import SpecError
 
-__all__ = ["backtest", "split_runs"]
+__all__ = ["backtest", "split_runs", "interval_score", "crps_draws", "crps_normal"]
 
 HOLDOUT_COLUMNS = ("C", "N", "D")
 DETAILS = ("method", "run")
@@ -153,6 +169,139 @@ def _lpd(fit, test) -> np.ndarray:
     return np.full(test.n_runs, np.nan)
 
 
+def interval_score(lower, upper, observed, prob) -> np.ndarray:
+    """Interval score of central ``prob`` bands (Gneiting and Raftery 2007, eq. 43), per run.
+
+    ``(u - l) + (2 / a) (l - y) [y < l] + (2 / a) (y - u) [y > u]`` with
+    ``a = 1 - prob``: the width, plus a penalty for a miss that grows with
+    its distance. Lower is better; the expected score is smallest for the
+    band between the true ``a / 2`` and ``1 - a / 2`` quantiles.
+
+    Parameters
+    ----------
+    lower, upper, observed : array_like
+        Band ends and observations, on the same scale.
+    prob : float
+        Nominal probability of the band, strictly between 0 and 1.
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> interval_score([1.0, 1.0], [2.0, 2.0], [1.5, 2.5], 0.9)  # covers: the width; misses by 0.5: + 20 * 0.5
+    array([ 1., 11.])
+    """
+    lower, upper, y = (np.asarray(v, dtype=float) for v in (lower, upper, observed))
+    a = 1.0 - float(prob)
+    return (upper - lower) + (2 / a) * np.maximum(lower - y, 0.0) + (2 / a) * np.maximum(y - upper, 0.0)
+
+
+def crps_draws(draws, observed) -> np.ndarray:
+    """CRPS of a sample-based predictive, per column: ``E|X - y| - E|X - X'| / 2``.
+
+    Computed exactly for the empirical distribution of the draws, from the
+    sorted sample (``E|X - X'| = 2 / m^2 sum_i (2 i - m - 1) x_(i)``), in
+    O(m log m) per column.
+
+    Parameters
+    ----------
+    draws : array_like, shape (m, n) or (m,)
+        ``m`` predictive draws for each of ``n`` observations.
+    observed : array_like, shape (n,) or scalar
+
+    Returns
+    -------
+    ndarray, shape (n,)
+
+    Examples
+    --------
+    >>> crps_draws([[2.0], [2.0]], [2.5])  # a point mass: the absolute error
+    array([0.5])
+    """
+    x = np.asarray(draws, dtype=float)
+    if x.ndim == 1:
+        x = x[:, None]
+    y = np.broadcast_to(np.asarray(observed, dtype=float), x.shape[1:])
+    m = x.shape[0]
+    xs = np.sort(x, axis=0)
+    spread = ((2 * np.arange(1, m + 1) - m - 1)[:, None] * xs).sum(axis=0) / m**2
+    return np.abs(x - y[None, :]).mean(axis=0) - spread
+
+
+def crps_normal(mu, sigma, observed) -> np.ndarray:
+    """CRPS of Normal(mu, sigma) predictives, closed form (Gneiting and Raftery 2007, eq. 21).
+
+    ``sigma (z (2 Phi(z) - 1) + 2 phi(z) - 1 / sqrt(pi))`` with ``z = (y - mu) / sigma``;
+    ``|y - mu|`` where ``sigma = 0``.
+
+    Examples
+    --------
+    >>> round(float(crps_normal(0.0, 1.0, 0.0)[0]), 6)  # (sqrt(2) - 1) / sqrt(pi)
+    0.233695
+    """
+    from scipy import stats
+
+    mu, sigma, y = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, dtype=float)) for v in (mu, sigma, observed)))
+    out = np.abs(y - mu).astype(float)
+    pos = sigma > 0
+    z = (y[pos] - mu[pos]) / sigma[pos]
+    out[pos] = sigma[pos] * (z * (2 * stats.norm.cdf(z) - 1) + 2 * stats.norm.pdf(z) - 1 / np.sqrt(np.pi))
+    return out
+
+
+def _log_predictive_draws(fit, test):
+    """Draws (m, n) of one new run's log loss at the held-out runs, or None without a sample."""
+    from .point import PointFit
+
+    if isinstance(fit, PointFit):
+        if not fit.bootstrapped:
+            return None
+        return fit._draws(test)[1]
+    if hasattr(fit, "predict_draws"):
+        with np.errstate(all="ignore"):
+            draws = fit.predict_draws(test)["new_run_loss"].values
+            # A draw whose loss over- or underflowed (extremely heavy-tailed noise) is clipped at the
+            # float range, which makes the CRPS of such a predictive a lower bound.
+            tiny, big = np.finfo(float).tiny, np.finfo(float).max
+            return np.log(np.clip(draws.reshape(-1, test.n_runs), tiny, big))
+    return None
+
+
+def _crps(fit, test, draws) -> np.ndarray:
+    """CRPS of each held-out run's log loss (NaN when the method has no predictive distribution)."""
+    from .point import PointFit
+
+    y = np.log(test.loss)
+    if draws is not None:
+        return crps_draws(draws, y)
+    if isinstance(fit, PointFit):
+        mu = fit._log_curve(test.inputs(fit.law.inputs), fit.params)
+        return crps_normal(mu, fit.sigma, y)
+    return np.full(test.n_runs, np.nan)
+
+
+def _beyond(train, test) -> pd.DataFrame:
+    """Decades of C, N and D by which each held-out run lies outside the training runs' range."""
+    from .extrapolation import Reach, decades_beyond
+
+    values = {q: test.frame[q].to_numpy(dtype=float) for q in HOLDOUT_COLUMNS if q in test.frame}
+    return decades_beyond(Reach.from_runs(train), values)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the extrapolation warnings a backtest provokes on purpose (it predicts beyond the fit)."""
+    from . import errors
+
+    with warnings.catch_warnings():
+        category = getattr(errors, "ExtrapolationWarning", None)
+        if category is not None:
+            warnings.simplefilter("ignore", category)
+        yield
+
+
 def _converged(fit) -> bool:
     from .fit import ScalingFit
 
@@ -165,6 +314,57 @@ def _converged(fit) -> bool:
 
 def _tag(p) -> str:
     return f"{100 * p:g}".replace(".", "_")
+
+
+def _score(name, method, train, test, probs, random_seed):
+    """Fit `method` on `train` and score it on `test`: the method row and the per-run table."""
+    observed = test.loss
+    t0 = time.perf_counter()
+    fit, fitted_here = _fit_method(name, method, train, random_seed)
+    seconds = time.perf_counter() - t0 if fitted_here else np.nan
+    if not hasattr(fit, "predict"):
+        raise SpecError(f"method {name!r} gave a {type(fit).__name__}, which has no predict(new_runs, prob)")
+    row = {"method": name, "n_train": train.n_runs, "n_test": test.n_runs}
+    run = test.frame[[c for c in ("N", "D", "C", "U") if c in test.frame]].copy()
+    run.insert(0, "method", name)
+    run["observed_loss"] = observed
+    extra = {}
+    with _quiet():
+        ape = None
+        for p in probs:
+            pred = fit.predict(test, prob=p)
+            med = pred["loss_median"].to_numpy(dtype=float)
+            lo = pred["new_run_lower"].to_numpy(dtype=float)
+            hi = pred["new_run_upper"].to_numpy(dtype=float)
+            if ape is None:
+                ape = 100 * np.abs(med - observed) / observed
+                row["mape"], row["max_ape"] = float(ape.mean()), float(ape.max())
+                run["loss_median"], run["ape"] = med, ape
+            inside = (observed >= lo) & (observed <= hi)
+            score = interval_score(lo, hi, observed, p)
+            row[f"coverage_{_tag(p)}"] = float(inside.mean())
+            row[f"width_{_tag(p)}"] = float(np.mean(hi - lo))
+            extra[f"rel_width_{_tag(p)}"] = float(np.mean((hi - lo) / observed))
+            extra[f"interval_score_{_tag(p)}"] = float(score.mean())
+            run[f"new_run_lower_{_tag(p)}"], run[f"new_run_upper_{_tag(p)}"] = lo, hi
+            run[f"covered_{_tag(p)}"] = inside
+            run[f"interval_score_{_tag(p)}"] = score
+        lpd = _lpd(fit, test)
+        draws = _log_predictive_draws(fit, test)
+        crps = _crps(fit, test, draws)
+    row["lpd"] = float(np.mean(lpd))
+    row["converged"] = _converged(fit)
+    row["fit_seconds"] = seconds
+    row.update(extra)
+    row["crps"] = float(np.mean(crps))
+    run["lpd"] = lpd
+    run["crps"] = crps
+    run["log_sd"] = draws.std(axis=0) if draws is not None else (
+        np.full(test.n_runs, float(fit.sigma)) if hasattr(fit, "sigma") else np.nan)
+    beyond = _beyond(train, test)
+    for col in beyond.columns:
+        run[col] = beyond[col].to_numpy()
+    return row, run
 
 
 def backtest(methods, runs, holdout="C", *, cutoff=None, fraction=None, prob=(0.5, 0.9), random_seed=0,
@@ -201,11 +401,18 @@ def backtest(methods, runs, holdout="C", *, cutoff=None, fraction=None, prob=(0.
         ``detail="method"``: ``method``, ``n_train``, ``n_test``, ``mape``,
         ``max_ape`` (percent), ``coverage_<p>`` and ``width_<p>`` per
         probability, ``lpd`` (mean log density of log loss per held-out run),
-        ``converged``, ``fit_seconds`` (NaN for a fit passed in fitted).
+        ``converged``, ``fit_seconds`` (NaN for a fit passed in fitted), then
+        ``rel_width_<p>`` and ``interval_score_<p>`` per probability and
+        ``crps`` (of log loss; see the module notes).
         ``detail="run"``: ``method``, the inputs, ``observed_loss``,
         ``loss_median``, ``ape``,
         ``new_run_lower_<p>``, ``new_run_upper_<p>``, ``covered_<p>``,
-        ``lpd``. ``attrs``: ``holdout`` (the cut, e.g. ``"C >= 1e+21"``),
+        ``interval_score_<p>``, ``lpd``, ``crps``, ``log_sd`` (sd of the
+        predictive distribution of log loss: of the draws, or the plug-in
+        ``sigma`` of a point fit without bootstrap), and ``beyond_C``,
+        ``beyond_N``, ``beyond_D``, ``beyond``: decades by which the run lies
+        outside the training runs' range
+        (:func:`bayescale.extrapolation.decades_beyond`). ``attrs``: ``holdout`` (the cut, e.g. ``"C >= 1e+21"``),
         ``band`` (``"new_run"``), ``prob``.
 
     Raises
@@ -245,7 +452,8 @@ def backtest(methods, runs, holdout="C", *, cutoff=None, fraction=None, prob=(0.
     >>> table = backtest({"Approach 3": bs.Approach3(n_boot=20, random_seed=0)}, runs, "C", cutoff=1e21)
     >>> table.columns.tolist()  # doctest: +NORMALIZE_WHITESPACE
     ['method', 'n_train', 'n_test', 'mape', 'max_ape', 'coverage_50', 'width_50', 'coverage_90', 'width_90',
-     'lpd', 'converged', 'fit_seconds']
+     'lpd', 'converged', 'fit_seconds', 'rel_width_50', 'interval_score_50', 'rel_width_90', 'interval_score_90',
+     'crps']
     """
     if detail not in DETAILS:
         raise SpecError(f"detail must be one of {DETAILS}, got {detail!r}")
@@ -255,38 +463,9 @@ def backtest(methods, runs, holdout="C", *, cutoff=None, fraction=None, prob=(0.
     if not all(0 < p < 1 for p in probs):
         raise ValueError(f"every prob must be strictly between 0 and 1, got {prob!r}")
     train, test, holdout_what = _split(runs, holdout, cutoff, fraction, columns)
-    observed = test.loss
     rows, per_run = [], []
     for name, method in methods.items():
-        t0 = time.perf_counter()
-        fit, fitted_here = _fit_method(name, method, train, random_seed)
-        seconds = time.perf_counter() - t0 if fitted_here else np.nan
-        if not hasattr(fit, "predict"):
-            raise SpecError(f"method {name!r} gave a {type(fit).__name__}, which has no predict(new_runs, prob)")
-        row = {"method": name, "n_train": train.n_runs, "n_test": test.n_runs}
-        run = test.frame[[c for c in ("N", "D", "C", "U") if c in test.frame]].copy()
-        run.insert(0, "method", name)
-        run["observed_loss"] = observed
-        ape = None
-        for p in probs:
-            pred = fit.predict(test, prob=p)
-            med = pred["loss_median"].to_numpy(dtype=float)
-            lo = pred["new_run_lower"].to_numpy(dtype=float)
-            hi = pred["new_run_upper"].to_numpy(dtype=float)
-            if ape is None:
-                ape = 100 * np.abs(med - observed) / observed
-                row["mape"], row["max_ape"] = float(ape.mean()), float(ape.max())
-                run["loss_median"], run["ape"] = med, ape
-            inside = (observed >= lo) & (observed <= hi)
-            row[f"coverage_{_tag(p)}"] = float(inside.mean())
-            row[f"width_{_tag(p)}"] = float(np.mean(hi - lo))
-            run[f"new_run_lower_{_tag(p)}"], run[f"new_run_upper_{_tag(p)}"] = lo, hi
-            run[f"covered_{_tag(p)}"] = inside
-        lpd = _lpd(fit, test)
-        row["lpd"] = float(np.mean(lpd))
-        row["converged"] = _converged(fit)
-        row["fit_seconds"] = seconds
-        run["lpd"] = lpd
+        row, run = _score(name, method, train, test, probs, random_seed)
         rows.append(row)
         per_run.append(run)
     if detail == "run":

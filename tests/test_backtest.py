@@ -89,7 +89,8 @@ def test_method_table_columns_and_per_run_agreement(point_runs):
     methods = {"A3": bs.Approach3(n_boot=30, random_seed=0), "LS": bs.LeastSquares()}
     table = bs.backtest(methods, point_runs, "C", fraction=0.2)
     assert table.columns.tolist() == ["method", "n_train", "n_test", "mape", "max_ape", "coverage_50", "width_50",
-                                      "coverage_90", "width_90", "lpd", "converged", "fit_seconds"]
+                                      "coverage_90", "width_90", "lpd", "converged", "fit_seconds",
+                                      "rel_width_50", "interval_score_50", "rel_width_90", "interval_score_90", "crps"]
     assert table["method"].tolist() == ["A3", "LS"]
     assert table["n_train"].tolist() == [64, 64] and table["n_test"].tolist() == [16, 16]
     assert table["converged"].all() and np.isfinite(table["lpd"]).all()
@@ -104,6 +105,16 @@ def test_method_table_columns_and_per_run_agreement(point_runs):
         assert row["coverage_90"] == pytest.approx(group["covered_90"].mean())
         assert row["width_50"] == pytest.approx((group["new_run_upper_50"] - group["new_run_lower_50"]).mean())
         assert row["lpd"] == pytest.approx(group["lpd"].mean())
+        assert row["crps"] == pytest.approx(group["crps"].mean())
+        assert row["interval_score_90"] == pytest.approx(group["interval_score_90"].mean())
+        width = group["new_run_upper_90"] - group["new_run_lower_90"]
+        assert row["rel_width_90"] == pytest.approx((width / group["observed_loss"]).mean())
+        # A covering band scores its width; a miss scores more.
+        covered = group["covered_90"].to_numpy()
+        np.testing.assert_allclose(group["interval_score_90"].to_numpy()[covered], width.to_numpy()[covered])
+        assert (group["interval_score_90"].to_numpy()[~covered] > width.to_numpy()[~covered]).all()
+        # Held-out runs lie at or beyond the largest training compute.
+        assert (group["beyond"] >= group["beyond_C"]).all() and (group["beyond_C"] >= 0).all()
         ape = 100 * np.abs(group["loss_median"] - group["observed_loss"]) / group["observed_loss"]
         np.testing.assert_allclose(group["ape"], ape)
 

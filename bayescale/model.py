@@ -224,7 +224,7 @@ class ScalingModel:
 
     # ---------------------------------------------------------------- fitting
     def fit(self, runs, *, draws=1000, tune=1000, chains=4, cores=None, random_seed=None, sampler="nutpie",
-            target_accept=TARGET_ACCEPT, columns=None, progressbar=False):
+            target_accept=TARGET_ACCEPT, columns=None, progressbar=False, escalate=True):
         """Sample the posterior with NUTS.
 
         Parameters
@@ -251,6 +251,13 @@ class ScalingModel:
         columns : dict, optional
             Column renaming, as in :func:`bayescale.load_runs`.
         progressbar : bool
+        escalate : bool, default True
+            When the diagnostics fail (R-hat > 1.01, bulk ESS < 400 or a
+            divergence), sample again from the same starting point with twice
+            the tuning and draws, then four times with ``target_accept``
+            0.99, before warning; the fit records the draws it kept and
+            ``timing["attempts"]``. Sampling then costs at most seven times
+            the first attempt, and only for fits that need it.
 
         Returns
         -------
@@ -274,7 +281,8 @@ class ScalingModel:
         if random_seed is None:
             random_seed = int(np.random.SeedSequence().entropy % (2**31))
         settings = SampleSettings(int(draws), int(tune), int(chains), int(cores or os.cpu_count() or 1),
-                                  int(random_seed), sampler, float(target_accept), bool(progressbar))
+                                  int(random_seed), sampler, float(target_accept), bool(progressbar),
+                                  bool(escalate))
         return run_sampler(self, runs, settings)
 
     # ------------------------------------------------------------ persistence
@@ -378,3 +386,4 @@ class SampleSettings:
     sampler: str
     target_accept: float
     progressbar: bool = False
+    escalate: bool = True

@@ -100,7 +100,19 @@ class Prior:
         args = ", ".join(f"{k}={_fmt(v)}" for k, v in self.hyper.items())
         return f"{self.family}({args})"
 
-    # Subclasses provide: pymc(name, hyper_tensors) and sample(rng, size).
+    def pymc(self, name, h, **kw):
+        """The PyMC random variable `name` of this family, with hyperparameters `h` (numbers or tensors)."""
+        import pymc as pm
+
+        return getattr(pm, self.family)(name, **h, **kw)
+
+    def dist(self, h):
+        """The unnamed PyMC distribution of this family, e.g. for ``pm.logp(prior.dist(h), value)``."""
+        import pymc as pm
+
+        return getattr(pm, self.family).dist(**h)
+
+    # Subclasses provide sample(rng, size); the family name is the PyMC distribution's name.
 
 
 def _fmt(v: float) -> str:
@@ -123,10 +135,6 @@ class Normal(Prior):
     def _check(self):
         self._require_positive("sigma")
 
-    def pymc(self, name, h, **kw):
-        import pymc as pm
-
-        return pm.Normal(name, mu=h["mu"], sigma=h["sigma"], **kw)
 
     def sample(self, rng, size=None):
         return rng.normal(self.mu, self.sigma, size)
@@ -166,10 +174,6 @@ class LogNormal(Prior):
         base = super().__str__()
         return base if self.at is None else f"{base} at {self.at:.3g}"
 
-    def pymc(self, name, h, **kw):
-        import pymc as pm
-
-        return pm.LogNormal(name, mu=h["mu"], sigma=h["sigma"], **kw)
 
     def sample(self, rng, size=None):
         return rng.lognormal(self.mu, self.sigma, size)
@@ -191,10 +195,6 @@ class HalfNormal(Prior):
     def _check(self):
         self._require_positive("sigma")
 
-    def pymc(self, name, h, **kw):
-        import pymc as pm
-
-        return pm.HalfNormal(name, sigma=h["sigma"], **kw)
 
     def sample(self, rng, size=None):
         return np.abs(rng.normal(0.0, self.sigma, size))
@@ -217,10 +217,6 @@ class Gamma(Prior):
     def _check(self):
         self._require_positive("alpha", "beta")
 
-    def pymc(self, name, h, **kw):
-        import pymc as pm
-
-        return pm.Gamma(name, alpha=h["alpha"], beta=h["beta"], **kw)
 
     def sample(self, rng, size=None):
         return rng.gamma(self.alpha, 1.0 / self.beta, size)
@@ -242,10 +238,6 @@ class Exponential(Prior):
     def _check(self):
         self._require_positive("lam")
 
-    def pymc(self, name, h, **kw):
-        import pymc as pm
-
-        return pm.Exponential(name, lam=h["lam"], **kw)
 
     def sample(self, rng, size=None):
         return rng.exponential(1.0 / self.lam, size)
@@ -268,10 +260,6 @@ class StudentT(Prior):
     def _check(self):
         self._require_positive("nu", "sigma")
 
-    def pymc(self, name, h, **kw):
-        import pymc as pm
-
-        return pm.StudentT(name, nu=h["nu"], mu=h["mu"], sigma=h["sigma"], **kw)
 
     def sample(self, rng, size=None):
         return self.mu + self.sigma * rng.standard_t(self.nu, size)
@@ -298,10 +286,6 @@ class Uniform(Prior):
         if not self.upper > self.lower:
             raise SpecError(f"Uniform: upper ({self.upper}) must exceed lower ({self.lower})")
 
-    def pymc(self, name, h, **kw):
-        import pymc as pm
-
-        return pm.Uniform(name, lower=h["lower"], upper=h["upper"], **kw)
 
     def sample(self, rng, size=None):
         return rng.uniform(self.lower, self.upper, size)

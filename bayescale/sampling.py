@@ -98,8 +98,11 @@ def _build(smodel, priors, n_groups=1) -> Graph:
         # values: the law's parameters on the centred inputs, scalars or one per group.
         # pops: population values of exponents, for the coefficients' prior shift.
         values, pops = {}, {}
+        terms = level_form(smodel)
+        if terms is not None:
+            values = pops = _level_form(smodel, terms, priors, hyper, log_centre)
         for name in smodel.param_names:
-            if name in scaled:
+            if name in scaled or name in values:
                 continue
             choice = smodel.pooling_of(name) if name in law.param_names else "shared"
             if choice == "shared":
@@ -112,6 +115,8 @@ def _build(smodel, priors, n_groups=1) -> Graph:
                 log_pop = pt.log(pops[name])
                 values[name] = pm.Deterministic(name, pt.exp(log_pop + deviation(name, log_pop)))
         for name, (inp, expo) in scaled.items():
+            if name in values:
+                continue
             k = values[expo] if isinstance(expo, str) else float(expo)
             k_pop = pops[expo] if isinstance(expo, str) else float(expo)
             log_c = log_centre[law.scaled_inputs[inp]]
@@ -141,6 +146,76 @@ def _build(smodel, priors, n_groups=1) -> Graph:
     grads = pytensor.grad(logp, value_vars)
     fn = pytensor.function(value_vars, [logp, *grads], on_unused_input="ignore")
     return Graph(m, tuple(smodel.published_names), fn)
+
+
+def level_form(smodel):
+    """The terms ``((coefficient, exponent), ...)`` when the model samples in level form, else None.
+
+    Level form applies to laws with one irreducible parameter and one or two coefficients, each
+    scaling with its own exponent (Chinchilla, the single-variable power laws, the data-constrained
+    law), when no parameter varies by group.
+    """
+    law = smodel.law
+    if smodel.hierarchical:
+        return None
+    irreducible = [p.name for p in law.parameters if p.kind == "irreducible"]
+    terms = tuple((p.name, p.scales_with[1]) for p in law.parameters
+                  if p.kind == "coefficient" and p.scales_with is not None)
+    exponents = [t[1] for t in terms]
+    if (len(irreducible) != 1 or not 1 <= len(terms) <= 2 or len(set(exponents)) != len(exponents)
+            or not all(isinstance(e, str) and law.parameter(e).kind == "exponent" for e in exponents)):
+        return None
+    if sum(p.kind in ("coefficient", "scale") for p in law.parameters) != len(terms):
+        return None
+    return terms
+
+
+def _level_form(smodel, terms, priors, hyper, log_centre):
+    """Sample the law at the data's centre instead of (E, coefficients, exponents).
+
+    With the inputs centred, the loss at the centre is ``L0 = E + a_1 + a_2`` (a_i the centred
+    coefficients) and the local log-log slope of term i there is ``k_i = alpha_i a_i / L0``. Both are
+    pinned down by any ladder, however short, while E, a_i and alpha_i trade off along a curved ridge
+    when log N spans little. The sampler moves in
+
+        log L0, log k_i, logit f (f = E / L0), logit w (w = a_1 / (a_1 + a_2), two terms only)
+
+    and the model maps back: E = f L0, a_1 = (1 - f) w L0, a_2 = (1 - f)(1 - w) L0,
+    alpha_i = k_i L0 / a_i. The map from these coordinates to (log E, log a_i, log alpha_i) has
+    Jacobian determinant 1, so the priors, stated on the published parameters, enter as their
+    densities on the log scale and the model is unchanged; only its geometry is.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    law = smodel.law
+    e_name = next(p.name for p in law.parameters if p.kind == "irreducible")
+    log_level = pm.Flat("level__log", initval=1.0)
+    share = pm.Flat(f"{e_name}__share", initval=0.0)  # logit f
+    log_f, log_1mf = -pt.softplus(-share), -pt.softplus(share)
+    if len(terms) == 2:
+        weight = pm.Flat(f"{terms[0][0]}__weight", initval=0.0)  # logit w
+        log_w = (-pt.softplus(-weight), -pt.softplus(weight))
+    else:
+        log_w = (pt.as_tensor_variable(0.0),)
+    log_e = log_level + log_f
+    values = {e_name: pm.Deterministic(e_name, pt.exp(log_e))}
+    density = priors[e_name].dist(hyper[e_name])
+    logp = pm.logp(density, values[e_name]) + log_e
+    for (coef, expo), lw in zip(terms, log_w):
+        log_a = log_level + log_1mf + lw
+        log_k = pm.Flat(f"{expo}__slope_log", initval=-2.0)
+        log_expo = log_k - log_1mf - lw
+        values[expo] = pm.Deterministic(expo, pt.exp(log_expo))
+        logp = logp + pm.logp(priors[expo].dist(hyper[expo]), values[expo]) + log_expo
+        inp = law.parameter(coef).scales_with[0]
+        log_c = log_centre[law.scaled_inputs[inp]]
+        mu = hyper[coef]["mu"] + values[expo] * pm.Data(f"prior_{coef}_shift", 0.0)
+        logp = logp + pm.logp(pm.Normal.dist(mu=mu, sigma=hyper[coef]["sigma"]), log_a)
+        values[coef] = pt.exp(log_a)
+        pm.Deterministic(coef, pt.exp(log_a + values[expo] * log_c))
+    pm.Potential("level_form_prior", logp)
+    return values
 
 
 def data_values(smodel, runs, priors, scale) -> dict:
@@ -312,10 +387,32 @@ def run_sampler(smodel, runs, settings):
         point, vector = _choose_centring(graph, smodel, values, point, vector)
     t_mode = time.perf_counter()
     sampler = {"nutpie": _sample_nutpie, "pymc": _sample_pymc, "numpyro": _sample_numpyro}[settings.sampler]
-    trace, t_sample = sampler(graph, values, point, vector, settings)
-    timing = {"setup_seconds": t_mode - t0, "sampling_seconds": t_sample,
-              "total_seconds": time.perf_counter() - t0}
-    return ScalingFit._from_sampling(smodel, runs, priors, scale, trace, settings, timing)
+    attempts = [settings] + (_escalation(settings) if settings.escalate else [])
+    t_sample = 0.0
+    for i, attempt in enumerate(attempts):
+        trace, seconds = sampler(graph, values, point, vector, attempt)
+        t_sample += seconds
+        timing = {"setup_seconds": t_mode - t0, "sampling_seconds": t_sample,
+                  "total_seconds": time.perf_counter() - t0, "attempts": i + 1}
+        last = i == len(attempts) - 1
+        with warnings.catch_warnings():
+            if not last:
+                warnings.simplefilter("ignore")
+            fit = ScalingFit._from_sampling(smodel, runs, priors, scale, trace, attempt, timing)
+        if last or fit.converged:
+            return fit
+
+
+#: Escalation of a fit that fails its diagnostics: (factor on tune and draws, target_accept) per further
+#: attempt. Sampling costs at most 1 + 2 + 4 = 7 times the first attempt, and only for fits that need it.
+ESCALATION = ((2, 0.95), (4, 0.99))
+
+
+def _escalation(settings):
+    from dataclasses import replace
+
+    return [replace(settings, tune=settings.tune * f, draws=settings.draws * f,
+                    target_accept=max(settings.target_accept, t)) for f, t in ESCALATION]
 
 
 def _wait_interruptible(background):

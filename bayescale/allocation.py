@@ -422,7 +422,13 @@ def allocate(fit, budget, *, prob=0.9, flops_per_param_token=6.0, max_unique_tok
         One row per budget: ``C``, then ``*_median``, ``*_lower``, ``*_upper``
         for ``N``, ``D``, ``tokens_per_param`` and ``loss`` (the expected loss
         of the law at the optimum); for laws with unique tokens also ``U`` and
-        ``epochs``; ``converged`` (the fit's diagnostics). ``attrs``: ``prob``,
+        ``epochs``; ``beyond_C``, ``beyond_N``, ``beyond_D``, ``beyond``
+        (decades of the median plan outside the fitted runs' range, see
+        :mod:`bayescale.extrapolation`) and ``tokens_per_param_outside``
+        (the median tokens per parameter lie outside the runs' range), with
+        one :class:`~bayescale.errors.ExtrapolationWarning` when a row lies
+        more than one decade out or off the runs' tokens per parameter;
+        ``converged`` (the fit's diagnostics). ``attrs``: ``prob``,
         ``law``, ``flops_per_param_token``, ``max_unique_tokens``. The draws
         are in :func:`allocate_draws`.
 
@@ -432,12 +438,20 @@ def allocate(fit, budget, *, prob=0.9, flops_per_param_token=6.0, max_unique_tok
     """
     import pandas as pd
 
+    from .errors import ExtrapolationWarning
+    from .extrapolation import annotate, warn_extrapolation
+
     _check_prob(prob)
+    reach_cols = dict(n="N_median", d="D_median", c="C", tokens_per_param="tokens_per_param_median",
+                      flops_per_param_token=flops_per_param_token)
     if isinstance(group, (list, tuple)):
-        frames = [allocate(fit, budget, prob=prob, flops_per_param_token=flops_per_param_token,
-                           max_unique_tokens=max_unique_tokens, group=g) for g in group]
+        with warnings.catch_warnings():  # one warning for the whole table, below
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            frames = [allocate(fit, budget, prob=prob, flops_per_param_token=flops_per_param_token,
+                               max_unique_tokens=max_unique_tokens, group=g) for g in group]
         out = pd.concat(frames, ignore_index=True)
         out.attrs.update(frames[0].attrs)
+        warn_extrapolation(out, fit.runs, what="allocate", stacklevel=3, **reach_cols)
         return out
     ds = allocate_draws(fit, budget, flops_per_param_token=flops_per_param_token,
                         max_unique_tokens=max_unique_tokens, group=group)
@@ -456,6 +470,7 @@ def allocate(fit, budget, *, prob=0.9, flops_per_param_token=6.0, max_unique_tok
         cross = crossover_compute(fit.model.law, posterior_params(fit, group), max_unique_tokens,
                                   flops_per_param_token=flops_per_param_token).ravel()
         frame["crossover_C_median"], frame["crossover_C_lower"], frame["crossover_C_upper"] = _interval(cross, prob)
+    annotate(frame, fit.runs, what="allocate", stacklevel=3, **reach_cols)
     frame["converged"] = bool(fit.converged)
     frame.attrs.update(prob=prob, law=fit.model.law.name, flops_per_param_token=float(flops_per_param_token),
                        max_unique_tokens=None if max_unique_tokens is None else float(max_unique_tokens))

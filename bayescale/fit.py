@@ -62,6 +62,7 @@ class ScalingFit:
     # ------------------------------------------------------------ construction
     @classmethod
     def _from_sampling(cls, model, runs, priors, scale, trace, settings, timing):
+        from .conflicts import warn_model_checks
         from .hierarchy import tidy_posterior
 
         posterior = tidy_posterior(model, trace["posterior"].to_dataset(), runs.groups or ())
@@ -88,6 +89,7 @@ class ScalingFit:
         tree.attrs.update(attrs)
         fit = cls(model, runs, tree, priors, scale.centres)
         fit._warn_if_unconverged()
+        warn_model_checks(fit, stacklevel=3)
         return fit
 
     # ------------------------------------------------------------- posterior
@@ -339,10 +341,17 @@ class ScalingFit:
             new group is used). ``group=`` sets the group of runs without a
             ``group`` column, as in :meth:`predict_draws`.
 
+            ``beyond_C``, ``beyond_N``, ``beyond_D``, ``beyond``: decades
+            outside the fitted runs' range (:mod:`bayescale.extrapolation`);
+            an :class:`~bayescale.errors.ExtrapolationWarning` says how far
+            when a row lies more than one decade outside.
+
         Examples
         --------
         >>> fit.predict({"N": [70e9, 400e9], "D": [1.4e12, 8e12]}, prob=0.9)  # doctest: +SKIP
         """
+        from .extrapolation import annotate
+
         _check_prob(prob)
         runs = self._new_runs(new_runs, columns)
         draws = self.predict_draws(runs, random_seed=random_seed, group=group)
@@ -359,6 +368,7 @@ class ScalingFit:
             from .hierarchy import group_labels
 
             frame["group"], frame["new_group"] = group_labels(self, runs, group)
+        annotate(frame, self.runs, what="fit.predict", stacklevel=2)
         frame.attrs["prob"] = prob
         return frame
 
@@ -480,6 +490,12 @@ class ScalingFit:
                 + table.to_html(float_format=lambda v: f"{v:.4g}")
                 + "<p>Next: <code>fit.summary()</code>, <code>fit.predict(new_runs)</code>, "
                   "<code>fit.save('fit.nc')</code></p>")
+
+    def model_checks(self, prob=0.99) -> pd.DataFrame:
+        """Prior-data conflict and heavy-tail checks; see :func:`bayescale.conflicts.model_checks`."""
+        from .conflicts import model_checks
+
+        return model_checks(self, prob)
 
 
 def _check_prob(prob):

@@ -17,12 +17,15 @@ Definitions used throughout:
 from __future__ import annotations
 
 import html
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .allocation import _budgets, _check_prob, _interval, _positive, optimal_allocation, posterior_params
+from .errors import ExtrapolationWarning
+from .extrapolation import annotate, warn_extrapolation
 from .laws import NUMPY
 from .units import format_count, format_flops, format_plan, parse_plan, parse_quantity
 
@@ -105,7 +108,12 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
         ``curve_lower/upper``, ``new_run_lower/upper``, (``p_target``),
         ``penalty_median/lower/upper`` (expected loss of the row's plan minus
         the optimum at the same compute, per posterior draw: >= 0, and > 0
-        for a plan off the optimum), ``converged``. ``attrs``: ``prob``,
+        for a plan off the optimum), ``beyond_C``, ``beyond_N``,
+        ``beyond_D``, ``beyond`` (decades outside the fitted runs' range,
+        :mod:`bayescale.extrapolation`), ``tokens_per_param_outside``,
+        ``converged``; one :class:`~bayescale.errors.ExtrapolationWarning`
+        when a row lies more than one decade out or off the runs' tokens per
+        parameter. ``attrs``: ``prob``,
         ``target``, ``flops_per_param_token``, ``max_unique_tokens``.
 
     Examples
@@ -116,10 +124,14 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
     if budget is None and plan is None:
         raise ValueError("risk needs at least one budget (FLOPs) or one plan (N, D)")
     if isinstance(group, (list, tuple)):
-        frames = [risk(fit, budget, target=target, plan=plan, prob=prob, flops_per_param_token=flops_per_param_token,
-                       max_unique_tokens=max_unique_tokens, random_seed=random_seed, group=g) for g in group]
+        with warnings.catch_warnings():  # one warning for the whole table, below
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            frames = [risk(fit, budget, target=target, plan=plan, prob=prob,
+                           flops_per_param_token=flops_per_param_token, max_unique_tokens=max_unique_tokens,
+                           random_seed=random_seed, group=g) for g in group]
         out = pd.concat(frames, ignore_index=True)
         out.attrs.update(frames[0].attrs)
+        warn_extrapolation(out, fit.runs, what="risk", tokens_per_param="tokens_per_param", stacklevel=3)
         return out
     law = fit.model.law
     params = posterior_params(fit, group, random_seed)
@@ -159,6 +171,7 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
     if target is not None:
         frame["p_target"] = (new <= target).mean(axis=0)
     frame["penalty_median"], frame["penalty_lower"], frame["penalty_upper"] = _interval(curve - best, prob)
+    annotate(frame, fit.runs, what="risk", tokens_per_param="tokens_per_param", stacklevel=3)
     frame["converged"] = bool(fit.converged)
     if grouped:
         frame.insert(0, "group", "new" if group is None else str(group))
@@ -214,7 +227,9 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
         ``status`` (``ok``; ``not reached by ...`` when even
         ``max_compute`` is not enough — e.g. a target below the irreducible
         loss — with C = inf; ``reached at or below ...`` when the smallest
-        compute searched already suffices), ``converged``.
+        compute searched already suffices), ``tokens_per_param``,
+        ``beyond_C``, ``beyond_N``, ``beyond_D``, ``beyond``,
+        ``tokens_per_param_outside`` (as in :func:`risk`), ``converged``.
 
     Examples
     --------
@@ -261,6 +276,9 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
         rows.append(dict(target=float(t), prob=prob, C=c, N=float(n[0]), D=float(d[0]), C_median_case=c_med,
                          status=status))
     frame = pd.DataFrame(rows)
+    with np.errstate(invalid="ignore"):
+        frame["tokens_per_param"] = frame["D"] / frame["N"]
+    annotate(frame, fit.runs, what="budget_for", tokens_per_param="tokens_per_param", stacklevel=3)
     frame["converged"] = bool(fit.converged)
     if getattr(fit.model, "hierarchical", False):
         frame.insert(0, "group", "new" if group is None else str(group))

@@ -19,7 +19,8 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 from . import datasets, laws, priors
 from .data import RunData, load_runs
-from .errors import BayescaleError, ConvergenceWarning, DataError, FileFormatError, SpecError
+from .errors import (BayescaleError, ConvergenceWarning, DataError, ExtrapolationWarning, FileFormatError,
+                     HeavyTailWarning, ModelCheckWarning, PriorDataConflictWarning, SpecError)
 from .fit import ScalingFit
 from .io import load
 from .laws import Law, available_laws, get_law, law
@@ -33,7 +34,7 @@ from .sbc import SBCResult, sbc
 from . import allocation, plots, risk, units
 from .allocation import optimal_allocation
 from .risk import to_html, to_markdown
-from . import checks, formula, hierarchy, selection
+from . import checks, conflicts, extrapolation, formula, hierarchy, selection
 from .checks import posterior_predictive, prior_predictive
 from .formula import formula_law
 from .selection import compare_loo
@@ -88,4 +89,10 @@ __all__ = [
     "SpecError",
     "FileFormatError",
     "ConvergenceWarning",
+    "ExtrapolationWarning",
+    "ModelCheckWarning",
+    "PriorDataConflictWarning",
+    "HeavyTailWarning",
+    "conflicts",
+    "extrapolation",
 ]

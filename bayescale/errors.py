@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["BayescaleError", "DataError", "SpecError", "FileFormatError", "ConvergenceWarning"]
+__all__ = [
+    "BayescaleError",
+    "DataError",
+    "SpecError",
+    "FileFormatError",
+    "ConvergenceWarning",
+    "ExtrapolationWarning",
+    "ModelCheckWarning",
+    "PriorDataConflictWarning",
+    "HeavyTailWarning",
+]
 
 
 class BayescaleError(Exception):
@@ -58,3 +68,39 @@ class FileFormatError(BayescaleError, OSError):
 
 class ConvergenceWarning(UserWarning):
     """The sampler's diagnostics say the posterior may not be trustworthy."""
+
+
+class ExtrapolationWarning(UserWarning):
+    """A table reaches far outside the fitted runs.
+
+    Issued once per prediction, allocation or risk table when a row lies more
+    than :data:`bayescale.extrapolation.WARN_DECADES` (one decade) of compute,
+    parameters or tokens outside the range of the fitted runs, or when an
+    allocation's tokens per parameter lie outside the runs' range. The
+    ``beyond*`` and ``tokens_per_param_outside`` columns of the table say
+    which rows.
+    """
+
+
+class ModelCheckWarning(UserWarning):
+    """Base class of the model checks made when a fit is created (:mod:`bayescale.conflicts`).
+
+    Filter this class to silence every check; each check has its own subclass.
+    """
+
+
+class PriorDataConflictWarning(ModelCheckWarning):
+    """A parameter's posterior median lies outside its prior's central 99% interval.
+
+    The data pull the parameter where the prior says it almost surely is not:
+    either the prior is wrong for these runs or the law does not describe
+    them. See :meth:`bayescale.ScalingFit.model_checks`.
+    """
+
+
+class HeavyTailWarning(ModelCheckWarning):
+    """The Student-t likelihood's degrees of freedom nu have posterior median below 2.
+
+    The run-to-run noise then has no finite variance, so the new-run band is
+    dominated by the tails and is not meaningful as a range for one run.
+    """

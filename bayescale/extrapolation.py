@@ -8,17 +8,24 @@ fitted range.
 
 :class:`Reach` is the fitted range; :func:`decades_beyond` measures new points
 against it. Both are plain NumPy and pandas, used by the result objects and
-their tables.
+their tables. :func:`annotate` adds the distance columns to a table and
+issues one :class:`~bayescale.errors.ExtrapolationWarning` per table when a
+row lies more than :data:`WARN_DECADES` outside the fitted range, or when a
+plan's tokens per parameter lie outside those of the runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["Reach", "decades_beyond", "QUANTITIES", "WARN_DECADES"]
+from .errors import ExtrapolationWarning
+
+__all__ = ["Reach", "decades_beyond", "annotate", "warn_extrapolation", "extrapolation_message", "QUANTITIES", "WARN_DECADES"]
 
 #: Quantities whose range is measured, in this order.
 QUANTITIES = ("C", "N", "D")
@@ -108,10 +115,144 @@ def decades_beyond(reach: Reach, values: dict) -> pd.DataFrame:
         if q in values and q in reach.upper:
             x = np.asarray(values[q], dtype=float).ravel()
             n = x.size
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 up = np.log10(x / reach.upper[q])
                 down = np.log10(reach.lower[q] / x)
-            cols[f"beyond_{q}"] = np.maximum(np.maximum(up, down), 0.0)
+            dist = np.maximum(np.maximum(up, down), 0.0)
+            cols[f"beyond_{q}"] = np.where(np.isfinite(x) & (x > 0), dist, np.nan)
     frame = pd.DataFrame(cols, index=pd.RangeIndex(n or 0))
     frame["beyond"] = frame.max(axis=1) if cols else 0.0
     return frame
+
+
+# ------------------------------------------------------------------ tables
+_WORDS = {"C": "compute", "N": "parameters", "D": "tokens"}
+
+
+def _edge(q, value) -> str:
+    from .units import format_count, format_flops
+
+    return format_flops(value) if q == "C" else f"{format_count(value)} {_WORDS[q]}"
+
+
+def annotate(frame: pd.DataFrame, runs, *, n="N", d="D", c="C", flops_per_param_token=6.0,
+             tokens_per_param=None, what="table", warn=True, stacklevel=2) -> pd.DataFrame:
+    """Add the extrapolation columns to a prediction, allocation or risk table, and warn past the threshold.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The table, one row per point; changed in place and returned.
+    runs : RunData or Reach
+        The fitted runs (or their range).
+    n, d, c : str
+        Columns holding N, D and C (e.g. ``"N_median"`` in an allocation
+        table). Missing columns are skipped; where ``C`` is missing and both
+        N and D are present, C = k N D.
+    flops_per_param_token : float, default 6
+        k in ``C = k N D``.
+    tokens_per_param : str, optional
+        Column of the rows' tokens per parameter (e.g.
+        ``"tokens_per_param_median"``): adds ``tokens_per_param_outside``,
+        True where it lies outside ``Reach.tokens_per_param`` of the runs.
+    what : str
+        Name of the table in the warning (``"fit.predict"``).
+    warn : bool, default True
+        Issue the :class:`~bayescale.errors.ExtrapolationWarning`
+        (:func:`warn_extrapolation`).
+    stacklevel : int, default 2
+        As for :func:`warnings.warn` called by the caller of this function.
+
+    Returns
+    -------
+    DataFrame
+        ``frame`` with ``beyond_C``, ``beyond_N``, ``beyond_D`` (those
+        measurable), ``beyond`` (their maximum; NaN where the row has no
+        finite inputs) and, with ``tokens_per_param``,
+        ``tokens_per_param_outside``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> reach = Reach({"C": 1e18, "N": 1e7, "D": 1e9}, {"C": 1e21, "N": 1e9, "D": 1e11}, (1.0, 100.0))
+    >>> t = annotate(pd.DataFrame({"N": [1e8], "D": [2e9]}), reach)
+    >>> t[["beyond_C", "beyond_N", "beyond_D", "beyond"]].round(2).to_dict("records")
+    [{'beyond_C': 0.0, 'beyond_N': 0.0, 'beyond_D': 0.0, 'beyond': 0.0}]
+    """
+    reach = runs if isinstance(runs, Reach) else Reach.from_runs(runs)
+    values = {q: frame[col].to_numpy(dtype=float) for q, col in (("N", n), ("D", d), ("C", c)) if col in frame}
+    if "C" not in values and "N" in values and "D" in values:
+        values["C"] = float(flops_per_param_token) * values["N"] * values["D"]
+    dist = decades_beyond(reach, values)
+    for q in QUANTITIES:
+        col = f"beyond_{q}"
+        if col in dist:
+            frame[col] = dist[col].to_numpy()
+    frame["beyond"] = dist["beyond"].to_numpy() if len(dist) == len(frame) else np.nan
+    if tokens_per_param is not None:
+        lo, hi = reach.tokens_per_param
+        tpp = frame[tokens_per_param].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            frame["tokens_per_param_outside"] = (tpp < lo) | (tpp > hi) if np.isfinite(lo) else False
+    if warn:
+        warn_extrapolation(frame, reach, what=what, n=n, d=d, c=c, tokens_per_param=tokens_per_param,
+                           flops_per_param_token=flops_per_param_token, stacklevel=stacklevel + 1)
+    return frame
+
+
+def extrapolation_message(frame: pd.DataFrame, reach: Reach, *, what="table", n="N", d="D", c="C",
+                          tokens_per_param=None, flops_per_param_token=6.0) -> str | None:
+    """The text of the warning :func:`warn_extrapolation` issues for an annotated table, or None."""
+    parts = []
+    far = frame["beyond"].to_numpy(dtype=float) if "beyond" in frame else np.array([])
+    far = np.where(np.isfinite(far), far, -np.inf)
+    over = far > WARN_DECADES
+    if over.any():
+        row = int(np.argmax(far))
+        cols = {q: frame[f"beyond_{q}"].to_numpy(dtype=float)[row] for q in QUANTITIES if f"beyond_{q}" in frame}
+        q = max(cols, key=lambda k: cols[k] if np.isfinite(cols[k]) else -np.inf)
+        source = {"N": n, "D": d, "C": c}[q]
+        if source in frame:
+            x = float(frame[source].to_numpy(dtype=float)[row])
+        else:  # C derived from N and D
+            x = float(flops_per_param_token * frame[n].to_numpy(dtype=float)[row] * frame[d].to_numpy(dtype=float)[row])
+        above = x > reach.upper[q]
+        edge = (f"beyond the largest fitted run ({_edge(q, reach.upper[q])})" if above
+                else f"below the smallest fitted run ({_edge(q, reach.lower[q])})")
+        head = f"{what}: " if what else ""
+        count = f"{int(over.sum())} of {len(frame)} rows lie" if len(frame) > 1 else "the row lies"
+        parts.append(
+            f"{head}{count} more than {WARN_DECADES:g} decade outside the fitted range; the farthest is "
+            f"{cols[q]:.1f} decades of {_WORDS[q]} {edge}: the law's form is untested there; read the bands "
+            "as the uncertainty of this law's parameters, not as the range of losses a run there can reach")
+    if tokens_per_param is not None and "tokens_per_param_outside" in frame and frame["tokens_per_param_outside"].any():
+        lo, hi = reach.tokens_per_param
+        rows = np.flatnonzero(frame["tokens_per_param_outside"].to_numpy(dtype=bool))
+        tpp = frame[tokens_per_param].to_numpy(dtype=float)
+        worst = rows[np.argmax(np.abs(np.log(tpp[rows] / np.sqrt(lo * hi))))]
+        at = ""
+        if c in frame:
+            from .units import format_flops
+
+            at = f" at {format_flops(float(frame[c].to_numpy(dtype=float)[worst]))}"
+        parts.append(
+            f"{what + ': ' if what else ''}the plan{at} uses {tpp[worst]:.3g} tokens per parameter while the fitted "
+            f"runs span {lo:.3g}-{hi:.3g} ({len(rows)} of {len(frame)} rows outside): the law's trade-off between "
+            "parameters and tokens is untested there")
+    return "\n".join(parts) if parts else None
+
+
+def warn_extrapolation(frame: pd.DataFrame, runs, *, what="table", n="N", d="D", c="C", tokens_per_param=None,
+                       flops_per_param_token=6.0, stacklevel=2) -> None:
+    """One :class:`~bayescale.errors.ExtrapolationWarning` for an annotated table, if it reaches too far.
+
+    The table must carry the columns of :func:`annotate`. The text names how
+    many rows lie more than :data:`WARN_DECADES` outside the fitted range and
+    how far the farthest lies, in which quantity and past which edge; and,
+    for allocation tables, the tokens per parameter outside the runs' range.
+    """
+    reach = runs if isinstance(runs, Reach) else Reach.from_runs(runs)
+    text = extrapolation_message(frame, reach, what=what, n=n, d=d, c=c, tokens_per_param=tokens_per_param,
+                                 flops_per_param_token=flops_per_param_token)
+    if text:
+        warnings.warn(text, ExtrapolationWarning, stacklevel=stacklevel + 1)

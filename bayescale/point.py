@@ -726,8 +726,11 @@ class PointFit:
         >>> import bayescale as bs
         >>> fit = bs.Approach3().fit(bs.datasets.load_chinchilla(drop_outliers=True))
         >>> fit.predict({"N": [70e9], "D": [1.4e12]}).columns.tolist()  # doctest: +NORMALIZE_WHITESPACE
-        ['N', 'D', 'C', 'loss_median', 'curve_lower', 'curve_upper', 'new_run_lower', 'new_run_upper']
+        ['N', 'D', 'C', 'loss_median', 'curve_lower', 'curve_upper', 'new_run_lower', 'new_run_upper',
+         'beyond_C', 'beyond_N', 'beyond_D', 'beyond']
         """
+        from .extrapolation import annotate
+
         _check_prob(prob)
         runs = self._new_runs(new_runs, columns)
         lo, hi = (1 - prob) / 2, (1 + prob) / 2
@@ -744,6 +747,7 @@ class PointFit:
         else:
             frame["curve_lower"], frame["curve_upper"] = np.exp(np.quantile(curves, [lo, hi], axis=0))
             frame["new_run_lower"], frame["new_run_upper"] = np.exp(np.quantile(new, [lo, hi], axis=0))
+        annotate(frame, self.runs, what="predict", stacklevel=2)
         frame.attrs["prob"] = prob
         return frame
 
@@ -788,7 +792,8 @@ class PointFit:
         Same columns as :meth:`ScalingFit.allocate`: ``C``, then
         ``*_median``, ``*_lower``, ``*_upper`` for ``N``, ``D``,
         ``tokens_per_param`` and ``loss`` (plus ``U``, ``epochs`` for laws with
-        unique tokens, ``data_bound_prob`` with a data cap) and ``converged``.
+        unique tokens, ``data_bound_prob`` with a data cap), ``beyond_*``, ``beyond`` and
+        ``tokens_per_param_outside`` (:mod:`bayescale.extrapolation`) and ``converged``.
         ``*_median`` is the point estimate's allocation; the interval is the
         bootstrap percentile interval (degenerate without bootstrap).
 
@@ -800,6 +805,7 @@ class PointFit:
         17.9
         """
         from .allocation import optimal_allocation
+        from .extrapolation import annotate
 
         _check_prob(prob)
         c = _budgets(budget)
@@ -820,6 +826,9 @@ class PointFit:
         if max_unique_tokens is not None:
             bound = draws["data_bound"] if draws is not None else point["data_bound"][None]
             frame["data_bound_prob"] = bound.mean(axis=0)
+        annotate(frame, self.runs, what="allocate", n="N_median", d="D_median",
+                 tokens_per_param="tokens_per_param_median", flops_per_param_token=flops_per_param_token,
+                 stacklevel=2)
         frame["converged"] = self.success
         frame.attrs.update(prob=prob, law=self.law.name, flops_per_param_token=float(flops_per_param_token),
                            max_unique_tokens=None if max_unique_tokens is None else float(max_unique_tokens))
@@ -1102,6 +1111,11 @@ class IsoFLOPFit:
         frame["tokens_per_param_upper"] = np.exp(out["D"][2] - out["N"][1])
         for s in ("median", "lower", "upper"):
             frame[f"loss_{s}"] = np.nan
+        from .extrapolation import annotate
+
+        annotate(frame, self.runs, what="allocate", n="N_median", d="D_median",
+                 tokens_per_param="tokens_per_param_median", flops_per_param_token=self.model.flops_per_param_token,
+                 stacklevel=2)
         frame["converged"] = True
         frame.attrs.update(prob=prob, law="isoflop", flops_per_param_token=self.model.flops_per_param_token,
                            max_unique_tokens=None)

@@ -32,7 +32,8 @@ def test_idata_groups(chinchilla_fit):
 def test_predict_bands_are_nested(chinchilla_fit):
     new = pd.DataFrame({"N": [1e9, 70e9, 400e9], "D": [20e9, 1.4e12, 8e12]})
     pred = chinchilla_fit.predict(new, prob=0.9)
-    assert list(pred.columns[-5:]) == BANDS
+    assert list(pred.columns[-9:-4]) == BANDS
+    assert list(pred.columns[-4:]) == ["beyond_C", "beyond_N", "beyond_D", "beyond"]
     assert (pred["new_run_lower"] <= pred["curve_lower"]).all()
     assert (pred["curve_lower"] <= pred["loss_median"]).all()
     assert (pred["loss_median"] <= pred["curve_upper"]).all()

@@ -394,12 +394,12 @@ def run_sampler(smodel, runs, settings):
         t_sample += seconds
         timing = {"setup_seconds": t_mode - t0, "sampling_seconds": t_sample,
                   "total_seconds": time.perf_counter() - t0, "attempts": i + 1}
-        last = i == len(attempts) - 1
-        with warnings.catch_warnings():
-            if not last:
-                warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             fit = ScalingFit._from_sampling(smodel, runs, priors, scale, trace, attempt, timing)
-        if last or fit.converged:
+        if i == len(attempts) - 1 or fit.converged:
+            for w in caught:  # the warnings of the fit returned, not of the attempts discarded
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             return fit
 
 

@@ -1,7 +1,6 @@
 """The leave-future-out calibration suite: catalogue, scores with known answers, one end-to-end run."""
 
 import doctest
-import time
 
 import numpy as np
 import pandas as pd
@@ -181,14 +180,12 @@ def test_docstring_examples_run():
 
 
 def test_ci_subset_end_to_end_with_the_default_model():
-    t0 = time.perf_counter()
     result = calibrate({"bayes": bs.ScalingModel}, "ci")
-    seconds = time.perf_counter() - t0
     table = result.table
     assert len(table) == 3 and (table["error"] == "").all()
     assert table["converged"].all(), table[["split", "converged"]]
     for col in ("coverage_50", "coverage_80", "coverage_90", "rel_width_90", "interval_score_90", "crps",
-                "mape", "seconds"):
+                "mape"):
         assert np.isfinite(table[col]).all(), col
     assert ((table["coverage_50"] <= table["coverage_80"]) & (table["coverage_80"] <= table["coverage_90"])).all()
     assert len(result.runs) == table["n_test"].sum()
@@ -196,4 +193,3 @@ def test_ci_subset_end_to_end_with_the_default_model():
     assert set(pooled["family"]) == {"chinchilla", "porian", "all"}
     assert pooled.loc[pooled["family"] == "all", "n_runs"].item() == len(result.runs)
     assert len(result.plot().axes) == 2
-    assert seconds < 120

@@ -27,8 +27,8 @@ from .errors import ExtrapolationWarning
 
 __all__ = ["Reach", "decades_beyond", "annotate", "warn_extrapolation", "extrapolation_message", "QUANTITIES", "WARN_DECADES"]
 
-#: Quantities whose range is measured, in this order.
-QUANTITIES = ("C", "N", "D")
+#: Quantities whose range is measured, in this order (``epochs`` = D / U, for runs with unique tokens U).
+QUANTITIES = ("C", "N", "D", "epochs")
 
 #: Extrapolation distance (decades of any quantity) past which tables warn. One decade beyond the
 #: largest run is where leave-future-out errors on the bundled real ladders grow past the noise.
@@ -42,7 +42,8 @@ class Reach:
     Attributes
     ----------
     lower, upper : dict
-        ``{quantity: value}`` for each of ``C``, ``N``, ``D`` the runs have.
+        ``{quantity: value}`` for each of ``C``, ``N``, ``D`` the runs have,
+        and ``epochs`` (D / U) for runs with unique tokens ``U``.
     tokens_per_param : tuple of float
         Smallest and largest D / N of the runs (NaN without both N and D).
 
@@ -62,9 +63,10 @@ class Reach:
     def from_frame(cls, frame: pd.DataFrame) -> "Reach":
         """The range of the canonical columns of a run table (e.g. ``RunData.frame``)."""
         lower, upper = {}, {}
+        columns = _with_epochs({q: frame[q] for q in ("C", "N", "D", "U") if q in frame})
         for q in QUANTITIES:
-            if q in frame:
-                values = frame[q].to_numpy(dtype=float)
+            if q in columns:
+                values = np.asarray(columns[q], dtype=float)
                 values = values[np.isfinite(values) & (values > 0)]
                 if values.size:
                     lower[q], upper[q] = float(values.min()), float(values.max())
@@ -91,7 +93,8 @@ def decades_beyond(reach: Reach, values: dict) -> pd.DataFrame:
         The fitted range.
     values : dict
         ``{quantity: array}`` of the new points, for any of ``C``, ``N``,
-        ``D`` (missing ones are skipped; ``C`` is not derived here).
+        ``D``, ``epochs`` (missing ones are skipped; ``C`` is not derived
+        here, ``epochs`` is, from ``D`` and ``U``).
 
     Returns
     -------
@@ -111,6 +114,7 @@ def decades_beyond(reach: Reach, values: dict) -> pd.DataFrame:
     """
     cols = {}
     n = None
+    values = _with_epochs(values)
     for q in QUANTITIES:
         if q in values and q in reach.upper:
             x = np.asarray(values[q], dtype=float).ravel()
@@ -125,18 +129,47 @@ def decades_beyond(reach: Reach, values: dict) -> pd.DataFrame:
     return frame
 
 
+def _with_epochs(values: dict) -> dict:
+    """``values`` with ``epochs = D / U`` added where both are given and epochs is not."""
+    if "epochs" in values or "D" not in values or "U" not in values:
+        return values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        epochs = np.asarray(values["D"], dtype=float) / np.asarray(values["U"], dtype=float)
+    return {**values, "epochs": epochs}
+
+
 # ------------------------------------------------------------------ tables
-_WORDS = {"C": "compute", "N": "parameters", "D": "tokens"}
+#: What the bands of a table hold far out, without and with the model's form uncertainty.
+_BANDS_HOLD = {
+    False: ("the law's form is untested there; read the bands as the uncertainty of this law's parameters, not "
+            "as the range of losses a run there can reach"),
+    True: ("the bands include the law's form uncertainty, which grows with this distance (bayescale.form); it "
+           "was calibrated on held-out real runs up to about 3 decades out"),
+}
+_WORDS = {"C": "compute", "N": "parameters", "D": "tokens", "epochs": "repeated epochs"}
 
 
 def _edge(q, value) -> str:
     from .units import format_count, format_flops
 
+    if q == "epochs":
+        return f"{value:.3g} epochs"
     return format_flops(value) if q == "C" else f"{format_count(value)} {_WORDS[q]}"
 
 
+def _table_values(frame, n, d, c, flops_per_param_token) -> dict:
+    """The C, N, D (and epochs or U) columns of a table as arrays; C = k N D where it is missing."""
+    values = {q: frame[col].to_numpy(dtype=float) for q, col in (("N", n), ("D", d), ("C", c)) if col in frame}
+    if "C" not in values and "N" in values and "D" in values:
+        values["C"] = float(flops_per_param_token) * values["N"] * values["D"]
+    for q, col in (("epochs", "epochs_median"), ("epochs", "epochs"), ("U", "U")):
+        if col in frame and q not in values:
+            values[q] = frame[col].to_numpy(dtype=float)
+    return values
+
+
 def annotate(frame: pd.DataFrame, runs, *, n="N", d="D", c="C", flops_per_param_token=6.0,
-             tokens_per_param=None, what="table", warn=True, stacklevel=2) -> pd.DataFrame:
+             tokens_per_param=None, what="table", warn=True, form=None, stacklevel=2) -> pd.DataFrame:
     """Add the extrapolation columns to a prediction, allocation or risk table, and warn past the threshold.
 
     Parameters
@@ -160,6 +193,9 @@ def annotate(frame: pd.DataFrame, runs, *, n="N", d="D", c="C", flops_per_param_
     warn : bool, default True
         Issue the :class:`~bayescale.errors.ExtrapolationWarning`
         (:func:`warn_extrapolation`).
+    form : FormUncertainty, optional
+        The form uncertainty the table's bands carry (the fit's
+        ``model.form_uncertainty``); the warning says what the bands hold.
     stacklevel : int, default 2
         As for :func:`warnings.warn` called by the caller of this function.
 
@@ -180,9 +216,7 @@ def annotate(frame: pd.DataFrame, runs, *, n="N", d="D", c="C", flops_per_param_
     [{'beyond_C': 0.0, 'beyond_N': 0.0, 'beyond_D': 0.0, 'beyond': 0.0}]
     """
     reach = runs if isinstance(runs, Reach) else Reach.from_runs(runs)
-    values = {q: frame[col].to_numpy(dtype=float) for q, col in (("N", n), ("D", d), ("C", c)) if col in frame}
-    if "C" not in values and "N" in values and "D" in values:
-        values["C"] = float(flops_per_param_token) * values["N"] * values["D"]
+    values = _table_values(frame, n, d, c, flops_per_param_token)
     dist = decades_beyond(reach, values)
     for q in QUANTITIES:
         col = f"beyond_{q}"
@@ -196,12 +230,12 @@ def annotate(frame: pd.DataFrame, runs, *, n="N", d="D", c="C", flops_per_param_
             frame["tokens_per_param_outside"] = (tpp < lo) | (tpp > hi) if np.isfinite(lo) else False
     if warn:
         warn_extrapolation(frame, reach, what=what, n=n, d=d, c=c, tokens_per_param=tokens_per_param,
-                           flops_per_param_token=flops_per_param_token, stacklevel=stacklevel + 1)
+                           flops_per_param_token=flops_per_param_token, form=form, stacklevel=stacklevel + 1)
     return frame
 
 
 def extrapolation_message(frame: pd.DataFrame, reach: Reach, *, what="table", n="N", d="D", c="C",
-                          tokens_per_param=None, flops_per_param_token=6.0) -> str | None:
+                          tokens_per_param=None, flops_per_param_token=6.0, form=None) -> str | None:
     """The text of the warning :func:`warn_extrapolation` issues for an annotated table, or None."""
     parts = []
     far = frame["beyond"].to_numpy(dtype=float) if "beyond" in frame else np.array([])
@@ -211,11 +245,7 @@ def extrapolation_message(frame: pd.DataFrame, reach: Reach, *, what="table", n=
         row = int(np.argmax(far))
         cols = {q: frame[f"beyond_{q}"].to_numpy(dtype=float)[row] for q in QUANTITIES if f"beyond_{q}" in frame}
         q = max(cols, key=lambda k: cols[k] if np.isfinite(cols[k]) else -np.inf)
-        source = {"N": n, "D": d, "C": c}[q]
-        if source in frame:
-            x = float(frame[source].to_numpy(dtype=float)[row])
-        else:  # C derived from N and D
-            x = float(flops_per_param_token * frame[n].to_numpy(dtype=float)[row] * frame[d].to_numpy(dtype=float)[row])
+        x = float(_with_epochs(_table_values(frame, n, d, c, flops_per_param_token))[q][row])
         above = x > reach.upper[q]
         edge = (f"beyond the largest fitted run ({_edge(q, reach.upper[q])})" if above
                 else f"below the smallest fitted run ({_edge(q, reach.lower[q])})")
@@ -223,8 +253,7 @@ def extrapolation_message(frame: pd.DataFrame, reach: Reach, *, what="table", n=
         count = f"{int(over.sum())} of {len(frame)} rows lie" if len(frame) > 1 else "the row lies"
         parts.append(
             f"{head}{count} more than {WARN_DECADES:g} decade outside the fitted range; the farthest is "
-            f"{cols[q]:.1f} decades of {_WORDS[q]} {edge}: the law's form is untested there; read the bands "
-            "as the uncertainty of this law's parameters, not as the range of losses a run there can reach")
+            f"{cols[q]:.1f} decades of {_WORDS[q]} {edge}: " + _BANDS_HOLD[form is not None])
     if tokens_per_param is not None and "tokens_per_param_outside" in frame and frame["tokens_per_param_outside"].any():
         lo, hi = reach.tokens_per_param
         rows = np.flatnonzero(frame["tokens_per_param_outside"].to_numpy(dtype=bool))
@@ -243,7 +272,7 @@ def extrapolation_message(frame: pd.DataFrame, reach: Reach, *, what="table", n=
 
 
 def warn_extrapolation(frame: pd.DataFrame, runs, *, what="table", n="N", d="D", c="C", tokens_per_param=None,
-                       flops_per_param_token=6.0, stacklevel=2) -> None:
+                       flops_per_param_token=6.0, form=None, stacklevel=2) -> None:
     """One :class:`~bayescale.errors.ExtrapolationWarning` for an annotated table, if it reaches too far.
 
     The table must carry the columns of :func:`annotate`. The text names how
@@ -253,6 +282,6 @@ def warn_extrapolation(frame: pd.DataFrame, runs, *, what="table", n="N", d="D",
     """
     reach = runs if isinstance(runs, Reach) else Reach.from_runs(runs)
     text = extrapolation_message(frame, reach, what=what, n=n, d=d, c=c, tokens_per_param=tokens_per_param,
-                                 flops_per_param_token=flops_per_param_token)
+                                 flops_per_param_token=flops_per_param_token, form=form)
     if text:
         warnings.warn(text, ExtrapolationWarning, stacklevel=stacklevel + 1)

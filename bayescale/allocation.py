@@ -26,6 +26,7 @@ import numpy as np
 
 from .errors import SpecError
 from .fit import _check_prob  # noqa: F401  (re-exported for risk and plots)
+from .form import irreducible_draws, shift_allocation, shift_crossover
 from .laws import NUMPY, get_law
 
 __all__ = ["chinchilla_optimum", "optimal_allocation", "crossover_compute", "allocate", "allocate_draws"]
@@ -357,7 +358,9 @@ def allocate_draws(fit, budget, *, flops_per_param_token=6.0, max_unique_tokens=
     xarray.Dataset
         ``N``, ``D``, ``tokens_per_param``, ``loss`` (expected loss at the
         optimum), ``data_bound`` (and ``U``, ``epochs`` for laws with unique
-        tokens), dims ``(chain, draw, budget)`` — the posterior's own chain
+        tokens), dims ``(chain, draw, budget)``. Budgets beyond the fitted
+        runs' compute include the model's form uncertainty in N_opt, D_opt
+        and the loss (:func:`bayescale.form.shift_allocation`) — the posterior's own chain
         and draw dimensions, so ArviZ functions apply; use
         ``ds.stack(sample=("chain", "draw"))`` for one flat draw dimension.
         Coordinate ``budget`` holds the FLOPs.
@@ -373,6 +376,7 @@ def allocate_draws(fit, budget, *, flops_per_param_token=6.0, max_unique_tokens=
     params = posterior_params(fit, group)
     out = optimal_allocation(fit.model.law, params, c, flops_per_param_token=flops_per_param_token,
                              max_unique_tokens=max_unique_tokens)
+    out = shift_allocation(fit, out, c, float(flops_per_param_token), max_unique_tokens, irreducible_draws(fit, params))
     post = fit.posterior
     dims = (*SAMPLE_DIMS, "budget")
     coords = {"chain": post["chain"].values, "draw": post["draw"].values, "budget": c}
@@ -451,7 +455,8 @@ def allocate(fit, budget, *, prob=0.9, flops_per_param_token=6.0, max_unique_tok
                                max_unique_tokens=max_unique_tokens, group=g) for g in group]
         out = pd.concat(frames, ignore_index=True)
         out.attrs.update(frames[0].attrs)
-        warn_extrapolation(out, fit.runs, what="allocate", stacklevel=3, **reach_cols)
+        warn_extrapolation(out, fit.runs, what="allocate",
+                           stacklevel=3, **reach_cols, form=fit.model.form_uncertainty)
         return out
     ds = allocate_draws(fit, budget, flops_per_param_token=flops_per_param_token,
                         max_unique_tokens=max_unique_tokens, group=group)
@@ -467,10 +472,11 @@ def allocate(fit, budget, *, prob=0.9, flops_per_param_token=6.0, max_unique_tok
         frame[f"{name}_median"], frame[f"{name}_lower"], frame[f"{name}_upper"] = _interval(flat, prob)
     if max_unique_tokens is not None:
         frame["data_bound_prob"] = ds["data_bound"].values.reshape(-1, c.size).mean(axis=0)
-        cross = crossover_compute(fit.model.law, posterior_params(fit, group), max_unique_tokens,
-                                  flops_per_param_token=flops_per_param_token).ravel()
+        params = posterior_params(fit, group)
+        cross = crossover_compute(fit.model.law, params, max_unique_tokens, flops_per_param_token=flops_per_param_token)
+        cross = shift_crossover(fit, params, cross, max_unique_tokens, flops_per_param_token).ravel()
         frame["crossover_C_median"], frame["crossover_C_lower"], frame["crossover_C_upper"] = _interval(cross, prob)
-    annotate(frame, fit.runs, what="allocate", stacklevel=3, **reach_cols)
+    annotate(frame, fit.runs, what="allocate", stacklevel=3, **reach_cols, form=fit.model.form_uncertainty)
     frame["converged"] = bool(fit.converged)
     frame.attrs.update(prob=prob, law=fit.model.law.name, flops_per_param_token=float(flops_per_param_token),
                        max_unique_tokens=None if max_unique_tokens is None else float(max_unique_tokens))

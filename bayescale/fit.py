@@ -11,6 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ConvergenceWarning
+from .form import irreducible_draws, shift_log_loss
 from .laws import NUMPY
 
 __all__ = ["ScalingFit", "FORMAT_VERSION"]
@@ -248,6 +249,27 @@ class ScalingFit:
 
         return plot_groups(self, params, prob, compare=compare, truth=truth)
 
+    def residuals(self) -> np.ndarray:
+        """Log-loss residual of each fitted run: log(observed loss) minus the posterior-median curve.
+
+        Returns
+        -------
+        ndarray
+            One value per run of :attr:`runs`, in their order (for a fit with
+            groups, each run against its group's curve).
+
+        Examples
+        --------
+        >>> r = fit.residuals()  # doctest: +SKIP
+        >>> float(1.4826 * np.median(np.abs(r - np.median(r))))  # robust scale, as bayescale.form uses  # doctest: +SKIP
+        0.0041
+        """
+        if getattr(self, "_residuals", None) is None:
+            params, _ = self._row_params(self.runs)
+            curve = self._log_curve(self.runs.inputs(self.model.law.inputs), params)
+            self._residuals = np.log(self.runs.loss) - np.median(curve.reshape(-1, self.runs.n_runs), axis=0)
+        return self._residuals.copy()
+
     def _row_params(self, runs, group=None, random_seed=None):
         """Parameter draws per row of `runs`: arrays (chain, draw, n) or (chain, draw, 1); row group labels."""
         if not self.model.hierarchical:
@@ -288,11 +310,15 @@ class ScalingFit:
         -------
         xarray.Dataset
             ``expected_loss`` (the law's curve) and ``new_run_loss`` (a new
-            run, with run-to-run noise), dims (chain, draw, run).
+            run, with run-to-run noise), dims (chain, draw, run). Beyond the
+            fitted runs both include the model's form uncertainty (the
+            discrepancy of :mod:`bayescale.form`, growing with the distance
+            from the fitted range; none with ``form_uncertainty=None``).
         """
         runs = self._new_runs(new_runs, columns)
         params, _ = self._row_params(runs, group, random_seed)
-        log_mu = self._log_curve(runs.inputs(self.model.law.inputs), params)
+        log_mu = shift_log_loss(self, self._log_curve(runs.inputs(self.model.law.inputs), params), runs.frame,
+                                irreducible_draws(self, params))
         rng = np.random.default_rng(self.settings["random_seed"] if random_seed is None else random_seed)
         post = self.posterior
         sigma = params["sigma"]
@@ -331,7 +357,8 @@ class ScalingFit:
 
             - ``loss_median``: posterior median of the expected loss L(N, D);
             - ``curve_lower``, ``curve_upper``: central interval of the
-              expected loss — how uncertain the fitted curve is there;
+              expected loss — how uncertain the fitted curve is there (its
+              parameters, and beyond the fitted runs the law's form);
             - ``new_run_lower``, ``new_run_upper``: central interval for the
               loss of one new run — the curve's uncertainty plus run-to-run
               noise. Use this band for "what will my run get".
@@ -368,7 +395,7 @@ class ScalingFit:
             from .hierarchy import group_labels
 
             frame["group"], frame["new_group"] = group_labels(self, runs, group)
-        annotate(frame, self.runs, what="fit.predict", stacklevel=2)
+        annotate(frame, self.runs, what="fit.predict", stacklevel=2, form=self.model.form_uncertainty)
         frame.attrs["prob"] = prob
         return frame
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import SpecError
+from .form import FormUncertainty, form_from_dict
 from .laws import PYTENSOR, Law, get_law
 from .priors import DataScale, LogNormal, Prior, default_prior
 
@@ -59,6 +60,14 @@ class ScalingModel:
         ``"independent"``. See :mod:`bayescale.hierarchy`. With partial
         pooling the prior of a parameter is the prior of its population value;
         ``priors`` may also set ``<name>_group_sd``.
+    form_uncertainty : FormUncertainty or None, default FormUncertainty()
+        How far the law's form may be off beyond the fitted runs: a
+        discrepancy that is zero inside the fitted range and grows with the
+        distance from it, added to predictions, allocations and risk (see
+        :mod:`bayescale.form`; the default rates come from leave-future-out
+        calibration on real ladders). ``None``: the law's form is taken as
+        known (simulations, SBC); bands then reflect parameter uncertainty
+        and run-to-run noise only.
 
     Attributes
     ----------
@@ -76,7 +85,8 @@ class ScalingModel:
     ('E', 'A', 'B', 'alpha', 'beta', 'sigma', 'nu', 'E_pop', 'E_group_sd')
     """
 
-    def __init__(self, law="chinchilla", *, priors=None, likelihood="student_t", pooling=None):
+    def __init__(self, law="chinchilla", *, priors=None, likelihood="student_t", pooling=None,
+                 form_uncertainty=FormUncertainty()):
         from .hierarchy import Pooling
 
         self.law: Law = get_law(law)
@@ -86,6 +96,7 @@ class ScalingModel:
         self.pooling = Pooling(pooling)
         self.pooling.check(self.law.param_names, self.param_names)
         self.priors = dict(priors or {})
+        self.form_uncertainty = form_from_dict(form_uncertainty)
         self.name = None
         self.description = None
         self.references = ()
@@ -290,13 +301,13 @@ class ScalingModel:
         """Plain-data specification, the same tables as a TOML spec in ``models/``.
 
         Law (a shipped law's name, or the formula table of a custom law),
-        likelihood, user priors, and when set: pooling, name, description,
-        references.
+        likelihood, user priors, form uncertainty (``False`` when off), and
+        when set: pooling, name, description, references.
 
         Examples
         --------
-        >>> ScalingModel("power_n").to_dict()
-        {'law': 'power_n', 'likelihood': 'student_t', 'priors': {}}
+        >>> ScalingModel("power_n", form_uncertainty=None).to_dict()
+        {'law': 'power_n', 'likelihood': 'student_t', 'priors': {}, 'form_uncertainty': False}
         >>> ScalingModel("power_n", pooling={"E": "partial"}).to_dict()["pooling"]
         {'E': 'partial'}
         """
@@ -305,6 +316,7 @@ class ScalingModel:
             "law": law,
             "likelihood": self.likelihood,
             "priors": {k: v.to_dict() for k, v in self.priors.items()},
+            "form_uncertainty": self.form_uncertainty.to_dict() if self.form_uncertainty else False,
         }
         if self.pooling:
             out["pooling"] = self.pooling.to_dict()
@@ -353,6 +365,8 @@ class ScalingModel:
         ]
         if self.name:
             lines.insert(1, f"  spec {self.name!r}" + (f": {self.description}" if self.description else ""))
+        lines.append(f"  {self.form_uncertainty}" if self.form_uncertainty
+                     else "  form uncertainty: off (the law's form is taken as known)")
         if self.pooling:
             lines.append("  by group: " + ", ".join(f"{k} {v}" for k, v in self.pooling.to_dict().items())
                          + "; other parameters shared")
@@ -370,8 +384,9 @@ class ScalingModel:
 
     def __repr__(self) -> str:
         pooling = f", pooling={self.pooling.to_dict()!r}" if self.pooling else ""
+        form = "" if self.form_uncertainty == FormUncertainty() else f", form_uncertainty={self.form_uncertainty!r}"
         return (f"ScalingModel(law={self.law.name!r}, likelihood={self.likelihood!r}, "
-                f"priors={{{', '.join(self.priors)}}}{pooling})")
+                f"priors={{{', '.join(self.priors)}}}{pooling}{form})")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .allocation import _budgets, _check_prob, optimal_allocation, posterior_params
+from .form import irreducible_draws, shift_allocation, shift_log_loss
 from .laws import NUMPY
 from .units import format_flops
 
@@ -75,9 +76,10 @@ def _frontier(fit, budgets, prob, flops_per_param_token, max_unique_tokens):
     budgets = None if budgets is None else _budgets(budgets)
     k = float(flops_per_param_token)
     grid = _compute_grid(fit, budgets, k)
-    out = optimal_allocation(fit.model.law, posterior_params(fit), grid, flops_per_param_token=k,
-                             max_unique_tokens=max_unique_tokens)
-    return probs, budgets, k, grid, out
+    params = posterior_params(fit)
+    out = optimal_allocation(fit.model.law, params, grid, flops_per_param_token=k, max_unique_tokens=max_unique_tokens)
+    return probs, budgets, k, grid, shift_allocation(fit, out, grid, k, max_unique_tokens,
+                                                     irreducible_draws(fit, params))
 
 
 def plot_frontier(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.0, max_unique_tokens=None,
@@ -230,7 +232,8 @@ def plot_isoflop(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.
         inputs = {"N": n, "D": d}
         if "U" in law.inputs:
             inputs["U"] = d
-        loss = np.exp(law.log_loss(inputs, pe, NUMPY))
+        loss = np.exp(shift_log_loss(fit, law.log_loss(inputs, pe, NUMPY), {"C": c, "N": n, "D": d},
+                                     irreducible_draws(fit, pe)))
         for i, p in enumerate(probs):
             lo, hi = _quantiles(loss, p)
             ax.fill_between(n, lo, hi, color=colour, alpha=0.12 + 0.12 * i, linewidth=0)

@@ -26,6 +26,7 @@ import pandas as pd
 from .allocation import _budgets, _check_prob, _interval, _positive, optimal_allocation, posterior_params
 from .errors import ExtrapolationWarning
 from .extrapolation import annotate, warn_extrapolation
+from .form import irreducible_draws, shift_log_loss
 from .laws import NUMPY
 from .units import format_count, format_flops, format_plan, parse_plan, parse_quantity
 
@@ -131,7 +132,8 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
                            random_seed=random_seed, group=g) for g in group]
         out = pd.concat(frames, ignore_index=True)
         out.attrs.update(frames[0].attrs)
-        warn_extrapolation(out, fit.runs, what="risk", tokens_per_param="tokens_per_param", stacklevel=3)
+        warn_extrapolation(out, fit.runs, what="risk", tokens_per_param="tokens_per_param",
+                           stacklevel=3, form=fit.model.form_uncertainty)
         return out
     law = fit.model.law
     params = posterior_params(fit, group, random_seed)
@@ -159,6 +161,11 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
     new = draws["new_run_loss"].values.reshape(-1, n.size)
     best = optimal_allocation(law, params, c, flops_per_param_token=k,
                               max_unique_tokens=cap)["loss"].reshape(-1, n.size)
+    # The plan's curve carries the form discrepancy at the plan; the optimum at the same compute shares it, so
+    # the penalty is the law's own, scaled alike.
+    floor = irreducible_draws(fit, {name: v[..., None] for name, v in params.items()})
+    best = np.exp(shift_log_loss(fit, np.log(best).reshape(draws["expected_loss"].shape), {"C": c, "N": n, "D": d},
+                                 floor)).reshape(-1, n.size)
     frame = pd.DataFrame({"kind": kinds, "label": [format_plan(a, b) for a, b in zip(n, d)],
                           "C": c, "N": n, "D": d, "tokens_per_param": d / n})
     if "U" in law.inputs:
@@ -171,7 +178,8 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
     if target is not None:
         frame["p_target"] = (new <= target).mean(axis=0)
     frame["penalty_median"], frame["penalty_lower"], frame["penalty_upper"] = _interval(curve - best, prob)
-    annotate(frame, fit.runs, what="risk", tokens_per_param="tokens_per_param", stacklevel=3)
+    annotate(frame, fit.runs, what="risk", tokens_per_param="tokens_per_param",
+             stacklevel=3, form=fit.model.form_uncertainty)
     frame["converged"] = bool(fit.converged)
     if grouped:
         frame.insert(0, "group", "new" if group is None else str(group))
@@ -189,16 +197,25 @@ def _run_noise(fit, random_seed, group=None):
     return (np.log(draws["new_run_loss"]) - np.log(draws["expected_loss"])).values[..., 0]
 
 
+#: Grid points (over log compute) that budget_for scans for the first compute reaching the probability.
+SCAN_POINTS = 241
+
+
 def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_tokens=None,
                random_seed=None, max_compute=1e40, group=None) -> pd.DataFrame:
     """Smallest compute at which the compute-optimal run reaches a target loss with a given probability.
 
     The probability is that of one new run (new-run predictive distribution,
     as ``p_target`` in :func:`risk`) of the compute-optimal plan at that
-    compute (posterior-median N_opt). It grows with compute, so the answer is
-    found by bisection on log C with each posterior draw's run-to-run noise
-    held fixed; ``risk(fit, C, target=target)["p_target"]`` at the returned
-    C is therefore about ``prob``.
+    compute (posterior-median N_opt). The answer is the first compute on a
+    grid of log C (:data:`SCAN_POINTS` points) that reaches ``prob``, refined
+    by bisection inside that step, with each posterior draw's run-to-run
+    noise and form discrepancy held fixed; ``risk(fit, C,
+    target=target)["p_target"]`` at the returned C is therefore about
+    ``prob``. Far beyond the fitted runs the law's form uncertainty widens
+    faster than the curve falls, so the probability can peak and fall
+    again: a target that needs that much extrapolation is reported as not
+    reached, with the peak probability.
 
     Parameters
     ----------
@@ -243,6 +260,7 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
     law = fit.model.law
     params = posterior_params(fit, group, random_seed)
     noise = _run_noise(fit, random_seed, group)
+    floor = irreducible_draws(fit, {name: v[..., None] for name, v in params.items()})
     runs = fit.runs.inputs(["N", "D"])
     observed = k * runs["N"] * runs["D"]
     log_lo = np.log(observed.min() / 1e3)
@@ -251,18 +269,26 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
     def log_new_run(log_c):
         c = float(np.exp(log_c))
         n, d = _median_plan(fit, c, k, cap, params)
-        log_l = law.log_loss(_plan_inputs(law, n[0], d[0], cap), params, NUMPY)
+        log_l = law.log_loss(_plan_inputs(law, n[0], d[0], cap), params, NUMPY)[..., None]
+        log_l = shift_log_loss(fit, log_l, {"C": [c], "N": n[:1], "D": d[:1]}, floor)[..., 0]
         return log_l + noise
 
     def p_reach(log_c, t):
         return float(np.mean(log_new_run(log_c) <= np.log(t)))
 
     def solve(t, p):
-        if p_reach(log_hi, t) < p:
-            return np.inf, f"not reached by {format_flops(np.exp(log_hi))}"
-        if p_reach(log_lo, t) >= p:
+        # Beyond the fitted runs the form uncertainty widens with compute, so the probability can rise and then
+        # fall again: scan a grid for the first compute that reaches p, then bisect inside that step.
+        grid = np.linspace(log_lo, log_hi, SCAN_POINTS)
+        reach = np.array([p_reach(g, t) >= p for g in grid])
+        if not reach.any():
+            best = max(p_reach(g, t) for g in grid)
+            return np.inf, (f"not reached by {format_flops(np.exp(log_hi))} (the probability peaks at {best:.2f}: "
+                            "the law's form uncertainty grows with the distance from the fitted runs)")
+        first = int(np.argmax(reach))
+        if first == 0:
             return float(np.exp(log_lo)), f"reached at or below {format_flops(np.exp(log_lo))}"
-        lo, hi = log_lo, log_hi
+        lo, hi = grid[first - 1], grid[first]
         while hi - lo > 1e-6:  # 1e-6 relative in C
             mid = 0.5 * (lo + hi)
             lo, hi = (lo, mid) if p_reach(mid, t) >= p else (mid, hi)
@@ -278,7 +304,8 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
     frame = pd.DataFrame(rows)
     with np.errstate(invalid="ignore"):
         frame["tokens_per_param"] = frame["D"] / frame["N"]
-    annotate(frame, fit.runs, what="budget_for", tokens_per_param="tokens_per_param", stacklevel=3)
+    annotate(frame, fit.runs, what="budget_for", tokens_per_param="tokens_per_param",
+             stacklevel=3, form=fit.model.form_uncertainty)
     frame["converged"] = bool(fit.converged)
     if getattr(fit.model, "hierarchical", False):
         frame.insert(0, "group", "new" if group is None else str(group))

@@ -33,6 +33,9 @@ Format (every table optional except ``law``)::
     [pooling]                            # needs a 'group' column in the runs
     E = "partial"
 
+    [form_uncertainty]                   # discrepancy beyond the fitted runs (bayescale.form);
+    loss_rate = 0.02                     # form_uncertainty = false: the law's form is known
+
 Formulas are parsed safely (:mod:`bayescale.formula`), never evaluated as
 Python. A fit saved to netCDF carries the same tables
 (:meth:`ScalingModel.to_dict`), so loading it rebuilds the model.
@@ -51,7 +54,7 @@ from .errors import SpecError
 __all__ = ["available_specs", "load_spec", "read_spec", "model_from_dict", "spec_path", "to_toml", "SPEC_KEYS"]
 
 #: Top-level keys of a spec.
-SPEC_KEYS = ("name", "description", "references", "law", "likelihood", "priors", "pooling")
+SPEC_KEYS = ("name", "description", "references", "law", "likelihood", "priors", "pooling", "form_uncertainty")
 LAW_KEYS = ("name", "formula", "inputs", "parameters", "description", "references")
 
 
@@ -140,7 +143,7 @@ def model_from_dict(d, source="model specification"):
     >>> model_from_dict({"law": "power_n", "prior": {}})
     Traceback (most recent call last):
     ...
-    bayescale.errors.SpecError: model specification: unknown key(s) ['prior']; valid keys: name, description, references, law, likelihood, priors, pooling
+    bayescale.errors.SpecError: model specification: unknown key(s) ['prior']; valid keys: name, description, references, law, likelihood, priors, pooling, form_uncertainty
     """
     from .formula import formula_law
     from .laws import get_law
@@ -194,7 +197,8 @@ def model_from_dict(d, source="model specification"):
         except SpecError as exc:
             _fail(source, f"prior of {name!r}: {exc}")
     try:
-        model = ScalingModel(law, priors=priors, likelihood=likelihood, pooling=d.get("pooling"))
+        kw = {"form_uncertainty": d["form_uncertainty"]} if "form_uncertainty" in d else {}
+        model = ScalingModel(law, priors=priors, likelihood=likelihood, pooling=d.get("pooling"), **kw)
     except SpecError as exc:
         _fail(source, str(exc))
     for key in ("name", "description"):
@@ -236,9 +240,10 @@ def to_toml(model) -> str:
     Examples
     --------
     >>> from bayescale.model import ScalingModel
-    >>> print(to_toml(ScalingModel("power_n", pooling={"E": "partial"})))
+    >>> print(to_toml(ScalingModel("power_n", pooling={"E": "partial"}, form_uncertainty=None)))
     law = "power_n"
     likelihood = "student_t"
+    form_uncertainty = false
     <BLANKLINE>
     [pooling]
     E = "partial"
@@ -252,12 +257,14 @@ def to_toml(model) -> str:
     if isinstance(d["law"], str):
         lines.append(f"law = {_value(d['law'])}")
     lines.append(f"likelihood = {_value(d['likelihood'])}")
+    if d.get("form_uncertainty") is False:
+        lines.append("form_uncertainty = false")
     if isinstance(d["law"], dict):
         law = dict(d["law"])
         params = law.pop("parameters")
         lines += ["", "[law]"] + [f"{_key(k)} = {_value(v)}" for k, v in law.items()]
         lines += ["", "[law.parameters]"] + [f"{_key(k)} = {_value(v)}" for k, v in params.items()]
-    for table in ("priors", "pooling"):
+    for table in ("priors", "pooling", "form_uncertainty"):
         if d.get(table):
             lines += ["", f"[{table}]"] + [f"{_key(k)} = {_value(v)}" for k, v in d[table].items()]
     return "\n".join(lines) + "\n"

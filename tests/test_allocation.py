@@ -218,11 +218,13 @@ def test_allocate_with_a_data_cap_reports_the_crossover(chinchilla_fit):
     table = chinchilla_fit.allocate([1e23, 1e24, 1e26], max_unique_tokens=cap)
     assert np.all(table["D_upper"] <= cap * (1 + 1e-12))
     assert list(table["data_bound_prob"]) == sorted(table["data_bound_prob"])  # binds more as C grows
-    assert table["data_bound_prob"].iloc[0] == 0 and table["data_bound_prob"].iloc[-1] == 1
-    # The crossover is where the unconstrained median plan needs exactly U tokens.
+    # At 1e23 FLOP (0.9 decades past the runs) the cap binds only in the tail of the allocation's form uncertainty.
+    assert table["data_bound_prob"].iloc[0] < 0.01 and table["data_bound_prob"].iloc[-1] == 1
+    # The crossover is where the unconstrained median plan needs exactly U tokens: at the median crossover, half
+    # of the draws' optimal plans need more than U (each draw's D_opt grows with C).
     c_med = table["crossover_C_median"].iloc[0]
-    free = chinchilla_fit.allocate(c_med)
-    assert free["D_median"].iloc[0] == pytest.approx(cap, rel=1e-6)
+    free = chinchilla_fit.allocate_draws(c_med)["D"].values.ravel()
+    assert abs(np.mean(free > cap) - 0.5) <= 1.0 / free.size
     assert table["crossover_C_lower"].iloc[0] < c_med < table["crossover_C_upper"].iloc[0]
     print(f"\ncompute at which 2T unique tokens bind: {c_med:.3g} FLOP "
           f"[{table['crossover_C_lower'].iloc[0]:.3g}, {table['crossover_C_upper'].iloc[0]:.3g}]")

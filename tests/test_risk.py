@@ -21,9 +21,11 @@ def test_risk_rows_and_columns(table):
     assert table.attrs["prob"] == 0.9 and table.attrs["target"] == 1.95
     for col in ("loss_median", "curve_lower", "new_run_upper", "p_target", "penalty_median", "converged"):
         assert col in table
-    # The new-run band contains the curve band (it adds run-to-run noise).
-    assert np.all(table["new_run_lower"] < table["curve_lower"])
-    assert np.all(table["new_run_upper"] > table["curve_upper"])
+    # The new-run band contains the curve band (it adds run-to-run noise). Beyond the runs the form uncertainty
+    # dominates both and the noise adds little, so the ends are compared with Monte Carlo slack (4000 draws).
+    slack = 2e-3
+    assert np.all(table["new_run_lower"] < table["curve_lower"] * (1 + slack))
+    assert np.all(table["new_run_upper"] > table["curve_upper"] * (1 - slack))
     assert np.all(table["curve_lower"] < table["loss_median"]) and np.all(table["loss_median"] < table["curve_upper"])
 
 

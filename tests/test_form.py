@@ -1,0 +1,108 @@
+"""Form uncertainty: zero inside the fitted range, growing with the distance beyond it, carried by every table."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from bayescale.form import FormUncertainty, form_from_dict, loss_shift, reducible_fraction, residual_scale
+from bayescale.specs import load_spec, to_toml
+
+
+def _without_form(fit):
+    """The same posterior read as a model whose form is known."""
+    model = bs.ScalingModel(fit.model.law, priors=fit.model.priors, likelihood=fit.model.likelihood,
+                            form_uncertainty=None)
+    return bs.ScalingFit(model, fit.runs, fit.idata, fit.priors_, fit.centres_)
+
+
+@pytest.fixture(scope="module")
+def quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ExtrapolationWarning)
+        yield
+
+
+def test_settings_are_checked_and_round_trip(tmp_path):
+    with pytest.raises(bs.SpecError, match="loss_rate must be a finite number >= 0, got nan"):
+        FormUncertainty(loss_rate=float("nan"))
+    with pytest.raises(bs.SpecError, match="unknown key.*'rate'.*valid keys: loss_rate"):
+        form_from_dict({"rate": 1.0})
+    with pytest.raises(bs.SpecError, match="expected a table"):
+        form_from_dict(3)
+    custom = bs.ScalingModel("chinchilla", form_uncertainty=FormUncertainty(loss_rate=2.0, allocation_floor=0.0))
+    for model in (custom, bs.ScalingModel("power_n", form_uncertainty=None), bs.ScalingModel("kaplan")):
+        path = tmp_path / f"{model.law.name}.toml"
+        path.write_text(to_toml(model))
+        assert load_spec(path).form_uncertainty == model.form_uncertainty
+        assert bs.ScalingModel.from_dict(model.to_dict()).form_uncertainty == model.form_uncertainty
+    assert "form uncertainty: off" in str(bs.ScalingModel("power_n", form_uncertainty=None))
+
+
+def test_nothing_changes_inside_the_fitted_range(chinchilla_fit):
+    inside = chinchilla_fit.runs.frame.iloc[::10]
+    with_form = chinchilla_fit.predict(inside)
+    without = _without_form(chinchilla_fit).predict(inside)
+    pd.testing.assert_frame_equal(with_form, without)
+    assert not loss_shift(chinchilla_fit, chinchilla_fit.runs.frame).any()
+
+
+def test_bands_widen_with_the_distance_beyond_the_runs(chinchilla_fit, quiet):
+    """1, 2 and 3 decades of compute past the largest run: the new-run band grows, the median stays."""
+    c_max = chinchilla_fit.runs.frame["C"].max()
+    c = c_max * np.array([10.0, 100.0, 1000.0])
+    n = np.sqrt(c / 6 / 20)  # 20 tokens per parameter
+    new = pd.DataFrame({"N": n, "D": 20 * n})
+    with_form = chinchilla_fit.predict(new)
+    without = _without_form(chinchilla_fit).predict(new)
+    width = (with_form["new_run_upper"] - with_form["new_run_lower"]).to_numpy()
+    fixed = (without["new_run_upper"] - without["new_run_lower"]).to_numpy()
+    assert np.all(np.diff(width) > 0) and np.all(width > 1.5 * fixed)
+    np.testing.assert_allclose(with_form["loss_median"], without["loss_median"], rtol=2e-3)
+    # The discrepancy of the log reducible loss has sd per decade loss_rate x r / f, times sqrt(E[exp(z)]) =
+    # exp(0.25) from the rate's spread of 0.5 (r the residual scale, f the reducible share of the loss).
+    r, f = residual_scale(chinchilla_fit), reducible_fraction(chinchilla_fit)
+    assert 0.002 < r < 0.01 and 0.1 < f < 0.5
+    shift = loss_shift(chinchilla_fit, {"C": c})
+    per_decade = shift.reshape(-1, 3).std(axis=0) / np.array([1.0, 2.0, 3.0])
+    expected = chinchilla_fit.model.form_uncertainty.loss_rate * r / f * np.exp(0.25)
+    np.testing.assert_allclose(per_decade, expected, rtol=0.15)
+
+
+def test_allocation_carries_the_discrepancy_and_keeps_the_budget(chinchilla_fit, quiet):
+    c = np.array([1e21, 1e24, 1e26])
+    draws = chinchilla_fit.allocate_draws(c)
+    k = 6.0
+    np.testing.assert_allclose(k * draws["N"] * draws["D"] / draws["budget"], 1.0, rtol=1e-9)
+    table = chinchilla_fit.allocate(c)
+    fixed = _without_form(chinchilla_fit).allocate(c)
+    spread = np.log10(table["N_upper"] / table["N_lower"]).to_numpy()
+    spread_fixed = np.log10(fixed["N_upper"] / fixed["N_lower"]).to_numpy()
+    assert spread[0] == pytest.approx(spread_fixed[0])  # 1e21 FLOP is inside the fitted range
+    assert spread[1] > spread_fixed[1] + 0.3 and spread[2] > spread[1]
+    assert np.all(table["N_lower"] < fixed["N_median"]) and np.all(fixed["N_median"] < table["N_upper"])
+
+
+def test_risk_penalty_stays_the_laws_own(chinchilla_fit, quiet):
+    table = chinchilla_fit.risk(1e24, plan=["70B:1.4T", "175B:560B"])
+    assert (table["penalty_lower"] >= 0).all()
+    fixed = _without_form(chinchilla_fit).risk(1e24, plan=["70B:1.4T", "175B:560B"])
+    assert (table["new_run_upper"] - table["new_run_lower"] > fixed["new_run_upper"] - fixed["new_run_lower"]).all()
+
+
+def test_a_cap_on_fresh_tokens_holds_under_the_discrepancy(chinchilla_fit, quiet):
+    cap = 2e12
+    draws = chinchilla_fit.allocate_draws([1e24, 1e26], max_unique_tokens=cap)
+    assert float(draws["D"].max()) <= cap * (1 + 1e-12)
+    np.testing.assert_allclose(6.0 * draws["N"] * draws["D"] / draws["budget"], 1.0, rtol=1e-9)
+
+
+def test_a_saved_fit_keeps_its_form_setting(synthetic_fit, synthetic_runs, tmp_path):
+    fixed = bs.ScalingModel("chinchilla", form_uncertainty=None).fit(synthetic_runs, random_seed=2)
+    path = tmp_path / "fixed.nc"
+    fixed.save(path)
+    assert bs.load(path).model.form_uncertainty is None
+    synthetic_fit.save(tmp_path / "default.nc")
+    assert bs.load(tmp_path / "default.nc").model.form_uncertainty == FormUncertainty()

@@ -264,11 +264,12 @@ class ScalingModel:
         progressbar : bool
         escalate : bool, default True
             When the diagnostics fail (R-hat > 1.01, bulk ESS < 400 or a
-            divergence), sample again from the same starting point with twice
-            the tuning and draws, then four times with ``target_accept``
-            0.99, before warning; the fit records the draws it kept and
-            ``timing["attempts"]``. Sampling then costs at most seven times
-            the first attempt, and only for fits that need it.
+            divergence), sample again from the same starting point with 2,
+            then 4, then 8 times the tuning and draws (``target_accept`` 0.99
+            after an attempt that diverged) before warning; the fit records
+            the draws it kept and ``timing["attempts"]``. Sampling then costs
+            at most 15 times the first attempt, and only for fits that need
+            it.
 
         Returns
         -------

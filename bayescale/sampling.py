@@ -387,9 +387,9 @@ def run_sampler(smodel, runs, settings):
         point, vector = _choose_centring(graph, smodel, values, point, vector)
     t_mode = time.perf_counter()
     sampler = {"nutpie": _sample_nutpie, "pymc": _sample_pymc, "numpyro": _sample_numpyro}[settings.sampler]
-    attempts = [settings] + (_escalation(settings) if settings.escalate else [])
-    t_sample = 0.0
-    for i, attempt in enumerate(attempts):
+    attempt, t_sample = settings, 0.0
+    factors = ESCALATION if settings.escalate else ()
+    for i in range(len(factors) + 1):
         trace, seconds = sampler(graph, values, point, vector, attempt)
         t_sample += seconds
         timing = {"setup_seconds": t_mode - t0, "sampling_seconds": t_sample,
@@ -397,22 +397,26 @@ def run_sampler(smodel, runs, settings):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             fit = ScalingFit._from_sampling(smodel, runs, priors, scale, trace, attempt, timing)
-        if i == len(attempts) - 1 or fit.converged:
+        if i == len(factors) or fit.converged:
             for w in caught:  # the warnings of the fit returned, not of the attempts discarded
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             return fit
+        attempt = _escalated(settings, attempt, factors[i], fit.diagnostics()["divergences"])
 
 
-#: Escalation of a fit that fails its diagnostics: (factor on tune and draws, target_accept) per further
-#: attempt. Sampling costs at most 1 + 2 + 4 = 7 times the first attempt, and only for fits that need it.
-ESCALATION = ((2, 0.95), (4, 0.99))
+#: Escalation of a fit that fails its diagnostics: the factor on tuning steps and draws of each further
+#: attempt. Sampling costs at most 1 + 2 + 4 + 8 = 15 times the first attempt, and only for fits that need it.
+ESCALATION = (2, 4, 8)
+#: Target acceptance of the attempts after one that diverged.
+ESCALATED_TARGET_ACCEPT = 0.99
 
 
-def _escalation(settings):
+def _escalated(settings, previous, factor, divergences):
+    """The next attempt: `factor` times the tuning and draws, a higher target acceptance after divergences."""
     from dataclasses import replace
 
-    return [replace(settings, tune=settings.tune * f, draws=settings.draws * f,
-                    target_accept=max(settings.target_accept, t)) for f, t in ESCALATION]
+    target = max(previous.target_accept, ESCALATED_TARGET_ACCEPT) if divergences else previous.target_accept
+    return replace(settings, tune=settings.tune * factor, draws=settings.draws * factor, target_accept=target)
 
 
 def _wait_interruptible(background):

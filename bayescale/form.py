@@ -277,9 +277,10 @@ def loss_shift(fit, values) -> np.ndarray:
     ----------
     fit : ScalingFit
     values : mapping
-        ``{quantity: array}`` for any of ``C``, ``N``, ``D`` of the n points
-        (e.g. a run table's frame), or arrays shaped (chain, draw, n) when
-        the points differ by draw (an allocation's optimum).
+        ``{quantity: array}`` for any of ``C``, ``N``, ``D`` (and ``U`` or
+        ``epochs``) of the n points (e.g. a run table's frame), or arrays
+        shaped (chain, draw, n) when the points differ by draw (an
+        allocation's optimum).
 
     Returns
     -------
@@ -295,7 +296,8 @@ def loss_shift(fit, values) -> np.ndarray:
     """
     from .extrapolation import Reach, decades_beyond
 
-    values = {q: np.atleast_1d(np.asarray(values[q], dtype=float)) for q in ("C", "N", "D") if q in values}
+    values = {q: np.atleast_1d(np.asarray(values[q], dtype=float)) for q in ("C", "N", "D", "U", "epochs")
+              if q in values}
     shape = np.broadcast_shapes(*(v.shape for v in values.values())) if values else (0,)
     values = {q: np.broadcast_to(v, shape).ravel() for q, v in values.items()}
     d = decades_beyond(Reach.from_runs(fit.runs), values)["beyond"].to_numpy().reshape(shape[-1:] if len(shape) == 1
@@ -337,7 +339,7 @@ def shift_allocation(fit, out, budget, flops_per_param_token, max_unique_tokens=
             out["U"], out["epochs"] = d, np.ones_like(d)
         out["N"], out["D"], out["tokens_per_param"] = n, d, d / n
     shape = np.shape(out["loss"])
-    values = {"C": np.broadcast_to(c, shape), "N": out["N"], "D": out["D"]}
+    values = {"C": np.broadcast_to(c, shape), "N": out["N"], "D": out["D"], **({"U": out["U"]} if "U" in out else {})}
     floor = np.asarray(floor, dtype=float)
     out["loss"] = np.exp(shift_log_loss(fit, np.log(out["loss"]), values, floor[..., None] if floor.ndim else floor))
     return out

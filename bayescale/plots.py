@@ -232,7 +232,7 @@ def plot_isoflop(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.
         inputs = {"N": n, "D": d}
         if "U" in law.inputs:
             inputs["U"] = d
-        loss = np.exp(shift_log_loss(fit, law.log_loss(inputs, pe, NUMPY), {"C": c, "N": n, "D": d},
+        loss = np.exp(shift_log_loss(fit, law.log_loss(inputs, pe, NUMPY), {"C": c, **inputs},
                                      irreducible_draws(fit, pe)))
         for i, p in enumerate(probs):
             lo, hi = _quantiles(loss, p)

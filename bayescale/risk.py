@@ -164,7 +164,7 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
     # The plan's curve carries the form discrepancy at the plan; the optimum at the same compute shares it, so
     # the penalty is the law's own, scaled alike.
     floor = irreducible_draws(fit, {name: v[..., None] for name, v in params.items()})
-    best = np.exp(shift_log_loss(fit, np.log(best).reshape(draws["expected_loss"].shape), {"C": c, "N": n, "D": d},
+    best = np.exp(shift_log_loss(fit, np.log(best).reshape(draws["expected_loss"].shape), {"C": c, **inputs},
                                  floor)).reshape(-1, n.size)
     frame = pd.DataFrame({"kind": kinds, "label": [format_plan(a, b) for a, b in zip(n, d)],
                           "C": c, "N": n, "D": d, "tokens_per_param": d / n})
@@ -269,8 +269,9 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
     def log_new_run(log_c):
         c = float(np.exp(log_c))
         n, d = _median_plan(fit, c, k, cap, params)
-        log_l = law.log_loss(_plan_inputs(law, n[0], d[0], cap), params, NUMPY)[..., None]
-        log_l = shift_log_loss(fit, log_l, {"C": [c], "N": n[:1], "D": d[:1]}, floor)[..., 0]
+        inputs = _plan_inputs(law, n[0], d[0], cap)
+        log_l = law.log_loss(inputs, params, NUMPY)[..., None]
+        log_l = shift_log_loss(fit, log_l, {"C": c, **inputs}, floor)[..., 0]
         return log_l + noise
 
     def p_reach(log_c, t):

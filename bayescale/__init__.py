@@ -34,7 +34,8 @@ from .sbc import SBCResult, sbc
 from . import allocation, plots, risk, units
 from .allocation import optimal_allocation
 from .risk import to_html, to_markdown
-from . import checks, conflicts, extrapolation, formula, hierarchy, selection
+from . import checks, conflicts, extrapolation, form, formula, hierarchy, selection
+from .form import FormUncertainty
 from .checks import posterior_predictive, prior_predictive
 from .formula import formula_law
 from .selection import compare_loo
@@ -43,6 +44,7 @@ from .specs import available_specs
 __all__ = [
     "__version__",
     "ScalingModel",
+    "FormUncertainty",
     "ScalingFit",
     "PointModel",
     "Approach3",

@@ -45,3 +45,11 @@ def synthetic_fit(synthetic_runs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.ConvergenceWarning)
         return bs.ScalingModel("chinchilla").fit(synthetic_runs, random_seed=2)
+
+
+@pytest.fixture(scope="session")
+def synthetic_fit_known_form(synthetic_runs):
+    """The same runs under the model whose form is known (form_uncertainty=None): exact law numerics far out."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        return bs.ScalingModel("chinchilla", form_uncertainty=None).fit(synthetic_runs, random_seed=2)

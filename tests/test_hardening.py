@@ -325,10 +325,13 @@ def test_chinchilla_log_loss_is_exact_from_tiny_to_huge_models(logN, logD, E, lo
     assert got == pytest.approx(_reference_log_loss(10.0**logN, 10.0**logD, p), rel=1e-12, abs=1e-13)
 
 
-def test_predictions_are_finite_and_ordered_across_the_whole_range(synthetic_fit):
+@pytest.mark.filterwarnings("ignore::bayescale.ExtrapolationWarning")
+@pytest.mark.parametrize("which", ["default", "known form"])
+def test_predictions_are_finite_and_ordered_across_the_whole_range(which, synthetic_fit, synthetic_fit_known_form):
+    fit = synthetic_fit if which == "default" else synthetic_fit_known_form
     N = np.geomspace(1e3, 1e14, 23)
     grid = {"N": np.repeat(N, 3), "D": np.concatenate([[n, 20 * n, 1e6 * n] for n in N])}  # up to D = 1e20
-    pred = synthetic_fit.predict(grid, random_seed=0)
+    pred = fit.predict(grid, random_seed=0)
     cols = ["loss_median", "curve_lower", "curve_upper", "new_run_lower", "new_run_upper"]
     values = pred[cols].to_numpy()
     assert np.all(np.isfinite(values)) and np.all(values > 0)
@@ -339,7 +342,10 @@ def test_predictions_are_finite_and_ordered_across_the_whole_range(synthetic_fit
     slack = 0.03 * (pred.curve_upper - pred.curve_lower)
     assert np.all(pred.new_run_lower <= pred.curve_lower + slack)
     assert np.all(pred.curve_upper <= pred.new_run_upper + slack)
-    post = synthetic_fit.posterior
+    post = fit.posterior
+    if which == "default":  # the form discrepancy keeps every draw above its irreducible loss
+        assert np.all(pred.curve_lower > np.quantile(post["E"].values, 0.05))
+        return
     E, A, B, a, b = (post[k].values.ravel()[:, None] for k in ("E", "A", "B", "alpha", "beta"))
     direct = np.median(E + A * grid["N"] ** -a + B * grid["D"] ** -b, axis=0)  # plain formula, per draw
     np.testing.assert_allclose(pred.loss_median, direct, rtol=1e-10)
@@ -347,11 +353,16 @@ def test_predictions_are_finite_and_ordered_across_the_whole_range(synthetic_fit
     assert np.all(pred.loss_median > np.median(E)) and np.all(pred[pred.N == 1e3].loss_median > 10)
 
 
-def test_allocations_are_finite_and_match_the_closed_form_from_1e15_to_1e30_flop(synthetic_fit):
+@pytest.mark.filterwarnings("ignore::bayescale.ExtrapolationWarning")
+def test_allocations_are_finite_and_match_the_closed_form_from_1e15_to_1e30_flop(synthetic_fit,
+                                                                                  synthetic_fit_known_form):
     budgets = np.logspace(15, 30, 16)
-    table = synthetic_fit.allocate(budgets)
+    default = synthetic_fit.allocate(budgets)  # with the form discrepancy: finite, budget kept, loss falling
+    assert np.all(np.isfinite(default.select_dtypes("number").to_numpy()))
+    assert np.all(np.diff(default.loss_median) < 0) and np.all(np.diff(default.N_median) > 0)
+    table = synthetic_fit_known_form.allocate(budgets)
     assert np.all(np.isfinite(table.select_dtypes("number").to_numpy()))
-    post = synthetic_fit.posterior
+    post = synthetic_fit_known_form.posterior
     A, B, a, b = (post[k].values.ravel() for k in ("A", "B", "alpha", "beta"))
     for C, row in zip(budgets, table.itertuples()):
         # N_opt = G (C/6)^(b/(a+b)), G = (a A / (b B))^(1/(a+b)); computed here in logs, per draw

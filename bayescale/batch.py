@@ -357,7 +357,7 @@ def _error_text(exc: BaseException) -> str:
 # ------------------------------------------------------------------------- fit_many
 def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000, tune=1000, chains=4,
              cores=1, random_seed=None, sampler="nutpie", target_accept=TARGET_ACCEPT, columns=None,
-             progressbar=None) -> "FitCollection":
+             progressbar=None, escalate=True) -> "FitCollection":
     """Fit one model per key of a column (or of several columns), in parallel.
 
     Parameters
@@ -394,6 +394,10 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
     progressbar : bool, optional
         A bar over keys (completed / failed / running). Default: on in
         terminals and notebooks, off otherwise.
+    escalate : bool, default True
+        Sample a fit that fails its diagnostics again with more tuning and
+        draws, as :meth:`ScalingModel.fit` does; ``False`` keeps every fit
+        at the settings given (simulation-based calibration needs that).
 
     Returns
     -------
@@ -439,7 +443,7 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
     by_cols, parts = _split(frame, by, columns, model)
     spec = model.to_dict()
     settings = {"draws": int(draws), "tune": int(tune), "chains": int(chains), "cores": int(cores),
-                "sampler": sampler, "target_accept": float(target_accept)}
+                "sampler": sampler, "target_accept": float(target_accept), "escalate": bool(escalate)}
     if random_seed is not None and (isinstance(random_seed, bool) or not isinstance(random_seed, (int, np.integer))):
         raise ValueError(f"random_seed must be an integer or None, got {random_seed!r}")
     ckpt = None

@@ -486,6 +486,20 @@ class ScalingFit:
         table = self.summary(prob)
         for name, row in table.iterrows():
             lines.append(f"    {name:<8} {row['median']:<12.5g} [{row['hdi_lower']:.5g}, {row['hdi_upper']:.5g}]")
+        lines.append("[[Form uncertainty]]")
+        form = self.model.form_uncertainty
+        if form is None:
+            lines.append("    off: the law's form is taken as known beyond the fitted runs")
+        else:
+            from .extrapolation import Reach
+            from .form import reducible_fraction, residual_scale
+
+            r, f = residual_scale(self), reducible_fraction(self)
+            reach = Reach.from_runs(self.runs)
+            lines += [f"    {form}",
+                      f"    r = {r:.3g}, f = {f:.3g}: one decade past the fitted range (C up to "
+                      f"{reach.upper.get('C', float('nan')):.3g}), the loss may move by about "
+                      f"{100 * form.loss_rate * r:.2g}% (1 sd)"]
         lines += ["[[Diagnostics]]",
                   f"    converged: {'yes' if d['converged'] else 'NO'}",
                   f"    max R-hat {d['max_r_hat']:.4f}, min bulk ESS {d['min_ess_bulk']:.0f}, "

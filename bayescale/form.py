@@ -150,9 +150,9 @@ class FormUncertainty:
                 float(np.hypot(self.allocation_rate * r, self.allocation_floor)) * scale * z[2])
 
     def __str__(self) -> str:
-        return (f"form uncertainty beyond the fitted runs, per decade: log loss sd {self.loss_rate:g} residual "
-                f"scales, log10 N_opt sd {self.allocation_rate:g} residual scales (at least {self.allocation_floor:g}); "
-                f"rates spread {self.spread:g}")
+        return (f"form uncertainty beyond the fitted runs, sd per decade: log reducible loss {self.loss_rate:g} r/f, "
+                f"log10 N_opt hypot({self.allocation_rate:g} r, {self.allocation_floor:g}); rates spread "
+                f"{self.spread:g} (r: the ladder's residual scale, f: the reducible share of its loss)")
 
 
 def form_from_dict(d, source="form_uncertainty"):

@@ -213,7 +213,7 @@ def sbc(model, design, n_sims=100, *, draws=200, tune=200, chains=2, n_ranks=99,
         warnings.simplefilter("ignore")  # non-convergence is counted in the result
         fits = fit_many(fixed, frame, by="sim", executor=executor, checkpoint_dir=checkpoint_dir, draws=draws,
                         tune=tune, chains=chains, cores=1, random_seed=int(random_seed) + 1,
-                        progressbar=progressbar)
+                        progressbar=progressbar, escalate=False)  # ranks need the settings fixed in advance
     ranks = {}
     for sim, fit in fits.items():
         post = fit.posterior

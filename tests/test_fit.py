@@ -99,7 +99,8 @@ def test_reports(chinchilla_fit):
     assert "ScalingFit: chinchilla law" in text and "converged: yes" in text and "Next:" in text
     assert "<table" in chinchilla_fit._repr_html_()
     report = chinchilla_fit.fit_report()
-    for section in ("[[Model]]", "[[Priors]]", "[[Data]]", "[[Sampler]]", "[[Parameters]]", "[[Diagnostics]]"):
+    for section in ("[[Model]]", "[[Priors]]", "[[Data]]", "[[Sampler]]", "[[Parameters]]", "[[Form uncertainty]]",
+                    "[[Diagnostics]]"):
         assert section in report
 
 

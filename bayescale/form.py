@@ -340,8 +340,7 @@ def shift_allocation(fit, out, budget, flops_per_param_token, max_unique_tokens=
         out["N"], out["D"], out["tokens_per_param"] = n, d, d / n
     shape = np.shape(out["loss"])
     values = {"C": np.broadcast_to(c, shape), "N": out["N"], "D": out["D"], **({"U": out["U"]} if "U" in out else {})}
-    floor = np.asarray(floor, dtype=float)
-    out["loss"] = np.exp(shift_log_loss(fit, np.log(out["loss"]), values, floor[..., None] if floor.ndim else floor))
+    out["loss"] = np.exp(shift_log_loss(fit, np.log(out["loss"]), values, np.asarray(floor, dtype=float)[..., None]))
     return out
 
 

@@ -163,7 +163,7 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
                               max_unique_tokens=cap)["loss"].reshape(-1, n.size)
     # The plan's curve carries the form discrepancy at the plan; the optimum at the same compute shares it, so
     # the penalty is the law's own, scaled alike.
-    floor = irreducible_draws(fit, {name: v[..., None] for name, v in params.items()})
+    floor = np.asarray(irreducible_draws(fit, params))[..., None]  # per draw, against the rows
     best = np.exp(shift_log_loss(fit, np.log(best).reshape(draws["expected_loss"].shape), {"C": c, **inputs},
                                  floor)).reshape(-1, n.size)
     frame = pd.DataFrame({"kind": kinds, "label": [format_plan(a, b) for a, b in zip(n, d)],
@@ -260,7 +260,7 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
     law = fit.model.law
     params = posterior_params(fit, group, random_seed)
     noise = _run_noise(fit, random_seed, group)
-    floor = irreducible_draws(fit, {name: v[..., None] for name, v in params.items()})
+    floor = np.asarray(irreducible_draws(fit, params))[..., None]  # per draw, against the rows
     runs = fit.runs.inputs(["N", "D"])
     observed = k * runs["N"] * runs["D"]
     log_lo = np.log(observed.min() / 1e3)

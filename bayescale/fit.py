@@ -59,6 +59,7 @@ class ScalingFit:
         self.idata = idata
         self.priors_ = dict(priors)
         self.centres_ = dict(centres)
+        self._residuals = None  # computed on first use by residuals()
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -264,7 +265,7 @@ class ScalingFit:
         >>> float(1.4826 * np.median(np.abs(r - np.median(r))))  # robust scale, as bayescale.form uses  # doctest: +SKIP
         0.0041
         """
-        if getattr(self, "_residuals", None) is None:
+        if self._residuals is None:
             params, _ = self._row_params(self.runs)
             curve = self._log_curve(self.runs.inputs(self.model.law.inputs), params)
             self._residuals = np.log(self.runs.loss) - np.median(curve.reshape(-1, self.runs.n_runs), axis=0)

@@ -300,8 +300,7 @@ def loss_shift(fit, values) -> np.ndarray:
               if q in values}
     shape = np.broadcast_shapes(*(v.shape for v in values.values())) if values else (0,)
     values = {q: np.broadcast_to(v, shape).ravel() for q, v in values.items()}
-    d = decades_beyond(Reach.from_runs(fit.runs), values)["beyond"].to_numpy().reshape(shape[-1:] if len(shape) == 1
-                                                                                      else shape)
+    d = decades_beyond(Reach.from_runs(fit.runs), values)["beyond"].to_numpy().reshape(shape)
     if _setting(fit) is None or not d.any():
         post = fit.posterior
         return np.zeros((post.sizes["chain"], post.sizes["draw"], shape[-1]))
@@ -371,7 +370,7 @@ def shift_crossover(fit, params, crossover, max_unique_tokens, flops_per_param_t
     """The compute at which a data cap starts to bind, with the allocation discrepancy of :func:`allocation_shift`.
 
     For the Chinchilla law, per draw: log D_opt = (1 - a) log(C / k) - log G
-    - s_a ln10 (log10 C - log10 C_max) beyond the fitted compute, with
+    - s_a (log C - log C_max) beyond the fitted compute (natural logs), with
     a = beta / (alpha + beta), so the crossover solves in closed form (infinite
     where the shifted D_opt stops growing with C). Crossovers inside the
     fitted range, other laws and fits without form uncertainty keep the law's
@@ -387,7 +386,7 @@ def shift_crossover(fit, params, crossover, max_unique_tokens, flops_per_param_t
     a_, b_ = (np.asarray(params[name], dtype=float) for name in ("alpha", "beta"))
     a = (b_ / (a_ + b_)).reshape(s_a.shape)
     log_g = ((np.log(a_) + np.log(params["A"]) - np.log(b_) - np.log(params["B"])) / (a_ + b_)).reshape(s_a.shape)
-    k, ln10 = float(flops_per_param_token), np.log(10.0)
+    k = float(flops_per_param_token)
     slope = 1.0 - a - s_a
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         log_c = (np.log(max_unique_tokens) + (1.0 - a) * np.log(k) + log_g - s_a * np.log(c_max)) / slope

@@ -378,8 +378,10 @@ def shift_crossover(fit, params, crossover, max_unique_tokens, flops_per_param_t
     """
     from .extrapolation import Reach
 
-    if _setting(fit) is None or fit.model.law.name != "chinchilla":
-        return crossover
+    from .laws import get_law
+
+    if _setting(fit) is None or fit.model.law.function is not get_law("chinchilla").function:
+        return crossover  # the closed form holds for the Chinchilla law itself, not for a law that shares its name
     _, s_a = _slopes(fit)
     s_a = s_a.reshape(np.shape(crossover)[: s_a.ndim] + (1,) * (np.ndim(crossover) - s_a.ndim))
     c_max = Reach.from_runs(fit.runs).upper["C"]

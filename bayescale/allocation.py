@@ -25,7 +25,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import SpecError
-from .fit import _check_prob  # noqa: F401  (re-exported for risk and plots)
+from .validation import check_budgets as _budgets, check_prob as _check_prob, positive_array as _positive
 from .form import irreducible_draws, shift_allocation, shift_crossover
 from .laws import NUMPY, get_law
 
@@ -81,16 +81,6 @@ def _check_law(law):
             "N and D (optionally U), such as chinchilla, kaplan or data_constrained"
         )
     return law
-
-
-def _positive(value, name) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number or an array of them, got {value!r}") from None
-    if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise ValueError(f"{name} must be positive and finite, got {value!r}")
-    return arr
 
 
 def _params(law, params: Mapping) -> tuple[dict, tuple]:
@@ -327,13 +317,6 @@ def posterior_params(fit, group=None, random_seed=None) -> dict:
         return {k: np.asarray(draws[k]) for k in fit.model.law.param_names}
     post = fit.posterior
     return {k: post[k].values for k in fit.model.law.param_names}
-
-
-def _budgets(budget) -> np.ndarray:
-    arr = np.atleast_1d(_positive(budget, "budget"))
-    if arr.ndim != 1:
-        raise ValueError(f"budget must be a number or a 1-d sequence of numbers, got shape {arr.shape}")
-    return arr
 
 
 def allocate_draws(fit, budget, *, flops_per_param_token=6.0, max_unique_tokens=None, group=None):

@@ -25,7 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import SpecError
-from .fit import _check_prob
+from .validation import check_prob as _check_prob
 from .laws import NUMPY
 
 __all__ = ["PriorPredictive", "PosteriorPredictive", "prior_predictive", "posterior_predictive", "prior_draws"]

@@ -328,7 +328,7 @@ def compare(fits, new_runs=None, budgets=None, *, prob=0.9, columns=None) -> Com
     ['Approach 3', 'LS']
     """
     from .data import load_runs
-    from .point import _check_prob
+    from .validation import check_prob as _check_prob
 
     _check_prob(prob)
     named = _named(fits)

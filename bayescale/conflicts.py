@@ -137,7 +137,7 @@ def model_checks(fit, prob=CONFLICT_PROB) -> pd.DataFrame:
     >>> fit.model_checks()[["posterior_median", "prior_quantile", "flagged"]]  # doctest: +SKIP
     >>> # coefficients: posterior_median is that of A / at**alpha, the quantity the LogNormal prior is on
     """
-    from .fit import _check_prob
+    from .validation import check_prob as _check_prob
 
     _check_prob(prob)
     rng = np.random.default_rng(0)

@@ -11,6 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ConvergenceWarning
+from .validation import check_prob as _check_prob
 from .form import irreducible_draws, shift_log_loss
 from .laws import NUMPY
 
@@ -538,11 +539,6 @@ class ScalingFit:
         from .conflicts import model_checks
 
         return model_checks(self, prob)
-
-
-def _check_prob(prob):
-    if isinstance(prob, bool) or not isinstance(prob, (float, int)) or not 0 < prob < 1:
-        raise ValueError(f"prob must be a number strictly between 0 and 1, got {prob!r}")
 
 
 def _constant_data(runs) -> xr.Dataset:

@@ -375,7 +375,7 @@ def group_summary(fit, prob=0.9, params=None) -> pd.DataFrame:
     >>> fit = bs.ScalingModel("chinchilla_mixtures").fit(runs)  # doctest: +SKIP
     >>> group_summary(fit).query("parameter == 'E'")  # doctest: +SKIP
     """
-    from .fit import _check_prob
+    from .validation import check_prob as _check_prob
 
     _check_prob(prob)
     model, post = fit.model, fit.posterior

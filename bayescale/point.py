@@ -43,10 +43,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .allocation import _budgets
 from .errors import BayescaleError, SpecError
-from .fit import _check_prob
 from .laws import NUMPY, PYTENSOR, Law, get_law
+from .validation import check_budgets as _budgets, check_prob as _check_prob
 
 __all__ = [
     "PointModel",

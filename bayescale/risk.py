@@ -23,7 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .allocation import _budgets, _check_prob, _interval, _positive, optimal_allocation, posterior_params
+from .allocation import _interval, optimal_allocation, posterior_params
+from .validation import check_budgets as _budgets, check_prob as _check_prob, positive_array as _positive
 from .errors import ExtrapolationWarning
 from .extrapolation import annotate, warn_extrapolation
 from .form import irreducible_draws, shift_log_loss

@@ -1,0 +1,124 @@
+"""Argument checks and constants shared by every layer.
+
+The ground floor of the package: it imports nothing from bayescale except
+:mod:`bayescale.errors`, so any module may use it. Each check raises one
+error that names the argument, the value given and what is expected.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .errors import SpecError
+
+__all__ = [
+    "FLOPS_PER_PARAM_TOKEN",
+    "MAX_SEED",
+    "check_prob",
+    "check_count",
+    "check_seed",
+    "positive_array",
+    "check_budgets",
+]
+
+#: Training FLOPs per parameter per token, C = 6 N D (Kaplan et al. 2020; Hoffmann et al. 2022).
+FLOPS_PER_PARAM_TOKEN = 6.0
+
+#: Largest seed accepted: the samplers take unsigned 64-bit seeds, NumPy any non-negative integer.
+MAX_SEED = 2**63 - 1
+
+
+def check_prob(prob, name: str = "prob") -> float:
+    """Return ``prob`` as a float, or raise ``ValueError`` unless it lies strictly in (0, 1).
+
+    Examples
+    --------
+    >>> check_prob(0.9)
+    0.9
+    >>> check_prob(1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: prob must be a number strictly between 0 and 1, got 1.0
+    """
+    if isinstance(prob, bool) or not isinstance(prob, numbers.Real) or not 0 < prob < 1:
+        raise ValueError(f"{name} must be a number strictly between 0 and 1, got {prob!r}")
+    return float(prob)
+
+
+def check_count(value, name: str, *, allow_zero: bool = False, error=SpecError) -> int:
+    """Return ``value`` as an int, or raise ``error`` unless it is a (non-negative) integer.
+
+    Examples
+    --------
+    >>> check_count(4, "chains")
+    4
+    >>> check_count(1.5, "chains")
+    Traceback (most recent call last):
+    ...
+    bayescale.errors.SpecError: chains must be a positive integer, got 1.5
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < (0 if allow_zero else 1):
+        raise error(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}")
+    return int(value)
+
+
+def check_seed(random_seed, name: str = "random_seed") -> int | None:
+    """Return a seed as an int (or None), or raise ``ValueError`` naming the value.
+
+    A seed is None or an integer in ``[0, MAX_SEED]``; booleans, floats and
+    strings are refused rather than silently converted.
+
+    Examples
+    --------
+    >>> check_seed(7), check_seed(None)
+    (7, None)
+    >>> check_seed(-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: random_seed must be None or an integer from 0 to 9223372036854775807, got -1
+    """
+    if random_seed is None:
+        return None
+    if (isinstance(random_seed, bool) or not isinstance(random_seed, numbers.Integral)
+            or not 0 <= random_seed <= MAX_SEED):
+        raise ValueError(f"{name} must be None or an integer from 0 to {MAX_SEED}, got {random_seed!r}")
+    return int(random_seed)
+
+
+def positive_array(value, name: str) -> np.ndarray:
+    """``value`` as a float array of positive finite numbers, or ``ValueError`` naming it.
+
+    Booleans are refused: ``True`` is not a budget of 1 FLOP.
+
+    Examples
+    --------
+    >>> positive_array([1e21, 1e22], "budget")
+    array([1.e+21, 1.e+22])
+    """
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, np.ndarray) and value.dtype == bool):
+        raise ValueError(f"{name} must be a positive number or an array of them, got {value!r}")
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (bool, np.bool_)) for v in value):
+        raise ValueError(f"{name} must be positive numbers, got {value!r}")
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number or an array of them, got {value!r}") from None
+    if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"{name} must be positive and finite, got {value!r}")
+    return arr
+
+
+def check_budgets(budget, name: str = "budget") -> np.ndarray:
+    """Compute budgets in FLOPs as a 1-d array of positive finite numbers.
+
+    Examples
+    --------
+    >>> check_budgets(1e24)
+    array([1.e+24])
+    """
+    arr = np.atleast_1d(positive_array(budget, name))
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a number or a 1-d sequence of numbers, got shape {arr.shape}")
+    return arr

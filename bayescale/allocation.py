@@ -25,6 +25,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import SpecError
+from .contract import interval, interval_label
 from .validation import check_budgets as _budgets, check_prob as _check_prob, positive_array as _positive
 from .form import irreducible_draws, shift_allocation, shift_crossover
 from .laws import NUMPY, get_law
@@ -305,18 +306,15 @@ SAMPLE_DIMS = ("chain", "draw")
 
 
 def posterior_params(fit, group=None, random_seed=None) -> dict:
-    """Posterior draws of the law's parameters as arrays shaped (chain, draw).
+    """Draws of the law's parameters as arrays shaped (chain, draw), from any fit (:mod:`bayescale.contract`).
 
     For a fit with groups: the draws of `group` (a fitted group's label), or
     with ``group=None`` those of a new group drawn from the population
     (``fit.param_draws(group, random_seed=...)``, the same draws
     ``fit.predict_draws(..., group=group, random_seed=...)`` uses).
     """
-    if hasattr(fit, "param_draws"):
-        draws = fit.param_draws(group, random_seed=random_seed)
-        return {k: np.asarray(draws[k]) for k in fit.model.law.param_names}
-    post = fit.posterior
-    return {k: post[k].values for k in fit.model.law.param_names}
+    draws = fit.param_draws(group, random_seed=random_seed)
+    return {k: np.asarray(draws[k]) for k in fit.law.param_names}
 
 
 def allocate_draws(fit, budget, *, flops_per_param_token=6.0, max_unique_tokens=None, group=None):
@@ -357,18 +355,18 @@ def allocate_draws(fit, budget, *, flops_per_param_token=6.0, max_unique_tokens=
 
     c = _budgets(budget)
     params = posterior_params(fit, group)
-    out = optimal_allocation(fit.model.law, params, c, flops_per_param_token=flops_per_param_token,
+    out = optimal_allocation(fit.law, params, c, flops_per_param_token=flops_per_param_token,
                              max_unique_tokens=max_unique_tokens)
     out = shift_allocation(fit, out, c, float(flops_per_param_token), max_unique_tokens, irreducible_draws(fit, params))
-    post = fit.posterior
+    chains, draws = np.shape(params[fit.law.param_names[0]])[:2]
     dims = (*SAMPLE_DIMS, "budget")
-    coords = {"chain": post["chain"].values, "draw": post["draw"].values, "budget": c}
+    coords = {"chain": np.arange(chains), "draw": np.arange(draws), "budget": c}
     ds = xr.Dataset({k: (dims, v) for k, v in out.items()}, coords=coords)
     ds["budget"].attrs["units"] = "FLOP"
-    ds.attrs.update(law=fit.model.law.name, flops_per_param_token=float(flops_per_param_token))
+    ds.attrs.update(law=fit.law.name, flops_per_param_token=float(flops_per_param_token), draws_kind=fit.draws_kind)
     if max_unique_tokens is not None:
         ds.attrs["max_unique_tokens"] = float(max_unique_tokens)
-    if getattr(fit.model, "hierarchical", False):
+    if fit.hierarchical:
         ds.attrs["group"] = "new" if group is None else str(group)
     return ds
 
@@ -380,7 +378,8 @@ def _interval(values, prob, axis=0):
     return med, lower, upper
 
 
-def allocate(fit, budget, *, prob=0.9, flops_per_param_token=6.0, max_unique_tokens=None, group=None):
+def allocate(fit, budget, *, prob=0.9, ci_kind="eti", flops_per_param_token=6.0, max_unique_tokens=None,
+             group=None):
     """Compute-optimal model size, tokens and loss at each budget, with posterior intervals.
 
     Parameters
@@ -389,7 +388,9 @@ def allocate(fit, budget, *, prob=0.9, flops_per_param_token=6.0, max_unique_tok
     budget : float or sequence of float
         Compute budgets C in FLOPs.
     prob : float, default 0.9
-        Probability of the central intervals.
+        Probability of the intervals.
+    ci_kind : {"eti", "hdi"}, default "eti"
+        Equal-tailed or highest-density intervals of the draws.
     flops_per_param_token : float, default 6
         k in ``C = k N D``.
     max_unique_tokens : float, optional
@@ -415,9 +416,12 @@ def allocate(fit, budget, *, prob=0.9, flops_per_param_token=6.0, max_unique_tok
         (the median tokens per parameter lie outside the runs' range), with
         one :class:`~bayescale.errors.ExtrapolationWarning` when a row lies
         more than one decade out or off the runs' tokens per parameter;
-        ``converged`` (the fit's diagnostics). ``attrs``: ``prob``,
-        ``law``, ``flops_per_param_token``, ``max_unique_tokens``. The draws
-        are in :func:`allocate_draws`.
+        ``converged`` (the fit's diagnostics). ``*_median`` is the median of
+        the draws, or for a point fit the allocation of its estimate.
+        ``attrs``: ``prob``, ``interval`` (the kind, e.g. ``"posterior
+        ETI"`` or ``"bootstrap percentile"``), ``law``,
+        ``flops_per_param_token``, ``max_unique_tokens``. The draws are in
+        :func:`allocate_draws`.
 
     Examples
     --------
@@ -434,15 +438,16 @@ def allocate(fit, budget, *, prob=0.9, flops_per_param_token=6.0, max_unique_tok
     if isinstance(group, (list, tuple)):
         with warnings.catch_warnings():  # one warning for the whole table, below
             warnings.simplefilter("ignore", ExtrapolationWarning)
-            frames = [allocate(fit, budget, prob=prob, flops_per_param_token=flops_per_param_token,
+            frames = [allocate(fit, budget, prob=prob, ci_kind=ci_kind, flops_per_param_token=flops_per_param_token,
                                max_unique_tokens=max_unique_tokens, group=g) for g in group]
         out = pd.concat(frames, ignore_index=True)
         out.attrs.update(frames[0].attrs)
         warn_extrapolation(out, fit.runs, what="allocate",
-                           stacklevel=3, **reach_cols, form=fit.model.form_uncertainty)
+                           stacklevel=3, **reach_cols, form=fit.form_uncertainty)
         return out
     ds = allocate_draws(fit, budget, flops_per_param_token=flops_per_param_token,
                         max_unique_tokens=max_unique_tokens, group=group)
+    kw = dict(flops_per_param_token=flops_per_param_token, max_unique_tokens=max_unique_tokens)
     c = ds["budget"].values
     frame = pd.DataFrame({"C": c})
     if "group" in ds.attrs:
@@ -450,17 +455,26 @@ def allocate(fit, budget, *, prob=0.9, flops_per_param_token=6.0, max_unique_tok
     if max_unique_tokens is not None:
         frame["max_unique_tokens"] = float(max_unique_tokens)
     names = ["N", "D", "tokens_per_param", "loss"] + [k for k in ("U", "epochs") if k in ds]
+    central = fit.point_params  # a point fit's answer is its estimate; a posterior's, the median of its draws
+    point = None if central is None else optimal_allocation(fit.law, central, c, **kw)
     for name in names:
         flat = ds[name].values.reshape(-1, c.size)
-        frame[f"{name}_median"], frame[f"{name}_lower"], frame[f"{name}_upper"] = _interval(flat, prob)
+        frame[f"{name}_median"], frame[f"{name}_lower"], frame[f"{name}_upper"] = interval(flat, prob, ci_kind)
+        if point is not None:
+            frame[f"{name}_median"] = point[name]
     if max_unique_tokens is not None:
         frame["data_bound_prob"] = ds["data_bound"].values.reshape(-1, c.size).mean(axis=0)
         params = posterior_params(fit, group)
-        cross = crossover_compute(fit.model.law, params, max_unique_tokens, flops_per_param_token=flops_per_param_token)
+        cross = crossover_compute(fit.law, params, max_unique_tokens, flops_per_param_token=flops_per_param_token)
         cross = shift_crossover(fit, params, cross, max_unique_tokens, flops_per_param_token).ravel()
-        frame["crossover_C_median"], frame["crossover_C_lower"], frame["crossover_C_upper"] = _interval(cross, prob)
-    annotate(frame, fit.runs, what="allocate", stacklevel=3, **reach_cols, form=fit.model.form_uncertainty)
+        frame["crossover_C_median"], frame["crossover_C_lower"], frame["crossover_C_upper"] = interval(
+            cross, prob, ci_kind)
+        if central is not None:
+            frame["crossover_C_median"] = crossover_compute(fit.law, central, max_unique_tokens,
+                                                            flops_per_param_token=flops_per_param_token)
+    annotate(frame, fit.runs, what="allocate", stacklevel=3, **reach_cols, form=fit.form_uncertainty)
     frame["converged"] = bool(fit.converged)
-    frame.attrs.update(prob=prob, law=fit.model.law.name, flops_per_param_token=float(flops_per_param_token),
+    frame.attrs.update(prob=prob, interval=interval_label(fit.draws_kind, ci_kind), law=fit.law.name,
+                       flops_per_param_token=float(flops_per_param_token),
                        max_unique_tokens=None if max_unique_tokens is None else float(max_unique_tokens))
     return frame

@@ -46,7 +46,7 @@ def cmd_demo(args) -> int:
     print(f"\nPosterior (median, {args.prob:.0%} HDI); sampling {d['sampling_seconds']:.1f} s, "
           f"max R-hat {d['max_r_hat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
           f"{d['divergences']} divergences, {d['mean_leapfrog_steps']:.1f} leapfrog steps/draw")
-    table = fit.summary(args.prob)[["median", "hdi_lower", "hdi_upper", "r_hat", "ess_bulk"]]
+    table = fit.summary(args.prob)[["estimate", "lower", "upper", "r_hat", "ess_bulk"]]
     point = bs.Approach3().fit(runs)  # the published point-estimate procedure, side by side
     table["approach3"] = point.summary()["estimate"]
     print(table.to_string(float_format=lambda v: f"{v:.4g}", na_rep="-"))

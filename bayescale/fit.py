@@ -12,8 +12,10 @@ import xarray as xr
 
 from .errors import ConvergenceWarning
 from .validation import check_prob as _check_prob
-from .form import irreducible_draws, shift_log_loss
+from .contract import check_ci_kind, interval_label
 from .laws import NUMPY
+from .predictive import log_curve, predict
+from .results import ResultMethods
 
 __all__ = ["ScalingFit", "FORMAT_VERSION"]
 
@@ -29,7 +31,7 @@ def _version() -> str:
     return __version__
 
 
-class ScalingFit:
+class ScalingFit(ResultMethods):
     """Posterior of a scaling law fitted to run data (returned by :meth:`ScalingModel.fit`).
 
     Attributes
@@ -95,6 +97,69 @@ class ScalingFit:
         warn_model_checks(fit, stacklevel=3)
         return fit
 
+    # ------------------------------------------------------------- contract
+    #: What the parameter draws are (:mod:`bayescale.contract`): posterior draws of NUTS.
+    draws_kind = "posterior"
+    #: A point fit's estimate; a posterior has none (its tables centre on the draws' medians).
+    point_params = None
+
+    @property
+    def law(self):
+        """The fitted law."""
+        return self.model.law
+
+    @property
+    def form_uncertainty(self):
+        """The model's form uncertainty beyond the fitted runs (:mod:`bayescale.form`), or None."""
+        return self.model.form_uncertainty
+
+    @property
+    def hierarchical(self) -> bool:
+        """True when parameters vary by group."""
+        return bool(self.model.hierarchical)
+
+    @property
+    def draw_shape(self) -> tuple:
+        """(chains, draws) of the posterior."""
+        post = self.idata["posterior"]
+        return (post.sizes["chain"], post.sizes["draw"])
+
+    @property
+    def random_seed(self) -> int:
+        """The seed the fit was sampled with; default seed of its Monte Carlo draws."""
+        return self.settings["random_seed"]
+
+    def noise_draws(self, params, shape, rng) -> np.ndarray:
+        """Run-to-run log-loss noise, one per draw and row: ``sigma`` times a Normal or Student-t draw."""
+        if self.model.likelihood == "student_t":
+            return params["sigma"] * rng.standard_t(params["nu"], size=shape)
+        return params["sigma"] * rng.standard_normal(shape)
+
+    def group_labels(self, runs, group=None):
+        """Group label of each row of `runs` and whether it is a new (unfitted) group."""
+        from .hierarchy import group_labels
+
+        return group_labels(self, runs, group)
+
+    def log_predictive_density(self, runs, *, columns=None) -> np.ndarray:
+        """Log posterior predictive density of each run's observed log loss, shape (n_runs,).
+
+        The log of the mean over posterior draws of each run's likelihood
+        (for runs of a fitted group, under that group's parameters).
+
+        Examples
+        --------
+        >>> fit.log_predictive_density(runs.tail(3)).shape  # doctest: +SKIP
+        (3,)
+        """
+        from scipy.special import logsumexp
+
+        from .data import load_runs
+
+        runs = load_runs(runs, columns=columns, require=self.law.inputs)
+        ll = _pointwise_loglik(self.model, self.posterior, runs).values.reshape(-1, runs.n_runs)
+        return logsumexp(ll, axis=0) - np.log(ll.shape[0])
+
     # ------------------------------------------------------------- posterior
     @property
     def posterior(self) -> xr.Dataset:
@@ -111,35 +176,43 @@ class ScalingFit:
         """Seconds spent: ``setup_seconds`` (graph, mode search), ``sampling_seconds``, ``total_seconds``."""
         return json.loads(self.idata.attrs["timing"])
 
-    def summary(self, prob=0.9) -> pd.DataFrame:
+    def summary(self, prob=0.9, *, ci_kind="hdi") -> pd.DataFrame:
         """Posterior summary table, one row per parameter.
 
         Parameters
         ----------
         prob : float
-            Probability mass of the highest-density interval.
+            Probability mass of the interval.
+        ci_kind : {"hdi", "eti"}, default "hdi"
+            Highest-density or equal-tailed interval.
 
         Returns
         -------
         DataFrame
-            Columns ``mean``, ``sd``, ``median``, ``hdi_lower``, ``hdi_upper``,
-            ``r_hat``, ``ess_bulk``, ``ess_tail``, ``mcse_mean``; ``attrs["prob"]``.
+            The columns every fit's summary starts with
+            (:data:`bayescale.contract.SUMMARY_COLUMNS`): ``estimate`` (the
+            posterior median), ``sd``, ``lower``, ``upper``; then ``mean``,
+            ``median``, ``r_hat``, ``ess_bulk``, ``ess_tail``, ``mcse_mean``.
+            ``attrs``: ``prob``, ``interval`` (``"posterior HDI"`` or
+            ``"posterior ETI"``).
 
         Examples
         --------
-        >>> fit.summary().loc["alpha", ["median", "hdi_lower", "hdi_upper"]]  # doctest: +SKIP
+        >>> fit.summary().loc["alpha", ["estimate", "lower", "upper"]]  # doctest: +SKIP
         """
         import arviz as az
 
         _check_prob(prob)
-        table = az.summary(self.posterior, ci_kind="hdi", ci_prob=prob, round_to="none")
-        tag = f"hdi{int(round(prob * 100))}"
-        table = table.rename(columns={f"{tag}_lb": "hdi_lower", f"{tag}_ub": "hdi_upper"})
-        table.insert(2, "median", [_medians(self.posterior)[v] for v in table.index])
-        table = table[["mean", "sd", "median", "hdi_lower", "hdi_upper", "r_hat", "ess_bulk", "ess_tail",
+        ci_kind = check_ci_kind(ci_kind)
+        table = az.summary(self.posterior, ci_kind=ci_kind, ci_prob=prob, round_to="none")
+        tag = f"{ci_kind}{int(round(prob * 100))}"
+        table = table.rename(columns={f"{tag}_lb": "lower", f"{tag}_ub": "upper"})
+        table["median"] = [_medians(self.posterior)[v] for v in table.index]
+        table["estimate"] = table["median"]
+        table = table[["estimate", "sd", "lower", "upper", "mean", "median", "r_hat", "ess_bulk", "ess_tail",
                        "mcse_mean"]]
         table.index.name = "parameter"
-        table.attrs["prob"] = prob
+        table.attrs.update(prob=prob, interval=interval_label(self.draws_kind, ci_kind))
         return table
 
     def diagnostics(self) -> dict:
@@ -199,11 +272,6 @@ class ScalingFit:
                           ConvergenceWarning, stacklevel=4)
 
     # ------------------------------------------------------------ prediction
-    def _new_runs(self, new_runs, columns=None):
-        from .data import load_runs
-
-        return load_runs(new_runs, columns=columns, require=self.model.law.inputs, require_loss=False)
-
     def param_draws(self, group=None, *, random_seed=None) -> dict:
         """Posterior draws of the parameters for one group, as arrays shaped (chain, draw).
 
@@ -267,16 +335,16 @@ class ScalingFit:
         0.0041
         """
         if self._residuals is None:
-            params, _ = self._row_params(self.runs)
-            curve = self._log_curve(self.runs.inputs(self.model.law.inputs), params)
+            params = self.row_param_draws(self.runs)
+            curve = log_curve(self.law, self.runs.inputs(self.law.inputs), params)
             self._residuals = np.log(self.runs.loss) - np.median(curve.reshape(-1, self.runs.n_runs), axis=0)
         return self._residuals.copy()
 
-    def _row_params(self, runs, group=None, random_seed=None):
-        """Parameter draws per row of `runs`: arrays (chain, draw, n) or (chain, draw, 1); row group labels."""
+    def row_param_draws(self, runs, group=None, random_seed=None) -> dict:
+        """Parameter draws per row of `runs`: arrays (chain, draw, n), or (chain, draw, 1) without groups."""
         if not self.model.hierarchical:
             post = self.posterior
-            return {k: post[k].values[..., None] for k in self.model.param_names}, None
+            return {k: post[k].values[..., None] for k in self.model.param_names}
         from .hierarchy import group_param_draws
 
         if runs.groups is not None:
@@ -288,19 +356,24 @@ class ScalingFit:
         distinct = list(dict.fromkeys(labels))
         codes = np.array([distinct.index(g) for g in labels], dtype=np.intp)
         draws = group_param_draws(self, distinct, random_seed)
-        return {k: v[..., codes] for k, v in draws.items()}, labels
+        return {k: v[..., codes] for k, v in draws.items()}
 
-    def predict_draws(self, new_runs, *, random_seed=None, columns=None, group=None) -> xr.Dataset:
-        """Posterior draws of the loss at new runs.
+    def predict(self, new_runs, prob=0.9, *, ci_kind="eti", random_seed=None, columns=None,
+                group=None) -> pd.DataFrame:
+        """Predicted loss with two bands, one row per new run.
 
         Parameters
         ----------
         new_runs : DataFrame, dict of arrays, RunData or path
             Inputs of the law (e.g. ``N`` and ``D``, or ``N`` and ``C``), and
             for a fit with groups optionally a ``group`` column.
+        prob : float, default 0.9
+            Probability of the intervals.
+        ci_kind : {"eti", "hdi"}, default "eti"
+            Equal-tailed or highest-density intervals.
         random_seed : int, optional
-            Seed of the noise draws for ``new_run`` (and of new-group draws);
-            default: the fit's seed.
+            Seed of the noise draws for the new-run band (and of new-group
+            draws); default: the fit's seed.
         group : label, optional
             For a fit with groups and runs without a ``group`` column: the
             group of every row. A fitted group's label uses its posterior;
@@ -310,148 +383,35 @@ class ScalingFit:
 
         Returns
         -------
-        xarray.Dataset
-            ``expected_loss`` (the law's curve) and ``new_run_loss`` (a new
-            run, with run-to-run noise), dims (chain, draw, run). Beyond the
-            fitted runs both include the model's form uncertainty (the
-            discrepancy of :mod:`bayescale.form`, growing with the distance
-            from the fitted range; none with ``form_uncertainty=None``).
-        """
-        runs = self._new_runs(new_runs, columns)
-        params, _ = self._row_params(runs, group, random_seed)
-        log_mu = shift_log_loss(self, self._log_curve(runs.inputs(self.model.law.inputs), params), runs.frame,
-                                irreducible_draws(self, params))
-        rng = np.random.default_rng(self.settings["random_seed"] if random_seed is None else random_seed)
-        post = self.posterior
-        sigma = params["sigma"]
-        if self.model.likelihood == "student_t":
-            noise = rng.standard_t(params["nu"], size=log_mu.shape)
-        else:
-            noise = rng.standard_normal(log_mu.shape)
-        dims = (*SAMPLE_DIMS, "run")
-        coords = {"chain": post["chain"].values, "draw": post["draw"].values, "run": np.arange(runs.n_runs)}
-        return xr.Dataset(
-            {"expected_loss": (dims, np.exp(log_mu)), "new_run_loss": (dims, np.exp(log_mu + sigma * noise))},
-            coords=coords,
-        )
-
-    def _log_curve(self, inputs, params=None) -> np.ndarray:
-        if params is None:
-            post = self.posterior
-            params = {k: post[k].values[..., None] for k in self.model.law.param_names}
-        x = {k: np.asarray(v, dtype=float)[None, None, :] for k, v in inputs.items()}
-        return np.asarray(self.model.law.log_loss(x, params, NUMPY))
-
-    def predict(self, new_runs, prob=0.9, *, random_seed=None, columns=None, group=None) -> pd.DataFrame:
-        """Predicted loss with two bands, one row per new run.
-
-        Parameters
-        ----------
-        new_runs : DataFrame, dict of arrays, RunData or path
-            Inputs of the law.
-        prob : float, default 0.9
-            Probability of the central intervals.
-
-        Returns
-        -------
         DataFrame
             The inputs, then
 
             - ``loss_median``: posterior median of the expected loss L(N, D);
-            - ``curve_lower``, ``curve_upper``: central interval of the
-              expected loss — how uncertain the fitted curve is there (its
-              parameters, and beyond the fitted runs the law's form);
-            - ``new_run_lower``, ``new_run_upper``: central interval for the
-              loss of one new run — the curve's uncertainty plus run-to-run
-              noise. Use this band for "what will my run get".
+            - ``curve_lower``, ``curve_upper``: interval of the expected loss
+              — how uncertain the fitted curve is there (its parameters, and
+              beyond the fitted runs the law's form);
+            - ``new_run_lower``, ``new_run_upper``: interval for the loss of
+              one new run — the curve's uncertainty plus run-to-run noise.
+              Use this band for "what will my run get".
 
             For a fit with groups also ``group`` and ``new_group`` (True where
             the row's group was not fitted and the population predictive of a
-            new group is used). ``group=`` sets the group of runs without a
-            ``group`` column, as in :meth:`predict_draws`.
+            new group is used).
 
             ``beyond_C``, ``beyond_N``, ``beyond_D``, ``beyond``: decades
             outside the fitted runs' range (:mod:`bayescale.extrapolation`);
             an :class:`~bayescale.errors.ExtrapolationWarning` says how far
-            when a row lies more than one decade outside.
+            when a row lies more than one decade outside. ``attrs``: ``prob``
+            and ``interval`` (e.g. ``"posterior ETI"``). The draws are in
+            :meth:`predict_draws`: ``expected_loss`` and ``new_run_loss``,
+            dims (chain, draw, run), both with the model's form uncertainty
+            beyond the fitted runs (:mod:`bayescale.form`).
 
         Examples
         --------
         >>> fit.predict({"N": [70e9, 400e9], "D": [1.4e12, 8e12]}, prob=0.9)  # doctest: +SKIP
         """
-        from .extrapolation import annotate
-
-        _check_prob(prob)
-        runs = self._new_runs(new_runs, columns)
-        draws = self.predict_draws(runs, random_seed=random_seed, group=group)
-        lo, hi = (1 - prob) / 2, (1 + prob) / 2
-        curve = draws["expected_loss"].values.reshape(-1, runs.n_runs)
-        new = draws["new_run_loss"].values.reshape(-1, runs.n_runs)
-        frame = runs.frame[[c for c in runs.frame.columns if c in ("N", "D", "C", "U", "group", "loss")]].copy()
-        if "loss" in frame:
-            frame = frame.rename(columns={"loss": "observed_loss"})
-        frame["loss_median"] = np.median(curve, axis=0)
-        frame["curve_lower"], frame["curve_upper"] = np.quantile(curve, [lo, hi], axis=0)
-        frame["new_run_lower"], frame["new_run_upper"] = np.quantile(new, [lo, hi], axis=0)
-        if self.model.hierarchical:
-            from .hierarchy import group_labels
-
-            frame["group"], frame["new_group"] = group_labels(self, runs, group)
-        annotate(frame, self.runs, what="fit.predict", stacklevel=2, form=self.model.form_uncertainty)
-        frame.attrs["prob"] = prob
-        return frame
-
-    # ---------------------------------------------------- allocation and risk
-    def allocate(self, budget, prob=0.9, *, flops_per_param_token=6.0, max_unique_tokens=None,
-                 group=None) -> pd.DataFrame:
-        """Compute-optimal N, D, tokens per parameter and loss per budget; see :func:`bayescale.allocation.allocate`."""
-        from .allocation import allocate
-
-        return allocate(self, budget, prob=prob, flops_per_param_token=flops_per_param_token,
-                        max_unique_tokens=max_unique_tokens, group=group)
-
-    def allocate_draws(self, budget, *, flops_per_param_token=6.0, max_unique_tokens=None, group=None) -> xr.Dataset:
-        """Posterior draws of the optimal allocation; see :func:`bayescale.allocation.allocate_draws`."""
-        from .allocation import allocate_draws
-
-        return allocate_draws(self, budget, flops_per_param_token=flops_per_param_token,
-                              max_unique_tokens=max_unique_tokens, group=group)
-
-    def risk(self, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_token=6.0,
-             max_unique_tokens=None, random_seed=None, group=None) -> pd.DataFrame:
-        """Predictive loss bands, P(loss <= target) and allocation penalty; see :func:`bayescale.risk.risk`."""
-        from .risk import risk
-
-        return risk(self, budget, target=target, plan=plan, prob=prob, flops_per_param_token=flops_per_param_token,
-                    max_unique_tokens=max_unique_tokens, random_seed=random_seed, group=group)
-
-    def budget_for(self, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_tokens=None,
-                   random_seed=None, group=None) -> pd.DataFrame:
-        """Smallest compute reaching `target` with probability `prob`; see :func:`bayescale.risk.budget_for`."""
-        from .risk import budget_for
-
-        return budget_for(self, target, prob, flops_per_param_token=flops_per_param_token,
-                          max_unique_tokens=max_unique_tokens, random_seed=random_seed, group=group)
-
-    def plot_frontier(self, budgets=None, *, flops_per_param_token=6.0, max_unique_tokens=None):
-        """Loss vs compute with the optimal frontier and bands; see :func:`bayescale.plots.plot_frontier`."""
-        from .plots import plot_frontier
-
-        return plot_frontier(self, budgets, flops_per_param_token=flops_per_param_token,
-                             max_unique_tokens=max_unique_tokens)
-
-    def plot_allocation(self, budgets=None, *, flops_per_param_token=6.0, max_unique_tokens=None):
-        """N_opt and D_opt vs compute with bands; see :func:`bayescale.plots.plot_allocation`."""
-        from .plots import plot_allocation
-
-        return plot_allocation(self, budgets, flops_per_param_token=flops_per_param_token,
-                               max_unique_tokens=max_unique_tokens)
-
-    def plot_isoflop(self, budgets=None, *, flops_per_param_token=6.0):
-        """IsoFLOP curves (loss vs N at fixed C) with bands; see :func:`bayescale.plots.plot_isoflop`."""
-        from .plots import plot_isoflop
-
-        return plot_isoflop(self, budgets, flops_per_param_token=flops_per_param_token)
+        return predict(self, new_runs, prob, ci_kind=ci_kind, random_seed=random_seed, columns=columns, group=group)
 
     # ---------------------------------------------------------------- output
     def save(self, path) -> None:
@@ -487,7 +447,7 @@ class ScalingFit:
                   f"[[Parameters]] (median and {prob:.0%} HDI)"]
         table = self.summary(prob)
         for name, row in table.iterrows():
-            lines.append(f"    {name:<8} {row['median']:<12.5g} [{row['hdi_lower']:.5g}, {row['hdi_upper']:.5g}]")
+            lines.append(f"    {name:<8} {row['estimate']:<12.5g} [{row['lower']:.5g}, {row['upper']:.5g}]")
         lines.append("[[Form uncertainty]]")
         form = self.model.form_uncertainty
         if form is None:
@@ -513,7 +473,7 @@ class ScalingFit:
     def __repr__(self) -> str:
         d = self.diagnostics()
         s = self.settings
-        table = self.summary()[["median", "hdi_lower", "hdi_upper", "r_hat", "ess_bulk"]]
+        table = self.summary()[["estimate", "lower", "upper", "r_hat", "ess_bulk"]]
         head = (f"ScalingFit: {self.model.law.name} law, {self.model.likelihood} likelihood, "
                 f"{self.runs.n_runs} runs\n"
                 f"  {s['chains']} chains x {s['draws']} draws ({s['sampler']}), "
@@ -525,7 +485,7 @@ class ScalingFit:
 
     def _repr_html_(self) -> str:
         d = self.diagnostics()
-        table = self.summary()[["median", "hdi_lower", "hdi_upper", "r_hat", "ess_bulk"]]
+        table = self.summary()[["estimate", "lower", "upper", "r_hat", "ess_bulk"]]
         status = "converged" if d["converged"] else "<b>NOT converged</b>"
         return (f"<p><b>ScalingFit</b>: {self.model.law.name} law, {self.model.likelihood} likelihood, "
                 f"{self.runs.n_runs} runs; {status} (max R-hat {d['max_r_hat']:.3f}, min bulk ESS "

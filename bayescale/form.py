@@ -181,13 +181,11 @@ def form_from_dict(d, source="form_uncertainty"):
 
 # ------------------------------------------------------------------ fit layer
 def _setting(fit):
-    return getattr(getattr(fit, "model", None), "form_uncertainty", None)
+    return fit.form_uncertainty
 
 
 def _slopes(fit):
-    post = fit.posterior
-    shape = (post.sizes["chain"], post.sizes["draw"])
-    s, s_a = _setting(fit).slopes(shape, fit.settings["random_seed"], residual_scale(fit))
+    s, s_a = _setting(fit).slopes(fit.draw_shape, fit.random_seed, residual_scale(fit))
     return s / reducible_fraction(fit), s_a
 
 
@@ -209,7 +207,7 @@ def reducible_fraction(fit) -> float:
     >>> reducible_fraction(fit)  # doctest: +SKIP
     0.14
     """
-    name = _irreducible_name(fit.model.law)
+    name = _irreducible_name(fit.law)
     if name is None:
         return 1.0
     curve = fit.runs.loss / np.exp(fit.residuals())
@@ -219,7 +217,7 @@ def reducible_fraction(fit) -> float:
 
 def irreducible_draws(fit, params) -> np.ndarray | float:
     """The irreducible loss of each draw in `params` (0 for laws without one), for :func:`shift_log_loss`."""
-    name = _irreducible_name(fit.model.law)
+    name = _irreducible_name(fit.law)
     return 0.0 if name is None else np.asarray(params[name], dtype=float)
 
 
@@ -302,8 +300,7 @@ def loss_shift(fit, values) -> np.ndarray:
     values = {q: np.broadcast_to(v, shape).ravel() for q, v in values.items()}
     d = decades_beyond(Reach.from_runs(fit.runs), values)["beyond"].to_numpy().reshape(shape)
     if _setting(fit) is None or not d.any():
-        post = fit.posterior
-        return np.zeros((post.sizes["chain"], post.sizes["draw"], shape[-1]))
+        return np.zeros((*fit.draw_shape, shape[-1]))
     s, _ = _slopes(fit)
     return s[..., None] * d
 
@@ -360,8 +357,7 @@ def allocation_shift(fit, budget) -> np.ndarray:
     d = decades_beyond(Reach.from_runs(fit.runs), {"C": c})
     d = d["beyond_C"].to_numpy() if "beyond_C" in d else np.zeros(c.size)
     if _setting(fit) is None or not d.any():
-        post = fit.posterior
-        return np.zeros((post.sizes["chain"], post.sizes["draw"], c.size))
+        return np.zeros((*fit.draw_shape, c.size))
     _, s_a = _slopes(fit)
     return s_a[..., None] * d
 
@@ -380,7 +376,7 @@ def shift_crossover(fit, params, crossover, max_unique_tokens, flops_per_param_t
 
     from .laws import get_law
 
-    if _setting(fit) is None or fit.model.law.function is not get_law("chinchilla").function:
+    if _setting(fit) is None or fit.law.function is not get_law("chinchilla").function:
         return crossover  # the closed form holds for the Chinchilla law itself, not for a law that shares its name
     _, s_a = _slopes(fit)
     s_a = s_a.reshape(np.shape(crossover)[: s_a.ndim] + (1,) * (np.ndim(crossover) - s_a.ndim))

@@ -361,8 +361,8 @@ def group_summary(fit, prob=0.9, params=None) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Columns ``parameter``, ``group``, ``n_runs``, ``median``,
-        ``hdi_lower``, ``hdi_upper``, ``pooling``, ``converged`` (the
+        Columns ``parameter``, ``group``, ``n_runs``, ``estimate`` (the
+        posterior median), ``lower``, ``upper``, ``pooling``, ``converged`` (the
         fit's convergence verdict, see :meth:`ScalingFit.diagnostics`). For partially pooled
         parameters two extra rows: ``group="(population median)"`` (the
         population value ``<name>_pop``) and ``group="(new group)"`` (the
@@ -401,10 +401,10 @@ def group_summary(fit, prob=0.9, params=None) -> pd.DataFrame:
             rows.append((p, "(population median)", int(fit.runs.n_runs),
                          *_interval(post[pop_name(p)].values, prob), "partial"))
             rows.append((p, "(new group)", 0, *_interval(new[p], prob), "partial"))
-    table = pd.DataFrame(rows, columns=["parameter", "group", "n_runs", "median", "hdi_lower", "hdi_upper",
+    table = pd.DataFrame(rows, columns=["parameter", "group", "n_runs", "estimate", "lower", "upper",
                                         "pooling"])
     table["converged"] = fit.converged
-    table.attrs["prob"] = prob
+    table.attrs.update(prob=prob, interval="posterior HDI")
     return table
 
 
@@ -450,25 +450,25 @@ def plot_groups(fit, params=None, prob=0.9, *, compare=None, truth=None):
             y = ypos[row["group"]]
             pop = row["group"].startswith("(")
             colour = "C3" if pop else "C0"
-            ax.plot([row["hdi_lower"], row["hdi_upper"]], [y, y], color=colour, lw=2.5 if pop else 2)
-            ax.plot(row["median"], y, "o", color=colour, ms=5)
+            ax.plot([row["lower"], row["upper"]], [y, y], color=colour, lw=2.5 if pop else 2)
+            ax.plot(row["estimate"], y, "o", color=colour, ms=5)
         if other is not None:
             osub = other[other["parameter"] == name]
             for _, row in osub.iterrows():
                 if row["group"] in ypos and not row["group"].startswith("("):
                     y = ypos[row["group"]] - 0.25
-                    ax.plot([row["hdi_lower"], row["hdi_upper"]], [y, y], color="0.6", lw=1.5)
-                    ax.plot(row["median"], y, "o", color="0.6", ms=3)
+                    ax.plot([row["lower"], row["upper"]], [y, y], color="0.6", lw=1.5)
+                    ax.plot(row["estimate"], y, "o", color="0.6", ms=3)
         pm = sub[sub["group"] == "(population median)"]
         if len(pm):
-            ax.axvline(float(pm["median"].iloc[0]), color="C3", lw=0.8, ls="--")
+            ax.axvline(float(pm["estimate"].iloc[0]), color="C3", lw=0.8, ls="--")
         if truth and name in truth:
             for g, v in truth[name].items():
                 if str(g) in ypos:
                     ax.plot(v, ypos[str(g)], "x", color="k", ms=7)
         ax.set_title(f"{name} ({fit.model.pooling_of(name)})")
         ax.set_xlabel(name)
-        if float(sub["hdi_lower"].min()) > 0 and float(sub["hdi_upper"].max()) / float(sub["hdi_lower"].min()) > 20:
+        if float(sub["lower"].min()) > 0 and float(sub["upper"].max()) / float(sub["lower"].min()) > 20:
             ax.set_xscale("log")
     counts = table.drop_duplicates("group").set_index("group")["n_runs"]
     axes[0][0].set_yticks([ypos[g] for g in labels])

@@ -45,6 +45,8 @@ import pandas as pd
 
 from .errors import BayescaleError, SpecError
 from .laws import NUMPY, PYTENSOR, Law, get_law
+from .contract import check_ci_kind, interval_label
+from .results import ResultMethods
 from .validation import check_budgets as _budgets, check_prob as _check_prob
 
 __all__ = [
@@ -67,6 +69,9 @@ LOSSES = {
     "squared": "squared error on loss",
 }
 SEARCHES = ("adaptive", "full")
+#: Draws a point fit without bootstrap offers the shared read API: copies of the estimate, each with its own
+#: resampled residual, so a new-run band holds the run-to-run scatter.
+POINT_DRAWS = 4000
 #: Adaptive search: distinct starts that must reach the best end point before it stops.
 CONFIRMATIONS = 5
 #: Adaptive search: size of the first batch of starts (later batches double).
@@ -513,7 +518,7 @@ def _grid_search(problem, starts, coords, search, options):
 
 
 # ----------------------------------------------------------------------- result
-class PointFit:
+class PointFit(ResultMethods):
     """A point estimate of a scaling law (returned by :meth:`PointModel.fit`).
 
     Reads like :class:`~bayescale.fit.ScalingFit`: :meth:`summary`,
@@ -540,8 +545,6 @@ class PointFit:
         Whether L-BFGS-B reported convergence at the best start.
     starts : DataFrame
         One row per start run: start, end point, objective, ``at_best``.
-    residuals : ndarray
-        ``log(observed) - log(predicted)`` per run.
     sigma : float
         Residual standard deviation on log loss, ``sqrt(sum r^2 / (n - k))``:
         the scale of the Normal plug-in density (:meth:`log_predictive_density`).
@@ -563,9 +566,68 @@ class PointFit:
         self.boot = boot
         self.boot_seed = boot_seed
         pred = self._log_curve(runs.inputs(self.law.inputs), self.params)
-        self.residuals = np.log(runs.loss) - pred
+        self._residuals = np.log(runs.loss) - pred
         dof = max(runs.n_runs - len(self.law.param_names), 1)
-        self.sigma = float(np.sqrt(np.sum(self.residuals**2) / dof))
+        self.sigma = float(np.sqrt(np.sum(self._residuals**2) / dof))
+
+    # ------------------------------------------------------------- contract
+    #: A fit of known form: no discrepancy beyond the fitted runs (:mod:`bayescale.form`).
+    form_uncertainty = None
+    #: Parameters are shared by all runs.
+    hierarchical = False
+
+    @property
+    def draws_kind(self) -> str:
+        """``"bootstrap"`` after :meth:`bootstrap`, else ``"point"`` (:mod:`bayescale.contract`)."""
+        return "bootstrap" if self.bootstrapped else "point"
+
+    @property
+    def converged(self) -> bool:
+        """The optimiser's verdict at the best start (:attr:`success`)."""
+        return bool(self.success)
+
+    @property
+    def random_seed(self):
+        """Default seed of the fit's Monte Carlo draws: the bootstrap's, else the model's."""
+        return self.boot_seed if self.boot_seed is not None else self.model.random_seed
+
+    @property
+    def point_params(self) -> dict:
+        """The estimate, which the tables report as their central value."""
+        return dict(self.params)
+
+    @property
+    def draw_shape(self) -> tuple:
+        """(1, resamples) after :meth:`bootstrap`, else (1, :data:`POINT_DRAWS`)."""
+        return (1, len(self.boot) if self.bootstrapped else POINT_DRAWS)
+
+    def residuals(self) -> np.ndarray:
+        """``log(observed) - log(predicted)`` of each fitted run, in the order of :attr:`runs`."""
+        return self._residuals.copy()
+
+    def param_draws(self, group=None, *, random_seed=None) -> dict:
+        """Parameter draws shaped (1, S): the bootstrap resamples, or S copies of the estimate.
+
+        ``group`` and ``random_seed`` are accepted for the shared read API
+        (:mod:`bayescale.contract`); a point fit has no groups and no random
+        parameter draws.
+
+        Examples
+        --------
+        >>> import bayescale as bs
+        >>> fit = bs.Approach3().fit(bs.datasets.load_chinchilla(drop_outliers=True))
+        >>> fit.param_draws()["alpha"].shape
+        (1, 4000)
+        """
+        names = list(self.law.param_names) + ["sigma"]
+        if self.bootstrapped:
+            return {k: self.boot[k].to_numpy(dtype=float)[None, :] for k in names}
+        values = dict(self.params, sigma=self.sigma)
+        return {k: np.full((1, POINT_DRAWS), values[k]) for k in names}
+
+    def noise_draws(self, params, shape, rng) -> np.ndarray:
+        """Run-to-run log-loss noise: the fit's own residuals, resampled."""
+        return rng.choice(self._residuals, size=shape)
 
     # --------------------------------------------------------------- helpers
     def _log_curve(self, inputs, params):
@@ -651,37 +713,51 @@ class PointFit:
                         boot=boot, boot_seed=seed)
 
     # ------------------------------------------------------------- summaries
-    def summary(self, prob=0.9) -> pd.DataFrame:
+    def summary(self, prob=0.9, *, ci_kind="eti") -> pd.DataFrame:
         """Parameter table, one row per parameter (law parameters, then ``sigma``).
 
         Parameters
         ----------
         prob : float, default 0.9
-            Probability of the bootstrap percentile interval.
+            Probability of the bootstrap interval.
+        ci_kind : {"eti", "hdi"}, default "eti"
+            Percentile (equal-tailed) or highest-density interval of the
+            resamples.
 
         Returns
         -------
         DataFrame
-            ``estimate``; after :meth:`bootstrap` also ``sd`` (bootstrap
-            standard deviation), ``lower`` and ``upper`` (percentile interval).
-            ``attrs``: ``prob``, ``n_boot``.
+            The columns every fit's summary starts with
+            (:data:`bayescale.contract.SUMMARY_COLUMNS`): ``estimate``, ``sd``
+            (bootstrap standard deviation), ``lower`` and ``upper``
+            (bootstrap interval). Without :meth:`bootstrap` the fit carries no
+            parameter uncertainty: ``sd`` is 0 and ``lower = upper =
+            estimate``. ``attrs``: ``prob``, ``interval`` (``"bootstrap
+            percentile"`` or ``"point estimate"``), ``n_boot``.
 
         Examples
         --------
         >>> import bayescale as bs
-        >>> bs.Approach3().fit(bs.datasets.load_chinchilla(drop_outliers=True)).summary().index.tolist()
-        ['E', 'A', 'B', 'alpha', 'beta', 'sigma']
+        >>> table = bs.Approach3().fit(bs.datasets.load_chinchilla(drop_outliers=True)).summary()
+        >>> table.index.tolist(), table.columns.tolist()
+        (['E', 'A', 'B', 'alpha', 'beta', 'sigma'], ['estimate', 'sd', 'lower', 'upper'])
         """
+        from .contract import interval
+
         _check_prob(prob)
+        ci_kind = check_ci_kind(ci_kind)
         names = list(self.law.param_names) + ["sigma"]
         est = [self.params[k] for k in self.law.param_names] + [self.sigma]
         table = pd.DataFrame({"estimate": est}, index=pd.Index(names, name="parameter"))
         if self.bootstrapped:
-            lo, hi = (1 - prob) / 2, (1 + prob) / 2
-            table["sd"] = [float(self.boot[k].std(ddof=1)) for k in names]
-            table["lower"] = [float(self.boot[k].quantile(lo)) for k in names]
-            table["upper"] = [float(self.boot[k].quantile(hi)) for k in names]
-        table.attrs.update(prob=prob, n_boot=0 if self.boot is None else len(self.boot))
+            values = self.boot[names].to_numpy(dtype=float)
+            table["sd"] = values.std(axis=0, ddof=1)
+            _, table["lower"], table["upper"] = interval(values, prob, ci_kind)
+        else:
+            table["sd"] = 0.0
+            table["lower"] = table["upper"] = table["estimate"]
+        table.attrs.update(prob=prob, interval=interval_label(self.draws_kind, ci_kind),
+                           n_boot=0 if self.boot is None else len(self.boot))
         return table
 
     # ------------------------------------------------------------ prediction
@@ -694,10 +770,11 @@ class PointFit:
         curves = self._log_curve({k: v[None, :] for k, v in inputs.items()}, bp)
         rng = np.random.default_rng(self._seed(random_seed))
         pick = rng.integers(0, curves.shape[0], size=n_mc)
-        noise = rng.choice(self.residuals, size=(n_mc, curves.shape[1]))
+        noise = rng.choice(self._residuals, size=(n_mc, curves.shape[1]))
         return curves, curves[pick] + noise
 
-    def predict(self, new_runs, prob=0.9, *, random_seed=None, columns=None) -> pd.DataFrame:
+    def predict(self, new_runs, prob=0.9, *, ci_kind="eti", random_seed=None, columns=None,
+                group=None) -> pd.DataFrame:
         """Predicted loss with a curve band and a new-run band, one row per new run.
 
         Parameters
@@ -705,13 +782,21 @@ class PointFit:
         new_runs : DataFrame, dict of arrays, RunData or path
             Inputs of the law.
         prob : float, default 0.9
+        ci_kind : {"eti", "hdi"}, default "eti"
+            Percentile (equal-tailed) or highest-density intervals of a
+            bootstrapped fit's draws.
         random_seed : int, optional
             Seed of the Monte Carlo new-run band of a bootstrapped fit.
+        group : None
+            Accepted for the shared read API; a point fit has no groups.
 
         Returns
         -------
         DataFrame
-            The inputs (and ``observed_loss`` if given), then
+            Exact quantiles where the fit allows (the estimate and its
+            residuals), so the bands may differ in the last digits from the
+            Monte Carlo draws of :meth:`predict_draws`. The inputs (and
+            ``observed_loss`` if given), then
 
             - ``loss_median``: the point estimate of the expected loss;
             - ``curve_lower``, ``curve_upper``: bootstrap percentile interval of
@@ -728,9 +813,13 @@ class PointFit:
         ['N', 'D', 'C', 'loss_median', 'curve_lower', 'curve_upper', 'new_run_lower', 'new_run_upper',
          'beyond_C', 'beyond_N', 'beyond_D', 'beyond']
         """
+        from .contract import interval
         from .extrapolation import annotate
 
         _check_prob(prob)
+        ci_kind = check_ci_kind(ci_kind)
+        if group is not None:
+            raise ValueError(f"group={group!r}: a point fit has no groups; leave group=None")
         runs = self._new_runs(new_runs, columns)
         lo, hi = (1 - prob) / 2, (1 + prob) / 2
         point = self._log_curve(runs.inputs(self.law.inputs), self.params)
@@ -741,13 +830,15 @@ class PointFit:
         frame["loss_median"] = np.exp(point)
         if new is None:
             frame["curve_lower"] = frame["curve_upper"] = np.exp(point)
-            q_lo, q_hi = np.quantile(self.residuals, [lo, hi])
+            q_lo, q_hi = np.quantile(self._residuals, [lo, hi])
             frame["new_run_lower"], frame["new_run_upper"] = np.exp(point + q_lo), np.exp(point + q_hi)
         else:
-            frame["curve_lower"], frame["curve_upper"] = np.exp(np.quantile(curves, [lo, hi], axis=0))
-            frame["new_run_lower"], frame["new_run_upper"] = np.exp(np.quantile(new, [lo, hi], axis=0))
+            _, c_lo, c_hi = interval(curves, prob, ci_kind)
+            _, n_lo, n_hi = interval(new, prob, ci_kind)
+            frame["curve_lower"], frame["curve_upper"] = np.exp(c_lo), np.exp(c_hi)
+            frame["new_run_lower"], frame["new_run_upper"] = np.exp(n_lo), np.exp(n_hi)
         annotate(frame, self.runs, what="predict", stacklevel=2)
-        frame.attrs["prob"] = prob
+        frame.attrs.update(prob=prob, interval=interval_label(self.draws_kind, ci_kind))
         return frame
 
     def log_predictive_density(self, runs, *, columns=None) -> np.ndarray:
@@ -784,55 +875,6 @@ class PointFit:
         ll = stats.norm.logpdf(y[None, :], loc=mu, scale=self.boot["sigma"].to_numpy()[:, None])
         return logsumexp(ll, axis=0) - np.log(ll.shape[0])
 
-    # ------------------------------------------------------------ allocation
-    def allocate(self, budget, prob=0.9, *, flops_per_param_token=6.0, max_unique_tokens=None) -> pd.DataFrame:
-        """Compute-optimal N, D, tokens per parameter and loss per budget.
-
-        Same columns as :meth:`ScalingFit.allocate`: ``C``, then
-        ``*_median``, ``*_lower``, ``*_upper`` for ``N``, ``D``,
-        ``tokens_per_param`` and ``loss`` (plus ``U``, ``epochs`` for laws with
-        unique tokens, ``data_bound_prob`` with a data cap), ``beyond_*``, ``beyond`` and
-        ``tokens_per_param_outside`` (:mod:`bayescale.extrapolation`) and ``converged``.
-        ``*_median`` is the point estimate's allocation; the interval is the
-        bootstrap percentile interval (degenerate without bootstrap).
-
-        Examples
-        --------
-        >>> import bayescale as bs
-        >>> fit = bs.Approach3().fit(bs.datasets.load_chinchilla(drop_outliers=True))
-        >>> round(float(fit.allocate(5.88e23)["tokens_per_param_median"].iloc[0]), 1)
-        17.9
-        """
-        from .allocation import optimal_allocation
-        from .extrapolation import annotate
-
-        _check_prob(prob)
-        c = _budgets(budget)
-        kw = dict(flops_per_param_token=flops_per_param_token, max_unique_tokens=max_unique_tokens)
-        point = optimal_allocation(self.law, self.params, c, **kw)
-        draws = optimal_allocation(self.law, self._boot_params(), c, **kw) if self.bootstrapped else None
-        frame = pd.DataFrame({"C": c})
-        if max_unique_tokens is not None:
-            frame["max_unique_tokens"] = float(max_unique_tokens)
-        names = ["N", "D", "tokens_per_param", "loss"] + [k for k in ("U", "epochs") if k in point]
-        lo, hi = (1 - prob) / 2, (1 + prob) / 2
-        for name in names:
-            frame[f"{name}_median"] = point[name]
-            if draws is None:
-                frame[f"{name}_lower"] = frame[f"{name}_upper"] = point[name]
-            else:
-                frame[f"{name}_lower"], frame[f"{name}_upper"] = np.quantile(draws[name], [lo, hi], axis=0)
-        if max_unique_tokens is not None:
-            bound = draws["data_bound"] if draws is not None else point["data_bound"][None]
-            frame["data_bound_prob"] = bound.mean(axis=0)
-        annotate(frame, self.runs, what="allocate", n="N_median", d="D_median",
-                 tokens_per_param="tokens_per_param_median", flops_per_param_token=flops_per_param_token,
-                 stacklevel=2)
-        frame["converged"] = self.success
-        frame.attrs.update(prob=prob, law=self.law.name, flops_per_param_token=float(flops_per_param_token),
-                           max_unique_tokens=None if max_unique_tokens is None else float(max_unique_tokens))
-        return frame
-
     # ---------------------------------------------------------------- report
     def fit_report(self, prob=0.9) -> str:
         """Text report in sections: model, data, optimiser, parameters, residuals."""
@@ -860,7 +902,7 @@ class PointFit:
             lines.append("[[Parameters]] (estimate; call fit.bootstrap(1000) for intervals)")
             for name, row in table.iterrows():
                 lines.append(f"    {name:<8} {row['estimate']:.5g}")
-        q = np.quantile(self.residuals, [0.05, 0.5, 0.95])
+        q = np.quantile(self._residuals, [0.05, 0.5, 0.95])
         lines += ["[[Residuals]] (log observed - log predicted)",
                   f"    sd {self.sigma:.4g}; 5%, 50%, 95% quantiles {q[0]:.4g}, {q[1]:.4g}, {q[2]:.4g}"]
         return "\n".join(lines)

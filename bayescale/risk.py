@@ -23,12 +23,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .allocation import _interval, optimal_allocation, posterior_params
+from .allocation import optimal_allocation, posterior_params
+from .contract import caption as interval_caption, interval, interval_label
 from .validation import check_budgets as _budgets, check_prob as _check_prob, positive_array as _positive
 from .errors import ExtrapolationWarning
 from .extrapolation import annotate, warn_extrapolation
 from .form import irreducible_draws, shift_log_loss
 from .laws import NUMPY
+from .predictive import predict_draws
 from .units import format_count, format_flops, format_plan, parse_plan, parse_quantity
 
 __all__ = ["risk", "budget_for", "humanize", "to_markdown", "to_html", "to_text"]
@@ -56,8 +58,10 @@ def _plan_inputs(law, n, d, cap) -> dict:
 
 
 def _median_plan(fit, c, k, cap, params):
-    """The posterior-median optimal N at each budget, and D = C / (k N)."""
-    alloc = optimal_allocation(fit.model.law, params, c, flops_per_param_token=k,
+    """The posterior-median optimal N at each budget (a point fit's: its estimate's), and D = C / (k N)."""
+    if fit.point_params is not None:
+        params = {name: np.asarray(v, dtype=float) for name, v in fit.point_params.items()}
+    alloc = optimal_allocation(fit.law, params, c, flops_per_param_token=k,
                                max_unique_tokens=cap)
     n = np.exp(np.median(np.log(alloc["N"]).reshape(-1, np.size(c)), axis=0))
     return n, np.asarray(c, float) / k / n
@@ -70,7 +74,7 @@ def _check_target(target):
 
 
 # -------------------------------------------------------------------- risk
-def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_token=6.0,
+def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti", flops_per_param_token=6.0,
          max_unique_tokens=None, random_seed=None, group=None) -> pd.DataFrame:
     """Predictive loss, P(loss <= target) and the allocation penalty of planned runs.
 
@@ -86,7 +90,9 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
         User-proposed runs, e.g. ``(70e9, 1.4e12)`` or ``"70B:1.4T"``; each
         gives a row at its own compute ``k N D``.
     prob : float, default 0.9
-        Probability of the central intervals.
+        Probability of the intervals.
+    ci_kind : {"eti", "hdi"}, default "eti"
+        Equal-tailed or highest-density intervals of the draws.
     flops_per_param_token : float, default 6
     max_unique_tokens : float, optional
         Fresh-data cap: the optimum is the capped one (see
@@ -128,15 +134,15 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
     if isinstance(group, (list, tuple)):
         with warnings.catch_warnings():  # one warning for the whole table, below
             warnings.simplefilter("ignore", ExtrapolationWarning)
-            frames = [risk(fit, budget, target=target, plan=plan, prob=prob,
+            frames = [risk(fit, budget, target=target, plan=plan, prob=prob, ci_kind=ci_kind,
                            flops_per_param_token=flops_per_param_token, max_unique_tokens=max_unique_tokens,
                            random_seed=random_seed, group=g) for g in group]
         out = pd.concat(frames, ignore_index=True)
         out.attrs.update(frames[0].attrs)
         warn_extrapolation(out, fit.runs, what="risk", tokens_per_param="tokens_per_param",
-                           stacklevel=3, form=fit.model.form_uncertainty)
+                           stacklevel=3, form=fit.form_uncertainty)
         return out
-    law = fit.model.law
+    law = fit.law
     params = posterior_params(fit, group, random_seed)
     k = float(_positive(flops_per_param_token, "flops_per_param_token"))
     cap = None if max_unique_tokens is None else float(_positive(max_unique_tokens, "max_unique_tokens"))
@@ -155,9 +161,9 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
     n, d = np.array(ns), np.array(ds)
     c = k * n * d
     inputs = _plan_inputs(law, n, d, cap)
-    grouped = getattr(fit.model, "hierarchical", False)
-    draws = fit.predict_draws({name: inputs[name] for name in law.inputs}, random_seed=random_seed,
-                              **({"group": group} if grouped else {}))
+    grouped = fit.hierarchical
+    draws = predict_draws(fit, {name: inputs[name] for name in law.inputs}, random_seed=random_seed,
+                          group=group if grouped else None)
     curve = draws["expected_loss"].values.reshape(-1, n.size)
     new = draws["new_run_loss"].values.reshape(-1, n.size)
     best = optimal_allocation(law, params, c, flops_per_param_token=k,
@@ -172,29 +178,26 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
     if "U" in law.inputs:
         frame["U"] = inputs["U"]
         frame["epochs"] = d / inputs["U"]
-    lo, hi = (1 - prob) / 2, (1 + prob) / 2
-    frame["loss_median"] = np.median(curve, axis=0)
-    frame["curve_lower"], frame["curve_upper"] = np.quantile(curve, [lo, hi], axis=0)
-    frame["new_run_lower"], frame["new_run_upper"] = np.quantile(new, [lo, hi], axis=0)
+    frame["loss_median"], frame["curve_lower"], frame["curve_upper"] = interval(curve, prob, ci_kind)
+    _, frame["new_run_lower"], frame["new_run_upper"] = interval(new, prob, ci_kind)
     if target is not None:
         frame["p_target"] = (new <= target).mean(axis=0)
-    frame["penalty_median"], frame["penalty_lower"], frame["penalty_upper"] = _interval(curve - best, prob)
+    frame["penalty_median"], frame["penalty_lower"], frame["penalty_upper"] = interval(curve - best, prob, ci_kind)
     annotate(frame, fit.runs, what="risk", tokens_per_param="tokens_per_param",
-             stacklevel=3, form=fit.model.form_uncertainty)
+             stacklevel=3, form=fit.form_uncertainty)
     frame["converged"] = bool(fit.converged)
     if grouped:
         frame.insert(0, "group", "new" if group is None else str(group))
-    frame.attrs.update(prob=prob, target=target, flops_per_param_token=k, max_unique_tokens=cap,
-                       law=law.name)
+    frame.attrs.update(prob=prob, interval=interval_label(fit.draws_kind, ci_kind), target=target,
+                       flops_per_param_token=k, max_unique_tokens=cap, law=law.name)
     return frame
 
 
 # -------------------------------------------------------------- budget_for
 def _run_noise(fit, random_seed, group=None):
     """Per-draw log-noise of one new run, shaped (chain, draw), from :meth:`ScalingFit.predict_draws`."""
-    first = {name: v[:1] for name, v in fit.runs.inputs(fit.model.law.inputs).items()}
-    extra = {"group": group} if getattr(fit.model, "hierarchical", False) else {}
-    draws = fit.predict_draws(first, random_seed=random_seed, **extra)
+    first = {name: v[:1] for name, v in fit.runs.inputs(fit.law.inputs).items()}
+    draws = predict_draws(fit, first, random_seed=random_seed, group=group if fit.hierarchical else None)
     return (np.log(draws["new_run_loss"]) - np.log(draws["expected_loss"])).values[..., 0]
 
 
@@ -258,7 +261,7 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
                                         for t in np.atleast_1d(np.asarray(target, dtype=object))]))
     k = float(_positive(flops_per_param_token, "flops_per_param_token"))
     cap = None if max_unique_tokens is None else float(_positive(max_unique_tokens, "max_unique_tokens"))
-    law = fit.model.law
+    law = fit.law
     params = posterior_params(fit, group, random_seed)
     noise = _run_noise(fit, random_seed, group)
     floor = np.asarray(irreducible_draws(fit, params))[..., None]  # per draw, against the rows
@@ -307,11 +310,12 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
     with np.errstate(invalid="ignore"):
         frame["tokens_per_param"] = frame["D"] / frame["N"]
     annotate(frame, fit.runs, what="budget_for", tokens_per_param="tokens_per_param",
-             stacklevel=3, form=fit.model.form_uncertainty)
+             stacklevel=3, form=fit.form_uncertainty)
     frame["converged"] = bool(fit.converged)
-    if getattr(fit.model, "hierarchical", False):
+    if fit.hierarchical:
         frame.insert(0, "group", "new" if group is None else str(group))
-    frame.attrs.update(prob=prob, flops_per_param_token=k, max_unique_tokens=cap, law=law.name)
+    frame.attrs.update(prob=prob, draws_kind=fit.draws_kind, flops_per_param_token=k,
+                       max_unique_tokens=cap, law=law.name)
     return frame
 
 
@@ -415,7 +419,9 @@ def _caption(frame) -> str:
     bits = []
     prob = frame.attrs.get("prob")
     if prob is not None and any(c.endswith(("_lower", "_upper")) for c in frame.columns):
-        bits.append(f"Intervals are central {prob:.0%} posterior intervals.")
+        bits.append(f"Intervals: {interval_caption(frame)}.")
+    if frame.attrs.get("draws_kind") == "bootstrap" and "p_target" not in frame.columns and "C" in frame:
+        bits.append("Probabilities are over bootstrap resamples.")
     if "curve_lower" in frame.columns:
         bits.append("curve: uncertainty of the expected loss; new run: one training run, with run-to-run noise.")
     if "p_target" in frame.columns:

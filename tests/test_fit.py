@@ -11,12 +11,12 @@ BANDS = ["loss_median", "curve_lower", "curve_upper", "new_run_lower", "new_run_
 def test_summary_table(chinchilla_fit):
     table = chinchilla_fit.summary(prob=0.8)
     assert list(table.index) == ["E", "A", "B", "alpha", "beta", "sigma", "nu"]
-    for col in ("mean", "sd", "median", "hdi_lower", "hdi_upper", "r_hat", "ess_bulk", "ess_tail"):
+    for col in ("estimate", "sd", "lower", "upper", "mean", "median", "r_hat", "ess_bulk", "ess_tail"):
         assert col in table
-    assert (table["hdi_lower"] <= table["median"]).all() and (table["median"] <= table["hdi_upper"]).all()
+    assert (table["lower"] <= table["median"]).all() and (table["median"] <= table["upper"]).all()
     assert table.attrs["prob"] == 0.8
     wider = chinchilla_fit.summary(prob=0.95)
-    assert (wider["hdi_upper"] - wider["hdi_lower"] > table["hdi_upper"] - table["hdi_lower"]).all()
+    assert (wider["upper"] - wider["lower"] > table["upper"] - table["lower"]).all()
 
 
 def test_idata_groups(chinchilla_fit):

@@ -51,7 +51,7 @@ def independent_fit(grouped_runs):
 
 
 def _log_width(row):
-    return float(np.log(row["hdi_upper"] / row["hdi_lower"]))
+    return float(np.log(row["upper"] / row["lower"]))
 
 
 def test_pooled_fit_converges_without_divergences(pooled_fit, independent_fit):
@@ -72,14 +72,14 @@ def test_group_parameters_are_recovered(pooled_fit):
     table = pooled_fit.group_summary(prob=0.9)
     rows = table[table["group"].str.startswith("g")]
     truth = {"E": TRUE_E, "A": TRUE_A}
-    inside = [row.hdi_lower <= truth[row.parameter][int(row.group[1:])] <= row.hdi_upper for row in rows.itertuples()]
+    inside = [row.lower <= truth[row.parameter][int(row.group[1:])] <= row.upper for row in rows.itertuples()]
     summary = pooled_fit.summary(prob=0.9)
-    inside += [summary.loc[k, "hdi_lower"] <= v <= summary.loc[k, "hdi_upper"] for k, v in SHARED.items()]
+    inside += [summary.loc[k, "lower"] <= v <= summary.loc[k, "upper"] for k, v in SHARED.items()]
     assert len(inside) == 19
     assert sum(not x for x in inside) <= 4, rows
     # the estimates are informative: the 60-run group's E within 3% (its interval is about +-2%)
     g1 = rows[(rows["parameter"] == "E") & (rows["group"] == "g1")].iloc[0]
-    assert abs(g1["median"] / TRUE_E[1] - 1) < 0.03
+    assert abs(g1["estimate"] / TRUE_E[1] - 1) < 0.03
 
 
 def test_small_group_borrows_strength(pooled_fit, independent_fit):
@@ -91,10 +91,10 @@ def test_small_group_borrows_strength(pooled_fit, independent_fit):
     pooled = pooled_fit.group_summary().set_index(["parameter", "group"])
     alone = independent_fit.group_summary().set_index(["parameter", "group"])
     assert _log_width(pooled.loc[("E", "g0")]) < 0.9 * _log_width(alone.loc[("E", "g0")])
-    pop = pooled.loc[("E", "(population median)"), "median"]
-    assert abs(pooled.loc[("E", "g0"), "median"] - pop) < abs(alone.loc[("E", "g0"), "median"] - pop)
+    pop = pooled.loc[("E", "(population median)"), "estimate"]
+    assert abs(pooled.loc[("E", "g0"), "estimate"] - pop) < abs(alone.loc[("E", "g0"), "estimate"] - pop)
     # groups with many runs barely move (their own data dominate): within 1%
-    assert pooled.loc[("E", "g1"), "median"] == pytest.approx(alone.loc[("E", "g1"), "median"], rel=0.01)
+    assert pooled.loc[("E", "g1"), "estimate"] == pytest.approx(alone.loc[("E", "g1"), "estimate"], rel=0.01)
 
 
 def test_held_out_group_is_covered_by_the_population_predictive(pooled_fit, grouped_runs):
@@ -162,7 +162,7 @@ def test_predict_mixes_fitted_and_new_groups_by_row(pooled_fit, grouped_runs):
 
 def test_group_summary_and_plot(pooled_fit, independent_fit):
     table = pooled_fit.group_summary()
-    assert list(table.columns) == ["parameter", "group", "n_runs", "median", "hdi_lower", "hdi_upper", "pooling",
+    assert list(table.columns) == ["parameter", "group", "n_runs", "estimate", "lower", "upper", "pooling",
                                    "converged"]
     assert table["converged"].all()
     e = table[table["parameter"] == "E"].set_index("group")

@@ -182,7 +182,7 @@ def test_log_predictive_density_is_the_normal_plug_in(a3, a3_boot, chinchilla_ru
     pred = a3.predict(runs)["loss_median"].to_numpy()
     want = stats.norm.logpdf(np.log(runs["loss"].to_numpy()), np.log(pred), a3.sigma)
     np.testing.assert_allclose(a3.log_predictive_density(runs), want, rtol=1e-10)
-    assert a3.sigma == pytest.approx(np.sqrt(np.sum(a3.residuals**2) / (240 - 5)))
+    assert a3.sigma == pytest.approx(np.sqrt(np.sum(a3.residuals()**2) / (240 - 5)))
     assert np.all(np.isfinite(a3_boot.log_predictive_density(runs)))
 
 

@@ -108,7 +108,7 @@ def test_markdown_and_html_use_human_units(table):
     assert lines[1] == "|" + "---|" * (lines[0].count("|") - 1)
     assert sum(line.startswith("| ") for line in lines) == 1 + len(table)
     assert "| 70B params on 1.4T tokens | 5.88e23 FLOP | 70B | 1.4T |" in md
-    assert "P(loss <= 1.95)" in md and "central 90% posterior intervals" in md
+    assert "P(loss <= 1.95)" in md and "90% posterior ETI intervals" in md
     html = to_html(table)
     assert html.count("<tr") == 1 + len(table) and "<td>1e24 FLOP</td>" in html
     assert "70B" in to_text(table)

@@ -1,0 +1,64 @@
+"""The read API every fit shares, written once against :mod:`bayescale.contract`.
+
+:class:`ResultMethods` gives a fit type its ``predict_draws``, ``allocate``,
+``allocate_draws``, ``risk``, ``budget_for`` and ``plot_*`` methods; the fit
+type supplies the contract (parameter draws, noise draws, ``converged``, the
+kind of its draws). :class:`~bayescale.fit.ScalingFit` and
+:class:`~bayescale.point.PointFit` both inherit it, so the same call gives the
+same table — with the fit's own interval kind in ``attrs["interval"]``.
+"""
+
+from __future__ import annotations
+
+from . import allocation, plots, predictive, risk
+from .validation import FLOPS_PER_PARAM_TOKEN
+
+__all__ = ["ResultMethods"]
+
+
+class ResultMethods:
+    """Predictions, allocations, risk and figures of a fit (any :class:`~bayescale.contract.ScalingResult`)."""
+
+    def predict_draws(self, new_runs, *, random_seed=None, columns=None, group=None):
+        """Draws of the expected loss and a new run's loss; see :func:`bayescale.predictive.predict_draws`."""
+        return predictive.predict_draws(self, new_runs, random_seed=random_seed, columns=columns, group=group)
+
+    def allocate(self, budget, prob=0.9, *, ci_kind="eti", flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
+                 max_unique_tokens=None, group=None):
+        """Compute-optimal N, D, tokens per parameter and loss per budget; see :func:`bayescale.allocation.allocate`."""
+        return allocation.allocate(self, budget, prob=prob, ci_kind=ci_kind,
+                                   flops_per_param_token=flops_per_param_token,
+                                   max_unique_tokens=max_unique_tokens, group=group)
+
+    def allocate_draws(self, budget, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None,
+                       group=None):
+        """Draws of the optimal allocation; see :func:`bayescale.allocation.allocate_draws`."""
+        return allocation.allocate_draws(self, budget, flops_per_param_token=flops_per_param_token,
+                                         max_unique_tokens=max_unique_tokens, group=group)
+
+    def risk(self, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti",
+             flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None, random_seed=None, group=None):
+        """Predictive loss bands, P(loss <= target) and allocation penalty; see :func:`bayescale.risk.risk`."""
+        return risk.risk(self, budget, target=target, plan=plan, prob=prob, ci_kind=ci_kind,
+                         flops_per_param_token=flops_per_param_token, max_unique_tokens=max_unique_tokens,
+                         random_seed=random_seed, group=group)
+
+    def budget_for(self, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None,
+                   random_seed=None, group=None):
+        """Smallest compute reaching `target` with probability `prob`; see :func:`bayescale.risk.budget_for`."""
+        return risk.budget_for(self, target, prob, flops_per_param_token=flops_per_param_token,
+                               max_unique_tokens=max_unique_tokens, random_seed=random_seed, group=group)
+
+    def plot_frontier(self, budget=None, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None):
+        """Loss vs compute with the optimal frontier and bands; see :func:`bayescale.plots.plot_frontier`."""
+        return plots.plot_frontier(self, budget, flops_per_param_token=flops_per_param_token,
+                                   max_unique_tokens=max_unique_tokens)
+
+    def plot_allocation(self, budget=None, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None):
+        """N_opt and D_opt vs compute with bands; see :func:`bayescale.plots.plot_allocation`."""
+        return plots.plot_allocation(self, budget, flops_per_param_token=flops_per_param_token,
+                                     max_unique_tokens=max_unique_tokens)
+
+    def plot_isoflop(self, budget=None, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN):
+        """IsoFLOP curves (loss vs N at fixed C) with bands; see :func:`bayescale.plots.plot_isoflop`."""
+        return plots.plot_isoflop(self, budget, flops_per_param_token=flops_per_param_token)

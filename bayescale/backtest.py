@@ -45,7 +45,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from .contract import ScalingResult
 from .errors import SpecError
+from .predictive import log_curve, predict_draws
 
 __all__ = ["backtest", "split_runs", "interval_score", "crps_draws", "crps_normal"]
 
@@ -129,11 +131,10 @@ def _same_runs(a, b) -> bool:
 
 def _fit_method(name, method, runs, random_seed):
     """Fit of `method` on the training `runs`, and whether backtest made it (False: passed in fitted)."""
-    from .fit import ScalingFit
     from .model import ScalingModel
-    from .point import IsoFLOP, IsoFLOPFit, PointFit
+    from .point import IsoFLOP, IsoFLOPFit
 
-    if isinstance(method, (ScalingFit, PointFit)):
+    if isinstance(method, ScalingResult):
         if not _same_runs(method.runs, runs):
             raise SpecError(
                 f"method {name!r} is a fit made on {method.runs.n_runs} runs that are not this backtest's "
@@ -154,19 +155,8 @@ def _fit_method(name, method, runs, random_seed):
 
 
 def _lpd(fit, test) -> np.ndarray:
-    """Log predictive density of each held-out run's log loss (NaN when the method has none)."""
-    from scipy.special import logsumexp
-
-    from .fit import ScalingFit
-
-    if hasattr(fit, "log_predictive_density"):
-        return np.asarray(fit.log_predictive_density(test), dtype=float)
-    if isinstance(fit, ScalingFit):
-        from .fit import _pointwise_loglik
-
-        ll = _pointwise_loglik(fit.model, fit.posterior, test).values.reshape(-1, test.n_runs)
-        return logsumexp(ll, axis=0) - np.log(ll.shape[0])
-    return np.full(test.n_runs, np.nan)
+    """Log predictive density of each held-out run's log loss."""
+    return np.asarray(fit.log_predictive_density(test), dtype=float)
 
 
 def interval_score(lower, upper, observed, prob) -> np.ndarray:
@@ -252,34 +242,24 @@ def crps_normal(mu, sigma, observed) -> np.ndarray:
 
 
 def _log_predictive_draws(fit, test):
-    """Draws (m, n) of one new run's log loss at the held-out runs, or None without a sample."""
-    from .point import PointFit
-
-    if isinstance(fit, PointFit):
-        if not fit.bootstrapped:
-            return None
-        return fit._draws(test)[1]
-    if hasattr(fit, "predict_draws"):
-        with np.errstate(all="ignore"):
-            draws = fit.predict_draws(test)["new_run_loss"].values
-            # A draw whose loss over- or underflowed (extremely heavy-tailed noise) is clipped at the
-            # float range, which makes the CRPS of such a predictive a lower bound.
-            tiny, big = np.finfo(float).tiny, np.finfo(float).max
-            return np.log(np.clip(draws.reshape(-1, test.n_runs), tiny, big))
-    return None
+    """Draws (m, n) of one new run's log loss at the held-out runs; None for a point estimate (exact CRPS)."""
+    if fit.draws_kind == "point":
+        return None
+    with np.errstate(all="ignore"):
+        draws = predict_draws(fit, test)["new_run_loss"].values
+        # A draw whose loss over- or underflowed (extremely heavy-tailed noise) is clipped at the
+        # float range, which makes the CRPS of such a predictive a lower bound.
+        tiny, big = np.finfo(float).tiny, np.finfo(float).max
+        return np.log(np.clip(draws.reshape(-1, test.n_runs), tiny, big))
 
 
 def _crps(fit, test, draws) -> np.ndarray:
-    """CRPS of each held-out run's log loss (NaN when the method has no predictive distribution)."""
-    from .point import PointFit
-
+    """CRPS of each held-out run's log loss: from predictive draws, or exact for a point estimate's Normal."""
     y = np.log(test.loss)
     if draws is not None:
         return crps_draws(draws, y)
-    if isinstance(fit, PointFit):
-        mu = fit._log_curve(test.inputs(fit.law.inputs), fit.params)
-        return crps_normal(mu, fit.sigma, y)
-    return np.full(test.n_runs, np.nan)
+    mu = log_curve(fit.law, test.inputs(fit.law.inputs), {k: np.asarray(v) for k, v in fit.point_params.items()})
+    return crps_normal(mu.ravel(), fit.sigma, y)
 
 
 def _beyond(train, test) -> pd.DataFrame:
@@ -302,16 +282,6 @@ def _quiet():
         yield
 
 
-def _converged(fit) -> bool:
-    from .fit import ScalingFit
-
-    if isinstance(fit, ScalingFit):
-        return bool(fit.converged)
-    if hasattr(fit, "success"):
-        return bool(fit.success)
-    return bool(getattr(fit, "converged", False))
-
-
 def _tag(p) -> str:
     return f"{100 * p:g}".replace(".", "_")
 
@@ -322,8 +292,9 @@ def _score(name, method, train, test, probs, random_seed):
     t0 = time.perf_counter()
     fit, fitted_here = _fit_method(name, method, train, random_seed)
     seconds = time.perf_counter() - t0 if fitted_here else np.nan
-    if not hasattr(fit, "predict"):
-        raise SpecError(f"method {name!r} gave a {type(fit).__name__}, which has no predict(new_runs, prob)")
+    if not isinstance(fit, ScalingResult):
+        raise SpecError(f"method {name!r} gave a {type(fit).__name__}, which is not a fit of a scaling law "
+                        "(a ScalingFit or PointFit: param_draws, predict, log_predictive_density)")
     row = {"method": name, "n_train": train.n_runs, "n_test": test.n_runs}
     run = test.frame[[c for c in ("N", "D", "C", "U") if c in test.frame]].copy()
     run.insert(0, "method", name)
@@ -353,14 +324,13 @@ def _score(name, method, train, test, probs, random_seed):
         draws = _log_predictive_draws(fit, test)
         crps = _crps(fit, test, draws)
     row["lpd"] = float(np.mean(lpd))
-    row["converged"] = _converged(fit)
+    row["converged"] = bool(fit.converged)
     row["fit_seconds"] = seconds
     row.update(extra)
     row["crps"] = float(np.mean(crps))
     run["lpd"] = lpd
     run["crps"] = crps
-    run["log_sd"] = draws.std(axis=0) if draws is not None else (
-        np.full(test.n_runs, float(fit.sigma)) if hasattr(fit, "sigma") else np.nan)
+    run["log_sd"] = draws.std(axis=0) if draws is not None else np.full(test.n_runs, float(fit.sigma))
     beyond = _beyond(train, test)
     for col in beyond.columns:
         run[col] = beyond[col].to_numpy()

@@ -14,11 +14,11 @@ without bootstrap has no parameter interval (NaN) and a degenerate curve band.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pandas as pd
 
+from .contract import interval_label
+from .validation import renamed
 from .errors import SpecError
 
 __all__ = ["compare", "Comparison", "method_name"]
@@ -77,67 +77,24 @@ def _named(fits) -> dict:
 
 def _param_rows(fit, prob) -> pd.DataFrame:
     """estimate / lower / upper per parameter for one fit (equal-tailed intervals)."""
-    from .fit import ScalingFit
+    table = fit.summary(prob, ci_kind="eti")
+    return table[["estimate", "lower", "upper"]].rename_axis(None)
 
-    lo, hi = (1 - prob) / 2, (1 + prob) / 2
-    if isinstance(fit, ScalingFit):
-        post = fit.posterior
-        rows = {}
-        for name in post.data_vars:
-            da = post[name]
-            extra = [d for d in da.dims if d not in ("chain", "draw")]
-            if not extra:
-                v = da.values.ravel()
-                rows[name] = (float(np.median(v)), *np.quantile(v, [lo, hi]).tolist())
-                continue
-            # per-group parameters: one row per group, labelled as in ScalingFit.summary ("E[group]")
-            arr = da.transpose("chain", "draw", *extra).values
-            arr = arr.reshape(arr.shape[0] * arr.shape[1], -1)
-            for j, labels in enumerate(itertools.product(*(da[d].values for d in extra))):
-                v = arr[:, j]
-                label = ",".join(map(str, labels))
-                rows[f"{name}[{label}]"] = (float(np.median(v)), *np.quantile(v, [lo, hi]).tolist())
-        return pd.DataFrame.from_dict(rows, orient="index", columns=["estimate", "lower", "upper"])
-    table = fit.summary(prob)
-    out = pd.DataFrame({"estimate": table["estimate"]})
-    out["lower"] = table["lower"] if "lower" in table else np.nan
-    out["upper"] = table["upper"] if "upper" in table else np.nan
-    return out
+
+#: What each kind of fit's new-run band adds to its curve band, for :attr:`Comparison.methods`.
+_NOISE = {
+    "posterior": "; new-run band adds the likelihood's noise",
+    "bootstrap": "; new-run band adds resampled residuals",
+    "point": "; new-run band from residual quantiles",
+    "t": " of the log-log line fit",
+}
 
 
 def _method_row(fit) -> dict:
     """Kind, size, interval and convergence of one fit (a row of :attr:`Comparison.methods`)."""
-    from .fit import ScalingFit
-    from .point import IsoFLOPFit, PointFit
-
-    if isinstance(fit, ScalingFit):
-        return {"kind": "bayesian", "n_runs": fit.runs.n_runs,
-                "interval": "posterior quantiles (central); new-run band adds the likelihood's noise",
-                "converged": bool(fit.converged)}
-    if isinstance(fit, PointFit):
-        if fit.bootstrapped:
-            interval = (f"bootstrap percentiles ({len(fit.boot)} resamples); new-run band adds resampled "
-                        "residuals")
-        else:
-            interval = "none (point estimate); new-run band from residual quantiles"
-        return {"kind": "point", "n_runs": fit.runs.n_runs, "interval": interval, "converged": bool(fit.success)}
-    if isinstance(fit, IsoFLOPFit):
-        return {"kind": "isoflop", "n_runs": fit.runs.n_runs, "interval": "t interval of the log-log line fit",
-                "converged": True}
-    runs = getattr(fit, "runs", None)
-    return {"kind": type(fit).__name__, "n_runs": getattr(runs, "n_runs", np.nan), "interval": "unknown",
-            "converged": bool(getattr(fit, "converged", getattr(fit, "success", False)))}
-
-
-def _can_predict(fit) -> bool:
-    from .point import IsoFLOPFit
-
-    return hasattr(fit, "predict") and not isinstance(fit, IsoFLOPFit)
-
-
-def _law_inputs(fit):
-    law = getattr(getattr(fit, "model", None), "law", None) or getattr(fit, "law", None)
-    return tuple(law.inputs) if law is not None else ()
+    kind = fit.draws_kind
+    return {"kind": kind, "n_runs": fit.runs.n_runs,
+            "interval": interval_label(kind, "eti") + _NOISE.get(kind, ""), "converged": bool(fit.converged)}
 
 
 class Comparison:
@@ -148,7 +105,7 @@ class Comparison:
     fits : dict
         Name -> fit.
     methods : DataFrame
-        One row per method: ``kind`` (bayesian, point, isoflop), ``n_runs``,
+        One row per method: ``kind`` (posterior, bootstrap, point, t), ``n_runs``,
         ``interval`` (what its intervals are) and ``converged``.
     params : DataFrame
         Index: parameter; columns: (method, ``estimate`` | ``lower`` | ``upper``).
@@ -290,7 +247,8 @@ class Comparison:
         ax.legend(fontsize=7)
 
 
-def compare(fits, new_runs=None, budgets=None, *, prob=0.9, columns=None) -> Comparison:
+@renamed(budgets="budget")
+def compare(fits, new_runs=None, budget=None, *, prob=0.9, columns=None) -> Comparison:
     """Compare fits side by side: parameters, predictions at new runs, allocations at budgets.
 
     Parameters
@@ -301,8 +259,8 @@ def compare(fits, new_runs=None, budgets=None, *, prob=0.9, columns=None) -> Com
         A list gets names from :func:`method_name`.
     new_runs : DataFrame, dict of arrays, RunData or path, optional
         Runs to predict (with a ``loss`` column, observed losses are shown).
-    budgets : float or sequence of float, optional
-        Compute budgets (FLOPs) for the allocation table.
+    budget : float or sequence of float, optional
+        Compute budgets (FLOPs) for the allocation table (formerly ``budgets=``).
     prob : float, default 0.9
         Probability of every interval (equal-tailed).
     columns : dict, optional
@@ -321,7 +279,7 @@ def compare(fits, new_runs=None, budgets=None, *, prob=0.9, columns=None) -> Com
     >>> runs = bs.datasets.load_chinchilla(drop_outliers=True)
     >>> a3 = bs.Approach3().fit(runs)
     >>> ls = bs.LeastSquares().fit(runs)
-    >>> cmp = bs.compare({"Approach 3": a3, "LS": ls}, new_runs={"N": [70e9], "D": [1.4e12]}, budgets=[1e24])
+    >>> cmp = bs.compare({"Approach 3": a3, "LS": ls}, new_runs={"N": [70e9], "D": [1.4e12]}, budget=[1e24])
     >>> cmp.params.xs("estimate", axis=1, level=1).loc["alpha"].round(3).tolist()
     [0.347, 0.36]
     >>> cmp.allocations.columns.get_level_values(0).unique().tolist()
@@ -354,18 +312,13 @@ def compare(fits, new_runs=None, budgets=None, *, prob=0.9, columns=None) -> Com
         predictions.columns.names = ["method", "stat"]
 
     allocations = None
-    if budgets is not None:
+    if budget is not None:
         blocks = {}
         for name, fit in named.items():
-            if hasattr(fit, "allocate"):
-                table = fit.allocate(budgets, prob=prob)
-            else:
-                from .allocation import allocate
-
-                table = allocate(fit, budgets, prob=prob)
+            table = fit.allocate(budget, prob=prob)
             keep = [c for c in table.columns if c.rsplit("_", 1)[-1] in ("median", "lower", "upper")]
             keep.append("converged")
             blocks[name] = table.set_index("C")[keep]
         allocations = pd.concat(blocks, axis=1)
         allocations.columns.names = ["method", "stat"]
-    return Comparison(named, params, predictions, allocations, prob, runs, budgets)
+    return Comparison(named, params, predictions, allocations, prob, runs, budget)

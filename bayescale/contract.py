@@ -22,6 +22,8 @@ Interval kinds (``attrs["interval"]`` of every table, shown in its caption):
 ``bootstrap percentile``  percentile interval of bootstrap resamples
 ``point estimate``        no parameter uncertainty: the curve band is the
                           estimate; new-run bands hold residual scatter only
+``t interval``            Student-t interval of a least-squares line
+                          (Approach 2's exponents)
 ========================  ====================================================
 """
 
@@ -128,6 +130,8 @@ def interval_label(draws_kind: str, ci_kind: str = "eti") -> str:
         return f"posterior {check_ci_kind(ci_kind).upper()}"
     if draws_kind == "bootstrap":
         return "bootstrap percentile" if check_ci_kind(ci_kind) == "eti" else "bootstrap HDI"
+    if draws_kind == "t":
+        return "t interval"
     return "point estimate"
 
 

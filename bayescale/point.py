@@ -730,10 +730,11 @@ class PointFit(ResultMethods):
             The columns every fit's summary starts with
             (:data:`bayescale.contract.SUMMARY_COLUMNS`): ``estimate``, ``sd``
             (bootstrap standard deviation), ``lower`` and ``upper``
-            (bootstrap interval). Without :meth:`bootstrap` the fit carries no
-            parameter uncertainty: ``sd`` is 0 and ``lower = upper =
-            estimate``. ``attrs``: ``prob``, ``interval`` (``"bootstrap
-            percentile"`` or ``"point estimate"``), ``n_boot``.
+            (bootstrap interval). Without :meth:`bootstrap` the fit has no
+            parameter interval: ``sd``, ``lower`` and ``upper`` are NaN and
+            ``attrs["interval"]`` says ``"point estimate"``. ``attrs``:
+            ``prob``, ``interval`` (``"bootstrap percentile"`` or ``"point
+            estimate"``), ``n_boot``.
 
         Examples
         --------
@@ -754,8 +755,7 @@ class PointFit(ResultMethods):
             table["sd"] = values.std(axis=0, ddof=1)
             _, table["lower"], table["upper"] = interval(values, prob, ci_kind)
         else:
-            table["sd"] = 0.0
-            table["lower"] = table["upper"] = table["estimate"]
+            table["sd"] = table["lower"] = table["upper"] = np.nan
         table.attrs.update(prob=prob, interval=interval_label(self.draws_kind, ci_kind),
                            n_boot=0 if self.boot is None else len(self.boot))
         return table
@@ -1086,18 +1086,34 @@ class IsoFLOPFit:
         self.params = {"a": self.a, "b": self.b, "log_kN": float(self._fits["N"][0][0]),
                        "log_kD": float(self._fits["D"][0][0])}
 
-    def summary(self, prob=0.9) -> pd.DataFrame:
+    #: Its intervals are Student-t intervals of the log-log lines (:func:`bayescale.contract.interval_label`).
+    draws_kind = "t"
+
+    @property
+    def converged(self) -> bool:
+        """True: the line fits are closed-form; levels without an interior minimum are left out (:attr:`levels`)."""
+        return True
+
+    def summary(self, prob=0.9, *, ci_kind="eti") -> pd.DataFrame:
         """Exponents and intercepts with least-squares standard errors and t intervals.
+
+        Parameters
+        ----------
+        prob : float, default 0.9
+        ci_kind : {"eti", "hdi"}
+            Accepted for the shared read API; a t interval is both.
 
         Returns
         -------
         DataFrame
             Rows ``a``, ``b``, ``log_kN``, ``log_kD``; columns ``estimate``,
-            ``sd``, ``lower``, ``upper``.
+            ``sd``, ``lower``, ``upper``; ``attrs``: ``prob``, ``interval``
+            (``"t interval"``).
         """
         from scipy import stats
 
         _check_prob(prob)
+        check_ci_kind(ci_kind)
         rows = []
         for name, (which, j) in {"a": ("N", 1), "b": ("D", 1), "log_kN": ("N", 0), "log_kD": ("D", 0)}.items():
             coef, cov, dof = self._fits[which]
@@ -1105,7 +1121,7 @@ class IsoFLOPFit:
             t = stats.t.ppf((1 + prob) / 2, dof)
             rows.append((name, coef[j], sd, coef[j] - t * sd, coef[j] + t * sd))
         table = pd.DataFrame(rows, columns=["parameter", "estimate", "sd", "lower", "upper"]).set_index("parameter")
-        table.attrs["prob"] = prob
+        table.attrs.update(prob=prob, interval=interval_label(self.draws_kind))
         return table
 
     def predict(self, new_runs, prob=0.9, **_ignored):

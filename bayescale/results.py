@@ -11,7 +11,7 @@ same table — with the fit's own interval kind in ``attrs["interval"]``.
 from __future__ import annotations
 
 from . import allocation, plots, predictive, risk
-from .validation import FLOPS_PER_PARAM_TOKEN
+from .validation import FLOPS_PER_PARAM_TOKEN, renamed
 
 __all__ = ["ResultMethods"]
 
@@ -49,16 +49,19 @@ class ResultMethods:
         return risk.budget_for(self, target, prob, flops_per_param_token=flops_per_param_token,
                                max_unique_tokens=max_unique_tokens, random_seed=random_seed, group=group)
 
+    @renamed(budgets="budget")
     def plot_frontier(self, budget=None, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None):
         """Loss vs compute with the optimal frontier and bands; see :func:`bayescale.plots.plot_frontier`."""
         return plots.plot_frontier(self, budget, flops_per_param_token=flops_per_param_token,
                                    max_unique_tokens=max_unique_tokens)
 
+    @renamed(budgets="budget")
     def plot_allocation(self, budget=None, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None):
         """N_opt and D_opt vs compute with bands; see :func:`bayescale.plots.plot_allocation`."""
         return plots.plot_allocation(self, budget, flops_per_param_token=flops_per_param_token,
                                      max_unique_tokens=max_unique_tokens)
 
+    @renamed(budgets="budget")
     def plot_isoflop(self, budget=None, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN):
         """IsoFLOP curves (loss vs N at fixed C) with bands; see :func:`bayescale.plots.plot_isoflop`."""
         return plots.plot_isoflop(self, budget, flops_per_param_token=flops_per_param_token)

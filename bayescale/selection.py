@@ -70,9 +70,7 @@ def describe_model(model) -> str:
 
 
 def _check_fit(fit, name):
-    from .fit import ScalingFit
-
-    if not isinstance(fit, ScalingFit):
+    if getattr(fit, "draws_kind", None) != "posterior":
         raise SpecError(f"{name} is a {type(fit).__name__}, not a ScalingFit; pass fits made with model.fit(runs)")
     if "log_likelihood" not in fit.idata.children:
         raise SpecError(f"{name} has no pointwise log-likelihood; it cannot be compared by LOO")

@@ -21,6 +21,7 @@ __all__ = [
     "check_seed",
     "positive_array",
     "check_budgets",
+    "renamed",
 ]
 
 #: Training FLOPs per parameter per token, C = 6 N D (Kaplan et al. 2020; Hoffmann et al. 2022).
@@ -122,3 +123,38 @@ def check_budgets(budget, name: str = "budget") -> np.ndarray:
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a number or a 1-d sequence of numbers, got shape {arr.shape}")
     return arr
+
+
+def renamed(**old_to_new):
+    """Decorator: accept a keyword argument's former name with a ``DeprecationWarning``.
+
+    Examples
+    --------
+    >>> @renamed(budgets="budget")
+    ... def plot(budget=None):
+    ...     return budget
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     plot(budgets=1e24), caught[0].category.__name__
+    (1e+24, 'DeprecationWarning')
+    """
+    import functools
+    import warnings
+
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            for old, new in old_to_new.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{func.__name__}() got both {old}= and {new}=; {old}= is the former "
+                                        f"name of {new}=, pass only {new}=")
+                    warnings.warn(f"{func.__name__}(): {old}= is now called {new}=", DeprecationWarning,
+                                  stacklevel=2)
+                    kwargs[new] = kwargs.pop(old)
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

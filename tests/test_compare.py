@@ -29,7 +29,7 @@ def point_fits(chinchilla_runs):
 def comparison(point_fits, chinchilla_fit):
     a3, ls, iso = point_fits
     fits = {"Approach 3": a3, "LS": ls, "Bayes": chinchilla_fit, "isoFLOP": iso}
-    return bs.compare(fits, new_runs=NEW, budgets=BUDGETS, prob=0.8)
+    return bs.compare(fits, new_runs=NEW, budget=BUDGETS, prob=0.8)
 
 
 def test_parameter_table_has_one_block_per_method(comparison, point_fits, chinchilla_fit):

@@ -1,0 +1,103 @@
+"""The package's layers: every import, at module level or inside a function, points down or sideways.
+
+The layers, lowest first, are listed in README.md's developer section. A module may import modules of its own
+layer or below, never above, and the import graph has no cycle.
+"""
+
+import ast
+import pathlib
+
+import pytest
+
+import bayescale
+
+PACKAGE = pathlib.Path(bayescale.__file__).parent
+
+#: Layer of each module, lowest first. A new module must be placed here.
+LAYERS = {
+    # 0 ground floor: errors, argument checks, constants, units, files, progress
+    "errors": 0, "validation": 0, "units": 0, "progress": 0, "files": 0,
+    # 1 array core: laws and their formulas, priors, run data, allocation arithmetic, the form discrepancy
+    "laws": 1, "formula": 1, "priors": 1, "data": 1, "extrapolation": 1, "form": 1, "allocation": 1,
+    "pooling": 1, "simulate": 1, "pointsearch": 1, "datasets": 1,
+    # 2 the results contract and the analyses of one fit written against it
+    "contract": 2, "predictive": 2, "planning": 2, "risk": 2, "tables": 2, "plots": 2, "groups": 2,
+    "conflicts": 2, "selection": 2, "saving": 2,
+    # 3 result objects
+    "results": 3, "fit": 3, "pointfit": 3,
+    # 4 models and their samplers
+    "specs": 4, "sampling": 4, "model": 4, "point": 4, "isoflop": 4, "hierarchy": 4,
+    # 5 many fits and fits on disk
+    "io": 5, "executors": 5, "checkpoints": 5, "collection": 5, "batch": 5,
+    # 6 analyses across fits and refits
+    "compare": 6, "backtest": 6, "calibration": 6, "checks": 6, "sbc": 6,
+    # 7 front ends
+    "cli": 7, "report": 7, "__init__": 7, "__main__": 7,
+}
+
+
+def _modules():
+    out = {}
+    for path in sorted(PACKAGE.glob("*.py")):
+        out[path.stem] = path
+    for path in sorted(PACKAGE.glob("*/__init__.py")):
+        out[path.parent.name] = path
+    return out
+
+
+def _imports(name, path):
+    """Modules of the package that `path` imports, with the line of each import."""
+    tree = ast.parse(path.read_text())
+    package_level = 2 if path.name == "__init__.py" and path.parent != PACKAGE else 1
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == package_level:
+                targets = [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
+            elif node.level == 0 and node.module and node.module.split(".")[0] == "bayescale":
+                parts = node.module.split(".")
+                targets = [parts[1]] if len(parts) > 1 else [a.name for a in node.names]
+            else:
+                continue
+            found += [(t, node.lineno) for t in targets]
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "bayescale" and len(parts) > 1:
+                    found.append((parts[1], node.lineno))
+    return [(t, line) for t, line in found if t in _modules() and t != name]
+
+
+def test_every_module_has_a_layer():
+    missing = sorted(set(_modules()) - set(LAYERS))
+    assert not missing, f"place these modules in a layer of tests/test_layers.py: {missing}"
+
+
+def test_imports_point_down():
+    upward = []
+    for name, path in _modules().items():
+        for target, line in _imports(name, path):
+            if LAYERS[target] > LAYERS[name]:
+                upward.append(f"{name}.py:{line} imports {target} (layer {LAYERS[name]} -> {LAYERS[target]})")
+    assert not upward, "\n".join(upward)
+
+
+def test_no_import_cycle():
+    graph = {name: {t for t, _ in _imports(name, path)} for name, path in _modules().items()}
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                cycle = stack[stack.index(nxt):] + [nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)

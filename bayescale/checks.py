@@ -76,7 +76,7 @@ def prior_draws(model, priors, n, rng) -> dict:
     >>> bool(abs(term.mean()) < 0.05), round(float(term.std()), 1)
     (True, 0.5)
     """
-    from .hierarchy import sd_name
+    from .pooling import sd_name
 
     law = model.law
     missing = [k for k in model.prior_names if k not in priors]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .contract import interval_label
+from .contract import ScalingResult, interval_label
 from .validation import renamed
 from .errors import SpecError
 
@@ -85,7 +85,7 @@ def _param_rows(fit, prob) -> pd.DataFrame:
 _NOISE = {
     "posterior": "; new-run band adds the likelihood's noise",
     "bootstrap": "; new-run band adds resampled residuals",
-    "point": "; new-run band from residual quantiles",
+    "point": " (none for the parameters); new-run band from residual quantiles",
     "t": " of the log-log line fit",
 }
 
@@ -95,6 +95,11 @@ def _method_row(fit) -> dict:
     kind = fit.draws_kind
     return {"kind": kind, "n_runs": fit.runs.n_runs,
             "interval": interval_label(kind, "eti") + _NOISE.get(kind, ""), "converged": bool(fit.converged)}
+
+
+def _can_predict(fit) -> bool:
+    """Fits of a law predict losses; an isoFLOP fit gives allocations only."""
+    return isinstance(fit, ScalingResult)
 
 
 class Comparison:
@@ -297,7 +302,7 @@ def compare(fits, new_runs=None, budget=None, *, prob=0.9, columns=None) -> Comp
     predictions, runs = None, None
     if new_runs is not None:
         predicting = {n: f for n, f in named.items() if _can_predict(f)}
-        needed = sorted({i for f in predicting.values() for i in _law_inputs(f)})
+        needed = sorted({i for f in predicting.values() for i in f.law.inputs})
         runs = load_runs(new_runs, columns=columns, require=needed, require_loss=False)
         frame = runs.frame
         keys = [c for c in ("N", "D", "C", "U") if c in frame]

@@ -72,7 +72,7 @@ def _prior_position(prior, value, rng):
 
 def _values(fit, name):
     """Posterior draws of the quantity `name`'s prior describes, shaped (chain, draw[, group])."""
-    from .hierarchy import pop_name
+    from .pooling import pop_name
 
     post = fit.posterior
     law = fit.model.law

@@ -68,7 +68,7 @@ class ScalingFit(ResultMethods):
     @classmethod
     def _from_sampling(cls, model, runs, priors, scale, trace, settings, timing):
         from .conflicts import warn_model_checks
-        from .hierarchy import tidy_posterior
+        from .groups import tidy_posterior
 
         posterior = tidy_posterior(model, trace["posterior"].to_dataset(), runs.groups or ())
         stats = trace["sample_stats"].to_dataset()
@@ -137,7 +137,7 @@ class ScalingFit(ResultMethods):
 
     def group_labels(self, runs, group=None):
         """Group label of each row of `runs` and whether it is a new (unfitted) group."""
-        from .hierarchy import group_labels
+        from .groups import group_labels
 
         return group_labels(self, runs, group)
 
@@ -297,7 +297,7 @@ class ScalingFit(ResultMethods):
         >>> fit.param_draws("web")["E"].shape  # doctest: +SKIP
         (4, 1000)
         """
-        from .hierarchy import group_param_draws
+        from .groups import group_param_draws
 
         return {k: v[..., 0] for k, v in group_param_draws(self, [group], random_seed).items()}
 
@@ -309,13 +309,13 @@ class ScalingFit(ResultMethods):
 
     def group_summary(self, prob=0.9, params=None) -> pd.DataFrame:
         """Per-group estimates beside the population's; see :func:`bayescale.hierarchy.group_summary`."""
-        from .hierarchy import group_summary
+        from .groups import group_summary
 
         return group_summary(self, prob, params)
 
     def plot_groups(self, params=None, prob=0.9, *, compare=None, truth=None):
         """Forest plot of group estimates and the population; see :func:`bayescale.hierarchy.plot_groups`."""
-        from .hierarchy import plot_groups
+        from .groups import plot_groups
 
         return plot_groups(self, params, prob, compare=compare, truth=truth)
 
@@ -345,7 +345,7 @@ class ScalingFit(ResultMethods):
         if not self.model.hierarchical:
             post = self.posterior
             return {k: post[k].values[..., None] for k in self.model.param_names}
-        from .hierarchy import group_param_draws
+        from .groups import group_param_draws
 
         if runs.groups is not None:
             if group is not None:

@@ -14,23 +14,19 @@ uncorrelated and NUTS runs at low tree depth. Only published parameters
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import SpecError
 from .form import FormUncertainty, form_from_dict
-from .laws import PYTENSOR, Law, get_law
+from .laws import Law, get_law
 from .priors import DataScale, LogNormal, Prior, default_prior
+from .specs import LIKELIHOODS, read_spec, spec_path, spec_settings
 
-__all__ = ["ScalingModel", "LIKELIHOODS", "SAMPLERS"]
+__all__ = ["ScalingModel", "LIKELIHOODS", "SAMPLERS", "model_from_dict", "load_spec"]
 
-LIKELIHOODS = {
-    "student_t": "Student-t on log loss (robust to outlying runs, like the Huber loss of point fits)",
-    "normal": "Normal on log loss",
-}
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 #: Default target acceptance rate of NUTS step-size adaptation (see ScalingModel.fit).
 TARGET_ACCEPT = 0.95
@@ -87,7 +83,7 @@ class ScalingModel:
 
     def __init__(self, law="chinchilla", *, priors=None, likelihood="student_t", pooling=None,
                  form_uncertainty=FormUncertainty()):
-        from .hierarchy import Pooling
+        from .pooling import Pooling
 
         self.law: Law = get_law(law)
         if likelihood not in LIKELIHOODS:
@@ -138,7 +134,7 @@ class ScalingModel:
     @property
     def hyper_names(self) -> tuple:
         """Population parameters: ``<name>_pop`` and ``<name>_group_sd`` per partially pooled parameter."""
-        from .hierarchy import pop_name, sd_name
+        from .pooling import pop_name, sd_name
 
         partial = [n for n in self.law.param_names if self.pooling[n] == "partial"]
         return tuple(f(n) for n in partial for f in (pop_name, sd_name))
@@ -146,7 +142,7 @@ class ScalingModel:
     @property
     def prior_names(self) -> tuple:
         """Names that take a prior: :attr:`param_names` and the ``<name>_group_sd`` hyperparameters."""
-        from .hierarchy import SD_SUFFIX
+        from .pooling import SD_SUFFIX
 
         return self.param_names + tuple(n for n in self.hyper_names if n.endswith(SD_SUFFIX))
 
@@ -157,7 +153,7 @@ class ScalingModel:
 
     def kind(self, name: str) -> str:
         """Kind of a parameter (decides its default prior)."""
-        from .hierarchy import SD_SUFFIX
+        from .pooling import SD_SUFFIX
 
         if name in NOISE_KINDS and name not in self.law.param_names:
             return NOISE_KINDS[name]
@@ -166,7 +162,7 @@ class ScalingModel:
         return self.law.parameter(name).kind
 
     def _check_priors(self):
-        from .hierarchy import POP_SUFFIX
+        from .pooling import POP_SUFFIX
 
         valid = self.prior_names
         for name, prior in self.priors.items():
@@ -213,7 +209,7 @@ class ScalingModel:
         return DataScale.from_runs(runs.inputs(self.law.inputs), runs.loss, self.law.scaled_inputs)
 
     def _resolve(self, scale: DataScale) -> dict:
-        from .hierarchy import SD_SUFFIX, default_group_sd_prior
+        from .pooling import SD_SUFFIX, default_group_sd_prior
 
         out = {}
         for name in self.prior_names:
@@ -330,15 +326,13 @@ class ScalingModel:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ScalingModel":
-        """Inverse of :meth:`to_dict`; checks every key (see :func:`bayescale.specs.model_from_dict`).
+        """Inverse of :meth:`to_dict`; checks every key (see :func:`model_from_dict`).
 
         Examples
         --------
         >>> ScalingModel.from_dict({"law": "kaplan", "likelihood": "normal", "priors": {}}).likelihood
         'normal'
         """
-        from .specs import model_from_dict
-
         return model_from_dict(d)
 
     @classmethod
@@ -354,8 +348,6 @@ class ScalingModel:
         >>> m.law.name, m.name
         ('chinchilla', 'chinchilla')
         """
-        from .specs import load_spec
-
         return load_spec(spec)
 
     # ---------------------------------------------------------------- display
@@ -376,7 +368,7 @@ class ScalingModel:
         for name in self.prior_names:
             p = self.priors.get(name)
             if p is None and self.kind(name) == "group_sd":
-                from .hierarchy import SD_SUFFIX, default_group_sd_prior
+                from .pooling import SD_SUFFIX, default_group_sd_prior
 
                 p = f"default {default_group_sd_prior(self.kind(name[: -len(SD_SUFFIX)]))}"
             lines.append(f"    {name:<{width}} {p if p is not None else 'data-scaled default (set at fit time)'}")
@@ -403,3 +395,35 @@ class SampleSettings:
     target_accept: float
     progressbar: bool = False
     escalate: bool = True
+
+
+def model_from_dict(d, source="model specification") -> ScalingModel:
+    """Build and check a :class:`ScalingModel` from spec tables (:func:`bayescale.specs.spec_settings`).
+
+    Examples
+    --------
+    >>> model_from_dict({"law": "power_n", "pooling": {"E": "partial"}}).pooling_of("E")
+    'partial'
+    """
+    settings = spec_settings(d, source)
+    labels = {key: settings.pop(key) for key in ("name", "description", "references")}
+    try:
+        model = ScalingModel(**settings)
+    except SpecError as exc:
+        raise SpecError(f"{source}: {exc}") from None
+    for key, value in labels.items():
+        setattr(model, key, value)
+    return model
+
+
+def load_spec(spec) -> ScalingModel:
+    """Load a :class:`ScalingModel` from a shipped spec's name or a ``.toml`` path (:mod:`bayescale.specs`).
+
+    Examples
+    --------
+    >>> m = load_spec("data_constrained_muennighoff2023")
+    >>> m.law.name, str(m.priors["alpha"])
+    ('data_constrained', 'LogNormal(mu=-1.042, sigma=0.1)')
+    """
+    path = spec_path(spec)
+    return model_from_dict(read_spec(path), source=repr(str(path)))

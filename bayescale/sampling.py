@@ -66,7 +66,7 @@ def _build(smodel, priors, n_groups=1) -> Graph:
     import pytensor
     import pytensor.tensor as pt
 
-    from .hierarchy import pop_name, sd_name
+    from .pooling import pop_name, sd_name
 
     law = smodel.law
     scaled = _scaled(smodel)
@@ -266,7 +266,7 @@ def _choose_centring(graph, smodel, values, point, vector, step=1e-4):
     offset_g closest to independent of sd is w_g = sd^2 L_g / (1 + sd^2 L_g) (Gorinova, Moore & Hoffman
     2020), with sd the spread of the groups' estimates at the mode (a conservative, shrunk value).
     """
-    from .hierarchy import pop_name, sd_name
+    from .pooling import pop_name, sd_name
 
     names = [v.name for v in graph.pymc_model.value_vars]
     sizes = [int(np.size(point[n])) for n in names]

@@ -51,7 +51,13 @@ from pathlib import Path
 
 from .errors import SpecError
 
-__all__ = ["available_specs", "load_spec", "read_spec", "model_from_dict", "spec_path", "to_toml", "SPEC_KEYS"]
+__all__ = ["available_specs", "read_spec", "spec_settings", "spec_path", "to_toml", "SPEC_KEYS", "LIKELIHOODS"]
+
+#: Likelihoods of the run-to-run noise on log loss, by name.
+LIKELIHOODS = {
+    "student_t": "Student-t on log loss (robust to outlying runs, like the Huber loss of point fits)",
+    "normal": "Normal on log loss",
+}
 
 #: Top-level keys of a spec.
 SPEC_KEYS = ("name", "description", "references", "law", "likelihood", "priors", "pooling", "form_uncertainty")
@@ -114,40 +120,35 @@ def read_spec(spec) -> dict:
     return data
 
 
-def load_spec(spec):
-    """Load a :class:`~bayescale.model.ScalingModel` from a spec name or ``.toml`` path.
-
-    Examples
-    --------
-    >>> m = load_spec("data_constrained_muennighoff2023")
-    >>> m.law.name, str(m.priors["alpha"])
-    ('data_constrained', 'LogNormal(mu=-1.042, sigma=0.1)')
-    """
-    path = spec_path(spec)
-    return model_from_dict(read_spec(path), source=repr(str(path)))
-
-
 def _fail(source, msg):
     raise SpecError(f"{source}: {msg}")
 
 
-def model_from_dict(d, source="model specification"):
-    """Build and check a :class:`~bayescale.model.ScalingModel` from spec tables.
+def spec_settings(d, source="model specification") -> dict:
+    """Check spec tables and turn them into the settings of a :class:`~bayescale.model.ScalingModel`.
 
-    Every key is checked; unknown keys are errors that list the valid ones.
+    Every key is checked and every error names `source` and the key. Build
+    the model with :func:`bayescale.model.model_from_dict` (or
+    :meth:`ScalingModel.from_dict`), which calls this.
+
+    Returns
+    -------
+    dict
+        ``law`` (a Law), ``priors``, ``likelihood``, ``pooling``, and when
+        given ``form_uncertainty``; ``name``, ``description`` and
+        ``references`` (the model's labels).
 
     Examples
     --------
-    >>> model_from_dict({"law": "power_n", "pooling": {"E": "partial"}}).pooling_of("E")
-    'partial'
-    >>> model_from_dict({"law": "power_n", "prior": {}})
+    >>> spec_settings({"law": "power_n", "pooling": {"E": "partial"}})["pooling"]
+    {'E': 'partial'}
+    >>> spec_settings({"law": "power_n", "prior": {}})
     Traceback (most recent call last):
     ...
     bayescale.errors.SpecError: model specification: unknown key(s) ['prior']; valid keys: name, description, references, law, likelihood, priors, pooling, form_uncertainty
     """
     from .formula import formula_law
     from .laws import get_law
-    from .model import LIKELIHOODS, ScalingModel
     from .priors import prior_from_dict
 
     if not isinstance(d, dict):
@@ -196,21 +197,19 @@ def model_from_dict(d, source="model specification"):
             priors[name] = prior_from_dict(table)
         except SpecError as exc:
             _fail(source, f"prior of {name!r}: {exc}")
-    try:
-        kw = {"form_uncertainty": d["form_uncertainty"]} if "form_uncertainty" in d else {}
-        model = ScalingModel(law, priors=priors, likelihood=likelihood, pooling=d.get("pooling"), **kw)
-    except SpecError as exc:
-        _fail(source, str(exc))
+    settings = {"law": law, "priors": priors, "likelihood": likelihood, "pooling": d.get("pooling")}
+    if "form_uncertainty" in d:
+        settings["form_uncertainty"] = d["form_uncertainty"]
     for key in ("name", "description"):
         value = d.get(key)
         if value is not None and not isinstance(value, str):
             _fail(source, f"'{key}' must be text, got {value!r}")
-        setattr(model, key, value)
+        settings[key] = value
     refs = d.get("references", ())
     if not isinstance(refs, (list, tuple)) or not all(isinstance(r, str) for r in refs):
         _fail(source, "'references' must be a list of strings")
-    model.references = tuple(refs)
-    return model
+    settings["references"] = tuple(refs)
+    return settings
 
 
 # ------------------------------------------------------------------ writing
@@ -235,7 +234,7 @@ def _key(k: str) -> str:
 
 
 def to_toml(model) -> str:
-    """The spec of `model` as TOML text (reads back with :func:`load_spec`).
+    """The spec of `model` as TOML text (reads back with :func:`bayescale.model.load_spec`).
 
     Examples
     --------

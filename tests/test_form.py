@@ -8,7 +8,8 @@ import pytest
 
 import bayescale as bs
 from bayescale.form import FormUncertainty, form_from_dict, loss_shift, reducible_fraction, residual_scale
-from bayescale.specs import load_spec, to_toml
+from bayescale.model import load_spec
+from bayescale.specs import to_toml
 
 
 def _without_form(fit):

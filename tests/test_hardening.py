@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import bayescale as bs
 from bayescale.errors import DataError, FileFormatError, SpecError
 from bayescale.formula import parse_formula
-from bayescale.specs import model_from_dict
+from bayescale.model import model_from_dict
 from conftest import TRUE_CHINCHILLA
 
 # deadline: every example must finish in 2 s (none hangs); derandomize keeps CI reproducible

@@ -11,7 +11,8 @@ import pytest
 import bayescale as bs
 from bayescale.errors import SpecError
 from bayescale.hierarchy import simulate_groups
-from bayescale.specs import available_specs, load_spec, model_from_dict, read_spec, spec_path, to_toml
+from bayescale.model import load_spec, model_from_dict
+from bayescale.specs import available_specs, read_spec, spec_path, to_toml
 
 SPECS = available_specs()
 

@@ -7,6 +7,7 @@ __all__ = [
     "DataError",
     "SpecError",
     "FileFormatError",
+    "FileWriteError",
     "ConvergenceWarning",
     "ExtrapolationWarning",
     "ModelCheckWarning",
@@ -64,6 +65,10 @@ class SpecError(BayescaleError, ValueError):
 
 class FileFormatError(BayescaleError, OSError):
     """A saved fit cannot be read: truncated, foreign, or from a newer format version."""
+
+
+class FileWriteError(BayescaleError, OSError):
+    """A file cannot be written where asked: not a regular file there, a missing or unwritable folder."""
 
 
 class ConvergenceWarning(UserWarning):

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .errors import BayescaleError, FileFormatError
+from .errors import FileFormatError
 
 __all__ = ["load", "save_fit", "fit_from_tree"]
 
@@ -18,20 +16,15 @@ ENGINE = "h5netcdf"
 
 
 def save_fit(fit, path) -> None:
-    """Atomically write `fit` to `path` (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise BayescaleError(f"cannot save to {str(path)!r}: folder {str(folder)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        fit.idata.to_netcdf(tmp, engine=ENGINE)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Atomically write `fit` to `path` (see :func:`bayescale.files.atomic_write`).
+
+    A temporary file in the same folder is renamed over `path`; a symlink is
+    written through, an existing file keeps its mode, and a directory,
+    device, FIFO or socket at `path` is refused (FileWriteError).
+    """
+    from .files import atomic_write
+
+    atomic_write(path, lambda tmp: fit.idata.to_netcdf(tmp, engine=ENGINE), "fit")
 
 
 def load(path):

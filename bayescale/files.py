@@ -237,6 +237,9 @@ def make_folder(path, what: str = "folder") -> Path:
         st = os.stat(folder)
     except FileNotFoundError:
         st = None
+    except NotADirectoryError:
+        raise FileWriteError(f"{what} {text!r} cannot be created: a part of its path is a file, not a "
+                             "folder") from None
     except OSError as exc:
         raise FileWriteError(f"{what} {text!r} cannot be used: {exc.strerror or exc}") from None
     if st is not None and not stat.S_ISDIR(st.st_mode):

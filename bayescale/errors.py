@@ -10,6 +10,7 @@ __all__ = [
     "FileWriteError",
     "ConvergenceWarning",
     "ExtrapolationWarning",
+    "NonFiniteWarning",
     "ModelCheckWarning",
     "PriorDataConflictWarning",
     "HeavyTailWarning",
@@ -84,6 +85,16 @@ class ExtrapolationWarning(UserWarning):
     allocation's tokens per parameter lie outside the runs' range. The
     ``beyond*`` and ``tokens_per_param_outside`` columns of the table say
     which rows.
+    """
+
+
+class NonFiniteWarning(UserWarning):
+    """A table holds NaN where the draws it rests on are not all finite numbers.
+
+    A probability such as ``p_target`` is computed only over a full set of
+    finite draws: where some draws of a row are NaN or infinite (the law
+    overflows or is undefined there), the row's probability is NaN and this
+    warning names the rows and how many draws.
     """
 
 

@@ -235,6 +235,10 @@ class _Checkpoint:
     def _read_index(self) -> dict:
         if not self.index_path.exists():
             return {}
+        if not self.index_path.is_file():  # reading a FIFO would block forever
+            from .files import check_write_path
+
+            check_write_path(self.index_path, "checkpoint index")  # names what is there instead
         try:
             index = json.loads(self.index_path.read_text())
             _check_index(index)

@@ -271,3 +271,14 @@ def test_folder_lock_excludes_other_processes(tmp_path):
     with folder_lock(tmp_path):
         assert (tmp_path / "released").exists(), "the lock was taken while another process held it"
     holder.wait(timeout=60)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "socket"])
+def test_a_checkpoint_index_that_is_not_a_file_is_refused_not_read(kind, tmp_path):
+    """Reading a FIFO named index.json would block forever; a directory there would be replaced."""
+    from bayescale.batch import _Checkpoint
+
+    _make(kind, tmp_path / "index.json", 0o644)
+    with pytest.raises(FileWriteError, match=rf"index\.json'.*{REFUSED[kind]}"):
+        _Checkpoint(tmp_path, {"law": "power_n"}, {"draws": 1, "tune": 1, "chains": 1, "sampler": "nutpie",
+                    "target_accept": 0.9}, 1, ["k"])

@@ -275,9 +275,9 @@ class _Checkpoint:
         from .files import folder_lock
 
         name = _file_name(_as_tuple(key))
-        self._pending.append(("fit", key, name, self._entry(key, fit)))
         with folder_lock(self.folder):
             fit.save(self.folder / name)
+            self._pending.append(("fit", key, name, self._entry(key, fit)))  # listed only once it is on disk
             self._write_index()
 
     def record_error(self, key, text):

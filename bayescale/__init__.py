@@ -20,7 +20,8 @@ except PackageNotFoundError:  # running from a source tree without installation
 from . import datasets, laws, priors
 from .data import RunData, load_runs
 from .errors import (BayescaleError, ConvergenceWarning, DataError, ExtrapolationWarning, FileFormatError,
-                     HeavyTailWarning, ModelCheckWarning, PriorDataConflictWarning, SpecError)
+                     FileWriteError, HeavyTailWarning, ModelCheckWarning, NonFiniteWarning, PriorDataConflictWarning,
+                     SpecError)
 from .fit import ScalingFit
 from .io import load
 from .laws import Law, available_laws, get_law, law
@@ -90,8 +91,10 @@ __all__ = [
     "DataError",
     "SpecError",
     "FileFormatError",
+    "FileWriteError",
     "ConvergenceWarning",
     "ExtrapolationWarning",
+    "NonFiniteWarning",
     "ModelCheckWarning",
     "PriorDataConflictWarning",
     "HeavyTailWarning",

@@ -192,35 +192,53 @@ def _as_tuple(key) -> tuple:
 
 # ----------------------------------------------------------------------- checkpoints
 class _Checkpoint:
-    """A folder of ``<key>.nc`` fits plus ``index.json``; each written atomically."""
+    """A folder of ``<key>.nc`` fits plus ``index.json``; each written atomically.
 
-    def __init__(self, folder, spec, settings, random_seed, by):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+    Several processes may share a folder (with different keys): every write
+    happens under the folder's lock (:func:`bayescale.files.folder_lock`),
+    and the index is re-read there and this process's changes are replayed
+    on it, so no writer drops another's entries.
+    """
+
+    def __init__(self, folder, spec, settings, random_seed, by, fresh_seed=None):
+        from .files import folder_lock, make_folder, remove_stale_temporaries
+
+        self.folder = make_folder(folder, "checkpoint_dir")
         self.index_path = self.folder / INDEX_NAME
-        self.index = self._read_index()
         head = {"model": spec, "settings": {k: settings[k] for k in _SETTING_NAMES if k != "cores"},
                 "by": list(by)}
-        head = json.loads(json.dumps(head, default=str))  # as stored: tuples become lists
-        old = {k: self.index.get(k) for k in head}
-        if self.index and old != head:
-            changed = [k for k in head if old[k] != head[k]]
+        self.head = json.loads(json.dumps(head, default=str))  # as stored: tuples become lists
+        self._pending = []  # this process's changes, replayed on the on-disk index at each write
+        with folder_lock(self.folder):
+            self.index = self._read_index()
+            self._check_head(self.index)
+            if self.index and random_seed is not None and self.index.get("random_seed") != random_seed:
+                raise BayescaleError(
+                    f"checkpoint folder {str(self.folder)!r} was made with random_seed="
+                    f"{self.index.get('random_seed')}; got random_seed={random_seed}. Pass the same seed (or None) "
+                    "to resume, or use a new folder")
+            self.random_seed = self.index.get("random_seed", random_seed if random_seed is not None else fresh_seed)
+            # No writer holds the lock, so no save is in progress here: temporary files are leftovers of killed
+            # saves, whatever their age.
+            remove_stale_temporaries(self.folder, older_than=-1.0)
+            if not self.index:  # claim the folder: a second process started on it adopts this seed
+                self._write_index()
+
+    def _check_head(self, index):
+        old = {k: index.get(k) for k in self.head}
+        if index and old != self.head:
+            changed = [k for k in self.head if old[k] != self.head[k]]
             raise BayescaleError(
                 f"checkpoint folder {str(self.folder)!r} holds fits of a different {' and '.join(changed)} "
                 f"({', '.join(f'{k}: {old[k]!r}' for k in changed)}); use a new folder, or delete it to refit")
-        if self.index and random_seed is not None and self.index.get("random_seed") != random_seed:
-            raise BayescaleError(
-                f"checkpoint folder {str(self.folder)!r} was made with random_seed={self.index.get('random_seed')}; "
-                f"got random_seed={random_seed}. Pass the same seed (or None) to resume, or use a new folder")
-        self.random_seed = self.index.get("random_seed", random_seed)
-        self.index.update(head)
-        self.index.setdefault("fits", {})
-        self.index.setdefault("errors", {})
-        self._clean_temporaries()
 
     def _read_index(self) -> dict:
         if not self.index_path.exists():
             return {}
+        if not self.index_path.is_file():  # reading a FIFO would block forever
+            from .files import check_write_path
+
+            check_write_path(self.index_path, "checkpoint index")  # names what is there instead
         try:
             index = json.loads(self.index_path.read_text())
             _check_index(index)
@@ -228,13 +246,6 @@ class _Checkpoint:
             raise BayescaleError(f"{str(self.index_path)!r} is not a readable fit_many index ({exc}); "
                                  "use a new checkpoint folder") from None
         return index
-
-    def _clean_temporaries(self):
-        # A run killed while saving leaves our temporary files (".<name>.nc.<random>.tmp") behind.
-        for tmp in self.folder.glob(".*.nc.*.tmp"):
-            tmp.unlink(missing_ok=True)
-        for tmp in self.folder.glob(f".{INDEX_NAME}.*.tmp"):
-            tmp.unlink(missing_ok=True)
 
     def reuse(self, key, digest, seed, model):
         """The checkpointed fit of `key`, or None when it must be (re)done."""
@@ -253,7 +264,7 @@ class _Checkpoint:
             return None
         fit.model = model
         # A run killed between writing the fit and the index leaves a good fit the index lacks.
-        self.index["fits"][path.name] = self._entry(key, fit)
+        self._pending.append(("fit", key, path.name, self._entry(key, fit)))
         return fit
 
     def _entry(self, key, fit) -> dict:
@@ -261,32 +272,51 @@ class _Checkpoint:
                 "random_seed": int(fit.settings["random_seed"]), "converged": bool(fit.converged)}
 
     def store(self, key, fit):
+        from .files import folder_lock
+
         name = _file_name(_as_tuple(key))
-        fit.save(self.folder / name)
-        self.index["fits"][name] = self._entry(key, fit)
-        self.index["errors"].pop(_key_json(_as_tuple(key)), None)
-        self.write_index()
+        with folder_lock(self.folder):
+            fit.save(self.folder / name)
+            self._pending.append(("fit", key, name, self._entry(key, fit)))  # listed only once it is on disk
+            self._write_index()
 
     def record_error(self, key, text):
-        self.index["errors"][_key_json(_as_tuple(key))] = text
+        self._pending.append(("error", key, None, text))
         self.write_index()
 
     def write_index(self):
-        import tempfile
+        from .files import folder_lock
 
-        self.index["bayescale_batch"] = INDEX_FORMAT
-        self.index["random_seed"] = self.random_seed
-        fd, tmp = tempfile.mkstemp(prefix=f".{INDEX_NAME}.", suffix=".tmp", dir=self.folder)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(self.index, fh, indent=1, default=str)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.index_path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with folder_lock(self.folder):
+            self._write_index()
+
+    def _write_index(self):
+        """Merge this process's changes into the index on disk and write it; the caller holds the lock."""
+        from .files import atomic_write
+
+        index = self._read_index()
+        self._check_head(index)
+        if index.get("random_seed") not in (None, self.random_seed):
+            raise BayescaleError(
+                f"checkpoint folder {str(self.folder)!r} was claimed by another batch with random_seed="
+                f"{index.get('random_seed')} while this one ran with random_seed={self.random_seed}; "
+                "use one seed (or None) for every batch that shares a folder")
+        index.update(self.head)
+        index.setdefault("fits", {})
+        index.setdefault("errors", {})
+        for op, key, name, value in self._pending:
+            text_key = _key_json(_as_tuple(key))
+            if op == "fit":
+                index["fits"][name] = value
+                index["errors"].pop(text_key, None)
+            else:
+                index["errors"][text_key] = value
+        index["bayescale_batch"] = INDEX_FORMAT
+        index["random_seed"] = self.random_seed
+        text = json.dumps(index, indent=1, default=str)
+        atomic_write(self.index_path, lambda tmp: Path(tmp).write_text(text), "checkpoint index")
+        self._pending.clear()
+        self.index = index
 
 
 def _check_index(index) -> None:
@@ -449,7 +479,7 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
     ckpt = None
     if checkpoint_dir is not None:
         ckpt = _Checkpoint(checkpoint_dir, spec, settings, None if random_seed is None else int(random_seed),
-                           by_cols)
+                           by_cols, fresh_seed=int(np.random.SeedSequence().entropy % (2**31)))
         random_seed = ckpt.random_seed
     if random_seed is None:
         random_seed = int(np.random.SeedSequence().entropy % (2**31))
@@ -529,6 +559,47 @@ def _adopt(outcome: _Outcome, model, key):
     if outcome.fit is not None:
         return outcome.fit
     return fit_from_tree(outcome.tree, f"the fit of key {key!r}", model=model)
+
+
+def _unlisted_fits(folder: Path, listed: set, spec: dict, keys: set) -> list:
+    """``[(key, fit)]`` of the fit_many fits in `folder` that its index does not list, with one warning.
+
+    A writer killed between saving a fit and updating the index (or an index
+    written by an older version without the folder lock) leaves such files.
+    A file is taken when it is a readable fit of a batch (it carries its key)
+    with the index's model and a key not already listed; others are named in
+    the warning and left alone.
+    """
+    from .io import load
+
+    found, skipped = [], []
+    for path in sorted(folder.glob("*.nc")):
+        if path.name in listed or not path.is_file():
+            continue
+        try:
+            fit = load(path)
+            key = tuple(json.loads(fit.idata.attrs["batch_key"]))
+            same_model = json.loads(fit.idata.attrs["model_spec"]) == spec
+        except (FileFormatError, KeyError, ValueError, TypeError) as exc:
+            skipped.append(f"{path.name} ({_one_line(str(exc), 100) or type(exc).__name__})")
+            continue
+        if not same_model:
+            skipped.append(f"{path.name} (a fit of another model)")
+        elif key in keys:
+            skipped.append(f"{path.name} (key {list(key)} is listed under another file)")
+        else:
+            keys.add(key)
+            found.append((key, fit))
+    if found or skipped:
+        lines = [f"the index of {str(folder)!r} does not list {len(found) + len(skipped)} fit file(s)"]
+        if found:
+            lines.append(f"loaded {len(found)} from the key each file carries: "
+                         + ", ".join(repr(k[0] if len(k) == 1 else k) for k, _ in found[:10])
+                         + (" ..." if len(found) > 10 else ""))
+        if skipped:
+            lines.append("left out: " + "; ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else ""))
+        warnings.warn("; ".join(lines), BatchWarning, stacklevel=3)
+    return found
 
 
 # ----------------------------------------------------------------------- collection
@@ -693,6 +764,10 @@ class FitCollection(Mapping):
     def load(cls, folder) -> "FitCollection":
         """Read the fits of a checkpoint folder (or of :meth:`save`) back into a collection.
 
+        Fit files of the batch that the index does not list (a writer killed
+        between the two writes) are loaded too, from the key each file
+        carries, with a :class:`BatchWarning` naming them.
+
         Examples
         --------
         >>> fits = bs.FitCollection.load("fits/")  # doctest: +SKIP
@@ -727,6 +802,11 @@ class FitCollection(Mapping):
             fit.model = model
             fits[scalar(key)] = fit
             keys.append(scalar(key))
+        for key, fit in _unlisted_fits(folder, set(entries), index["model"], set(map(tuple, entries.values()))):
+            fit.model = model
+            fits[scalar(key)] = fit
+            keys.append(scalar(key))
+            failed.pop(key, None)
         errors = {}
         for key, text in failed.items():
             errors[scalar(key)] = text

@@ -122,6 +122,7 @@ def _model(args):
 
 def cmd_fit(args) -> int:
     import bayescale as bs
+    from .files import check_write_path
 
     columns = _columns(args.columns) if args.columns else None
     model = _model(args)
@@ -142,6 +143,7 @@ def cmd_fit(args) -> int:
               f"bayescale risk {args.output} --budget 1e24")
         return 0 if fits.fits else 1
     runs = model._runs(args.runs, columns)
+    check_write_path(args.output, "fit")  # before the fit, not after it
     print(f"Fitting the {model.law.name} law to {runs.n_runs} runs from {args.runs} ...", file=sys.stderr, flush=True)
     fit = model.fit(runs, **sampling)
     fit.save(args.output)
@@ -204,12 +206,12 @@ def cmd_risk(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    import os
-    import tempfile
     from pathlib import Path
 
     import bayescale as bs
+    from .files import atomic_write, check_write_path
 
+    check_write_path(args.output, "figure")  # before the work of drawing it
     fit = bs.load(args.fit)
     if args.kind == "frontier":
         fig = fit.plot_frontier(args.budget or None, max_unique_tokens=args.max_unique_tokens)
@@ -218,17 +220,8 @@ def cmd_plot(args) -> int:
     else:
         fig = fit.plot_isoflop(args.budget or None)
     out = Path(args.output)
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise OSError(f"cannot write {str(out)!r}: folder {str(folder)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=folder)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=args.dpi)
-        os.replace(tmp, out)
-    except BaseException:
-        os.remove(tmp)
-        raise
+    fmt = out.suffix[1:].lower() or None  # the temporary file's suffix is not the figure's format
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=args.dpi, format=fmt), "figure")
     print(f"Wrote {out}")
     return 0
 

@@ -7,8 +7,10 @@ __all__ = [
     "DataError",
     "SpecError",
     "FileFormatError",
+    "FileWriteError",
     "ConvergenceWarning",
     "ExtrapolationWarning",
+    "NonFiniteWarning",
     "ModelCheckWarning",
     "PriorDataConflictWarning",
     "HeavyTailWarning",
@@ -66,6 +68,10 @@ class FileFormatError(BayescaleError, OSError):
     """A saved fit cannot be read: truncated, foreign, or from a newer format version."""
 
 
+class FileWriteError(BayescaleError, OSError):
+    """A file cannot be written where asked: not a regular file there, a missing or unwritable folder."""
+
+
 class ConvergenceWarning(UserWarning):
     """The sampler's diagnostics say the posterior may not be trustworthy."""
 
@@ -79,6 +85,16 @@ class ExtrapolationWarning(UserWarning):
     allocation's tokens per parameter lie outside the runs' range. The
     ``beyond*`` and ``tokens_per_param_outside`` columns of the table say
     which rows.
+    """
+
+
+class NonFiniteWarning(UserWarning):
+    """A table holds NaN where the draws it rests on are not all finite numbers.
+
+    A probability such as ``p_target`` is computed only over a full set of
+    finite draws: where some draws of a row are NaN or infinite (the law
+    overflows or is undefined there), the row's probability is NaN and this
+    warning names the rows and how many draws.
     """
 
 

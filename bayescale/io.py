@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .errors import BayescaleError, FileFormatError
+from .errors import FileFormatError
 
 __all__ = ["load", "save_fit", "fit_from_tree"]
 
@@ -18,20 +16,15 @@ ENGINE = "h5netcdf"
 
 
 def save_fit(fit, path) -> None:
-    """Atomically write `fit` to `path` (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise BayescaleError(f"cannot save to {str(path)!r}: folder {str(folder)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        fit.idata.to_netcdf(tmp, engine=ENGINE)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Atomically write `fit` to `path` (see :func:`bayescale.files.atomic_write`).
+
+    A temporary file in the same folder is renamed over `path`; a symlink is
+    written through, an existing file keeps its mode, and a directory,
+    device, FIFO or socket at `path` is refused (FileWriteError).
+    """
+    from .files import atomic_write
+
+    atomic_write(path, lambda tmp: fit.idata.to_netcdf(tmp, engine=ENGINE), "fit")
 
 
 def load(path):
@@ -125,6 +118,10 @@ def fit_from_tree(tree, source="the fit", model=None):
     absent = [k for k in model.param_names if k not in tree["posterior"].data_vars]
     if absent:
         raise FileFormatError(f"{source}: the posterior lacks parameter(s) {absent} of its model; the file is damaged")
+    _check_settings(settings, source)
+    _check_centres(centres, source)
+    posterior = tree["posterior"].to_dataset()
+    _check_draws(posterior, model, priors, source)
     const = tree["constant_data"].to_dataset()
     try:
         frame = pd.DataFrame({k: const[k].values for k in ("N", "D", "C", "U", "loss") if k in const})
@@ -133,4 +130,110 @@ def fit_from_tree(tree, source="the fit", model=None):
         runs = load_runs(frame, require=model.law.inputs)
     except (DataError, ValueError) as exc:
         raise FileFormatError(f"{source}: the training runs stored in it are unusable ({exc})") from None
+    _check_law(model, posterior, runs, source)
     return ScalingFit(model, runs, tree, priors, centres)
+
+
+# What a loaded file must satisfy beyond its structure: a file that breaks one of these rules was damaged or
+# edited, and would give NaN predictions or probabilities from part of the draws if it were used.
+_SETTING_INTS = ("draws", "tune", "chains")
+_LAW_DRAWS, _LAW_RUNS = 200, 2000  # the law is checked at this many draws x runs, spread evenly
+
+
+def _check_settings(settings, source):
+    from .validation import check_seed
+
+    try:
+        if settings["random_seed"] is None:
+            raise ValueError("None")
+        check_seed(settings["random_seed"])
+    except ValueError:
+        raise FileFormatError(f"{source}: attribute sampler.random_seed is {settings['random_seed']!r} "
+                              f"({type(settings['random_seed']).__name__}); a fit's seed is an integer from 0 to "
+                              "2**63 - 1. The file is damaged") from None
+    for name in _SETTING_INTS:
+        value = settings.get(name)
+        if name in settings and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise FileFormatError(f"{source}: attribute sampler.{name} is {value!r}; expected a whole number >= 0. "
+                                  "The file is damaged")
+
+
+def _check_centres(centres, source):
+    for name, value in centres.items():
+        if not (np.isfinite(value) and value > 0):
+            raise FileFormatError(f"{source}: attribute centres[{name!r}] is {value!r}; an input's centre is a "
+                                  "positive finite number. The file is damaged")
+
+
+def _support(name, model, priors):
+    """(lower, upper, why) of a posterior variable: every parameter of a model is positive."""
+    from .hierarchy import POP_SUFFIX
+
+    base = name[: -len(POP_SUFFIX)] if name.endswith(POP_SUFFIX) else name
+    prior = priors.get(name, priors.get(base))
+    if prior is not None and prior.family == "Uniform":
+        return prior.lower, prior.upper, f"its prior {prior}"
+    return 0.0, np.inf, f"its prior {prior}" if prior is not None else "the parameters of a model are positive"
+
+
+def _check_draws(posterior, model, priors, source):
+    """Every published variable: dims (chain, draw, ...), at least one draw, finite and inside its support."""
+    for name in model.published_names:
+        if name not in posterior.data_vars:
+            continue
+        var = posterior[name]
+        where = f"{source}: posterior variable {name!r}"
+        if tuple(var.dims[:2]) != ("chain", "draw"):
+            raise FileFormatError(f"{where} has dims {var.dims}; expected ('chain', 'draw', ...). The file is damaged")
+        if var.size == 0:
+            raise FileFormatError(f"{where} holds no draws ({var.sizes['chain']} chains x {var.sizes['draw']} "
+                                  "draws); the file is damaged")
+        if var.dtype.kind not in "fiu":
+            raise FileFormatError(f"{where} holds {var.dtype} values, not numbers; the file is damaged")
+        values = np.asarray(var.values, dtype=float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            example = values[bad][0]
+            raise FileFormatError(f"{where} holds {int(bad.sum())} non-finite draw(s) of {values.size} "
+                                  f"(e.g. {example}); every draw must be a finite number. The file is damaged")
+        lower, upper, why = _support(name, model, priors)
+        strict = lower == 0.0 and np.isinf(upper)
+        outside = (values <= lower) if strict else (values < lower) | (values > upper)
+        if outside.any():
+            example = values[outside][0]
+            what = "positive" if strict else f"in [{lower:g}, {upper:g}]"
+            raise FileFormatError(f"{where} holds {int(outside.sum())} draw(s) of {values.size} outside its support "
+                                  f"(e.g. {example:g}); it must be {what} ({why}). The file is damaged")
+
+
+def _check_law(model, posterior, runs, source):
+    """The law, at draws and runs spread over the file's, gives a finite loss (a stored formula can overflow)."""
+    from .laws import NUMPY
+
+    n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]
+    d_sel = np.unique(np.linspace(0, n_draws - 1, min(n_draws, _LAW_DRAWS)).round().astype(int))
+    r_sel = np.unique(np.linspace(0, runs.n_runs - 1, min(runs.n_runs, _LAW_RUNS)).round().astype(int))
+    params = {}
+    for name in model.law.param_names:
+        var = posterior[name]
+        values = np.asarray(var.values, dtype=float).reshape(n_draws, -1)[d_sel]
+        if var.ndim == 2:
+            params[name] = values
+        else:  # one column per group: each run takes its group's
+            labels = {str(g): i for i, g in enumerate(var[var.dims[2]].values)}
+            groups = runs.frame["group"].astype(str).to_numpy()[r_sel] if "group" in runs.frame else None
+            if groups is None or any(g not in labels for g in groups):
+                raise FileFormatError(f"{source}: posterior variable {name!r} has groups "
+                                      f"{sorted(labels)} that do not match the stored runs' groups")
+            params[name] = values[:, [labels[g] for g in groups]]
+    inputs = {k: v[r_sel][None, :] for k, v in runs.inputs(model.law.inputs).items()}
+    with np.errstate(all="ignore"):
+        log_loss = np.asarray(model.law.log_loss(inputs, params, NUMPY), dtype=float)
+    bad = ~np.isfinite(log_loss)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise FileFormatError(
+            f"{source}: its law L = {model.law.formula} (attribute model_spec) gives a non-finite loss at "
+            f"{int(bad.sum())} of {bad.size} (draw, run) pairs checked, e.g. {log_loss[i, j]} at run {int(r_sel[j])} "
+            f"with {', '.join(f'{k}={float(np.broadcast_to(v, bad.shape)[i, j]):.4g}' for k, v in params.items())}; "
+            "the stored specification or posterior is invalid")

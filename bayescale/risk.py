@@ -12,6 +12,11 @@ Definitions used throughout:
 - ``P(loss <= target)`` is computed from the **new-run** predictive
   distribution: the probability that one training run of that plan reaches
   the target.
+- A probability is computed only over draws that are all finite numbers.
+  Where some draws are NaN or infinite (the law overflows or is undefined
+  at that plan), the probability is NaN, never the share of the finite
+  draws, and a :class:`~bayescale.errors.NonFiniteWarning` names the rows
+  (in :func:`budget_for`: the target, whose ``C`` is then NaN).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import pandas as pd
 from .allocation import optimal_allocation, posterior_params
 from .contract import caption as interval_caption, interval, interval_label
 from .validation import check_budgets as _budgets, check_prob as _check_prob, positive_array as _positive
-from .errors import ExtrapolationWarning
+from .errors import ExtrapolationWarning, NonFiniteWarning
 from .extrapolation import annotate, warn_extrapolation
 from .form import irreducible_draws, shift_log_loss
 from .laws import NUMPY
@@ -181,7 +186,7 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti", f
     frame["loss_median"], frame["curve_lower"], frame["curve_upper"] = interval(curve, prob, ci_kind)
     _, frame["new_run_lower"], frame["new_run_upper"] = interval(new, prob, ci_kind)
     if target is not None:
-        frame["p_target"] = (new <= target).mean(axis=0)
+        frame["p_target"] = _probability(new <= target, new, frame["label"], stacklevel=3)
     frame["penalty_median"], frame["penalty_lower"], frame["penalty_upper"] = interval(curve - best, prob, ci_kind)
     annotate(frame, fit.runs, what="risk", tokens_per_param="tokens_per_param",
              stacklevel=3, form=fit.form_uncertainty)
@@ -191,6 +196,19 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti", f
     frame.attrs.update(prob=prob, interval=interval_label(fit.draws_kind, ci_kind), target=target,
                        flops_per_param_token=k, max_unique_tokens=cap, law=law.name)
     return frame
+
+
+def _probability(hits, draws, labels, stacklevel=2) -> np.ndarray:
+    """Mean of `hits` over draws (axis 0), NaN (with one warning) for columns with a non-finite draw."""
+    bad = (~np.isfinite(draws)).sum(axis=0)
+    p = hits.mean(axis=0)
+    if bad.any():
+        p = np.where(bad > 0, np.nan, p)
+        rows = [f"{label} ({n} of {draws.shape[0]} draws)" for label, n in zip(labels, bad) if n]
+        warnings.warn(f"P(loss <= target) is NaN for {len(rows)} row(s) whose predictive draws are not all finite "
+                      f"(the law overflows or is undefined there): {'; '.join(rows[:10])}",
+                      NonFiniteWarning, stacklevel=stacklevel + 1)
+    return p
 
 
 # -------------------------------------------------------------- budget_for
@@ -279,24 +297,37 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
         return log_l + noise
 
     def p_reach(log_c, t):
-        return float(np.mean(log_new_run(log_c) <= np.log(t)))
+        log_l = log_new_run(log_c)
+        if not np.isfinite(log_l).all():  # never a probability over part of the draws
+            return np.nan
+        return float(np.mean(log_l <= np.log(t)))
+
+    def undefined(log_c):
+        return np.nan, (f"undefined: the predictive draws at {format_flops(np.exp(log_c))} are not all finite "
+                        "(the law overflows or is undefined there)")
 
     def solve(t, p):
         # Beyond the fitted runs the form uncertainty widens with compute, so the probability can rise and then
         # fall again: scan a grid for the first compute that reaches p, then bisect inside that step.
         grid = np.linspace(log_lo, log_hi, SCAN_POINTS)
-        reach = np.array([p_reach(g, t) >= p for g in grid])
-        if not reach.any():
-            best = max(p_reach(g, t) for g in grid)
+        probs = np.array([p_reach(g, t) for g in grid])
+        stop = np.isnan(probs) | (probs >= p)
+        if not stop.any():
+            best = probs.max()
             return np.inf, (f"not reached by {format_flops(np.exp(log_hi))} (the probability peaks at {best:.2f}: "
                             "the law's form uncertainty grows with the distance from the fitted runs)")
-        first = int(np.argmax(reach))
+        first = int(np.argmax(stop))
+        if np.isnan(probs[first]):
+            return undefined(grid[first])
         if first == 0:
             return float(np.exp(log_lo)), f"reached at or below {format_flops(np.exp(log_lo))}"
         lo, hi = grid[first - 1], grid[first]
         while hi - lo > 1e-6:  # 1e-6 relative in C
             mid = 0.5 * (lo + hi)
-            lo, hi = (lo, mid) if p_reach(mid, t) >= p else (mid, hi)
+            p_mid = p_reach(mid, t)
+            if np.isnan(p_mid):
+                return undefined(mid)
+            lo, hi = (lo, mid) if p_mid >= p else (mid, hi)
         return float(np.exp(hi)), "ok"
 
     rows = []
@@ -307,6 +338,10 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
         rows.append(dict(target=float(t), prob=prob, C=c, N=float(n[0]), D=float(d[0]), C_median_case=c_med,
                          status=status))
     frame = pd.DataFrame(rows)
+    undefined_rows = [f"target {r['target']:g}: {r['status']}" for r in rows if r["status"].startswith("undefined")]
+    if undefined_rows:
+        warnings.warn(f"budget_for: C is NaN for {len(undefined_rows)} target(s): {'; '.join(undefined_rows[:10])}",
+                      NonFiniteWarning, stacklevel=2)
     with np.errstate(invalid="ignore"):
         frame["tokens_per_param"] = frame["D"] / frame["N"]
     annotate(frame, fit.runs, what="budget_for", tokens_per_param="tokens_per_param",

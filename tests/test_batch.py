@@ -258,3 +258,27 @@ def test_checkpoint_refuses_other_settings_or_seed(killed_batch):
                     **SETTINGS)
     with pytest.raises(bs.BayescaleError, match="random_seed=3"):
         bs.fit_many(model, csv, by="eval_set", checkpoint_dir=folder, random_seed=4, **SETTINGS)
+
+
+def test_fits_the_index_misses_are_found_on_load_with_a_warning(killed_batch, tmp_path, capsys):
+    """A writer killed between a fit file and the index, or an index overwritten by another writer: the fit files
+    on disk are loaded from the key they carry, and the warning names them; files that are not fits are named."""
+    import shutil
+
+    from bayescale.cli import main
+
+    _, folder, _, _ = killed_batch
+    copy = tmp_path / "fits"
+    shutil.copytree(folder, copy)
+    index = json.loads((copy / "index.json").read_text())
+    dropped = sorted(index["fits"])[:3]
+    for name in dropped:
+        del index["fits"][name]
+    (copy / "index.json").write_text(json.dumps(index))
+    (copy / "notes.nc").write_bytes(b"not a fit")
+    with pytest.warns(bs.BatchWarning, match=r"does not list 4 fit file\(s\).*loaded 3 .*left out: notes\.nc"):
+        loaded = bs.FitCollection.load(copy)
+    assert sorted(loaded) == KEYS and not loaded.errors
+    assert main(["summary", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert all(key in out for key in KEYS)

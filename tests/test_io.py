@@ -75,3 +75,96 @@ def test_file_from_a_future_version(chinchilla_fit, tmp_path):
     tree.to_netcdf(path, engine="h5netcdf")
     with pytest.raises(FileFormatError, match="format 99.*Upgrade bayescale"):
         bs.load(path)
+
+
+# ------------------------------------------------------------------ files that lie about their content
+import json  # noqa: E402
+import warnings  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from bayescale.io import fit_from_tree  # noqa: E402
+
+PROPERTY = settings(max_examples=40, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PARAMS = ["E", "A", "B", "alpha", "beta", "sigma", "nu"]
+
+
+def _with_posterior(tree, name, values):
+    tree = tree.copy()
+    ds = tree["posterior"].to_dataset()
+    ds[name] = (ds[name].dims, values)
+    tree["posterior"] = xr.DataTree(ds)
+    return tree
+
+
+@PROPERTY
+@given(name=st.sampled_from(PARAMS), bad=st.sampled_from([np.nan, np.inf, -np.inf, -1.0, 0.0, -1e-300]),
+       where=st.lists(st.integers(0, 10**6), min_size=1, max_size=5), scale=st.booleans())
+def test_loaded_draws_must_be_finite_and_inside_their_support(chinchilla_fit, name, bad, where, scale):
+    values = chinchilla_fit.idata["posterior"][name].values.copy()
+    for w in where:
+        values.flat[w % values.size] = bad * (values.flat[w % values.size] if scale and np.isfinite(bad) else 1)
+    with pytest.raises(FileFormatError, match=rf"posterior variable '{name}' holds \d+ .*draw"):
+        fit_from_tree(_with_posterior(chinchilla_fit.idata, name, values), "fit.nc")
+
+
+@PROPERTY
+@given(seed=st.one_of(st.floats(allow_nan=True), st.text(max_size=5), st.booleans(), st.none(),
+                      st.integers(max_value=-1), st.integers(min_value=2**63), st.lists(st.integers(), max_size=2)))
+def test_loaded_seed_must_be_an_integer_in_range(chinchilla_fit, seed):
+    tree = chinchilla_fit.idata.copy()
+    sampler = json.loads(tree.attrs["sampler"])
+    sampler["random_seed"] = seed
+    try:
+        tree.attrs["sampler"] = json.dumps(sampler)
+    except ValueError:  # NaN is not JSON
+        return
+    with pytest.raises(FileFormatError, match=r"attribute sampler\.random_seed is"):
+        fit_from_tree(tree, "fit.nc")
+
+
+@pytest.mark.parametrize("extra", [" + 1/0", " + 9**9**9", " * 1e308 * 1e308", " + exp(1000)"])
+def test_a_stored_law_that_overflows_is_refused(chinchilla_fit, tmp_path, extra):
+    tree = chinchilla_fit.idata.copy()
+    kinds = {"E": {"kind": "irreducible"}, "A": {"kind": "coefficient", "scales_with": ["N", "alpha"]},
+             "B": {"kind": "coefficient", "scales_with": ["D", "beta"]}, "alpha": {"kind": "exponent"},
+             "beta": {"kind": "exponent"}}
+    spec = json.loads(tree.attrs["model_spec"])
+    spec["law"] = {"name": "edited", "formula": "E + A / N**alpha + B / D**beta" + extra, "inputs": ["N", "D"],
+                   "parameters": kinds}
+    tree.attrs["model_spec"] = json.dumps(spec)
+    path = tmp_path / "edited.nc"
+    tree.to_netcdf(path, engine="h5netcdf")
+    with pytest.raises(FileFormatError, match=r"edited\.nc.*law .*model_spec.*non-finite loss"):
+        bs.load(path)
+
+
+def test_zero_draws_and_bad_centres_are_refused(chinchilla_fit):
+    tree = chinchilla_fit.idata.copy()
+    tree["posterior"] = xr.DataTree(tree["posterior"].to_dataset().isel(draw=slice(0, 0)))
+    with pytest.raises(FileFormatError, match="holds no draws"):
+        fit_from_tree(tree, "fit.nc")
+    tree = chinchilla_fit.idata.copy()
+    tree.attrs["centres"] = json.dumps({k: -1.0 for k in json.loads(tree.attrs["centres"])})
+    with pytest.raises(FileFormatError, match=r"attribute centres\['.*'\] is -1.0"):
+        fit_from_tree(tree, "fit.nc")
+
+
+def test_risk_never_reports_a_probability_over_non_finite_draws(chinchilla_fit):
+    """A fit whose draws go non-finite (built in memory: files are refused above) gets NaN and a warning."""
+    values = chinchilla_fit.idata["posterior"]["E"].values.copy()
+    values.flat[::7] = np.nan
+    tree = _with_posterior(chinchilla_fit.idata, "E", values)
+    fit = bs.ScalingFit(chinchilla_fit.model, chinchilla_fit.runs, tree, chinchilla_fit.priors_,
+                        chinchilla_fit.centres_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ExtrapolationWarning)
+        with pytest.warns(bs.NonFiniteWarning, match=r"P\(loss <= target\) is NaN for 2 row\(s\)"):
+            table = fit.risk(1e22, target=2.2, plan="1B:20B")
+        assert table["p_target"].isna().all()
+        assert chinchilla_fit.risk(1e22, target=2.2, plan="1B:20B")["p_target"].notna().all()
+        with pytest.warns(bs.NonFiniteWarning, match=r"budget_for: C is NaN .*undefined"):
+            need = fit.budget_for(2.2)
+        assert need["C"].isna().all() and need["status"].str.startswith("undefined").all()

@@ -33,6 +33,9 @@ from pathlib import Path
 
 from .errors import FileWriteError
 
+#: The netCDF engine fits are written and read with.
+NETCDF_ENGINE = "h5netcdf"
+
 __all__ = ["atomic_write", "check_write_path", "make_folder", "folder_lock", "remove_stale_temporaries", "STALE_SECONDS",
            "LOCK_NAME"]
 

@@ -417,17 +417,20 @@ class ScalingFit(ResultMethods):
     def save(self, path) -> None:
         """Write the fit (posterior, data, model specification) to one netCDF file.
 
-        The file is written to a temporary name and renamed, so a failed save
-        leaves no partial file and never replaces a good one.
+        The file is written to a temporary name and renamed
+        (:func:`bayescale.files.atomic_write`), so a failed save leaves no
+        partial file and never replaces a good one; a symlink is written
+        through, an existing file keeps its mode, and a directory, device,
+        FIFO or socket at `path` is refused (FileWriteError).
 
         Examples
         --------
         >>> fit.save("chinchilla_fit.nc")  # doctest: +SKIP
         >>> same = bs.load("chinchilla_fit.nc")  # doctest: +SKIP
         """
-        from .io import save_fit
+        from .files import NETCDF_ENGINE, atomic_write
 
-        save_fit(self, path)
+        atomic_write(path, lambda tmp: self.idata.to_netcdf(tmp, engine=NETCDF_ENGINE), "fit")
 
     def fit_report(self, prob=0.9) -> str:
         """Text report in sections: model, data, sampler, parameters, diagnostics."""

@@ -9,22 +9,16 @@ import numpy as np
 import pandas as pd
 
 from .errors import FileFormatError
+from .files import NETCDF_ENGINE
 
 __all__ = ["load", "save_fit", "fit_from_tree"]
 
-ENGINE = "h5netcdf"
+ENGINE = NETCDF_ENGINE
 
 
 def save_fit(fit, path) -> None:
-    """Atomically write `fit` to `path` (see :func:`bayescale.files.atomic_write`).
-
-    A temporary file in the same folder is renamed over `path`; a symlink is
-    written through, an existing file keeps its mode, and a directory,
-    device, FIFO or socket at `path` is refused (FileWriteError).
-    """
-    from .files import atomic_write
-
-    atomic_write(path, lambda tmp: fit.idata.to_netcdf(tmp, engine=ENGINE), "fit")
+    """Atomically write `fit` to `path`: :meth:`ScalingFit.save`."""
+    fit.save(path)
 
 
 def load(path):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .allocation import optimal_allocation, posterior_params
+from .allocation import optimal_allocation
+from .planning import posterior_params
 from .validation import check_budgets as _budgets, check_prob as _check_prob
 from .form import irreducible_draws, shift_allocation, shift_log_loss
 from .laws import NUMPY

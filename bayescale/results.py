@@ -10,7 +10,7 @@ same table — with the fit's own interval kind in ``attrs["interval"]``.
 
 from __future__ import annotations
 
-from . import allocation, plots, predictive, risk
+from . import planning, plots, predictive, risk
 from .validation import FLOPS_PER_PARAM_TOKEN, renamed
 
 __all__ = ["ResultMethods"]
@@ -25,15 +25,15 @@ class ResultMethods:
 
     def allocate(self, budget, prob=0.9, *, ci_kind="eti", flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
                  max_unique_tokens=None, group=None):
-        """Compute-optimal N, D, tokens per parameter and loss per budget; see :func:`bayescale.allocation.allocate`."""
-        return allocation.allocate(self, budget, prob=prob, ci_kind=ci_kind,
+        """Compute-optimal N, D, tokens per parameter and loss per budget; see :func:`bayescale.planning.allocate`."""
+        return planning.allocate(self, budget, prob=prob, ci_kind=ci_kind,
                                    flops_per_param_token=flops_per_param_token,
                                    max_unique_tokens=max_unique_tokens, group=group)
 
     def allocate_draws(self, budget, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None,
                        group=None):
-        """Draws of the optimal allocation; see :func:`bayescale.allocation.allocate_draws`."""
-        return allocation.allocate_draws(self, budget, flops_per_param_token=flops_per_param_token,
+        """Draws of the optimal allocation; see :func:`bayescale.planning.allocate_draws`."""
+        return planning.allocate_draws(self, budget, flops_per_param_token=flops_per_param_token,
                                          max_unique_tokens=max_unique_tokens, group=group)
 
     def risk(self, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti",

@@ -28,7 +28,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .allocation import optimal_allocation, posterior_params
+from .allocation import optimal_allocation
+from .planning import posterior_params
 from .contract import caption as interval_caption, interval, interval_label
 from .validation import check_budgets as _budgets, check_prob as _check_prob, positive_array as _positive
 from .errors import ExtrapolationWarning, NonFiniteWarning

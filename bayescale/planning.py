@@ -1,0 +1,190 @@
+"""A fit's compute-optimal allocation: draws and tables, for any fit (:mod:`bayescale.contract`).
+
+The arithmetic on parameter arrays is :mod:`bayescale.allocation`; here each
+fit's parameter draws go through it, with the form uncertainty beyond the
+fitted compute (:mod:`bayescale.form`), into draws with dims (chain, draw,
+budget) and a table with intervals of the fit's kind.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .allocation import crossover_compute, optimal_allocation
+from .contract import interval, interval_label
+from .form import irreducible_draws, shift_allocation, shift_crossover
+from .validation import check_budgets as _budgets, check_prob as _check_prob
+
+__all__ = ["posterior_params", "allocate_draws", "allocate"]
+
+SAMPLE_DIMS = ("chain", "draw")
+
+
+def posterior_params(fit, group=None, random_seed=None) -> dict:
+    """Draws of the law's parameters as arrays shaped (chain, draw), from any fit (:mod:`bayescale.contract`).
+
+    For a fit with groups: the draws of `group` (a fitted group's label), or
+    with ``group=None`` those of a new group drawn from the population
+    (``fit.param_draws(group, random_seed=...)``, the same draws
+    ``fit.predict_draws(..., group=group, random_seed=...)`` uses).
+    """
+    draws = fit.param_draws(group, random_seed=random_seed)
+    return {k: np.asarray(draws[k]) for k in fit.law.param_names}
+
+
+def allocate_draws(fit, budget, *, flops_per_param_token=6.0, max_unique_tokens=None, group=None):
+    """Posterior draws of the compute-optimal allocation at each budget.
+
+    Parameters
+    ----------
+    fit : ScalingFit
+    budget : float or sequence of float
+        Compute budgets in FLOPs.
+    flops_per_param_token : float, default 6
+        k in ``C = k N D``.
+    max_unique_tokens : float, optional
+        Fresh-data cap; see :func:`optimal_allocation`.
+    group : label, optional
+        Fits with groups: a fitted group's label, or ``None`` (default) /
+        ``"new"`` for a new group drawn from the population. Ignored by fits
+        without groups.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``N``, ``D``, ``tokens_per_param``, ``loss`` (expected loss at the
+        optimum), ``data_bound`` (and ``U``, ``epochs`` for laws with unique
+        tokens), dims ``(chain, draw, budget)``. Budgets beyond the fitted
+        runs' compute include the model's form uncertainty in N_opt, D_opt
+        and the loss (:func:`bayescale.form.shift_allocation`) — the posterior's own chain
+        and draw dimensions, so ArviZ functions apply; use
+        ``ds.stack(sample=("chain", "draw"))`` for one flat draw dimension.
+        Coordinate ``budget`` holds the FLOPs.
+
+    Examples
+    --------
+    >>> ds = fit.allocate_draws([1e23, 1e24])  # doctest: +SKIP
+    >>> ds["tokens_per_param"].median(("chain", "draw"))  # doctest: +SKIP
+    """
+    import xarray as xr
+
+    c = _budgets(budget)
+    params = posterior_params(fit, group)
+    out = optimal_allocation(fit.law, params, c, flops_per_param_token=flops_per_param_token,
+                             max_unique_tokens=max_unique_tokens)
+    out = shift_allocation(fit, out, c, float(flops_per_param_token), max_unique_tokens, irreducible_draws(fit, params))
+    chains, draws = np.shape(params[fit.law.param_names[0]])[:2]
+    dims = (*SAMPLE_DIMS, "budget")
+    coords = {"chain": np.arange(chains), "draw": np.arange(draws), "budget": c}
+    ds = xr.Dataset({k: (dims, v) for k, v in out.items()}, coords=coords)
+    ds["budget"].attrs["units"] = "FLOP"
+    ds.attrs.update(law=fit.law.name, flops_per_param_token=float(flops_per_param_token), draws_kind=fit.draws_kind)
+    if max_unique_tokens is not None:
+        ds.attrs["max_unique_tokens"] = float(max_unique_tokens)
+    if fit.hierarchical:
+        ds.attrs["group"] = "new" if group is None else str(group)
+    return ds
+
+
+def allocate(fit, budget, *, prob=0.9, ci_kind="eti", flops_per_param_token=6.0, max_unique_tokens=None,
+             group=None):
+    """Compute-optimal model size, tokens and loss at each budget, with posterior intervals.
+
+    Parameters
+    ----------
+    fit : ScalingFit
+    budget : float or sequence of float
+        Compute budgets C in FLOPs.
+    prob : float, default 0.9
+        Probability of the intervals.
+    ci_kind : {"eti", "hdi"}, default "eti"
+        Equal-tailed or highest-density intervals of the draws.
+    flops_per_param_token : float, default 6
+        k in ``C = k N D``.
+    max_unique_tokens : float, optional
+        Fresh-data cap U (see :func:`optimal_allocation`). Adds the columns
+        ``data_bound_prob`` (posterior probability that the cap binds at that
+        budget) and ``crossover_C_*`` (the compute beyond which the
+        unconstrained optimal run needs more than U tokens).
+    group : label or list of labels, optional
+        Fits with groups: a fitted group's label, ``None`` (default) or
+        ``"new"`` for a new group drawn from the population, or a list of
+        them (one block of rows per group, with a ``group`` column).
+        Ignored by fits without groups.
+
+    Returns
+    -------
+    DataFrame
+        One row per budget: ``C``, then ``*_median``, ``*_lower``, ``*_upper``
+        for ``N``, ``D``, ``tokens_per_param`` and ``loss`` (the expected loss
+        of the law at the optimum); for laws with unique tokens also ``U`` and
+        ``epochs``; ``beyond_C``, ``beyond_N``, ``beyond_D``, ``beyond``
+        (decades of the median plan outside the fitted runs' range, see
+        :mod:`bayescale.extrapolation`) and ``tokens_per_param_outside``
+        (the median tokens per parameter lie outside the runs' range), with
+        one :class:`~bayescale.errors.ExtrapolationWarning` when a row lies
+        more than one decade out or off the runs' tokens per parameter;
+        ``converged`` (the fit's diagnostics). ``*_median`` is the median of
+        the draws, or for a point fit the allocation of its estimate.
+        ``attrs``: ``prob``, ``interval`` (the kind, e.g. ``"posterior
+        ETI"`` or ``"bootstrap percentile"``), ``law``,
+        ``flops_per_param_token``, ``max_unique_tokens``. The draws are in
+        :func:`allocate_draws`.
+
+    Examples
+    --------
+    >>> fit.allocate([1e23, 1e24, 1e25], prob=0.9)  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    from .errors import ExtrapolationWarning
+    from .extrapolation import annotate, warn_extrapolation
+
+    _check_prob(prob)
+    reach_cols = dict(n="N_median", d="D_median", c="C", tokens_per_param="tokens_per_param_median",
+                      flops_per_param_token=flops_per_param_token)
+    if isinstance(group, (list, tuple)):
+        with warnings.catch_warnings():  # one warning for the whole table, below
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            frames = [allocate(fit, budget, prob=prob, ci_kind=ci_kind, flops_per_param_token=flops_per_param_token,
+                               max_unique_tokens=max_unique_tokens, group=g) for g in group]
+        out = pd.concat(frames, ignore_index=True)
+        out.attrs.update(frames[0].attrs)
+        warn_extrapolation(out, fit.runs, what="allocate",
+                           stacklevel=3, **reach_cols, form=fit.form_uncertainty)
+        return out
+    ds = allocate_draws(fit, budget, flops_per_param_token=flops_per_param_token,
+                        max_unique_tokens=max_unique_tokens, group=group)
+    kw = dict(flops_per_param_token=flops_per_param_token, max_unique_tokens=max_unique_tokens)
+    c = ds["budget"].values
+    frame = pd.DataFrame({"C": c})
+    if "group" in ds.attrs:
+        frame.insert(0, "group", ds.attrs["group"])
+    if max_unique_tokens is not None:
+        frame["max_unique_tokens"] = float(max_unique_tokens)
+    names = ["N", "D", "tokens_per_param", "loss"] + [k for k in ("U", "epochs") if k in ds]
+    central = fit.point_params  # a point fit's answer is its estimate; a posterior's, the median of its draws
+    point = None if central is None else optimal_allocation(fit.law, central, c, **kw)
+    for name in names:
+        flat = ds[name].values.reshape(-1, c.size)
+        frame[f"{name}_median"], frame[f"{name}_lower"], frame[f"{name}_upper"] = interval(flat, prob, ci_kind)
+        if point is not None:
+            frame[f"{name}_median"] = point[name]
+    if max_unique_tokens is not None:
+        frame["data_bound_prob"] = ds["data_bound"].values.reshape(-1, c.size).mean(axis=0)
+        params = posterior_params(fit, group)
+        cross = crossover_compute(fit.law, params, max_unique_tokens, flops_per_param_token=flops_per_param_token)
+        cross = shift_crossover(fit, params, cross, max_unique_tokens, flops_per_param_token).ravel()
+        frame["crossover_C_median"], frame["crossover_C_lower"], frame["crossover_C_upper"] = interval(
+            cross, prob, ci_kind)
+        if central is not None:
+            frame["crossover_C_median"] = crossover_compute(fit.law, central, max_unique_tokens,
+                                                            flops_per_param_token=flops_per_param_token)
+    annotate(frame, fit.runs, what="allocate", stacklevel=3, **reach_cols, form=fit.form_uncertainty)
+    frame["converged"] = bool(fit.converged)
+    frame.attrs.update(prob=prob, interval=interval_label(fit.draws_kind, ci_kind), law=fit.law.name,
+                       flops_per_param_token=float(flops_per_param_token),
+                       max_unique_tokens=None if max_unique_tokens is None else float(max_unique_tokens))
+    return frame

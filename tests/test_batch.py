@@ -6,6 +6,7 @@ so a fit attached to the wrong key is caught.
 """
 
 import concurrent.futures as cf
+import importlib.util
 import io
 import json
 import os
@@ -25,7 +26,10 @@ from bayescale.batch import _slots, key_seed
 from bayescale.progress import KeyProgress
 from conftest import TRUE_CHINCHILLA, simulate_chinchilla
 
-distributed = pytest.importorskip("distributed")
+#: Only the tests on a Dask LocalCluster need distributed (the "dask" extra, installed by the "test" extra);
+#: checkpoints, resumption and argument checks run on process pools without it.
+needs_dask = pytest.mark.skipif(importlib.util.find_spec("distributed") is None,
+                                reason="distributed is not installed (pip install 'bayescale[dask]')")
 
 SETTINGS = dict(draws=300, tune=300, chains=2)
 TRUE_E = {"arc": 1.7, "mmlu": 1.9, "gsm8k": 2.1}
@@ -62,6 +66,7 @@ def cluster_batch(runs):
     return fits, [w for w in caught if issubclass(w.category, bs.BatchWarning)]
 
 
+@needs_dask
 def test_cluster_fits_every_good_key_and_records_the_bad_ones(cluster_batch, runs):
     fits, batch_warnings = cluster_batch
     assert fits.keys_all == ["arc", "mmlu", "gsm8k", "broken", "tiny"]  # order of first appearance
@@ -83,6 +88,7 @@ def test_cluster_fits_every_good_key_and_records_the_bad_ones(cluster_batch, run
         assert fits[key].settings["random_seed"] == key_seed(7, key) == fits.seeds[key]
 
 
+@needs_dask
 def test_combined_tables_have_the_key_and_a_converged_column(cluster_batch):
     fits, _ = cluster_batch
     verdict = {k: fits[k].converged for k in fits}
@@ -111,6 +117,7 @@ def test_combined_tables_have_the_key_and_a_converged_column(cluster_batch):
     assert "5 keys" in text and "2 failed" in text
 
 
+@needs_dask
 def test_a_key_fits_the_same_whatever_the_executor_or_the_order_of_keys(cluster_batch, runs):
     """Seeds come from the batch seed and the key, not from the executor or the order of the keys."""
     fits, _ = cluster_batch
@@ -133,6 +140,7 @@ def test_a_key_fits_the_same_whatever_the_executor_or_the_order_of_keys(cluster_
         assert abs(float(a.median()) - float(b.median())) < 0.75 * float(b.std()), name
 
 
+@needs_dask
 def test_progress_counts_done_failed_and_running(cluster_batch):
     fits, _ = cluster_batch
     assert fits.slots == 2  # 2 workers x 1 thread

@@ -379,12 +379,13 @@ class PosteriorPredictive:
 
         Returns
         -------
-        matplotlib.figure.Figure
+        bayescale.figure.Figure
         """
-        from matplotlib.figure import Figure
+        from .figure import mark_unconverged, new_figure
+        from .plots import loss_axis
 
         table = self.table
-        fig = Figure(figsize=(10.0, 4.2), layout="constrained")
+        fig = new_figure((10.0, 4.2))
         ax, ax2 = fig.subplots(1, 2)
         pred = table["predicted_median"].to_numpy()
         colour = np.where(table["inside"], "C0", "C3")
@@ -392,7 +393,8 @@ class PosteriorPredictive:
         ax.scatter(pred, table["observed_loss"] / pred, s=10, c=colour, zorder=3)
         ax.axhline(1.0, color="k", lw=0.8, ls="--")
         ax.set_xscale("log")
-        ax.set_xlabel("predicted loss (posterior median)")
+        loss_axis(ax.xaxis, pred)
+        ax.set_xlabel("predicted loss (posterior median, log scale)")
         ax.set_ylabel(f"observed / predicted; bar: {self.prob:.0%} new-run band")
         s = self.summary().iloc[0]
         ax.set_title(f"{s['coverage']:.0%} of {s['n_runs']} runs inside the {self.prob:.0%} band"
@@ -403,6 +405,7 @@ class PosteriorPredictive:
         ax2.set_xlabel("PIT: predictive probability below the observed loss")
         ax2.set_ylabel("runs")
         ax2.set_title(f"uniform if calibrated (KS p = {s['pit_ks_pvalue']:.2g})", fontsize=10)
+        mark_unconverged(ax, self.fit)
         return fig
 
 

@@ -433,25 +433,30 @@ class ScalingFit:
         return budget_for(self, target, prob, flops_per_param_token=flops_per_param_token,
                           max_unique_tokens=max_unique_tokens, random_seed=random_seed, group=group)
 
-    def plot_frontier(self, budgets=None, *, flops_per_param_token=6.0, max_unique_tokens=None):
+    def plot_frontier(self, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.0, max_unique_tokens=None,
+                      group=None, new_run=True, random_seed=None, ax=None):
         """Loss vs compute with the optimal frontier and bands; see :func:`bayescale.plots.plot_frontier`."""
         from .plots import plot_frontier
 
-        return plot_frontier(self, budgets, flops_per_param_token=flops_per_param_token,
-                             max_unique_tokens=max_unique_tokens)
+        return plot_frontier(self, budgets, prob=prob, flops_per_param_token=flops_per_param_token,
+                             max_unique_tokens=max_unique_tokens, group=group, new_run=new_run,
+                             random_seed=random_seed, ax=ax)
 
-    def plot_allocation(self, budgets=None, *, flops_per_param_token=6.0, max_unique_tokens=None):
+    def plot_allocation(self, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.0, max_unique_tokens=None,
+                        group=None, random_seed=None, ax=None):
         """N_opt and D_opt vs compute with bands; see :func:`bayescale.plots.plot_allocation`."""
         from .plots import plot_allocation
 
-        return plot_allocation(self, budgets, flops_per_param_token=flops_per_param_token,
-                               max_unique_tokens=max_unique_tokens)
+        return plot_allocation(self, budgets, prob=prob, flops_per_param_token=flops_per_param_token,
+                               max_unique_tokens=max_unique_tokens, group=group, random_seed=random_seed, ax=ax)
 
-    def plot_isoflop(self, budgets=None, *, flops_per_param_token=6.0):
+    def plot_isoflop(self, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.0, n_points=60, group=None,
+                     random_seed=None, ax=None):
         """IsoFLOP curves (loss vs N at fixed C) with bands; see :func:`bayescale.plots.plot_isoflop`."""
         from .plots import plot_isoflop
 
-        return plot_isoflop(self, budgets, flops_per_param_token=flops_per_param_token)
+        return plot_isoflop(self, budgets, prob=prob, flops_per_param_token=flops_per_param_token,
+                            n_points=n_points, group=group, random_seed=random_seed, ax=ax)
 
     # ---------------------------------------------------------------- output
     def save(self, path) -> None:

@@ -515,6 +515,20 @@ class ScalingFit:
                   f"max tree depth {d['max_tree_depth']}"]
         return "\n".join(lines)
 
+    def report(self, path=None, *, budgets=None, target=None, prob=0.9, flops_per_param_token=6.0, backtest=False,
+               format=None, title=None, random_seed=None) -> str:
+        """One self-contained HTML (or Markdown) report of this fit; see :func:`bayescale.report.report`.
+
+        Examples
+        --------
+        >>> fit.report("report.html", budgets=[1e24, 1e25], target=2.0)  # doctest: +SKIP
+        """
+        from .report import report
+
+        return report(self, path, budgets=budgets, target=target, prob=prob,
+                      flops_per_param_token=flops_per_param_token, backtest=backtest, format=format, title=title,
+                      random_seed=random_seed)
+
     def __repr__(self) -> str:
         d = self.diagnostics()
         s = self.settings

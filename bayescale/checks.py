@@ -144,6 +144,34 @@ class PriorPredictive:
     draws: xr.Dataset
     prob: float
 
+    def to_datatree(self) -> xr.DataTree:
+        """The draws as ArviZ groups: ``prior``, ``prior_predictive`` and ``observed_data``.
+
+        ``prior`` holds the parameters (published convention), dims (chain,
+        draw) with one chain; ``prior_predictive`` the ``log_loss`` of a new
+        run at each run (dims chain, draw, run), the variable and scale of a
+        fit's ``observed_data``, so ArviZ's prior checks
+        (``arviz_plots.plot_ppc_dist(tree, group="prior_predictive")``) apply.
+
+        Examples
+        --------
+        >>> import bayescale as bs
+        >>> runs = bs.datasets.load_chinchilla(drop_outliers=True)
+        >>> tree = prior_predictive(bs.ScalingModel("chinchilla"), runs, draws=100).to_datatree()
+        >>> sorted(tree.children), tree["prior_predictive"]["log_loss"].dims
+        (['observed_data', 'prior', 'prior_predictive'], ('chain', 'draw', 'run'))
+        """
+        n = self.draws.sizes["draw"]
+        coords = {"chain": [0], "draw": np.arange(n)}
+        prior = xr.Dataset({k: (("chain", "draw"), np.asarray(v, dtype=float).reshape(1, n))
+                            for k, v in self.params.items()}, coords=coords)
+        with np.errstate(divide="ignore"):
+            log_loss = np.log(self.draws["new_run_loss"].values)[None]
+        run = np.arange(self.runs.n_runs)
+        pp = xr.Dataset({"log_loss": (("chain", "draw", "run"), log_loss)}, coords={**coords, "run": run})
+        obs = xr.Dataset({"log_loss": ("run", np.log(self.runs.loss))}, coords={"run": run})
+        return xr.DataTree.from_dict({"prior": prior, "prior_predictive": pp, "observed_data": obs})
+
     @property
     def table(self) -> pd.DataFrame:
         """One row per run: its inputs and loss, and the prior predictive of a new run there.

@@ -91,6 +91,7 @@ class ScalingFit:
         )
         tree.attrs.update(attrs)
         fit = cls(model, runs, tree, priors, scale.centres)
+        add_posterior_predictive(fit)
         fit._warn_if_unconverged()
         warn_model_checks(fit, stacklevel=3)
         return fit
@@ -515,6 +516,32 @@ class ScalingFit:
                   f"max tree depth {d['max_tree_depth']}"]
         return "\n".join(lines)
 
+    def sample_prior(self, draws=1000, *, random_seed=None):
+        """Draw from the priors and add ArviZ ``prior`` and ``prior_predictive`` groups to :attr:`idata`.
+
+        The draws are those of :func:`bayescale.checks.prior_predictive` on
+        the fitted runs (the priors as resolved for this fit); they replace
+        earlier prior groups and are saved with the fit.
+
+        Returns
+        -------
+        PriorPredictive
+            The check (``.summary()``, ``.plot()``).
+
+        Examples
+        --------
+        >>> check = fit.sample_prior(500)  # doctest: +SKIP
+        >>> arviz_plots.plot_prior_posterior(fit.idata)  # doctest: +SKIP
+        """
+        from .checks import prior_predictive
+
+        seed = self.settings["random_seed"] if random_seed is None else random_seed
+        check = prior_predictive(self.model, self.runs, draws=draws, random_seed=seed)
+        tree = check.to_datatree()
+        self.idata["prior"] = xr.DataTree(tree["prior"].to_dataset())  # with groups: the prior of a new group
+        self.idata["prior_predictive"] = xr.DataTree(tree["prior_predictive"].to_dataset())
+        return check
+
     def report(self, path=None, *, budgets=None, target=None, prob=0.9, flops_per_param_token=6.0, backtest=False,
                format=None, title=None, random_seed=None) -> str:
         """One self-contained HTML (or Markdown) report of this fit; see :func:`bayescale.report.report`.
@@ -558,6 +585,26 @@ class ScalingFit:
         from .conflicts import model_checks
 
         return model_checks(self, prob)
+
+
+def add_posterior_predictive(fit) -> None:
+    """Give ``fit.idata`` an ArviZ ``posterior_predictive`` group, unless it has one.
+
+    ``log_loss`` with dims (chain, draw, run): one new run at each fitted
+    run's inputs per posterior draw (:meth:`ScalingFit.predict_draws`, the
+    fit's seed), on the same variable and scale as ``observed_data``
+    (log loss), so ``arviz_plots.plot_ppc_dist(fit.idata)`` and the other
+    ArviZ predictive checks work on it. Stored as float32 (it is noise
+    draws; half the file space).
+    """
+    if "posterior_predictive" in fit.idata.children:
+        return
+    draws = fit.predict_draws(fit.runs)
+    run = fit.idata["observed_data"]["run"].values
+    log_loss = np.log(draws["new_run_loss"]).astype(np.float32).assign_coords(run=run)
+    pp = xr.Dataset({"log_loss": log_loss})
+    pp.attrs["description"] = "log loss of one new run at each fitted run's inputs, per posterior draw"
+    fit.idata["posterior_predictive"] = xr.DataTree(pp)
 
 
 def _constant_data(runs) -> xr.Dataset:

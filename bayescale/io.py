@@ -133,4 +133,8 @@ def fit_from_tree(tree, source="the fit", model=None):
         runs = load_runs(frame, require=model.law.inputs)
     except (DataError, ValueError) as exc:
         raise FileFormatError(f"{source}: the training runs stored in it are unusable ({exc})") from None
-    return ScalingFit(model, runs, tree, priors, centres)
+    fit = ScalingFit(model, runs, tree, priors, centres)
+    from .fit import add_posterior_predictive
+
+    add_posterior_predictive(fit)  # files written before the group was stored get it on loading
+    return fit

@@ -402,6 +402,38 @@ class PosteriorPredictive:
             "converged": self.fit.converged,
         }])
 
+    def to_datatree(self) -> xr.DataTree:
+        """ArviZ groups of this check: ``posterior_predictive`` and ``observed_data``, ``log_loss`` at the runs checked.
+
+        Works for held-out runs as for the fitted ones, so ArviZ's checks
+        (``arviz_plots.plot_ppc_pit``, ``plot_ppc_dist``) apply to either.
+        """
+        run = np.arange(self.runs.n_runs)
+        pp = np.log(self.draws["new_run_loss"]).assign_coords(run=run).to_dataset(name="log_loss")
+        obs = xr.Dataset({"log_loss": ("run", np.log(self.runs.loss))}, coords={"run": run})
+        return xr.DataTree.from_dict({"posterior_predictive": pp, "observed_data": obs})
+
+    def plot_pit(self, **kwargs):
+        """The PIT's ECDF difference with simultaneous bands, by arviz-plots (``plot_ppc_pit``).
+
+        A sharper view of calibration than the histogram of :meth:`plot`:
+        points outside the band are flagged. Keyword arguments go to
+        :func:`arviz_plots.plot_ppc_pit` (``backend`` defaults to
+        matplotlib).
+
+        Returns
+        -------
+        arviz_plots.PlotCollection
+
+        Examples
+        --------
+        >>> posterior_predictive(fit).plot_pit()  # doctest: +SKIP
+        """
+        import arviz_plots as azp
+
+        kwargs.setdefault("backend", "matplotlib")
+        return azp.plot_ppc_pit(self.to_datatree(), **kwargs)
+
     def plot(self):
         """Observed / predicted loss per run with its new-run band (red: outside), and the PIT histogram.
 

@@ -70,3 +70,16 @@ def test_build_gives_the_pymc_model(chinchilla_runs):
     assert prior["prior_predictive"]["log_loss"].shape[-1] == len(chinchilla_runs)
     with pytest.raises(bs.errors.DataError):
         spec.build(chinchilla_runs.drop(columns="loss"))
+
+
+def test_posterior_predictive_check_feeds_arviz_plots(chinchilla_fit):
+    pytest.importorskip("arviz_plots")
+    held_out = chinchilla_fit.runs.frame.iloc[:30]
+    check = bs.posterior_predictive(chinchilla_fit, held_out)
+    tree = check.to_datatree()
+    assert tree["posterior_predictive"]["log_loss"].dims == ("chain", "draw", "run")
+    assert tree["observed_data"]["log_loss"].sizes["run"] == 30
+    # The PIT arviz-plots computes equals the check's own (share of draws below the observation).
+    pit = (tree["posterior_predictive"]["log_loss"] <= tree["observed_data"]["log_loss"]).mean(("chain", "draw"))
+    np.testing.assert_allclose(pit.values, check.table["pit"].to_numpy(), atol=1e-6)
+    assert check.plot_pit().viz is not None

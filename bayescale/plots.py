@@ -224,8 +224,8 @@ def plot_frontier(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6
             ax.errorbar([c], [median[j]], yerr=[[median[j] - lo_b[j]], [hi_b[j] - median[j]]], fmt="o", ms=4,
                         color="C3", capsize=3, zorder=5)
             ax.annotate(f"{format_flops(c, 2)}: {median[j]:.3f}\n[{lo_b[j]:.3f}, {hi_b[j]:.3f}]", (c, hi_b[j]),
-                        xytext=(0, 6 + 24 * (n % 2)), textcoords="offset points", ha="center", va="bottom", fontsize=7.5,
-                        color="C3", zorder=6)
+                        xytext=(0, 6 + 24 * (n % 2)), textcoords="offset points", ha="center", va="bottom",
+                        fontsize=7.5, color="C3", zorder=6)
     ax.set_xscale("log")
     ax.set_yscale("log")
     loss_axis(ax.yaxis, np.concatenate([np.ravel(v) for v in shown]))

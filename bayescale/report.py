@@ -290,8 +290,8 @@ def _backtest(doc, fit, prob, random_seed):
         warnings.simplefilter("ignore")
         table = backtest(methods, fit.runs, prob=(0.5, prob), random_seed=random_seed)
     doc.para(f"Each method fitted on the smaller runs and scored on the largest 10% by compute "
-             f"({table.attrs.get('holdout', '')}): median absolute percentage error (mape), coverage of the "
-             f"new-run bands, mean log predictive density (lpd).")
+             f"({table.attrs.get('holdout', '')}): mean and largest absolute percentage error (mape, max_ape, "
+             "in %), coverage of the new-run bands, mean log predictive density (lpd).")
     keep = [c for c in table.columns if c in ("method", "n_train", "n_test", "mape", "max_ape", "lpd", "converged")
             or c.startswith("coverage_")]
     doc.table(table[keep], index=False)

@@ -35,7 +35,7 @@ from .sbc import SBCResult, sbc
 from . import allocation, plots, risk, units
 from .allocation import optimal_allocation
 from .risk import to_html, to_markdown
-from . import checks, conflicts, extrapolation, form, formula, hierarchy, selection
+from . import checks, conflicts, extrapolation, form, formula, hierarchy, report, selection
 from .form import FormUncertainty
 from .checks import posterior_predictive, prior_predictive
 from .formula import formula_law

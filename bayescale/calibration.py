@@ -441,9 +441,9 @@ class CalibrationResult:
             diagonal of perfect calibration. Right: coverage of the widest
             band against decades beyond the fitted range.
         """
-        from matplotlib.figure import Figure
+        from .figure import new_figure
 
-        fig = Figure(figsize=size, layout="constrained")
+        fig = new_figure(size)
         ax, ax2 = fig.subplots(1, 2)
         pooled = self.pooled
         probs = np.asarray(self.probs)

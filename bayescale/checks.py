@@ -144,6 +144,34 @@ class PriorPredictive:
     draws: xr.Dataset
     prob: float
 
+    def to_datatree(self) -> xr.DataTree:
+        """The draws as ArviZ groups: ``prior``, ``prior_predictive`` and ``observed_data``.
+
+        ``prior`` holds the parameters (published convention), dims (chain,
+        draw) with one chain; ``prior_predictive`` the ``log_loss`` of a new
+        run at each run (dims chain, draw, run), the variable and scale of a
+        fit's ``observed_data``, so ArviZ's prior checks
+        (``arviz_plots.plot_ppc_dist(tree, group="prior_predictive")``) apply.
+
+        Examples
+        --------
+        >>> import bayescale as bs
+        >>> runs = bs.datasets.load_chinchilla(drop_outliers=True)
+        >>> tree = prior_predictive(bs.ScalingModel("chinchilla"), runs, draws=100).to_datatree()
+        >>> sorted(tree.children), tree["prior_predictive"]["log_loss"].dims
+        (['observed_data', 'prior', 'prior_predictive'], ('chain', 'draw', 'run'))
+        """
+        n = self.draws.sizes["draw"]
+        coords = {"chain": [0], "draw": np.arange(n)}
+        prior = xr.Dataset({k: (("chain", "draw"), np.asarray(v, dtype=float).reshape(1, n))
+                            for k, v in self.params.items()}, coords=coords)
+        with np.errstate(divide="ignore"):
+            log_loss = np.log(self.draws["new_run_loss"].values)[None]
+        run = np.arange(self.runs.n_runs)
+        pp = xr.Dataset({"log_loss": (("chain", "draw", "run"), log_loss)}, coords={**coords, "run": run})
+        obs = xr.Dataset({"log_loss": ("run", np.log(self.runs.loss))}, coords={"run": run})
+        return xr.DataTree.from_dict({"prior": prior, "prior_predictive": pp, "observed_data": obs})
+
     @property
     def table(self) -> pd.DataFrame:
         """One row per run: its inputs and loss, and the prior predictive of a new run there.
@@ -374,17 +402,50 @@ class PosteriorPredictive:
             "converged": self.fit.converged,
         }])
 
+    def to_datatree(self) -> xr.DataTree:
+        """ArviZ groups of this check: ``posterior_predictive`` and ``observed_data``, ``log_loss`` at the runs checked.
+
+        Works for held-out runs as for the fitted ones, so ArviZ's checks
+        (``arviz_plots.plot_ppc_pit``, ``plot_ppc_dist``) apply to either.
+        """
+        run = np.arange(self.runs.n_runs)
+        pp = np.log(self.draws["new_run_loss"]).assign_coords(run=run).to_dataset(name="log_loss")
+        obs = xr.Dataset({"log_loss": ("run", np.log(self.runs.loss))}, coords={"run": run})
+        return xr.DataTree.from_dict({"posterior_predictive": pp, "observed_data": obs})
+
+    def plot_pit(self, **kwargs):
+        """The PIT's ECDF difference with simultaneous bands, by arviz-plots (``plot_ppc_pit``).
+
+        A sharper view of calibration than the histogram of :meth:`plot`:
+        points outside the band are flagged. Keyword arguments go to
+        :func:`arviz_plots.plot_ppc_pit` (``backend`` defaults to
+        matplotlib).
+
+        Returns
+        -------
+        arviz_plots.PlotCollection
+
+        Examples
+        --------
+        >>> posterior_predictive(fit).plot_pit()  # doctest: +SKIP
+        """
+        import arviz_plots as azp
+
+        kwargs.setdefault("backend", "matplotlib")
+        return azp.plot_ppc_pit(self.to_datatree(), **kwargs)
+
     def plot(self):
         """Observed / predicted loss per run with its new-run band (red: outside), and the PIT histogram.
 
         Returns
         -------
-        matplotlib.figure.Figure
+        bayescale.figure.Figure
         """
-        from matplotlib.figure import Figure
+        from .figure import mark_unconverged, new_figure
+        from .plots import loss_axis
 
         table = self.table
-        fig = Figure(figsize=(10.0, 4.2), layout="constrained")
+        fig = new_figure((10.0, 4.2))
         ax, ax2 = fig.subplots(1, 2)
         pred = table["predicted_median"].to_numpy()
         colour = np.where(table["inside"], "C0", "C3")
@@ -392,7 +453,8 @@ class PosteriorPredictive:
         ax.scatter(pred, table["observed_loss"] / pred, s=10, c=colour, zorder=3)
         ax.axhline(1.0, color="k", lw=0.8, ls="--")
         ax.set_xscale("log")
-        ax.set_xlabel("predicted loss (posterior median)")
+        loss_axis(ax.xaxis, pred)
+        ax.set_xlabel("predicted loss (posterior median, log scale)")
         ax.set_ylabel(f"observed / predicted; bar: {self.prob:.0%} new-run band")
         s = self.summary().iloc[0]
         ax.set_title(f"{s['coverage']:.0%} of {s['n_runs']} runs inside the {self.prob:.0%} band"
@@ -403,6 +465,7 @@ class PosteriorPredictive:
         ax2.set_xlabel("PIT: predictive probability below the observed loss")
         ax2.set_ylabel("runs")
         ax2.set_title(f"uniform if calibrated (KS p = {s['pit_ks_pvalue']:.2g})", fontsize=10)
+        mark_unconverged(ax, self.fit)
         return fig
 
 

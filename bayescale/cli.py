@@ -303,7 +303,44 @@ def build_parser() -> argparse.ArgumentParser:
                       help="fresh-data cap in tokens (frontier, allocation)")
     plot.add_argument("--dpi", type=int, default=150, help="resolution (default 150)")
     plot.set_defaults(func=cmd_plot)
+    _add_report_command(sub)
     return parser
+
+
+# ------------------------------------------------------------------ report
+def cmd_report(args) -> int:
+    import bayescale as bs
+    from .report import check_output
+
+    fmt = check_output(args.output, args.format)  # before loading anything
+    fit = bs.load(args.fit)
+    fit.report(args.output, budget=args.budget or None, target=args.target, prob=args.prob,
+               flops_per_param_token=args.flops_per_param_token, backtest=args.backtest, format=fmt,
+               random_seed=args.seed)
+    print(f"Wrote {args.output}")
+    return 0
+
+
+def _add_report_command(sub):
+    report = sub.add_parser("report", help="write one self-contained HTML (or Markdown) report of a saved fit",
+                            description="Write one self-contained report of a saved fit: what was fitted, "
+                                        "diagnostics, posterior beside the point estimate, allocation and risk "
+                                        "tables, figures, caveats. HTML embeds its figures and needs no network.")
+    report.add_argument("fit", help="netCDF file written by 'bayescale fit'")
+    report.add_argument("-o", "--output", required=True, help="file to write: report.html or report.md")
+    report.add_argument("--format", choices=["html", "markdown"], default=None,
+                        help="default from the suffix of --output")
+    report.add_argument("--budget", action="append", type=_quantity("budget"), default=[], metavar="FLOP",
+                        help="compute budget of the tables, e.g. 1e24 (repeatable; default: 1, 10 and 100 times "
+                             "the power of ten above the largest fitted run)")
+    report.add_argument("--target", type=_quantity("target"), default=None, help="target loss, e.g. 1.9")
+    report.add_argument("--prob", type=float, default=0.9, help="interval probability (default 0.9)")
+    report.add_argument("--flops-per-param-token", type=_quantity("flops-per-param-token"), default=6.0,
+                        metavar="K", help="k in C = k N D (default 6)")
+    report.add_argument("--backtest", action="store_true",
+                        help="also refit on the smaller runs and score the largest 10%% (two more fits)")
+    report.add_argument("--seed", type=int, default=None, help="seed of the predictive draws")
+    report.set_defaults(func=cmd_report)
 
 
 def main(argv=None) -> int:

@@ -164,22 +164,25 @@ class Comparison:
 
         Returns
         -------
-        matplotlib.figure.Figure
-            Panels: predicted loss at the new runs (median, curve band as thick
-            bars, new-run band as thin bars, observed loss as black crosses,
+        bayescale.figure.Figure
+            Made without pyplot (shown once, as the cell's value). Panels:
+            predicted loss at the new runs (median, curve band as thick bars,
+            new-run band as thin bars, observed loss as black crosses,
             training runs in grey); compute-optimal N per budget with its band;
             parameters relative to the first method's estimate, with intervals.
         """
-        import matplotlib.pyplot as plt
+        import matplotlib
+
+        from .figure import new_figure
 
         panels = [p for p, on in (("pred", self.predictions is not None),
                                   ("alloc", self.allocations is not None), ("params", True)) if on]
-        fig, axes = plt.subplots(1, len(panels), figsize=figsize or (5.2 * len(panels), 4.2), squeeze=False)
-        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        fig = new_figure(figsize or (5.2 * len(panels), 4.2))
+        axes = fig.subplots(1, len(panels), squeeze=False)
+        colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
         colour = {name: colours[i % len(colours)] for i, name in enumerate(self.fits)}
         for ax, panel in zip(axes[0], panels):
             getattr(self, f"_plot_{panel}")(ax, colour, x)
-        fig.tight_layout()
         return fig
 
     def _plot_pred(self, ax, colour, x):

@@ -11,11 +11,11 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ConvergenceWarning
-from .validation import check_prob as _check_prob
+from .validation import check_prob as _check_prob, renamed
 from .contract import check_ci_kind, interval_label
 from .laws import NUMPY
 from .predictive import log_curve, predict
-from .results import ResultMethods
+from .results import ResultMethods, writer
 
 __all__ = ["ScalingFit", "FORMAT_VERSION"]
 
@@ -93,6 +93,7 @@ class ScalingFit(ResultMethods):
         )
         tree.attrs.update(attrs)
         fit = cls(model, runs, tree, priors, scale.centres)
+        add_posterior_predictive(fit)
         fit._warn_if_unconverged()
         warn_model_checks(fit, stacklevel=3)
         return fit
@@ -473,6 +474,45 @@ class ScalingFit(ResultMethods):
                   f"max tree depth {d['max_tree_depth']}"]
         return "\n".join(lines)
 
+    def sample_prior(self, draws=1000, *, random_seed=None):
+        """Draw from the priors and add ArviZ ``prior`` and ``prior_predictive`` groups to :attr:`idata`.
+
+        The draws are those of :func:`bayescale.checks.prior_predictive` on
+        the fitted runs (the priors as resolved for this fit); they replace
+        earlier prior groups and are saved with the fit.
+
+        Returns
+        -------
+        PriorPredictive
+            The check (``.summary()``, ``.plot()``).
+
+        Examples
+        --------
+        >>> check = fit.sample_prior(500)  # doctest: +SKIP
+        >>> arviz_plots.plot_prior_posterior(fit.idata)  # doctest: +SKIP
+        """
+        from .checks import prior_predictive
+
+        seed = self.settings["random_seed"] if random_seed is None else random_seed
+        check = prior_predictive(self.model, self.runs, draws=draws, random_seed=seed)
+        tree = check.to_datatree()
+        self.idata["prior"] = xr.DataTree(tree["prior"].to_dataset())  # with groups: the prior of a new group
+        self.idata["prior_predictive"] = xr.DataTree(tree["prior_predictive"].to_dataset())
+        return check
+
+    @renamed(budgets="budget")
+    def report(self, path=None, *, budget=None, target=None, prob=0.9, flops_per_param_token=6.0, backtest=False,
+               format=None, title=None, random_seed=None) -> str:
+        """One self-contained HTML (or Markdown) report of this fit; see :func:`bayescale.report.report`.
+
+        Examples
+        --------
+        >>> fit.report("report.html", budget=[1e24, 1e25], target=2.0)  # doctest: +SKIP
+        """
+        return writer("report")(self, path, budget=budget, target=target, prob=prob,
+                      flops_per_param_token=flops_per_param_token, backtest=backtest, format=format, title=title,
+                      random_seed=random_seed)
+
     def __repr__(self) -> str:
         d = self.diagnostics()
         s = self.settings
@@ -502,6 +542,26 @@ class ScalingFit(ResultMethods):
         from .conflicts import model_checks
 
         return model_checks(self, prob)
+
+
+def add_posterior_predictive(fit) -> None:
+    """Give ``fit.idata`` an ArviZ ``posterior_predictive`` group, unless it has one.
+
+    ``log_loss`` with dims (chain, draw, run): one new run at each fitted
+    run's inputs per posterior draw (:meth:`ScalingFit.predict_draws`, the
+    fit's seed), on the same variable and scale as ``observed_data``
+    (log loss), so ``arviz_plots.plot_ppc_dist(fit.idata)`` and the other
+    ArviZ predictive checks work on it. Stored as float32 (it is noise
+    draws; half the file space).
+    """
+    if "posterior_predictive" in fit.idata.children:
+        return
+    draws = fit.predict_draws(fit.runs)
+    run = fit.idata["observed_data"]["run"].values
+    log_loss = np.log(draws["new_run_loss"]).astype(np.float32).assign_coords(run=run)
+    pp = xr.Dataset({"log_loss": log_loss})
+    pp.attrs["description"] = "log loss of one new run at each fitted run's inputs, per posterior draw"
+    fit.idata["posterior_predictive"] = xr.DataTree(pp)
 
 
 def _constant_data(runs) -> xr.Dataset:

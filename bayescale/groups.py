@@ -297,12 +297,12 @@ def plot_groups(fit, params=None, prob=0.9, *, compare=None, truth=None):
     --------
     >>> plot_groups(pooled_fit, compare=independent_fit).savefig("groups.png")  # doctest: +SKIP
     """
-    from matplotlib.figure import Figure
+    from .figure import mark_unconverged, new_figure
 
     table = group_summary(fit, prob, params)
     other = group_summary(compare, prob, params) if compare is not None else None
     names = list(dict.fromkeys(table["parameter"]))
-    fig = Figure(figsize=(4.2 * len(names), 0.45 * table["group"].nunique() + 1.6), layout="constrained")
+    fig = new_figure((4.2 * len(names), 0.45 * table["group"].nunique() + 1.6))
     axes = fig.subplots(1, len(names), squeeze=False, sharey=True)
     labels = list(dict.fromkeys(table["group"]))
     ypos = {g: len(labels) - 1 - i for i, g in enumerate(labels)}
@@ -338,4 +338,5 @@ def plot_groups(fit, params=None, prob=0.9, *, compare=None, truth=None):
     note = f"{prob:.0%} HDI; red: population" + ("; grey: comparison fit" if compare is not None else "") + (
         "; x: true value" if truth else "")
     fig.suptitle(note, fontsize=9)
+    mark_unconverged(axes[0][0], fit)
     return fig

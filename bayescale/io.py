@@ -125,7 +125,11 @@ def fit_from_tree(tree, source="the fit", model=None):
     except (DataError, ValueError) as exc:
         raise FileFormatError(f"{source}: the training runs stored in it are unusable ({exc})") from None
     _check_law(model, posterior, runs, source)
-    return ScalingFit(model, runs, tree, priors, centres)
+    fit = ScalingFit(model, runs, tree, priors, centres)
+    from .fit import add_posterior_predictive
+
+    add_posterior_predictive(fit)  # files written before the group was stored get it on loading
+    return fit
 
 
 # What a loaded file must satisfy beyond its structure: a file that breaks one of these rules was damaged or

@@ -293,6 +293,54 @@ class ScalingModel:
                                   bool(escalate))
         return run_sampler(self, runs, settings)
 
+    def build(self, runs, *, level_form=False, columns=None):
+        """The PyMC model of this specification with the data of `runs`, for inspection or customisation.
+
+        Parameters
+        ----------
+        runs : RunData, DataFrame or path
+        level_form : bool, default False
+            ``False``: the priors are random variables on the published
+            parameters (``E``, ``alpha``, ``beta``, ``sigma``, ``nu``; the
+            coefficients as ``A__centred``, the log of A at the centre of the
+            runs' N, with ``A`` itself a Deterministic), so
+            ``pm.sample_prior_predictive`` and every PyMC tool work on it.
+            ``True``: exactly the graph :meth:`fit` samples. For the Chinchilla
+            law and the other laws with one irreducible term and one or two
+            power terms (no groups) that is the *level form*: flat free
+            variables ``level__log``, ``E__share``, ``A__weight``,
+            ``alpha__slope_log`` ... (the loss at the data's centre, the
+            irreducible share, the terms' local slopes) with the priors added
+            as a ``pm.Potential``; the posterior is the same, the geometry
+            better, but it cannot be forward-sampled.
+        columns : dict, optional
+            Column renaming, as in :func:`bayescale.load_runs`.
+
+        Returns
+        -------
+        pymc.Model
+            A new model (changing it does not touch the graphs :meth:`fit`
+            caches). Data enter as ``pm.Data``: ``input_N``, ``input_D``
+            (divided by their centres, ``log_centre_N`` ...),
+            ``observed_log_loss``, the priors' hyperparameters
+            ``prior_<name>_<hyper>``. The likelihood is ``log_loss`` on the
+            log scale, as in ``fit.idata.observed_data``.
+
+        Examples
+        --------
+        >>> import bayescale as bs, pymc as pm
+        >>> runs = bs.datasets.load_chinchilla(drop_outliers=True)
+        >>> model = bs.ScalingModel("chinchilla").build(runs)
+        >>> sorted(v.name for v in model.free_RVs)
+        ['A__centred', 'B__centred', 'E', 'alpha', 'beta', 'nu', 'sigma']
+        >>> prior = pm.sample_prior_predictive(draws=50, model=model, random_seed=1)  # doctest: +SKIP
+        >>> sorted(v.name for v in bs.ScalingModel("chinchilla").build(runs, level_form=True).free_RVs)[:2]
+        ['A__weight', 'E__share']
+        """
+        from .sampling import build_model
+
+        return build_model(self, self._runs(runs, columns), level=bool(level_form))
+
     # ------------------------------------------------------------ persistence
     def to_dict(self) -> dict:
         """Plain-data specification, the same tables as a TOML spec in ``models/``.

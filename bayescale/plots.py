@@ -1,9 +1,12 @@
 """Pictures for budget proposals: the loss frontier, the optimal allocation, isoFLOP curves.
 
-Every function returns a :class:`matplotlib.figure.Figure` made without
-pyplot (no global state; save it with ``fig.savefig(path)``; notebooks show
-it when it is the cell's value). Bands are central posterior intervals of
-the law's expected loss (or of N_opt, D_opt), 50% and 90% by default.
+Every function returns a :class:`bayescale.figure.Figure`: a matplotlib
+Figure made without pyplot (no global state; save it with
+``fig.savefig(path)``) that shows itself as an image wherever it is
+returned (a notebook cell, ``display()``). Bands are central posterior
+intervals of the law's expected loss (or of N_opt, D_opt), 50% and 90% by
+default; the frontier adds the band of one new training run. A fit that
+failed its convergence checks is marked "NOT CONVERGED" on every figure.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from .planning import posterior_params
 from .validation import check_budgets as _budgets, check_prob as _check_prob
 from .form import irreducible_draws, shift_allocation, shift_log_loss
 from .laws import NUMPY
-from .units import format_flops
+from .units import format_count, format_flops
 
 __all__ = ["plot_frontier", "plot_allocation", "plot_isoflop"]
 
@@ -23,16 +26,15 @@ _GRID = 80
 
 
 def _figure(ax, size=(7.0, 4.5)):
-    if ax is not None:
-        return ax.figure, ax
-    from matplotlib.figure import Figure
+    from .figure import figure_and_axes
 
-    fig = Figure(figsize=size, layout="constrained")
-    return fig, fig.add_subplot()
+    return figure_and_axes(ax, size)
 
 
 def _bands(prob):
     probs = (prob,) if isinstance(prob, (int, float)) else tuple(prob)
+    if not probs:
+        raise ValueError("prob must be a probability or a non-empty sequence of them, got an empty sequence")
     for p in probs:
         _check_prob(p)
     return tuple(sorted(probs, reverse=True))  # widest first, so narrower bands draw on top
@@ -46,7 +48,8 @@ def _observed_compute(fit, k):
 def _compute_grid(fit, budgets, k):
     c_obs = _observed_compute(fit, k)
     top = c_obs.max() if budgets is None else max(c_obs.max(), budgets.max())
-    return np.logspace(np.log10(c_obs.min() / 2), np.log10(top * 3), _GRID)
+    grid = np.logspace(np.log10(c_obs.min() / 2), np.log10(top * 3), _GRID)
+    return grid if budgets is None else np.unique(np.concatenate([grid, budgets]))
 
 
 def _quantiles(draws, p):
@@ -72,82 +75,179 @@ def _mark_budgets(ax, budgets):
         ax.axvline(c, color="0.4", linestyle=":", linewidth=1, label="budgets asked" if i == 0 else None)
 
 
-def _frontier(fit, budgets, prob, flops_per_param_token, max_unique_tokens):
+def _shade_extrapolation(ax, c_obs, grid, label=True):
+    """Shade compute beyond the largest fitted run: there the curve is an extrapolation."""
+    if grid.max() > c_obs.max():
+        ax.axvspan(c_obs.max(), grid.max(), color="C1", alpha=0.07, linewidth=0, zorder=0,
+                   label="beyond the fitted runs" if label else None)
+
+
+def count_axis(axis):
+    """Label a log axis of parameter or token counts in proposal units (100M, 1B, 1.4T)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: format_count(v) if v > 0 else ""))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def flops_axis(axis):
+    """Label a log axis of compute as 1e21, 1e22, ... (FLOP)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: format_flops(v, 2, unit="") if v > 0 else ""))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def loss_axis(axis, values):
+    """A log axis for losses: a few plain-number ticks chosen by the span of `values`, no overlapping labels."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        return
+    lo, hi = v.min(), v.max()
+    ticks = []
+    for mant in ((1, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9), (1, 2, 3, 5), (1, 2, 5), (1,)):
+        ticks = [m * 10.0 ** e for e in range(int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 1)
+                 for m in mant if lo <= m * 10.0 ** e <= hi]
+        if len(ticks) <= 7:
+            break
+    if len(ticks) < 2:
+        ticks = sorted({float(f"{lo:.2g}"), float(f"{hi:.2g}")})
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:.3g}"))
+    axis.set_minor_locator(NullLocator())
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _finish(fig, ax, fit):
+    from .figure import mark_unconverged
+
+    mark_unconverged(ax, fit)
+    return fig
+
+
+def _frontier(fit, budgets, prob, flops_per_param_token, max_unique_tokens, group=None, random_seed=None):
     """Checked settings, a compute grid through the budgets, and the optimal allocation's draws along it."""
     probs = _bands(prob)
     budgets = None if budgets is None else _budgets(budgets)
     k = float(flops_per_param_token)
     grid = _compute_grid(fit, budgets, k)
-    params = posterior_params(fit)
+    params = posterior_params(fit, group, random_seed)
     out = optimal_allocation(fit.model.law, params, grid, flops_per_param_token=k, max_unique_tokens=max_unique_tokens)
     return probs, budgets, k, grid, shift_allocation(fit, out, grid, k, max_unique_tokens,
                                                      irreducible_draws(fit, params))
 
 
 def plot_frontier(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.0, max_unique_tokens=None,
-                  ax=None):
+                  group=None, new_run=True, random_seed=None, ax=None):
     """Loss vs compute: observed runs and the compute-optimal frontier with bands.
+
+    The loss axis is logarithmic, and a lower panel shows the bands relative
+    to the median (where a 1% band is visible). Compute beyond the largest
+    fitted run is shaded (extrapolation); each budget asked gets a readout of
+    the median loss and the widest new-run band.
 
     Parameters
     ----------
     fit : ScalingFit
     budgets : float or sequence of float, optional
-        Budgets to extend the frontier to and mark.
+        Budgets to extend the frontier to, mark and read out.
     prob : float or sequence of float, default (0.5, 0.9)
         Band probabilities (central intervals of the expected loss at the
         optimum).
     flops_per_param_token : float, default 6
     max_unique_tokens : float, optional
         Fresh-data cap for the frontier.
+    group : label, optional
+        Fits with groups: a fitted group's label, or ``None`` (default) for a
+        new group drawn from the population. Ignored by fits without groups.
+    new_run : bool, default True
+        Also draw the band of one new training run at the optimum (the
+        widest `prob`; run-to-run noise added, as in :func:`bayescale.risk.risk`).
+    random_seed : int, optional
+        Seed of the new-run noise and new-group draws (default the fit's).
     ax : matplotlib Axes, optional
-        Draw into it instead of a new figure.
+        Draw into it instead of a new figure (no lower panel then).
 
     Returns
     -------
-    matplotlib.figure.Figure
+    bayescale.figure.Figure
+        (or the figure of `ax`).
 
     Examples
     --------
     >>> fig = fit.plot_frontier([1e24, 1e25])  # doctest: +SKIP
     >>> fig.savefig("frontier.png")  # doctest: +SKIP
     """
-    probs, budgets, k, grid, out = _frontier(fit, budgets, prob, flops_per_param_token, max_unique_tokens)
+    probs, budgets, k, grid, out = _frontier(fit, budgets, prob, flops_per_param_token, max_unique_tokens,
+                                             group, random_seed)
     loss = out["loss"]
     if ax is None:
-        from matplotlib.figure import Figure
+        from .figure import new_figure
 
-        fig = Figure(figsize=(7.0, 5.5), layout="constrained")
-        ax, rel = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+        fig = new_figure((7.0, 5.8))
+        ax, rel = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.2])
     else:
         fig, rel = ax.figure, None
-    ax.scatter(_observed_compute(fit, k), fit.runs.loss, s=8, color="0.55", alpha=0.6, label="observed runs",
-               zorder=1)
+    c_obs = _observed_compute(fit, k)
+    _shade_extrapolation(ax, c_obs, grid)
+    if rel is not None:
+        _shade_extrapolation(rel, c_obs, grid, label=False)
+    ax.scatter(c_obs, fit.runs.loss, s=8, color="0.55", alpha=0.6, label="observed runs", zorder=1)
     median = np.median(loss.reshape(-1, grid.size), axis=0)
     for i, p in enumerate(probs):
         lo, hi = _quantiles(loss, p)
-        ax.fill_between(grid, lo, hi, color="C0", alpha=0.18 + 0.17 * i, linewidth=0, label=f"{p:.0%} band")
+        ax.fill_between(grid, lo, hi, color="C0", alpha=0.18 + 0.17 * i, linewidth=0, label=f"{p:.0%} band (curve)")
         if rel is not None:
             rel.fill_between(grid, 100 * (lo / median - 1), 100 * (hi / median - 1), color="C0",
                              alpha=0.18 + 0.17 * i, linewidth=0)
     ax.plot(grid, median, color="C0", linewidth=1.8, label="optimal loss (posterior median)")
+    shown = [median, fit.runs.loss]
+    new_lo = new_hi = None
+    if new_run:
+        from .risk import _run_noise
+
+        noise = _run_noise(fit, random_seed, group)
+        new_lo, new_hi = _quantiles(loss * np.exp(noise[..., None]), probs[0])
+        ax.plot(grid, new_lo, color="C0", linestyle="--", linewidth=1, label=f"{probs[0]:.0%} band (new run)")
+        ax.plot(grid, new_hi, color="C0", linestyle="--", linewidth=1)
+        shown += [new_lo, new_hi]
+        if rel is not None:
+            rel.plot(grid, 100 * (new_lo / median - 1), color="C0", linestyle="--", linewidth=1)
+            rel.plot(grid, 100 * (new_hi / median - 1), color="C0", linestyle="--", linewidth=1)
     _mark_budgets(ax, budgets)
+    if budgets is not None:
+        lo_b, hi_b = (new_lo, new_hi) if new_run else _quantiles(loss, probs[0])
+        for n, c in enumerate(budgets):
+            j = int(np.argmin(np.abs(np.log(grid / c))))
+            ax.errorbar([c], [median[j]], yerr=[[median[j] - lo_b[j]], [hi_b[j] - median[j]]], fmt="o", ms=4,
+                        color="C3", capsize=3, zorder=5)
+            ax.annotate(f"{format_flops(c, 2)}: {median[j]:.3f}\n[{lo_b[j]:.3f}, {hi_b[j]:.3f}]", (c, hi_b[j]),
+                        xytext=(0, 6 + 24 * (n % 2)), textcoords="offset points", ha="center", va="bottom",
+                        fontsize=7.5, color="C3", zorder=6)
     ax.set_xscale("log")
-    ax.set_ylabel("loss")
-    cap = "" if max_unique_tokens is None else f", unique tokens <= {max_unique_tokens:.3g}"
+    ax.set_yscale("log")
+    loss_axis(ax.yaxis, np.concatenate([np.ravel(v) for v in shown]))
+    ax.set_ylabel("loss (log scale)")
+    cap = "" if max_unique_tokens is None else f", unique tokens <= {format_count(max_unique_tokens)}"
     ax.set_title(f"Compute-optimal frontier: {fit.model.law.name} law, {fit.runs.n_runs} runs{cap}")
     ax.legend(loc="upper right", fontsize="small")
     if rel is not None:
         rel.axhline(0, color="C0", linewidth=1)
         _mark_budgets(rel, budgets)
-        rel.set_ylabel("band vs median (%)")
+        rel.set_ylabel("vs median (%)")
         rel.set_xlabel("training compute C (FLOP)")
+        flops_axis(rel.xaxis)
     else:
         ax.set_xlabel("training compute C (FLOP)")
-    return fig
+        flops_axis(ax.xaxis)
+    return _finish(fig, ax, fit)
 
 
 def plot_allocation(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.0, max_unique_tokens=None,
-                    ax=None):
+                    group=None, random_seed=None, ax=None):
     """Compute-optimal parameters N_opt and tokens D_opt vs compute, with bands.
 
     Parameters
@@ -158,17 +258,24 @@ def plot_allocation(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token
     prob : float or sequence of float, default (0.5, 0.9)
     flops_per_param_token : float, default 6
     max_unique_tokens : float, optional
+    group : label, optional
+        Fits with groups: a fitted group's label, or ``None`` (default) for a
+        new group drawn from the population. Ignored by fits without groups.
+    random_seed : int, optional
+        Seed of new-group draws (default the fit's).
     ax : matplotlib Axes, optional
 
     Returns
     -------
-    matplotlib.figure.Figure
+    bayescale.figure.Figure
+        (or the figure of `ax`). Counts on the y axis in proposal units (1B, 1.4T).
 
     Examples
     --------
     >>> fig = fit.plot_allocation([1e24, 1e25])  # doctest: +SKIP
     """
-    probs, budgets, k, grid, out = _frontier(fit, budgets, prob, flops_per_param_token, max_unique_tokens)
+    probs, budgets, k, grid, out = _frontier(fit, budgets, prob, flops_per_param_token, max_unique_tokens,
+                                             group, random_seed)
     fig, ax = _figure(ax)
     c_obs = _observed_compute(fit, k)
     ax.axvspan(c_obs.min(), c_obs.max(), color="0.92", zorder=0, label="compute of fitted runs")
@@ -185,13 +292,16 @@ def plot_allocation(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("training compute C (FLOP)")
+    count_axis(ax.yaxis)
+    flops_axis(ax.xaxis)
     ax.set_ylabel("parameters N / tokens D")
     ax.set_title(f"Compute-optimal allocation: {fit.model.law.name} law, C = {k:g} N D")
     ax.legend(loc="upper left", fontsize="small")
-    return fig
+    return _finish(fig, ax, fit)
 
 
-def plot_isoflop(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.0, n_points=60, ax=None):
+def plot_isoflop(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.0, n_points=60, group=None,
+                 random_seed=None, ax=None):
     """IsoFLOP curves: loss vs model size at fixed compute, with bands.
 
     Parameters
@@ -205,11 +315,17 @@ def plot_isoflop(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.
     flops_per_param_token : float, default 6
     n_points : int, default 60
         Model sizes per curve (from 1/30 to 30 times the median optimum).
+    group : label, optional
+        Fits with groups: a fitted group's label, or ``None`` (default) for a
+        new group drawn from the population. Ignored by fits without groups.
+    random_seed : int, optional
+        Seed of new-group draws (default the fit's).
     ax : matplotlib Axes, optional
 
     Returns
     -------
-    matplotlib.figure.Figure
+    bayescale.figure.Figure
+        (or the figure of `ax`).
 
     Examples
     --------
@@ -220,7 +336,7 @@ def plot_isoflop(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.
     c_obs = _observed_compute(fit, k)
     budgets = _isoflop_levels(c_obs) if budgets is None else _budgets(budgets)
     law = fit.model.law
-    params = posterior_params(fit)
+    params = posterior_params(fit, group, random_seed)
     opt = optimal_allocation(law, params, budgets, flops_per_param_token=k)
     n_med = np.exp(np.median(np.log(opt["N"]).reshape(-1, budgets.size), axis=0))
     pe = {name: v[..., None] for name, v in params.items()}
@@ -249,8 +365,9 @@ def plot_isoflop(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.
     ax.plot([], [], marker="o", color="0.5", markeredgecolor="black", linestyle="none", label="median optimum")
     ax.fill_between([], [], [], color="0.5", alpha=0.3, label=" / ".join(f"{p:.0%}" for p in probs[::-1]) + " bands")
     ax.set_xscale("log")
+    count_axis(ax.xaxis)
     ax.set_xlabel("parameters N")
     ax.set_ylabel("loss")
     ax.set_title(f"IsoFLOP curves: {law.name} law (dots: runs within 15% of the compute)")
     ax.legend(title="compute C", fontsize="small")
-    return fig
+    return _finish(fig, ax, fit)

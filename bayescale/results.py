@@ -13,7 +13,24 @@ from __future__ import annotations
 from . import planning, plots, predictive, risk
 from .validation import FLOPS_PER_PARAM_TOKEN, renamed
 
-__all__ = ["ResultMethods"]
+__all__ = ["ResultMethods", "register_writer", "writer"]
+
+#: Writers of documents about a fit, registered by the front ends that define them (``"report"``:
+#: :func:`bayescale.report.report`, registered when the package is imported). A result calls them by name, so
+#: it needs no import of the layers above it.
+_WRITERS: dict = {}
+
+
+def register_writer(name: str, func) -> None:
+    """Register `func` as the writer `name` of documents about a fit (called by the front-end modules)."""
+    _WRITERS[name] = func
+
+
+def writer(name: str):
+    """The registered writer `name`; a clear error when its module was never imported."""
+    if name not in _WRITERS:
+        raise RuntimeError(f"no {name!r} writer is registered; import bayescale (or bayescale.{name}) first")
+    return _WRITERS[name]
 
 
 class ResultMethods:
@@ -50,18 +67,24 @@ class ResultMethods:
                                max_unique_tokens=max_unique_tokens, random_seed=random_seed, group=group)
 
     @renamed(budgets="budget")
-    def plot_frontier(self, budget=None, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None):
+    def plot_frontier(self, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
+                      max_unique_tokens=None, group=None, new_run=True, random_seed=None, ax=None):
         """Loss vs compute with the optimal frontier and bands; see :func:`bayescale.plots.plot_frontier`."""
-        return plots.plot_frontier(self, budget, flops_per_param_token=flops_per_param_token,
-                                   max_unique_tokens=max_unique_tokens)
+        return plots.plot_frontier(self, budget, prob=prob, flops_per_param_token=flops_per_param_token,
+                                   max_unique_tokens=max_unique_tokens, group=group, new_run=new_run,
+                                   random_seed=random_seed, ax=ax)
 
     @renamed(budgets="budget")
-    def plot_allocation(self, budget=None, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None):
+    def plot_allocation(self, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
+                        max_unique_tokens=None, group=None, random_seed=None, ax=None):
         """N_opt and D_opt vs compute with bands; see :func:`bayescale.plots.plot_allocation`."""
-        return plots.plot_allocation(self, budget, flops_per_param_token=flops_per_param_token,
-                                     max_unique_tokens=max_unique_tokens)
+        return plots.plot_allocation(self, budget, prob=prob, flops_per_param_token=flops_per_param_token,
+                                     max_unique_tokens=max_unique_tokens, group=group, random_seed=random_seed,
+                                     ax=ax)
 
     @renamed(budgets="budget")
-    def plot_isoflop(self, budget=None, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN):
+    def plot_isoflop(self, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
+                     n_points=60, group=None, random_seed=None, ax=None):
         """IsoFLOP curves (loss vs N at fixed C) with bands; see :func:`bayescale.plots.plot_isoflop`."""
-        return plots.plot_isoflop(self, budget, flops_per_param_token=flops_per_param_token)
+        return plots.plot_isoflop(self, budget, prob=prob, flops_per_param_token=flops_per_param_token,
+                                  n_points=n_points, group=group, random_seed=random_seed, ax=ax)

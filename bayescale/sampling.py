@@ -62,8 +62,32 @@ def _scaled(smodel):
 
 
 def _build(smodel, priors, n_groups=1) -> Graph:
-    import pymc as pm
     import pytensor
+
+    m = pymc_model(smodel, priors, n_groups)
+    value_vars = m.value_vars
+    logp = m.logp(jacobian=True)
+    grads = pytensor.grad(logp, value_vars)
+    fn = pytensor.function(value_vars, [logp, *grads], on_unused_input="ignore")
+    return Graph(m, tuple(smodel.published_names), fn)
+
+
+def build_model(smodel, runs, *, level=False):
+    """A new ``pm.Model`` of `smodel` with the data of `runs` set (not the cached graph; yours to change).
+
+    See :meth:`bayescale.ScalingModel.build`.
+    """
+    scale = smodel._data_scale(runs)
+    priors = smodel._resolve(scale)
+    m = pymc_model(smodel, priors, len(runs.groups or ()) or 1, level=level)
+    for name, value in data_values(smodel, runs, priors, scale).items():
+        m[name].set_value(value)
+    return m
+
+
+def pymc_model(smodel, priors, n_groups=1, level=True):
+    """The PyMC model of `smodel` with placeholder data (``level``: sample in level form where it applies)."""
+    import pymc as pm
     import pytensor.tensor as pt
 
     from .pooling import pop_name, sd_name
@@ -98,7 +122,7 @@ def _build(smodel, priors, n_groups=1) -> Graph:
         # values: the law's parameters on the centred inputs, scalars or one per group.
         # pops: population values of exponents, for the coefficients' prior shift.
         values, pops = {}, {}
-        terms = level_form(smodel)
+        terms = level_form(smodel) if level else None
         if terms is not None:
             values = pops = _level_form(smodel, terms, priors, hyper, log_centre)
         for name in smodel.param_names:
@@ -141,11 +165,7 @@ def _build(smodel, priors, n_groups=1) -> Graph:
                         shape=observed.shape)
         else:
             pm.Normal("log_loss", mu=mu, sigma=values["sigma"], observed=observed, shape=observed.shape)
-    value_vars = m.value_vars
-    logp = m.logp(jacobian=True)
-    grads = pytensor.grad(logp, value_vars)
-    fn = pytensor.function(value_vars, [logp, *grads], on_unused_input="ignore")
-    return Graph(m, tuple(smodel.published_names), fn)
+    return m
 
 
 def level_form(smodel):

@@ -321,14 +321,16 @@ class SBCResult:
         -------
         matplotlib.figure.Figure
         """
-        import matplotlib.pyplot as plt
         from scipy import stats
+
+        from .figure import new_figure
 
         counts = self.counts(bins)
         n_bins, names = len(counts), list(counts)
         cols = min(4, len(names))
         rows = -(-len(names) // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+        fig = new_figure((3.2 * cols, 2.6 * rows))
+        axes = fig.subplots(rows, cols, squeeze=False)
         lo, hi = stats.binom.ppf([0.005, 0.995], self.n_sims, 1 / n_bins)
         p_values = self.test(n_bins)["p_value"]
         for ax, name in zip(axes.flat, names):
@@ -343,7 +345,6 @@ class SBCResult:
         axes.flat[0].legend(fontsize=7, loc="upper left")
         fig.suptitle(f"SBC rank histograms: {self.model.law.name}, {self.n_sims} simulations, "
                      f"{self.n_ranks} draws per rank")
-        fig.tight_layout()
         return fig
 
     def __repr__(self) -> str:

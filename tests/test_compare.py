@@ -10,6 +10,7 @@ import pytest
 
 import bayescale as bs
 from bayescale.compare import method_name
+from bayescale.figure import Figure
 
 NEW = {"N": [70e9, 1e9, 2.8e11], "D": [1.4e12, 2e10, 2.6e12], "loss": [1.95, 2.6, 1.93]}
 BUDGETS = [1e21, 5.88e23]
@@ -104,12 +105,13 @@ def test_methods_table_says_what_each_interval_is(comparison, chinchilla_fit):
 
 
 def test_plot_overlays_every_method_with_labels(comparison):
-    import matplotlib.figure
     import matplotlib.pyplot as plt
 
+    before = plt.get_fignums()
     fig = comparison.plot()
     try:
-        assert isinstance(fig, matplotlib.figure.Figure)
+        assert isinstance(fig, Figure) and fig._repr_png_()[:4] == b"\x89PNG"
+        assert plt.get_fignums() == before  # not a pyplot figure: a notebook shows it once, as the value
         pred_ax, alloc_ax, param_ax = fig.axes
         assert pred_ax.get_ylabel() == "loss" and "compute" in pred_ax.get_xlabel()
         assert alloc_ax.get_ylabel() == "compute-optimal N"

@@ -16,13 +16,13 @@ PACKAGE = pathlib.Path(bayescale.__file__).parent
 #: Layer of each module, lowest first. A new module must be placed here.
 LAYERS = {
     # 0 ground floor: errors, argument checks, constants, units, files, progress
-    "errors": 0, "validation": 0, "units": 0, "progress": 0, "files": 0,
+    "errors": 0, "validation": 0, "units": 0, "progress": 0, "files": 0, "figure": 0,
     # 1 array core: laws and their formulas, priors, run data, allocation arithmetic, the form discrepancy
     "laws": 1, "formula": 1, "priors": 1, "data": 1, "extrapolation": 1, "form": 1, "allocation": 1,
     "pooling": 1, "simulate": 1, "pointsearch": 1, "datasets": 1, "specs": 1,
     # 2 the results contract and the analyses of one fit written against it
     "contract": 2, "predictive": 2, "planning": 2, "risk": 2, "tables": 2, "plots": 2, "groups": 2,
-    "conflicts": 2, "selection": 2, "hierarchy": 2,
+    "conflicts": 2, "selection": 2, "hierarchy": 2, "checks": 2,
     # 3 result objects
     "results": 3, "fit": 3, "pointfit": 3,
     # 4 models and their samplers
@@ -30,7 +30,7 @@ LAYERS = {
     # 5 many fits and fits on disk
     "io": 5, "executors": 5, "checkpoints": 5, "collection": 5, "batch": 5,
     # 6 analyses across fits and refits
-    "compare": 6, "backtest": 6, "calibration": 6, "checks": 6, "sbc": 6,
+    "compare": 6, "backtest": 6, "calibration": 6, "sbc": 6,
     # 7 front ends
     "cli": 7, "report": 7, "__init__": 7, "__main__": 7,
 }

@@ -115,12 +115,15 @@ def test_uniformity_test_and_histograms_on_known_ranks():
     assert default_bins(99, 400) == 50
     with pytest.raises(ValueError, match="must divide the 100 rank values"):
         result.test(7)
+    import matplotlib.pyplot as plt
+
+    from bayescale.figure import Figure
+
+    before = plt.get_fignums()
     fig = result.plot(10)
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert titles[0].startswith("flat (p = 1") and titles[1].startswith("low (p = ")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    assert isinstance(fig, Figure) and plt.get_fignums() == before  # no pyplot: a notebook shows it once
 
 
 def test_sbc_argument_errors():

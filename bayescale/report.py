@@ -1,0 +1,441 @@
+"""One document for a budget proposal: a self-contained HTML (or Markdown) report of a fit.
+
+:func:`report` (also ``fit.report(path)`` and ``bayescale report FIT.nc -o
+report.html``) writes, in order: what was fitted, the sampler's
+diagnostics, the posterior beside a point estimate (Hoffmann et al.'s
+Approach 3 for the Chinchilla law, the same Huber fit for other laws), the
+allocation and risk tables at the budgets, the figures (frontier,
+allocation, isoFLOP curves, posterior predictive check), optionally a
+backtest on the largest runs, and the assumptions and caveats (form
+uncertainty, extrapolation distance of every budget).
+
+The HTML file needs nothing else: figures are embedded as base64 PNG, the
+style sheet is inline (with print rules: no page breaks inside a figure or a
+table), and nothing is fetched from the network. Markdown embeds the same
+figures as ``data:`` URIs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .results import register_writer
+from .validation import check_budgets, check_prob, renamed
+
+__all__ = ["report"]
+
+FORMATS = ("html", "markdown")
+_SUFFIX = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown"}
+_DROP = ("beyond_C", "beyond_N", "beyond_D", "tokens_per_param_outside")
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 60rem;
+       margin: 2rem auto; padding: 0 1rem; color: #1a1a1a; line-height: 1.45; }
+h1 { font-size: 1.6rem; border-bottom: 2px solid #1f77b4; padding-bottom: .3rem; }
+h2 { font-size: 1.25rem; margin-top: 2rem; color: #1f4e79; }
+table { border-collapse: collapse; margin: .6rem 0; font-size: .88rem; }
+th, td { border: 1px solid #c8c8c8; padding: .25rem .5rem; text-align: right; }
+th { background: #eef3f8; }
+td { white-space: nowrap; }
+.wide { overflow-x: auto; }
+td:first-child, th:first-child { text-align: left; }
+figure { margin: 1rem 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #e0e0e0; }
+figcaption { font-size: .85rem; color: #555; }
+.status { padding: .5rem .8rem; border-radius: 4px; font-weight: bold; }
+.ok { background: #e6f4ea; color: #1e5e2f; }
+.bad { background: #fde8e8; color: #8a1c1c; }
+.note { font-size: .88rem; color: #444; }
+pre { background: #f6f6f6; padding: .6rem; overflow-x: auto; font-size: .85rem; }
+@media print {
+  body { max-width: none; margin: 0; font-size: 10pt; }
+  h2 { break-after: avoid; }
+  figure, table, .status { break-inside: avoid; }
+  .wide { overflow: visible; }
+  td { white-space: normal; }
+  figure img { max-width: 16cm; border: none; }
+  a { color: inherit; text-decoration: none; }
+}
+"""
+
+
+class _Doc:
+    """The report built twice at once: HTML and Markdown."""
+
+    def __init__(self):
+        self.html, self.md = [], []
+
+    def heading(self, text, level=2):
+        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
+        self.md.append("#" * level + " " + text + "\n")
+
+    def para(self, text, cls=None):
+        attr = f' class="{cls}"' if cls else ""
+        self.html.append(f"<p{attr}>{html.escape(text)}</p>")
+        self.md.append(("**" + text + "**" if cls and "status" in cls else text) + "\n")
+
+    def items(self, lines):
+        self.html.append("<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in lines) + "</ul>")
+        self.md.append("\n".join(f"- {t}" for t in lines) + "\n")
+
+    def table(self, frame, *, index=True, digits=4):
+        fmt = lambda v: f"{v:.{digits}g}"  # noqa: E731
+        frame = frame.reset_index() if index else frame
+        self.html.append('<div class="wide">' + frame.to_html(index=False, escape=True, border=0, float_format=fmt,
+                                                               na_rep="") + "</div>")
+        self.md.append(_markdown_table(frame, fmt) + "\n")
+
+    def human_table(self, frame):
+        from .risk import to_html, to_markdown
+
+        frame = frame.drop(columns=[c for c in _DROP if c in frame.columns])
+        self.html.append('<div class="wide">' + to_html(frame).replace("<th>beyond</th>", "<th>decades beyond "
+                                                                        "the fitted runs</th>", 1) + "</div>")
+        self.md.append(to_markdown(frame) + "\n")
+
+    def figure(self, fig, caption):
+        uri = fig.to_data_uri("png")
+        self.html.append(f'<figure><img src="{uri}" alt="{html.escape(caption)}">'
+                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        self.md.append(f"![{caption}]({uri})\n\n*{caption}*\n")
+
+    def pre(self, text):
+        self.html.append(f"<pre>{html.escape(text)}</pre>")
+        self.md.append("```\n" + text + "\n```\n")
+
+
+def _markdown_table(table, fmt):
+
+    def cell(v):
+        if isinstance(v, (float, np.floating)):
+            return "" if not math.isfinite(v) else fmt(v)
+        return str(v).replace("|", r"\|")
+
+    lines = ["| " + " | ".join(cell(c) for c in table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def default_budgets(fit, flops_per_param_token=6.0) -> np.ndarray:
+    """Three budgets for a report: the power of ten at or above the largest fitted run, then 10x and 100x.
+
+    Examples
+    --------
+    >>> default_budgets(fit)  # doctest: +SKIP
+    array([1.e+23, 1.e+24, 1.e+25])
+    """
+    runs = fit.runs.inputs(["N", "D"])
+    top = float(np.max(flops_per_param_token * runs["N"] * runs["D"]))
+    first = 10.0 ** math.ceil(math.log10(top))
+    return first * np.array([1.0, 10.0, 100.0])
+
+
+def _format_of(path, format):
+    if format is not None:
+        if format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+        return format
+    if path is None:
+        return "html"
+    suffix = Path(path).suffix.lower()
+    if suffix not in _SUFFIX:
+        raise ValueError(f"report path {str(path)!r}: cannot tell the format from the suffix {suffix!r}; "
+                         "use .html or .md, or pass format='html' or 'markdown'")
+    return _SUFFIX[suffix]
+
+
+def check_output(path, format=None) -> str:
+    """The report format for `path` (and `format`), after checking its folder exists; raises before any work.
+
+    Examples
+    --------
+    >>> check_output("report.md"), check_output("out.txt", format="html")
+    ('markdown', 'html')
+    >>> check_output("report.pdf")
+    Traceback (most recent call last):
+    ...
+    ValueError: report path 'report.pdf': cannot tell the format from the suffix '.pdf'; use .html or .md, or pass format='html' or 'markdown'
+    """
+    fmt = _format_of(path, format)
+    if path is not None:
+        _check_folder(path)
+    return fmt
+
+
+def _check_folder(path):
+    folder = Path(path).parent if str(Path(path).parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot write the report to {str(path)!r}: folder {str(folder)!r} does not exist")
+    return folder
+
+
+def _write(path, text):
+    """Write `text` to `path` atomically (temporary file, then rename), readable as the user's umask allows."""
+    path = Path(path)
+    folder = _check_folder(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _point_fit(fit):
+    """Approach 3 (Chinchilla law) or the same Huber fit for another law; None for fits with groups."""
+    from .point import Approach3, PointModel
+
+    if getattr(fit.model, "hierarchical", False):
+        return None
+    law = fit.model.law
+    spec = Approach3() if law.name == "chinchilla" else PointModel(law, loss="huber")
+    return spec.fit(fit.runs)
+
+
+def _parameters(doc, fit, prob):
+    table = fit.summary(prob)[["median", "hdi_lower", "hdi_upper", "r_hat", "ess_bulk"]].copy()
+    table = table.rename(columns={"median": "posterior median", "hdi_lower": f"{prob:.0%} HDI lower",
+                                  "hdi_upper": f"{prob:.0%} HDI upper"})
+    try:
+        point = _point_fit(fit)
+    except Exception as err:  # a failed baseline must not cost the report
+        point, failed = None, f"the point estimate failed: {type(err).__name__}: {err}"
+    else:
+        failed = None
+    if point is not None:
+        est = point.summary()["estimate"].reindex(list(fit.model.law.param_names))  # noise scales differ
+        table.insert(3, "point estimate", est.reindex(table.index))
+        inside = (table["point estimate"] >= table[f"{prob:.0%} HDI lower"]) & (
+            table["point estimate"] <= table[f"{prob:.0%} HDI upper"])
+        table.insert(4, "point inside HDI", np.where(table["point estimate"].isna(), "", np.where(inside, "yes", "no")))
+        name = "Approach 3 (Hoffmann et al. 2022: Huber loss on log loss, L-BFGS-B from a grid)" \
+            if fit.model.law.name == "chinchilla" else "Huber loss on log loss (as Approach 3), L-BFGS-B from a grid"
+        doc.para(f"Posterior median and {prob:.0%} highest-density interval beside the point estimate of "
+                 f"{name}. R-hat and bulk ESS per parameter.")
+    elif failed:
+        doc.para(f"Posterior median and {prob:.0%} highest-density interval; {failed}.")
+    else:
+        doc.para(f"Posterior median and {prob:.0%} highest-density interval (fits with groups: population "
+                 "parameters; no point estimate).")
+    doc.table(table)
+    return point
+
+
+def _caveats(doc, fit, budgets, k):
+    from .extrapolation import Reach, decades_beyond
+
+    reach = Reach.from_runs(fit.runs)
+    lines = []
+    form = fit.model.form_uncertainty
+    if form is None:
+        lines.append("Form uncertainty is off: the law's functional form is taken as exactly right beyond the "
+                     "fitted runs, so the bands there only hold if it is.")
+    else:
+        from .form import reducible_fraction, residual_scale
+
+        r, f = residual_scale(fit), reducible_fraction(fit)
+        lines.append(f"Form uncertainty: {form}. With r = {r:.3g} and f = {f:.3g}, one decade past the fitted "
+                     f"range the loss may move by about {100 * form.loss_rate * r:.2g}% (1 sd) beyond what the "
+                     "law's parameters allow; the bands include it.")
+    lines.append(f"The bands are conditional on the {fit.model.law.name} law ({fit.model.law.formula}) and a "
+                 f"{fit.model.likelihood} likelihood on log loss; a different family of laws can extrapolate "
+                 "differently (compare laws with bayescale.selection).")
+    if budgets is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the distance is the point of this caveat
+            alloc = fit.allocate(budgets, flops_per_param_token=k)
+        dist = decades_beyond(reach, {"C": np.asarray(budgets, float), "N": alloc["N_median"].to_numpy(),
+                                      "D": alloc["D_median"].to_numpy()})
+        from .units import format_flops
+
+        far = ", ".join(f"{format_flops(c)}: {b:.2g} decades" for c, b in zip(budgets, dist["beyond"]))
+        lines.append(f"Extrapolation distance of each budget's plan beyond the fitted runs (largest of C, N, D): "
+                     f"{far}. Held-out tests on real ladders found 90% bands covering fewer runs the further out "
+                     "they lie; treat far budgets with care.")
+    lines.append(f"Fitted range: C from {reach.lower.get('C', float('nan')):.3g} to "
+                 f"{reach.upper.get('C', float('nan')):.3g} FLOP, N from {reach.lower.get('N', float('nan')):.3g} "
+                 f"to {reach.upper.get('N', float('nan')):.3g}, D from {reach.lower.get('D', float('nan')):.3g} to "
+                 f"{reach.upper.get('D', float('nan')):.3g}.")
+    lines.append(f"Compute is C = {k:g} N D; the compute-optimal plan is the posterior-median optimal N with "
+                 "D = C / (k N); 'new run' bands add run-to-run noise to the curve's uncertainty.")
+    if not fit.converged:
+        lines.append("The sampler did not converge: every number in this report is unreliable until it does.")
+    doc.items(lines)
+
+
+def _backtest(doc, fit, prob, random_seed):
+    from .backtest import backtest
+
+    methods = {"bayescale": fit.model}
+    if not getattr(fit.model, "hierarchical", False):
+        from .point import Approach3, PointModel
+
+        methods["point estimate"] = Approach3() if fit.model.law.name == "chinchilla" else \
+            PointModel(fit.model.law, loss="huber")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = backtest(methods, fit.runs, prob=(0.5, prob), random_seed=random_seed)
+    doc.para(f"Each method fitted on the smaller runs and scored on the largest 10% by compute "
+             f"({table.attrs.get('holdout', '')}): mean and largest absolute percentage error (mape, max_ape, "
+             "in %), coverage of the new-run bands, mean log predictive density (lpd).")
+    keep = [c for c in table.columns if c in ("method", "n_train", "n_test", "mape", "max_ape", "lpd", "converged")
+            or c.startswith("coverage_")]
+    doc.table(table[keep], index=False)
+
+
+@renamed(budgets="budget")
+def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_param_token=6.0, backtest=False,
+           format=None, title=None, random_seed=None) -> str:
+    """Write one self-contained report of a fit (HTML or Markdown).
+
+    Parameters
+    ----------
+    fit : ScalingFit
+    path : str or Path, optional
+        File to write (``.html``/``.htm`` or ``.md``; written atomically).
+        Without it the text is only returned.
+    budget : float or sequence of float, optional
+        Compute budgets (FLOPs) of the allocation and risk tables and figure
+        readouts; default :func:`default_budgets` (the power of ten at or
+        above the largest fitted run, 10x and 100x).
+    target : float, optional
+        Target loss: the risk table adds P(loss <= target) per budget.
+    prob : float, default 0.9
+        Probability of the intervals in the tables.
+    flops_per_param_token : float, default 6
+    backtest : bool, default False
+        Also refit on the smaller runs and score the largest 10% (two more
+        fits: tens of seconds).
+    format : {"html", "markdown"}, optional
+        Default from the suffix of `path`, else HTML.
+    title : str, optional
+    random_seed : int, optional
+        Seed of the predictive draws (default the fit's).
+
+    Returns
+    -------
+    str
+        The report's text.
+
+    Raises
+    ------
+    ValueError
+        For an unknown format or suffix; FileNotFoundError when the folder
+        of `path` does not exist (both before any work).
+
+    Examples
+    --------
+    >>> html = fit.report("report.html", budget=[1e24, 1e25], target=2.0)  # doctest: +SKIP
+    >>> fit.report("report.md")  # doctest: +SKIP
+    """
+    fmt = check_output(path, format)
+    check_prob(prob)
+    k = float(flops_per_param_token)
+    budgets = default_budgets(fit, k) if budget is None else check_budgets(budget)
+    if target is not None and not (isinstance(target, (int, float)) and not isinstance(target, bool)
+                                   and math.isfinite(target) and target > 0):
+        raise ValueError(f"target must be a positive loss, got {target!r}")
+    seed = fit.settings.get("random_seed") if random_seed is None else random_seed
+    law = fit.model.law
+    d = fit.diagnostics()
+    converged = bool(fit.converged)
+    s = fit.settings
+    doc = _Doc()
+    title = title or f"Scaling-law fit report: {law.name} law, {fit.runs.n_runs} runs"
+    doc.heading(title, 1)
+    from . import __version__
+
+    doc.para(f"bayescale {__version__}, written {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC.",
+             cls="note")
+    if converged:
+        doc.para("Sampler converged (R-hat <= 1.01, bulk ESS >= 400, no divergences).", cls="status ok")
+    else:
+        doc.para("NOT CONVERGED: the sampler failed its diagnostics; do not use these numbers for a decision "
+                 "until it does (see Diagnostics).", cls="status bad")
+
+    doc.heading("What was fitted")
+    frame = fit.runs.frame
+    doc.items([f"Law: {law.name}, L = {law.formula}", f"Likelihood: {fit.model.likelihood} on log loss",
+               f"Priors: " + ", ".join(f"{name} ~ {p}" for name, p in fit.priors_.items()),
+               f"Form uncertainty: {fit.model.form_uncertainty if fit.model.form_uncertainty else 'off'}",
+               f"Data: {fit.runs.n_runs} runs; " + "; ".join(
+                   f"{c} {frame[c].min():.3g} to {frame[c].max():.3g}" for c in (*law.inputs, "loss")),
+               f"Sampler: {s['sampler']}, {s['chains']} chains x {s['draws']} draws ({s['tune']} tuning), "
+               f"seed {s['random_seed']}"])
+
+    doc.heading("Diagnostics")
+    diag = pd.DataFrame({"value": [f"{d['max_r_hat']:.4f}", f"{d['min_ess_bulk']:.0f}", f"{d['min_ess_tail']:.0f}",
+                                   str(d["divergences"]), f"{d['mean_leapfrog_steps']:.1f}", str(d["max_tree_depth"]),
+                                   f"{d['sampling_seconds']:.1f}", "yes" if converged else "NO"],
+                         "wanted": ["<= 1.01", ">= 400", ">= 400", "0", "", "", "", "yes"]},
+                        index=pd.Index(["max R-hat", "min bulk ESS", "min tail ESS", "divergences",
+                                        "mean leapfrog steps", "max tree depth", "sampling seconds", "converged"],
+                                       name="diagnostic"))
+    doc.table(diag)
+
+    doc.heading("Parameters: posterior and point estimate")
+    _parameters(doc, fit, prob)
+
+    doc.heading("Allocation and risk at the budgets")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        doc.para("Compute-optimal allocation (posterior of N_opt, D_opt and the loss at the optimum):")
+        doc.human_table(fit.allocate(budgets, prob, flops_per_param_token=k))
+        doc.para("Risk of the compute-optimal plan at each budget"
+                 + (f" (target loss {target:g})" if target is not None else "") + ":")
+        doc.human_table(fit.risk(budgets, target=target, prob=prob, flops_per_param_token=k, random_seed=seed))
+
+    doc.heading("Figures")
+    from .checks import posterior_predictive
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        figures = [
+            (fit.plot_frontier(budgets, flops_per_param_token=k, random_seed=seed),
+             "Loss against compute: observed runs, the compute-optimal frontier with its 50% and 90% bands "
+             "(shaded: curve; dashed: one new run), readouts at the budgets, extrapolation shaded."),
+            (fit.plot_allocation(budgets, flops_per_param_token=k),
+             "Compute-optimal parameters N and tokens D against compute, with 50% and 90% bands."),
+            (fit.plot_isoflop(flops_per_param_token=k),
+             "IsoFLOP curves: loss against model size at fixed compute, with bands and the runs near each level."),
+            (posterior_predictive(fit, prob=prob, random_seed=seed).plot(),
+             "Posterior predictive check on the fitted runs: observed / predicted with the new-run band, and "
+             "the PIT histogram (flat if calibrated)."),
+        ]
+    for fig, caption in figures:
+        doc.figure(fig, caption)
+
+    if backtest:
+        doc.heading("Backtest on the largest runs")
+        _backtest(doc, fit, prob, seed)
+
+    doc.heading("Assumptions and caveats")
+    _caveats(doc, fit, budgets, k)
+
+    if fmt == "html":
+        text = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+                + "\n".join(doc.html) + "\n</body>\n</html>\n")
+    else:
+        text = "\n".join(doc.md)
+    if path is not None:
+        _write(path, text)
+    return text
+
+
+register_writer("report", report)  # ScalingFit.report writes through it (results sit below the front ends)

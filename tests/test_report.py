@@ -1,0 +1,106 @@
+"""fit.report / `bayescale report`: one self-contained document, checked for content and rendered in a browser."""
+
+import base64
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from bayescale import cli
+from bayescale.report import check_output, report
+
+SECTIONS = ("What was fitted", "Diagnostics", "Parameters: posterior and point estimate",
+            "Allocation and risk at the budgets", "Figures", "Assumptions and caveats")
+
+
+@pytest.fixture(scope="module")
+def html_report(chinchilla_fit, tmp_path_factory):
+    """The report written by the command line from a saved fit (one report for all HTML tests)."""
+    folder = tmp_path_factory.mktemp("report")
+    saved = folder / "fit.nc"
+    chinchilla_fit.save(saved)
+    out = folder / "report.html"
+    assert cli.main(["report", str(saved), "-o", str(out), "--budget", "1e24", "--budget", "1e25",
+                     "--target", "2.0"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def markdown_unconverged(chinchilla_fit, tmp_path_factory):
+    """A Markdown report of the same fit, as if it had failed its diagnostics."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(type(chinchilla_fit), "converged", property(lambda self: False))
+        path = tmp_path_factory.mktemp("report_md") / "report.md"
+        text = chinchilla_fit.report(path)
+    assert path.read_text(encoding="utf-8") == text
+    return text
+
+
+def test_html_is_self_contained_with_every_section(html_report):
+    text = html_report.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    for title in SECTIONS:
+        assert f"<h2>{title}</h2>" in text
+    # Figures are embedded PNGs, and nothing is fetched from anywhere.
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    assert len(images) == 4
+    assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    assert not re.search(r'(src|href)="(https?:)?//', text) and "<script" not in text and "<link" not in text
+    assert "@media print" in text
+    # Posterior beside the point estimate, the tables at the budgets asked, the caveats.
+    assert "point estimate" in text and "Approach 3" in text
+    assert "1e24 FLOP" in text and "1e25 FLOP" in text and "P(loss &lt;= 2)" in text
+    assert "Extrapolation distance" in text and "Form uncertainty" in text
+    assert "Sampler converged" in text and "NOT CONVERGED" not in text
+    assert (html_report.stat().st_mode & 0o777) != 0o600  # written with the user's umask, not mkstemp's 0600
+
+
+def test_markdown_report_and_unconverged_warning(markdown_unconverged):
+    text = markdown_unconverged
+    for title in SECTIONS:
+        assert f"## {title}\n" in text
+    assert text.count("](data:image/png;base64,") == 4
+    assert "**NOT CONVERGED" in text and "unreliable until it does" in text
+    assert "| compute |" in text  # the allocation table in proposal units
+    assert "<h2>" not in text
+
+
+def test_bad_output_is_refused_before_any_work(tmp_path):
+    # fit=None: the path is checked first, so nothing about the fit is touched.
+    with pytest.raises(ValueError, match="suffix '.pdf'"):
+        report(None, tmp_path / "report.pdf")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        report(None, tmp_path / "missing" / "report.html")
+    with pytest.raises(ValueError, match="format must be one of"):
+        check_output(None, "latex")
+    assert cli.main(["report", str(tmp_path / "no_fit.nc"), "-o", str(tmp_path / "missing" / "r.html")]) == 1
+
+
+def _browser():
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def test_report_renders_in_headless_chromium(html_report, tmp_path):
+    from PIL import Image
+
+    browser = _browser()
+    if browser is None:
+        pytest.skip("no chromium/chrome on PATH (./dev installs Debian's chromium when apt-get can)")
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--window-size=1000,4200", f"--screenshot={shot}", html_report.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert shot.exists(), proc.stderr[-2000:]
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    ink = (image.sum(axis=2) < 600).mean()
+    assert ink > 0.03  # not blank: text, tables and figures were drawn
+    # The figures rendered: the allocation figure's orange D_opt line (matplotlib C1, #ff7f0e) is on the page.
+    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    orange = (r > 220) & (g > 100) & (g < 150) & (b < 60)
+    assert orange.sum() > 200

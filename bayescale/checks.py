@@ -295,7 +295,9 @@ def prior_predictive(model, runs, *, draws=1000, prob=0.9, random_seed=0, column
         The runs the model would be fitted to (their losses are only used for
         the comparison and to scale the default priors).
     draws : int
-        Parameter sets drawn.
+        Draws per chain, as everywhere in bayescale (``fit(draws=)``,
+        ``fit_many``, ``sbc``); the prior predictive has one chain, so this
+        is the number of parameter sets drawn.
     prob : float
         Probability of the central bands.
     random_seed : int

@@ -150,8 +150,9 @@ def _digest(frame: pd.DataFrame) -> str:
 
 # ------------------------------------------------------------------------ the input
 def _frame_of(runs) -> pd.DataFrame:
-    from .data import RunData, _read
+    from .data import RunData, _from_dataframe_protocol, _read
 
+    runs = _from_dataframe_protocol(runs)
     if isinstance(runs, RunData):
         return runs.frame
     if isinstance(runs, Mapping):

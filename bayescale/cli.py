@@ -314,6 +314,22 @@ def _check_sampler(name):
         raise ValueError("--sampler numpyro needs the jax extra: pip install 'bayescale[jax]'")
 
 
+def _preflight(args):
+    """What every command must know before it does any work: its output can be written, its sampler runs."""
+    if args.command == "fit":
+        (_check_output_folder if args.by else _check_output_file)(args.output)
+        _check_sampler(args.sampler)
+    elif args.command == "plot":
+        _check_output_file(args.output, formats=_image_formats(), example=f"{args.kind}.png")
+
+
+def _postflight(args, status):
+    """``--strict`` for the commands that read a saved fit: its diagnostics decide the exit status."""
+    if status == 0 and getattr(args, "strict", False) and args.command in ("summary", "risk", "plot"):
+        _strict_check(args, _load(args.fit))
+    return status
+
+
 class _Unusable(Exception):
     """A failed key, or a ``--strict`` failure: the output was written; the exit status says not to trust it."""
 
@@ -359,11 +375,6 @@ def _model(args):
 def cmd_fit(args) -> int:
     import bayescale as bs
 
-    if args.by:
-        _check_output_folder(args.output)
-    else:
-        _check_output_file(args.output)
-    _check_sampler(args.sampler)
     columns = _columns(args.columns) if args.columns else None
     model = _model(args)
     sampling = dict(draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed,
@@ -425,7 +436,6 @@ def cmd_summary(args) -> int:
         print(fit.summary(args.prob).to_string(float_format=lambda v: f"{v:.4g}"))
     else:
         print(fit.fit_report(args.prob))
-    _strict_check(args, fit)
     return 0
 
 
@@ -456,7 +466,6 @@ def cmd_risk(args) -> int:
         render = {"md": R.to_markdown, "latex": R.to_latex}.get(args.format, R.to_text)
         head = {"md": "## ", "latex": "% "}.get(args.format, "")
         print("\n\n".join(f"{head}{titles[k]}\n\n{render(t)}" for k, t in tables.items()))
-    _strict_check(args, fit)
     return 0
 
 
@@ -467,7 +476,6 @@ def cmd_plot(args) -> int:
 
     import bayescale as bs
 
-    _check_output_file(args.output, formats=_image_formats(), example=f"{args.kind}.png")
     fit = bs.load(args.fit)
     if args.kind == "frontier":
         fig = fit.plot_frontier(args.budget or None, max_unique_tokens=args.max_unique_tokens)
@@ -488,7 +496,6 @@ def cmd_plot(args) -> int:
         os.remove(tmp)
         raise
     print(f"Wrote {out}")
-    _strict_check(args, fit)
     return 0
 
 
@@ -704,7 +711,8 @@ def _run(argv) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             warnings.showwarning = _warning_printer(args.command)
-            return args.func(args)
+            _preflight(args)
+            return _postflight(args, args.func(args))
     except BrokenPipeError:
         raise
     except _Unusable as exc:

@@ -337,6 +337,9 @@ def test_fit_by_key_writes_a_folder_records_failures_and_resumes(tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.nc")} == stamps  # nothing refitted
     summary = run("summary", folder)
     assert summary.returncode == 0, summary.stderr
+    strict = run("summary", folder, "--strict")
+    assert strict.returncode == 1 and strict.stdout == summary.stdout
+    assert strict.stderr.strip().splitlines() == ["bayescale summary: --strict: 1 of 3 keys not usable: 'tiny' failed"]
     table = summary.stdout
     assert "task parameter" in table and "converged" in table
     risk = run("risk", folder, "--budget", "1e24", "--format", "csv")

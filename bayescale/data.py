@@ -417,7 +417,6 @@ def load_runs(source, *, columns=None, derive_D_from_C=True, require=("N", "D"),
       - row 1, column 'loss': text 'n/a' is not a number
     """
     require = _check_require(require, require_loss)
-    source = _from_dataframe_protocol(source)
     if isinstance(source, Mapping):
         source = pd.DataFrame({k: np.atleast_1d(v) for k, v in source.items()})
     if isinstance(source, RunData):
@@ -431,6 +430,6 @@ def load_runs(source, *, columns=None, derive_D_from_C=True, require=("N", "D"),
         if problems:
             _raise(problems, len(problems), "Run data")
         return source
-    frame, name, note = _read(source)
+    frame, name, note = _read(_from_dataframe_protocol(source))
     out, derived = _validate(frame, name, note, columns, derive_D_from_C, require, int(min_runs))
     return RunData._wrap(out, derived)

@@ -431,3 +431,25 @@ def test_runs_from_polars():
     assert list(runs.frame["D"]) == [2e9, 4e9]
     with pytest.raises(TypeError, match=r"got polars\..*LazyFrame; call \.collect\(\) first"):
         bs.load_runs(frame.lazy())
+
+
+def test_warnings_of_batch_workers_reach_the_caller():
+    """A fit's warnings in a worker process come back with its outcome (else they print raw on the worker's stderr)."""
+    import warnings
+
+    import bayescale as bs
+    from bayescale import batch
+
+    class Fitted:
+        idata = None
+
+    class Model:
+        def fit(self, frame, columns=None, **settings):
+            warnings.warn("nu: posterior median 1.6 < 2", bs.HeavyTailWarning)
+            warnings.warn("not converged", bs.ConvergenceWarning)  # flagged in the tables instead
+            return Fitted()
+
+    outcome = batch._fit_task(batch._Task("a", None, {}, {}, None, Model()))
+    assert outcome.warnings == ((bs.HeavyTailWarning, "nu: posterior median 1.6 < 2"),)
+    with pytest.warns(bs.HeavyTailWarning, match=r"^key 'a': nu: posterior median 1.6 < 2$"):
+        assert isinstance(batch._adopt(outcome, None, "a"), Fitted)

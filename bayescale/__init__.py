@@ -34,7 +34,7 @@ from .batch import BatchWarning, FitCollection, fit_many
 from .sbc import SBCResult, sbc
 from . import allocation, plots, risk, units
 from .allocation import optimal_allocation
-from .risk import to_html, to_markdown
+from .risk import to_html, to_latex, to_markdown
 from . import checks, conflicts, extrapolation, form, formula, hierarchy, report, selection
 from .form import FormUncertainty
 from .checks import posterior_predictive, prior_predictive
@@ -78,6 +78,7 @@ __all__ = [
     "optimal_allocation",
     "to_markdown",
     "to_html",
+    "to_latex",
     "checks",
     "formula",
     "hierarchy",

@@ -71,6 +71,7 @@ class _Outcome:
     seconds: float
     fit: object = None
     error: str = ""  # the key's failure, as text (workers do not log it as a crashed task)
+    warnings: tuple = ()  # (category, message) of the warnings the fit raised, shown by the caller
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -88,14 +89,20 @@ def _fit_task(task: _Task) -> _Outcome:
     t0 = time.perf_counter()
     # One BLAS thread per fit: the mode search's many tiny vector operations run several times
     # slower with a BLAS thread pool contending for the cores the other fits are using.
-    with _FIT_LOCK, threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
+    # Warnings are recorded and sent back: a worker process's own stderr is not where the caller looks
+    # (a notebook, a log), and the caller's warning filters apply to them there.
+    with _FIT_LOCK, threadpool_limits(1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("ignore", ConvergenceWarning)  # flagged in the collection's tables instead
         warnings.simplefilter("ignore", FutureWarning)
         try:
             fit = model.fit(task.frame, columns=task.columns, **task.settings)
         except Exception as exc:  # bad data, a failed mode search ...: recorded with the key, the batch goes on
-            return _Outcome(None, time.perf_counter() - t0, error=_error_text(exc))
-    return _Outcome(fit.idata, time.perf_counter() - t0, fit)
+            return _Outcome(None, time.perf_counter() - t0, error=_error_text(exc), warnings=_relayed(caught))
+    return _Outcome(fit.idata, time.perf_counter() - t0, fit, warnings=_relayed(caught))
+
+
+def _relayed(caught) -> tuple:
+    return tuple((w.category, str(w.message)) for w in caught)
 
 
 # ---------------------------------------------------------------------- keys, seeds
@@ -150,8 +157,9 @@ def _digest(frame: pd.DataFrame) -> str:
 
 # ------------------------------------------------------------------------ the input
 def _frame_of(runs) -> pd.DataFrame:
-    from .data import RunData, _read
+    from .data import RunData, _from_dataframe_protocol, _read
 
+    runs = _from_dataframe_protocol(runs)
     if isinstance(runs, RunData):
         return runs.frame
     if isinstance(runs, Mapping):
@@ -554,6 +562,8 @@ def _adopt(outcome: _Outcome, model, key):
     """The ScalingFit of a worker's outcome, with the caller's model object attached."""
     from .io import fit_from_tree
 
+    for category, message in outcome.warnings:  # the worker's warnings, under this process's filters
+        warnings.warn(f"key {key!r}: {message}", category, stacklevel=2)
     if outcome.error:
         raise _KeyFailed(outcome.error)
     if outcome.fit is not None:

@@ -1,15 +1,27 @@
 """The ``bayescale`` command line.
 
 Commands: ``fit`` (one fit, or one per key with ``--by``), ``summary``,
-``risk``, ``plot``, ``demo``. Each command has
-``--help``; errors print one line and exit with status 1 (usage errors: 2).
+``risk``, ``plot``, ``demo``. Each command has ``--help``.
+
+Exit status: 0 on success; 1 on an error (printed as one line), a failed key
+of ``fit --by``, or, with ``--strict``, a fit that did not converge; 2 on a
+usage error (an unknown option, or an option value out of its range); 130
+when interrupted; 141 when the reader of the output went away (``| head``),
+quietly. Every option is checked, and every output path, before any fit is
+loaded or sampled. Warnings print as one line each on stderr. Progress of a
+fit goes to stderr: the sampler's bars when stderr is a terminal, nothing
+otherwise; ``--progress`` forces it (a line every 10 s where bars cannot
+draw), ``--no-progress`` turns it off.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import warnings
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -41,7 +53,9 @@ def cmd_demo(args) -> int:
     runs = bs.datasets.load_chinchilla(drop_outliers=True)
     print(f"Fitting the Chinchilla law to {len(runs)} runs of Hoffmann et al. 2022 "
           "(digitised by Besiroglu et al. 2024) ...", flush=True)
-    fit = bs.ScalingModel("chinchilla").fit(runs, random_seed=args.seed)
+    bars, heartbeat = _progress(args)
+    with _Heartbeat("demo", "fitting", heartbeat):
+        fit = bs.ScalingModel("chinchilla").fit(runs, random_seed=args.seed, progressbar=bars)
     d = fit.diagnostics()
     print(f"\nPosterior (median, {args.prob:.0%} HDI); sampling {d['sampling_seconds']:.1f} s, "
           f"max R-hat {d['max_r_hat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
@@ -82,8 +96,42 @@ def cmd_demo(args) -> int:
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line on stderr (exit status 2)."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # argparse takes only "-1" and "-.5" for values; "-1e24", "-70B:1T" or "-inf" after an option would be
+        # read as an unknown option ("expected one argument"), hiding what is wrong with the value. No option
+        # here starts with "-<digit>", so a token that starts like a number is always a value, and the check of
+        # its option says what is wrong with it.
+        self._negative_number_matcher = re.compile(r"^-\.?\d|^-(inf|nan)", re.IGNORECASE)
+
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+    def print_help(self, file=None):
+        # argparse drops write errors here, so "--help > /dev/full" would exit 0; let them reach main()
+        (sys.stdout if file is None else file).write(self.format_help())
+
+
+class _Version(argparse.Action):
+    """``--version``: this package and the stack it runs on (read from the installed metadata only)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        from . import __version__
+
+        stack = []
+        for name in ("pymc", "arviz", "nutpie", "pytensor", "numpy"):
+            try:
+                stack.append(f"{name} {version(name)}")
+            except PackageNotFoundError:
+                continue
+        python = ".".join(map(str, sys.version_info[:3]))
+        sys.stdout.write(f"bayescale {__version__} (Python {python}; {', '.join(stack)})\n")
+        parser.exit(0)
 
 
 def _quantity(what):
@@ -97,6 +145,210 @@ def _quantity(what):
 
     read.__name__ = what
     return read
+
+
+def _plan(text):
+    """``--plan``: checked when read (PARAMS:TOKENS, both positive), passed on as written."""
+    from .units import parse_plan
+
+    try:
+        parse_plan(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _number(option, low=None, high=None, *, integer=False, open_low=False, open_high=False):
+    """An argparse ``type`` reading a number and checking its range; the error names option, value and range."""
+    from .validation import check_number
+
+    def read(text):
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            value = text
+        try:
+            return check_number(value, option, low, high, integer=integer, open_low=open_low, open_high=open_high)
+        except ValueError as exc:  # argparse prefixes "argument --x: "
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{option} ")) from None
+
+    read.__name__ = option
+    return read
+
+
+#: Resolution of ``plot --dpi``: the figures are 7 x 4.5 inches, so 1200 dpi is 8400 x 5400 pixels (180 MB
+#: of raster); matplotlib refuses 2**16 pixels a side, and 100000 dpi fails with a MemoryError.
+DPI_RANGE = (20, 1200)
+#: Ranges of the sampler options: draws and tuning steps per chain, chains, parallel chains.
+DRAWS_RANGE = (1, 100_000)
+CHAINS_RANGE = (1, 64)
+CORES_RANGE = (1, 1024)
+
+
+def _seed_type():
+    from .validation import MAX_SEED
+
+    return _number("--seed", 0, MAX_SEED, integer=True)
+
+
+def _prob_type(option="--prob"):
+    return _number(option, 0, 1, open_low=True, open_high=True)
+
+
+def _progress(args) -> tuple[bool, bool]:
+    """``(bars, heartbeat)``: progress bars on a terminal; elapsed-time lines where bars cannot draw.
+
+    Progress is on when stderr is a terminal (or a notebook runs us) unless
+    ``--no-progress``; ``--progress`` forces it. Bars redraw in place, which
+    a log file or pipe cannot show, so there the forced progress is a line
+    every :data:`HEARTBEAT_SECONDS`.
+    """
+    from .progress import interactive
+
+    terminal = interactive(sys.stderr)
+    wanted = terminal if args.progress is None else bool(args.progress)
+    return wanted and terminal, wanted and not terminal
+
+
+#: Seconds between the progress lines of long work when stderr is not a terminal.
+HEARTBEAT_SECONDS = 10.0
+
+
+class _Heartbeat:
+    """A line on stderr every ``every`` seconds while the block runs (``bayescale fit: fitting ... 20 s``)."""
+
+    def __init__(self, command, what, enabled, every=None):
+        import threading
+
+        self.prefix = f"bayescale {command}: {what}"
+        self.enabled = bool(enabled)
+        self.every = HEARTBEAT_SECONDS if every is None else float(every)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True) if self.enabled else None
+
+    def _beat(self):
+        import time
+
+        start = time.perf_counter()
+        while not self._stop.wait(self.every):
+            try:
+                print(f"{self.prefix} ... {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+            except (OSError, ValueError):
+                return
+
+    def __enter__(self):
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+        return False
+
+
+def _check_path_text(path, option) -> str:
+    text = os.fspath(path)
+    if not text.strip():
+        raise ValueError(f"{option}: empty path; give a file or folder name")
+    if "\0" in text:
+        raise ValueError(f"{option} {text!r}: the path contains a NUL character")
+    return text
+
+
+def _check_output_file(path, option="-o", *, formats=None, example="fit.nc") -> Path:
+    """Refuse an output file that cannot be written, before any work: checked again when writing.
+
+    A folder, a device or FIFO, a missing or unwritable folder, or (with
+    ``formats``) an unknown suffix are refused with one error naming the path.
+    An existing regular file (or a link to one) is replaced when the work is done.
+    """
+    text = _check_path_text(path, option)
+    out = Path(text)
+    if out.is_dir():
+        raise ValueError(f"{option} {text!r} is a folder; give a file name, e.g. {str(out / example)!r}")
+    if out.exists() and not out.is_file():
+        raise ValueError(f"{option} {text!r} exists and is not a regular file (a device, FIFO or socket); "
+                         "give the path of a file")
+    folder = out.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ValueError(f"cannot write {text!r}: folder {str(folder)!r} {what}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {text!r}: folder {str(folder)!r} is not writable")
+    if formats is not None and out.suffix and out.suffix[1:].lower() not in formats:
+        raise ValueError(f"{option} {text!r}: format {out.suffix[1:]!r} is not supported; "
+                         f"use one of {', '.join(sorted(formats))}")
+    return out
+
+
+def _check_output_folder(path, option="-o") -> Path:
+    """Refuse a checkpoint folder that cannot be made or written, before any work."""
+    text = _check_path_text(path, option)
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{option} {text!r} exists and is not a folder; with --by, {option} names a folder "
+                         "that receives one fit file per key")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"cannot make folder {text!r}: {str(existing)!r} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write in {text!r}: folder {str(existing)!r} is not writable")
+    return out
+
+
+def _image_formats() -> set:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return set(FigureCanvasBase.get_supported_filetypes())
+
+
+def _check_sampler(name):
+    """A sampler's optional dependency, checked before the model is built."""
+    import importlib.util
+
+    if name == "numpyro" and (importlib.util.find_spec("numpyro") is None or importlib.util.find_spec("jax") is None):
+        raise ValueError("--sampler numpyro needs the jax extra: pip install 'bayescale[jax]'")
+
+
+def _preflight(args):
+    """What every command must know before it does any work: its output can be written, its sampler runs."""
+    if args.command == "fit":
+        (_check_output_folder if args.by else _check_output_file)(args.output)
+        _check_sampler(args.sampler)
+    elif args.command == "plot":
+        _check_output_file(args.output, formats=_image_formats(), example=f"{args.kind}.png")
+
+
+def _postflight(args, status):
+    """``--strict`` for the commands that read a saved fit: its diagnostics decide the exit status."""
+    if status == 0 and getattr(args, "strict", False) and args.command in ("summary", "risk", "plot"):
+        _strict_check(args, _load(args.fit))
+    return status
+
+
+class _Unusable(Exception):
+    """A failed key, or a ``--strict`` failure: the output was written; the exit status says not to trust it."""
+
+
+def _strict_check(args, fit):
+    """With ``--strict``: raise naming the keys that failed or the fits that did not converge."""
+    if not getattr(args, "strict", False):
+        return
+    import bayescale as bs
+
+    if isinstance(fit, bs.FitCollection):
+        bad = [f"{key!r} failed" for key in fit.errors]
+        bad += [f"{key!r} did not converge" for key, one in fit.fits.items() if not one.converged]
+        if bad:
+            raise _Unusable(f"--strict: {len(bad)} of {len(fit.keys_all)} keys not usable: {'; '.join(bad)}")
+    elif not fit.converged:
+        d = fit.diagnostics()
+        raise _Unusable(f"--strict: the fit did not converge (max R-hat {d['max_r_hat']:.3f}, min bulk ESS "
+                           f"{d['min_ess_bulk']:.0f}, {d['divergences']} divergences); see the fit report")
 
 
 def _columns(text) -> dict:
@@ -126,7 +378,10 @@ def cmd_fit(args) -> int:
 
     columns = _columns(args.columns) if args.columns else None
     model = _model(args)
-    sampling = dict(draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed)
+    sampling = dict(draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed,
+                    sampler=args.sampler, target_accept=args.target_accept)
+    if args.cores is not None:
+        sampling["cores"] = args.cores
     if args.by:
         by = [c.strip() for c in args.by.split(",") if c.strip()]
         print(f"Fitting the {model.law.name} law to the runs in {args.runs}, one fit per {', '.join(by)} ...",
@@ -134,22 +389,33 @@ def cmd_fit(args) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", bs.ConvergenceWarning)
             warnings.simplefilter("ignore", bs.BatchWarning)  # the collection printed below says the same
-            fits = bs.fit_many(model, args.runs, by=by, checkpoint_dir=args.output, columns=columns, **sampling)
+            bars, heartbeat = _progress(args)
+            with _Heartbeat("fit", "fitting", heartbeat):
+                fits = bs.fit_many(model, args.runs, by=by, checkpoint_dir=args.output, columns=columns,
+                                   progressbar=bars, **sampling)
         print(fits)
         print()
         table = fits.diagnostics().drop(columns="error", errors="ignore")  # failures are listed above
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         print(f"\nSaved to {args.output}/. Next: bayescale summary {args.output}; "
               f"bayescale risk {args.output} --budget 1e24")
-        return 0 if fits.fits else 1
+        _strict_check(args, fits)
+        if fits.errors:  # a key that failed is a failure of the command, whatever the others did
+            failed = ", ".join(map(repr, fits.errors))
+            raise _Unusable(f"{len(fits.errors)} of {len(fits.keys_all)} keys failed ({failed}); "
+                               "their errors are listed above")
+        return 0
     runs = model._runs(args.runs, columns)
     check_write_path(args.output, "fit")  # before the fit, not after it
     print(f"Fitting the {model.law.name} law to {runs.n_runs} runs from {args.runs} ...", file=sys.stderr, flush=True)
-    fit = model.fit(runs, **sampling)
+    bars, heartbeat = _progress(args)
+    with _Heartbeat("fit", "fitting", heartbeat):
+        fit = model.fit(runs, progressbar=bars, **sampling)
     fit.save(args.output)
     print(repr(fit).rsplit("\nNext:", 1)[0])
     print(f"\nSaved to {args.output}. Next: bayescale summary {args.output}; "
           f"bayescale risk {args.output} --budget 1e24")
+    _strict_check(args, fit)
     return 0
 
 
@@ -199,8 +465,8 @@ def cmd_risk(args) -> int:
     else:
         titles = {"allocation": "Compute-optimal allocation", "risk": "Risk of the planned runs",
                   "budget_for": f"Compute needed to reach loss {args.target or 0:g}"}
-        render = R.to_markdown if args.format == "md" else R.to_text
-        head = "## " if args.format == "md" else ""
+        render = {"md": R.to_markdown, "latex": R.to_latex}.get(args.format, R.to_text)
+        head = {"md": "## ", "latex": "% "}.get(args.format, "")
         print("\n\n".join(f"{head}{titles[k]}\n\n{render(t)}" for k, t in tables.items()))
     return 0
 
@@ -233,14 +499,29 @@ def _add_allocation_options(p):
                    help="k in C = k N D (default 6)")
 
 
+def _add_progress_option(p):
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress of the sampling on stderr (default: on when stderr is a terminal)")
+
+
+def _add_strict_option(p, what="the fit"):
+    p.add_argument("--strict", action="store_true",
+                   help=f"exit with status 1 if {what} did not converge (or, for a folder, any key failed); "
+                        "the output is written all the same")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="bayescale", description="Bayesian fitting of neural scaling laws.")
+    parser = _Parser(prog="bayescale", description="Bayesian fitting of neural scaling laws.",
+                     epilog="Exit status: 0 ok; 1 error, failed key, or --strict and not converged; "
+                            "2 usage error; 130 interrupted.")
+    parser.add_argument("--version", action=_Version, help="print the versions of bayescale and its stack")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="fit the bundled Chinchilla runs and print risk bands",
                           description="Fit the bundled Chinchilla runs and print the posterior and a "
                                       "predictive table for larger, untrained configurations.")
-    demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    demo.add_argument("--prob", type=float, default=0.9, help="interval probability (default 0.9)")
+    demo.add_argument("--seed", type=_seed_type(), default=1, help="random seed (default 1)")
+    demo.add_argument("--prob", type=_prob_type(), default=0.9, help="interval probability (default 0.9)")
+    _add_progress_option(demo)
     demo.set_defaults(func=cmd_demo)
 
     from .laws import available_laws
@@ -261,16 +542,31 @@ def build_parser() -> argparse.ArgumentParser:
                           "-o is then a folder, resumable after an interruption")
     fit.add_argument("--columns", default=None, metavar="MAP",
                      help='rename columns: "Model Size=N,Training FLOP=C"')
-    fit.add_argument("--seed", type=int, default=None, help="random seed (default: fresh, recorded in the file)")
-    fit.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
-    fit.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
-    fit.add_argument("--chains", type=int, default=4, help="chains (default 4)")
+    fit.add_argument("--seed", type=_seed_type(), default=None,
+                     help="random seed (default: fresh, recorded in the file)")
+    fit.add_argument("--draws", type=_number("--draws", *DRAWS_RANGE, integer=True), default=1000,
+                     help="draws per chain (default 1000)")
+    fit.add_argument("--tune", type=_number("--tune", *DRAWS_RANGE, integer=True), default=1000,
+                     help="tuning steps per chain (default 1000)")
+    fit.add_argument("--chains", type=_number("--chains", *CHAINS_RANGE, integer=True), default=4,
+                     help="chains (default 4)")
+    fit.add_argument("--cores", type=_number("--cores", *CORES_RANGE, integer=True), default=None,
+                     help="chains sampled in parallel (default: all cores; with --by, 1 per fit)")
+    from .model import SAMPLERS, TARGET_ACCEPT
+
+    fit.add_argument("--sampler", choices=list(SAMPLERS), default="nutpie",
+                     help="NUTS implementation (default nutpie; numpyro needs the jax extra)")
+    fit.add_argument("--target-accept", type=_prob_type("--target-accept"), default=TARGET_ACCEPT,
+                     help=f"target acceptance rate of the step-size adaptation (default {TARGET_ACCEPT})")
+    _add_progress_option(fit)
+    _add_strict_option(fit, "the fit (or any key's fit)")
     fit.set_defaults(func=cmd_fit)
 
     summary = sub.add_parser("summary", help="print the fit report of a saved fit",
                              description="Print model, data, sampler, posterior and diagnostics of a saved fit.")
     summary.add_argument("fit", help="netCDF file written by 'bayescale fit' (or its folder, with --by)")
-    summary.add_argument("--prob", type=float, default=0.9, help="HDI probability (default 0.9)")
+    summary.add_argument("--prob", type=_prob_type(), default=0.9, help="HDI probability (default 0.9)")
+    _add_strict_option(summary)
     summary.set_defaults(func=cmd_summary)
 
     risk = sub.add_parser("risk", help="allocation, loss bands and P(loss <= target) at budgets and plans",
@@ -281,14 +577,15 @@ def build_parser() -> argparse.ArgumentParser:
                                   "tables per key, no budget search)")
     risk.add_argument("--budget", action="append", type=_quantity("budget"), default=[], metavar="FLOP",
                       help="compute budget, e.g. 1e24 (repeatable)")
-    risk.add_argument("--plan", action="append", default=[], metavar="PARAMS:TOKENS",
+    risk.add_argument("--plan", action="append", type=_plan, default=[], metavar="PARAMS:TOKENS",
                       help="proposed run, e.g. 70e9:1.4e12 or 70B:1.4T (repeatable)")
     risk.add_argument("--target", type=_quantity("target"), default=None, help="target loss, e.g. 1.9")
-    risk.add_argument("--prob", type=float, default=0.9, help="interval probability (default 0.9)")
-    risk.add_argument("--format", choices=["table", "md", "csv", "json"], default="table",
-                      help="output format (default table)")
-    risk.add_argument("--seed", type=int, default=None, help="seed of the run-to-run noise draws")
+    risk.add_argument("--prob", type=_prob_type(), default=0.9, help="interval probability (default 0.9)")
+    risk.add_argument("--format", choices=["table", "md", "latex", "csv", "json"], default="table",
+                      help="output format (default table; latex: booktabs tables with captions)")
+    risk.add_argument("--seed", type=_seed_type(), default=None, help="seed of the run-to-run noise draws")
     _add_allocation_options(risk)
+    _add_strict_option(risk)
     risk.set_defaults(func=cmd_risk)
 
     plot = sub.add_parser("plot", help="draw the frontier, allocation or isoFLOP picture of a saved fit",
@@ -301,7 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="budget to mark (isoflop: compute of a curve); repeatable")
     plot.add_argument("--max-unique-tokens", type=_quantity("max-unique-tokens"), default=None, metavar="U",
                       help="fresh-data cap in tokens (frontier, allocation)")
-    plot.add_argument("--dpi", type=int, default=150, help="resolution (default 150)")
+    plot.add_argument("--dpi", type=_number("--dpi", *DPI_RANGE, integer=True), default=150,
+                      help=f"resolution, {DPI_RANGE[0]} to {DPI_RANGE[1]} (default 150)")
+    _add_strict_option(plot)
     plot.set_defaults(func=cmd_plot)
     _add_report_command(sub)
     return parser
@@ -334,29 +633,129 @@ def _add_report_command(sub):
                         help="compute budget of the tables, e.g. 1e24 (repeatable; default: 1, 10 and 100 times "
                              "the power of ten above the largest fitted run)")
     report.add_argument("--target", type=_quantity("target"), default=None, help="target loss, e.g. 1.9")
-    report.add_argument("--prob", type=float, default=0.9, help="interval probability (default 0.9)")
+    report.add_argument("--prob", type=_prob_type(), default=0.9, help="interval probability (default 0.9)")
     report.add_argument("--flops-per-param-token", type=_quantity("flops-per-param-token"), default=6.0,
                         metavar="K", help="k in C = k N D (default 6)")
     report.add_argument("--backtest", action="store_true",
                         help="also refit on the smaller runs and score the largest 10%% (two more fits)")
-    report.add_argument("--seed", type=int, default=None, help="seed of the predictive draws")
+    report.add_argument("--seed", type=_seed_type(), default=None, help="seed of the predictive draws")
     report.set_defaults(func=cmd_report)
 
 
+def _one_line(text) -> str:
+    return " ".join(line.strip() for line in str(text).strip().splitlines())
+
+
+def _warning_printer(command):
+    """``warnings.showwarning`` for the command line: category and message on one line, no source line."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        stream = sys.stderr if file is None else file
+        try:
+            print(f"bayescale {command}: {category.__name__}: {_one_line(message)}", file=stream, flush=True)
+        except (OSError, ValueError):  # stderr gone: nothing to tell
+            pass
+
+    return show
+
+
+#: Exit status when the reader of our output went away (``| head``): 128 + SIGPIPE, as a shell reports it.
+EXIT_BROKEN_PIPE = 141
+
+
+class _Output:
+    """``sys.stdout`` while a command runs: remembers a failed write (a full disk, a closed pipe)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.failure = None
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            self.failure = exc
+            raise
+
+    def flush(self):
+        try:
+            return self._stream.flush()
+        except OSError as exc:
+            self.failure = exc
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _flush_stdout():
+    """Flush stdout; on failure point it at the null device (so exit does not fail again) and return the error."""
+    try:
+        sys.stdout.flush()
+        return None
+    except OSError as exc:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+        return exc
+
+
 def main(argv=None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    Examples
+    --------
+    >>> main(["risk", "fit.nc", "--budget", "-1e24"])  # doctest: +SKIP
+    bayescale risk: error: argument --budget: budget: cannot read '-1e24' as a positive number; ...
+    2
+    """
+    try:
+        status, failure = _run(argv), _flush_stdout()
+    except BrokenPipeError:
+        _flush_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:  # writing --help or --version
+        status, failure = 1, exc
+        _flush_stdout()
+    if failure is None:
+        return status
+    if isinstance(failure, BrokenPipeError):
+        return EXIT_BROKEN_PIPE
+    print(f"bayescale: error: cannot write the output: {failure.strerror or failure}", file=sys.stderr)
+    return status or 1
+
+
+def _run(argv) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors: argparse has printed; the status is ours
+        return exc.code if isinstance(exc.code, int) else 2
     from .errors import BayescaleError
 
+    out = sys.stdout = _Output(sys.stdout)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            return args.func(args)
+            warnings.showwarning = _warning_printer(args.command)
+            _preflight(args)
+            return _postflight(args, args.func(args))
+    except BrokenPipeError:
+        raise
+    except _Unusable as exc:
+        print(f"bayescale {args.command}: {_one_line(exc)}", file=sys.stderr)
+        return 1
     except (BayescaleError, ValueError, OSError) as exc:
-        message = " ".join(line.strip() for line in str(exc).strip().splitlines())  # one line
+        message = _one_line(exc)
+        if exc is out.failure:
+            message = f"cannot write the output: {exc.strerror or exc}"
         print(f"bayescale {args.command}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"bayescale {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout = out._stream

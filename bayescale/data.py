@@ -323,6 +323,50 @@ class RunData:
         return f"RunData({self.n_runs} runs; columns {names}; {ranges}{groups})"
 
 
+def _from_dataframe_protocol(source):
+    """Another library's data frame as a pandas DataFrame; anything else unchanged.
+
+    Polars, PyArrow, DuckDB and other frames that export the Arrow PyCapsule
+    stream (``__arrow_c_stream__``) or the dataframe interchange protocol
+    (``__dataframe__``) are converted, through pyarrow for the first and
+    :func:`pandas.api.interchange.from_dataframe` for the second. A source that
+    is none of the accepted kinds is refused naming its type.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> _from_dataframe_protocol(pa.table({"N": [1e8], "D": [2e9], "loss": [3.0]})).to_dict("list")
+    {'N': [100000000.0], 'D': [2000000000.0], 'loss': [3.0]}
+    >>> _from_dataframe_protocol([1, 2])
+    Traceback (most recent call last):
+    ...
+    TypeError: runs must be a pandas DataFrame, a dict of arrays, a RunData, a .csv/.parquet path, or a data frame with __dataframe__ or __arrow_c_stream__ (Polars, PyArrow, ...); got builtins.list
+    """
+    if isinstance(source, (pd.DataFrame, RunData, Mapping, str, os.PathLike)):
+        return source
+    kind = f"{type(source).__module__}.{type(source).__qualname__}"
+    if not (hasattr(source, "__arrow_c_stream__") or hasattr(source, "__dataframe__")):
+        hint = "; call .collect() first" if hasattr(source, "collect") else ""
+        raise TypeError("runs must be a pandas DataFrame, a dict of arrays, a RunData, a .csv/.parquet path, "
+                        "or a data frame with __dataframe__ or __arrow_c_stream__ (Polars, PyArrow, ...); "
+                        f"got {kind}{hint}")
+    try:
+        if hasattr(source, "__arrow_c_stream__"):
+            import pyarrow
+
+            frame = pyarrow.table(source).to_pandas()
+        else:
+            frame = pd.api.interchange.from_dataframe(source)
+    except ImportError as exc:
+        raise TypeError(f"runs: converting a {kind} to pandas needs pyarrow (pip install pyarrow): {exc}") from None
+    except Exception as exc:  # the protocols are implemented unevenly across libraries
+        raise TypeError(f"runs: could not convert the {kind} to a pandas DataFrame ({type(exc).__name__}: {exc}); "
+                        "convert it yourself, e.g. with its .to_pandas()") from None
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"runs: converting the {kind} gave a {type(frame).__name__}, not a DataFrame")
+    return frame
+
+
 def load_runs(source, *, columns=None, derive_D_from_C=True, require=("N", "D"), min_runs=1,
               require_loss=True) -> RunData:
     """Read and validate training runs.
@@ -386,6 +430,6 @@ def load_runs(source, *, columns=None, derive_D_from_C=True, require=("N", "D"),
         if problems:
             _raise(problems, len(problems), "Run data")
         return source
-    frame, name, note = _read(source)
+    frame, name, note = _read(_from_dataframe_protocol(source))
     out, derived = _validate(frame, name, note, columns, derive_D_from_C, require, int(min_runs))
     return RunData._wrap(out, derived)

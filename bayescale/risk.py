@@ -39,7 +39,7 @@ from .laws import NUMPY
 from .predictive import predict_draws
 from .units import format_count, format_flops, format_plan, parse_plan, parse_quantity
 
-__all__ = ["risk", "budget_for", "humanize", "to_markdown", "to_html", "to_text"]
+__all__ = ["risk", "budget_for", "humanize", "to_markdown", "to_html", "to_text", "to_latex"]
 
 
 # ----------------------------------------------------------------- helpers
@@ -517,3 +517,62 @@ def to_text(frame: pd.DataFrame, caption=True) -> str:
     """
     text = _caption(frame) if caption else ""
     return humanize(frame).to_string(index=False) + (f"\n{text}" if text else "")
+
+
+#: Characters with a meaning in LaTeX, written so that they print as themselves.
+_LATEX = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+          "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
+          "<": r"\textless{}", ">": r"\textgreater{}"}
+
+
+def _latex_escape(value) -> str:
+    text = str(value).replace("<=", "\0le\0").replace(">=", "\0ge\0")
+    text = "".join(_LATEX.get(ch, ch) for ch in text)
+    return text.replace("\0le\0", r"$\le$").replace("\0ge\0", r"$\ge$")
+
+
+def to_latex(frame: pd.DataFrame, caption=True, label=None) -> str:
+    """LaTeX table in human units, with the caption as ``\\caption``, ready for a proposal.
+
+    A ``table`` float holding a ``tabular`` with booktabs rules (the
+    document needs ``\\usepackage{booktabs}``). Every cell is escaped, so
+    column names and group labels print as written.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        A table of :meth:`ScalingFit.allocate`, :meth:`ScalingFit.risk`, ...
+    caption : bool, default True
+        Add the caption (interval kind and probability, what the bands mean,
+        a warning if the fit did not converge), as :func:`to_markdown` does.
+    label : str, optional
+        ``\\label`` of the table, for ``\\ref`` (written as given).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"C": [1e24], "loss_median": [1.9512], "converged": [True]})
+    >>> print(to_latex(t))
+    \\begin{table}[htbp]
+    \\centering
+    \\begin{tabular}{lll}
+    \\toprule
+    compute & loss (median) & converged \\\\
+    \\midrule
+    1e24 FLOP & 1.951 & yes \\\\
+    \\bottomrule
+    \\end{tabular}
+    \\end{table}
+    """
+    table = humanize(frame)
+    lines = [r"\begin{table}[htbp]", r"\centering"]
+    text = _caption(frame) if caption else ""
+    if text:
+        lines.append(rf"\caption{{{_latex_escape(text)}}}")
+    if label:
+        lines.append(rf"\label{{{label}}}")
+    lines += [rf"\begin{{tabular}}{{{'l' * max(len(table.columns), 1)}}}", r"\toprule",
+              " & ".join(_latex_escape(c) for c in table.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(_latex_escape(v) for v in row) + r" \\" for row in table.itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)

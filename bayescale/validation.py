@@ -18,6 +18,7 @@ __all__ = [
     "MAX_SEED",
     "check_prob",
     "check_count",
+    "check_number",
     "check_seed",
     "positive_array",
     "check_budgets",
@@ -63,6 +64,54 @@ def check_count(value, name: str, *, allow_zero: bool = False, error=SpecError) 
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < (0 if allow_zero else 1):
         raise error(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}")
     return int(value)
+
+
+def check_number(value, name: str, low=None, high=None, *, integer: bool = False, open_low: bool = False,
+                 open_high: bool = False):
+    """Return ``value`` (an int if ``integer``), or raise ``ValueError`` unless it lies in the range.
+
+    Parameters
+    ----------
+    value : number
+        Booleans, NaN and infinities are refused.
+    name : str
+        Named in the error, e.g. ``"--dpi"``.
+    low, high : number, optional
+        Bounds, included unless ``open_low`` / ``open_high``.
+    integer : bool, default False
+        Refuse non-integers (``2.0`` included).
+
+    Examples
+    --------
+    >>> check_number(150, "--dpi", 20, 1200, integer=True)
+    150
+    >>> check_number(100000, "--dpi", 20, 1200, integer=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: --dpi must be an integer from 20 to 1200, got 100000
+    >>> check_number(1.0, "--target-accept", 0, 1, open_low=True, open_high=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: --target-accept must be a number greater than 0 and less than 1, got 1.0
+    """
+    kind = "an integer" if integer else "a number"
+    if low is not None and high is not None and integer and not (open_low or open_high):
+        expected = f"{kind} from {low} to {high}"
+    else:
+        bits = [f"{'greater than' if open_low else 'at least'} {low}" if low is not None else "",
+                f"{'less than' if open_high else 'at most'} {high}" if high is not None else ""]
+        expected = " and ".join(b for b in bits if b)
+        expected = f"{kind} {expected}".strip()
+    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (numbers.Integral if integer else numbers.Real))
+    if ok and not integer:
+        ok = bool(np.isfinite(value))
+    if ok and low is not None:
+        ok = value > low if open_low else value >= low
+    if ok and high is not None:
+        ok = value < high if open_high else value <= high
+    if not ok:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return int(value) if integer else float(value)
 
 
 def check_seed(random_seed, name: str = "random_seed") -> int | None:

@@ -23,10 +23,20 @@ def _script():
 SCRIPT = _script()
 
 
-def run(*args, cwd=None):
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    return subprocess.run([SCRIPT, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=600)
+def run(*args, cwd=None, warnings="ignore", **kwargs):
+    env = dict(os.environ, PYTHONWARNINGS=warnings) if warnings else {
+        k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kwargs}
+    return subprocess.run([SCRIPT, *map(str, args)], text=True, cwd=cwd, env=env, timeout=600, **streams)
+
+
+def run_here(*args, capsys):
+    """The command line in this process (for errors raised before any work): status, stdout, stderr lines."""
+    from bayescale.cli import main
+
+    status = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return status, out, err.strip().splitlines()
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +47,12 @@ def fit_file(tmp_path_factory):
     csv.write_bytes(files("bayescale.datasets").joinpath("chinchilla_runs_epoch2024.csv").read_bytes())
     out = folder / "fit.nc"
     proc = run("fit", csv, "--law", "chinchilla", "-o", out, "--seed", 3, "--draws", 500, "--tune", 500,
-               "--columns", "Model Size=N,Training FLOP=C")
+               "--columns", "Model Size=N,Training FLOP=C", "--cores", 1, "--target-accept", 0.93)
     assert proc.returncode == 0, proc.stderr
     assert "Saved to" in proc.stdout and "alpha" in proc.stdout
+    # stderr is a pipe here: no progress unless --progress, and nothing but our one-line messages
+    assert all(line.startswith(("Fitting", "bayescale fit: ")) for line in proc.stderr.splitlines()), proc.stderr
+    assert "fitting ..." not in proc.stderr
     return out
 
 
@@ -48,6 +61,8 @@ def test_fit_writes_a_loadable_file(fit_file):
 
     fit = bs.load(fit_file)
     assert fit.runs.n_runs == 245 and fit.settings["draws"] == 500 and fit.settings["random_seed"] == 3
+    # the sampler options reach the sampler
+    assert fit.settings["cores"] == 1 and fit.settings["target_accept"] == 0.93 and fit.settings["sampler"] == "nutpie"
 
 
 def test_summary(fit_file):
@@ -96,7 +111,7 @@ def test_errors_are_one_line_and_non_zero(fit_file, tmp_path):
         (("risk", tmp_path / "missing.nc", "--budget", "1e24"), 1, "no fit file"),
         (("risk", fit_file, "--budget", "lots"), 2, "cannot read 'lots'"),
         (("risk", fit_file), 1, "at least one --budget"),
-        (("risk", fit_file, "--plan", "70B"), 1, "PARAMS:TOKENS"),
+        (("risk", fit_file, "--plan", "70B"), 2, "PARAMS:TOKENS"),
         (("plot", fit_file, "-o", tmp_path / "fig.xyz"), 1, "not supported"),
         (("fit", tmp_path / "none.csv", "-o", tmp_path / "f.nc"), 1, "none.csv"),
         (("fit", fit_file, "-o", tmp_path / "f.nc", "--columns", "Model Size"), 1, "--columns"),
@@ -111,6 +126,167 @@ def test_errors_are_one_line_and_non_zero(fit_file, tmp_path):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and text in lines[0] and lines[0].startswith("bayescale"), (args, proc.stderr)
     assert not (tmp_path / "f.nc").exists() and not list(tmp_path.glob("*.xyz"))
+
+
+MISSING = "no_such_fit.nc"  # never read: every case below must fail on its option first
+
+OPTION_CASES = [  # (arguments, option named, value named, range or form named)
+    (("risk", MISSING, "--budget", "-1e24"), "--budget", "-1e24", "positive number"),
+    (("risk", MISSING, "--budget=-1e24"), "--budget", "-1e24", "positive number"),
+    (("risk", MISSING, "--budget", "-inf"), "--budget", "-inf", "positive number"),
+    (("risk", MISSING, "--budget", "nan"), "--budget", "nan", "positive"),
+    (("risk", MISSING, "--plan", "-70B:1.4T"), "--plan", "-70B", "positive number"),
+    (("risk", MISSING, "--plan", "70B"), "--plan", "70B", "PARAMS:TOKENS"),
+    (("risk", MISSING, "--budget", "1e24", "--target", "-1.5"), "--target", "-1.5", "positive number"),
+    (("risk", MISSING, "--budget", "1e24", "--prob", "1.5"), "--prob", "1.5", "greater than 0 and less than 1"),
+    (("risk", MISSING, "--budget", "1e24", "--prob", "nan"), "--prob", "nan", "greater than 0 and less than 1"),
+    (("risk", MISSING, "--budget", "1e24", "--seed", "-1"), "--seed", "-1", "from 0 to"),
+    (("risk", MISSING, "--budget", "1e24", "--max-unique-tokens", "-2T"), "--max-unique-tokens", "-2T", "positive"),
+    (("risk", MISSING, "--budget", "1e24", "--flops-per-param-token", "0"), "--flops-per-param-token", "0",
+     "positive"),
+    (("summary", MISSING, "--prob", "0"), "--prob", "0", "greater than 0"),
+    (("plot", MISSING, "-o", "x.png", "--dpi", "100000"), "--dpi", "100000", "from 20 to 1200"),
+    (("plot", MISSING, "-o", "x.png", "--dpi", "-5"), "--dpi", "-5", "from 20 to 1200"),
+    (("plot", MISSING, "-o", "x.png", "--dpi", "1.5"), "--dpi", "1.5", "integer"),
+    (("fit", "runs.csv", "-o", "f.nc", "--seed", "99999999999999999999999"), "--seed", "99999999999999999999999",
+     "from 0 to 9223372036854775807"),
+    (("fit", "runs.csv", "-o", "f.nc", "--seed", "abc"), "--seed", "abc", "integer"),
+    (("fit", "runs.csv", "-o", "f.nc", "--draws", "0"), "--draws", "0", "from 1 to 100000"),
+    (("fit", "runs.csv", "-o", "f.nc", "--tune", "1e9"), "--tune", "1e9", "integer"),
+    (("fit", "runs.csv", "-o", "f.nc", "--chains", "-2"), "--chains", "-2", "from 1 to 64"),
+    (("fit", "runs.csv", "-o", "f.nc", "--cores", "0"), "--cores", "0", "from 1 to"),
+    (("fit", "runs.csv", "-o", "f.nc", "--target-accept", "1"), "--target-accept", "1", "less than 1"),
+    (("fit", "runs.csv", "-o", "f.nc", "--sampler", "gibbs"), "--sampler", "gibbs", "nutpie"),
+    (("demo", "--prob", "-0.5"), "--prob", "-0.5", "greater than 0"),
+]
+
+
+@pytest.mark.parametrize("args, option, value, expected", OPTION_CASES, ids=[" ".join(c[0][2:] or c[0]) for c in OPTION_CASES])
+def test_every_numeric_option_is_checked_before_any_work(args, option, value, expected, capsys, tmp_path,
+                                                         monkeypatch):
+    """Negative-looking values reach their option's check (not argparse's "expected one argument")."""
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run_here(*args, capsys=capsys)
+    assert status == 2 and not out, err
+    assert len(err) == 1 and err[0].startswith(f"bayescale {args[0]}: error: argument {option}"), err
+    assert value in err[0] and expected in err[0], err
+    assert "expected one argument" not in err[0] and list(tmp_path.iterdir()) == []
+
+
+def test_output_paths_are_checked_before_fitting(tmp_path, capsys, monkeypatch):
+    """A fit, a figure or a checkpoint folder that cannot be written is refused before the runs are read."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_folder").mkdir()
+    (tmp_path / "a_file.nc").write_text("x")
+    cases = [
+        (("fit", "absent.csv", "-o", "missing_dir/x.nc"), "folder 'missing_dir' does not exist"),
+        (("fit", "absent.csv", "-o", "a_file.nc/x.nc"), "is not a folder"),
+        (("fit", "absent.csv", "-o", "a_folder"), "is a folder"),
+        (("fit", "absent.csv", "-o", ""), "empty path"),
+        (("fit", "absent.csv", "-o", "/dev/null"), "not a regular file"),
+        (("fit", "absent.csv", "--by", "task", "-o", "a_file.nc"), "is not a folder"),
+        (("fit", "absent.csv", "--by", "task", "-o", "a_file.nc/sub"), "is not a folder"),
+        (("plot", "absent.nc", "-o", "missing_dir/fig.png"), "folder 'missing_dir' does not exist"),
+        (("plot", "absent.nc", "-o", "fig.xyz"), "'xyz' is not supported"),
+        (("plot", "absent.nc", "-o", "a_folder"), "is a folder"),
+    ]
+    if os.path.exists("/dev/null") is False:
+        cases = [c for c in cases if "/dev/null" not in c[0]]
+    for args, text in cases:
+        status, out, err = run_here(*args, capsys=capsys)
+        assert status == 1 and len(err) == 1 and text in err[0], (args, err)
+        assert "absent" not in err[0], (args, err)  # the output was checked first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file.nc", "a_folder"]
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        status, out, err = run_here("fit", "absent.csv", "-o", locked / "x.nc", capsys=capsys)
+        assert status == 1 and "is not writable" in err[0], err
+
+
+def test_version_help_and_output_failures():
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.startswith("bayescale ") and "pymc" in version.stdout
+    if Path("/dev/full").exists():  # a full disk: the help must not claim success
+        with open("/dev/full", "w") as full:
+            proc = run("--help", stdout=full)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.strip().splitlines() == ["bayescale: error: cannot write the output: No space left on device"]
+
+
+def _closed_pipe(*args):
+    """Run with stdout a pipe whose reader has gone (as `... | head` after head exits)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return run(*args, stdout=write)
+    finally:
+        os.close(write)
+
+
+def test_a_closed_pipe_ends_quietly(fit_file):
+    for args in (("--help",), ("summary", fit_file), ("risk", fit_file, "--budget", "1e24", "--format", "md")):
+        proc = _closed_pipe(*args)
+        assert proc.returncode == 141 and proc.stderr == "", (args, proc.stderr)
+
+
+def test_warnings_are_one_line_each(fit_file):
+    proc = run("risk", fit_file, "--budget", "1e26", warnings=None)  # 2.9 decades beyond the data
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines and all(line.startswith("bayescale risk: ExtrapolationWarning: ") for line in lines), lines
+    assert ".py:" not in proc.stderr
+
+
+def _unconverged_copy(fit_file, folder):
+    """The CLI fit with one chain of E shifted: R-hat far above 1.01, everything else intact."""
+    import xarray as xr
+
+    tree = xr.open_datatree(fit_file, engine="h5netcdf").load()
+    post = tree["posterior"].to_dataset()
+    e = post["E"].values.copy()
+    e[0] += 0.05
+    post["E"] = (post["E"].dims, e)
+    tree["posterior"] = xr.DataTree(post)
+    out = folder / "unconverged.nc"
+    tree.to_netcdf(out, engine="h5netcdf")
+    return out
+
+
+def test_strict_fails_on_a_fit_that_did_not_converge(fit_file, tmp_path):
+    bad = _unconverged_copy(fit_file, tmp_path)
+    for args in (("summary", bad), ("risk", bad, "--budget", "1e24", "--seed", 1), ("plot", bad, "-o", tmp_path / "f.png")):
+        lax, strict = run(*args), run(*args, "--strict")
+        assert lax.returncode == 0, lax.stderr
+        assert strict.returncode == 1 and strict.stdout == lax.stdout != "", args  # the output is written all the same
+        assert strict.stderr.strip().splitlines()[-1].startswith(
+            f"bayescale {args[0]}: --strict: the fit did not converge (max R-hat 1."), strict.stderr
+    good = run("summary", fit_file, "--strict")
+    assert good.returncode == 0, good.stderr
+
+
+def test_progress_lines_where_bars_cannot_draw():
+    import io
+    import threading
+
+    from bayescale.cli import _Heartbeat
+
+    stream, seen = io.StringIO(), threading.Event()
+
+    class Stream(io.StringIO):
+        def write(self, text):
+            seen.set()
+            return stream.write(text)
+
+    old, sys.stderr = sys.stderr, Stream()
+    try:
+        with _Heartbeat("fit", "fitting", True, every=0.01):
+            assert seen.wait(60)
+        with _Heartbeat("fit", "fitting", False, every=0.01) as off:
+            assert off._thread is None
+    finally:
+        sys.stderr = old
+    assert stream.getvalue().startswith("bayescale fit: fitting ... 0 s\n")
 
 
 def test_help_on_every_command():
@@ -150,16 +326,20 @@ def test_fit_by_key_writes_a_folder_records_failures_and_resumes(tmp_path):
     folder = tmp_path / "fits"
     args = ("fit", csv, "--by", "task", "-o", folder, "--seed", 1, "--draws", 500, "--tune", 500)
     proc = run(*args)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # a failed key fails the command; the others are saved
+    assert proc.stderr.strip().splitlines()[-1] == "bayescale fit: 1 of 3 keys failed ('tiny'); their errors are listed above"
     assert "2 converged" in proc.stdout and "1 failed" in proc.stdout and "need at least 7 runs" in proc.stdout
     assert sorted(p.name.split("-")[0] for p in folder.glob("*.nc")) == ["a", "b"]
     stamps = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.nc")}
     again = run(*args)
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == 1, again.stderr
     assert "2 resumed from checkpoint" in again.stdout
     assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.nc")} == stamps  # nothing refitted
     summary = run("summary", folder)
     assert summary.returncode == 0, summary.stderr
+    strict = run("summary", folder, "--strict")
+    assert strict.returncode == 1 and strict.stdout == summary.stdout
+    assert strict.stderr.strip().splitlines() == ["bayescale summary: --strict: 1 of 3 keys not usable: 'tiny' failed"]
     table = summary.stdout
     assert "task parameter" in table and "converged" in table
     risk = run("risk", folder, "--budget", "1e24", "--format", "csv")
@@ -181,3 +361,95 @@ def test_demo_prints_posterior_point_fit_and_risk_bands():
                     "Approach 3 point estimate", "Compute needed to reach a loss of 1.9"):
         assert heading in out
     assert "converged: NO" not in out and " no\n" not in out
+
+
+def test_risk_tables_in_latex(fit_file):
+    proc = run("risk", fit_file, "--budget", "1e24", "--plan", "70B:1.4T", "--target", "1.9", "--seed", 1,
+               "--format", "latex")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.count(r"\begin{tabular}") == 3 and out.count(r"\end{table}") == 3
+    assert "% Compute-optimal allocation" in out and "P(loss $\\le$ 1.9)" in out
+    assert r"\caption{Intervals are central 90\% posterior intervals." in out
+
+
+def test_to_latex_escapes_every_cell():
+    from bayescale.risk import to_latex
+
+    t = pd.DataFrame({"C": [1e24], "loss_median": [1.9], "loss_lower": [1.8], "loss_upper": [2.0],
+                      "task": ["a_b&c%$#{}~^\\"], "converged": [False]})
+    t.attrs["prob"] = 0.8
+    text = to_latex(t, label="tab:risk_1")
+    assert r"a\_b\&c\%\$\#\{\}\textasciitilde{}\textasciicircum{}\textbackslash{}" in text
+    assert r"\label{tab:risk_1}" in text and r"central 80\% posterior intervals" in text
+    assert "WARNING: the fit did not converge" in text and "1.900 [1.800, 2.000]" in text
+    assert to_latex(t, caption=False).count(r"\caption") == 0
+
+
+class _ArrowStreamOnly:
+    """A frame of some library that only exports the Arrow PyCapsule stream."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def __arrow_c_stream__(self, requested_schema=None):
+        return self.table.__arrow_c_stream__(requested_schema)
+
+
+class _BrokenFrame:
+    def __dataframe__(self, nan_as_null=False, allow_copy=True):
+        raise RuntimeError("this library's interchange is broken")
+
+
+def test_runs_from_other_data_frame_libraries():
+    import numpy as np
+    import pyarrow as pa
+
+    import bayescale as bs
+
+    frame = pd.DataFrame({"N": [1e8, 2e8, 4e8], "D": [2e9, 4e9, 8e9], "loss": [3.0, 2.9, 2.8], "task": list("aba")})
+    expected = bs.load_runs(frame).frame
+    for source in (pa.table(frame), _ArrowStreamOnly(pa.table(frame))):
+        got = bs.load_runs(source).frame
+        assert np.array_equal(got[["N", "D", "C", "loss"]].to_numpy(), expected[["N", "D", "C", "loss"]].to_numpy())
+        assert list(got["task"]) == list("aba")
+    with pytest.raises(bs.DataError, match="by= names column 'nope'"):  # fit_many reads it too, before any fit
+        bs.fit_many(bs.ScalingModel("chinchilla"), pa.table(frame), by="nope")
+    refusals = [([1, 2], "got builtins.list"), (np.ones((3, 3)), "got numpy.ndarray"),
+                (_BrokenFrame(), "could not convert the .*_BrokenFrame to a pandas DataFrame")]
+    for source, text in refusals:
+        with pytest.raises(TypeError, match=text):
+            bs.load_runs(source)
+
+
+def test_runs_from_polars():
+    pl = pytest.importorskip("polars")
+    import bayescale as bs
+
+    frame = pl.DataFrame({"Model Size": [1e8, 2e8], "Training FLOP": [1.2e18, 4.8e18], "loss": [3.0, 2.9]})
+    runs = bs.load_runs(frame, columns={"Model Size": "N", "Training FLOP": "C"})
+    assert list(runs.frame["D"]) == [2e9, 4e9]
+    with pytest.raises(TypeError, match=r"got polars\..*LazyFrame; call \.collect\(\) first"):
+        bs.load_runs(frame.lazy())
+
+
+def test_warnings_of_batch_workers_reach_the_caller():
+    """A fit's warnings in a worker process come back with its outcome (else they print raw on the worker's stderr)."""
+    import warnings
+
+    import bayescale as bs
+    from bayescale import batch
+
+    class Fitted:
+        idata = None
+
+    class Model:
+        def fit(self, frame, columns=None, **settings):
+            warnings.warn("nu: posterior median 1.6 < 2", bs.HeavyTailWarning)
+            warnings.warn("not converged", bs.ConvergenceWarning)  # flagged in the tables instead
+            return Fitted()
+
+    outcome = batch._fit_task(batch._Task("a", None, {}, {}, None, Model()))
+    assert outcome.warnings == ((bs.HeavyTailWarning, "nu: posterior median 1.6 < 2"),)
+    with pytest.warns(bs.HeavyTailWarning, match=r"^key 'a': nu: posterior median 1.6 < 2$"):
+        assert isinstance(batch._adopt(outcome, None, "a"), Fitted)

@@ -25,7 +25,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import SpecError
-from .validation import check_budgets as _budgets, check_prob as _check_prob, positive_array as _positive
+from .validation import check_budgets as _budgets, check_prob as _check_prob, positive_array as _positive, check_seed as _check_seed
 from .form import irreducible_draws, shift_allocation, shift_crossover
 from .laws import NUMPY, get_law
 
@@ -312,6 +312,7 @@ def posterior_params(fit, group=None, random_seed=None) -> dict:
     (``fit.param_draws(group, random_seed=...)``, the same draws
     ``fit.predict_draws(..., group=group, random_seed=...)`` uses).
     """
+    random_seed = _check_seed(random_seed)
     if hasattr(fit, "param_draws"):
         draws = fit.param_draws(group, random_seed=random_seed)
         return {k: np.asarray(draws[k]) for k in fit.model.law.param_names}

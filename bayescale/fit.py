@@ -11,7 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ConvergenceWarning
-from .validation import check_prob as _check_prob
+from .validation import check_prob as _check_prob, check_seed as _check_seed
 from .form import irreducible_draws, shift_log_loss
 from .laws import NUMPY
 
@@ -229,6 +229,7 @@ class ScalingFit:
         >>> fit.param_draws("web")["E"].shape  # doctest: +SKIP
         (4, 1000)
         """
+        random_seed = _check_seed(random_seed)
         from .hierarchy import group_param_draws
 
         return {k: v[..., 0] for k, v in group_param_draws(self, [group], random_seed).items()}
@@ -317,6 +318,7 @@ class ScalingFit:
             discrepancy of :mod:`bayescale.form`, growing with the distance
             from the fitted range; none with ``form_uncertainty=None``).
         """
+        random_seed = _check_seed(random_seed)
         runs = self._new_runs(new_runs, columns)
         params, _ = self._row_params(runs, group, random_seed)
         log_mu = shift_log_loss(self, self._log_curve(runs.inputs(self.model.law.inputs), params), runs.frame,
@@ -379,6 +381,7 @@ class ScalingFit:
         --------
         >>> fit.predict({"N": [70e9, 400e9], "D": [1.4e12, 8e12]}, prob=0.9)  # doctest: +SKIP
         """
+        random_seed = _check_seed(random_seed)
         from .extrapolation import annotate
 
         _check_prob(prob)
@@ -420,6 +423,7 @@ class ScalingFit:
     def risk(self, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_token=6.0,
              max_unique_tokens=None, random_seed=None, group=None) -> pd.DataFrame:
         """Predictive loss bands, P(loss <= target) and allocation penalty; see :func:`bayescale.risk.risk`."""
+        random_seed = _check_seed(random_seed)
         from .risk import risk
 
         return risk(self, budget, target=target, plan=plan, prob=prob, flops_per_param_token=flops_per_param_token,
@@ -428,6 +432,7 @@ class ScalingFit:
     def budget_for(self, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_tokens=None,
                    random_seed=None, group=None) -> pd.DataFrame:
         """Smallest compute reaching `target` with probability `prob`; see :func:`bayescale.risk.budget_for`."""
+        random_seed = _check_seed(random_seed)
         from .risk import budget_for
 
         return budget_for(self, target, prob, flops_per_param_token=flops_per_param_token,

@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .errors import SpecError
+from .validation import check_seed as _check_seed
 
 __all__ = ["FormUncertainty", "form_from_dict", "loss_shift", "shift_log_loss", "allocation_shift", "shift_allocation",
            "shift_crossover", "residual_scale", "reducible_fraction", "irreducible_draws"]
@@ -142,6 +143,7 @@ class FormUncertainty:
         >>> s.shape, bool(0.028 < s.std() < 0.045), bool(0.09 < s_a.std() < 0.16)
         ((4, 1000), True, True)
         """
+        seed = _check_seed(seed, "seed")
         rng = np.random.default_rng([int(seed), _STREAM])
         z = rng.standard_normal((3, *shape))
         scale = np.exp(self.spread * z[0])

@@ -38,6 +38,7 @@ import xarray as xr
 
 from .errors import SpecError
 from .priors import HalfNormal
+from .validation import check_seed as _check_seed
 
 __all__ = [
     "Pooling",
@@ -237,6 +238,7 @@ def group_param_draws(fit, labels, random_seed=None) -> dict:
     >>> draws["E"].shape  # doctest: +SKIP
     (4, 1000, 2)
     """
+    random_seed = _check_seed(random_seed)
     model, post = fit.model, fit.posterior
     labels = list(labels)
     n = len(labels)
@@ -515,6 +517,8 @@ def simulate_groups(runs_per_group, params, *, law="chinchilla", sigma=0.01, see
     {'g0': 5, 'g1': 10}
     """
     from .laws import get_law
+
+    seed = _check_seed(seed, "seed")
 
     law = get_law(law)
     if "U" in law.inputs:

@@ -45,7 +45,7 @@ import pandas as pd
 
 from .errors import BayescaleError, SpecError
 from .laws import NUMPY, PYTENSOR, Law, get_law
-from .validation import check_budgets as _budgets, check_prob as _check_prob
+from .validation import check_budgets as _budgets, check_prob as _check_prob, check_seed as _check_seed
 
 __all__ = [
     "PointModel",
@@ -312,6 +312,7 @@ class PointModel:
 
     def __init__(self, law="chinchilla", *, loss="huber", delta=1e-3, grid=None, search="adaptive", n_boot=0,
                  random_seed=None, ftol=1e-15, gtol=1e-11, maxls=50, maxiter=15000):
+        random_seed = _check_seed(random_seed)
         self.law: Law = get_law(law)
         if loss not in LOSSES:
             raise SpecError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
@@ -617,6 +618,7 @@ class PointFit:
         >>> boot.summary().columns.tolist()
         ['estimate', 'sd', 'lower', 'upper']
         """
+        random_seed = _check_seed(random_seed)
         _check_count(n_boot, "n_boot")
         seed = random_seed if random_seed is not None else self.model.random_seed
         if seed is None:
@@ -728,6 +730,7 @@ class PointFit:
         ['N', 'D', 'C', 'loss_median', 'curve_lower', 'curve_upper', 'new_run_lower', 'new_run_upper',
          'beyond_C', 'beyond_N', 'beyond_D', 'beyond']
         """
+        random_seed = _check_seed(random_seed)
         from .extrapolation import annotate
 
         _check_prob(prob)

@@ -52,7 +52,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .errors import SpecError
-from .validation import check_seed as _check_seed
+from .validation import check_seed as _check_seed, positive_array
 
 __all__ = ["FormUncertainty", "form_from_dict", "loss_shift", "shift_log_loss", "allocation_shift", "shift_allocation",
            "shift_crossover", "residual_scale", "reducible_fraction", "irreducible_draws"]
@@ -358,7 +358,7 @@ def allocation_shift(fit, budget) -> np.ndarray:
     """
     from .extrapolation import Reach, decades_beyond
 
-    c = np.atleast_1d(np.asarray(budget, dtype=float))
+    c = np.atleast_1d(positive_array(budget, "budget"))
     d = decades_beyond(Reach.from_runs(fit.runs), {"C": c})
     d = d["beyond_C"].to_numpy() if "beyond_C" in d else np.zeros(c.size)
     if _setting(fit) is None or not d.any():

@@ -446,6 +446,10 @@ def load_runs(source, *, columns=None, derive_D_from_C=True, require=("N", "D"),
     columns : mapping, optional
         Your column names to canonical ones: ``N`` (parameters), ``D`` (tokens seen),
         ``C`` (training FLOPs), ``U`` (unique tokens), ``loss`` and ``group``.
+        When ``N``, ``D`` and ``C`` are all given, each run's ``C`` must lie within a
+        factor :data:`C_RATIO_LIMIT` (100) of ``6 N D``: FLOP accountings with attention,
+        embeddings or recomputation do, a C in other units does not. Group labels are
+        compared as text, so ``1`` and ``"1"`` in one column are refused.
     derive_D_from_C : bool, default True
         If ``D`` is absent, compute it as ``C / (6 N)``. ``C`` is always derived as ``6 N D``
         when absent; both columns are kept.
@@ -464,9 +468,15 @@ def load_runs(source, *, columns=None, derive_D_from_C=True, require=("N", "D"),
     Raises
     ------
     DataError
-        Listing every problem found: missing or unreadable file, bad ``columns`` mapping,
-        missing required columns, non-numeric, boolean, NaN, infinite or non-positive
-        values, ``D < U``, too few runs. At most 50 are listed.
+        Listing every problem found: missing or unreadable file, a path that is not a
+        regular file (a directory, FIFO or device), CSV rows with more fields than the
+        header or a header naming a column twice, dict columns of unequal length, bad
+        ``columns`` mapping, missing required columns, non-numeric, boolean, NaN, infinite
+        or non-positive values, ``D < U``, a ``C`` more than :data:`C_RATIO_LIMIT` times
+        away from ``6 N D``, group labels that differ but read alike (``1`` and ``"1"``),
+        too few runs. At most 50 are listed.
+    TypeError
+        ``columns`` is not a mapping.
 
     Examples
     --------

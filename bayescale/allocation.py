@@ -63,7 +63,7 @@ def chinchilla_optimum(params, budget, flops_per_param_token=6.0):
     """
     a, b = np.asarray(params["alpha"], float), np.asarray(params["beta"], float)
     log_g = (np.log(a) + np.log(params["A"]) - np.log(b) - np.log(params["B"])) / (a + b)
-    log_c = np.log(np.asarray(budget, float) / flops_per_param_token)
+    log_c = np.log(_positive(budget, "budget") / _positive(flops_per_param_token, "flops_per_param_token"))
     log_n = log_g + (b / (a + b)) * log_c
     return np.exp(log_n), np.exp(log_c - log_n)
 

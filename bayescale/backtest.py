@@ -48,6 +48,7 @@ import pandas as pd
 from .contract import ScalingResult
 from .errors import SpecError
 from .predictive import log_curve, predict_draws
+from .validation import check_seed as _check_seed
 
 __all__ = ["backtest", "split_runs", "interval_score", "crps_draws", "crps_normal"]
 
@@ -425,6 +426,7 @@ def backtest(methods, runs, holdout="C", *, cutoff=None, fraction=None, prob=(0.
      'lpd', 'converged', 'fit_seconds', 'rel_width_50', 'interval_score_50', 'rel_width_90', 'interval_score_90',
      'crps']
     """
+    random_seed = _check_seed(random_seed)
     if detail not in DETAILS:
         raise SpecError(f"detail must be one of {DETAILS}, got {detail!r}")
     if not isinstance(methods, dict) or not methods:

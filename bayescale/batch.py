@@ -31,6 +31,7 @@ import pandas as pd
 
 from .errors import BayescaleError, ConvergenceWarning, DataError, FileFormatError
 from .model import TARGET_ACCEPT
+from .validation import check_count, check_flag, check_sampler_settings, check_seed as _check_seed
 
 __all__ = ["fit_many", "FitCollection", "BatchWarning"]
 
@@ -130,6 +131,7 @@ def key_seed(random_seed: int, key) -> int:
     >>> key_seed(1, "task-a") == key_seed(1, "task-a") != key_seed(1, "task-b")
     True
     """
+    random_seed = _check_seed(random_seed)
     key = key if isinstance(key, tuple) else (key,)
     digest = hashlib.sha256(f"{int(random_seed)}|{_key_json(key)}".encode()).digest()
     return int.from_bytes(digest[:8], "little") % (2**31 - 1)
@@ -373,9 +375,41 @@ def _stop_pool(pool):
     if hasattr(pool, "terminate_workers"):  # Python >= 3.14
         pool.terminate_workers()
         return
-    for proc in list(getattr(pool, "_processes", {}).values()):
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):  # None once the pool broke
         if proc.is_alive():
             proc.terminate()
+
+
+def _main_guard_message(script) -> str:
+    return (f"fit_many was called while its worker processes start: each worker re-runs {script} from the top, "
+            "and that script calls fit_many without an `if __name__ == \"__main__\":` guard. Put the code that "
+            "calls fit_many under that guard (see \"Safe importing of main module\" in Python's multiprocessing "
+            "documentation), or pass executor=concurrent.futures.ThreadPoolExecutor() to fit in this process")
+
+
+def _unguarded_main_script():
+    """The path of the script being run if its workers would re-run it unguarded, else None.
+
+    Worker processes started by spawn or forkserver import the main script again; without an
+    ``if __name__ == "__main__":`` test at its top level, the script's own call of fit_many runs
+    again in every worker. The script is parsed, never run.
+    """
+    import ast
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or not str(path).endswith(".py"):
+        return None
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.If) and any(isinstance(n, ast.Name) and n.id == "__name__"
+                                            for n in ast.walk(node.test)):
+            return None
+    return str(path)
 
 
 class _KeyFailed(Exception):
@@ -472,18 +506,23 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
     from .model import SAMPLERS
     from .progress import KeyProgress
 
+    import multiprocessing as mp
+
+    if getattr(mp.current_process(), "_inheriting", False):  # in a worker that is importing the main script
+        raise RuntimeError(_main_guard_message(getattr(__import__("sys").modules.get("__mp_main__"), "__file__",
+                                                       "the main script")))
+    random_seed = _check_seed(random_seed)
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
-    for name, value in (("draws", draws), ("tune", tune), ("chains", chains), ("cores", cores)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    checked = check_sampler_settings(draws=draws, tune=tune, chains=chains, cores=cores,
+                                     target_accept=target_accept, error=ValueError)
+    check_flag(progressbar, "progressbar", allow_none=True), check_flag(escalate, "escalate")
     frame = _frame_of(runs)
     by_cols, parts = _split(frame, by, columns, model)
     spec = model.to_dict()
-    settings = {"draws": int(draws), "tune": int(tune), "chains": int(chains), "cores": int(cores),
-                "sampler": sampler, "target_accept": float(target_accept), "escalate": bool(escalate)}
-    if random_seed is not None and (isinstance(random_seed, bool) or not isinstance(random_seed, (int, np.integer))):
-        raise ValueError(f"random_seed must be an integer or None, got {random_seed!r}")
+    settings = {"draws": checked["draws"], "tune": checked["tune"], "chains": checked["chains"],
+                "cores": check_count(cores, "cores", error=ValueError), "sampler": sampler,
+                "target_accept": checked["target_accept"], "escalate": bool(escalate)}
     ckpt = None
     if checkpoint_dir is not None:
         ckpt = _Checkpoint(checkpoint_dir, spec, settings, None if random_seed is None else int(random_seed),
@@ -526,6 +565,8 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
                     outcome = fut.result()
                     fit = _adopt(outcome, model, key)
                 except Exception as exc:  # a failing key never stops the batch
+                    if own and isinstance(exc, cf.process.BrokenProcessPool) and _unguarded_main_script():
+                        raise  # the workers died re-running the script: said once, below
                     errors[key] = str(exc) if isinstance(exc, _KeyFailed) else _error_text(exc)
                     if ckpt is not None:
                         ckpt.record_error(key, errors[key])
@@ -537,7 +578,7 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
                     fits[key] = fit
             running = min(len(pending), slots)
             bar.update(ok=len(fits), failed=len(errors), running=running)
-    except BaseException:
+    except BaseException as exc:
         for fut in futures:
             fut.cancel()
         if own:
@@ -545,6 +586,9 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
         elif pool is not None and pool is not executor:  # our executor over a Dask client: cancel its tasks
             pool.shutdown(wait=False)
         bar.close()
+        script = _unguarded_main_script() if own and isinstance(exc, cf.process.BrokenProcessPool) else None
+        if script is not None:
+            raise RuntimeError(_main_guard_message(script)) from None
         raise
     if own:
         pool.shutdown(wait=True)
@@ -734,6 +778,7 @@ class FitCollection(Mapping):
 
     def predict(self, new_runs, prob=0.9, *, random_seed=None, columns=None) -> pd.DataFrame:
         """:meth:`ScalingFit.predict` for every key, stacked with the key column(s) first."""
+        random_seed = _check_seed(random_seed)
         return self._combine(lambda fit: fit.predict(new_runs, prob, random_seed=random_seed, columns=columns))
 
     def allocate(self, budget, prob=0.9, *, flops_per_param_token=6.0, max_unique_tokens=None) -> pd.DataFrame:
@@ -744,6 +789,7 @@ class FitCollection(Mapping):
     def risk(self, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_token=6.0,
              max_unique_tokens=None, random_seed=None) -> pd.DataFrame:
         """:meth:`ScalingFit.risk` for every key, stacked with the key column(s) first."""
+        random_seed = _check_seed(random_seed)
         return self._combine(lambda fit: fit.risk(budget, target=target, plan=plan, prob=prob,
                                                   flops_per_param_token=flops_per_param_token,
                                                   max_unique_tokens=max_unique_tokens, random_seed=random_seed))

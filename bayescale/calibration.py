@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError
+from .validation import check_seed as _check_seed
 
 __all__ = ["CalibrationSplit", "CalibrationResult", "calibration_splits", "calibrate", "SUBSETS"]
 
@@ -282,6 +283,7 @@ def calibrate(methods, splits=None, probs=(0.5, 0.8, 0.9), random_seed=0, progre
     >>> result.pooled[["coverage_50", "coverage_80", "coverage_90"]]  # doctest: +SKIP
     >>> fig = result.plot()  # doctest: +SKIP
     """
+    random_seed = _check_seed(random_seed)
     from .backtest import _score
 
     if not isinstance(methods, dict) or not methods:

@@ -25,7 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import SpecError
-from .validation import check_prob as _check_prob
+from .validation import check_prob as _check_prob, check_seed as _check_seed
 from .laws import NUMPY
 
 __all__ = ["PriorPredictive", "PosteriorPredictive", "prior_predictive", "posterior_predictive", "prior_draws"]
@@ -318,6 +318,7 @@ def prior_predictive(model, runs, *, draws=1000, prob=0.9, random_seed=0, column
     True
     >>> check.plot()  # doctest: +SKIP
     """
+    random_seed = _check_seed(random_seed)
     _check_prob(prob)
     draws = _check_draws(draws)
     runs = model._runs(runs, columns)
@@ -499,6 +500,7 @@ def posterior_predictive(fit, runs=None, *, prob=0.9, random_seed=None, columns=
     >>> check = posterior_predictive(fit)  # doctest: +SKIP
     >>> check.summary()[["coverage", "pit_ks_pvalue", "converged"]]  # doctest: +SKIP
     """
+    random_seed = _check_seed(random_seed)
     from .data import load_runs
 
     _check_prob(prob)

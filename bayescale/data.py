@@ -7,8 +7,11 @@ value.
 
 from __future__ import annotations
 
+import csv
 import numbers
 import os
+import stat
+import warnings
 from decimal import Decimal
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale.errors import DataError
+from bayescale.validation import FLOPS_PER_PARAM_TOKEN
 
 __all__ = ["RunData", "load_runs"]
 
@@ -31,6 +35,12 @@ CANONICAL = {
 }
 NUMERIC = ("N", "D", "C", "U", "loss")
 MAX_LISTED = 50
+#: Largest factor by which a run's ``C`` may differ from ``6 N D``. FLOP accountings that count
+#: attention (``6 N + 6 n_layer n_ctx d_model`` per token, about 2.3x for d_model 128 at context 2048),
+#: embeddings (tens of times the non-embedding count for models of a few 1e5 parameters),
+#: activation recomputation (8 N D) or mixture-of-experts active parameters all stay within
+#: two orders of magnitude; a C in other units (PF-days: 8.64e19) or with a wrong exponent does not.
+C_RATIO_LIMIT = 100.0
 _READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
 _HINTS = {"N": ("param", "model size"), "D": ("token",), "C": ("flop", "compute"),
           "U": ("unique",), "loss": ("loss",), "group": ("group", "family", "dataset")}
@@ -94,14 +104,94 @@ def _read(source) -> tuple[pd.DataFrame, str, str]:
     if reader is None:
         raise DataError([f"{str(path)!r}: unknown file type {path.suffix!r}; "
                          f"accepted extensions: {', '.join(_READERS)}"])
-    if not path.is_file():
-        raise DataError([f"{str(path)!r}: no such file"])
-    try:
-        frame = reader(path)
-    except Exception as exc:  # parser, encoding and pyarrow errors alike
-        raise DataError([f"{str(path)!r} could not be read: {exc}"]) from exc
+    _check_regular_file(path)
+    if reader is pd.read_csv:
+        frame = _read_csv(path)
+    else:
+        try:
+            frame = reader(path)
+        except Exception as exc:  # parser, encoding and pyarrow errors alike
+            raise DataError([f"{str(path)!r} could not be read: {exc}"]) from exc
     note = " (rows numbered from 0, after the header line)" if path.suffix.lower() == ".csv" else ""
     return frame, path.name, note
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _check_regular_file(path: Path) -> None:
+    """Refuse a missing path, or one that is not a regular file, without opening it (a FIFO would block)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise DataError([f"{str(path)!r}: no such file"]) from None
+    except OSError as exc:
+        raise DataError([f"{str(path)!r} could not be read: {exc.strerror or exc}"]) from None
+    if not stat.S_ISREG(mode):
+        kind = next((what for test, what in _KINDS if test(mode)), "not a regular file")
+        raise DataError([f"{str(path)!r} is {kind}, not a file of runs; give the path of a .csv or .parquet file"])
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Read a CSV, refusing rows with more fields than the header and repeated header names.
+
+    pandas would take the surplus fields of the first row as the index, shifting every value one
+    column left, and rename a repeated header ``N`` to ``N.1``.
+    """
+    shown = str(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+            frame = pd.read_csv(path, index_col=False)
+    except (pd.errors.ParserWarning, pd.errors.ParserError) as exc:
+        ragged = _ragged(path)  # a longer first row warns, a longer later row fails to tokenize
+        if ragged:
+            raise DataError(ragged, header=f"{shown!r} has rows with more fields than its header "
+                                           "(lines numbered from 1, the header is line 1):") from None
+        raise DataError([f"{shown!r} could not be read: {exc}"]) from None
+    except pd.errors.EmptyDataError as exc:
+        raise DataError([f"{shown!r} could not be read: {exc}"]) from None
+    except Exception as exc:  # encoding and other errors alike
+        raise DataError([f"{shown!r} could not be read: {exc}"]) from exc
+    names = [str(v) for v in header.iloc[0]] if len(header) else []
+    seen: dict[str, list[int]] = {}
+    for k, name in enumerate(names, start=1):
+        seen.setdefault(name, []).append(k)
+    dupes = [f"column name {name!r} appears {len(at)} times in the header (fields {', '.join(map(str, at))}); "
+             "rename all but one" for name, at in seen.items() if len(at) > 1 and name != ""]
+    if dupes:
+        raise DataError(dupes, header=f"{shown!r} has a repeated column name:")
+    return frame
+
+
+def _ragged(path: Path) -> list[str]:
+    """Lines of a CSV with more fields than the header (only called once pandas found one)."""
+    found, total = [], 0
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f)
+        width = None
+        for row in _rows(reader):
+            if width is None:
+                if row:
+                    width = len(row)
+                continue
+            if len(row) > width:
+                total += 1
+                if len(found) < MAX_LISTED:
+                    found.append(f"line {reader.line_num}: {len(row)} fields, but the header names {width}")
+    if total > len(found):
+        found.append(f"... and {total - len(found)} more")
+    return found
+
+
+def _rows(reader):
+    """The rows of a csv reader, stopping quietly at the first one Python's csv module cannot split."""
+    try:
+        yield from reader
+    except csv.Error:
+        return
 
 
 def _raise(shown: list[str], total: int, name: str, note: str = "") -> None:
@@ -128,7 +218,7 @@ def _validate(frame: pd.DataFrame, name: str, note: str, columns, derive_D_from_
 
     if len(frame) == 0:
         general.append(f"the data has no rows (columns: {', '.join(map(repr, frame.columns)) or 'none'})")
-    mapping = dict(columns or {})
+    mapping = dict(columns or {})  # a mapping, checked by load_runs
     for key, target in mapping.items():
         if key not in frame.columns:
             general.append(f"columns= maps {key!r}, but there is no such column; "
@@ -180,6 +270,15 @@ def _validate(frame: pd.DataFrame, name: str, note: str, columns, derive_D_from_
         derived.append("C")
         check("C", "'C' (derived as 6 N D)")
 
+    if {"N", "D", "C"} <= values.keys() and not derived:
+        N, D, C = values["N"], values["D"], values["C"]
+        with np.errstate(all="ignore"):
+            ratio = C / (FLOPS_PER_PARAM_TOKEN * N * D)
+            off = ok["N"] & ok["D"] & ok["C"] & ((ratio > C_RATIO_LIMIT) | (ratio < 1 / C_RATIO_LIMIT))
+        flag(off, NUMERIC.index("C"),
+             lambda i: f"columns {label('N')}, {label('D')}, {label('C')}: C = {C[i]:.4g} is {ratio[i]:.3g} times "
+                       f"6 N D = {6 * N[i] * D[i]:.4g} (N = {N[i]:.4g}, D = {D[i]:.4g}); expected within a factor "
+                       f"of {C_RATIO_LIMIT:g} of it (C in other units? leave C out to derive it as 6 N D)")
     for col in require:
         if col not in values and col not in frame.columns:
             guess = _guess(col, frame.columns)
@@ -196,6 +295,7 @@ def _validate(frame: pd.DataFrame, name: str, note: str, columns, derive_D_from_
     if "group" in frame.columns:
         flag(frame["group"].isna().to_numpy(), len(NUMERIC),
              lambda i: f"column {label('group')}: missing group label")
+        general.extend(_label_clashes(frame["group"], label("group")))
     if 0 < len(frame) < min_runs:
         general.append(f"{len(frame)} runs, but the law has {min_runs} parameters; "
                        f"need at least {min_runs} runs")
@@ -215,6 +315,17 @@ def _validate(frame: pd.DataFrame, name: str, note: str, columns, derive_D_from_
         labels = out["group"].map(str)
         out["group"] = pd.Categorical(labels, categories=list(dict.fromkeys(labels)))
     return out, tuple(derived)
+
+
+def _label_clashes(labels: pd.Series, where: str) -> list[str]:
+    """Distinct group labels that would read as the same text (1 and "1", True and "True")."""
+    texts: dict[str, dict[str, None]] = {}
+    for v in pd.unique(labels.dropna().to_numpy(dtype=object)):
+        v = v.item() if isinstance(v, np.generic) else v
+        texts.setdefault(str(v), {}).setdefault(f"{v!r} ({type(v).__name__})")
+    return [f"column {where}: group labels {' and '.join(seen)} are different values that read as the same "
+            f"label {text!r}; make the column all text or all numbers"
+            for text, seen in texts.items() if len(seen) > 1]
 
 
 class RunData:
@@ -379,6 +490,10 @@ def load_runs(source, *, columns=None, derive_D_from_C=True, require=("N", "D"),
     columns : mapping, optional
         Your column names to canonical ones: ``N`` (parameters), ``D`` (tokens seen),
         ``C`` (training FLOPs), ``U`` (unique tokens), ``loss`` and ``group``.
+        When ``N``, ``D`` and ``C`` are all given, each run's ``C`` must lie within a
+        factor :data:`C_RATIO_LIMIT` (100) of ``6 N D``: FLOP accountings with attention,
+        embeddings or recomputation do, a C in other units does not. Group labels are
+        compared as text, so ``1`` and ``"1"`` in one column are refused.
     derive_D_from_C : bool, default True
         If ``D`` is absent, compute it as ``C / (6 N)``. ``C`` is always derived as ``6 N D``
         when absent; both columns are kept.
@@ -397,9 +512,15 @@ def load_runs(source, *, columns=None, derive_D_from_C=True, require=("N", "D"),
     Raises
     ------
     DataError
-        Listing every problem found: missing or unreadable file, bad ``columns`` mapping,
-        missing required columns, non-numeric, boolean, NaN, infinite or non-positive
-        values, ``D < U``, too few runs. At most 50 are listed.
+        Listing every problem found: missing or unreadable file, a path that is not a
+        regular file (a directory, FIFO or device), CSV rows with more fields than the
+        header or a header naming a column twice, dict columns of unequal length, bad
+        ``columns`` mapping, missing required columns, non-numeric, boolean, NaN, infinite
+        or non-positive values, ``D < U``, a ``C`` more than :data:`C_RATIO_LIMIT` times
+        away from ``6 N D``, group labels that differ but read alike (``1`` and ``"1"``),
+        too few runs. At most 50 are listed.
+    TypeError
+        ``columns`` is not a mapping.
 
     Examples
     --------
@@ -417,8 +538,16 @@ def load_runs(source, *, columns=None, derive_D_from_C=True, require=("N", "D"),
       - row 1, column 'loss': text 'n/a' is not a number
     """
     require = _check_require(require, require_loss)
+    if columns is not None and not isinstance(columns, Mapping):
+        raise TypeError(f"columns= must be a mapping from your column names to canonical ones, such as "
+                        f"{{'Model Size': 'N'}}; got {type(columns).__name__} {columns!r}")
     if isinstance(source, Mapping):
-        source = pd.DataFrame({k: np.atleast_1d(v) for k, v in source.items()})
+        arrays = {k: np.atleast_1d(v) for k, v in source.items()}
+        lengths = {k: len(v) for k, v in arrays.items()}
+        if len(set(lengths.values())) > 1:
+            raise DataError([f"column {k!r} has {n} value{'s' if n != 1 else ''}" for k, n in lengths.items()],
+                            header="Run data columns must all have the same length:")
+        source = pd.DataFrame(arrays)
     if isinstance(source, RunData):
         if columns:
             raise ValueError("columns= cannot be applied to RunData, whose columns are already canonical")

@@ -11,7 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ConvergenceWarning
-from .validation import check_prob as _check_prob, renamed
+from .validation import check_prob as _check_prob, check_seed as _check_seed, renamed
 from .contract import check_ci_kind, interval_label
 from .laws import NUMPY
 from .predictive import log_curve, predict
@@ -298,6 +298,7 @@ class ScalingFit(ResultMethods):
         >>> fit.param_draws("web")["E"].shape  # doctest: +SKIP
         (4, 1000)
         """
+        random_seed = _check_seed(random_seed)
         from .groups import group_param_draws
 
         return {k: v[..., 0] for k, v in group_param_draws(self, [group], random_seed).items()}

@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .errors import SpecError
+from .validation import check_seed as _check_seed, positive_array
 
 __all__ = ["FormUncertainty", "form_from_dict", "loss_shift", "shift_log_loss", "allocation_shift", "shift_allocation",
            "shift_crossover", "residual_scale", "reducible_fraction", "irreducible_draws"]
@@ -142,6 +143,7 @@ class FormUncertainty:
         >>> s.shape, bool(0.028 < s.std() < 0.045), bool(0.09 < s_a.std() < 0.16)
         ((4, 1000), True, True)
         """
+        seed = _check_seed(seed, "seed")
         rng = np.random.default_rng([int(seed), _STREAM])
         z = rng.standard_normal((3, *shape))
         scale = np.exp(self.spread * z[0])
@@ -353,7 +355,7 @@ def allocation_shift(fit, budget) -> np.ndarray:
     """
     from .extrapolation import Reach, decades_beyond
 
-    c = np.atleast_1d(np.asarray(budget, dtype=float))
+    c = np.atleast_1d(positive_array(budget, "budget"))
     d = decades_beyond(Reach.from_runs(fit.runs), {"C": c})
     d = d["beyond_C"].to_numpy() if "beyond_C" in d else np.zeros(c.size)
     if _setting(fit) is None or not d.any():

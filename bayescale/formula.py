@@ -19,6 +19,8 @@ A formula gives the *loss*; :func:`formula_law` wraps it into a
 from __future__ import annotations
 
 import ast
+import builtins
+import keyword
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -249,6 +251,16 @@ def _segment(node, text) -> str:
 
 
 def _convert(node, names, text):
+    tree = _convert_node(node, names, text)
+    if tree[0] not in ("num", "name") and next(_names(tree), None) is None:
+        with np.errstate(all="ignore"):  # a constant part: 1/0, 9**9**9, exp(1000), log(0) are refused here
+            value = _evaluate(tree, {}, NUMPY)
+        if not np.isfinite(value):
+            raise _Refuse(node, f"constant {_segment(node, text)!r} is not a finite number (it is {float(value)!r})")
+    return tree
+
+
+def _convert_node(node, names, text):
     if isinstance(node, ast.Constant):
         v = node.value
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -486,6 +498,10 @@ def formula_law(formula, *, inputs, parameters, name="custom", description="", r
     clash = [p for p in parameters if p in inputs]
     if clash:
         raise SpecError(f"parameter name(s) {clash} clash with input names {list(inputs)}")
+    for pname in parameters:
+        problem = parameter_name_problem(pname)
+        if problem:
+            raise SpecError(f"parameter name {pname!r} {problem}; rename it")
     params = []
     for pname, decl in parameters.items():
         params.append(_parameter(pname, decl, inputs, parameters))
@@ -503,6 +519,44 @@ def formula_law(formula, *, inputs, parameters, name="custom", description="", r
                      parsed.to_latex(), tuple(references), description, spec=_freeze(spec))
     law.check_scaling()
     return law
+
+
+#: Names the model gives its own variables: the likelihood's noise parameters.
+RESERVED_NAMES = ("sigma", "nu")
+#: Suffixes of the hyperparameters of partial pooling (:mod:`bayescale.hierarchy`).
+RESERVED_SUFFIXES = ("_pop", "_group_sd")
+
+
+def parameter_name_problem(name) -> str | None:
+    """Why `name` cannot name a law parameter, or None if it can.
+
+    Refused: non-identifiers and names starting with ``_``, Python keywords
+    and builtins (a formula reads like Python, so ``lambda`` or ``sum`` would
+    not mean a parameter), the formula functions, the likelihood's ``sigma``
+    and ``nu``, and the ``_pop`` / ``_group_sd`` suffixes of partial pooling.
+
+    Examples
+    --------
+    >>> parameter_name_problem("alpha") is None
+    True
+    >>> parameter_name_problem("lambda")
+    'is a Python keyword'
+    >>> parameter_name_problem("sigma")
+    "is the likelihood's noise parameter"
+    """
+    if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+        return "is not a name: use letters, digits and '_', not starting with a digit or '_'"
+    if keyword.iskeyword(name):
+        return "is a Python keyword"
+    if name in FUNCTIONS:
+        return f"is a formula function ({', '.join(FUNCTIONS)})"
+    if hasattr(builtins, name):
+        return "is a Python builtin"
+    if name in RESERVED_NAMES:
+        return "is the likelihood's noise parameter"
+    if name.endswith(RESERVED_SUFFIXES):
+        return f"ends with {next(s for s in RESERVED_SUFFIXES if name.endswith(s))!r}, reserved for partial pooling"
+    return None
 
 
 def _input_list(inputs):

@@ -14,6 +14,7 @@ import xarray as xr
 
 from .errors import SpecError
 from .pooling import NEW_GROUP, pop_name, sd_name
+from .validation import check_seed
 
 __all__ = ["tidy_posterior", "group_param_draws", "group_labels", "group_summary", "plot_groups"]
 
@@ -99,6 +100,7 @@ def group_param_draws(fit, labels, random_seed=None) -> dict:
     >>> draws["E"].shape  # doctest: +SKIP
     (4, 1000, 2)
     """
+    random_seed = check_seed(random_seed)
     model, post = fit.model, fit.posterior
     labels = list(labels)
     n = len(labels)

@@ -15,6 +15,7 @@ uncorrelated and NUTS runs at low tree depth. Only published parameters
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ from .form import FormUncertainty, form_from_dict
 from .laws import Law, get_law
 from .priors import DataScale, LogNormal, Prior, default_prior
 from .specs import LIKELIHOODS, read_spec, spec_path, spec_settings
+from .validation import check_flag, check_sampler_settings, check_seed as _check_seed
 
 __all__ = ["ScalingModel", "LIKELIHOODS", "SAMPLERS", "model_from_dict", "load_spec"]
 
@@ -91,6 +93,9 @@ class ScalingModel:
         self.likelihood = likelihood
         self.pooling = Pooling(pooling)
         self.pooling.check(self.law.param_names, self.param_names)
+        if priors is not None and not isinstance(priors, Mapping):
+            raise SpecError(f"priors must be a mapping {{parameter name: prior}} such as "
+                            f"{{'alpha': LogNormal(mu=-1.0, sigma=0.5)}}, got {type(priors).__name__} {priors!r}")
         self.priors = dict(priors or {})
         self.form_uncertainty = form_from_dict(form_uncertainty)
         self.name = None
@@ -166,8 +171,8 @@ class ScalingModel:
 
         valid = self.prior_names
         for name, prior in self.priors.items():
-            if name not in valid:
-                if name.endswith(POP_SUFFIX) and name[: -len(POP_SUFFIX)] in self.law.param_names:
+            if not isinstance(name, str) or name not in valid:
+                if isinstance(name, str) and name.endswith(POP_SUFFIX) and name[: -len(POP_SUFFIX)] in self.law.param_names:
                     raise SpecError(f"set the prior of {name[: -len(POP_SUFFIX)]!r} instead of {name!r}: with "
                                     "partial pooling it is the prior of the population value")
                 raise SpecError(f"no parameter {name!r} to set a prior on; valid names: {', '.join(valid)}")
@@ -280,17 +285,16 @@ class ScalingModel:
         """
         from .sampling import run_sampler
 
+        random_seed = _check_seed(random_seed)
         if sampler not in SAMPLERS:
             raise SpecError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
-        for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise SpecError(f"{name} must be a positive integer, got {value!r}")
+        s = check_sampler_settings(draws=draws, tune=tune, chains=chains, cores=cores, target_accept=target_accept)
+        progressbar, escalate = check_flag(progressbar, "progressbar"), check_flag(escalate, "escalate")
         runs = self._runs(runs, columns)
         if random_seed is None:
             random_seed = int(np.random.SeedSequence().entropy % (2**31))
-        settings = SampleSettings(int(draws), int(tune), int(chains), int(cores or os.cpu_count() or 1),
-                                  int(random_seed), sampler, float(target_accept), bool(progressbar),
-                                  bool(escalate))
+        settings = SampleSettings(s["draws"], s["tune"], s["chains"], s["cores"] or os.cpu_count() or 1,
+                                  int(random_seed), sampler, s["target_accept"], progressbar, escalate)
         return run_sampler(self, runs, settings)
 
     def build(self, runs, *, level_form=False, columns=None):

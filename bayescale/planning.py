@@ -15,7 +15,7 @@ import numpy as np
 from .allocation import crossover_compute, optimal_allocation
 from .contract import interval, interval_label
 from .form import irreducible_draws, shift_allocation, shift_crossover
-from .validation import check_budgets as _budgets, check_prob as _check_prob
+from .validation import check_budgets as _budgets, check_prob as _check_prob, check_seed
 
 __all__ = ["posterior_params", "allocate_draws", "allocate"]
 
@@ -30,7 +30,7 @@ def posterior_params(fit, group=None, random_seed=None) -> dict:
     (``fit.param_draws(group, random_seed=...)``, the same draws
     ``fit.predict_draws(..., group=group, random_seed=...)`` uses).
     """
-    draws = fit.param_draws(group, random_seed=random_seed)
+    draws = fit.param_draws(group, random_seed=check_seed(random_seed))
     return {k: np.asarray(draws[k]) for k in fit.law.param_names}
 
 

@@ -47,7 +47,7 @@ from .errors import BayescaleError, SpecError
 from .laws import NUMPY, PYTENSOR, Law, get_law
 from .contract import check_ci_kind, interval_label
 from .results import ResultMethods
-from .validation import check_budgets as _budgets, check_prob as _check_prob
+from .validation import check_budgets as _budgets, check_prob as _check_prob, check_seed as _check_seed
 
 __all__ = [
     "PointModel",
@@ -317,6 +317,7 @@ class PointModel:
 
     def __init__(self, law="chinchilla", *, loss="huber", delta=1e-3, grid=None, search="adaptive", n_boot=0,
                  random_seed=None, ftol=1e-15, gtol=1e-11, maxls=50, maxiter=15000):
+        random_seed = _check_seed(random_seed)
         self.law: Law = get_law(law)
         if loss not in LOSSES:
             raise SpecError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
@@ -679,6 +680,7 @@ class PointFit(ResultMethods):
         >>> boot.summary().columns.tolist()
         ['estimate', 'sd', 'lower', 'upper']
         """
+        random_seed = _check_seed(random_seed)
         _check_count(n_boot, "n_boot")
         seed = random_seed if random_seed is not None else self.model.random_seed
         if seed is None:
@@ -814,6 +816,7 @@ class PointFit(ResultMethods):
          'beyond_C', 'beyond_N', 'beyond_D', 'beyond']
         """
         from .contract import interval
+        random_seed = _check_seed(random_seed)
         from .extrapolation import annotate
 
         _check_prob(prob)

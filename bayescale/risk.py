@@ -31,7 +31,7 @@ import pandas as pd
 from .allocation import optimal_allocation
 from .planning import posterior_params
 from .contract import caption as interval_caption, interval, interval_label
-from .validation import check_budgets as _budgets, check_prob as _check_prob, positive_array as _positive
+from .validation import check_budgets as _budgets, check_prob as _check_prob, positive_array as _positive, check_seed as _check_seed
 from .errors import ExtrapolationWarning, NonFiniteWarning
 from .extrapolation import annotate, warn_extrapolation
 from .form import irreducible_draws, shift_log_loss
@@ -134,6 +134,7 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti", f
     --------
     >>> fit.risk([1e24], target=1.9, plan="70B:1.4T")  # doctest: +SKIP
     """
+    random_seed = _check_seed(random_seed)
     _check_prob(prob)
     if budget is None and plan is None:
         raise ValueError("risk needs at least one budget (FLOPs) or one plan (N, D)")
@@ -275,6 +276,7 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
     --------
     >>> fit.budget_for(1.9, prob=0.9)  # doctest: +SKIP
     """
+    random_seed = _check_seed(random_seed)
     _check_prob(prob)
     targets = np.atleast_1d(np.asarray([parse_quantity(t, "target loss")
                                         for t in np.atleast_1d(np.asarray(target, dtype=object))]))

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError
+from .validation import MAX_SEED, check_seed as _check_seed
 
 __all__ = ["sbc", "SBCResult", "draw_parameters", "simulate_runs"]
 
@@ -188,6 +189,7 @@ def sbc(model, design, n_sims=100, *, draws=200, tune=200, chains=2, n_ranks=99,
     >>> result.test()  # doctest: +SKIP
     >>> result.plot()  # doctest: +SKIP
     """
+    random_seed = _check_seed(random_seed)
     from .batch import fit_many
     from .data import load_runs
 
@@ -212,7 +214,7 @@ def sbc(model, design, n_sims=100, *, draws=200, tune=200, chains=2, n_ranks=99,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # non-convergence is counted in the result
         fits = fit_many(fixed, frame, by="sim", executor=executor, checkpoint_dir=checkpoint_dir, draws=draws,
-                        tune=tune, chains=chains, cores=1, random_seed=int(random_seed) + 1,
+                        tune=tune, chains=chains, cores=1, random_seed=(int(random_seed) + 1) % (MAX_SEED + 1),
                         progressbar=progressbar, escalate=False)  # ranks need the settings fixed in advance
     ranks = {}
     for sim, fit in fits.items():

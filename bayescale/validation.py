@@ -20,6 +20,8 @@ __all__ = [
     "check_count",
     "check_number",
     "check_seed",
+    "check_flag",
+    "check_sampler_settings",
     "positive_array",
     "check_budgets",
     "renamed",
@@ -135,6 +137,50 @@ def check_seed(random_seed, name: str = "random_seed") -> int | None:
             or not 0 <= random_seed <= MAX_SEED):
         raise ValueError(f"{name} must be None or an integer from 0 to {MAX_SEED}, got {random_seed!r}")
     return int(random_seed)
+
+
+def check_flag(value, name: str, *, allow_none: bool = False):
+    """Return ``value`` as a bool, or raise ``TypeError`` unless it is True or False (or None if allowed).
+
+    Examples
+    --------
+    >>> check_flag(False, "escalate")
+    False
+    >>> check_flag("no", "progressbar")
+    Traceback (most recent call last):
+    ...
+    TypeError: progressbar must be True or False, got 'no'
+    """
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False{' (or None)' if allow_none else ''}, got {value!r}")
+    return bool(value)
+
+
+def check_sampler_settings(*, draws, tune, chains, cores, target_accept, error=SpecError) -> dict:
+    """Sampler settings checked before any model is built, as plain Python numbers.
+
+    ``draws``, ``tune``, ``chains`` and ``cores`` (None: decided later) are
+    positive integers, ``target_accept`` a number strictly between 0 and 1.
+
+    Examples
+    --------
+    >>> check_sampler_settings(draws=1000, tune=1000, chains=4, cores=None, target_accept=0.95)
+    {'draws': 1000, 'tune': 1000, 'chains': 4, 'cores': None, 'target_accept': 0.95}
+    >>> check_sampler_settings(draws=0, tune=1000, chains=4, cores=None, target_accept=0.95)
+    Traceback (most recent call last):
+    ...
+    bayescale.errors.SpecError: draws must be a positive integer, got 0
+    """
+    out = {"draws": check_count(draws, "draws", error=error), "tune": check_count(tune, "tune", error=error),
+           "chains": check_count(chains, "chains", error=error),
+           "cores": None if cores is None else check_count(cores, "cores", error=error)}
+    try:
+        out["target_accept"] = check_prob(target_accept, "target_accept")
+    except ValueError as exc:
+        raise error(str(exc)) from None
+    return out
 
 
 def positive_array(value, name: str) -> np.ndarray:

@@ -237,3 +237,18 @@ def test_allocate_rejects_bad_arguments(chinchilla_fit):
         chinchilla_fit.allocate([[1e24]])
     with pytest.raises(ValueError, match="budget"):
         chinchilla_fit.allocate("lots")
+
+
+@pytest.mark.parametrize("bad", [True, [1e22, True], -1.0, float("nan"), "x", []])
+def test_budgets_of_the_closed_form_and_the_form_shift_are_checked(bad):
+    """A boolean is not a 1-FLOP budget; every public budget argument goes through validation.positive_array."""
+    from bayescale.allocation import chinchilla_optimum
+    from bayescale.form import allocation_shift
+
+    p = dict(A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    with pytest.raises(ValueError, match="^budget must be"):
+        chinchilla_optimum(p, bad)
+    with pytest.raises(ValueError, match="^flops_per_param_token must be"):
+        chinchilla_optimum(p, 1e22, bad)
+    with pytest.raises(ValueError, match="^budget must be"):
+        allocation_shift(None, bad)  # refused before the fit is looked at

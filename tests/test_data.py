@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import doctest
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import bayescale.data
+import bayescale.datasets
 from bayescale.data import RunData, load_runs
 from bayescale.errors import DataError
 
@@ -305,3 +307,97 @@ def test_deriving_d_from_bad_values_reports_them_without_numpy_warnings():
         warnings.simplefilter("error")  # a RuntimeWarning would fail here before the DataError
         with pytest.raises(DataError, match=r"row 1, column 'N': missing value"):
             load_runs(frame)
+
+
+# ------------------------------------------------------------------ malformed files and arguments
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(extra=st.lists(st.integers(1, 3), min_size=1, max_size=4), at=st.integers(0, 3))
+def test_csv_rows_with_more_fields_than_the_header_are_refused_by_line(tmp_path_factory, extra, at):
+    """pandas takes surplus fields of the first row as the index and shifts every value: refuse instead."""
+    rows = ["1e9,2e10,2.5"] * 4
+    lines = []
+    for k, n in enumerate(extra):
+        row = at + k if at + k < len(rows) else len(rows) - 1
+        rows[row] = "1e9,2e10,2.5" + ",7" * n
+        lines.append(row + 2)  # the header is line 1
+    path = tmp_path_factory.mktemp("ragged") / "runs.csv"
+    path.write_text("N,D,loss\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match="more fields than its header") as info:
+        load_runs(path)
+    assert f"line {min(lines)}:" in str(info.value)
+
+
+def test_repeated_csv_header_names_are_refused(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("N,N,D,loss\n1e9,2e9,2e10,2.5\n")
+    with pytest.raises(DataError, match=r"column name 'N' appears 2 times in the header \(fields 1, 2\)"):
+        load_runs(path)
+    path.write_text("N,D,loss\n1e9,2e10,2.5,\n")  # a trailing delimiter is not a field: still fine
+    assert load_runs(path).n_runs == 1
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_path_that_is_not_a_file_says_what_it_is_without_blocking(tmp_path, kind):
+    path = tmp_path / "runs.csv"
+    os.mkdir(path) if kind == "directory" else os.mkfifo(path)  # opening a FIFO would block
+    with pytest.raises(DataError, match="is a directory" if kind == "directory" else r"is a named pipe \(FIFO\)"):
+        load_runs(path)
+    with pytest.raises(DataError, match="no such file"):
+        load_runs(tmp_path / "absent.csv")
+
+
+@pytest.mark.parametrize("columns", [["N", "D"], "N=N", ("N", "N"), 3])
+def test_columns_must_be_a_mapping(columns):
+    with pytest.raises(TypeError, match=r"columns= must be a mapping .* got"):
+        load_runs(good_frame(), columns=columns)
+
+
+def test_columns_mapped_to_missing_or_repeated_names_are_named():
+    frame = good_frame().rename(columns={"N": "params"})
+    assert "columns= maps 'size', but there is no such column" in problems(frame, columns={"size": "N"})
+    assert "more than one column is named (or mapped to) 'D'" in problems(frame, columns={"params": "N", "loss": "D"})
+
+
+def test_dict_columns_of_unequal_length_name_each_length():
+    with pytest.raises(DataError, match="same length") as info:
+        load_runs({"N": [1e9, 2e9], "D": [2e10], "loss": [2.5, 2.4]})
+    assert "column 'N' has 2 values" in str(info.value) and "column 'D' has 1 value" in str(info.value)
+
+
+@pytest.mark.parametrize("labels", [[1, "1"], [True, "True"], [1.5, "1.5"], [np.int64(2), "2"]])
+def test_group_labels_that_read_the_same_are_refused(labels):
+    frame = good_frame(4, group=labels * 2)
+    message = problems(frame)
+    assert "are different values that read as the same label" in message
+    assert repr(labels[1]) in message
+
+
+def test_equal_group_labels_of_numpy_and_python_types_still_merge():
+    runs = load_runs(good_frame(4, group=[np.int64(1), 1, 2, 2]))
+    assert runs.groups == ("1", "2")
+
+
+@pytest.mark.parametrize("ratio, refused", [(1.0, False), (2.3, False), (0.05, False), (60.0, False),
+                                            (1 / 150, True), (150.0, True), (8.64e19, True), (1e-20, True)])
+def test_compute_inconsistent_with_6ND_is_refused(ratio, refused):
+    frame = good_frame(4)
+    frame["C"] = 6 * frame["N"] * frame["D"]
+    frame.loc[2, "C"] *= ratio
+    if refused:
+        message = problems(frame)
+        assert "row 2, columns 'N', 'D', 'C'" in message and f"is {ratio:.3g} times 6 N D" in message
+    else:
+        assert load_runs(frame).n_runs == 4
+
+
+def test_every_bundled_dataset_passes_the_compute_check():
+    from pathlib import Path
+
+    for name in ("load_chinchilla", "load_datablations", "load_porian"):
+        assert load_runs(getattr(bayescale.datasets, name)()).n_runs > 0
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    for path in sorted(shared.glob("*.csv")):
+        assert load_runs(path, require=(), require_loss=False).n_runs > 0

@@ -9,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bayescale as bs
+import bayescale.formula
+import bayescale.laws
 from bayescale.errors import SpecError
 from bayescale.formula import MAX_DEPTH, MAX_LENGTH, formula_law, parse_formula
 from bayescale.laws import NUMPY, PYTENSOR
@@ -219,7 +221,11 @@ def _trees(children):
 @given(st.recursive(LEAVES.map(str), _trees, max_leaves=12))
 def test_plain_text_reparses_to_the_same_tree(text):
     """Minimal parentheses must keep the tree: precedence, associativity, unary minus and powers."""
-    f = parse_formula(text, ["N", "D", "E", "alpha"])
+    try:
+        f = parse_formula(text, ["N", "D", "E", "alpha"])
+    except SpecError as exc:  # a constant part such as log(-(0.5)) or (2) ** (1e9) is refused
+        assert "is not a finite number" in str(exc)
+        return
     again = parse_formula(f.to_text(), ["N", "D", "E", "alpha"])
     assert again == f
     assert len(f.to_text()) <= len(text)
@@ -269,3 +275,45 @@ def test_a_malformed_number_is_one_error_and_no_python_warning():
         warnings.simplefilter("error")  # Python's SyntaxWarning would escape before our SpecError
         with pytest.raises(SpecError, match="column 2: syntax error"):
             parse_formula("1e9alpha", ["alpha"])
+
+
+# --------------------------------------------------------------- constants and names that cannot work
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.recursive(st.sampled_from(["0", "1", "2", "9", "0.5", "1e308", "1e-300", "N"]),
+                    _trees, max_leaves=8))
+def test_a_constant_part_that_is_not_finite_is_refused_at_parse_time(text):
+    """1/0, 9**9**9, exp(1000), log(0): refused when the formula is read, never at fit time."""
+    names = ["N", "D", "E", "alpha"]
+    try:
+        f = parse_formula(text, names)
+    except SpecError as exc:
+        assert str(exc).startswith("formula refused")
+        return
+    with np.errstate(all="ignore"):
+        sub_values = []
+
+        def walk(tree):  # every part without a name evaluates to a finite number
+            if tree[0] not in ("num", "name") and not any(True for _ in bayescale.formula._names(tree)):
+                sub_values.append(float(bayescale.formula._evaluate(tree, {}, bayescale.laws.NUMPY)))
+            for child in (tree[2:] if tree[0] == "call" else tree[1:]) if tree[0] not in ("num", "name") else ():
+                walk(child)
+
+        walk(f.tree)
+    assert all(np.isfinite(sub_values))
+
+
+@pytest.mark.parametrize("constant", ["1/0", "9**9**9", "exp(1000)", "log(0)", "0**-1", "(-1)**0.5", "1e308*10"])
+def test_named_non_finite_constants_are_refused(constant):
+    with pytest.raises(SpecError, match=r"constant .* is not a finite number"):
+        parse_formula(f"E + {constant} * N", ["N", "E"])
+
+
+@pytest.mark.parametrize("name, why", [("lambda", "keyword"), ("None", "keyword"), ("sum", "builtin"),
+                                       ("print", "builtin"), ("sigma", "noise parameter"), ("nu", "noise parameter"),
+                                       ("E_pop", "partial pooling"), ("A_group_sd", "partial pooling")])
+def test_parameter_names_that_clash_are_refused_naming_them(name, why):
+    params = {"E": {"kind": "irreducible"}, "A": {"kind": "coefficient", "scales_with": ["N", "alpha"]},
+              "alpha": {"kind": "exponent"}}
+    params[name] = params.pop("E")
+    with pytest.raises(SpecError, match=f"parameter name '{name}' .*{why}"):
+        formula_law(f"{name} + A / N**alpha", inputs=["N"], parameters=params)

@@ -4,6 +4,7 @@ interrupted fit leaves the session usable."""
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -402,3 +403,121 @@ def test_keyboard_interrupt_during_a_fit_raises_cleanly_and_the_session_stays_us
         again = model.fit(synthetic_runs, random_seed=2)
     np.testing.assert_array_equal(again.posterior["alpha"].values, synthetic_fit.posterior["alpha"].values)
     assert again.summary().loc["alpha", "median"] == pytest.approx(TRUE_CHINCHILLA["alpha"], abs=0.03)
+
+
+# ------------------------------------------------------------------ seeds and sampler settings, before any work
+from bayescale import batch as _batch, checks as _checks, hierarchy as _hierarchy  # noqa: E402
+from bayescale import allocation as _allocation, risk as _risk  # noqa: E402
+from bayescale.validation import MAX_SEED  # noqa: E402
+
+_RUNS = pd.DataFrame({"N": np.geomspace(1e8, 1e10, 8), "D": np.geomspace(2e9, 2e11, 8),
+                      "loss": np.linspace(3.2, 2.2, 8), "k": ["a", "b"] * 4})
+_GROUPS = dict(E=1.7, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
+_NEW = {"N": [1e10], "D": [2e11]}
+# Every public seed argument. A fit is not needed: the seed must be refused before the object is touched,
+# so methods are called on None.
+SEEDED = {
+    "ScalingModel.fit": lambda s: bs.ScalingModel("chinchilla").fit(_RUNS, random_seed=s),
+    "fit_many": lambda s: bs.fit_many(bs.ScalingModel("chinchilla"), _RUNS, by="k", random_seed=s),
+    "ScalingFit.param_draws": lambda s: bs.ScalingFit.param_draws(None, random_seed=s),
+    "ScalingFit.predict_draws": lambda s: bs.ScalingFit.predict_draws(None, _NEW, random_seed=s),
+    "ScalingFit.predict": lambda s: bs.ScalingFit.predict(None, _NEW, random_seed=s),
+    "ScalingFit.risk": lambda s: bs.ScalingFit.risk(None, 1e22, target=2.5, random_seed=s),
+    "ScalingFit.budget_for": lambda s: bs.ScalingFit.budget_for(None, 2.5, random_seed=s),
+    "risk.risk": lambda s: _risk.risk(None, 1e22, target=2.5, random_seed=s),
+    "risk.budget_for": lambda s: _risk.budget_for(None, 2.5, random_seed=s),
+    "allocation.posterior_params": lambda s: _allocation.posterior_params(None, random_seed=s),
+    "hierarchy.group_param_draws": lambda s: _hierarchy.group_param_draws(None, ["g"], random_seed=s),
+    "hierarchy.simulate_groups": lambda s: _hierarchy.simulate_groups([3, 3], _GROUPS, seed=s),
+    "checks.prior_predictive": lambda s: _checks.prior_predictive(bs.ScalingModel("chinchilla"), _RUNS,
+                                                                  random_seed=s),
+    "checks.posterior_predictive": lambda s: _checks.posterior_predictive(None, random_seed=s),
+    "sbc": lambda s: bs.sbc(bs.ScalingModel("chinchilla"), _RUNS, random_seed=s),
+    "Approach3": lambda s: bs.Approach3(random_seed=s),
+    "LeastSquares": lambda s: bs.LeastSquares(random_seed=s),
+    "PointModel": lambda s: bs.PointModel(random_seed=s),
+    "PointFit.bootstrap": lambda s: bs.PointFit.bootstrap(None, 10, random_seed=s),
+    "PointFit.predict": lambda s: bs.PointFit.predict(None, _NEW, random_seed=s),
+    "FitCollection.predict": lambda s: bs.FitCollection.predict(None, _NEW, random_seed=s),
+    "FitCollection.risk": lambda s: bs.FitCollection.risk(None, 1e22, target=2.5, random_seed=s),
+    "batch.key_seed": lambda s: _batch.key_seed(s, "a"),
+    "backtest": lambda s: bs.backtest({"A3": bs.Approach3()}, _RUNS, "C", cutoff=1e20, random_seed=s),
+    "calibrate": lambda s: bs.calibrate({"A3": bs.Approach3()}, random_seed=s),
+    "FormUncertainty.slopes": lambda s: bs.FormUncertainty().slopes((2, 3), s, 0.01),
+}
+BAD_SEEDS = [-1, "abc", 1.5, True, 99999999999999999999999, MAX_SEED + 1, np.float64(3.0), [1, 2]]
+
+
+@pytest.mark.parametrize("entry", sorted(SEEDED))
+@pytest.mark.parametrize("seed", BAD_SEEDS, ids=repr)
+def test_every_public_seed_is_checked_before_any_work(entry, seed):
+    name = "seed" if entry in ("hierarchy.simulate_groups", "FormUncertainty.slopes") else "random_seed"
+    with pytest.raises(ValueError, match=f"^{name} must be None or an integer from 0 to {MAX_SEED}, got ") as info:
+        SEEDED[entry](seed)
+    assert repr(seed) in str(info.value)
+
+
+def test_the_largest_seed_is_usable():
+    assert len(_hierarchy.simulate_groups([3, 3], _GROUPS, seed=MAX_SEED)) == 6
+    assert _batch.key_seed(MAX_SEED, "a") >= 0
+
+
+@pytest.mark.parametrize("setting, value", [("draws", 0), ("draws", 1.5), ("tune", -1), ("tune", True),
+                                            ("chains", 0), ("cores", 0), ("cores", -2), ("cores", 1.5),
+                                            ("target_accept", 0), ("target_accept", 1.5), ("target_accept", "x"),
+                                            ("target_accept", float("nan")), ("progressbar", "no"),
+                                            ("escalate", 2)])
+@pytest.mark.parametrize("entry", ["fit", "fit_many"])
+def test_sampler_settings_are_checked_before_any_work(entry, setting, value):
+    model = bs.ScalingModel("chinchilla")
+    call = (lambda **kw: model.fit(_RUNS, **kw)) if entry == "fit" else (
+        lambda **kw: bs.fit_many(model, _RUNS, by="k", **kw))
+    with pytest.raises((ValueError, TypeError), match=f"^{setting} must be .*got {re.escape(repr(value))}$"):
+        call(**{setting: value})
+
+
+@pytest.mark.parametrize("priors", [[1, 2], "E", 3, ("alpha", 1)])
+def test_priors_must_be_a_mapping(priors):
+    with pytest.raises(SpecError, match=r"priors must be a mapping .* got"):
+        bs.ScalingModel("chinchilla", priors=priors)
+
+
+@pytest.mark.parametrize("priors, says", [({3: bs.priors.LogNormal(0, 1)}, "no parameter 3"),
+                                          ({"E": 1.0}, "prior for 'E' must be a bayescale.priors object"),
+                                          ({"E": "LogNormal"}, "prior for 'E'")])
+def test_prior_keys_and_values_of_the_wrong_type_are_named(priors, says):
+    with pytest.raises(SpecError, match=re.escape(says)):
+        bs.ScalingModel("chinchilla", priors=priors)
+
+
+def test_fit_many_from_a_script_without_a_main_guard_says_so(tmp_path):
+    """Workers re-run an unguarded script, which calls fit_many again: one error naming the guard."""
+    script = tmp_path / "batch_script.py"
+    script.write_text(textwrap.dedent("""
+        import numpy as np, pandas as pd, bayescale as bs
+        N = np.geomspace(1e8, 1e10, 8)
+        runs = pd.DataFrame({"N": N, "D": 20 * N, "loss": 1.7 + 400 / N**0.34, "k": ["a", "b"] * 4})
+        bs.fit_many(bs.ScalingModel("chinchilla"), runs, by="k", draws=20, tune=20, chains=1, progressbar=False)
+    """))
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(bs.__file__))}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, env=env,
+                          cwd=tmp_path)
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1
+    assert last.startswith("RuntimeError: fit_many was called while its worker processes start")
+    assert str(script) in last and 'if __name__ == "__main__":' in last
+    assert "AttributeError" not in done.stderr
+
+
+def test_a_guarded_script_is_not_mistaken_for_an_unguarded_one(tmp_path, monkeypatch):
+    import types
+
+    for text, unguarded in [("import bayescale\nbayescale.fit_many\n", True),
+                            ("def main():\n    pass\nif __name__ == '__main__':\n    main()\n", False),
+                            ("if '__main__' == __name__:\n    pass\n", False)]:
+        script = tmp_path / "s.py"
+        script.write_text(text)
+        fake = types.ModuleType("__main__")
+        fake.__file__ = str(script)
+        monkeypatch.setitem(sys.modules, "__main__", fake)
+        assert (_batch._unguarded_main_script() == str(script)) is unguarded

@@ -157,6 +157,12 @@ BAD = [
      '[law.parameters]\nE = { kind = "irreducible" }\nA = { kind = "coefficient", scales_with = ["N", 0.5] }\n'
      'alpha = { kind = "exponent" }\n', "do not leave the loss unchanged"),
     ('law = "chinchilla"\nname = [1]\n', "'name' must be text"),
+    *[(f'[law]\nformula = "E + A / N**alpha + {c}"\ninputs = ["N"]\n[law.parameters]\nE = {{ kind = "irreducible" }}\n'
+       'A = { kind = "coefficient", scales_with = ["N", "alpha"] }\nalpha = { kind = "exponent" }\n',
+       f"constant '{c}' is not a finite number") for c in ("1/0", "9**9**9", "exp(1000)")],
+    *[(f'[law]\nformula = "{p} + A / N**alpha"\ninputs = ["N"]\n[law.parameters]\n{p} = {{ kind = "irreducible" }}\n'
+       'A = { kind = "coefficient", scales_with = ["N", "alpha"] }\nalpha = { kind = "exponent" }\n',
+       f"parameter name '{p}' is a Python {why}") for p, why in (("lambda", "keyword"), ("sum", "builtin"))],
     ('law = "chinchilla"\nlikelihood = \n', "is not valid TOML"),
 ]
 

@@ -55,6 +55,7 @@ _MAGIC = b"BAYESCALE-COMPILED\n"
 _FORMAT = 1
 _SUBDIR = "compiled"
 _LOCK = threading.Lock()
+_LOADED: dict = {}  # key -> compiled model loaded from disk in this process (its code is loaded once)
 
 
 # ------------------------------------------------------------------------------------------- where
@@ -181,6 +182,8 @@ class _Loaded:
 
     address: int
     library: object
+    func: dict  # as stored: library and wrapper names, external symbols, environments
+    blobs: tuple  # object code and bitcode, as stored
 
 
 class _SharedVar:
@@ -354,11 +357,15 @@ def _set_environments(codegen, envs):
     return kept
 def _store(path: Path, key: str, compiled) -> bool:
     """Write `compiled` to `path`; False (nothing written) when its code cannot be reloaded elsewhere."""
-    libs = (compiled.compiled_logp_func._library, compiled.compiled_expand_func._library)
-    if any(lib.has_dynamic_globals or lib._reload_init for lib in libs):
-        return False
     blobs, funcs = [], []
-    for cfunc, lib in zip((compiled.compiled_logp_func, compiled.compiled_expand_func), libs):
+    for cfunc in (compiled.compiled_logp_func, compiled.compiled_expand_func):
+        if isinstance(cfunc, _Loaded):  # loaded from an entry: stored as it was read
+            funcs.append(cfunc.func)
+            blobs += list(cfunc.blobs)
+            continue
+        lib = cfunc._library
+        if lib.has_dynamic_globals or lib._reload_init:
+            return False
         name, kind, (obj, bitcode) = lib.serialize_using_object_code()
         if kind != "object":
             return False
@@ -412,7 +419,8 @@ def _load(path: Path, key: str, model):
             raise ValueError(f"unresolved symbols {missing[:3]}")
         lib = codegen.unserialize_library((f["library"], "object", (blobs[2 * k], blobs[2 * k + 1])))
         envs = _set_environments(codegen, f["envs"])
-        loaded.append(_Loaded(int(lib.get_pointer_to_function(f["wrapper"])), (lib, envs)))
+        loaded.append(_Loaded(int(lib.get_pointer_to_function(f["wrapper"])), (lib, envs), f,
+                              (blobs[2 * k], blobs[2 * k + 1])))
     if not all(fn.address for fn in loaded):
         raise ValueError("function not found")
     shared_var_keys, shared_data = {}, {}
@@ -452,7 +460,8 @@ def compile_model(graph, n_groups, cache=None):
     -------
     compiled : nutpie CompiledPyMCModel
     source : str
-        ``"disk"`` (loaded), ``"compiled"`` (compiled and stored), or ``"compiled, not cached"``.
+        ``"disk"`` (loaded), ``"process"`` (loaded before in this process for a graph of the same
+        structure), ``"compiled"`` (compiled and stored), or ``"compiled, not cached"``.
     """
     import warnings
 
@@ -463,12 +472,18 @@ def compile_model(graph, n_groups, cache=None):
     if folder is not None:
         key = structure_key(graph, n_groups)
         path = folder / f"{key[:40]}.bin"
-        if path.is_file():
-            try:
-                with _LOCK:
-                    return _load(path, key, graph.pymc_model), "disk"
-            except Exception:  # damaged, stale or foreign: never trusted, rebuilt below
-                pass
+        with _LOCK:
+            if key in _LOADED:  # another graph of the same structure in this process: its code is loaded
+                import dataclasses
+
+                return dataclasses.replace(_LOADED[key], initial_point_func=_initial_point_fn(
+                    graph.pymc_model, _LOADED[key].shape_info)), "process"
+            if path.is_file():
+                try:
+                    _LOADED[key] = _load(path, key, graph.pymc_model)
+                    return _LOADED[key], "disk"
+                except Exception:  # damaged, stale or foreign: never trusted, rebuilt below
+                    pass
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         compiled = nutpie.compile_pymc_model(graph.pymc_model, var_names=list(graph.published))

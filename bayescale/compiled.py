@@ -26,7 +26,8 @@ bytes, its SHA-256 checksum and its key match, and when the loaded log density
 reproduces, bit for bit, the log density and gradient it was stored with at a
 stored point and data set; otherwise the model is compiled again and the entry
 rewritten. Entries hold JSON and raw bytes: nothing in them is unpickled or
-evaluated, and only the machine code this package wrote there is loaded.
+evaluated, and only the machine code this package wrote there is loaded (on
+POSIX, from files owned by the current user and writable by no one else).
 Code whose compile embedded process-specific addresses (numba's "dynamic
 globals") is never stored.
 """
@@ -274,6 +275,10 @@ def _write(path: Path, header: dict, blobs: list) -> None:
 
 def _read(path: Path, key: str):
     """``(header, blobs)`` of an intact entry for `key`; raises ValueError on anything else."""
+    if hasattr(os, "getuid"):  # machine code is loaded only from files this user wrote and nobody else may change
+        st = path.stat()
+        if st.st_uid != os.getuid() or st.st_mode & 0o022:
+            raise ValueError("entry not owned by this user, or writable by others")
     data = path.read_bytes()
     if len(data) < len(_MAGIC) + 8 + 32 or not data.startswith(_MAGIC):
         raise ValueError("not an entry")

@@ -1,5 +1,6 @@
 """The on-disk cache of compiled models (bayescale.compiled): where it is, what keys it, what it trusts."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -81,7 +82,7 @@ def test_an_entry_reproduces_the_compiled_log_density(chinchilla_fit, chinchilla
         C._load(path, "0" * 64, graph.pymc_model)
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "foreign"])
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "foreign", "writable by others"])
 def test_a_damaged_entry_is_rebuilt_not_trusted(chinchilla_fit, chinchilla_runs, tmp_path, monkeypatch, damage):
     graph, values, key, path = _entry(chinchilla_fit, chinchilla_runs, tmp_path / "compiled")
     data = path.read_bytes()
@@ -92,9 +93,13 @@ def test_a_damaged_entry_is_rebuilt_not_trusted(chinchilla_fit, chinchilla_runs,
         data = data[: len(data) // 3]
     elif damage == "empty":
         data = b""
-    else:  # a file of some other format under the entry's name
+    elif damage == "foreign":  # a file of some other format under the entry's name
         data = b"\x80\x04\x95" + data[3:]
     path.write_bytes(data)
+    if damage == "writable by others":
+        if not hasattr(os, "getuid"):
+            pytest.skip("POSIX permissions")
+        path.chmod(0o666)
     with pytest.raises(ValueError):
         C._read(path, key)
     compiles = []

@@ -174,7 +174,16 @@ class ScalingFit(ResultMethods):
 
     @property
     def timing(self) -> dict:
-        """Seconds spent: ``setup_seconds`` (graph, mode search), ``sampling_seconds``, ``total_seconds``."""
+        """Where the fit's time went, in seconds.
+
+        ``imports_seconds`` (PyMC and the sampler, paid by a process's first fit), ``graph_seconds``
+        (building the PyMC graph), ``compile_seconds`` and ``compile_source`` (the sampler's compiled
+        model: ``"disk"`` loaded from the cache folder, ``"compiled"``, or ``"process"`` already in
+        memory), ``mode_seconds`` (mode search), ``setup_seconds`` (all before sampling),
+        ``sampling_seconds``, ``result_seconds`` (tables and checks), ``total_seconds``, ``attempts``.
+        Fits saved before these keys existed have ``setup_seconds``, ``sampling_seconds`` and
+        ``total_seconds`` only.
+        """
         return json.loads(self.idata.attrs["timing"])
 
     def summary(self, prob=0.9, *, ci_kind="hdi") -> pd.DataFrame:

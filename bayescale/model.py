@@ -236,7 +236,7 @@ class ScalingModel:
 
     # ---------------------------------------------------------------- fitting
     def fit(self, runs, *, draws=1000, tune=1000, chains=4, cores=None, random_seed=None, sampler="nutpie",
-            target_accept=TARGET_ACCEPT, columns=None, progressbar=False, escalate=True):
+            target_accept=TARGET_ACCEPT, columns=None, progressbar=False, escalate=True, cache_dir=None):
         """Sample the posterior with NUTS.
 
         Parameters
@@ -271,10 +271,18 @@ class ScalingModel:
             the draws it kept and ``timing["attempts"]``. Sampling then costs
             at most 15 times the first attempt, and only for fits that need
             it.
+        cache_dir : str, Path or False, optional
+            Folder of compiled models kept across processes (nutpie only): a
+            fresh process loads the model's compiled log density from there
+            instead of compiling it again. Default: ``$BAYESCALE_CACHE_DIR``,
+            else the user's cache folder (``~/.cache/bayescale`` on Linux);
+            ``False``: no disk cache. See :mod:`bayescale.compiled`.
 
         Returns
         -------
         ScalingFit
+            ``fit.timing`` records where the time went (graph, compile, mode
+            search, sampling, result).
 
         Examples
         --------
@@ -290,12 +298,15 @@ class ScalingModel:
             raise SpecError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
         s = check_sampler_settings(draws=draws, tune=tune, chains=chains, cores=cores, target_accept=target_accept)
         progressbar, escalate = check_flag(progressbar, "progressbar"), check_flag(escalate, "escalate")
+        from .compiled import cache_dir as _cache_dir
+
+        _cache_dir(cache_dir)  # a bad folder argument fails here, before any work
         runs = self._runs(runs, columns)
         if random_seed is None:
             random_seed = int(np.random.SeedSequence().entropy % (2**31))
         settings = SampleSettings(s["draws"], s["tune"], s["chains"], s["cores"] or os.cpu_count() or 1,
                                   int(random_seed), sampler, s["target_accept"], progressbar, escalate)
-        return run_sampler(self, runs, settings)
+        return run_sampler(self, runs, settings, cache=cache_dir)
 
     def build(self, runs, *, level_form=False, columns=None):
         """The PyMC model of this specification with the data of `runs`, for inspection or customisation.

@@ -7,10 +7,15 @@ prior families) and reused for every later fit in the process, with new data
 swapped in. Chains start near the posterior mode, found by a multi-start
 L-BFGS on the unconstrained log density: scaling-law posteriors have poor
 local modes that NUTS warm-up does not always escape.
+
+With nutpie, the sampler's compiled log density also serves the mode search (one
+compile, not two), and it is kept on disk across processes (see
+:mod:`bayescale.compiled`): a fresh process loads it instead of compiling.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from dataclasses import dataclass
@@ -32,8 +37,44 @@ class Graph:
 
     pymc_model: object
     published: tuple
-    logp_grad: object
+    n_groups: int = 1
     nutpie_model: object = None
+    nutpie_source: str = ""
+    _logp_grad: object = None
+
+    @property
+    def logp_grad(self):
+        """PyTensor function of the value variables: ``[logp, *gradients]``, compiled on first use."""
+        if self._logp_grad is None:
+            import pytensor
+
+            m = self.pymc_model
+            logp = m.logp(jacobian=True)
+            grads = pytensor.grad(logp, m.value_vars)
+            self._logp_grad = pytensor.function(m.value_vars, [logp, *grads], on_unused_input="ignore")
+        return self._logp_grad
+
+    def flat_logp_grad(self):
+        """``f(x) -> (logp, gradient)`` on the raveled unconstrained point, from the PyTensor function."""
+        from pymc.logprob.utils import ParameterValueError
+
+        m = self.pymc_model
+        start = m.initial_point()
+        shapes = [np.shape(start[v.name]) for v in m.value_vars]
+        sizes = [int(np.prod(s)) for s in shapes]
+
+        def f(x):
+            parts, i = [], 0
+            for shape, size in zip(shapes, sizes):
+                parts.append(x[i:i + size].reshape(shape))
+                i += size
+            try:
+                out = self.logp_grad(*parts)
+            except ParameterValueError:  # a trial point outside the support (e.g. nu underflowed to 0)
+                return float("nan"), np.full(x.size, np.nan)
+            return float(out[0]), np.concatenate([np.ravel(g) for g in out[1:]])
+
+        return f
 
 
 _CACHE: dict = {}
@@ -62,14 +103,8 @@ def _scaled(smodel):
 
 
 def _build(smodel, priors, n_groups=1) -> Graph:
-    import pytensor
-
     m = pymc_model(smodel, priors, n_groups)
-    value_vars = m.value_vars
-    logp = m.logp(jacobian=True)
-    grads = pytensor.grad(logp, value_vars)
-    fn = pytensor.function(value_vars, [logp, *grads], on_unused_input="ignore")
-    return Graph(m, tuple(smodel.published_names), fn)
+    return Graph(m, tuple(smodel.published_names), int(n_groups) if smodel.hierarchical else 1)
 
 
 def build_model(smodel, runs, *, level=False):
@@ -278,7 +313,7 @@ def _constrained(graph, point, rv_name):
     return np.asarray(transform.backward(value, *rv.owner.inputs).eval(), dtype=float)
 
 
-def _choose_centring(graph, smodel, values, point, vector, step=1e-4):
+def _choose_centring(graph, smodel, values, point, vector, logp_grad, step=1e-4):
     """Pick each group's centring weight from the curvature at the mode, and move the start point there.
 
     At the non-centred mode, the curvature of the log density along offset_g is h_g = 1 + sd^2 * L_g,
@@ -293,11 +328,7 @@ def _choose_centring(graph, smodel, values, point, vector, step=1e-4):
     starts = dict(zip(names, np.cumsum([0] + sizes[:-1])))
 
     def grad(x):
-        parts, i = [], 0
-        for n, size in zip(names, sizes):
-            parts.append(x[i:i + size].reshape(np.shape(point[n])))
-            i += size
-        return np.concatenate([np.ravel(g) for g in graph.logp_grad(*parts)[1:]])
+        return logp_grad(x)[1]
 
     point = dict(point)
     # Measure every curvature at the non-centred mode first, then switch: changing one parameter's centring
@@ -340,8 +371,11 @@ def _set_data(graph: Graph, values: dict) -> None:
         m[name].set_value(v)
 
 
-def find_mode(graph: Graph, rng, n_starts=N_STARTS):
+def find_mode(graph: Graph, rng, n_starts=N_STARTS, logp_grad=None):
     """Multi-start L-BFGS for the mode of the unconstrained log density.
+
+    `logp_grad` maps the raveled unconstrained point (value variables in model
+    order) to ``(logp, gradient)``; default: the graph's PyTensor function.
 
     Returns
     -------
@@ -366,45 +400,87 @@ def find_mode(graph: Graph, rng, n_starts=N_STARTS):
             i += size
         return parts
 
-    from pymc.logprob.utils import ParameterValueError
+    if logp_grad is None:
+        logp_grad = graph.flat_logp_grad()
 
     def objective(x):
-        try:
-            out = graph.logp_grad(*unravel(x))
-        except ParameterValueError:  # a trial point outside the support (e.g. nu underflowed to 0)
-            return 1e300, np.zeros_like(x)
-        val = -float(out[0])
-        grad = -np.concatenate([np.ravel(g) for g in out[1:]])
+        logp, grad = logp_grad(x)  # NaN where a trial point is outside the support (e.g. nu underflowed to 0)
+        val, grad = -logp, -grad
         if not np.isfinite(val) or not np.all(np.isfinite(grad)):
             return 1e300, np.zeros_like(x)
         return val, grad
 
+    from threadpoolctl import threadpool_limits
+
     best = None
-    for i in range(n_starts):
-        x = x0 if i == 0 else x0 + rng.normal(0.0, 1.0, size=x0.size)
-        with np.errstate(all="ignore"):
-            res = minimize(objective, x, jac=True, method="L-BFGS-B", options={"maxiter": 2000})
-        if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
-            best = res
+    # One BLAS thread: L-BFGS-B's tiny vector operations run many times slower with a thread pool
+    # contending for the cores (measured 1.6 ms instead of microseconds per step on a loaded machine).
+    with threadpool_limits(1, user_api="blas"):
+        for i in range(n_starts):
+            x = x0 if i == 0 else x0 + rng.normal(0.0, 1.0, size=x0.size)
+            with np.errstate(all="ignore"):
+                res = minimize(objective, x, jac=True, method="L-BFGS-B", options={"maxiter": 2000})
+            if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
+                best = res
     if best is None or best.fun >= 1e299:
         raise BayescaleError("could not find a finite starting point for the sampler; check the priors and data")
     return dict(zip(names, unravel(best.x))), best.x
 
 
-def run_sampler(smodel, runs, settings):
-    """Fit `smodel` to `runs`: resolve priors, swap data into the cached graph, sample."""
+def compile_for_nutpie(graph: Graph, cache=None):
+    """nutpie's compiled model of `graph`, once per process: loaded from the disk cache, or compiled (and stored).
+
+    Returns the seconds it took (0 when the process had it already).
+    """
+    if graph.nutpie_model is not None:
+        return 0.0
+    from .compiled import compile_model
+
+    t = time.perf_counter()
+    graph.nutpie_model, graph.nutpie_source = compile_model(graph, graph.n_groups, cache)
+    return time.perf_counter() - t
+
+
+def run_sampler(smodel, runs, settings, cache=None):
+    """Fit `smodel` to `runs`: resolve priors, swap data into the cached graph, sample.
+
+    `cache` is the folder of compiled models (see :func:`bayescale.compiled.cache_dir`). The fit's
+    ``timing`` records where the time went: ``imports_seconds`` (PyMC and the sampler, paid by the first
+    fit of a process), ``graph_seconds`` (building the PyMC graph, about 0 once the process has it), ``compile_seconds`` and ``compile_source`` (the sampler's compiled log density:
+    ``"process"`` when already in memory, ``"disk"`` when loaded from the cache folder, ``"compiled"``
+    otherwise), ``mode_seconds`` (the mode search), ``sampling_seconds``, ``result_seconds`` (building
+    the result and its checks), ``setup_seconds`` (everything before sampling), ``total_seconds`` and
+    ``attempts``.
+    """
     from .fit import ScalingFit
 
     scale = smodel._data_scale(runs)
     priors = smodel._resolve(scale)
     t0 = time.perf_counter()
+    import pymc  # noqa: F401  (the first fit of a process pays the imports: timed on their own)
+
+    if settings.sampler == "nutpie":
+        import nutpie  # noqa: F401
+    t_imports = time.perf_counter()
     graph = graph_for(smodel, priors, len(runs.groups or ()) or 1)
     values = data_values(smodel, runs, priors, scale)
     _set_data(graph, values)
+    t_graph = time.perf_counter()
+    logp_grad, t_compile, source = None, 0.0, ""
+    if settings.sampler == "nutpie":
+        t_compile = compile_for_nutpie(graph, cache)
+        source = graph.nutpie_source if t_compile else "process"
+        from .compiled import LogpGrad
+
+        names = [v.name for v in graph.pymc_model.value_vars]
+        if list(graph.nutpie_model.shape_info[0][:len(names)]) == names:  # nutpie's order of the free variables
+            logp_grad = LogpGrad(graph.nutpie_model.with_data(**values))
+    t_modes = time.perf_counter()
     rng = np.random.default_rng(settings.random_seed)
-    point, vector = find_mode(graph, rng)
+    point, vector = find_mode(graph, rng, logp_grad=logp_grad)
     if any(smodel.pooling_of(n) == "partial" for n in smodel.law.param_names):
-        point, vector = _choose_centring(graph, smodel, values, point, vector)
+        point, vector = _choose_centring(graph, smodel, values, point, vector,
+                                         logp_grad if logp_grad is not None else graph.flat_logp_grad())
     t_mode = time.perf_counter()
     sampler = {"nutpie": _sample_nutpie, "pymc": _sample_pymc, "numpyro": _sample_numpyro}[settings.sampler]
     attempt, t_sample = settings, 0.0
@@ -412,11 +488,16 @@ def run_sampler(smodel, runs, settings):
     for i in range(len(factors) + 1):
         trace, seconds = sampler(graph, values, point, vector, attempt)
         t_sample += seconds
-        timing = {"setup_seconds": t_mode - t0, "sampling_seconds": t_sample,
+        timing = {"imports_seconds": t_imports - t0, "graph_seconds": t_graph - t_imports, "compile_seconds": t_compile, "compile_source": source,
+                  "mode_seconds": t_mode - t_modes, "setup_seconds": t_mode - t0, "sampling_seconds": t_sample,
                   "total_seconds": time.perf_counter() - t0, "attempts": i + 1}
+        t_result = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             fit = ScalingFit._from_sampling(smodel, runs, priors, scale, trace, attempt, timing)
+        now = time.perf_counter()
+        timing.update(result_seconds=now - t_result, total_seconds=now - t0)
+        fit.idata.attrs["timing"] = json.dumps(timing)
         if i == len(factors) or fit.converged:
             for w in caught:  # the warnings of the fit returned, not of the attempts discarded
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -450,8 +531,7 @@ def _wait_interruptible(background):
 def _sample_nutpie(graph, values, point, vector, settings):
     import nutpie
 
-    if graph.nutpie_model is None:
-        graph.nutpie_model = nutpie.compile_pymc_model(graph.pymc_model, var_names=list(graph.published))
+    compile_for_nutpie(graph)
     compiled = graph.nutpie_model.with_data(**values)
     t = time.perf_counter()
     background = nutpie.sample(

@@ -1,0 +1,151 @@
+"""The on-disk cache of compiled models (bayescale.compiled): where it is, what keys it, what it trusts."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import bayescale as bs
+from bayescale import compiled as C
+from bayescale import sampling as S
+
+
+def _graph(model, runs):
+    r = model._runs(runs)
+    scale = model._data_scale(r)
+    priors = model._resolve(scale)
+    graph = S.graph_for(model, priors)
+    values = S.data_values(model, r, priors, scale)
+    S._set_data(graph, values)
+    return graph, values
+
+
+def test_cache_dir_is_overridable(monkeypatch, tmp_path):
+    monkeypatch.delenv(C.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    if sys.platform.startswith("linux"):
+        assert C.cache_dir() == tmp_path / "xdg" / "bayescale" / "compiled"
+    monkeypatch.setenv(C.CACHE_ENV, str(tmp_path / "env"))
+    assert C.cache_dir() == tmp_path / "env" / "compiled"
+    assert C.cache_dir(tmp_path / "arg") == tmp_path / "arg" / "compiled"  # the argument wins
+    assert C.cache_dir(False) is None
+    for off in ("off", "0", "none", ""):
+        monkeypatch.setenv(C.CACHE_ENV, off)
+        assert C.cache_dir() is None
+    with pytest.raises(TypeError, match="cache_dir must be a folder"):
+        C.cache_dir(3)
+    with pytest.raises(ValueError, match="empty string"):
+        C.cache_dir("  ")
+
+
+def test_fit_checks_cache_dir_before_any_work(chinchilla_runs):
+    with pytest.raises(TypeError, match="cache_dir must be a folder.*int 3"):
+        bs.ScalingModel("chinchilla").fit(chinchilla_runs, cache_dir=3)
+
+
+def test_different_structures_do_not_share_a_key(chinchilla_runs):
+    keys = {}
+    for label, model in [("chinchilla", bs.ScalingModel("chinchilla")),
+                         ("normal", bs.ScalingModel("chinchilla", likelihood="normal")),
+                         ("kaplan", bs.ScalingModel("kaplan")),
+                         ("power_n", bs.ScalingModel("power_n"))]:
+        graph, _ = _graph(model, chinchilla_runs)
+        keys[label] = C.structure_key(graph, graph.n_groups)
+    assert len(set(keys.values())) == len(keys), keys
+    # the same structure with other data (and other prior values) keeps its key
+    graph, _ = _graph(bs.ScalingModel("chinchilla"), chinchilla_runs.iloc[::2])
+    assert C.structure_key(graph, 1) == keys["chinchilla"]
+    assert C.structure_key(graph, 2) != keys["chinchilla"]
+
+
+def _entry(chinchilla_fit, chinchilla_runs, folder):
+    """An entry of the default model's compiled log density, compiled (or loaded) by the session's fit."""
+    graph, values = _graph(bs.ScalingModel("chinchilla"), chinchilla_runs)
+    S.compile_for_nutpie(graph)  # in memory since the session's fit
+    key = C.structure_key(graph, graph.n_groups)
+    path = folder / f"{key[:40]}.bin"
+    assert C._store(path, key, graph.nutpie_model)
+    return graph, values, key, path
+
+
+def test_an_entry_reproduces_the_compiled_log_density(chinchilla_fit, chinchilla_runs, tmp_path):
+    graph, values, key, path = _entry(chinchilla_fit, chinchilla_runs, tmp_path)
+    loaded = C._load(path, key, graph.pymc_model)
+    x = np.linspace(-1.0, 1.0, loaded.n_dim)
+    want = C.LogpGrad(graph.nutpie_model.with_data(**values))(x)
+    got = C.LogpGrad(loaded.with_data(**values))(x)
+    assert got[0] == want[0] and np.array_equal(got[1], want[1])
+    with pytest.raises(ValueError, match="key mismatch"):  # an entry answers only to its own key
+        C._load(path, "0" * 64, graph.pymc_model)
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "foreign", "writable by others"])
+def test_a_damaged_entry_is_rebuilt_not_trusted(chinchilla_fit, chinchilla_runs, tmp_path, monkeypatch, damage):
+    graph, values, key, path = _entry(chinchilla_fit, chinchilla_runs, tmp_path / "compiled")
+    data = path.read_bytes()
+    if damage == "flip":  # one byte of the machine code
+        i = len(data) // 2
+        data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:]
+    elif damage == "truncate":
+        data = data[: len(data) // 3]
+    elif damage == "empty":
+        data = b""
+    elif damage == "foreign":  # a file of some other format under the entry's name
+        data = b"\x80\x04\x95" + data[3:]
+    path.write_bytes(data)
+    if damage == "writable by others":
+        if not hasattr(os, "getuid"):
+            pytest.skip("POSIX permissions")
+        path.chmod(0o666)
+    with pytest.raises(ValueError):
+        C._read(path, key)
+    compiles = []
+
+    def compile_pymc_model(model, **kwargs):  # stands in for the compile (seconds) with the session's result
+        compiles.append(kwargs)
+        return graph.nutpie_model
+
+    import nutpie
+
+    monkeypatch.setattr(nutpie, "compile_pymc_model", compile_pymc_model)
+    monkeypatch.setattr(C, "_LOADED", {})  # as in a fresh process
+    compiled, source = C.compile_model(graph, graph.n_groups, tmp_path)
+    assert source == "compiled" and len(compiles) == 1
+    assert compiled is graph.nutpie_model
+    C._read(path, key)  # rewritten whole
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_concurrent_fills_leave_one_whole_entry(tmp_path):
+    """Processes writing the same entry at once: every read sees a whole entry, and no temporary is left."""
+    path = tmp_path / "compiled" / "entry.bin"
+    writer = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from bayescale.compiled import _write
+        who = sys.argv[1]
+        for i in range(60):
+            _write(Path({str(path)!r}), {{"key": "k", "format": 1, "who": who, "i": i}},
+                   [who.encode() * 50_000, bytes(range(256)) * 200])
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", writer, who]) for who in ("a", "b", "c")]
+    while any(p.poll() is None for p in procs):
+        if path.exists():
+            header, blobs = C._read(path, "k")  # never a partial file: raises if it were
+            assert blobs[0] == header["who"].encode() * 50_000
+    assert all(p.wait() == 0 for p in procs)
+    header, _ = C._read(path, "k")
+    assert header["i"] == 59
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_clear_cache(tmp_path):
+    folder = C.cache_dir(tmp_path)
+    C._write(folder / "x.bin", {"key": "x", "format": 1}, [b"1"])
+    (folder / "y.tmp").write_bytes(b"")
+    (folder / "keep.txt").write_text("not ours")
+    assert C.clear_cache(tmp_path) == 1
+    assert [p.name for p in folder.iterdir()] == ["keep.txt"]

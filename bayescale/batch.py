@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import re
-import threading
 import time
 import warnings
 from collections.abc import Mapping
@@ -37,7 +36,6 @@ __all__ = ["fit_many", "FitCollection", "BatchWarning"]
 
 INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
-_FIT_LOCK = threading.Lock()  # the graph cache of a process serves one fit at a time
 _POLL_SECONDS = 0.25
 _SETTING_NAMES = ("draws", "tune", "chains", "cores", "sampler", "target_accept")
 
@@ -57,6 +55,7 @@ class _Task:
     settings: dict
     columns: dict | None
     model: object = None  # the caller's model object, used when the executor runs in this process
+    digest: str = ""  # the key's data, recorded in the fit so a checkpoint can tell when it changed
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -92,13 +91,15 @@ def _fit_task(task: _Task) -> _Outcome:
     # slower with a BLAS thread pool contending for the cores the other fits are using.
     # Warnings are recorded and sent back: a worker process's own stderr is not where the caller looks
     # (a notebook, a log), and the caller's warning filters apply to them there.
-    with _FIT_LOCK, threadpool_limits(1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
+    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("ignore", ConvergenceWarning)  # flagged in the collection's tables instead
         warnings.simplefilter("ignore", FutureWarning)
         try:
             fit = model.fit(task.frame, columns=task.columns, **task.settings)
         except Exception as exc:  # bad data, a failed mode search ...: recorded with the key, the batch goes on
             return _Outcome(None, time.perf_counter() - t0, error=_error_text(exc), warnings=_relayed(caught))
+    # The worker labels its own fit; the caller never writes onto a fit it received.
+    fit.idata.attrs.update(batch_key=_key_json(_as_tuple(task.key)), batch_data=task.digest)
     return _Outcome(fit.idata, time.perf_counter() - t0, fit, warnings=_relayed(caught))
 
 
@@ -554,7 +555,7 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
     futures = {}
     try:
         for key in todo:
-            task = _Task(key, parts[key], spec, {**settings, "random_seed": seeds[key]}, columns, model)
+            task = _Task(key, parts[key], spec, {**settings, "random_seed": seeds[key]}, columns, model, digests[key])
             futures[pool.submit(_fit_task, task)] = key
         pending = set(futures)
         while pending:
@@ -571,8 +572,6 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
                     if ckpt is not None:
                         ckpt.record_error(key, errors[key])
                 else:
-                    fit.idata.attrs["batch_key"] = _key_json(_as_tuple(key))
-                    fit.idata.attrs["batch_data"] = digests[key]
                     if ckpt is not None:
                         ckpt.store(key, fit)
                     fits[key] = fit

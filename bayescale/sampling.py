@@ -16,6 +16,7 @@ compile, not two), and it is kept on disk across processes (see
 from __future__ import annotations
 
 import json
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -78,6 +79,9 @@ class Graph:
 
 
 _CACHE: dict = {}
+#: The graph cache, and the data swapped into each cached graph, serve one fit at a time: fits started from several
+#: threads of a process take turns here (fit_many runs fits in separate processes, each with its own cache).
+_LOCK = threading.RLock()
 
 
 def _key(smodel, priors, n_groups=1):
@@ -452,6 +456,11 @@ def run_sampler(smodel, runs, settings, cache=None):
     the result and its checks), ``setup_seconds`` (everything before sampling), ``total_seconds`` and
     ``attempts``.
     """
+    with _LOCK:
+        return _run_sampler(smodel, runs, settings, cache)
+
+
+def _run_sampler(smodel, runs, settings, cache):
     from .fit import ScalingFit
 
     scale = smodel._data_scale(runs)

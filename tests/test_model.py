@@ -157,3 +157,24 @@ def test_pymc_sampler_agrees_with_nutpie(synthetic_runs, synthetic_fit):
     for name in ("E", "alpha", "beta"):
         # Two samplers, same posterior: medians agree within a fraction of a posterior sd.
         assert abs(ours.loc[name, "median"] - ref.loc[name, "median"]) < 0.5 * ref.loc[name, "sd"], name
+
+
+def test_fits_from_threads_take_turns_on_the_shared_graph():
+    """Two threads fitting different ladders with one model get exactly the fits made one after the other.
+
+    The compiled graph of a model is cached per process and each fit swaps its data into it; without the
+    sampling module's lock, one thread's data would replace the other's mid-fit.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = bs.ScalingModel("chinchilla")
+    ladders = [simulate_chinchilla({**TRUE_CHINCHILLA, "E": e}, n_runs=40, seed=30 + i) for i, e in enumerate((1.7, 2.1))]
+    settings = dict(draws=150, tune=150, chains=2, random_seed=5, progressbar=False, escalate=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = [model.fit(runs, **settings) for runs in ladders]
+        with ThreadPoolExecutor(2) as pool:
+            together = list(pool.map(lambda runs: model.fit(runs, **settings), ladders))
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a.posterior["E"].values, b.posterior["E"].values)
+    assert abs(float(together[1].posterior["E"].median()) - float(together[0].posterior["E"].median())) > 0.2

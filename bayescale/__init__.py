@@ -19,8 +19,8 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 from . import datasets, laws, priors
 from .data import RunData, load_runs
-from .errors import (BayescaleError, ConvergenceWarning, DataError, ExtrapolationWarning, FileFormatError,
-                     HeavyTailWarning, ModelCheckWarning, PriorDataConflictWarning, SpecError)
+from .errors import (BayescaleError, ConvergenceWarning, DataError, DegenerateResultWarning, ExtrapolationWarning,
+                     FileFormatError, HeavyTailWarning, ModelCheckWarning, PriorDataConflictWarning, SpecError)
 from .fit import ScalingFit
 from .io import load
 from .laws import Law, available_laws, get_law, law
@@ -95,6 +95,7 @@ __all__ = [
     "ModelCheckWarning",
     "PriorDataConflictWarning",
     "HeavyTailWarning",
+    "DegenerateResultWarning",
     "conflicts",
     "extrapolation",
 ]

@@ -23,12 +23,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .allocation import _interval, optimal_allocation, posterior_params
+from .allocation import _interval, _rewarn, optimal_allocation, posterior_params
 from .validation import check_budgets as _budgets, check_prob as _check_prob, positive_array as _positive
-from .errors import ExtrapolationWarning
+from .errors import DegenerateResultWarning, ExtrapolationWarning
 from .extrapolation import annotate, warn_extrapolation
 from .form import irreducible_draws, shift_log_loss
 from .laws import NUMPY
+from .tablecheck import check_table, draw_problems
 from .units import format_count, format_flops, format_plan, parse_plan, parse_quantity
 
 __all__ = ["risk", "budget_for", "humanize", "to_markdown", "to_html", "to_text"]
@@ -70,6 +71,7 @@ def _check_target(target):
 
 
 # -------------------------------------------------------------------- risk
+@np.errstate(all="ignore")  # non-finite results are reported by check_table, with their reason
 def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_token=6.0,
          max_unique_tokens=None, random_seed=None, group=None) -> pd.DataFrame:
     """Predictive loss, P(loss <= target) and the allocation penalty of planned runs.
@@ -126,8 +128,9 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
     if budget is None and plan is None:
         raise ValueError("risk needs at least one budget (FLOPs) or one plan (N, D)")
     if isinstance(group, (list, tuple)):
-        with warnings.catch_warnings():  # one warning for the whole table, below
+        with warnings.catch_warnings(record=True) as caught:  # one warning for the whole table, below
             warnings.simplefilter("ignore", ExtrapolationWarning)
+            warnings.simplefilter("always", DegenerateResultWarning)
             frames = [risk(fit, budget, target=target, plan=plan, prob=prob,
                            flops_per_param_token=flops_per_param_token, max_unique_tokens=max_unique_tokens,
                            random_seed=random_seed, group=g) for g in group]
@@ -135,6 +138,7 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
         out.attrs.update(frames[0].attrs)
         warn_extrapolation(out, fit.runs, what="risk", tokens_per_param="tokens_per_param",
                            stacklevel=3, form=fit.model.form_uncertainty)
+        _rewarn(caught, DegenerateResultWarning, stacklevel=3)
         return out
     law = fit.model.law
     params = posterior_params(fit, group, random_seed)
@@ -152,7 +156,15 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
         kinds.append("plan")
         ns.append(n)
         ds.append(d)
-    n, d = np.array(ns), np.array(ds)
+    n, d = np.array(ns, dtype=float), np.array(ds, dtype=float)
+    with np.errstate(invalid="ignore"):
+        planless = ~(np.isfinite(n) & np.isfinite(d) & (n > 0) & (d > 0))
+    if planless.any():
+        # No finite plan at these budgets (the draws' optima are not finite): the rows are computed at a stand-in
+        # run (the first fitted one) and reported as NaN, with a warning below.
+        first = fit.runs.inputs(["N", "D"])
+        n, d = np.where(planless, first["N"][0], n), np.where(planless, first["D"][0], d)
+        budgets = np.concatenate([c, np.full(len(kinds) - c.size, np.nan)])
     c = k * n * d
     inputs = _plan_inputs(law, n, d, cap)
     grouped = getattr(fit.model, "hierarchical", False)
@@ -176,9 +188,14 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
     frame["loss_median"] = np.median(curve, axis=0)
     frame["curve_lower"], frame["curve_upper"] = np.quantile(curve, [lo, hi], axis=0)
     frame["new_run_lower"], frame["new_run_upper"] = np.quantile(new, [lo, hi], axis=0)
-    if target is not None:
-        frame["p_target"] = (new <= target).mean(axis=0)
+    if target is not None:  # never a probability over non-finite draws
+        frame["p_target"] = np.where(np.all(np.isfinite(new), axis=0), (new <= target).mean(axis=0), np.nan)
     frame["penalty_median"], frame["penalty_lower"], frame["penalty_upper"] = _interval(curve - best, prob)
+    if planless.any():
+        numeric = [col for col in frame.columns if frame[col].dtype.kind == "f"]
+        frame.loc[planless, numeric] = np.nan
+        frame.loc[planless, "C"] = budgets[planless]
+        frame.loc[planless, "label"] = "no finite plan"
     annotate(frame, fit.runs, what="risk", tokens_per_param="tokens_per_param",
              stacklevel=3, form=fit.model.form_uncertainty)
     frame["converged"] = bool(fit.converged)
@@ -186,6 +203,8 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
         frame.insert(0, "group", "new" if group is None else str(group))
     frame.attrs.update(prob=prob, target=target, flops_per_param_token=k, max_unique_tokens=cap,
                        law=law.name)
+    check_table(frame, "risk", plan=("N", "D"), stacklevel=3,
+                why=lambda: draw_problems(params, curve) or "the run-to-run noise draws are not finite")
     return frame
 
 
@@ -202,6 +221,7 @@ def _run_noise(fit, random_seed, group=None):
 SCAN_POINTS = 241
 
 
+@np.errstate(all="ignore")  # non-finite results are reported by check_table, with their reason
 def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_tokens=None,
                random_seed=None, max_compute=1e40, group=None) -> pd.DataFrame:
     """Smallest compute at which the compute-optimal run reaches a target loss with a given probability.
@@ -276,15 +296,25 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
         return log_l + noise
 
     def p_reach(log_c, t):
-        return float(np.mean(log_new_run(log_c) <= np.log(t)))
+        """P(loss <= t) at compute exp(log_c); NaN when a draw's loss there is not finite."""
+        with np.errstate(invalid="ignore"):
+            values = log_new_run(log_c)
+        if not np.all(np.isfinite(values)):
+            return np.nan
+        return float(np.mean(values <= np.log(t)))
 
     def solve(t, p):
         # Beyond the fitted runs the form uncertainty widens with compute, so the probability can rise and then
         # fall again: scan a grid for the first compute that reaches p, then bisect inside that step.
         grid = np.linspace(log_lo, log_hi, SCAN_POINTS)
-        reach = np.array([p_reach(g, t) >= p for g in grid])
+        probs = np.array([p_reach(g, t) for g in grid])
+        if np.isnan(probs).any():
+            where = format_flops(np.exp(grid[np.argmax(np.isnan(probs))]))
+            return np.nan, (f"not computed: from {where} on, some posterior draws give no finite loss "
+                            f"({draw_problems(params) or 'overflow'}); the fit is degenerate, see fit.summary()")
+        reach = probs >= p
         if not reach.any():
-            best = max(p_reach(g, t) for g in grid)
+            best = probs.max()
             return np.inf, (f"not reached by {format_flops(np.exp(log_hi))} (the probability peaks at {best:.2f}: "
                             "the law's form uncertainty grows with the distance from the fitted runs)")
         first = int(np.argmax(reach))
@@ -312,6 +342,8 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
     if getattr(fit.model, "hierarchical", False):
         frame.insert(0, "group", "new" if group is None else str(group))
     frame.attrs.update(prob=prob, flops_per_param_token=k, max_unique_tokens=cap, law=law.name)
+    check_table(frame, "budget_for", plan=("N", "D"), label="target", stacklevel=3,
+                why=lambda: "; ".join(sorted(set(frame.loc[~np.isfinite(frame["C"]), "status"]))) or None)
     return frame
 
 

@@ -50,7 +50,7 @@ def _list(names, rows) -> str:
     return "; ".join(shown) + (f" and {more} more row{'s' if more > 1 else ''}" if more > 0 else "")
 
 
-def check_table(frame, what, *, plan=None, why=None, label=None, stacklevel=2) -> list:
+def check_table(frame, what, *, plan=None, why=None, label=None, problems=(), stacklevel=2) -> list:
     """Warn once about the numbers of a published table that cannot be used as they stand.
 
     Parameters
@@ -67,6 +67,9 @@ def check_table(frame, what, *, plan=None, why=None, label=None, stacklevel=2) -
         :func:`draw_problems`); a callable is called only when needed.
     label : str, optional
         Column that names the rows; default ``C``, ``target`` or ``label``.
+    problems : sequence of str
+        Problems of the whole table the caller knows of (e.g. a fit that did
+        not converge), reported first in the same warning.
     stacklevel : int
 
     Returns
@@ -87,7 +90,7 @@ def check_table(frame, what, *, plan=None, why=None, label=None, stacklevel=2) -
     less than one parameter: N_median = 0.2 at C = 1e+20 (the budget is too small for this law's optimum,
     or the fit is degenerate: see its summary and diagnostics)
     """
-    problems = []
+    problems = list(problems)
     names = _row_names(frame, label)
     numeric = [c for c in frame.columns if frame[c].dtype.kind in "fc"]
     by_rows: dict = {}

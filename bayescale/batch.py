@@ -443,7 +443,8 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
     by_cols, parts = _split(frame, by, columns, model)
     spec = model.to_dict()
     settings = {"draws": int(draws), "tune": int(tune), "chains": int(chains), "cores": int(cores),
-                "sampler": sampler, "target_accept": float(target_accept), "escalate": bool(escalate)}
+                "sampler": sampler, "target_accept": float(target_accept), "escalate": bool(escalate),
+                "progressbar": False}  # one bar for the batch (below), none per fit
     if random_seed is not None and (isinstance(random_seed, bool) or not isinstance(random_seed, (int, np.integer))):
         raise ValueError(f"random_seed must be an integer or None, got {random_seed!r}")
     ckpt = None

@@ -320,8 +320,11 @@ def _set_data(graph: Graph, values: dict) -> None:
         m[name].set_value(v)
 
 
-def find_mode(graph: Graph, rng, n_starts=N_STARTS):
+def find_mode(graph: Graph, rng, n_starts=N_STARTS, progress=None):
     """Multi-start L-BFGS for the mode of the unconstrained log density.
+
+    `progress` (a :class:`~bayescale.progress.KeyProgress` over the starts,
+    optional) shows the starts done: ok (a finite end point) or failed.
 
     Returns
     -------
@@ -360,12 +363,18 @@ def find_mode(graph: Graph, rng, n_starts=N_STARTS):
         return val, grad
 
     best = None
+    ok = 0
     for i in range(n_starts):
         x = x0 if i == 0 else x0 + rng.normal(0.0, 1.0, size=x0.size)
         with np.errstate(all="ignore"):
             res = minimize(objective, x, jac=True, method="L-BFGS-B", options={"maxiter": 2000})
         if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
             best = res
+        if progress is not None:
+            ok += bool(res.fun < 1e299)
+            progress.update(ok=ok, failed=i + 1 - ok, running=int(i + 1 < n_starts))
+    if progress is not None:
+        progress.close()
     if best is None or best.fun >= 1e299:
         raise BayescaleError("could not find a finite starting point for the sampler; check the priors and data")
     return dict(zip(names, unravel(best.x))), best.x
@@ -382,7 +391,12 @@ def run_sampler(smodel, runs, settings):
     values = data_values(smodel, runs, priors, scale)
     _set_data(graph, values)
     rng = np.random.default_rng(settings.random_seed)
-    point, vector = find_mode(graph, rng)
+    bar = None
+    if settings.progressbar:
+        from .progress import KeyProgress
+
+        bar = KeyProgress(N_STARTS, enabled=True, description=f"posterior mode ({runs.n_runs:,} runs): starts")
+    point, vector = find_mode(graph, rng, progress=bar)
     if any(smodel.pooling_of(n) == "partial" for n in smodel.law.param_names):
         point, vector = _choose_centring(graph, smodel, values, point, vector)
     t_mode = time.perf_counter()

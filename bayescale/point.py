@@ -86,6 +86,8 @@ SAME_F = 1e-7
 SAME_X = 1e-3
 _BIG = 1e300
 _CHUNK = 4096
+#: Point fits of at least this many runs show the starts done by default (in a terminal or notebook).
+PROGRESS_RUNS = 100_000
 #: Most cells (starts x runs) evaluated at once when scoring the start grid (about 32 MB).
 _CELLS = 4_000_000
 #: Objectives at most this far above zero per run count as a perfect fit (all such end points are equal).
@@ -363,7 +365,7 @@ class PointModel:
         """Parameters reported: the law's, then ``sigma`` (residual scale of log loss)."""
         return self.law.param_names + ("sigma",)
 
-    def fit(self, runs, *, columns=None) -> "PointFit":
+    def fit(self, runs, *, columns=None, progressbar=None) -> "PointFit":
         """Fit the law to `runs` by multi-start L-BFGS-B (and bootstrap if ``n_boot``).
 
         Parameters
@@ -372,6 +374,10 @@ class PointModel:
             Training runs; see :func:`bayescale.load_runs`.
         columns : dict, optional
             Column renaming, as in :func:`bayescale.load_runs`.
+        progressbar : bool, optional
+            Show the starts done. Default: for at least
+            :data:`PROGRESS_RUNS` runs, when the output is a terminal or a
+            notebook (each start then takes seconds).
 
         Returns
         -------
@@ -390,7 +396,11 @@ class PointModel:
         runs = load_runs(runs, columns=columns, require=self.law.inputs, min_runs=len(self.law.param_names) + 1)
         t0 = time.perf_counter()
         problem = _Problem(self.law, self.loss, self.delta, runs)
-        best, table = _grid_search(problem, self.starts, self.coords, self.search, self.options)
+        if progressbar is None:
+            from .progress import interactive
+
+            progressbar = runs.n_runs >= PROGRESS_RUNS and interactive()
+        best, table = _grid_search(problem, self.starts, self.coords, self.search, self.options, bool(progressbar))
         seconds = time.perf_counter() - t0
         fit = PointFit(self, runs, best.x, float(best.fun), bool(best.success), table,
                        {"grid_seconds": seconds})
@@ -501,7 +511,7 @@ def _flat(f, x, best_f, best_x, n_runs) -> tuple:
     return int(at.sum()), np.max(np.abs(x[at] - best_x), axis=0)
 
 
-def _run_starts(fun, starts, order, search, options, n_runs=0) -> dict:
+def _run_starts(fun, starts, order, search, options, n_runs=0, progress=None) -> dict:
     """L-BFGS-B from ``starts[order]``; adaptive search stops once the best end point is confirmed or flat."""
     results = {}
     done = 0
@@ -510,6 +520,9 @@ def _run_starts(fun, starts, order, search, options, n_runs=0) -> dict:
         for i in order[done:done + size]:
             with np.errstate(all="ignore"):
                 results[int(i)] = _minimize(fun, starts[i], options)
+            if progress is not None:
+                ok = sum(bool(r.success) for r in results.values())
+                progress.update(ok=ok, failed=len(results) - ok, running=1)
         done += size
         size *= 2
         if search == "adaptive":
@@ -524,7 +537,7 @@ def _run_starts(fun, starts, order, search, options, n_runs=0) -> dict:
     return results
 
 
-def _grid_search(problem, starts, coords, search, options):
+def _grid_search(problem, starts, coords, search, options, progressbar=False):
     """L-BFGS-B from the starts; returns (best result, table of the starts run)."""
     f0 = problem.batch(starts)
     usable = np.flatnonzero(np.isfinite(f0))
@@ -532,8 +545,17 @@ def _grid_search(problem, starts, coords, search, options):
         raise BayescaleError("the objective is not finite at any start of the grid; check the grid and the data")
     order = usable[np.argsort(f0[usable], kind="stable")]
     fun = problem.single(problem.ones)
-    with _one_blas_thread():
-        results = _run_starts(fun, starts, order, search, options, problem.y.size)
+    bar = None
+    if progressbar:
+        from .progress import KeyProgress
+
+        bar = KeyProgress(order.size, enabled=True, description=f"L-BFGS-B starts ({problem.y.size:,} runs)")
+    try:
+        with _one_blas_thread():
+            results = _run_starts(fun, starts, order, search, options, problem.y.size, bar)
+    finally:
+        if bar is not None:
+            bar.close()
     idx = np.array(sorted(results))
     res = [results[i] for i in idx]
     fs = np.array([r.fun for r in res])

@@ -363,3 +363,9 @@ def test_estimate_checks_accept_exactly_the_plausible_estimates(E, logA, logB, a
             assert not any(p.startswith(("A = ", "alpha = ")) for p in problems), problems
         if share_a < 1e-8:
             assert any(p.startswith("A = ") for p in problems), problems
+
+
+def test_point_fit_progress_when_asked(capsys):
+    runs = pd.DataFrame({"N": np.geomspace(1e7, 1e10, 12), "loss": 2.0 + 300.0 * np.geomspace(1e7, 1e10, 12) ** -0.3})
+    bs.LeastSquares("power_n").fit(runs, progressbar=True)
+    assert "L-BFGS-B starts (12 runs)" in capsys.readouterr().err

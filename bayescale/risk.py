@@ -164,7 +164,9 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, flops_per_param_
         # run (the first fitted one) and reported as NaN, with a warning below.
         first = fit.runs.inputs(["N", "D"])
         n, d = np.where(planless, first["N"][0], n), np.where(planless, first["D"][0], d)
-        budgets = np.concatenate([c, np.full(len(kinds) - c.size, np.nan)])
+        budgets = np.full(len(kinds), np.nan)
+        if budget is not None:
+            budgets[:c.size] = c
     c = k * n * d
     inputs = _plan_inputs(law, n, d, cap)
     grouped = getattr(fit.model, "hierarchical", False)
@@ -310,7 +312,8 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
         probs = np.array([p_reach(g, t) for g in grid])
         if np.isnan(probs).any():
             where = format_flops(np.exp(grid[np.argmax(np.isnan(probs))]))
-            return np.nan, (f"not computed: from {where} on, some posterior draws give no finite loss "
+            return np.nan, (f"not computed: at {int(np.isnan(probs).sum())} of {SCAN_POINTS} budgets searched "
+                            f"(the first {where}) some posterior draws give no finite loss "
                             f"({draw_problems(params) or 'overflow'}); the fit is degenerate, see fit.summary()")
         reach = probs >= p
         if not reach.any():

@@ -19,9 +19,9 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 from . import datasets, laws, priors
 from .data import RunData, load_runs
-from .errors import (BayescaleError, ConvergenceWarning, DataError, ExtrapolationWarning, FileFormatError,
-                     FileWriteError, HeavyTailWarning, ModelCheckWarning, NonFiniteWarning, PriorDataConflictWarning,
-                     SpecError)
+from .errors import (BayescaleError, ConvergenceWarning, DataError, DegenerateResultWarning, ExtrapolationWarning,
+                     FileFormatError, FileWriteError, HeavyTailWarning, ModelCheckWarning, NonFiniteWarning,
+                     PriorDataConflictWarning, SpecError)
 from .fit import ScalingFit
 from .io import load
 from .laws import Law, available_laws, get_law, law
@@ -99,6 +99,7 @@ __all__ = [
     "ModelCheckWarning",
     "PriorDataConflictWarning",
     "HeavyTailWarning",
+    "DegenerateResultWarning",
     "conflicts",
     "extrapolation",
 ]

@@ -523,7 +523,8 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
     spec = model.to_dict()
     settings = {"draws": checked["draws"], "tune": checked["tune"], "chains": checked["chains"],
                 "cores": check_count(cores, "cores", error=ValueError), "sampler": sampler,
-                "target_accept": checked["target_accept"], "escalate": bool(escalate)}
+                "target_accept": checked["target_accept"], "escalate": bool(escalate),
+                "progressbar": False}  # one bar for the batch (below), none per fit
     ckpt = None
     if checkpoint_dir is not None:
         ckpt = _Checkpoint(checkpoint_dir, spec, settings, None if random_seed is None else int(random_seed),

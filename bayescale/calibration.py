@@ -231,7 +231,7 @@ def _quiet_categories() -> list:
     from . import errors
 
     names = ("ConvergenceWarning", "ExtrapolationWarning", "HeavyTailWarning", "PriorDataConflictWarning",
-             "ModelCheckWarning")
+             "ModelCheckWarning", "DegenerateResultWarning")
     return [getattr(errors, n) for n in names if hasattr(errors, n)] + [RuntimeWarning]
 
 

@@ -104,6 +104,9 @@ class ScalingResult(Protocol):
     def summary(self, prob=0.9) -> pd.DataFrame:
         """Parameter table starting with :data:`SUMMARY_COLUMNS`."""
 
+    def table_problems(self, what) -> list:
+        """Problems every table of the fit carries (e.g. a point estimate that failed its checks), as text."""
+
 
 def check_ci_kind(ci_kind) -> str:
     """Return ``ci_kind`` lower-cased, or raise ``ValueError`` listing the valid kinds.

@@ -14,6 +14,7 @@ __all__ = [
     "ModelCheckWarning",
     "PriorDataConflictWarning",
     "HeavyTailWarning",
+    "DegenerateResultWarning",
 ]
 
 
@@ -119,4 +120,15 @@ class HeavyTailWarning(ModelCheckWarning):
 
     The run-to-run noise then has no finite variance, so the new-run band is
     dominated by the tails and is not meaningful as a range for one run.
+    """
+
+
+class DegenerateResultWarning(UserWarning):
+    """A published table holds numbers that cannot be used as they stand.
+
+    Issued once per table, naming the columns and rows concerned and why:
+    values that are not finite (NaN or infinite, e.g. from parameter draws
+    that overflow), a compute-optimal plan of less than one parameter or one
+    token, or a point fit whose optimum failed its checks (see
+    ``PointFit.reason``).
     """

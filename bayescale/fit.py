@@ -130,6 +130,10 @@ class ScalingFit(ResultMethods):
         """The seed the fit was sampled with; default seed of its Monte Carlo draws."""
         return self.settings["random_seed"]
 
+    def table_problems(self, what) -> list:
+        """Problems every table of this fit carries: none (convergence is its tables' ``converged`` column)."""
+        return []
+
     def noise_draws(self, params, shape, rng) -> np.ndarray:
         """Run-to-run log-loss noise, one per draw and row: ``sigma`` times a Normal or Student-t draw."""
         if self.model.likelihood == "student_t":

@@ -30,6 +30,14 @@ from .validation import check_flag, check_sampler_settings, check_seed as _check
 __all__ = ["ScalingModel", "LIKELIHOODS", "SAMPLERS", "model_from_dict", "load_spec"]
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
+#: Most runs one Bayesian fit takes. Sampling time and the memory of the pointwise log-likelihood
+#: (chains x draws x runs doubles, kept with the fit) grow with the runs; see README, "Sizes".
+MAX_RUNS = 10_000
+#: Most groups one hierarchical fit takes: every group adds free parameters to one joint posterior.
+MAX_GROUPS = 200
+#: Fits with at least this many runs or groups show their progress by default (in a terminal or notebook).
+PROGRESS_RUNS = 2_000
+PROGRESS_GROUPS = 20
 #: Default target acceptance rate of NUTS step-size adaptation (see ScalingModel.fit).
 TARGET_ACCEPT = 0.95
 NOISE_KINDS = {"sigma": "sigma", "nu": "nu"}
@@ -234,9 +242,31 @@ class ScalingModel:
         require = self.law.inputs + (("group",) if self.hierarchical else ())
         return load_runs(runs, columns=columns, require=require, min_runs=len(self.param_names))
 
+    def _check_size(self, runs, chains, draws):
+        """Refuse, before any work, a ladder or a number of groups beyond what one fit handles."""
+        from .errors import DataError
+
+        n = runs.n_runs
+        if n > MAX_RUNS:
+            gb = 8 * n * int(chains) * int(draws) / 1e9
+            raise DataError(
+                [f"{n:,} runs; one Bayesian fit takes at most {MAX_RUNS:,} (bayescale.model.MAX_RUNS). Its time "
+                 f"and memory grow with the runs (the pointwise log-likelihood alone is {gb:,.1f} GB at "
+                 f"{chains} chains x {draws} draws). Keep one row per training run (e.g. its final loss) or "
+                 "average repeated runs of one (N, D), fit a PointModel (Approach3, LeastSquares), or raise "
+                 "bayescale.model.MAX_RUNS knowingly"], header="Run data too large for one fit:")
+        groups = len(runs.groups or ()) if self.hierarchical else 0
+        if groups > MAX_GROUPS:
+            raise DataError(
+                [f"{groups:,} groups; one hierarchical fit takes at most {MAX_GROUPS:,} "
+                 "(bayescale.model.MAX_GROUPS): every group adds parameters to one joint posterior, and the mode "
+                 "search and sampling slow down with each. Fit the groups separately with "
+                 "bs.fit_many(ScalingModel(law), runs, by='group'), pool groups that share their data, or raise "
+                 "bayescale.model.MAX_GROUPS knowingly"], header="Too many groups for one fit:")
+
     # ---------------------------------------------------------------- fitting
     def fit(self, runs, *, draws=1000, tune=1000, chains=4, cores=None, random_seed=None, sampler="nutpie",
-            target_accept=TARGET_ACCEPT, columns=None, progressbar=False, escalate=True, cache_dir=None):
+            target_accept=TARGET_ACCEPT, columns=None, progressbar=None, escalate=True, cache_dir=None):
         """Sample the posterior with NUTS.
 
         Parameters
@@ -262,7 +292,11 @@ class ScalingModel:
             per draw.
         columns : dict, optional
             Column renaming, as in :func:`bayescale.load_runs`.
-        progressbar : bool
+        progressbar : bool, optional
+            Show the mode search's starts and the sampler's progress. Default:
+            shown for large fits (at least :data:`PROGRESS_RUNS` runs or
+            :data:`PROGRESS_GROUPS` groups) when the output is a terminal or a
+            notebook.
         escalate : bool, default True
             When the diagnostics fail (R-hat > 1.01, bulk ESS < 400 or a
             divergence), sample again from the same starting point with 2,
@@ -284,6 +318,13 @@ class ScalingModel:
             ``fit.timing`` records where the time went (graph, compile, mode
             search, sampling, result).
 
+        Raises
+        ------
+        DataError
+            Before any work, for more than :data:`MAX_RUNS` runs or (with
+            groups) more than :data:`MAX_GROUPS` groups; the message says what
+            to do instead.
+
         Examples
         --------
         >>> import bayescale as bs
@@ -297,13 +338,19 @@ class ScalingModel:
         if sampler not in SAMPLERS:
             raise SpecError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
         s = check_sampler_settings(draws=draws, tune=tune, chains=chains, cores=cores, target_accept=target_accept)
-        progressbar, escalate = check_flag(progressbar, "progressbar"), check_flag(escalate, "escalate")
+        progressbar, escalate = check_flag(progressbar, "progressbar", allow_none=True), check_flag(escalate, "escalate")
         from .compiled import cache_dir as _cache_dir
 
         _cache_dir(cache_dir)  # a bad folder argument fails here, before any work
         runs = self._runs(runs, columns)
+        self._check_size(runs, chains, draws)
         if random_seed is None:
             random_seed = int(np.random.SeedSequence().entropy % (2**31))
+        if progressbar is None:
+            from .progress import interactive
+
+            large = runs.n_runs >= PROGRESS_RUNS or (self.hierarchical and len(runs.groups or ()) >= PROGRESS_GROUPS)
+            progressbar = large and interactive()
         settings = SampleSettings(s["draws"], s["tune"], s["chains"], s["cores"] or os.cpu_count() or 1,
                                   int(random_seed), sampler, s["target_accept"], progressbar, escalate)
         return run_sampler(self, runs, settings, cache=cache_dir)

@@ -88,6 +88,7 @@ def allocate_draws(fit, budget, *, flops_per_param_token=6.0, max_unique_tokens=
     return ds
 
 
+@np.errstate(all="ignore")  # non-finite results are reported by check_table, with their reason
 def allocate(fit, budget, *, prob=0.9, ci_kind="eti", flops_per_param_token=6.0, max_unique_tokens=None,
              group=None):
     """Compute-optimal model size, tokens and loss at each budget, with posterior intervals.
@@ -133,27 +134,46 @@ def allocate(fit, budget, *, prob=0.9, ci_kind="eti", flops_per_param_token=6.0,
         ``flops_per_param_token``, ``max_unique_tokens``. The draws are in
         :func:`allocate_draws`.
 
+        The plan in each row is one run that spends the budget:
+        ``N_median`` is the posterior median of N_opt taken on the log scale
+        (``exp(median(log N_opt))``), ``D_median = C / (k N_median)`` and
+        ``tokens_per_param_median = D_median / N_median``, so
+        ``k N_median D_median = C`` holds to rounding however wide or
+        degenerate the posterior (each draw's D_opt and D/N fall as its
+        N_opt grows, so these are also the medians of their own draws); a
+        point fit's plan is its estimate's optimum. The intervals are those
+        of each quantity's draws, for N, D and tokens per parameter taken on
+        the log scale as the median is (so lower <= median <= upper even for
+        a few draws decades apart); ``loss``, ``U`` and ``epochs`` are plain
+        marginal medians and intervals. Non-finite values and a plan of less
+        than one parameter or token come with a
+        :class:`~bayescale.errors.DegenerateResultWarning` that names the
+        columns, rows and reason.
+
     Examples
     --------
     >>> fit.allocate([1e23, 1e24, 1e25], prob=0.9)  # doctest: +SKIP
     """
     import pandas as pd
 
-    from .errors import ExtrapolationWarning
+    from .errors import DegenerateResultWarning, ExtrapolationWarning
     from .extrapolation import annotate, warn_extrapolation
+    from .tablecheck import check_table, draw_problems, rewarn
 
     _check_prob(prob)
     reach_cols = dict(n="N_median", d="D_median", c="C", tokens_per_param="tokens_per_param_median",
                       flops_per_param_token=flops_per_param_token)
     if isinstance(group, (list, tuple)):
-        with warnings.catch_warnings():  # one warning for the whole table, below
+        with warnings.catch_warnings(record=True) as caught:  # one warning for the whole table, below
             warnings.simplefilter("ignore", ExtrapolationWarning)
+            warnings.simplefilter("always", DegenerateResultWarning)
             frames = [allocate(fit, budget, prob=prob, ci_kind=ci_kind, flops_per_param_token=flops_per_param_token,
                                max_unique_tokens=max_unique_tokens, group=g) for g in group]
         out = pd.concat(frames, ignore_index=True)
         out.attrs.update(frames[0].attrs)
         warn_extrapolation(out, fit.runs, what="allocate",
                            stacklevel=3, **reach_cols, form=fit.form_uncertainty)
+        rewarn(caught, DegenerateResultWarning, stacklevel=3)
         return out
     ds = allocate_draws(fit, budget, flops_per_param_token=flops_per_param_token,
                         max_unique_tokens=max_unique_tokens, group=group)
@@ -169,11 +189,21 @@ def allocate(fit, budget, *, prob=0.9, ci_kind="eti", flops_per_param_token=6.0,
     point = None if central is None else optimal_allocation(fit.law, central, c, **kw)
     for name in names:
         flat = ds[name].values.reshape(-1, c.size)
-        frame[f"{name}_median"], frame[f"{name}_lower"], frame[f"{name}_upper"] = interval(flat, prob, ci_kind)
-        if point is not None:
-            frame[f"{name}_median"] = point[name]
+        if name in PLAN_COLUMNS:  # intervals on the log scale, like the plan (see the docstring)
+            frame[f"{name}_median"], frame[f"{name}_lower"], frame[f"{name}_upper"] = np.exp(
+                interval(np.log(flat), prob, ci_kind))
+        else:
+            frame[f"{name}_median"], frame[f"{name}_lower"], frame[f"{name}_upper"] = interval(flat, prob, ci_kind)
+    n_draws = ds["N"].values.reshape(-1, c.size)
+    _median_plan_columns(frame, n_draws if point is None else point["N"][None, :], c, float(flops_per_param_token))
+    if point is not None:
+        for name in names:
+            if name not in PLAN_COLUMNS:
+                frame[f"{name}_median"] = point[name]
+    usable = np.all(np.isfinite(n_draws), axis=0)
     if max_unique_tokens is not None:
-        frame["data_bound_prob"] = ds["data_bound"].values.reshape(-1, c.size).mean(axis=0)
+        frame["data_bound_prob"] = np.where(usable, ds["data_bound"].values.reshape(-1, c.size).mean(axis=0),
+                                            np.nan)  # never a probability over draws without a plan
         params = posterior_params(fit, group)
         cross = crossover_compute(fit.law, params, max_unique_tokens, flops_per_param_token=flops_per_param_token)
         cross = shift_crossover(fit, params, cross, max_unique_tokens, flops_per_param_token).ravel()
@@ -187,4 +217,22 @@ def allocate(fit, budget, *, prob=0.9, ci_kind="eti", flops_per_param_token=6.0,
     frame.attrs.update(prob=prob, interval=interval_label(fit.draws_kind, ci_kind), law=fit.law.name,
                        flops_per_param_token=float(flops_per_param_token),
                        max_unique_tokens=None if max_unique_tokens is None else float(max_unique_tokens))
+    check_table(frame, "allocate", plan=("N_median", "D_median"), problems=fit.table_problems("allocate"),
+                stacklevel=3, why=lambda: draw_problems(posterior_params(fit, group), n_draws))
     return frame
+
+
+#: Columns of :func:`allocate` whose median is the plan and whose intervals are taken on the log scale.
+PLAN_COLUMNS = ("N", "D", "tokens_per_param")
+
+
+def _median_plan_columns(frame, n_draws, budget, k):
+    """Set ``N_median``, ``D_median`` and ``tokens_per_param_median`` to one plan that spends each budget.
+
+    ``n_draws`` holds the draws of N_opt, shaped (draws, budgets): N is their
+    median on the log scale, D = C / (k N), tokens per parameter D / N.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = np.exp(np.median(np.log(n_draws), axis=0))
+        d = np.asarray(budget, dtype=float) / (k * n)
+    frame["N_median"], frame["D_median"], frame["tokens_per_param_median"] = n, d, d / n

@@ -31,7 +31,16 @@ returns the same optimum as the full grid (tested in ``tests/test_point.py``:
 the full search reaches the best end point from about a third of the 4500
 starts, and the 10 starts with the lowest initial objective all reach it, so
 the first batch of 20 confirms it) in about 1 s instead of about 20 s. The adaptive search is a
-heuristic: on a new objective, compare it once with ``search="full"``.
+heuristic: on a new objective, compare it once with ``search="full"``. It also stops once
+:data:`CONFIRMATIONS` starts reach the best objective at points :data:`FLAT_X` apart: the optimum is
+flat and more starts cannot make it a point.
+
+Checks. ``converged`` (``success``) means more than L-BFGS-B's own verdict: the estimate must also
+pass :func:`estimate_problems` — finite parameters, exponents within :data:`EXPONENT_RANGE`, every
+parameter with an effect on the fitted losses (a term that vanishes at the runs leaves its
+coefficient and exponent wherever the optimiser started) and an optimum that is a point, not a flat
+ridge. :attr:`PointFit.reason` says what failed; tables of a fit that failed warn
+(:class:`~bayescale.errors.DegenerateResultWarning`).
 """
 
 from __future__ import annotations
@@ -43,11 +52,12 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .errors import BayescaleError, SpecError
+from .errors import BayescaleError, ConvergenceWarning, SpecError
 from .laws import NUMPY, PYTENSOR, Law, get_law
 from .contract import check_ci_kind, interval_label
 from .results import ResultMethods
 from .validation import check_budgets as _budgets, check_prob as _check_prob, check_seed as _check_seed
+from .validation import positive_array as _positive
 
 __all__ = [
     "PointModel",
@@ -82,6 +92,21 @@ SAME_F = 1e-7
 SAME_X = 1e-3
 _BIG = 1e300
 _CHUNK = 4096
+#: Point fits of at least this many runs show the starts done by default (in a terminal or notebook).
+PROGRESS_RUNS = 100_000
+#: Most cells (starts x runs) evaluated at once when scoring the start grid (about 32 MB).
+_CELLS = 4_000_000
+#: Objectives at most this far above zero per run count as a perfect fit (all such end points are equal).
+ZERO_F = 1e-20
+#: Exponents outside this range fail the estimate's checks (published scaling exponents lie between
+#: about 0.05 and 0.7; the published start grid spans 0 to 2).
+EXPONENT_RANGE = (0.01, 3.0)
+#: A parameter that moves no fitted log loss by more than this per unit of its coordinate (log scale
+#: for positive parameters) has no effect on the fit: its term vanishes at the runs.
+NO_EFFECT = 1e-6
+#: End points reaching the best objective that lie further apart than this in some coordinate mean
+#: the runs do not identify the parameters (a flat optimum).
+FLAT_X = 0.1
 
 
 # --------------------------------------------------------------------------- grids
@@ -237,10 +262,11 @@ class _Problem:
         """Objective at many starts (chunked); non-finite values become +inf."""
         w = self.ones if w is None else w
         out = np.empty(len(theta))
-        for i in range(0, len(theta), _CHUNK):
-            part = np.ascontiguousarray(theta[i:i + _CHUNK], dtype=float)
+        chunk = max(1, min(_CHUNK, _CELLS // max(self.y.size, 1)))  # bounded memory for large ladders
+        for i in range(0, len(theta), chunk):
+            part = np.ascontiguousarray(theta[i:i + chunk], dtype=float)
             with np.errstate(all="ignore"):
-                out[i:i + _CHUNK] = self.fn(part, self.y, w, self.delta, *self.x)[0]
+                out[i:i + chunk] = self.fn(part, self.y, w, self.delta, *self.x)[0]
         return np.where(np.isfinite(out), out, np.inf)
 
     def single(self, w):
@@ -346,7 +372,7 @@ class PointModel:
         """Parameters reported: the law's, then ``sigma`` (residual scale of log loss)."""
         return self.law.param_names + ("sigma",)
 
-    def fit(self, runs, *, columns=None) -> "PointFit":
+    def fit(self, runs, *, columns=None, progressbar=None) -> "PointFit":
         """Fit the law to `runs` by multi-start L-BFGS-B (and bootstrap if ``n_boot``).
 
         Parameters
@@ -355,6 +381,10 @@ class PointModel:
             Training runs; see :func:`bayescale.load_runs`.
         columns : dict, optional
             Column renaming, as in :func:`bayescale.load_runs`.
+        progressbar : bool, optional
+            Show the starts done. Default: for at least
+            :data:`PROGRESS_RUNS` runs, when the output is a terminal or a
+            notebook (each start then takes seconds).
 
         Returns
         -------
@@ -373,10 +403,17 @@ class PointModel:
         runs = load_runs(runs, columns=columns, require=self.law.inputs, min_runs=len(self.law.param_names) + 1)
         t0 = time.perf_counter()
         problem = _Problem(self.law, self.loss, self.delta, runs)
-        best, table = _grid_search(problem, self.starts, self.coords, self.search, self.options)
+        if progressbar is None:
+            from .progress import interactive
+
+            progressbar = runs.n_runs >= PROGRESS_RUNS and interactive()
+        best, table = _grid_search(problem, self.starts, self.coords, self.search, self.options, bool(progressbar))
         seconds = time.perf_counter() - t0
         fit = PointFit(self, runs, best.x, float(best.fun), bool(best.success), table,
                        {"grid_seconds": seconds})
+        if not fit.success:
+            warnings.warn(ConvergenceWarning(f"{type(self).__name__} fit did not converge: {fit.reason}"),
+                          stacklevel=2)
         if self.n_boot:
             fit = fit.bootstrap(self.n_boot, random_seed=self.random_seed)
         return fit
@@ -466,12 +503,23 @@ def _check_count(value, name, allow_zero=False):
 
 
 # ------------------------------------------------------------------ grid search
-def _same(f, x, best_f, best_x):
-    return (f <= best_f + SAME_F * abs(best_f) + 1e-300) & (np.max(np.abs(x - best_x), axis=-1) <= SAME_X)
+def _same_f(f, best_f, n_runs):
+    """End points whose objective equals the best one (relative SAME_F; below ZERO_F per run all are zero)."""
+    return f <= max(best_f + SAME_F * abs(best_f), ZERO_F * n_runs) + 1e-300
 
 
-def _run_starts(fun, starts, order, search, options) -> dict:
-    """L-BFGS-B from ``starts[order]``; adaptive search stops once the best end point is confirmed."""
+def _same(f, x, best_f, best_x, n_runs=0):
+    return _same_f(f, best_f, n_runs) & (np.max(np.abs(x - best_x), axis=-1) <= SAME_X)
+
+
+def _flat(f, x, best_f, best_x, n_runs) -> tuple:
+    """(starts at the best objective, largest distance of their end points from the best one per coordinate)."""
+    at = _same_f(f, best_f, n_runs)
+    return int(at.sum()), np.max(np.abs(x[at] - best_x), axis=0)
+
+
+def _run_starts(fun, starts, order, search, options, n_runs=0, progress=None) -> dict:
+    """L-BFGS-B from ``starts[order]``; adaptive search stops once the best end point is confirmed or flat."""
     results = {}
     done = 0
     size = FIRST_BATCH if search == "adaptive" else order.size
@@ -479,18 +527,24 @@ def _run_starts(fun, starts, order, search, options) -> dict:
         for i in order[done:done + size]:
             with np.errstate(all="ignore"):
                 results[int(i)] = _minimize(fun, starts[i], options)
+            if progress is not None:
+                ok = sum(bool(r.success) for r in results.values())
+                progress.update(ok=ok, failed=len(results) - ok, running=1)
         done += size
         size *= 2
         if search == "adaptive":
             fs = np.array([r.fun for r in results.values()])
             xs = np.array([r.x for r in results.values()])
             b = int(np.argmin(fs))
-            if int(_same(fs, xs, fs[b], xs[b]).sum()) >= CONFIRMATIONS:
+            if int(_same(fs, xs, fs[b], xs[b], n_runs).sum()) >= CONFIRMATIONS:
+                break
+            count, spread = _flat(fs, xs, fs[b], xs[b], n_runs)
+            if count >= CONFIRMATIONS and spread.max() > FLAT_X:  # a flat optimum: more starts cannot fix it
                 break
     return results
 
 
-def _grid_search(problem, starts, coords, search, options):
+def _grid_search(problem, starts, coords, search, options, progressbar=False):
     """L-BFGS-B from the starts; returns (best result, table of the starts run)."""
     f0 = problem.batch(starts)
     usable = np.flatnonzero(np.isfinite(f0))
@@ -498,8 +552,17 @@ def _grid_search(problem, starts, coords, search, options):
         raise BayescaleError("the objective is not finite at any start of the grid; check the grid and the data")
     order = usable[np.argsort(f0[usable], kind="stable")]
     fun = problem.single(problem.ones)
-    with _one_blas_thread():
-        results = _run_starts(fun, starts, order, search, options)
+    bar = None
+    if progressbar:
+        from .progress import KeyProgress
+
+        bar = KeyProgress(order.size, enabled=True, description=f"L-BFGS-B starts ({problem.y.size:,} runs)")
+    try:
+        with _one_blas_thread():
+            results = _run_starts(fun, starts, order, search, options, problem.y.size, bar)
+    finally:
+        if bar is not None:
+            bar.close()
     idx = np.array(sorted(results))
     res = [results[i] for i in idx]
     fs = np.array([r.fun for r in res])
@@ -513,9 +576,88 @@ def _grid_search(problem, starts, coords, search, options):
     table["objective"] = fs
     table["success"] = ok
     table["n_evaluations"] = [r.nfev for r in res]
-    table["at_best"] = _same(fs, np.array([r.x for r in res]), best.fun, best.x)
-    table.attrs.update(n_grid=len(starts), n_usable=int(usable.size), search=search)
+    xs = np.array([r.x for r in res])
+    table["at_best"] = _same(fs, xs, best.fun, best.x, problem.y.size)
+    count, spread = _flat(fs, xs, best.fun, best.x, problem.y.size)
+    table.attrs.update(n_grid=len(starts), n_usable=int(usable.size), search=search,
+                       flat={c: float(v) for c, v in zip(coords, spread) if v > FLAT_X} if count > 1 else {})
     return best, table
+
+
+# ----------------------------------------------------------------------- checks
+def estimate_problems(law, theta, inputs, optimizer_success=True, flat=None) -> list:
+    """What makes a point estimate unusable, in words (empty: it passes).
+
+    Parameters
+    ----------
+    law : Law
+    theta : array
+        The estimate in optimisation coordinates (``log_E``, ..., ``alpha`` ...).
+    inputs : mapping of str to array
+        The fitted runs' inputs.
+    optimizer_success : bool
+        L-BFGS-B's own verdict.
+    flat : dict, optional
+        Coordinates in which end points at the best objective lie more than
+        :data:`FLAT_X` apart, with that distance.
+
+    Returns
+    -------
+    list of str
+        L-BFGS-B did not converge; a parameter is not finite or ran to zero;
+        an exponent lies outside :data:`EXPONENT_RANGE`; the law is not
+        finite at a run; a parameter has no effect on the fitted losses (at
+        most :data:`NO_EFFECT` per unit); the best objective is reached at
+        distinct points.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> law = get_law("power_n")
+    >>> inputs = {"N": np.geomspace(1e7, 1e9, 8)}
+    >>> estimate_problems(law, _to_theta(law, dict(E=1.8, A=400.0, alpha=0.3)), inputs)
+    []
+    >>> estimate_problems(law, _to_theta(law, dict(E=1.8, A=400.0, alpha=-0.2)), inputs)
+    ['exponent alpha = -0.2 lies outside the plausible range 0.01 to 3']
+    >>> estimate_problems(law, _to_theta(law, dict(E=1.8, A=1.0, alpha=2.0)), inputs)  # doctest: +ELLIPSIS
+    ['A = 1 has no effect on the fitted losses ...', 'alpha = 2 has no effect on the fitted losses ...']
+    """
+    theta = np.asarray(theta, dtype=float)
+    out = [] if optimizer_success else ["L-BFGS-B did not report convergence at the best start"]
+    params = _to_params(law, theta)
+    logs = _is_log(law)
+    lo, hi = EXPONENT_RANGE
+    for j, p in enumerate(law.parameters):
+        v = float(params[p.name])
+        if not np.isfinite(v) or (logs[j] and v <= 0):
+            out.append(f"{p.name} = {v:.3g} is not a finite positive number (the optimiser ran to the edge of "
+                       "floating point)")
+        elif p.kind == "exponent" and not lo <= v <= hi:
+            out.append(f"exponent {p.name} = {v:.3g} lies outside the plausible range {lo:g} to {hi:g}")
+    if len(out) > (0 if optimizer_success else 1):
+        return out
+    x = {k: np.asarray(v, dtype=float) for k, v in inputs.items()}
+
+    def log_loss(t):
+        with np.errstate(all="ignore"):
+            return np.asarray(law.log_loss(x, _to_params(law, t), NUMPY), dtype=float)
+
+    base = log_loss(theta)
+    if not np.all(np.isfinite(base)):
+        return out + [f"the fitted law is not finite at {int(np.sum(~np.isfinite(base)))} of {base.size} runs"]
+    step = 1e-6
+    for j, p in enumerate(law.parameters):
+        moved = theta.copy()
+        moved[j] += step
+        effect = np.abs(log_loss(moved) - base) / step
+        if not np.max(effect) > NO_EFFECT:
+            out.append(f"{p.name} = {params[p.name]:.3g} has no effect on the fitted losses (its term vanishes at "
+                       "these runs, so it stays wherever the optimiser started)")
+    if flat:
+        where = ", ".join(f"{c} by {d:.3g}" for c, d in flat.items())
+        out.append(f"the best objective is reached at end points that differ in {where}: these runs do not "
+                   "identify the parameters")
+    return out
 
 
 # ----------------------------------------------------------------------- result
@@ -542,8 +684,13 @@ class PointFit(ResultMethods):
         Estimates by name, published convention (``E``, ``A``, ...).
     objective : float
         Minimum of the objective.
-    success : bool
-        Whether L-BFGS-B reported convergence at the best start.
+    success, converged : bool
+        Whether the estimate can be used: L-BFGS-B reported convergence at
+        the best start and the estimate passes :func:`estimate_problems`.
+    optimizer_success : bool
+        L-BFGS-B's own verdict alone.
+    reason : str
+        Why the fit did not converge ("" when it did).
     starts : DataFrame
         One row per start run: start, end point, objective, ``at_best``.
     sigma : float
@@ -561,7 +708,11 @@ class PointFit(ResultMethods):
         self.theta = np.asarray(theta, dtype=float)
         self.params = {k: float(v) for k, v in _to_params(self.law, self.theta).items()}
         self.objective = objective
-        self.success = success
+        self.optimizer_success = bool(success)
+        self.problems = estimate_problems(self.law, self.theta, runs.inputs(self.law.inputs), self.optimizer_success,
+                                          getattr(starts, "attrs", {}).get("flat"))
+        self.success = not self.problems
+        self.reason = "; ".join(self.problems)
         self.starts = starts
         self.timing = dict(timing)
         self.boot = boot
@@ -630,7 +781,17 @@ class PointFit(ResultMethods):
         """Run-to-run log-loss noise: the fit's own residuals, resampled."""
         return rng.choice(self._residuals, size=shape)
 
+    @property
+    def converged(self) -> bool:
+        """Same as :attr:`success`: the estimate can be used (see :attr:`reason` when not)."""
+        return self.success
+
     # --------------------------------------------------------------- helpers
+    def table_problems(self, what) -> list:
+        """Problems every table of this fit carries (:func:`bayescale.tablecheck.check_table`): an unusable estimate."""
+        return [] if self.success else [f"the {type(self.model).__name__} fit did not converge ({self.reason}); the table "
+                                         "is not an estimate"]
+
     def _log_curve(self, inputs, params):
         x = {k: np.asarray(v, dtype=float) for k, v in inputs.items()}
         with np.errstate(all="ignore"):
@@ -701,7 +862,8 @@ class PointFit(ResultMethods):
                 thetas.append(res.x)
                 r = log_y - self._log_curve(x_runs, _to_params(self.law, res.x))
                 sigmas.append(float(np.sqrt(np.sum(w * r**2) / dof)))
-                ok.append(bool(res.success) and res.fun < _BIG)
+                drawn = {k: v[w > 0] for k, v in x_runs.items()}
+                ok.append(bool(res.success) and res.fun < _BIG and not estimate_problems(self.law, res.x, drawn))
         boot = pd.DataFrame(_to_params(self.law, np.array(thetas)))
         boot["sigma"] = sigmas
         boot["success"] = ok
@@ -818,6 +980,7 @@ class PointFit(ResultMethods):
         from .contract import interval
         random_seed = _check_seed(random_seed)
         from .extrapolation import annotate
+        from .tablecheck import check_table
 
         _check_prob(prob)
         ci_kind = check_ci_kind(ci_kind)
@@ -842,6 +1005,7 @@ class PointFit(ResultMethods):
             frame["new_run_lower"], frame["new_run_upper"] = np.exp(n_lo), np.exp(n_hi)
         annotate(frame, self.runs, what="predict", stacklevel=2)
         frame.attrs.update(prob=prob, interval=interval_label(self.draws_kind, ci_kind))
+        check_table(frame, "predict", problems=self.table_problems("predict"), label="N", stacklevel=2)
         return frame
 
     def log_predictive_density(self, runs, *, columns=None) -> np.ndarray:
@@ -894,6 +1058,8 @@ class PointFit(ResultMethods):
                   f"({t.attrs['search']} search), {self.timing['grid_seconds']:.2f} s",
                   f"    best objective {self.objective:.10g}, reached from {int(t['at_best'].sum())} starts; "
                   f"{minima} distinct end points; converged: {'yes' if self.success else 'NO'}"]
+        if not self.success:
+            lines.append(f"    not converged: {self.reason}")
         table = self.summary(prob)
         if self.bootstrapped:
             lines.append(f"[[Parameters]] (estimate and {prob:.0%} bootstrap percentile interval, "
@@ -914,7 +1080,7 @@ class PointFit(ResultMethods):
         table = self.summary()
         head = (f"PointFit: {self.law.name} law, {self.model._describe()}, {self.runs.n_runs} runs\n"
                 f"  best of {len(self.starts)} L-BFGS-B starts, objective {self.objective:.6g}, "
-                f"converged: {'yes' if self.success else 'NO'}"
+                f"converged: {'yes' if self.success else 'NO (' + self.reason + ')'}"
                 + (f"; {len(self.boot)} bootstrap resamples\n" if self.bootstrapped else "\n"))
         tail = ("\nNext: fit.summary(), fit.predict(new_runs), fit.allocate(budget), fit.fit_report()"
                 + ("" if self.bootstrapped else ", fit.bootstrap(1000)"))
@@ -976,7 +1142,7 @@ class IsoFLOP:
         self.levels = None if levels is None else _budgets(levels)
         self.group = group
         self.min_runs = int(min_runs)
-        self.flops_per_param_token = float(flops_per_param_token)
+        self.flops_per_param_token = float(_positive(flops_per_param_token, "flops_per_param_token"))
 
     def __repr__(self) -> str:
         how = (f"group={self.group!r}" if self.group is not None else
@@ -1051,7 +1217,10 @@ class IsoFLOP:
             raise BayescaleError(
                 f"only {len(used)} compute level(s) give an interior parabola minimum; Approach 2 needs at "
                 f"least 3. Levels found: {len(table)} (see resolution=, levels= or group=)")
-        return IsoFLOPFit(self, runs, table)
+        fit = IsoFLOPFit(self, runs, table)
+        if not fit.converged:
+            warnings.warn(ConvergenceWarning(f"isoFLOP fit did not converge: {fit.reason}"), stacklevel=2)
+        return fit
 
 
 class IsoFLOPFit:
@@ -1066,6 +1235,11 @@ class IsoFLOPFit:
         Exponents of N_opt and D_opt in C (``a + b = 1`` since ``D_opt = C / (k N_opt)``).
     params : dict
         ``a``, ``b``, ``log_kN``, ``log_kD`` (intercepts, natural log).
+    converged : bool
+        Whether the fitted exponents describe an allocation: ``0 < a < 1``
+        (both N_opt and D_opt grow with compute) and finite.
+    reason : str
+        Why not ("" when converged).
     """
 
     def __init__(self, model, runs, levels):
@@ -1088,6 +1262,14 @@ class IsoFLOPFit:
         self.b = float(self._fits["D"][0][1])
         self.params = {"a": self.a, "b": self.b, "log_kN": float(self._fits["N"][0][0]),
                        "log_kD": float(self._fits["D"][0][0])}
+        if not all(np.isfinite(v) for v in self.params.values()):
+            self.reason = "the fitted lines are not finite"
+        elif not 0 < self.a < 1:
+            self.reason = (f"a = {self.a:.3g}: N_opt ∝ C^a needs 0 < a < 1 for both the model size and the tokens to "
+                           "grow with compute")
+        else:
+            self.reason = ""
+        self.converged = not self.reason
 
     #: Its intervals are Student-t intervals of the log-log lines (:func:`bayescale.contract.interval_label`).
     draws_kind = "t"
@@ -1134,8 +1316,26 @@ class IsoFLOPFit:
     def allocate(self, budget, prob=0.9, *, flops_per_param_token=None, max_unique_tokens=None) -> pd.DataFrame:
         """N_opt and D_opt at each budget from the fitted power laws, with t intervals of the line.
 
-        Same columns as :meth:`ScalingFit.allocate`; ``loss_*`` are NaN
-        (Approach 2 does not model the loss away from the profiles).
+        Parameters
+        ----------
+        budget : float or sequence of float
+            Compute budgets in FLOPs.
+        prob : float, default 0.9
+        flops_per_param_token : float, optional
+            k in ``C = k N D``; default the spec's (:class:`IsoFLOP`). The
+            model-size line does not depend on it; D and tokens per parameter
+            follow as ``D = C / (k N)``.
+        max_unique_tokens : None
+            Not supported (no data-repetition model).
+
+        Returns
+        -------
+        DataFrame
+            The columns of :meth:`ScalingFit.allocate` for N, D and tokens per
+            parameter, without ``loss_*``: Approach 2 does not model the loss
+            away from the profiles (``fit.levels["loss_min"]`` holds the
+            profiles' minima). ``k N_median D_median = C`` holds to rounding.
+            A fit that did not converge (:attr:`reason`) warns.
 
         Examples
         --------
@@ -1146,9 +1346,15 @@ class IsoFLOPFit:
         """
         from scipy import stats
 
+        from .tablecheck import check_table
+
         _check_prob(prob)
         if max_unique_tokens is not None:
             raise SpecError("an isoFLOP fit has no data-repetition model; max_unique_tokens is not supported")
+        k_fit = self.model.flops_per_param_token
+        k = k_fit if flops_per_param_token is None else float(_positive(flops_per_param_token,
+                                                                          "flops_per_param_token"))
+        shift = np.log(k_fit / k)  # D = C / (k N): the D line was fitted with the spec's k
         c = _budgets(budget)
         lx = np.log(c)
         X = np.column_stack([np.ones_like(lx), lx])
@@ -1160,6 +1366,7 @@ class IsoFLOPFit:
             se = np.sqrt(np.einsum("ij,jk,ik->i", X, cov, X))
             t = stats.t.ppf((1 + prob) / 2, dof)
             out[name] = (mean, mean - t * se, mean + t * se)
+        out["D"] = tuple(v + shift for v in out["D"])
         for name in ("N", "D"):
             mean, lo, hi = out[name]
             frame[f"{name}_median"] = np.exp(mean)
@@ -1169,16 +1376,14 @@ class IsoFLOPFit:
         # D/N bounds from the N and D bands (conservative: the two lines share their data).
         frame["tokens_per_param_lower"] = np.exp(out["D"][1] - out["N"][2])
         frame["tokens_per_param_upper"] = np.exp(out["D"][2] - out["N"][1])
-        for s in ("median", "lower", "upper"):
-            frame[f"loss_{s}"] = np.nan
         from .extrapolation import annotate
 
         annotate(frame, self.runs, what="allocate", n="N_median", d="D_median",
-                 tokens_per_param="tokens_per_param_median", flops_per_param_token=self.model.flops_per_param_token,
-                 stacklevel=2)
-        frame["converged"] = True
-        frame.attrs.update(prob=prob, law="isoflop", flops_per_param_token=self.model.flops_per_param_token,
-                           max_unique_tokens=None)
+                 tokens_per_param="tokens_per_param_median", flops_per_param_token=k, stacklevel=2)
+        frame["converged"] = self.converged
+        frame.attrs.update(prob=prob, law="isoflop", flops_per_param_token=k, max_unique_tokens=None)
+        check_table(frame, "allocate", plan=("N_median", "D_median"), stacklevel=2,
+                    problems=[] if self.converged else [f"the isoFLOP fit did not converge ({self.reason})"])
         return frame
 
     def fit_report(self, prob=0.9) -> str:
@@ -1190,6 +1395,8 @@ class IsoFLOPFit:
         for _, r in self.levels.iterrows():
             what = f"N_opt {r['N_opt']:.3g}, D_opt {r['D_opt']:.3g}" if r["used"] else f"not used: {r['reason']}"
             lines.append(f"    C {r['C']:.3g}: {r['n_runs']} runs, {what}")
+        if not self.converged:
+            lines.append(f"    not converged: {self.reason}")
         lines.append(f"[[Exponents]] (estimate and {prob:.0%} t interval)")
         for name, row in self.summary(prob).iterrows():
             lines.append(f"    {name:<7} {row['estimate']:<10.4g} [{row['lower']:.4g}, {row['upper']:.4g}]")

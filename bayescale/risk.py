@@ -32,11 +32,12 @@ from .allocation import optimal_allocation
 from .planning import posterior_params
 from .contract import caption as interval_caption, interval, interval_label
 from .validation import check_budgets as _budgets, check_prob as _check_prob, positive_array as _positive, check_seed as _check_seed
-from .errors import ExtrapolationWarning, NonFiniteWarning
+from .errors import DegenerateResultWarning, ExtrapolationWarning, NonFiniteWarning
 from .extrapolation import annotate, warn_extrapolation
 from .form import irreducible_draws, shift_log_loss
 from .laws import NUMPY
 from .predictive import predict_draws
+from .tablecheck import check_table, draw_problems, rewarn
 from .units import format_count, format_flops, format_plan, parse_plan, parse_quantity
 
 __all__ = ["risk", "budget_for", "humanize", "to_markdown", "to_html", "to_text", "to_latex"]
@@ -80,6 +81,7 @@ def _check_target(target):
 
 
 # -------------------------------------------------------------------- risk
+@np.errstate(all="ignore")  # non-finite results are reported by check_table, with their reason
 def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti", flops_per_param_token=6.0,
          max_unique_tokens=None, random_seed=None, group=None) -> pd.DataFrame:
     """Predictive loss, P(loss <= target) and the allocation penalty of planned runs.
@@ -139,8 +141,9 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti", f
     if budget is None and plan is None:
         raise ValueError("risk needs at least one budget (FLOPs) or one plan (N, D)")
     if isinstance(group, (list, tuple)):
-        with warnings.catch_warnings():  # one warning for the whole table, below
+        with warnings.catch_warnings(record=True) as caught:  # one warning for the whole table, below
             warnings.simplefilter("ignore", ExtrapolationWarning)
+            warnings.simplefilter("always", DegenerateResultWarning)
             frames = [risk(fit, budget, target=target, plan=plan, prob=prob, ci_kind=ci_kind,
                            flops_per_param_token=flops_per_param_token, max_unique_tokens=max_unique_tokens,
                            random_seed=random_seed, group=g) for g in group]
@@ -148,6 +151,7 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti", f
         out.attrs.update(frames[0].attrs)
         warn_extrapolation(out, fit.runs, what="risk", tokens_per_param="tokens_per_param",
                            stacklevel=3, form=fit.form_uncertainty)
+        rewarn(caught, DegenerateResultWarning, stacklevel=3)
         return out
     law = fit.law
     params = posterior_params(fit, group, random_seed)
@@ -165,7 +169,17 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti", f
         kinds.append("plan")
         ns.append(n)
         ds.append(d)
-    n, d = np.array(ns), np.array(ds)
+    n, d = np.array(ns, dtype=float), np.array(ds, dtype=float)
+    with np.errstate(invalid="ignore"):
+        planless = ~(np.isfinite(n) & np.isfinite(d) & (n > 0) & (d > 0))
+    if planless.any():
+        # No finite plan at these budgets (the draws' optima are not finite): the rows are computed at a stand-in
+        # run (the first fitted one) and reported as NaN, with a warning below.
+        first = fit.runs.inputs(["N", "D"])
+        n, d = np.where(planless, first["N"][0], n), np.where(planless, first["D"][0], d)
+        budgets = np.full(len(kinds), np.nan)
+        if budget is not None:
+            budgets[:c.size] = c
     c = k * n * d
     inputs = _plan_inputs(law, n, d, cap)
     grouped = fit.hierarchical
@@ -190,6 +204,11 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti", f
     if target is not None:
         frame["p_target"] = _probability(new <= target, new, frame["label"], stacklevel=3)
     frame["penalty_median"], frame["penalty_lower"], frame["penalty_upper"] = interval(curve - best, prob, ci_kind)
+    if planless.any():
+        numeric = [col for col in frame.columns if frame[col].dtype.kind == "f"]
+        frame.loc[planless, numeric] = np.nan
+        frame.loc[planless, "C"] = budgets[planless]
+        frame.loc[planless, "label"] = "no finite plan"
     annotate(frame, fit.runs, what="risk", tokens_per_param="tokens_per_param",
              stacklevel=3, form=fit.form_uncertainty)
     frame["converged"] = bool(fit.converged)
@@ -197,6 +216,8 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti", f
         frame.insert(0, "group", "new" if group is None else str(group))
     frame.attrs.update(prob=prob, interval=interval_label(fit.draws_kind, ci_kind), target=target,
                        flops_per_param_token=k, max_unique_tokens=cap, law=law.name)
+    check_table(frame, "risk", plan=("N", "D"), problems=fit.table_problems("risk"), stacklevel=3,
+                why=lambda: draw_problems(params, curve) or "the run-to-run noise draws are not finite")
     return frame
 
 
@@ -225,6 +246,7 @@ def _run_noise(fit, random_seed, group=None):
 SCAN_POINTS = 241
 
 
+@np.errstate(all="ignore")  # non-finite results are reported by check_table, with their reason
 def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_tokens=None,
                random_seed=None, max_compute=1e40, group=None) -> pd.DataFrame:
     """Smallest compute at which the compute-optimal run reaches a target loss with a given probability.
@@ -300,21 +322,28 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
         return log_l + noise
 
     def p_reach(log_c, t):
-        log_l = log_new_run(log_c)
-        if not np.isfinite(log_l).all():  # never a probability over part of the draws
+        """P(loss <= t) at compute exp(log_c); NaN when a draw's loss there is not finite."""
+        with np.errstate(invalid="ignore"):
+            values = log_new_run(log_c)
+        if not np.all(np.isfinite(values)):  # never a probability over part of the draws
             return np.nan
-        return float(np.mean(log_l <= np.log(t)))
+        return float(np.mean(values <= np.log(t)))
 
     def undefined(log_c):
-        return np.nan, (f"undefined: the predictive draws at {format_flops(np.exp(log_c))} are not all finite "
-                        "(the law overflows or is undefined there)")
+        return np.nan, (f"not computed: at {format_flops(np.exp(log_c))} some posterior draws give no finite loss "
+                        f"({draw_problems(params) or 'overflow'}); the fit is degenerate, see fit.summary()")
 
     def solve(t, p):
         # Beyond the fitted runs the form uncertainty widens with compute, so the probability can rise and then
         # fall again: scan a grid for the first compute that reaches p, then bisect inside that step.
         grid = np.linspace(log_lo, log_hi, SCAN_POINTS)
         probs = np.array([p_reach(g, t) for g in grid])
-        stop = np.isnan(probs) | (probs >= p)
+        if np.isnan(probs).any():
+            where = format_flops(np.exp(grid[np.argmax(np.isnan(probs))]))
+            return np.nan, (f"not computed: at {int(np.isnan(probs).sum())} of {SCAN_POINTS} budgets searched "
+                            f"(the first {where}) some posterior draws give no finite loss "
+                            f"({draw_problems(params) or 'overflow'}); the fit is degenerate, see fit.summary()")
+        stop = probs >= p
         if not stop.any():
             best = probs.max()
             return np.inf, (f"not reached by {format_flops(np.exp(log_hi))} (the probability peaks at {best:.2f}: "
@@ -341,10 +370,6 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
         rows.append(dict(target=float(t), prob=prob, C=c, N=float(n[0]), D=float(d[0]), C_median_case=c_med,
                          status=status))
     frame = pd.DataFrame(rows)
-    undefined_rows = [f"target {r['target']:g}: {r['status']}" for r in rows if r["status"].startswith("undefined")]
-    if undefined_rows:
-        warnings.warn(f"budget_for: C is NaN for {len(undefined_rows)} target(s): {'; '.join(undefined_rows[:10])}",
-                      NonFiniteWarning, stacklevel=2)
     with np.errstate(invalid="ignore"):
         frame["tokens_per_param"] = frame["D"] / frame["N"]
     annotate(frame, fit.runs, what="budget_for", tokens_per_param="tokens_per_param",
@@ -354,6 +379,9 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_t
         frame.insert(0, "group", "new" if group is None else str(group))
     frame.attrs.update(prob=prob, draws_kind=fit.draws_kind, flops_per_param_token=k,
                        max_unique_tokens=cap, law=law.name)
+    check_table(frame, "budget_for", plan=("N", "D"), label="target", problems=fit.table_problems("budget_for"),
+                stacklevel=3,
+                why=lambda: "; ".join(sorted(set(frame.loc[~np.isfinite(frame["C"]), "status"]))) or None)
     return frame
 
 

@@ -375,11 +375,13 @@ def _set_data(graph: Graph, values: dict) -> None:
         m[name].set_value(v)
 
 
-def find_mode(graph: Graph, rng, n_starts=N_STARTS, logp_grad=None):
+def find_mode(graph: Graph, rng, n_starts=N_STARTS, logp_grad=None, progress=None):
     """Multi-start L-BFGS for the mode of the unconstrained log density.
 
     `logp_grad` maps the raveled unconstrained point (value variables in model
     order) to ``(logp, gradient)``; default: the graph's PyTensor function.
+    `progress` (a :class:`~bayescale.progress.KeyProgress` over the starts,
+    optional) shows the starts done: ok (a finite end point) or failed.
 
     Returns
     -------
@@ -419,6 +421,7 @@ def find_mode(graph: Graph, rng, n_starts=N_STARTS, logp_grad=None):
     best = None
     # One BLAS thread: L-BFGS-B's tiny vector operations run many times slower with a thread pool
     # contending for the cores (measured 1.6 ms instead of microseconds per step on a loaded machine).
+    ok = 0
     with threadpool_limits(1, user_api="blas"):
         for i in range(n_starts):
             x = x0 if i == 0 else x0 + rng.normal(0.0, 1.0, size=x0.size)
@@ -426,6 +429,11 @@ def find_mode(graph: Graph, rng, n_starts=N_STARTS, logp_grad=None):
                 res = minimize(objective, x, jac=True, method="L-BFGS-B", options={"maxiter": 2000})
             if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
                 best = res
+            if progress is not None:
+                ok += bool(res.fun < 1e299)
+                progress.update(ok=ok, failed=i + 1 - ok, running=int(i + 1 < n_starts))
+    if progress is not None:
+        progress.close()
     if best is None or best.fun >= 1e299:
         raise BayescaleError("could not find a finite starting point for the sampler; check the priors and data")
     return dict(zip(names, unravel(best.x))), best.x
@@ -486,7 +494,12 @@ def _run_sampler(smodel, runs, settings, cache):
             logp_grad = LogpGrad(graph.nutpie_model.with_data(**values))
     t_modes = time.perf_counter()
     rng = np.random.default_rng(settings.random_seed)
-    point, vector = find_mode(graph, rng, logp_grad=logp_grad)
+    bar = None
+    if settings.progressbar:
+        from .progress import KeyProgress
+
+        bar = KeyProgress(N_STARTS, enabled=True, description=f"posterior mode ({runs.n_runs:,} runs): starts")
+    point, vector = find_mode(graph, rng, logp_grad=logp_grad, progress=bar)
     if any(smodel.pooling_of(n) == "partial" for n in smodel.law.param_names):
         point, vector = _choose_centring(graph, smodel, values, point, vector,
                                          logp_grad if logp_grad is not None else graph.flat_logp_grad())

@@ -1,10 +1,18 @@
 """Compute-optimal allocation: array layer (any parameter draws) and ScalingFit.allocate."""
 
+import types
+import warnings
+
 import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import bayescale as bs
 from bayescale.allocation import chinchilla_optimum, crossover_compute, optimal_allocation
+from bayescale.planning import allocate
 
 BUDGETS = np.logspace(18, 28, 11)
 # With a 1e12-token cap, budgets past ~1e26 need hundreds of epochs, where the data-constrained law is
@@ -194,8 +202,13 @@ def test_allocate_draws_respect_the_budget_and_match_the_table(chinchilla_fit):
         chinchilla_fit.posterior.sizes["draw"]
     np.testing.assert_allclose(6 * ds["N"] * ds["D"], np.broadcast_to(budgets, ds["N"].shape), rtol=1e-9)
     table = chinchilla_fit.allocate(budgets)
-    flat = ds["D"].stack(sample=("chain", "draw")).median("sample").values
-    np.testing.assert_allclose(table["D_median"], flat, rtol=1e-12)
+    # The table's plan: N at the median of log N_opt, D = C / (6 N); the intervals are the draws' quantiles.
+    log_n = np.log(ds["N"].stack(sample=("chain", "draw")).values)
+    np.testing.assert_allclose(table["N_median"], np.exp(np.median(log_n, axis=-1)), rtol=1e-12)
+    np.testing.assert_allclose(table["D_median"], budgets / (6 * table["N_median"]), rtol=1e-12)
+    log_d = np.log(ds["D"].stack(sample=("chain", "draw")).values)
+    np.testing.assert_allclose(table["D_lower"], np.exp(np.quantile(log_d, 0.05, axis=-1)), rtol=1e-12)
+    np.testing.assert_allclose(table["D_lower"], budgets / (6 * table["N_upper"]), rtol=1e-12)
     k8 = chinchilla_fit.allocate_draws(budgets, flops_per_param_token=8.0)
     np.testing.assert_allclose(8 * k8["N"] * k8["D"], np.broadcast_to(budgets, k8["N"].shape), rtol=1e-9)
 
@@ -252,3 +265,130 @@ def test_budgets_of_the_closed_form_and_the_form_shift_are_checked(bad):
         chinchilla_optimum(p, 1e22, bad)
     with pytest.raises(ValueError, match="^budget must be"):
         allocation_shift(None, bad)  # refused before the fit is looked at
+
+
+# ------------------------------------------------------------------ coherent plans, nothing silent
+class StandInFit:
+    """The results contract (bayescale.contract) over given parameter draws, one chain, the law's form known."""
+
+    draws_kind, point_params, hierarchical, form_uncertainty, converged, random_seed = "posterior", None, False, None, True, 0
+
+    def __init__(self, params, runs):
+        self.law = bs.laws.get_law("chinchilla")
+        self.runs = bs.load_runs(runs)
+        self._draws = {k: np.asarray(v, dtype=float).reshape(1, -1) for k, v in params.items()}
+        self.draw_shape = self._draws["E"].shape
+
+    def param_draws(self, group=None, *, random_seed=None):
+        return dict(self._draws)
+
+    def table_problems(self, what):
+        return []
+
+
+def stand_in_fit(params, runs=None):
+    """What allocate reads of a fit: parameter draws (one chain) and the fitted runs."""
+    if runs is None:
+        runs = pd.DataFrame({"N": [1e8, 1e9], "D": [2e9, 2e10], "loss": [3.0, 2.5]})
+    return StandInFit(params, runs)
+
+
+def quiet_allocate(fit, budgets, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ExtrapolationWarning)
+        warnings.simplefilter("ignore", bs.DegenerateResultWarning)
+        return allocate(fit, budgets, **kw)
+
+
+positive = st.floats(1e-3, 1e6)
+exponent = st.floats(0.01, 3.0)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(draws=st.lists(st.tuples(positive, positive, exponent, exponent), min_size=1, max_size=12),
+       budgets=st.lists(st.floats(1e6, 1e32), min_size=1, max_size=4), k=st.sampled_from([6.0, 8.0]),
+       cap=st.sampled_from([None, 1e12]))
+def test_the_reported_plan_spends_exactly_the_budget(draws, budgets, k, cap):
+    """However wide or split the draws (an even number of them with optima decades apart, as a degenerate fit
+    gives), each row's median plan spends its budget: k N_median D_median / C = 1, and D/N is the plan's own."""
+    A, B, alpha, beta = (np.array(v) for v in zip(*draws))
+    fit = stand_in_fit(dict(E=np.full(A.size, 1.8), A=A, B=B, alpha=alpha, beta=beta))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("ignore", bs.ExtrapolationWarning)
+        warnings.simplefilter("always", bs.DegenerateResultWarning)
+        table = allocate(fit, budgets, flops_per_param_token=k, max_unique_tokens=cap)
+    # Optima beyond float range (N_opt = 1e400 parameters) are not a plan: those rows must be named in a warning.
+    cols = [f"{a}_{b}" for a in ("N", "D", "tokens_per_param") for b in ("median", "lower", "upper")]
+    ok = np.isfinite(table[cols]).all(axis=1).to_numpy() & (table["D_median"] > 0).to_numpy()
+    if not ok.all():
+        ours = [w for w in caught if w.category is bs.DegenerateResultWarning]
+        assert len(ours) == 1 and f"C = {table['C'][~ok].iloc[0]:.3g}" in str(ours[0].message)
+    t = table[ok]
+    np.testing.assert_allclose(k * t["N_median"] * t["D_median"] / t["C"], 1.0, rtol=1e-12)
+    np.testing.assert_allclose(t["tokens_per_param_median"], t["D_median"] / t["N_median"], rtol=1e-12)
+    for name in ("N", "D", "tokens_per_param"):  # the intervals stay the draws' own quantiles around it
+        assert np.all(t[f"{name}_lower"] <= t[f"{name}_median"] * (1 + 1e-12))
+        assert np.all(t[f"{name}_median"] <= t[f"{name}_upper"] * (1 + 1e-12))
+    np.testing.assert_allclose(k * t["N_upper"] * t["D_lower"] / t["C"], 1.0, rtol=1e-12)
+    if cap is not None:
+        assert np.all(t["D_median"] <= cap * (1 + 1e-12))
+
+
+def test_two_draws_decades_apart_give_a_plan_that_spends_the_budget():
+    # Before: the marginal medians (the mean of the two middle values) gave 6 N D / C of 4, 6e9 and 3e12.
+    fit = stand_in_fit(dict(E=[1.8, 1.8], A=[480.0, 480.0], B=[2100.0, 2100.0], alpha=[0.1, 3.0], beta=[0.37, 0.37]))
+    table = quiet_allocate(fit, [1e3, 1e20, 1e24])
+    np.testing.assert_allclose(6 * table["N_median"] * table["D_median"], table["C"], rtol=1e-12)
+
+
+def test_a_plan_below_one_parameter_is_not_reported_silently():
+    fit = stand_in_fit(dict(E=[1.8], A=[480.0], B=[2100.0], alpha=[0.35], beta=[0.37]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ExtrapolationWarning)
+        with pytest.warns(bs.DegenerateResultWarning, match=r"less than one parameter: N_median = 0\.\d+ at C = 10"):
+            table = allocate(fit, [10.0, 1e24])
+    assert table["N_median"].iloc[0] < 1 < table["N_median"].iloc[1]
+
+
+def test_non_finite_draws_are_named_in_a_warning():
+    """Overflowing draws (a fit to losses near 1e300 gives A = inf) make inf and NaN cells: the warning names
+    the columns, the budgets and the parameter; no probability is computed over such draws."""
+    fit = stand_in_fit(dict(E=[1.8, 1.8], A=[np.inf, 480.0], B=[2100.0, 2100.0], alpha=[0.35, 0.35],
+                            beta=[0.37, 0.37]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ExtrapolationWarning)
+        with pytest.warns(bs.DegenerateResultWarning) as caught:
+            table = allocate(fit, [1e22, 1e24], max_unique_tokens=1e12)
+    assert not [w for w in caught if w.category is RuntimeWarning]  # no bare NumPy warning beside ours
+    ours = [w for w in caught if w.category is bs.DegenerateResultWarning]
+    assert len(ours) == 1
+    text = str(ours[0].message)
+    assert text.startswith("allocate: not finite: ") and "N_upper" in text and "C = 1e+22; C = 1e+24" in text
+    assert "A is not finite in 1 of 2 draws" in text
+    assert table["data_bound_prob"].isna().all()
+    # Every non-finite cell of the table is in a column the warning names.
+    numeric = table.select_dtypes("number")
+    for col in numeric.columns[~np.isfinite(numeric).all()]:
+        assert col in text
+
+
+def test_finite_tables_are_silent(chinchilla_fit):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bs.DegenerateResultWarning)
+        warnings.simplefilter("ignore", bs.ExtrapolationWarning)
+        chinchilla_fit.allocate([1e21, 1e24, 1e27])
+
+
+def test_degenerate_fit_at_one_point_gives_a_coherent_plan(chinchilla_fit):
+    """All runs at one (N, D) with constant loss: the posterior is the prior's ridge, its optima spread over
+    decades. Before: 6 N_median D_median / C came out as 11 (and 66, 370 or 339,171 with other seeds)."""
+    runs = pd.DataFrame({"N": [1e8] * 8, "D": [2e9] * 8, "loss": [3.0] * 8})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bs.ScalingModel("chinchilla").fit(runs, draws=100, tune=100, chains=2, random_seed=1, escalate=False)
+        budgets = [1e15, 1e18, 1e21, 1e24, 1e27]
+        table = fit.allocate(budgets)
+        risk = fit.risk(budgets, target=2.9)
+    np.testing.assert_allclose(6 * table["N_median"] * table["D_median"], budgets, rtol=1e-12)
+    np.testing.assert_allclose(6 * risk["N"] * risk["D"], budgets, rtol=1e-12)
+    assert np.isfinite(table.select_dtypes("number")).all().all()

@@ -89,6 +89,9 @@ def test_allocations_are_each_fits_own_allocate(comparison, point_fits, chinchil
     for name, fit in (("Approach 3", a3), ("LS", ls), ("Bayes", chinchilla_fit), ("isoFLOP", iso)):
         own = fit.allocate(BUDGETS, prob=0.8)
         for col in ("N_median", "N_lower", "N_upper", "tokens_per_param_median", "loss_median"):
+            if name == "isoFLOP" and col == "loss_median":  # Approach 2 has no loss model, and no NaN column for it
+                assert col not in own and (name, col) not in alloc.columns
+                continue
             np.testing.assert_allclose(alloc[(name, col)].to_numpy(), own[col].to_numpy(), rtol=1e-12,
                                        err_msg=f"{name} {col}")
         assert alloc[(name, "converged")].tolist() == own["converged"].tolist()

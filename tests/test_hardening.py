@@ -369,7 +369,7 @@ def test_allocations_are_finite_and_match_the_closed_form_from_1e15_to_1e30_flop
         # N_opt = G (C/6)^(b/(a+b)), G = (a A / (b B))^(1/(a+b)); computed here in logs, per draw
         log_N = (np.log(a * A / (b * B)) + b * np.log(C / 6)) / (a + b)
         assert row.N_median == pytest.approx(np.exp(np.median(log_N)), rel=1e-6)
-        assert row.D_median * row.N_median == pytest.approx(C / 6, rel=0.05)  # medians of a product
+        assert row.D_median * row.N_median == pytest.approx(C / 6, rel=1e-12)  # the plan spends the budget
         assert row.N_lower <= row.N_median <= row.N_upper
     assert np.all(np.diff(table.N_median) > 0) and np.all(np.diff(table.loss_median) < 0)
     assert table.loss_median.iloc[-1] > np.median(post["E"].values)
@@ -407,7 +407,7 @@ def test_keyboard_interrupt_during_a_fit_raises_cleanly_and_the_session_stays_us
 
 # ------------------------------------------------------------------ seeds and sampler settings, before any work
 from bayescale import batch as _batch, checks as _checks, hierarchy as _hierarchy  # noqa: E402
-from bayescale import allocation as _allocation, risk as _risk  # noqa: E402
+from bayescale import planning as _planning, risk as _risk  # noqa: E402
 from bayescale.validation import MAX_SEED  # noqa: E402
 
 _RUNS = pd.DataFrame({"N": np.geomspace(1e8, 1e10, 8), "D": np.geomspace(2e9, 2e11, 8),
@@ -426,7 +426,7 @@ SEEDED = {
     "ScalingFit.budget_for": lambda s: bs.ScalingFit.budget_for(None, 2.5, random_seed=s),
     "risk.risk": lambda s: _risk.risk(None, 1e22, target=2.5, random_seed=s),
     "risk.budget_for": lambda s: _risk.budget_for(None, 2.5, random_seed=s),
-    "allocation.posterior_params": lambda s: _allocation.posterior_params(None, random_seed=s),
+    "planning.posterior_params": lambda s: _planning.posterior_params(None, random_seed=s),
     "hierarchy.group_param_draws": lambda s: _hierarchy.group_param_draws(None, ["g"], random_seed=s),
     "hierarchy.simulate_groups": lambda s: _hierarchy.simulate_groups([3, 3], _GROUPS, seed=s),
     "checks.prior_predictive": lambda s: _checks.prior_predictive(bs.ScalingModel("chinchilla"), _RUNS,
@@ -521,3 +521,37 @@ def test_a_guarded_script_is_not_mistaken_for_an_unguarded_one(tmp_path, monkeyp
         fake.__file__ = str(script)
         monkeypatch.setitem(sys.modules, "__main__", fake)
         assert (_batch._unguarded_main_script() == str(script)) is unguarded
+
+
+# ------------------------------------------------------------------ sizes
+def test_a_ladder_beyond_the_run_cap_is_refused_before_any_work():
+    """A 1,000,000-run ladder ran for minutes with no output (and its pointwise log-likelihood alone would need
+    32 GB): refused at once, with the cap and what to do instead."""
+    from bayescale import model as model_module
+
+    n = model_module.MAX_RUNS + 1
+    N = np.geomspace(1e7, 1e10, n)
+    runs = pd.DataFrame({"N": N, "D": 20 * N, "loss": 2.0 + 400 * N**-0.3})
+    with pytest.raises(DataError, match=rf"{n:,} runs; one Bayesian fit takes at most {model_module.MAX_RUNS:,} "
+                                        r"\(bayescale.model.MAX_RUNS\).*PointModel"):
+        bs.ScalingModel("chinchilla").fit(runs)  # refused in _check_size, before the graph or the sampler
+
+
+def test_too_many_groups_are_refused_with_a_pointer_to_fit_many():
+    from bayescale import model as model_module
+
+    groups = model_module.MAX_GROUPS + 1
+    N = np.tile([1e8, 1e9], groups)
+    runs = pd.DataFrame({"N": N, "D": 20 * N, "loss": 2.0 + 400 * N**-0.3, "group": np.repeat(np.arange(groups), 2)})
+    with pytest.raises(DataError, match=rf"{groups:,} groups; one hierarchical fit takes at most .*fit_many"):
+        bs.ScalingModel("chinchilla", pooling={"E": "partial"}).fit(runs)
+    # The same runs without pooling are one ordinary fit (the cap is on groups, not on labelled runs).
+    assert bs.ScalingModel("chinchilla")._check_size(bs.load_runs(runs), 4, 1000) is None
+
+
+def test_progress_is_shown_when_asked(synthetic_runs, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bs.ScalingModel("chinchilla").fit(synthetic_runs, draws=20, tune=20, chains=1, random_seed=0, escalate=False,
+                                          progressbar=True)
+    assert "posterior mode (120 runs): starts" in capsys.readouterr().err

@@ -3,6 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import special, stats
 
 import bayescale as bs
@@ -262,7 +264,16 @@ def test_isoflop_recovers_the_allocation_exponents():
     assert table.loc["a", "lower"] < by_levels.a < table.loc["a", "upper"]
     alloc = by_levels.allocate([1e23])
     assert alloc["N_lower"].iloc[0] < alloc["N_median"].iloc[0] < alloc["N_upper"].iloc[0]
-    assert alloc["loss_median"].isna().all()
+    assert not [c for c in alloc.columns if c.startswith("loss")]  # Approach 2 has no loss model: no NaN columns
+    assert by_levels.converged and alloc["converged"].all()
+    # k in C = k N D is honoured: the model size is k's own, D = C / (k N).
+    k8 = by_levels.allocate([1e23], flops_per_param_token=8.0)
+    assert k8["N_median"].iloc[0] == pytest.approx(alloc["N_median"].iloc[0], rel=1e-12)
+    for table, k in ((alloc, 6.0), (k8, 8.0)):
+        assert k * table["N_median"].iloc[0] * table["D_median"].iloc[0] == pytest.approx(1e23, rel=1e-9)
+        assert table.attrs["flops_per_param_token"] == k
+    with pytest.raises(ValueError, match="flops_per_param_token"):
+        by_levels.allocate([1e23], flops_per_param_token=-1)
 
 
 def test_isoflop_on_chinchilla_matches_hoffmann_approach2(chinchilla_runs):
@@ -283,3 +294,78 @@ def test_isoflop_errors_are_specific(chinchilla_runs):
     fit = bs.IsoFLOP(resolution=0.25).fit(chinchilla_runs)
     with pytest.raises(bs.BayescaleError, match="use fit.allocate"):
         fit.predict({"N": [1e9], "D": [1e10]})
+
+
+# ------------------------------------------------------------------ converged means usable
+def _short_ladder(seed, n=12):
+    """A clean ladder of 12 runs, 1% noise, N and D spanning one decade: too short to pin down five parameters."""
+    rng = np.random.default_rng(seed)
+    N = np.geomspace(1e8, 1e9, n)
+    D = 20 * N
+    loss = bs.get_law("chinchilla").loss({"N": N, "D": D}, TRUE_CHINCHILLA) * np.exp(0.01 * rng.standard_normal(n))
+    return pd.DataFrame({"N": N, "D": D, "loss": loss})
+
+
+def test_implausible_estimates_are_not_converged_and_their_tables_warn():
+    # Before: converged=True with alpha = 6.97 and A = 3e54 (and on other seeds beta = -5.08, B = 7e-57).
+    with pytest.warns(bs.ConvergenceWarning, match="Approach3 fit did not converge: exponent alpha = 6.97"):
+        fit = bs.Approach3().fit(_short_ladder(2))
+    assert not fit.success and not fit.converged and fit.optimizer_success
+    assert fit.reason == "exponent alpha = 6.97 lies outside the plausible range 0.01 to 3"
+    assert "NO (exponent alpha" in repr(fit) and "not converged: exponent alpha" in fit.fit_report()
+    with pytest.warns(bs.DegenerateResultWarning, match=r"allocate: the Approach3 fit did not converge \(exponent"):
+        table = fit.allocate([1e20, 1e22])
+    assert not table["converged"].any()
+    with pytest.warns(bs.DegenerateResultWarning, match="predict: the Approach3 fit did not converge"):
+        fit.predict({"N": [1e9], "D": [2e10]})
+
+
+@pytest.mark.parametrize("spec", [bs.LeastSquares(), bs.LeastSquares(on="loss"), bs.LeastSquares("power_n")],
+                         ids=["log_loss", "loss", "power_n"])
+def test_constant_loss_is_not_a_converged_fit(spec):
+    """Constant loss has no power law in it: exponents at 0 (before: accepted, or negative) or terms that vanish.
+    Many starts reach the same objective at different points, so the search stops early instead of running all
+    starts (least squares on loss ran the whole grid for 7 minutes)."""
+    runs = pd.DataFrame({"N": np.geomspace(1e7, 1e9, 8), "D": 20 * np.geomspace(1e7, 1e9, 8), "loss": 3.0})
+    with pytest.warns(bs.ConvergenceWarning, match="fit did not converge: (exponent|A = .* has no effect)"):
+        fit = spec.fit(runs)
+    assert not fit.converged and fit.reason
+    assert len(fit.starts) < fit.starts.attrs["n_grid"]
+
+
+def test_clean_ladders_still_converge(a3, synthetic_runs):
+    assert a3.converged and a3.reason == "" and a3.optimizer_success
+    fit = bs.LeastSquares().fit(synthetic_runs)
+    assert fit.converged and fit.reason == ""
+
+
+def _chinchilla_theta(E, logA, logB, alpha, beta):
+    return np.array([np.log(E), logA, logB, alpha, beta])
+
+
+LADDER = {"N": np.geomspace(1e7, 1e10, 10), "D": 20 * np.geomspace(1e7, 1e10, 10)}
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(E=st.floats(0.5, 4.0), logA=st.floats(0.0, 12.0), logB=st.floats(0.0, 14.0), alpha=st.floats(-3.0, 8.0),
+       beta=st.floats(-3.0, 8.0))
+def test_estimate_checks_accept_exactly_the_plausible_estimates(E, logA, logB, alpha, beta):
+    law = bs.get_law("chinchilla")
+    problems = point.estimate_problems(law, _chinchilla_theta(E, logA, logB, alpha, beta), LADDER)
+    lo, hi = point.EXPONENT_RANGE
+    for name, v in (("alpha", alpha), ("beta", beta)):
+        assert (not lo <= v <= hi) == any(p.startswith(f"exponent {name} = ") for p in problems)
+    if lo <= alpha <= hi and lo <= beta <= hi:
+        # The terms' largest share of the loss over the runs: a term below 1e-7 of the loss moves nothing.
+        share_a = np.max(np.exp(logA) * LADDER["N"] ** -alpha / law.loss(LADDER, dict(
+            E=E, A=np.exp(logA), B=np.exp(logB), alpha=alpha, beta=beta)))
+        if share_a > 1e-4:
+            assert not any(p.startswith(("A = ", "alpha = ")) for p in problems), problems
+        if share_a < 1e-8:
+            assert any(p.startswith("A = ") for p in problems), problems
+
+
+def test_point_fit_progress_when_asked(capsys):
+    runs = pd.DataFrame({"N": np.geomspace(1e7, 1e10, 12), "loss": 2.0 + 300.0 * np.geomspace(1e7, 1e10, 12) ** -0.3})
+    bs.LeastSquares("power_n").fit(runs, progressbar=True)
+    assert "L-BFGS-B starts (12 runs)" in capsys.readouterr().err

@@ -1,5 +1,7 @@
 """Budget risk: predictive bands of planned runs, P(loss <= target), compute for a target, rendering."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -161,3 +163,32 @@ def test_risk_of_a_group_plan_matches_its_prediction(grouped_fit):
     assert need["group"].iloc[0] == "g0" and need["status"].iloc[0] == "ok"
     # the same target is harder for the group with the higher irreducible loss
     assert grouped_fit.budget_for(2.1, group="g2")["C"].iloc[0] > grouped_fit.budget_for(2.1, group="g0")["C"].iloc[0]
+
+
+# ------------------------------------------------------------------ nothing silent
+def test_non_finite_draws_give_a_named_warning_and_no_probability(chinchilla_fit):
+    """Ten draws whose A overflowed (as a fit to losses near 1e300 gives): P(loss <= target) is not computed over
+    them, budget_for says why it has no answer, and each table's warning names the columns, rows and reason."""
+    tree = chinchilla_fit.idata.copy(deep=True)
+    tree["posterior/A"].values[0, :10] = np.inf
+    broken = bs.ScalingFit(chinchilla_fit.model, chinchilla_fit.runs, tree, chinchilla_fit.priors_,
+                           chinchilla_fit.centres_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ExtrapolationWarning)
+        with pytest.warns(bs.DegenerateResultWarning, match=r"risk: not finite: .*p_target.* at C = 1e\+22; "
+                                                            r"C = 5\.88e\+23 \(A is not finite in 10 of 4000 draws\)"):
+            table = broken.risk(1e22, target=2.0, plan="70B:1.4T")
+        assert table["p_target"].isna().all()
+        np.testing.assert_allclose(6 * table["N"] * table["D"], table["C"], rtol=1e-12)  # the plan itself is fine
+        with pytest.warns(bs.DegenerateResultWarning, match=r"budget_for: not finite: C, .* at target = 2 "
+                                                            r"\(not computed: .*A is not finite in 10 of 4000"):
+            need = broken.budget_for(2.0)
+    assert need["status"].iloc[0].startswith("not computed") and np.isnan(need["C"].iloc[0])
+
+
+def test_finite_risk_tables_are_silent(chinchilla_fit):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bs.DegenerateResultWarning)
+        warnings.simplefilter("ignore", bs.ExtrapolationWarning)
+        chinchilla_fit.risk([1e21, 1e23], target=1.95, plan="70B:1.4T")
+        chinchilla_fit.budget_for(1.95)

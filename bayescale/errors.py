@@ -89,16 +89,6 @@ class ExtrapolationWarning(UserWarning):
     """
 
 
-class NonFiniteWarning(UserWarning):
-    """A table holds NaN where the draws it rests on are not all finite numbers.
-
-    A probability such as ``p_target`` is computed only over a full set of
-    finite draws: where some draws of a row are NaN or infinite (the law
-    overflows or is undefined there), the row's probability is NaN and this
-    warning names the rows and how many draws.
-    """
-
-
 class ModelCheckWarning(UserWarning):
     """Base class of the model checks made when a fit is created (:mod:`bayescale.conflicts`).
 
@@ -131,4 +121,14 @@ class DegenerateResultWarning(UserWarning):
     that overflow), a compute-optimal plan of less than one parameter or one
     token, or a point fit whose optimum failed its checks (see
     ``PointFit.reason``).
+    """
+
+
+class NonFiniteWarning(DegenerateResultWarning):
+    """A table holds NaN where the draws it rests on are not all finite numbers.
+
+    A probability such as ``p_target`` is computed only over a full set of
+    finite draws: where some draws of a row are NaN or infinite (the law
+    overflows or is undefined there), the row's probability is NaN and this
+    warning names the rows and how many draws.
     """

@@ -1,12 +1,10 @@
 """Compute-optimal allocation: array layer (any parameter draws) and ScalingFit.allocate."""
 
-import types
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import SpecError
 from .laws import NUMPY, get_law
-from .validation import positive_array as _positive
+from .validation import FLOPS_PER_PARAM_TOKEN, positive_array as _positive
 
 __all__ = ["chinchilla_optimum", "optimal_allocation", "crossover_compute"]
 
@@ -38,7 +38,7 @@ _GOLDEN_STEPS = 40
 _INVPHI = (np.sqrt(5.0) - 1.0) / 2.0
 
 
-def chinchilla_optimum(params, budget, flops_per_param_token=6.0):
+def chinchilla_optimum(params, budget, flops_per_param_token=FLOPS_PER_PARAM_TOKEN):
     """Closed-form compute-optimal N and D of the Chinchilla law.
 
     Parameters
@@ -152,7 +152,8 @@ def _numerical_log_n(law, p, c_over_k, cap):
     return np.where(f1 <= f2, x1, x2)
 
 
-def optimal_allocation(law, params: Mapping, budget, *, flops_per_param_token=6.0, max_unique_tokens=None,
+def optimal_allocation(law, params: Mapping, budget, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
+                       max_unique_tokens=None,
                        method="auto") -> dict:
     """Compute-optimal model size, tokens and loss for every parameter draw and budget.
 
@@ -241,7 +242,8 @@ def optimal_allocation(law, params: Mapping, budget, *, flops_per_param_token=6.
     return out
 
 
-def crossover_compute(law, params: Mapping, max_unique_tokens, *, flops_per_param_token=6.0) -> np.ndarray:
+def crossover_compute(law, params: Mapping, max_unique_tokens, *,
+                      flops_per_param_token=FLOPS_PER_PARAM_TOKEN) -> np.ndarray:
     """Compute at which the unconstrained optimal run first needs more than U unique tokens.
 
     Beyond this budget data, not compute, is the binding constraint.

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale.errors import DataError
-from bayescale.validation import FLOPS_PER_PARAM_TOKEN
+from .validation import FLOPS_PER_PARAM_TOKEN
 
 __all__ = ["RunData", "load_runs"]
 

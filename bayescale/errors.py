@@ -9,6 +9,7 @@ __all__ = [
     "FileFormatError",
     "FileWriteError",
     "ConvergenceWarning",
+    "BatchWarning",
     "ExtrapolationWarning",
     "NonFiniteWarning",
     "ModelCheckWarning",
@@ -132,3 +133,7 @@ class NonFiniteWarning(DegenerateResultWarning):
     overflows or is undefined there), the row's probability is NaN and this
     warning names the rows and how many draws.
     """
+
+
+class BatchWarning(UserWarning):
+    """Some keys of a :func:`fit_many` batch failed or did not converge."""

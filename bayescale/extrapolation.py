@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ExtrapolationWarning
+from .validation import FLOPS_PER_PARAM_TOKEN
 
 __all__ = ["Reach", "decades_beyond", "annotate", "warn_extrapolation", "extrapolation_message", "QUANTITIES", "WARN_DECADES"]
 
@@ -168,7 +169,7 @@ def _table_values(frame, n, d, c, flops_per_param_token) -> dict:
     return values
 
 
-def annotate(frame: pd.DataFrame, runs, *, n="N", d="D", c="C", flops_per_param_token=6.0,
+def annotate(frame: pd.DataFrame, runs, *, n="N", d="D", c="C", flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
              tokens_per_param=None, what="table", warn=True, form=None, stacklevel=2) -> pd.DataFrame:
     """Add the extrapolation columns to a prediction, allocation or risk table, and warn past the threshold.
 
@@ -235,7 +236,7 @@ def annotate(frame: pd.DataFrame, runs, *, n="N", d="D", c="C", flops_per_param_
 
 
 def extrapolation_message(frame: pd.DataFrame, reach: Reach, *, what="table", n="N", d="D", c="C",
-                          tokens_per_param=None, flops_per_param_token=6.0, form=None) -> str | None:
+                          tokens_per_param=None, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, form=None) -> str | None:
     """The text of the warning :func:`warn_extrapolation` issues for an annotated table, or None."""
     parts = []
     far = frame["beyond"].to_numpy(dtype=float) if "beyond" in frame else np.array([])
@@ -272,7 +273,7 @@ def extrapolation_message(frame: pd.DataFrame, reach: Reach, *, what="table", n=
 
 
 def warn_extrapolation(frame: pd.DataFrame, runs, *, what="table", n="N", d="D", c="C", tokens_per_param=None,
-                       flops_per_param_token=6.0, form=None, stacklevel=2) -> None:
+                       flops_per_param_token=FLOPS_PER_PARAM_TOKEN, form=None, stacklevel=2) -> None:
     """One :class:`~bayescale.errors.ExtrapolationWarning` for an annotated table, if it reaches too far.
 
     The table must carry the columns of :func:`annotate`. The text names how

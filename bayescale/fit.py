@@ -11,7 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import ConvergenceWarning
-from .validation import check_prob as _check_prob, check_seed as _check_seed, renamed
+from .validation import FLOPS_PER_PARAM_TOKEN, check_prob as _check_prob, check_seed as _check_seed, renamed
 from .contract import check_ci_kind, interval_label
 from .laws import NUMPY
 from .predictive import log_curve, predict
@@ -515,7 +515,8 @@ class ScalingFit(ResultMethods):
         return check
 
     @renamed(budgets="budget")
-    def report(self, path=None, *, budget=None, target=None, prob=0.9, flops_per_param_token=6.0, backtest=False,
+    def report(self, path=None, *, budget=None, target=None, prob=0.9,
+               flops_per_param_token=FLOPS_PER_PARAM_TOKEN, backtest=False,
                format=None, title=None, random_seed=None) -> str:
         """One self-contained HTML (or Markdown) report of this fit; see :func:`bayescale.report.report`.
 

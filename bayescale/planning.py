@@ -15,7 +15,7 @@ import numpy as np
 from .allocation import crossover_compute, optimal_allocation
 from .contract import interval, interval_label
 from .form import irreducible_draws, shift_allocation, shift_crossover
-from .validation import check_budgets as _budgets, check_prob as _check_prob, check_seed
+from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_prob as _check_prob, check_seed
 
 __all__ = ["posterior_params", "allocate_draws", "allocate"]
 
@@ -34,7 +34,7 @@ def posterior_params(fit, group=None, random_seed=None) -> dict:
     return {k: np.asarray(draws[k]) for k in fit.law.param_names}
 
 
-def allocate_draws(fit, budget, *, flops_per_param_token=6.0, max_unique_tokens=None, group=None):
+def allocate_draws(fit, budget, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None, group=None):
     """Posterior draws of the compute-optimal allocation at each budget.
 
     Parameters
@@ -89,7 +89,8 @@ def allocate_draws(fit, budget, *, flops_per_param_token=6.0, max_unique_tokens=
 
 
 @np.errstate(all="ignore")  # non-finite results are reported by check_table, with their reason
-def allocate(fit, budget, *, prob=0.9, ci_kind="eti", flops_per_param_token=6.0, max_unique_tokens=None,
+def allocate(fit, budget, *, prob=0.9, ci_kind="eti", flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
+             max_unique_tokens=None,
              group=None):
     """Compute-optimal model size, tokens and loss at each budget, with posterior intervals.
 

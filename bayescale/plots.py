@@ -15,7 +15,7 @@ import numpy as np
 
 from .allocation import optimal_allocation
 from .planning import posterior_params
-from .validation import check_budgets as _budgets, check_prob as _check_prob
+from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_prob as _check_prob, renamed
 from .form import irreducible_draws, shift_allocation, shift_log_loss
 from .laws import NUMPY
 from .units import format_count, format_flops
@@ -140,7 +140,9 @@ def _frontier(fit, budgets, prob, flops_per_param_token, max_unique_tokens, grou
                                                      irreducible_draws(fit, params))
 
 
-def plot_frontier(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.0, max_unique_tokens=None,
+@renamed(budgets="budget")
+def plot_frontier(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
+                  max_unique_tokens=None,
                   group=None, new_run=True, random_seed=None, ax=None):
     """Loss vs compute: observed runs and the compute-optimal frontier with bands.
 
@@ -152,7 +154,7 @@ def plot_frontier(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6
     Parameters
     ----------
     fit : ScalingFit
-    budgets : float or sequence of float, optional
+    budget : float or sequence of float, optional
         Budgets to extend the frontier to, mark and read out.
     prob : float or sequence of float, default (0.5, 0.9)
         Band probabilities (central intervals of the expected loss at the
@@ -181,6 +183,7 @@ def plot_frontier(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6
     >>> fig = fit.plot_frontier([1e24, 1e25])  # doctest: +SKIP
     >>> fig.savefig("frontier.png")  # doctest: +SKIP
     """
+    budgets = budget
     probs, budgets, k, grid, out = _frontier(fit, budgets, prob, flops_per_param_token, max_unique_tokens,
                                              group, random_seed)
     loss = out["loss"]
@@ -246,14 +249,16 @@ def plot_frontier(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6
     return _finish(fig, ax, fit)
 
 
-def plot_allocation(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.0, max_unique_tokens=None,
+@renamed(budgets="budget")
+def plot_allocation(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
+                    max_unique_tokens=None,
                     group=None, random_seed=None, ax=None):
     """Compute-optimal parameters N_opt and tokens D_opt vs compute, with bands.
 
     Parameters
     ----------
     fit : ScalingFit
-    budgets : float or sequence of float, optional
+    budget : float or sequence of float, optional
         Budgets to extend the curves to and mark.
     prob : float or sequence of float, default (0.5, 0.9)
     flops_per_param_token : float, default 6
@@ -274,6 +279,7 @@ def plot_allocation(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token
     --------
     >>> fig = fit.plot_allocation([1e24, 1e25])  # doctest: +SKIP
     """
+    budgets = budget
     probs, budgets, k, grid, out = _frontier(fit, budgets, prob, flops_per_param_token, max_unique_tokens,
                                              group, random_seed)
     fig, ax = _figure(ax)
@@ -300,14 +306,16 @@ def plot_allocation(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token
     return _finish(fig, ax, fit)
 
 
-def plot_isoflop(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.0, n_points=60, group=None,
+@renamed(budgets="budget")
+def plot_isoflop(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FLOPS_PER_PARAM_TOKEN, n_points=60,
+                 group=None,
                  random_seed=None, ax=None):
     """IsoFLOP curves: loss vs model size at fixed compute, with bands.
 
     Parameters
     ----------
     fit : ScalingFit
-    budgets : float or sequence of float, optional
+    budget : float or sequence of float, optional
         Compute of each curve; default the four compute levels holding the
         most fitted runs (their isoFLOP profiles), else four spanning them.
         Observed runs within 15% of a curve's compute are drawn on it.
@@ -331,6 +339,7 @@ def plot_isoflop(fit, budgets=None, *, prob=(0.5, 0.9), flops_per_param_token=6.
     --------
     >>> fig = fit.plot_isoflop([1e21, 1e22, 1e23])  # doctest: +SKIP
     """
+    budgets = budget
     probs = _bands(prob)
     k = float(flops_per_param_token)
     c_obs = _observed_compute(fit, k)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .results import register_writer
-from .validation import check_budgets, check_prob, renamed
+from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets, check_prob, renamed
 
 __all__ = ["report"]
 
@@ -125,7 +125,7 @@ def _markdown_table(table, fmt):
     return "\n".join(lines)
 
 
-def default_budgets(fit, flops_per_param_token=6.0) -> np.ndarray:
+def default_budgets(fit, flops_per_param_token=FLOPS_PER_PARAM_TOKEN) -> np.ndarray:
     """Three budgets for a report: the power of ten at or above the largest fitted run, then 10x and 100x.
 
     Examples
@@ -299,7 +299,8 @@ def _backtest(doc, fit, prob, random_seed):
 
 
 @renamed(budgets="budget")
-def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_param_token=6.0, backtest=False,
+def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
+           backtest=False,
            format=None, title=None, random_seed=None) -> str:
     """Write one self-contained report of a fit (HTML or Markdown).
 

@@ -31,7 +31,8 @@ import pandas as pd
 from .allocation import optimal_allocation
 from .planning import posterior_params
 from .contract import caption as interval_caption, interval, interval_label
-from .validation import check_budgets as _budgets, check_prob as _check_prob, positive_array as _positive, check_seed as _check_seed
+from .validation import (FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_prob as _check_prob,
+                         positive_array as _positive, check_seed as _check_seed)
 from .errors import DegenerateResultWarning, ExtrapolationWarning, NonFiniteWarning
 from .extrapolation import annotate, warn_extrapolation
 from .form import irreducible_draws, shift_log_loss
@@ -82,7 +83,8 @@ def _check_target(target):
 
 # -------------------------------------------------------------------- risk
 @np.errstate(all="ignore")  # non-finite results are reported by check_table, with their reason
-def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti", flops_per_param_token=6.0,
+def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti",
+         flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
          max_unique_tokens=None, random_seed=None, group=None) -> pd.DataFrame:
     """Predictive loss, P(loss <= target) and the allocation penalty of planned runs.
 
@@ -247,7 +249,7 @@ SCAN_POINTS = 241
 
 
 @np.errstate(all="ignore")  # non-finite results are reported by check_table, with their reason
-def budget_for(fit, target, prob=0.9, *, flops_per_param_token=6.0, max_unique_tokens=None,
+def budget_for(fit, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None,
                random_seed=None, max_compute=1e40, group=None) -> pd.DataFrame:
     """Smallest compute at which the compute-optimal run reaches a target loss with a given probability.
 

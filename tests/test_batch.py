@@ -22,7 +22,8 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.batch import _slots, key_seed
+from bayescale.checkpoints import key_seed
+from bayescale.executors import _slots
 from bayescale.progress import KeyProgress
 from conftest import TRUE_CHINCHILLA, simulate_chinchilla
 

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from scipy import special, stats
 
 import bayescale as bs
+from bayescale import pointfit, pointsearch
 from bayescale import point
 from bayescale.allocation import chinchilla_optimum
 from conftest import TRUE_CHINCHILLA, simulate_chinchilla
@@ -36,7 +37,7 @@ def test_approach3_reproduces_published_replication(a3):
     assert a3.success
     # The published grid, and L-BFGS-B started from it.
     assert a3.starts.attrs["n_grid"] == 4500
-    assert a3.starts["at_best"].sum() >= point.CONFIRMATIONS
+    assert a3.starts["at_best"].sum() >= pointsearch.CONFIRMATIONS
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_adaptive_search_finds_the_optimum_of_the_full_grid(a3, a3_full):
     # needed: the objective has many distinct end points, and most starts miss the best one.
     for name, ref in PUBLISHED.items():
         assert a3_full.params[name] == pytest.approx(ref, rel=0.01), name
-    assert point._count_minima(a3_full.starts) > 5
+    assert pointfit._count_minima(a3_full.starts) > 5
     assert a3_full.starts["at_best"].mean() < 0.5
 
 
@@ -74,13 +75,13 @@ def test_compiled_objective_is_the_law_definition_and_its_gradient_is_exact(law_
     if "U" in law.inputs:
         frame["U"] = frame["D"] / rng.uniform(1, 20, n)
     runs = bs.load_runs(frame, require=law.inputs)
-    problem = point._Problem(law, loss, 1e-3, runs)
+    problem = pointsearch._Problem(law, loss, 1e-3, runs)
     w = rng.integers(0, 3, n).astype(float)
     fun = problem.single(w)
     theta = np.array([{"irreducible": 0.5, "coefficient": 6.0, "exponent": 0.3, "scale": 30.0,
                        "shape": 2.0}[p.kind] for p in law.parameters]) + rng.normal(0, 0.05, len(law.parameters))
     # Objective: the law's own NumPy definition, the loss written out independently.
-    pred = law.log_loss(runs.inputs(law.inputs), point._to_params(law, theta))
+    pred = law.log_loss(runs.inputs(law.inputs), pointsearch._to_params(law, theta))
     if loss == "squared":
         expected = np.sum(w * 0.5 * (np.exp(pred) - runs.loss) ** 2)
     else:
@@ -351,7 +352,7 @@ LADDER = {"N": np.geomspace(1e7, 1e10, 10), "D": 20 * np.geomspace(1e7, 1e10, 10
        beta=st.floats(-3.0, 8.0))
 def test_estimate_checks_accept_exactly_the_plausible_estimates(E, logA, logB, alpha, beta):
     law = bs.get_law("chinchilla")
-    problems = point.estimate_problems(law, _chinchilla_theta(E, logA, logB, alpha, beta), LADDER)
+    problems = pointsearch.estimate_problems(law, _chinchilla_theta(E, logA, logB, alpha, beta), LADDER)
     lo, hi = point.EXPONENT_RANGE
     for name, v in (("alpha", alpha), ("beta", beta)):
         assert (not lo <= v <= hi) == any(p.startswith(f"exponent {name} = ") for p in problems)

@@ -40,7 +40,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,20 +256,11 @@ def _write(path: Path, header: dict, blobs: list) -> None:
         body.write(b)
     data = body.getvalue()
     data += hashlib.sha256(data).digest()
+    from .files import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    # owner-only: entries are loaded only when no one else could have written them (see _read)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), "compiled model", private=True)
 
 
 def _read(path: Path, key: str):

@@ -129,7 +129,7 @@ def check_write_path(path, what: str = "file") -> tuple[Path, int | None]:
     return target, (None if st is None else stat.S_IMODE(st.st_mode))
 
 
-def atomic_write(path, write, what: str = "file") -> Path:
+def atomic_write(path, write, what: str = "file", *, private: bool = False) -> Path:
     """Write a file through a hidden temporary file in its folder, then rename it over the target.
 
     Parameters
@@ -142,6 +142,10 @@ def atomic_write(path, write, what: str = "file") -> Path:
         e.g. ``lambda tmp: tree.to_netcdf(tmp)``.
     what : str
         What is written, for messages.
+    private : bool, default False
+        Create the file readable and writable by its owner only (0600), as a
+        cache that trusts only its own entries needs; otherwise an existing
+        file keeps its mode and a new one gets the umask's.
 
     Returns
     -------
@@ -184,7 +188,9 @@ def atomic_write(path, write, what: str = "file") -> Path:
         raise FileWriteError(f"{where}: could not create a temporary file in {str(target.parent)!r}")
     try:
         try:
-            if mode is not None:
+            if private:
+                os.fchmod(fd, 0o600)
+            elif mode is not None:
                 os.fchmod(fd, mode)
                 st = os.stat(target)
                 with contextlib.suppress(OSError):  # keep the owner where we may (as root)

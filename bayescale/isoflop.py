@@ -194,11 +194,6 @@ class IsoFLOPFit:
     #: Its intervals are Student-t intervals of the log-log lines (:func:`bayescale.contract.interval_label`).
     draws_kind = "t"
 
-    @property
-    def converged(self) -> bool:
-        """True: the line fits are closed-form; levels without an interior minimum are left out (:attr:`levels`)."""
-        return True
-
     def summary(self, prob=0.9, *, ci_kind="eti") -> pd.DataFrame:
         """Exponents and intercepts with least-squares standard errors and t intervals.
 

@@ -30,7 +30,8 @@ def posterior_params(fit, group=None, random_seed=None) -> dict:
     (``fit.param_draws(group, random_seed=...)``, the same draws
     ``fit.predict_draws(..., group=group, random_seed=...)`` uses).
     """
-    draws = fit.param_draws(group, random_seed=check_seed(random_seed))
+    random_seed = check_seed(random_seed)
+    draws = fit.param_draws(group, random_seed=random_seed)
     return {k: np.asarray(draws[k]) for k in fit.law.param_names}
 
 

@@ -104,6 +104,7 @@ def predict(result, runs, prob=0.9, *, ci_kind="eti", random_seed=None, columns=
     'bootstrap percentile'
     """
     check_prob(prob)
+    random_seed = check_seed(random_seed)
     runs = new_runs(result, runs, columns)
     draws = predict_draws(result, runs, random_seed=random_seed, group=group)
     curve = draws["expected_loss"].values.reshape(-1, runs.n_runs)

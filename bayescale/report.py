@@ -20,8 +20,6 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import math
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -179,21 +177,11 @@ def _check_folder(path):
 
 
 def _write(path, text):
-    """Write `text` to `path` atomically (temporary file, then rename), readable as the user's umask allows."""
-    path = Path(path)
-    folder = _check_folder(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write `text` to `path` atomically (:func:`bayescale.files.atomic_write`), with the user's umask."""
+    from .files import atomic_write
+
+    _check_folder(path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), "report")
 
 
 def _point_fit(fit):
@@ -208,9 +196,9 @@ def _point_fit(fit):
 
 
 def _parameters(doc, fit, prob):
-    table = fit.summary(prob)[["median", "hdi_lower", "hdi_upper", "r_hat", "ess_bulk"]].copy()
-    table = table.rename(columns={"median": "posterior median", "hdi_lower": f"{prob:.0%} HDI lower",
-                                  "hdi_upper": f"{prob:.0%} HDI upper"})
+    table = fit.summary(prob)[["estimate", "lower", "upper", "r_hat", "ess_bulk"]].copy()
+    table = table.rename(columns={"estimate": "posterior median", "lower": f"{prob:.0%} HDI lower",
+                                  "upper": f"{prob:.0%} HDI upper"})
     try:
         point = _point_fit(fit)
     except Exception as err:  # a failed baseline must not cost the report

@@ -38,13 +38,13 @@ for label, seed in (("first", 1), ("second", 2)):
     wall = time.perf_counter() - t
     d = fit.diagnostics()
     table = fit.group_summary(prob=0.9).set_index(["parameter", "group"])
-    inside = [table.loc[(p, f"g{i}"), "hdi_lower"] <= v <= table.loc[(p, f"g{i}"), "hdi_upper"]
+    inside = [table.loc[(p, f"g{i}"), "lower"] <= v <= table.loc[(p, f"g{i}"), "upper"]
               for p, values in (("E", E), ("A", A)) for i, v in enumerate(values)]
     s = fit.summary(prob=0.9)
     out[label] = dict(fit_s=wall, setup_s=fit.timing["setup_seconds"], sampling_s=d["sampling_seconds"],
                       max_rhat=d["max_r_hat"], divergences=d["divergences"], min_ess=d["min_ess_bulk"],
                       steps=d["mean_leapfrog_steps"], depth=d["max_tree_depth"], covered=float(np.mean(inside)),
-                      alpha=[float(s.loc["alpha", c]) for c in ("median", "hdi_lower", "hdi_upper")])
+                      alpha=[float(s.loc["alpha", c]) for c in ("estimate", "lower", "upper")])
 print("RESULT" + json.dumps(out))
 """
 

@@ -1,6 +1,7 @@
 """The bayescale console script, run end to end as a user would (fresh processes)."""
 
 import json
+import types
 import os
 import shutil
 import subprocess
@@ -381,7 +382,7 @@ def test_to_latex_escapes_every_cell():
     t.attrs["prob"] = 0.8
     text = to_latex(t, label="tab:risk_1")
     assert r"a\_b\&c\%\$\#\{\}\textasciitilde{}\textasciicircum{}\textbackslash{}" in text
-    assert r"\label{tab:risk_1}" in text and r"central 80\% posterior intervals" in text
+    assert r"\label{tab:risk_1}" in text and r"80\% posterior ETI intervals" in text
     assert "WARNING: the fit did not converge" in text and "1.900 [1.800, 2.000]" in text
     assert to_latex(t, caption=False).count(r"\caption") == 0
 
@@ -441,7 +442,7 @@ def test_warnings_of_batch_workers_reach_the_caller():
     from bayescale import batch
 
     class Fitted:
-        idata = None
+        idata = types.SimpleNamespace(attrs={})  # the worker labels its fit with its key
 
     class Model:
         def fit(self, frame, columns=None, **settings):

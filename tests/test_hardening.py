@@ -428,7 +428,7 @@ SEEDED = {
     "risk.budget_for": lambda s: _risk.budget_for(None, 2.5, random_seed=s),
     "planning.posterior_params": lambda s: _planning.posterior_params(None, random_seed=s),
     "hierarchy.group_param_draws": lambda s: _hierarchy.group_param_draws(None, ["g"], random_seed=s),
-    "hierarchy.simulate_groups": lambda s: _hierarchy.simulate_groups([3, 3], _GROUPS, seed=s),
+    "hierarchy.simulate_groups": lambda s: _hierarchy.simulate_groups([3, 3], _GROUPS, random_seed=s),
     "checks.prior_predictive": lambda s: _checks.prior_predictive(bs.ScalingModel("chinchilla"), _RUNS,
                                                                   random_seed=s),
     "checks.posterior_predictive": lambda s: _checks.posterior_predictive(None, random_seed=s),
@@ -451,14 +451,14 @@ BAD_SEEDS = [-1, "abc", 1.5, True, 99999999999999999999999, MAX_SEED + 1, np.flo
 @pytest.mark.parametrize("entry", sorted(SEEDED))
 @pytest.mark.parametrize("seed", BAD_SEEDS, ids=repr)
 def test_every_public_seed_is_checked_before_any_work(entry, seed):
-    name = "seed" if entry in ("hierarchy.simulate_groups", "FormUncertainty.slopes") else "random_seed"
+    name = "seed" if entry == "FormUncertainty.slopes" else "random_seed"
     with pytest.raises(ValueError, match=f"^{name} must be None or an integer from 0 to {MAX_SEED}, got ") as info:
         SEEDED[entry](seed)
     assert repr(seed) in str(info.value)
 
 
 def test_the_largest_seed_is_usable():
-    assert len(_hierarchy.simulate_groups([3, 3], _GROUPS, seed=MAX_SEED)) == 6
+    assert len(_hierarchy.simulate_groups([3, 3], _GROUPS, random_seed=MAX_SEED)) == 6
     assert _batch.key_seed(MAX_SEED, "a") >= 0
 
 

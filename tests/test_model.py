@@ -92,7 +92,7 @@ def test_recovery_of_known_parameters(synthetic_fit):
     for name, truth in TRUE_CHINCHILLA.items():
         row = table.loc[name]
         # Truth inside the 90% HDI, and the median within 3 posterior sd of it.
-        assert row["hdi_lower"] <= truth <= row["hdi_upper"], (name, truth, row.to_dict())
+        assert row["lower"] <= truth <= row["upper"], (name, truth, row.to_dict())
         assert abs(row["median"] - truth) <= 3 * row["sd"], name
     assert synthetic_fit.summary().loc["E", "median"] == pytest.approx(TRUE_CHINCHILLA["E"], rel=0.02)
 
@@ -145,7 +145,7 @@ def test_too_short_a_run_warns_with_advice(synthetic_runs):
 def test_normal_likelihood_recovers_noise_scale():
     runs = simulate_chinchilla(n_runs=80, sigma=0.02, seed=5)
     fit = bs.ScalingModel("chinchilla", likelihood="normal").fit(runs, draws=500, tune=500, random_seed=1)
-    lo, hi = fit.summary(prob=0.95).loc["sigma", ["hdi_lower", "hdi_upper"]]
+    lo, hi = fit.summary(prob=0.95).loc["sigma", ["lower", "upper"]]
     assert lo <= 0.02 <= hi
     assert "nu" not in fit.posterior
 

@@ -353,7 +353,7 @@ LADDER = {"N": np.geomspace(1e7, 1e10, 10), "D": 20 * np.geomspace(1e7, 1e10, 10
 def test_estimate_checks_accept_exactly_the_plausible_estimates(E, logA, logB, alpha, beta):
     law = bs.get_law("chinchilla")
     problems = pointsearch.estimate_problems(law, _chinchilla_theta(E, logA, logB, alpha, beta), LADDER)
-    lo, hi = point.EXPONENT_RANGE
+    lo, hi = pointsearch.EXPONENT_RANGE
     for name, v in (("alpha", alpha), ("beta", beta)):
         assert (not lo <= v <= hi) == any(p.startswith(f"exponent {name} = ") for p in problems)
     if lo <= alpha <= hi and lo <= beta <= hi:

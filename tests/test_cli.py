@@ -371,7 +371,7 @@ def test_risk_tables_in_latex(fit_file):
     out = proc.stdout
     assert out.count(r"\begin{tabular}") == 3 and out.count(r"\end{table}") == 3
     assert "% Compute-optimal allocation" in out and "P(loss $\\le$ 1.9)" in out
-    assert r"\caption{Intervals are central 90\% posterior intervals." in out
+    assert r"\caption{Intervals: 90\% posterior ETI intervals." in out
 
 
 def test_to_latex_escapes_every_cell():

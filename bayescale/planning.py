@@ -17,7 +17,7 @@ from .contract import interval, interval_label
 from .form import irreducible_draws, shift_allocation, shift_crossover
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_prob as _check_prob, check_seed
 
-__all__ = ["posterior_params", "allocate_draws", "allocate"]
+__all__ = ["posterior_params", "allocate_draws", "allocate", "median_plan"]
 
 SAMPLE_DIMS = ("chain", "draw")
 
@@ -228,13 +228,19 @@ def allocate(fit, budget, *, prob=0.9, ci_kind="eti", flops_per_param_token=FLOP
 PLAN_COLUMNS = ("N", "D", "tokens_per_param")
 
 
-def _median_plan_columns(frame, n_draws, budget, k):
-    """Set ``N_median``, ``D_median`` and ``tokens_per_param_median`` to one plan that spends each budget.
+def median_plan(n_draws, budget, k):
+    """One plan that spends each budget: N at the median of log N_opt's draws, D = C / (k N).
 
-    ``n_draws`` holds the draws of N_opt, shaped (draws, budgets): N is their
-    median on the log scale, D = C / (k N), tokens per parameter D / N.
+    ``n_draws`` holds the draws of N_opt, shaped (draws, budgets) (one row for a point estimate). Used by the
+    allocation tables and by :func:`bayescale.risk.risk`'s compute-optimal rows.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         n = np.exp(np.median(np.log(n_draws), axis=0))
         d = np.asarray(budget, dtype=float) / (k * n)
+    return n, d
+
+
+def _median_plan_columns(frame, n_draws, budget, k):
+    """Set ``N_median``, ``D_median`` and ``tokens_per_param_median`` to :func:`median_plan`."""
+    n, d = median_plan(n_draws, budget, k)
     frame["N_median"], frame["D_median"], frame["tokens_per_param_median"] = n, d, d / n

@@ -11,6 +11,7 @@ import pandas as pd
 
 from .laws import NUMPY
 from .contract import check_ci_kind, interval_label
+from .predictive import new_runs as load_new_runs
 from .results import ResultMethods
 from .validation import check_prob as _check_prob, check_seed as _check_seed
 from .pointsearch import _BIG, _Problem, _check_count, _minimize, _one_blas_thread, _to_params, estimate_problems
@@ -161,11 +162,6 @@ class PointFit(ResultMethods):
         x = {k: np.asarray(v, dtype=float) for k, v in inputs.items()}
         with np.errstate(all="ignore"):
             return np.asarray(self.law.log_loss(x, params, NUMPY), dtype=float)
-
-    def _new_runs(self, new_runs, columns=None):
-        from .data import load_runs
-
-        return load_runs(new_runs, columns=columns, require=self.law.inputs, require_loss=False)
 
     def _boot_params(self) -> dict:
         return {k: self.boot[k].to_numpy() for k in self.law.param_names}
@@ -351,7 +347,7 @@ class PointFit(ResultMethods):
         ci_kind = check_ci_kind(ci_kind)
         if group is not None:
             raise ValueError(f"group={group!r}: a point fit has no groups; leave group=None")
-        runs = self._new_runs(new_runs, columns)
+        runs = load_new_runs(self, new_runs, columns)
         lo, hi = (1 - prob) / 2, (1 + prob) / 2
         point = self._log_curve(runs.inputs(self.law.inputs), self.params)
         curves, new = self._draws(runs, random_seed)

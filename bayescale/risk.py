@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .allocation import optimal_allocation
-from .planning import posterior_params
+from .planning import median_plan, posterior_params
 from .contract import caption as interval_caption, interval, interval_label
 from .validation import (FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_prob as _check_prob,
                          positive_array as _positive, check_seed as _check_seed)
@@ -71,8 +71,7 @@ def _median_plan(fit, c, k, cap, params):
         params = {name: np.asarray(v, dtype=float) for name, v in fit.point_params.items()}
     alloc = optimal_allocation(fit.law, params, c, flops_per_param_token=k,
                                max_unique_tokens=cap)
-    n = np.exp(np.median(np.log(alloc["N"]).reshape(-1, np.size(c)), axis=0))
-    return n, np.asarray(c, float) / k / n
+    return median_plan(alloc["N"].reshape(-1, np.size(c)), c, k)
 
 
 def _check_target(target):

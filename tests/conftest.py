@@ -18,6 +18,12 @@ def chinchilla_runs():
 
 
 @pytest.fixture(scope="session")
+def a3(chinchilla_runs):
+    """Approach 3 (Hoffmann et al. 2022, Besiroglu et al. 2024 procedure) on the bundled Chinchilla runs."""
+    return bs.Approach3().fit(chinchilla_runs)
+
+
+@pytest.fixture(scope="session")
 def chinchilla_fit(chinchilla_runs):
     """Default model on the 240 Chinchilla runs, seed 1, 4 chains x 1000 draws."""
     return bs.ScalingModel("chinchilla").fit(chinchilla_runs, random_seed=1)

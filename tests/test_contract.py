@@ -13,11 +13,6 @@ NEW = {"N": [1e9, 7e10], "D": [2e10, 1.4e12]}
 
 
 @pytest.fixture(scope="module")
-def a3(chinchilla_runs):
-    return bs.Approach3().fit(chinchilla_runs)
-
-
-@pytest.fixture(scope="module")
 def a3_boot(a3):
     return a3.bootstrap(60, random_seed=1)
 

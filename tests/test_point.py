@@ -19,11 +19,6 @@ NEAR_GRID = {"log_E": [0.5], "log_A": [5.0, 7.0], "log_B": [7.0, 9.0], "alpha": 
 
 
 @pytest.fixture(scope="module")
-def a3(chinchilla_runs):
-    return bs.Approach3().fit(chinchilla_runs)
-
-
-@pytest.fixture(scope="module")
 def a3_boot(a3):
     return a3.bootstrap(200, random_seed=3)
 

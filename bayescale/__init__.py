@@ -27,6 +27,7 @@ from .io import load
 from .laws import Law, available_laws, get_law, law
 from .model import ScalingModel
 from .point import Approach3, IsoFLOP, LeastSquares, PointFit, PointModel
+from .envelope_fit import Approach1
 from .compare import compare
 from .backtest import backtest
 from .calibration import calibrate
@@ -35,7 +36,7 @@ from .sbc import SBCResult, sbc
 from . import allocation, plots, risk, units
 from .allocation import optimal_allocation
 from .risk import to_html, to_latex, to_markdown
-from . import checks, conflicts, extrapolation, form, formula, hierarchy, report, selection
+from . import checks, conflicts, envelope, extrapolation, form, formula, hierarchy, report, selection
 from .form import FormUncertainty
 from .checks import posterior_predictive, prior_predictive
 from .formula import formula_law
@@ -52,6 +53,8 @@ __all__ = [
     "LeastSquares",
     "PointFit",
     "IsoFLOP",
+    "Approach1",
+    "envelope",
     "compare",
     "backtest",
     "calibrate",

@@ -36,7 +36,7 @@ from .sbc import SBCResult, sbc
 from . import allocation, plots, risk, units
 from .allocation import optimal_allocation
 from .risk import to_html, to_latex, to_markdown
-from . import checks, conflicts, envelope, extrapolation, form, formula, hierarchy, report, selection
+from . import checks, conflicts, envelope, extrapolation, form, formula, hierarchy, report, selection, trends
 from .form import FormUncertainty
 from .checks import posterior_predictive, prior_predictive
 from .formula import formula_law
@@ -55,6 +55,7 @@ __all__ = [
     "IsoFLOP",
     "Approach1",
     "envelope",
+    "trends",
     "compare",
     "backtest",
     "calibrate",

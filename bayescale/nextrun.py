@@ -184,8 +184,8 @@ def candidate_grid(n_range, d_range, *, points=7, max_cost=None,
     Examples
     --------
     >>> grid = candidate_grid((1e8, 1e9), ("2B", "20B"), points=3, max_cost=1e19)
-    >>> grid[["N", "D"]].to_numpy().tolist()
-    [[100000000.0, 2000000000.0], [100000000.0, 6324555320.336759], [316227766.01683795, 2000000000.0]]
+    >>> (grid[["N", "D"]] / 1e9).round(2).to_numpy().tolist()
+    [[0.1, 2.0], [0.1, 6.32], [0.32, 2.0]]
     """
     k = float(positive_array(flops_per_param_token, "flops_per_param_token"))
     ranges = {}

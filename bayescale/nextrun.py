@@ -282,7 +282,12 @@ class _Quantity:
 
 
 def _first_crossing(log_c, loss, target) -> np.ndarray:
-    """Per row of `loss` (draws x grid), log10 C where it first falls to `target` (linear in log C); inf if never."""
+    """Per row of `loss` (draws x grid), log10 C where it first falls to `target` (linear in log C).
+
+    A draw that never reaches the target on the grid (its irreducible loss lies above it, or the compute needed
+    lies beyond the grid's end, 1e40 FLOP) is put at the grid's end: the interval then reaches "not by 1e40 FLOP"
+    and its width counts that, as :func:`bayescale.risk.budget_for` reports such a target.
+    """
     below = loss <= target
     hit = below.any(axis=1)
     first = np.argmax(below, axis=1)
@@ -293,7 +298,7 @@ def _first_crossing(log_c, loss, target) -> np.ndarray:
         frac = np.where(l0 > l1, (l0 - target) / (l0 - l1), 0.0)
     out = log_c[prev] + np.clip(np.nan_to_num(frac), 0.0, 1.0) * (log_c[first] - log_c[prev])
     out = np.where(first == 0, log_c[0], out)
-    return np.where(hit, out, np.inf)
+    return np.where(hit, out, log_c[-1])
 
 
 # ----------------------------------------------------------------- ranking
@@ -317,7 +322,12 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
         compute-optimal plan at `budget` (the plan of
         :func:`bayescale.risk.risk`, fixed by today's fit); or log10 of the
         compute at which the compute-optimal expected loss reaches `target`
-        (per draw: the draw's own frontier, with the form uncertainty).
+        (per draw: the draw's own frontier, with the form uncertainty; a draw
+        that never reaches it counts as 1e40 FLOP, the end of the search of
+        :func:`bayescale.risk.budget_for`). The expected width after a run can
+        exceed today's (negative shrinkage): for a skewed quantity, outcomes
+        that favour its long tail widen the interval more than the others
+        narrow it.
     budget : float
         Compute of the planned run (FLOPs); for every quantity but ``budget_for``.
     target : float
@@ -400,14 +410,10 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
     current = q.draws(reach)
     m = current.size
     uniform = np.full(m, 1.0 / m)
-    if not np.all(np.isfinite(current)) and quantity != "budget_for":
+    if not np.all(np.isfinite(current)):
         raise ValueError(f"the fit's draws of {quantity} are not all finite; see fit.summary()")
     lo0, hi0 = weighted_interval(current, uniform, prob)
     width0 = float(hi0 - lo0)
-    if not np.isfinite(width0):
-        raise ValueError(f"the {prob:.0%} interval of the compute reaching target={target:g} is unbounded: more than "
-                        f"{(1 - prob) / 2:.0%} of the draws never reach it (below their irreducible loss or beyond "
-                        "1e40 FLOP); choose a higher target or a lower prob")
 
     rng = np.random.default_rng(fit.random_seed if random_seed is None else random_seed)
     seed = int(rng.integers(2**31))

@@ -501,7 +501,7 @@ def plot_recommendations(fit, table, *, ax=None):
     need = {"N", "D", "shrinkage_per_flop", "rank"}
     if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
         raise ValueError(f"table must be a table of recommend_runs with columns {sorted(need)}")
-    fig, ax = figure_and_axes(ax)
+    fig, ax = figure_and_axes(ax, size=(7.0, 5.2))
     runs = fit.runs.inputs(["N", "D"])
     value = table["shrinkage_per_flop"].to_numpy(dtype=float)
     good = np.isfinite(value) & (value > 0)
@@ -542,8 +542,8 @@ def plot_recommendations(fit, table, *, ax=None):
     at = table.attrs.get("budget")
     where = f" at {format_flops(at)}" if at else (f" (target {table.attrs['target']:g})"
                                                   if table.attrs.get("target") else "")
-    ax.set_title(f"Next run: expected narrowing of the {table.attrs.get('prob', 0.9):.0%} interval of "
+    ax.set_title(f"Next run: expected narrowing of the {table.attrs.get('prob', 0.9):.0%} interval of\n"
                  f"{what}{where}, per FLOP (dotted: equal compute)", fontsize=9)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
     mark_unconverged(ax, fit)
     return fig

@@ -427,7 +427,10 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
         ll[np.arange(outcomes), pick] = -np.inf  # the draw that made the outcome does not vouch for it
         ll = np.where(np.isfinite(ll), ll, np.min(np.where(np.isfinite(ll), ll, np.inf), axis=1, keepdims=True))
         w, k_hat = importance_weights(ll, psis=psis)
-        values = q.draws(Reach.from_frame(pd.concat([fit.runs.frame, frame.iloc[[i]]], ignore_index=True)))
+        # with the run, the fitted range grows to hold it; only the form uncertainty depends on that range
+        grown = reach if fit.form_uncertainty is None else Reach.from_frame(
+            pd.concat([fit.runs.frame, frame.iloc[[i]]], ignore_index=True))
+        values = q.draws(grown)
         lo, hi = weighted_interval(values, w, prob)
         ess = kish_ess(w)
         with np.errstate(invalid="ignore"):

@@ -128,12 +128,32 @@ def importance_weights(log_ratios, *, psis=True):
     lr = lr - np.max(lr, axis=-1, keepdims=True)
     k = np.full(lr.shape[:-1], np.nan)
     if psis:
-        from arviz_stats.base import array_stats
-
-        lr, k = array_stats.psislw(-lr, axis=-1)  # arviz's convention: the ratios of -ary (LOO's 1 / p(y | theta))
-        k = np.asarray(k, dtype=float)
+        lr, k = _psis(lr.reshape(-1, lr.shape[-1]))
+        lr, k = lr.reshape(np.shape(log_ratios)), k.reshape(np.shape(log_ratios)[:-1])
     lw = lr - logsumexp(lr, axis=-1, keepdims=True)
     return np.exp(lw), k
+
+
+def _psis(lr):
+    """PSIS log weights and Pareto k of each row of `lr` (rows x draws).
+
+    Equal ratios need no smoothing (k = 0). A row whose tail is all ties (a bootstrap's repeated resamples)
+    cannot be smoothed: it keeps its plain ratios and k = NaN.
+    """
+    from arviz_stats.base import array_stats
+
+    out, k = lr.copy(), np.zeros(lr.shape[0])
+    rows = np.flatnonzero(np.ptp(lr, axis=-1) > 0)
+    try:  # arviz's convention: the ratios of -ary (LOO's 1 / p(y | theta))
+        smoothed, k_rows = array_stats.psislw(-lr[rows], axis=-1)
+        out[rows], k[rows] = smoothed, k_rows
+    except ValueError:  # "All tail values are the same" in some row
+        for i in rows:
+            try:
+                out[i], k[i] = array_stats.psislw(-lr[i], axis=-1)
+            except ValueError:
+                k[i] = np.nan
+    return out, k
 
 
 def weighted_interval(values, weights, prob):
@@ -438,7 +458,7 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
             se = float(np.std(widths, ddof=1) / np.sqrt(outcomes)) if np.all(np.isfinite(widths)) else np.nan
         rows.append(dict(expected_width=float(np.mean(widths)), expected_width_se=se,
                          ess_min=float(ess.min()), ess_median=float(np.median(ess)),
-                         pareto_k_max=float(np.max(k_hat)) if psis else np.nan,
+                         pareto_k_max=float(np.nanmax(k_hat)) if psis and not np.isnan(k_hat).all() else np.nan,
                          unreliable_share=float(np.mean((ess < ESS_MIN) | (k_hat > PARETO_K_MAX)))))
     table = frame[[c for c in ("N", "D", "C", "U") if c in frame]].reset_index(drop=True)
     table["cost"] = cost

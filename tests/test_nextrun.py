@@ -207,9 +207,8 @@ def test_the_top_candidate_shrinks_the_interval_as_predicted_and_more_than_a_ran
         refit = _fit(pd.concat([ladder, pd.DataFrame({**x, "loss": y})], ignore_index=True))
         realised[name] = 1 - _n_opt_width(refit) / width
     # Measured: top predicted 0.52, realised 0.54 (0.51, 0.53, 0.53 with noise seeds 21-23); random predicted 0.15,
-    # realised 0.17. One outcome's width
-    # varies about the expected one by ~0.05 of the width (expected_width_se * sqrt(outcomes)), so a factor
-    # 1.5 either way is many of those.
+    # realised 0.17. One outcome's width varies about the expected one by ~0.05 of the width
+    # (expected_width_se * sqrt(outcomes)), so a factor 1.5 either way is many of those.
     assert top["shrinkage_fraction"] / 1.5 < realised["top"] < top["shrinkage_fraction"] * 1.5
     assert other["shrinkage_fraction"] / 2 < realised["random"] < other["shrinkage_fraction"] * 2 + 0.05
     assert realised["top"] > realised["random"] + 0.2

@@ -489,7 +489,7 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
             f"rank {int(worst['rank'])} "
             f"({format_count(worst['N'])} params on {format_count(worst['D'])} tokens): such a run would teach "
             "more than the existing draws can show, so its expected width is coarse; draw more posterior samples "
-            "or refit with a simulated outcome", ImportanceWeightWarning, stacklevel=2)
+            "or refit with a simulated outcome", ImportanceWeightWarning, stacklevel=3)
     return table
 
 

@@ -111,6 +111,30 @@ def test_an_uninformative_candidate_predicts_no_shrinkage():
     assert table["ess_min"].iloc[0] > 3900  # the weights are all but equal
 
 
+def test_every_quantity_measures_the_interval_of_its_own_draws():
+    from scipy.optimize import brentq
+
+    sd_e = 0.02
+    fit = GaussianFit(sd_e, 0.01)
+    kw = dict(outcomes=20, random_seed=4)
+    # budget_for: per draw, the compute at which the optimal loss E + r_opt(C) falls to the target; E's 5% and
+    # 95% quantiles bound it (the smaller E, the less compute)
+    need = fit.recommend_runs(CANDIDATE, quantity="budget_for", target=2.2, **kw).attrs
+    for e, end in ((1.8 - 1.645 * sd_e, "lower"), (1.8 + 1.645 * sd_e, "upper")):
+        params = dict(TRUE, E=e)
+        root = brentq(lambda lc: bs.allocation.optimal_allocation(LAW, params, [10**lc])["loss"].item() - 2.2, 15, 35)
+        assert need[end] == pytest.approx(root, abs=0.02)  # decades; the search grid steps 0.11, interpolated
+    assert need["units"] == "decades of C" and need["target"] == 2.2 and need["budget"] is None
+    # N_opt does not depend on E: nothing to narrow
+    n_opt = fit.recommend_runs(CANDIDATE, quantity="n_opt", budget=1e21, **kw)
+    assert n_opt["width"].iloc[0] == pytest.approx(0, abs=1e-9) and n_opt["shrinkage"].iloc[0] == pytest.approx(0)
+    # one run's loss spreads wider than the expected loss by the run-to-run noise (1% on ~2.3)
+    loss = fit.recommend_runs(CANDIDATE, quantity="loss", budget=1e21, **kw).attrs
+    new = fit.recommend_runs(CANDIDATE, quantity="new_run_loss", budget=1e21, **kw).attrs
+    width = np.hypot(loss["upper"] - loss["lower"], 2 * 1.645 * 0.01 * loss["median"])
+    assert new["upper"] - new["lower"] == pytest.approx(width, rel=0.05)
+
+
 def test_candidates_are_ranked_by_shrinkage_per_flop_and_cost_column_is_used():
     fit = GaussianFit(0.02, 0.01)
     cands = pd.DataFrame({"N": [3e8, 3e8], "D": [6e9, 6e9], "cost": [1.0, 4.0]})

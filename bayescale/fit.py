@@ -159,11 +159,25 @@ class ScalingFit(ResultMethods):
         """
         from scipy.special import logsumexp
 
+        ll = self.log_likelihood_draws(runs, columns=columns)
+        ll = ll.reshape(-1, ll.shape[-1])
+        return logsumexp(ll, axis=0) - np.log(ll.shape[0])
+
+    def log_likelihood_draws(self, runs, *, columns=None) -> np.ndarray:
+        """Log density of each run's observed log loss under each posterior draw, shape (chain, draw, n_runs).
+
+        The model's likelihood (Normal or Student-t on log loss) at each draw's
+        parameters (for runs of a fitted group, that group's).
+
+        Examples
+        --------
+        >>> fit.log_likelihood_draws(runs.tail(3)).shape  # doctest: +SKIP
+        (4, 1000, 3)
+        """
         from .data import load_runs
 
         runs = load_runs(runs, columns=columns, require=self.law.inputs)
-        ll = _pointwise_loglik(self.model, self.posterior, runs).values.reshape(-1, runs.n_runs)
-        return logsumexp(ll, axis=0) - np.log(ll.shape[0])
+        return _pointwise_loglik(self.model, self.posterior, runs).values
 
     # ------------------------------------------------------------- posterior
     @property

@@ -10,7 +10,7 @@ same table — with the fit's own interval kind in ``attrs["interval"]``.
 
 from __future__ import annotations
 
-from . import planning, plots, predictive, risk
+from . import nextrun, planning, plots, predictive, risk
 from .validation import FLOPS_PER_PARAM_TOKEN, renamed
 
 __all__ = ["ResultMethods", "register_writer", "writer"]
@@ -88,3 +88,14 @@ class ResultMethods:
         """IsoFLOP curves (loss vs N at fixed C) with bands; see :func:`bayescale.plots.plot_isoflop`."""
         return plots.plot_isoflop(self, budget, prob=prob, flops_per_param_token=flops_per_param_token,
                                   n_points=n_points, group=group, random_seed=random_seed, ax=ax)
+
+    def recommend_runs(self, candidates, *, quantity="n_opt", budget=None, target=None, prob=0.9, outcomes=100,
+                       psis=True, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, columns=None, random_seed=None):
+        """Candidate runs ranked by expected interval shrinkage per FLOP; see :func:`bayescale.nextrun.recommend_runs`."""
+        return nextrun.recommend_runs(self, candidates, quantity=quantity, budget=budget, target=target, prob=prob,
+                                      outcomes=outcomes, psis=psis, flops_per_param_token=flops_per_param_token,
+                                      columns=columns, random_seed=random_seed)
+
+    def plot_recommendations(self, table, *, ax=None):
+        """Shrinkage per FLOP over the (N, D) plane; see :func:`bayescale.nextrun.plot_recommendations`."""
+        return nextrun.plot_recommendations(self, table, ax=ax)

@@ -31,6 +31,10 @@ def test_every_fit_type_implements_the_contract(any_fit):
     assert any_fit.hierarchical is False and isinstance(any_fit.converged, bool)
     lpd = any_fit.log_predictive_density(any_fit.runs.frame.head(5))
     assert np.all(np.isfinite(lpd))
+    ll = any_fit.log_likelihood_draws(any_fit.runs.frame.head(5))  # draw by draw, the same likelihood
+    assert ll.shape == (*any_fit.draw_shape, 5)
+    flat = ll.reshape(-1, 5)
+    assert np.allclose(np.logaddexp.reduce(flat, axis=0) - np.log(flat.shape[0]), lpd)
 
 
 def test_summary_starts_with_the_common_columns(any_fit):

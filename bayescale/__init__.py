@@ -28,6 +28,7 @@ from .laws import Law, available_laws, get_law, law
 from .model import ScalingModel
 from .point import Approach3, IsoFLOP, LeastSquares, PointFit, PointModel
 from .compare import compare
+from .averaging import ModelAverage, average
 from .backtest import backtest
 from .calibration import calibrate
 from .batch import BatchWarning, FitCollection, fit_many
@@ -53,6 +54,8 @@ __all__ = [
     "PointFit",
     "IsoFLOP",
     "compare",
+    "average",
+    "ModelAverage",
     "backtest",
     "calibrate",
     "fit_many",

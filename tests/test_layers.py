@@ -31,7 +31,7 @@ LAYERS = {
     # 5 many fits and fits on disk
     "io": 5, "executors": 5, "checkpoints": 5, "collection": 5, "batch": 5,
     # 6 analyses across fits and refits
-    "compare": 6, "backtest": 6, "calibration": 6, "sbc": 6,
+    "compare": 6, "backtest": 6, "calibration": 6, "sbc": 6, "averaging": 6,
     # 7 front ends
     "cli": 7, "report": 7, "__init__": 7, "__main__": 7,
 }

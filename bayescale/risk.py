@@ -41,7 +41,8 @@ from .predictive import predict_draws
 from .tablecheck import check_table, draw_problems, rewarn
 from .units import format_count, format_flops, format_plan, parse_plan, parse_quantity
 
-__all__ = ["risk", "risk_draws", "risk_frame", "budget_for", "humanize", "to_markdown", "to_html", "to_text", "to_latex"]
+__all__ = ["risk", "risk_draws", "risk_frame", "budget_for", "plan_log_loss", "first_compute", "search_range",
+           "humanize", "to_markdown", "to_html", "to_text", "to_latex"]
 
 
 # ----------------------------------------------------------------- helpers

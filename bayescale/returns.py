@@ -17,10 +17,11 @@ fitted runs):
 - ``gain_doubling``: ``L(C) - L(2C)``, the loss one doubling of compute buys.
 - ``C_next``: the compute at which the draw's frontier loss is ``loss_step``
   (0.01) lower than at C: the first crossing of ``L(C) - loss_step`` on a
-  grid of :data:`GRID_PER_DECADE` points per decade of compute from C up to
-  ``max_compute``, then linear interpolation of ``log(L - E)`` in log C
-  inside that step (exact for the Chinchilla frontier, which is a straight
-  line there). A draw whose loss at C lies within ``loss_step`` of its
+  grid of log C (:data:`GRID_PER_DECADE` points a decade up to
+  :data:`FINE_DECADES` above the largest budget, then steps of
+  :data:`COARSE_STEP` decades up to ``max_compute``), then linear
+  interpolation of ``log(L - E)`` in log C inside that step (exact for the
+  Chinchilla frontier, which is a straight line there). A draw whose loss at C lies within ``loss_step`` of its
   irreducible loss E can never gain it, and one that has not gained it by
   ``max_compute`` is not counted as gaining it: both get ``C_next = inf``,
   and ``never_prob`` is their share.
@@ -48,6 +49,11 @@ STEP_DECADES = 1e-3
 
 #: Points per decade of compute of the grid on which the compute for the next loss step is searched.
 GRID_PER_DECADE = 10
+
+#: Decades above the largest budget searched at :data:`GRID_PER_DECADE` points a decade; beyond, steps of
+#: :data:`COARSE_STEP` decades up to ``max_compute``.
+FINE_DECADES = 3.0
+COARSE_STEP = 0.5
 
 #: Grid points evaluated at once while searching for the next loss step (then only if draws are left).
 _CHUNK = 40
@@ -86,8 +92,11 @@ def _next_step(fit, params, floor, budget, loss, step, top, k, cap):
     open_ &= np.isfinite(goal)
     result[~np.isfinite(loss)] = np.nan
     log_c = np.log10(budget)
-    grid = np.arange(log_c.min(), np.log10(top) + 0.5 / GRID_PER_DECADE, 1.0 / GRID_PER_DECADE)
-    grid = grid[grid <= np.log10(top) + 1e-12]
+    log_top = np.log10(top)
+    fine_end = min(log_c.max() + FINE_DECADES, log_top)
+    grid = np.concatenate([np.arange(log_c.min(), fine_end, 1.0 / GRID_PER_DECADE),
+                           np.arange(fine_end, log_top, COARSE_STEP), [log_top]])
+    grid = grid[grid <= log_top]
     prev_c = np.broadcast_to(log_c, shape).copy()  # last point searched, per draw and budget: C itself
     prev_l = loss.copy()
     for start in range(0, grid.size, _CHUNK):

@@ -29,6 +29,7 @@ from .model import ScalingModel
 from .point import Approach3, IsoFLOP, LeastSquares, PointFit, PointModel
 from .envelope_fit import Approach1
 from .compare import compare
+from .averaging import ModelAverage, average
 from .backtest import backtest
 from .calibration import calibrate
 from .batch import BatchWarning, FitCollection, fit_many
@@ -57,6 +58,8 @@ __all__ = [
     "envelope",
     "trends",
     "compare",
+    "average",
+    "ModelAverage",
     "backtest",
     "calibrate",
     "fit_many",

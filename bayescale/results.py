@@ -10,7 +10,7 @@ same table — with the fit's own interval kind in ``attrs["interval"]``.
 
 from __future__ import annotations
 
-from . import nextrun, planning, plots, predictive, risk
+from . import nextrun, planning, plots, predictive, returns, risk
 from .validation import FLOPS_PER_PARAM_TOKEN, renamed
 
 __all__ = ["ResultMethods", "register_writer", "writer"]
@@ -65,6 +65,20 @@ class ResultMethods:
         """Smallest compute reaching `target` with probability `prob`; see :func:`bayescale.risk.budget_for`."""
         return risk.budget_for(self, target, prob, flops_per_param_token=flops_per_param_token,
                                max_unique_tokens=max_unique_tokens, random_seed=random_seed, group=group)
+
+    def marginal_returns(self, budget, prob=0.9, *, ci_kind="eti", cost_per_flop=None, loss_step=0.01,
+                         flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None, group=None,
+                         max_compute=1e40):
+        """Slope, gain per doubling, compute for the next 0.01 of loss: :func:`bayescale.returns.marginal_returns`."""
+        return returns.marginal_returns(self, budget, prob, ci_kind=ci_kind, cost_per_flop=cost_per_flop,
+                                        loss_step=loss_step, flops_per_param_token=flops_per_param_token,
+                                        max_unique_tokens=max_unique_tokens, group=group, max_compute=max_compute)
+
+    def plot_marginal_returns(self, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
+                              max_unique_tokens=None, group=None, ax=None):
+        """d loss / d log10 C vs compute with bands; see :func:`bayescale.returns.plot_marginal_returns`."""
+        return returns.plot_marginal_returns(self, budget, prob=prob, flops_per_param_token=flops_per_param_token,
+                                             max_unique_tokens=max_unique_tokens, group=group, ax=ax)
 
     @renamed(budgets="budget")
     def plot_frontier(self, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FLOPS_PER_PARAM_TOKEN,

@@ -356,6 +356,10 @@ class ScalingModel:
         _cache_dir(cache_dir)  # a bad folder argument fails here, before any work
         runs = self._runs(runs, columns)
         self._check_size(runs, chains, draws)
+        if self.undertuned:
+            from .undertuned import flags
+
+            flags(runs.frame)  # a bad flag column fails here, before any work
         if random_seed is None:
             random_seed = int(np.random.SeedSequence().entropy % (2**31))
         if progressbar is None:

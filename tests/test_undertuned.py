@@ -216,6 +216,13 @@ def test_setting_spec_and_cache_key():
     plain = bs.ScalingModel("chinchilla")
     assert _key(m, priors) != _key(plain, plain.resolve_priors(runs))
     bs.ScalingModel(undertuned=True, priors={"undertuned_rate": Uniform(0, 0.5)})  # a probability: accepted
+    # the graph in level form (what fit samples for Chinchilla) and with groups (no level form) both carry it
+    level = m.build(runs, level_form=True)
+    assert {"undertuned_rate", "excess_scale", "E__share"} <= {v.name for v in level.free_RVs}
+    grouped = simulate_undertuned(12, TRUE, undertuned=[], random_seed=0).assign(group=["a", "b"] * 6)
+    pooled = bs.ScalingModel("chinchilla", pooling={"E": "partial"}, undertuned=True).build(grouped, level_form=True)
+    assert "undertuned_rate" in {v.name for v in pooled.free_RVs} and "E__offset" in {v.name for v in pooled.free_RVs}
+    assert np.isfinite(pooled.compile_logp()(pooled.initial_point()))
 
 
 def test_bad_inputs_raise_clear_errors():

@@ -173,6 +173,8 @@ def _support(name, model, priors):
     prior = priors.get(name, priors.get(base))
     if prior is not None and prior.family == "Uniform":
         return prior.lower, prior.upper, f"its prior {prior}"
+    if prior is not None and prior.family == "Beta":  # a probability (bayescale.undertuned)
+        return 0.0, 1.0, f"its prior {prior}"
     return 0.0, np.inf, f"its prior {prior}" if prior is not None else "the parameters of a model are positive"
 
 

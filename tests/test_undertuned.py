@@ -194,6 +194,13 @@ def test_save_load_round_trip(tmp_path, fit_t):
     np.testing.assert_allclose(back.undertuned_probability(), fit_t.undertuned_probability())
     assert back.undertuned_runs()["flagged"].tolist() == fit_t.undertuned_runs()["flagged"].tolist()
     assert {"undertuned_rate", "excess_scale"} <= set(back.summary().index)
+    from bayescale.errors import FileFormatError
+    from bayescale.io import fit_from_tree
+
+    tree = fit_t.idata.copy(deep=True)
+    tree["posterior"]["undertuned_rate"] = tree["posterior"]["undertuned_rate"] + 1.0  # not a probability
+    with pytest.raises(FileFormatError, match="undertuned_rate.*outside its support"):
+        fit_from_tree(tree)
     report = fit_t.fit_report()
     assert "undertuned_rate" in report and "excess_scale" in report and "possibly undertuned" in report
 

@@ -132,7 +132,8 @@ def simulate_undertuned(n_runs, params, *, undertuned=0.1, excess=0.04, law="chi
         try:
             which = np.asarray(undertuned, dtype=int).ravel()
         except (TypeError, ValueError):
-            raise SpecError(f"undertuned must be a fraction or a sequence of row positions, got {undertuned!r}") from None
+            raise SpecError(f"undertuned must be a fraction or a sequence of row positions, "
+                            f"got {undertuned!r}") from None
         if which.size and (which.min() < 0 or which.max() >= n or len(set(which.tolist())) != which.size):
             raise SpecError(f"undertuned row positions must be distinct and within 0..{n - 1}, got {undertuned!r}")
     sizes = np.broadcast_to(np.asarray(excess, dtype=float), which.shape) if np.ndim(excess) == 0 else \

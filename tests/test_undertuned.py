@@ -11,7 +11,6 @@ posterior sd. Each fit converged (R-hat <= 1.007, bulk ESS >= 965, no divergence
 and Normal with the component); the plain fits reuse graphs other tests compile.
 """
 
-import json
 import warnings
 
 import numpy as np

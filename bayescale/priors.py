@@ -370,7 +370,8 @@ def default_prior(kind: str, scale: DataScale, scales_with=None) -> Prior:
     ----------
     kind : str
         Parameter kind (``irreducible``, ``coefficient``, ``scale``,
-        ``exponent``, ``shape``, ``sigma``, ``nu``).
+        ``exponent``, ``shape``, ``sigma``, ``nu``, ``undertuned_rate``,
+        ``excess_scale``).
     scale : DataScale
     scales_with : tuple, optional
         The parameter's declared scaling, for coefficients and scales.

@@ -34,7 +34,10 @@ New runs. Predictions (:meth:`~bayescale.fit.ScalingFit.predict`, allocations,
 risk) are for a *well-tuned* run: the fit's ``noise_draws`` are the tuned
 component's noise, no excess. Densities of observed runs
 (:meth:`~bayescale.fit.ScalingFit.log_predictive_density`, the pointwise
-log-likelihood behind LOO) are the mixture, the model's own likelihood.
+log-likelihood behind LOO) are the mixture, the model's own likelihood. The
+fit's ``posterior_predictive`` group and the prior predictive check
+(:func:`bayescale.checks.prior_predictive`) draw well-tuned runs too, so a
+rung found undertuned lies above their bands, as it should.
 
 This module holds the array side (NumPy densities, per-run probabilities and
 excess, the flag column) and the likelihood term of the PyMC graph.

@@ -22,6 +22,8 @@ exponent (alpha)  LogNormal(mu = log 0.3, sigma = 1)
 shape (R_D*)      LogNormal(mu = log 10, sigma = 1)
 sigma (noise)     HalfNormal(sigma = max(sd of log loss, 0.01))
 nu (Student-t)    Gamma(alpha = 2, beta = 0.1)
+undertuned rate   Beta(1, 9) (:mod:`bayescale.undertuned`)
+excess scale      LogNormal(mu = log(max(sd of log loss, 0.01) / 2), sigma = 1)
 ================  ===========================================================
 
 Coefficients take a :class:`LogNormal` prior; its ``at`` argument says at
@@ -48,6 +50,7 @@ __all__ = [
     "Exponential",
     "StudentT",
     "Uniform",
+    "Beta",
     "default_prior",
     "prior_from_dict",
 ]
@@ -291,7 +294,28 @@ class Uniform(Prior):
         return rng.uniform(self.lower, self.upper, size)
 
 
-FAMILIES = {c.__name__: c for c in (Normal, LogNormal, HalfNormal, Gamma, Exponential, StudentT, Uniform)}
+@dataclass(frozen=True, repr=False)
+class Beta(Prior):
+    """Beta(alpha, beta) on (0, 1), for probabilities (mean alpha / (alpha + beta)).
+
+    Examples
+    --------
+    >>> print(Beta(1, 9))
+    Beta(alpha=1, beta=9)
+    """
+
+    alpha: float = 1.0
+    beta: float = 1.0
+    positive: ClassVar[bool] = True
+
+    def _check(self):
+        self._require_positive("alpha", "beta")
+
+    def sample(self, rng, size=None):
+        return rng.beta(self.alpha, self.beta, size)
+
+
+FAMILIES = {c.__name__: c for c in (Normal, LogNormal, HalfNormal, Gamma, Exponential, StudentT, Uniform, Beta)}
 
 
 def prior_from_dict(d) -> Prior:
@@ -346,7 +370,8 @@ def default_prior(kind: str, scale: DataScale, scales_with=None) -> Prior:
     ----------
     kind : str
         Parameter kind (``irreducible``, ``coefficient``, ``scale``,
-        ``exponent``, ``shape``, ``sigma``, ``nu``).
+        ``exponent``, ``shape``, ``sigma``, ``nu``, ``undertuned_rate``,
+        ``excess_scale``).
     scale : DataScale
     scales_with : tuple, optional
         The parameter's declared scaling, for coefficients and scales.
@@ -374,4 +399,8 @@ def default_prior(kind: str, scale: DataScale, scales_with=None) -> Prior:
         return HalfNormal(sigma=max(scale.sd_log_loss, 0.01))
     if kind == "nu":
         return Gamma(alpha=2.0, beta=0.1)
+    if kind == "undertuned_rate":
+        return Beta(alpha=1.0, beta=9.0)
+    if kind == "excess_scale":
+        return LogNormal(mu=math.log(max(scale.sd_log_loss, 0.01) / 2), sigma=1.0)
     raise SpecError(f"unknown parameter kind {kind!r}")

@@ -90,7 +90,7 @@ def _key(smodel, priors, n_groups=1):
     pooling = tuple((n, smodel.pooling_of(n)) for n in smodel.law.param_names)
     return (smodel.law.name, smodel.law.function, smodel.law.parameters, smodel.likelihood,
             tuple((n, type(p).__name__) for n, p in priors.items()), pooling,
-            int(n_groups) if smodel.hierarchical else 1)
+            int(n_groups) if smodel.hierarchical else 1, ("undertuned", smodel.undertuned))
 
 
 def graph_for(smodel, priors, n_groups=1) -> Graph:
@@ -199,12 +199,29 @@ def pymc_model(smodel, priors, n_groups=1, level=True):
         if group is not None:
             values = {k: (v[group] if getattr(v, "ndim", 0) == 1 else v) for k, v in values.items()}
         mu = law.log_loss(inputs, values, PYTENSOR)
-        if smodel.likelihood == "student_t":
+        if smodel.undertuned:
+            _undertuned_likelihood(smodel, values, mu, observed)
+        elif smodel.likelihood == "student_t":
             pm.StudentT("log_loss", nu=values["nu"], mu=mu, sigma=values["sigma"], observed=observed,
                         shape=observed.shape)
         else:
             pm.Normal("log_loss", mu=mu, sigma=values["sigma"], observed=observed, shape=observed.shape)
     return m
+
+
+def _undertuned_likelihood(smodel, values, mu, observed):
+    """The likelihood with possibly undertuned runs: a mixture with a one-sided excess (bayescale.undertuned).
+
+    Its parameters ``undertuned_rate`` and ``excess_scale`` are among the model's shared parameters
+    (``values``); the flags of the rows are data.
+    """
+    import pymc as pm
+
+    from .undertuned import RATE, SCALE, pymc_likelihood
+
+    flagged = pm.Data("undertuned_flag", np.zeros(2))
+    nu = values["nu"] if smodel.likelihood == "student_t" else None
+    pymc_likelihood("log_loss", mu, observed, values["sigma"], values[SCALE], values[RATE], flagged, nu)
 
 
 def level_form(smodel):
@@ -286,6 +303,10 @@ def data_values(smodel, runs, priors, scale) -> dict:
         base = law.scaled_inputs.get(k)
         out[f"input_{k}"] = raw[k] / scale.centres[base] if base else raw[k]
     out["observed_log_loss"] = np.log(runs.loss)
+    if smodel.undertuned:
+        from .undertuned import flags
+
+        out["undertuned_flag"] = flags(runs.frame).astype(float)
     if smodel.hierarchical:
         out["group_index"] = runs.group_index.astype("int32")
         for name in smodel.law.param_names:

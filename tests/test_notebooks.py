@@ -39,11 +39,19 @@ def _p_reach(text):
     return m and abs(float(m.group(1)) - 0.9) < 0.02
 
 
+def _narrowing(text):
+    """The next-run forecast of notebook 06 agrees with the refit: both positive, within 10 points."""
+    pred = re.search(r"predicted narrowing of the N_opt interval: (-?[0-9]+)%", text)
+    real = re.search(r"realised narrowing after refitting with it: (-?[0-9]+)%", text)
+    return bool(pred and real) and int(real.group(1)) > 0 and abs(int(pred.group(1)) - int(real.group(1))) <= 10
+
+
 #: Per notebook: what its outputs must show (the former asserts).
 EXPECT = {
     "01_quickstart.ipynb": lambda t: "same predictions after saving and loading: True" in t,
     "02_budget_risk.ipynb": lambda t: _p_reach(t) and "4 figures embedded" in t,
     "05_custom_law.ipynb": lambda t: "same predictions after saving and loading: True" in t,
+    "06_what_next.ipynb": lambda t: _narrowing(t) and "stacking weights: chinchilla" in t,
 }
 
 

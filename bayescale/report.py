@@ -266,6 +266,75 @@ def _caveats(doc, fit, budgets, k):
     doc.items(lines)
 
 
+def _returns(doc, fit, budgets, prob, k):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the caveats section states the distances
+        table = fit.marginal_returns(budgets, prob, flops_per_param_token=k)
+        fig = fit.plot_marginal_returns(budgets, flops_per_param_token=k)
+    doc.para(f"Along the compute-optimal frontier, per budget: the loss, its slope d loss / d log10 C, the loss "
+             f"gained by doubling the compute, and the compute at which the expected loss is 0.01 lower "
+             f"(median and {prob:.0%} interval; never_prob: share of draws that never gain 0.01).")
+    keep = [c for c in table.columns if c == "C" or c == "never_prob"
+            or c.rsplit("_", 1)[0] in ("loss", "slope", "gain_doubling", "C_next")]
+    doc.table(table[keep], index=False)
+    doc.figure(fig, "Loss gained per decade of compute along the compute-optimal frontier, with 50% and 90% bands.")
+
+
+#: Candidate runs of the report's next-run section: a 5 x 5 grid of N and D.
+NEXT_RUN_POINTS = 5
+
+
+def next_run_candidates(fit, flops_per_param_token=FLOPS_PER_PARAM_TOKEN):
+    """The report's default candidate runs: N and D from the ladder's median up to 10x its largest, costing no
+    more than 10x its largest run (:func:`bayescale.nextrun.candidate_grid`, 5 x 5 points).
+
+    Examples
+    --------
+    >>> next_run_candidates(fit).shape  # doctest: +SKIP
+    (20, 3)
+    """
+    from .nextrun import candidate_grid
+
+    runs = fit.runs.inputs(["N", "D"])
+    n, d = np.asarray(runs["N"], float), np.asarray(runs["D"], float)
+    top = float(np.max(flops_per_param_token * n * d))
+    return candidate_grid((float(np.median(n)), 10 * float(n.max())), (float(np.median(d)), 10 * float(d.max())),
+                          points=NEXT_RUN_POINTS, max_cost=10 * top, flops_per_param_token=flops_per_param_token)
+
+
+def _next_run(doc, fit, candidates, budget, prob, k, random_seed):
+    from .nextrun import plot_recommendations
+
+    if candidates is None:
+        candidates = next_run_candidates(fit, k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = fit.recommend_runs(candidates, quantity="n_opt", budget=budget, prob=prob,
+                                   flops_per_param_token=k, random_seed=random_seed)
+        fig = plot_recommendations(fit, table)
+    a = table.attrs
+    doc.para(f"Candidate runs ranked by how much one more run is expected to narrow the {prob:.0%} interval of "
+             f"log10 N_opt at {budget:.3g} FLOP (today {a['lower']:.4g} to {a['upper']:.4g}, "
+             f"{a['upper'] - a['lower']:.3g} {a['units']}), per FLOP it costs: preposterior analysis by importance "
+             "reweighting of the posterior draws (bayescale.nextrun). ess_min: fewest effective draws over the "
+             "simulated outcomes; reliable = no: the run would teach more than the draws can show.")
+    cols = ["rank", "N", "D", "C", "expected_width", "shrinkage_fraction", "shrinkage_per_flop", "ess_min",
+            "reliable", "beyond"]
+    doc.table(table[cols].head(8), index=False)
+    doc.figure(fig, "Expected shrinkage per FLOP over the (N, D) plane; dots: the fitted runs; star: the best "
+                    "candidate; dotted: lines of equal compute.")
+
+
+def _undertuned(doc, fit, prob):
+    table = fit.undertuned_runs()
+    likely = table[table["probability"] >= 0.5]
+    doc.para(f"The model lets each run sit above the law by a non-negative excess (possibly undertuned runs). "
+             f"{len(likely)} of {len(table)} runs are undertuned with posterior probability >= 0.5"
+             + (":" if len(likely) else "."))
+    if len(likely):
+        doc.table(likely, index=False)
+
+
 def _backtest(doc, fit, prob, random_seed):
     from .backtest import backtest
 
@@ -288,7 +357,7 @@ def _backtest(doc, fit, prob, random_seed):
 
 @renamed(budgets="budget")
 def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
-           backtest=False,
+           backtest=False, next_run=True, candidates=None,
            format=None, title=None, random_seed=None) -> str:
     """Write one self-contained report of a fit (HTML or Markdown).
 
@@ -310,6 +379,13 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
     backtest : bool, default False
         Also refit on the smaller runs and score the largest 10% (two more
         fits: tens of seconds).
+    next_run : bool, default True
+        Include the section on which run to train next
+        (:func:`bayescale.nextrun.recommend_runs` for the compute-optimal N
+        at the middle budget; a few seconds).
+    candidates : DataFrame, optional
+        Candidate runs of that section (``N``, ``D``, optional ``cost``);
+        default :func:`next_run_candidates`.
     format : {"html", "markdown"}, optional
         Default from the suffix of `path`, else HTML.
     title : str, optional
@@ -388,6 +464,17 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
         doc.para("Risk of the compute-optimal plan at each budget"
                  + (f" (target loss {target:g})" if target is not None else "") + ":")
         doc.human_table(fit.risk(budgets, target=target, prob=prob, flops_per_param_token=k, random_seed=seed))
+
+    doc.heading("What more compute buys")
+    _returns(doc, fit, budgets, prob, k)
+
+    if next_run:
+        doc.heading("Which run to train next")
+        _next_run(doc, fit, candidates, float(budgets[len(budgets) // 2]), prob, k, seed)
+
+    if getattr(fit.model, "undertuned", False):
+        doc.heading("Possibly undertuned runs")
+        _undertuned(doc, fit, prob)
 
     doc.heading("Figures")
     from .checks import posterior_predictive

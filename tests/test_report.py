@@ -12,6 +12,7 @@ from bayescale import cli
 from bayescale.report import check_output, report
 
 SECTIONS = ("What was fitted", "Diagnostics", "Parameters: posterior and point estimate",
+            "What more compute buys", "Which run to train next",
             "Allocation and risk at the budgets", "Figures", "Assumptions and caveats")
 
 
@@ -45,7 +46,7 @@ def test_html_is_self_contained_with_every_section(html_report):
         assert f"<h2>{title}</h2>" in text
     # Figures are embedded PNGs, and nothing is fetched from anywhere.
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
-    assert len(images) == 4
+    assert len(images) == 6
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
     assert not re.search(r'(src|href)="(https?:)?//', text) and "<script" not in text and "<link" not in text
     assert "@media print" in text
@@ -61,7 +62,7 @@ def test_markdown_report_and_unconverged_warning(markdown_unconverged):
     text = markdown_unconverged
     for title in SECTIONS:
         assert f"## {title}\n" in text
-    assert text.count("](data:image/png;base64,") == 4
+    assert text.count("](data:image/png;base64,") == 6
     assert "**NOT CONVERGED" in text and "unreliable until it does" in text
     assert "| compute |" in text  # the allocation table in proposal units
     assert "<h2>" not in text
@@ -94,7 +95,7 @@ def test_report_renders_in_headless_chromium(html_report, tmp_path):
         pytest.skip("no chromium/chrome on PATH (./dev installs Debian's chromium when apt-get can)")
     shot = tmp_path / "shot.png"
     proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           "--window-size=1000,4200", f"--screenshot={shot}", html_report.as_uri()],
+                           "--window-size=1000,7000", f"--screenshot={shot}", html_report.as_uri()],
                           capture_output=True, text=True, timeout=120)
     assert shot.exists(), proc.stderr[-2000:]
     image = np.asarray(Image.open(shot).convert("RGB")).astype(int)

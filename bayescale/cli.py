@@ -460,13 +460,17 @@ def cmd_risk(args) -> int:
                               random_seed=args.seed, **opts)
     if args.target is not None and not isinstance(fit, bs.FitCollection):
         tables["budget_for"] = fit.budget_for(args.target, args.prob, random_seed=args.seed, **opts)
+    if args.budget and not isinstance(fit, bs.FitCollection):
+        tables["returns"] = fit.marginal_returns(args.budget, args.prob, cost_per_flop=args.cost_per_flop, **opts)
     if args.format == "csv":
         sys.stdout.write(tables["risk"].to_csv(index=False))
     elif args.format == "json":
         print(json.dumps({k: json.loads(t.to_json(orient="records")) for k, t in tables.items()}, indent=1))
     else:
         titles = {"allocation": "Compute-optimal allocation", "risk": "Risk of the planned runs",
-                  "budget_for": f"Compute needed to reach loss {args.target or 0:g}"}
+                  "budget_for": f"Compute needed to reach loss {args.target or 0:g}",
+                  "returns": "What more compute buys (slope: d loss / d log10 C; gain_doubling: loss gained by 2x "
+                             "compute; C_next: compute for the next 0.01 of loss)"}
         render = {"md": R.to_markdown, "latex": R.to_latex}.get(args.format, R.to_text)
         head = {"md": "## ", "latex": "% "}.get(args.format, "")
         print("\n\n".join(f"{head}{titles[k]}\n\n{render(t)}" for k, t in tables.items()))
@@ -706,6 +710,8 @@ def build_parser() -> argparse.ArgumentParser:
     risk.add_argument("--format", choices=["table", "md", "latex", "csv", "json"], default="table",
                       help="output format (default table; latex: booktabs tables with captions)")
     risk.add_argument("--seed", type=_seed_type(), default=None, help="seed of the run-to-run noise draws")
+    risk.add_argument("--cost-per-flop", type=_quantity("cost-per-flop"), default=None, metavar="MONEY",
+                      help="price of one FLOP: adds the cost of the next 0.01 of loss and of a doubling")
     _add_allocation_options(risk)
     _add_strict_option(risk)
     risk.set_defaults(func=cmd_risk)

@@ -80,6 +80,9 @@ def test_risk_table_and_markdown(fit_file):
     assert "## Compute-optimal allocation" in out and "## Compute needed to reach loss 1.9" in out
     assert "| plan | 70B params on 1.4T tokens | 5.88e23 FLOP |" in out
     assert "P(loss <= 1.9)" in out
+    proc = run("risk", fit_file, "--budget", "1e24", "--cost-per-flop", "5.6e-19")
+    assert proc.returncode == 0, proc.stderr
+    assert "What more compute buys" in proc.stdout and "cost_next" in proc.stdout
     proc = run("risk", fit_file, "--budget", "1e24", "--max-unique-tokens", "1T")
     assert proc.returncode == 0, proc.stderr
     assert "data-bound from" in proc.stdout and "1e24 FLOP" in proc.stdout
@@ -89,7 +92,8 @@ def test_risk_machine_formats(fit_file):
     proc = run("risk", fit_file, "--budget", "1e24", "--plan", "70B:1.4T", "--target", "1.95", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert set(data) == {"allocation", "risk", "budget_for"}
+    assert set(data) == {"allocation", "risk", "budget_for", "returns"}
+    assert data["returns"][0]["slope_median"] < 0 < data["returns"][0]["gain_doubling_median"]
     assert data["risk"][1]["N"] == 70e9 and 0 <= data["risk"][1]["p_target"] <= 1
     assert 10 < data["allocation"][0]["tokens_per_param_median"] < 40
     proc = run("risk", fit_file, "--plan", "70B:1.4T", "--format", "csv")
@@ -392,7 +396,7 @@ def test_risk_tables_in_latex(fit_file):
                "--format", "latex")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert out.count(r"\begin{tabular}") == 3 and out.count(r"\end{table}") == 3
+    assert out.count(r"\begin{tabular}") == 4 and out.count(r"\end{table}") == 4
     assert "% Compute-optimal allocation" in out and "P(loss $\\le$ 1.9)" in out
     assert r"\caption{Intervals: 90\% posterior ETI intervals." in out
 

@@ -164,7 +164,9 @@ def structure_key(graph, n_groups) -> str:
     # the PyMC version, part of the key); printing them is cheaper than building the log density.
     outputs = [*m.free_RVs, *m.observed_RVs, *m.potentials, *(m[n] for n in graph.published)]
     pytensor.dprint(outputs, file=out, print_type=True)
+    extra = {"offsets": int(graph.n_offsets)} if getattr(graph, "n_offsets", 0) else {}
     text = json.dumps({
+        **extra,
         "graph": out.getvalue(),
         "transforms": [(rv.name, type(m.rvs_to_transforms.get(rv)).__qualname__) for rv in m.free_RVs],
         "free": [(v.name, v.type.ndim) for v in m.value_vars],

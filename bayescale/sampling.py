@@ -96,9 +96,14 @@ def _key(smodel, priors, n_groups=1, n_offsets=0):
             int(n_groups) if smodel.hierarchical else 1, int(n_offsets))
 
 
+def free_offsets(smodel, n_offsets) -> int:
+    """Free per-run offsets of the graph: none with Normal noise (integrated out in closed form), else one per run."""
+    return 0 if smodel.likelihood == "normal" else int(n_offsets)
+
+
 def graph_for(smodel, priors, n_groups=1, n_offsets=0) -> Graph:
     """Return the cached :class:`Graph` for this model structure, building it once."""
-    key = _key(smodel, priors, n_groups, n_offsets)
+    key = _key(smodel, priors, n_groups, free_offsets(smodel, n_offsets))
     if key not in _CACHE:
         _CACHE[key] = _build(smodel, priors, n_groups, n_offsets)
     return _CACHE[key]
@@ -112,7 +117,8 @@ def _scaled(smodel):
 def _build(smodel, priors, n_groups=1, n_offsets=0) -> Graph:
     m = pymc_model(smodel, priors, n_groups, n_offsets=n_offsets)
     published = tuple(smodel.published_names) + ((RUN_SD,) if n_offsets else ())
-    return Graph(m, published, int(n_groups) if smodel.hierarchical else 1, n_offsets=int(n_offsets))
+    return Graph(m, published, int(n_groups) if smodel.hierarchical else 1,
+                 n_offsets=free_offsets(smodel, n_offsets))
 
 
 def build_model(smodel, runs, *, level=False):
@@ -132,7 +138,8 @@ def build_model(smodel, runs, *, level=False):
 def pymc_model(smodel, priors, n_groups=1, level=True, n_offsets=0):
     """The PyMC model of `smodel` with placeholder data (``level``: sample in level form where it applies).
 
-    `n_offsets` > 0 adds that many per-run offsets (:func:`within_run_offsets`).
+    `n_offsets` > 0 (the number of runs of checkpoint data) adds the within-run term: integrated out with
+    Normal noise (:func:`within_run_marginal`), per-run offsets otherwise (:func:`within_run_offsets`).
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -207,6 +214,9 @@ def pymc_model(smodel, priors, n_groups=1, level=True, n_offsets=0):
         if group is not None:
             values = {k: (v[group] if getattr(v, "ndim", 0) == 1 else v) for k, v in values.items()}
         mu = law.log_loss(inputs, values, PYTENSOR)
+        if n_offsets and smodel.likelihood == "normal":  # checkpoint data: the within-run term
+            within_run_marginal(mu, values["sigma"], observed, priors, hyper)
+            return m
         if n_offsets:
             mu = mu + within_run_offsets(priors, hyper, n_offsets)
         if smodel.likelihood == "student_t":
@@ -235,6 +245,30 @@ def within_run_offsets(priors, hyper, n_offsets):
     run_sd = priors[RUN_SD].pymc(RUN_SD, hyper[RUN_SD])
     raw = pm.Normal("run_offset", mu=0.0, sigma=run_sd ** w, shape=int(n_offsets))
     return (run_sd ** (1.0 - w) * raw)[run]
+
+
+def within_run_marginal(mu, sigma, observed, priors, hyper):
+    """Normal noise with per-run offsets, the offsets integrated out: ``pm.Potential("log_loss")``.
+
+    The rows of run r have log loss ``mu + u_r + e_i``, ``u_r ~ Normal(0, run_sd)``, ``e_i ~ Normal(0, sigma)``:
+    jointly Normal with covariance ``sigma**2 I + run_sd**2 11'``, whose log density needs only each run's
+    number of rows n_r and sum of residuals S_r (Sherman-Morrison):
+    ``-1/2 [n log 2 pi + sum_r ((n_r - 1) log s2 + log(s2 + n_r t2)) + sum e**2 / s2
+    - t2 sum_r S_r**2 / (s2 (s2 + n_r t2))]``. No free offsets, so the number of runs is data here
+    (``pm.Data("run_rows")``), not structure.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    run = pm.Data("run_index", np.zeros(2, dtype="int32"))
+    rows = pm.Data("run_rows", np.ones(2))
+    run_sd = priors[RUN_SD].pymc(RUN_SD, hyper[RUN_SD])
+    e = observed - mu
+    s2, t2 = sigma ** 2, run_sd ** 2
+    sums = pt.inc_subtensor(pt.zeros_like(rows)[run], e)
+    logp = -0.5 * (e.shape[0] * np.log(2 * np.pi) + pt.sum((rows - 1) * pt.log(s2) + pt.log(s2 + rows * t2))
+                   + pt.sum(e ** 2) / s2 - t2 * pt.sum(sums ** 2 / (s2 + rows * t2)) / s2)
+    pm.Potential("log_loss", logp)
 
 
 def level_form(smodel):
@@ -318,7 +352,11 @@ def data_values(smodel, runs, priors, scale) -> dict:
     out["observed_log_loss"] = np.log(runs.loss)
     if RUN_SD in priors:
         out["run_index"] = runs.run_index.astype("int32")
-        out["run_offset__centring"] = (np.bincount(runs.run_index) > 1).astype(float)
+        rows = np.bincount(runs.run_index).astype(float)
+        if smodel.likelihood == "normal":
+            out["run_rows"] = rows
+        else:
+            out["run_offset__centring"] = (rows > 1).astype(float)
     if smodel.hierarchical:
         out["group_index"] = runs.group_index.astype("int32")
         for name in smodel.law.param_names:

@@ -22,7 +22,7 @@ from bayescale.simulate import simulate_curves
 
 TRUE = dict(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
 RUN_SD, NOISE_SD, CHECKPOINTS = 0.02, 0.01, 20
-SAMPLING = dict(draws=500, tune=500, chains=2, random_seed=5, escalate=False)
+SAMPLING = dict(draws=1000, tune=1000, chains=2, random_seed=5, escalate=False)
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +54,15 @@ def widths(fit):
 
 # ------------------------------------------------------------------ what the model is for
 def test_checkpoints_of_a_run_count_as_one_run_not_twenty(fits):
-    # Measured (this ladder and seed): 90% widths offset / final-only E 0.61, alpha 0.87, beta 0.57; iid / offset
-    # E 0.14, alpha 0.24, beta 0.30 (1 / sqrt(20) = 0.22). The offset fit is at most a little narrower than the
-    # final points alone: late checkpoints say little beyond their run's level, which the offset absorbs (beta
-    # and E gain some from the within-run slope). The iid fit counts each run twenty times.
+    # Measured (this ladder and seed): 90% widths offset / final-only E 0.53, alpha 0.80, beta 0.53; iid / offset
+    # E 0.16, alpha 0.26, beta 0.31 (1 / sqrt(20) = 0.22); with other sampler seeds and 500 draws the first ratios
+    # ranged 0.53-0.61 (E), 0.80-0.87 (alpha), 0.53-0.58 (beta). The offset fit is at most about twice narrower
+    # than the final points alone: late checkpoints say little beyond their run's level, which the offset absorbs
+    # (beta and E gain some from the within-run slope, which is real information under the law). The iid fit
+    # counts each run twenty times.
     off, iid, final = widths(fits["offset"]), widths(fits["iid"]), widths(fits["final"])
     for name in ("E", "alpha", "beta"):
-        assert 0.4 < off[name] / final[name] < 1.6, (name, off[name], final[name])
+        assert 0.35 < off[name] / final[name] < 1.6, (name, off[name], final[name])
         assert iid[name] / off[name] < 0.45, (name, iid[name], off[name])
 
 
@@ -69,12 +71,12 @@ def test_offset_intervals_cover_the_truth_and_iid_intervals_do_not(fits):
     truth = dict(TRUE, sigma=NOISE_SD, run_sd=RUN_SD)
     for name in ("E", "alpha", "beta", "sigma", "run_sd"):
         assert table.loc[name, "lower"] < truth[name] < table.loc[name, "upper"], name
-    iid = fits["iid"].summary(0.9)  # measured E in [1.905, 1.972]: the repeated rows make it overconfident
+    iid = fits["iid"].summary(0.9)  # measured E in [1.904, 1.970]: the repeated rows make it overconfident
     assert not iid.loc["E", "lower"] < TRUE["E"] < iid.loc["E", "upper"]
 
 
 def test_run_sd_is_recovered(fits):
-    # measured median 0.0216 (the 30 drawn offsets have sd 0.0227); 90% interval [0.0165, 0.0276]
+    # measured median 0.0215 (the 30 drawn offsets have sd 0.0227); 90% interval [0.0162, 0.0270]
     assert fits["offset"].summary().loc["run_sd", "estimate"] == pytest.approx(RUN_SD, rel=0.25)
     assert fits["offset"].within_run == "offset" and fits["iid"].within_run == "none"
     assert "run_sd" not in fits["final"].posterior  # final rows only: one row per run, no offsets

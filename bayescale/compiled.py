@@ -387,7 +387,7 @@ def _store(path: Path, key: str, compiled) -> bool:
     header = {
         "key": key, "format": _FORMAT, "funcs": funcs, "shared": shared,
         "n_dim": int(compiled.n_dim), "n_expanded": int(compiled.n_expanded),
-        "shape_info": [list(names), [[s.start, s.stop] for s in slices], [list(map(int, s)) for s in shapes]],
+        "shape_info": [list(names), [[int(s.start), int(s.stop)] for s in slices], [list(map(int, s)) for s in shapes]],
         "dims": {k: list(v) for k, v in (compiled.dims or {}).items()},
         "coords": {k: np.asarray(v).tolist() for k, v in (compiled._coords or {}).items()},
         "reparameterized_names": compiled.reparameterized_names,

@@ -431,8 +431,9 @@ class RunData:
     ----------
     frame : pandas.DataFrame
         The validated data: the original rows, order and index; canonical numeric columns
-        (``N``, ``D``, ``C``, ``U``, ``loss``) as float64, ``group`` as a categorical of strings
-        (categories in order of first appearance), other columns untouched. Each access returns
+        (``N``, ``D``, ``C``, ``U``, ``loss``, ``D_total``) as float64, ``group`` and ``run`` as
+        categoricals of strings (categories in order of first appearance), ``schedule`` in lower
+        case, other columns untouched. Each access returns
         a copy-on-write view, so changing it leaves the RunData unchanged.
     derived : tuple of str
         Canonical columns computed rather than read (``D = C / (6 N)`` or ``C = 6 N D``).
@@ -627,7 +628,13 @@ def load_runs(source, *, columns=None, derive_D_from_C=True, require=("N", "D"),
         unchanged once ``require`` and ``min_runs`` are re-checked.
     columns : mapping, optional
         Your column names to canonical ones: ``N`` (parameters), ``D`` (tokens seen),
-        ``C`` (training FLOPs), ``U`` (unique tokens), ``loss`` and ``group``.
+        ``C`` (training FLOPs), ``U`` (unique tokens), ``loss`` and ``group``; for
+        checkpoint data also ``run`` (the training run a row belongs to: its rows are
+        the run's checkpoints, D the tokens seen at each), ``schedule`` (``constant``,
+        ``wsd`` or ``cosine``, any case) and ``D_total`` (tokens of the whole schedule;
+        needed on ``cosine`` rows, whose rows before the end are no points of the
+        final-loss law, see :attr:`RunData.law_rows`). The rows of one run must share
+        N, group, schedule and D_total and have distinct D, with D <= D_total.
         When ``N``, ``D`` and ``C`` are all given, each run's ``C`` must lie within a
         factor :data:`C_RATIO_LIMIT` (100) of ``6 N D``: FLOP accountings with attention,
         embeddings or recomputation do, a C in other units does not. Group labels are
@@ -655,8 +662,10 @@ def load_runs(source, *, columns=None, derive_D_from_C=True, require=("N", "D"),
         header or a header naming a column twice, dict columns of unequal length, bad
         ``columns`` mapping, missing required columns, non-numeric, boolean, NaN, infinite
         or non-positive values, ``D < U``, a ``C`` more than :data:`C_RATIO_LIMIT` times
-        away from ``6 N D``, group labels that differ but read alike (``1`` and ``"1"``),
-        too few runs. At most 50 are listed.
+        away from ``6 N D``, group labels or run identifiers that differ but read alike
+        (``1`` and ``"1"``), checkpoint columns as above (unknown schedule, missing or
+        non-positive D_total on a cosine row, D > D_total, rows of one run that disagree
+        or repeat a D), too few runs. At most 50 are listed.
     TypeError
         ``columns`` is not a mapping.
 

@@ -365,6 +365,9 @@ class ScalingFit(ResultMethods):
     def residuals(self) -> np.ndarray:
         """Log-loss residual of each fitted run: log(observed loss) minus the posterior-median curve.
 
+        With per-run offsets (:attr:`within_run` ``"offset"``) the residuals of a run's rows include
+        its offset (they share it), as they include the noise.
+
         Returns
         -------
         ndarray

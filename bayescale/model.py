@@ -380,7 +380,14 @@ class ScalingModel:
         DataError
             Before any work, for more than :data:`MAX_RUNS` runs or (with
             groups) more than :data:`MAX_GROUPS` groups; the message says what
-            to do instead.
+            to do instead; for ``within_run="offset"`` without a ``run``
+            column.
+
+        Warns
+        -----
+        CheckpointWarning
+            When rows mid-way through a cosine schedule are left out (the
+            fit's ``runs`` hold the rows fitted).
 
         Examples
         --------

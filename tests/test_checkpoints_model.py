@@ -191,3 +191,13 @@ def test_simulated_curves_share_an_offset_within_each_run():
     by_run = resid.groupby(runs["run"], sort=False)
     np.testing.assert_allclose(by_run.mean(), runs.attrs["offsets"], atol=0.002)  # noise sd 0.001 / sqrt(5)
     assert by_run.std().max() < 0.004
+
+
+def test_student_t_and_grouped_models_carry_one_offset_per_run():
+    frame = simulate_curves(TRUE, [1e8, 3e8, 1e9, 3e9], 2e10, checkpoints=3).assign(group=["x"] * 6 + ["y"] * 6)
+    built = bs.ScalingModel(pooling={"E": "partial"}).build(frame)
+    offsets = built["run_offset"]
+    assert offsets.type.shape == (4,) and {"run_sd", "E_group_sd"} <= {v.name for v in built.free_RVs}
+    assert built["run_offset__centring"].get_value().tolist() == [1.0] * 4  # several rows each: centred
+    plain = bs.ScalingModel().build(frame.drop(columns="group"), level_form=True)  # level form keeps the offsets
+    assert plain["run_offset"].type.shape == (4,) and "level__log" in {v.name for v in plain.free_RVs}

@@ -28,7 +28,9 @@ from .io import load
 from .laws import Law, available_laws, get_law, law
 from .model import ScalingModel
 from .point import Approach3, IsoFLOP, LeastSquares, PointFit, PointModel
+from .envelope_fit import Approach1
 from .compare import compare
+from .averaging import ModelAverage, average
 from .backtest import backtest
 from .calibration import calibrate
 from .batch import BatchWarning, FitCollection, fit_many
@@ -36,7 +38,7 @@ from .sbc import SBCResult, sbc
 from . import allocation, plots, risk, units
 from .allocation import optimal_allocation
 from .risk import to_html, to_latex, to_markdown
-from . import checks, conflicts, extrapolation, form, formula, hierarchy, report, selection
+from . import checks, conflicts, envelope, extrapolation, form, formula, hierarchy, report, selection, trends
 from .form import FormUncertainty
 from .checks import posterior_predictive, prior_predictive
 from .formula import formula_law
@@ -53,7 +55,12 @@ __all__ = [
     "LeastSquares",
     "PointFit",
     "IsoFLOP",
+    "Approach1",
+    "envelope",
+    "trends",
     "compare",
+    "average",
+    "ModelAverage",
     "backtest",
     "calibrate",
     "fit_many",

@@ -1,7 +1,7 @@
 """The ``bayescale`` command line.
 
 Commands: ``fit`` (one fit, or one per key with ``--by``), ``summary``,
-``risk``, ``plot``, ``demo``. Each command has ``--help``.
+``risk``, ``plot``, ``report``, ``recommend`` (the next run to train), ``demo``. Each command has ``--help``.
 
 Exit status: 0 on success; 1 on an error (printed as one line), a failed key
 of ``fit --by``, or, with ``--strict``, a fit that did not converge; 2 on a
@@ -321,11 +321,13 @@ def _preflight(args):
         _check_sampler(args.sampler)
     elif args.command == "plot":
         _check_output_file(args.output, formats=_image_formats(), example=f"{args.kind}.png")
+    elif args.command == "recommend" and args.output:
+        _check_output_file(args.output, formats=_image_formats(), example="next.png")
 
 
 def _postflight(args, status):
     """``--strict`` for the commands that read a saved fit: its diagnostics decide the exit status."""
-    if status == 0 and getattr(args, "strict", False) and args.command in ("summary", "risk", "plot"):
+    if status == 0 and getattr(args, "strict", False) and args.command in ("summary", "risk", "plot", "recommend"):
         _strict_check(args, _load(args.fit))
     return status
 
@@ -492,6 +494,126 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def _range(option):
+    """``LOW:HIGH`` (e.g. ``100M:2B``) as two positive numbers, low <= high."""
+    from .units import parse_quantity
+
+    def read(text):
+        parts = str(text).split(":")
+        try:
+            if len(parts) != 2:
+                raise ValueError(f"expected LOW:HIGH, e.g. 100M:2B, got {text!r}")
+            low, high = (parse_quantity(v, option) for v in parts)
+            if low > high:
+                raise ValueError(f"expected LOW:HIGH with LOW <= HIGH, got {text!r}")
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return low, high
+
+    read.__name__ = option
+    return read
+
+
+def cmd_recommend(args) -> int:
+    import json
+
+    import bayescale as bs
+    from . import nextrun
+    from . import risk as R
+    from .files import atomic_write, check_write_path
+
+    if args.candidates is None and (args.n_range is None or args.d_range is None):
+        raise ValueError("give --candidates CSV, or --n-range LOW:HIGH and --d-range LOW:HIGH for a grid")
+    if args.candidates is not None and (args.n_range is not None or args.d_range is not None):
+        raise ValueError("give either --candidates or --n-range/--d-range, not both")
+    if args.quantity == "budget_for" and args.target is None:
+        raise ValueError("--quantity budget_for needs --target LOSS")
+    if args.quantity != "budget_for" and args.budget is None:
+        raise ValueError(f"--quantity {args.quantity} needs --budget FLOP")
+    if args.output:
+        check_write_path(args.output, "figure")
+    if args.candidates is not None:
+        candidates = bs.load_runs(args.candidates, require=("N", "D"), require_loss=False)
+    else:
+        candidates = nextrun.candidate_grid(args.n_range, args.d_range, points=args.points, max_cost=args.max_cost,
+                                            flops_per_param_token=args.flops_per_param_token)
+    fit = bs.load(args.fit)
+    table = fit.recommend_runs(candidates, quantity=args.quantity, budget=args.budget, target=args.target,
+                               prob=args.prob, outcomes=args.outcomes, flops_per_param_token=args.flops_per_param_token,
+                               random_seed=args.seed)
+    shown = table.head(args.top) if args.top else table
+    if args.format == "csv":
+        sys.stdout.write(shown.to_csv(index=False))
+    elif args.format == "json":
+        print(json.dumps({"attrs": {k: v for k, v in table.attrs.items()},
+                          "candidates": json.loads(shown.to_json(orient="records"))}, indent=1))
+    else:
+        a = table.attrs
+        if a["quantity"] == "budget_for":
+            what = f"log10 of the compute reaching loss {a['target']:g}"
+        else:
+            what = {"n_opt": "log10 N_opt", "loss": "the expected loss of the compute-optimal plan",
+                    "new_run_loss": "the loss of one run of the compute-optimal plan"}[a["quantity"]]
+            what += f" at {a['budget']:g} FLOP"
+        head = {"md": "## ", "latex": "% "}.get(args.format, "")
+        render = {"md": R.to_markdown, "latex": R.to_latex}.get(args.format, R.to_text)
+        cols = ["rank", "N", "D", "C", "expected_width", "shrinkage", "shrinkage_fraction", "shrinkage_per_flop",
+                "ess_min", "reliable", "beyond", "converged"]
+        print(f"{head}Next run: expected shrinkage of the {a['prob']:.0%} interval of {what} "
+              f"(today {a['lower']:.4g} to {a['upper']:.4g}, width {a['upper'] - a['lower']:.4g} {a['units']}; "
+              f"{a['interval']}), best per FLOP first\n")
+        shown = shown[cols].assign(reliable=shown["reliable"].map({True: "yes", False: "NO"}))
+        print(render(shown))
+    if args.output:
+        from pathlib import Path
+
+        fig = fit.plot_recommendations(table)
+        out = Path(args.output)
+        fmt = out.suffix[1:].lower() or None
+        atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=150, format=fmt), "figure")
+        print(f"Wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _add_recommend_command(sub):
+    from .nextrun import QUANTITIES
+
+    rec = sub.add_parser("recommend", help="rank candidate runs by the expected narrowing of an interval per FLOP",
+                         description="Which small run to train next: for each candidate run, the expected shrinkage "
+                                     "of the interval of N_opt at --budget (or of the loss there, or of the compute "
+                                     "a --target needs) once it is trained, per FLOP it costs, from simulated "
+                                     "outcomes and reweighted posterior draws (no refit).")
+    rec.add_argument("fit", help="netCDF file written by 'bayescale fit'")
+    rec.add_argument("--quantity", choices=list(QUANTITIES), default="n_opt",
+                     help="whose interval to narrow (default n_opt)")
+    rec.add_argument("--budget", type=_quantity("budget"), default=None, metavar="FLOP",
+                     help="compute of the planned run, e.g. 1e24")
+    rec.add_argument("--target", type=_quantity("target"), default=None, help="target loss (--quantity budget_for)")
+    rec.add_argument("--candidates", default=None, metavar="CSV",
+                     help="CSV or Parquet file of candidate runs (N, D; optional C and cost)")
+    rec.add_argument("--n-range", type=_range("--n-range"), default=None, metavar="LOW:HIGH",
+                     help="grid of model sizes, e.g. 100M:2B")
+    rec.add_argument("--d-range", type=_range("--d-range"), default=None, metavar="LOW:HIGH",
+                     help="grid of token counts, e.g. 2B:40B")
+    rec.add_argument("--points", type=_number("--points", 1, 50, integer=True), default=7,
+                     help="grid points along N and along D (default 7)")
+    rec.add_argument("--max-cost", type=_quantity("max-cost"), default=None, metavar="FLOP",
+                     help="drop grid candidates costing more")
+    rec.add_argument("--prob", type=_prob_type(), default=0.9, help="interval probability (default 0.9)")
+    rec.add_argument("--outcomes", type=_number("--outcomes", 10, 10_000, integer=True), default=100,
+                     help="simulated outcomes per candidate (default 100)")
+    rec.add_argument("--top", type=_number("--top", 1, 10**9, integer=True), default=None,
+                     help="print only the best TOP candidates")
+    rec.add_argument("--format", choices=["table", "md", "latex", "csv", "json"], default="table",
+                     help="output format (default table)")
+    rec.add_argument("-o", "--output", default=None, help="also draw the figure to this image file, e.g. next.png")
+    rec.add_argument("--seed", type=_seed_type(), default=None, help="seed of the simulated outcomes")
+    rec.add_argument("--flops-per-param-token", type=_quantity("flops-per-param-token"), default=6.0, metavar="K",
+                     help="k in C = k N D (default 6)")
+    _add_strict_option(rec)
+    rec.set_defaults(func=cmd_recommend)
+
+
 def _add_allocation_options(p):
     p.add_argument("--max-unique-tokens", type=_quantity("max-unique-tokens"), default=None, metavar="U",
                    help="fresh-data cap in tokens, e.g. 2T")
@@ -603,6 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_strict_option(plot)
     plot.set_defaults(func=cmd_plot)
     _add_report_command(sub)
+    _add_recommend_command(sub)
     return parser
 
 

@@ -2,7 +2,7 @@
 
 :func:`compare` takes any number of fits — :class:`~bayescale.fit.ScalingFit`,
 :class:`~bayescale.point.PointFit` (with or without bootstrap),
-:class:`~bayescale.point.IsoFLOPFit` — and returns a :class:`Comparison` with
+:class:`~bayescale.point.IsoFLOPFit`, :class:`~bayescale.envelope_fit.Approach1Fit` — and returns a :class:`Comparison` with
 one parameter table, one prediction table and one allocation table, columns
 per method, and a plot overlaying the fits and their bands.
 
@@ -36,6 +36,7 @@ def method_name(fit) -> str:
     'Approach 3'
     """
     from .fit import ScalingFit
+    from .envelope_fit import Approach1Fit
     from .point import Approach3, IsoFLOPFit, LeastSquares, PointFit
 
     if isinstance(fit, ScalingFit):
@@ -50,6 +51,8 @@ def method_name(fit) -> str:
         return base + (" + bootstrap" if fit.bootstrapped else "")
     if isinstance(fit, IsoFLOPFit):
         return "Approach 2 (isoFLOP)"
+    if isinstance(fit, Approach1Fit):
+        return "Approach 1 (envelope)"
     return type(fit).__name__
 
 
@@ -93,8 +96,10 @@ _NOISE = {
 def _method_row(fit) -> dict:
     """Kind, size, interval and convergence of one fit (a row of :attr:`Comparison.methods`)."""
     kind = fit.draws_kind
+    # fits that give allocations only (Approaches 1 and 2) have intervals of their log-log lines
+    what = _NOISE.get(kind, "") if _can_predict(fit) else _NOISE["t"]
     return {"kind": kind, "n_runs": fit.runs.n_runs,
-            "interval": interval_label(kind, "eti") + _NOISE.get(kind, ""), "converged": bool(fit.converged)}
+            "interval": interval_label(kind, "eti") + what, "converged": bool(fit.converged)}
 
 
 def _can_predict(fit) -> bool:
@@ -263,7 +268,8 @@ def compare(fits, new_runs=None, budget=None, *, prob=0.9, columns=None) -> Comp
     ----------
     fits : dict of name -> fit, or list of fits
         :class:`~bayescale.fit.ScalingFit`, :class:`~bayescale.point.PointFit`,
-        :class:`~bayescale.point.IsoFLOPFit` (parameters and allocations only).
+        :class:`~bayescale.point.IsoFLOPFit`,
+        :class:`~bayescale.envelope_fit.Approach1Fit` (parameters and allocations only).
         A list gets names from :func:`method_name`.
     new_runs : DataFrame, dict of arrays, RunData or path, optional
         Runs to predict (with a ``loss`` column, observed losses are shown).

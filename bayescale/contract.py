@@ -101,6 +101,14 @@ class ScalingResult(Protocol):
     def log_predictive_density(self, runs, *, columns=None) -> np.ndarray:
         """Log predictive density of each run's observed log loss, shape (n_runs,)."""
 
+    def log_likelihood_draws(self, runs, *, columns=None) -> np.ndarray:
+        """Log density of each run's observed log loss under each draw, shape (chain, draw, n_runs).
+
+        The likelihood the fit was made with, draw by draw (``draw_shape`` leads), so that the
+        draws can be reweighted by new runs (:mod:`bayescale.nextrun`); its mean density over
+        the draws is :meth:`log_predictive_density`.
+        """
+
     def summary(self, prob=0.9) -> pd.DataFrame:
         """Parameter table starting with :data:`SUMMARY_COLUMNS`."""
 

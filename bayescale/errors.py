@@ -15,6 +15,7 @@ __all__ = [
     "ModelCheckWarning",
     "PriorDataConflictWarning",
     "HeavyTailWarning",
+    "ImportanceWeightWarning",
     "DegenerateResultWarning",
 ]
 
@@ -145,3 +146,12 @@ class CheckpointWarning(UserWarning):
 
 class BatchWarning(UserWarning):
     """Some keys of a :func:`fit_many` batch failed or did not converge."""
+
+
+class ImportanceWeightWarning(UserWarning):
+    """Reweighted posterior draws rest on too few effective draws to be trusted.
+
+    :func:`bayescale.nextrun.recommend_runs` reweights a fit's draws by the likelihood of a simulated new run; where
+    the effective sample size of the weights is small or their Pareto k large, the run would teach more than the
+    existing draws can show, and the table marks the row ``reliable = False``.
+    """

@@ -143,6 +143,9 @@ class ScalingFit(ResultMethods):
 
         With per-run offsets (:attr:`within_run` ``"offset"``) each row is a new run and also gets a new
         offset, ``run_sd`` times a Normal draw.
+
+        With possibly undertuned runs (``ScalingModel(undertuned=True)``) this
+        is the noise of a well-tuned run: no excess (:mod:`bayescale.undertuned`).
         """
         if self.model.likelihood == "student_t":
             noise = params["sigma"] * rng.standard_t(params["nu"], size=shape)
@@ -170,7 +173,9 @@ class ScalingFit(ResultMethods):
         """Log posterior predictive density of each run's observed log loss, shape (n_runs,).
 
         The log of the mean over posterior draws of each run's likelihood
-        (for runs of a fitted group, under that group's parameters).
+        (for runs of a fitted group, under that group's parameters). With
+        possibly undertuned runs the likelihood is the model's mixture, with
+        the rows' flags (:mod:`bayescale.undertuned`).
 
         With per-run offsets (:attr:`within_run` ``"offset"``) every run of
         `runs` is a new run: its offset is integrated out (marginal, not
@@ -187,11 +192,25 @@ class ScalingFit(ResultMethods):
         """
         from scipy.special import logsumexp
 
+        ll = self.log_likelihood_draws(runs, columns=columns)
+        ll = ll.reshape(-1, ll.shape[-1])
+        return logsumexp(ll, axis=0) - np.log(ll.shape[0])
+
+    def log_likelihood_draws(self, runs, *, columns=None) -> np.ndarray:
+        """Log density of each run's observed log loss under each posterior draw, shape (chain, draw, n_runs).
+
+        The model's likelihood (Normal or Student-t on log loss) at each draw's
+        parameters (for runs of a fitted group, that group's).
+
+        Examples
+        --------
+        >>> fit.log_likelihood_draws(runs.tail(3)).shape  # doctest: +SKIP
+        (4, 1000, 3)
+        """
         from .data import load_runs
 
         runs = load_runs(runs, columns=columns, require=self.law.inputs)
-        ll = _pointwise_loglik(self.model, self.posterior, runs).values.reshape(-1, runs.n_runs)
-        return logsumexp(ll, axis=0) - np.log(ll.shape[0])
+        return _pointwise_loglik(self.model, self.posterior, runs).values
 
     # ------------------------------------------------------------- posterior
     @property
@@ -344,6 +363,54 @@ class ScalingFit(ResultMethods):
 
         return {k: v[..., 0] for k, v in group_param_draws(self, [group], random_seed).items()}
 
+    def undertuned_probability(self) -> np.ndarray:
+        """Posterior probability that each fitted run is undertuned (in the order of :attr:`runs`).
+
+        The mean over posterior draws of ``p f1 / ((1 - p) f0 + p f1)``; see
+        :mod:`bayescale.undertuned` and :meth:`undertuned_runs`.
+
+        Examples
+        --------
+        >>> fit = bs.ScalingModel(undertuned=True).fit(runs, random_seed=1)  # doctest: +SKIP
+        >>> fit.undertuned_probability() > 0.5  # doctest: +SKIP
+        """
+        return _undertuned_draws(self)[0].mean(axis=(0, 1))
+
+    def undertuned_runs(self) -> pd.DataFrame:
+        """Per fitted run: how likely it is undertuned, and by how much it sits above the law.
+
+        Needs a model with ``undertuned=True`` (:mod:`bayescale.undertuned`).
+
+        Returns
+        -------
+        DataFrame
+            One row per fitted run, in order: the inputs and ``loss``,
+            ``flagged`` (the row's flag column said its sweep was incomplete),
+            ``probability`` (posterior probability the run is undertuned),
+            ``excess`` (posterior mean of its excess on log loss, about the
+            fraction of loss lost to tuning: 0.03 is 3%),
+            ``excess_if_undertuned`` (the same, given it is undertuned),
+            ``tuned_loss`` (the loss with the mean excess removed:
+            ``loss * exp(-excess)``), ``converged``.
+
+        Examples
+        --------
+        >>> fit.undertuned_runs().query("probability > 0.5")  # doctest: +SKIP
+        """
+        from .undertuned import flags
+
+        prob, excess = _undertuned_draws(self)
+        frame = self.runs.frame
+        out = frame[[c for c in ("N", "D", "C", "U", "group", "loss") if c in frame]].reset_index(drop=True)
+        out["flagged"] = flags(frame)
+        out["probability"] = prob.mean(axis=(0, 1))
+        out["excess"] = (prob * excess).mean(axis=(0, 1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["excess_if_undertuned"] = out["excess"] / out["probability"]
+        out["tuned_loss"] = out["loss"] * np.exp(-out["excess"])
+        out["converged"] = self.converged
+        return out
+
     def loo(self):
         """PSIS-LOO of this fit (ArviZ ELPD); rank fits with :func:`bayescale.selection.compare_loo`."""
         from .selection import loo
@@ -485,6 +552,9 @@ class ScalingFit(ResultMethods):
         frame = self.runs.frame
         lines = ["[[Model]]", f"    {self.model.law.name}: L = {self.model.law.formula}",
                  f"    likelihood: {self.model.likelihood}", "[[Priors]]"]
+        if self.model.undertuned:
+            lines.insert(3, "    possibly undertuned runs: one-sided excess on log loss, rate undertuned_rate, "
+                            "HalfNormal scale excess_scale; predictions for well-tuned runs")
         lines += [f"    {k:<8} {v}" for k, v in self.priors_.items()]
         lines += ["[[Data]]", f"    {self.runs.n_runs} runs"]
         if self.runs.run_ids is not None:
@@ -626,6 +696,10 @@ def _constant_data(runs) -> xr.Dataset:
         data["schedule"] = ("run", frame["schedule"].astype(str).to_numpy(dtype=str))
     if "D_total" in frame:
         data["D_total"] = ("run", frame["D_total"].to_numpy(dtype=float))
+    from .undertuned import FLAG_COLUMNS, flags
+
+    if any(c in frame for c in FLAG_COLUMNS):
+        data["undertuned_flag"] = ("run", flags(frame).astype(np.int8))
     return xr.Dataset(data, coords={"run": np.arange(runs.n_runs)})
 
 
@@ -654,9 +728,11 @@ def _pointwise_loglik(model, posterior, runs) -> xr.DataArray:
     sigma = posterior["sigma"].values[..., None]
     y = np.log(runs.loss)[None, None, :]
     nu = posterior["nu"].values[..., None] if model.likelihood == "student_t" else None
-    if RUN_SD in posterior:
+    if RUN_SD in posterior:  # checkpoint data (not combined with undertuned runs)
         order = runs.frame["D"].to_numpy(dtype=float) if runs.has("D") else np.arange(runs.n_runs, dtype=float)
         ll = within_run_loglik(y - mu, sigma, posterior[RUN_SD].values[..., None], runs.run_index, order, nu)
+    elif model.undertuned:
+        ll = _undertuned_loglik(model, posterior, runs, y, mu, sigma)
     elif nu is not None:
         ll = stats.t.logpdf(y, df=nu, loc=mu, scale=sigma)
     else:
@@ -748,3 +824,37 @@ def within_run_loglik(resid, sigma, run_sd, run_index, order, nu=None) -> np.nda
             previous = total
     out[..., order_] = ll
     return out
+
+
+# ------------------------------------------------------- possibly undertuned runs (bayescale.undertuned)
+def _undertuned_params(model, posterior):
+    from .undertuned import RATE, SCALE
+
+    nu = posterior["nu"].values[..., None] if model.likelihood == "student_t" else None
+    return posterior[SCALE].values[..., None], posterior[RATE].values[..., None], nu
+
+
+def _undertuned_loglik(model, posterior, runs, y, mu, sigma) -> np.ndarray:
+    """Each run's mixture log-likelihood under each draw, (chain, draw, run)."""
+    from .undertuned import flags, log_likelihood
+
+    s, rate, nu = _undertuned_params(model, posterior)
+    return log_likelihood(y, mu, sigma, s, rate, flags(runs.frame)[None, None, :], nu)
+
+
+def _undertuned_draws(fit):
+    """Per draw and fitted run: the probability it is undertuned and its mean excess if so, (chain, draw, run)."""
+    from .errors import SpecError
+    from .undertuned import excess_if_undertuned, flags, probability
+
+    if not fit.model.undertuned:
+        raise SpecError("this fit's model has no undertuned component; fit ScalingModel(..., undertuned=True) "
+                        "to estimate which runs are undertuned")
+    runs, post = fit.runs, fit.posterior
+    params = fit.row_param_draws(runs)
+    mu = log_curve(fit.law, runs.inputs(fit.law.inputs), params)
+    y = np.log(runs.loss)[None, None, :]
+    sigma = post["sigma"].values[..., None]
+    s, rate, nu = _undertuned_params(fit.model, post)
+    prob = probability(y, mu, sigma, s, rate, flags(runs.frame)[None, None, :], nu)
+    return prob, excess_if_undertuned(y, mu, sigma, s)

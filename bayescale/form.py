@@ -223,7 +223,7 @@ def irreducible_draws(fit, params) -> np.ndarray | float:
     return 0.0 if name is None else np.asarray(params[name], dtype=float)
 
 
-def shift_log_loss(fit, log_loss, values, floor) -> np.ndarray:
+def shift_log_loss(fit, log_loss, values, floor, reach=None) -> np.ndarray:
     """Log loss with the form discrepancy on its reducible part: ``log(E + (L - E) exp(s d))``.
 
     Parameters
@@ -236,6 +236,10 @@ def shift_log_loss(fit, log_loss, values, floor) -> np.ndarray:
     floor : ndarray or float
         Each draw's irreducible loss (:func:`irreducible_draws`), broadcastable
         to `log_loss`.
+    reach : Reach, optional
+        The fitted range the distance is measured from; default that of
+        ``fit.runs`` (another range asks what the bands would be with more
+        runs, :mod:`bayescale.nextrun`).
 
     Returns
     -------
@@ -245,7 +249,7 @@ def shift_log_loss(fit, log_loss, values, floor) -> np.ndarray:
         along a compute-optimal frontier keeps falling unless a draw's
         discrepancy outruns the law's own exponent.
     """
-    delta = loss_shift(fit, values)
+    delta = loss_shift(fit, values, reach)
     if not delta.any():
         return log_loss
     loss = np.exp(log_loss)
@@ -270,7 +274,7 @@ def residual_scale(fit) -> float:
     return float(1.4826 * np.median(np.abs(r - np.median(r)))) if r.size else 0.0
 
 
-def loss_shift(fit, values) -> np.ndarray:
+def loss_shift(fit, values, reach=None) -> np.ndarray:
     """Draws of the discrepancy of the log reducible loss at new points, shaped (chain, draw, n).
 
     Parameters
@@ -281,6 +285,8 @@ def loss_shift(fit, values) -> np.ndarray:
         ``epochs``) of the n points (e.g. a run table's frame), or arrays
         shaped (chain, draw, n) when the points differ by draw (an
         allocation's optimum).
+    reach : Reach, optional
+        The fitted range; default that of ``fit.runs``.
 
     Returns
     -------
@@ -300,14 +306,14 @@ def loss_shift(fit, values) -> np.ndarray:
               if q in values}
     shape = np.broadcast_shapes(*(v.shape for v in values.values())) if values else (0,)
     values = {q: np.broadcast_to(v, shape).ravel() for q, v in values.items()}
-    d = decades_beyond(Reach.from_runs(fit.runs), values)["beyond"].to_numpy().reshape(shape)
+    d = decades_beyond(Reach.from_runs(fit.runs) if reach is None else reach, values)["beyond"].to_numpy().reshape(shape)
     if _setting(fit) is None or not d.any():
         return np.zeros((*fit.draw_shape, shape[-1]))
     s, _ = _slopes(fit)
     return s[..., None] * d
 
 
-def shift_allocation(fit, out, budget, flops_per_param_token, max_unique_tokens=None, floor=0.0):
+def shift_allocation(fit, out, budget, flops_per_param_token, max_unique_tokens=None, floor=0.0, reach=None):
     """An optimal allocation's draws (:func:`~bayescale.allocation.optimal_allocation`) with form uncertainty.
 
     N_opt moves by :func:`allocation_shift` where the data cap does not bind
@@ -315,10 +321,11 @@ def shift_allocation(fit, out, budget, flops_per_param_token, max_unique_tokens=
     at the cap, as the capped optimum would be), and the loss at the optimum
     by :func:`shift_log_loss` at the optimum's C, N and D (`floor`: each
     draw's irreducible loss, shaped (chain, draw), from
-    :func:`irreducible_draws`). Returns a new dict; the input is unchanged.
+    :func:`irreducible_draws`); distances from `reach` (default the range of
+    ``fit.runs``). Returns a new dict; the input is unchanged.
     """
     out = dict(out)
-    shift = allocation_shift(fit, budget)
+    shift = allocation_shift(fit, budget, reach)
     c = np.asarray(budget, dtype=float)
     k = float(flops_per_param_token)
     if shift.any():
@@ -338,15 +345,16 @@ def shift_allocation(fit, out, budget, flops_per_param_token, max_unique_tokens=
         out["N"], out["D"], out["tokens_per_param"] = n, d, d / n
     shape = np.shape(out["loss"])
     values = {"C": np.broadcast_to(c, shape), "N": out["N"], "D": out["D"], **({"U": out["U"]} if "U" in out else {})}
-    out["loss"] = np.exp(shift_log_loss(fit, np.log(out["loss"]), values, np.asarray(floor, dtype=float)[..., None]))
+    out["loss"] = np.exp(shift_log_loss(fit, np.log(out["loss"]), values, np.asarray(floor, dtype=float)[..., None],
+                                       reach))
     return out
 
 
-def allocation_shift(fit, budget) -> np.ndarray:
+def allocation_shift(fit, budget, reach=None) -> np.ndarray:
     """Draws of the discrepancy of log10 N_opt at each budget, shaped (chain, draw, budget).
 
-    Zero for budgets inside the fitted range of compute and when the fit's
-    model has ``form_uncertainty=None``.
+    Zero for budgets inside the fitted range of compute (`reach`, default
+    that of ``fit.runs``) and when the fit's model has ``form_uncertainty=None``.
 
     Examples
     --------
@@ -356,7 +364,7 @@ def allocation_shift(fit, budget) -> np.ndarray:
     from .extrapolation import Reach, decades_beyond
 
     c = np.atleast_1d(positive_array(budget, "budget"))
-    d = decades_beyond(Reach.from_runs(fit.runs), {"C": c})
+    d = decades_beyond(Reach.from_runs(fit.runs) if reach is None else reach, {"C": c})
     d = d["beyond_C"].to_numpy() if "beyond_C" in d else np.zeros(c.size)
     if _setting(fit) is None or not d.any():
         return np.zeros((*fit.draw_shape, c.size))

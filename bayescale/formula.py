@@ -522,7 +522,7 @@ def formula_law(formula, *, inputs, parameters, name="custom", description="", r
 
 
 #: Names the model gives its own variables: the likelihood's noise parameters.
-RESERVED_NAMES = ("sigma", "nu")
+RESERVED_NAMES = ("sigma", "nu", "undertuned_rate", "excess_scale")
 #: Suffixes of the hyperparameters of partial pooling (:mod:`bayescale.hierarchy`).
 RESERVED_SUFFIXES = ("_pop", "_group_sd")
 

@@ -124,6 +124,8 @@ def fit_from_tree(tree, source="the fit", model=None):
         for stored, column in (("run_id", "run"), ("schedule", "schedule"), ("D_total", "D_total")):
             if stored in const:  # checkpoint data
                 frame[column] = const[stored].values.astype(float if column == "D_total" else str)
+        if "undertuned_flag" in const:  # rows flagged as possibly undertuned (bayescale.undertuned)
+            frame["undertuned"] = const["undertuned_flag"].values.astype(bool)
         runs = load_runs(frame, require=model.law.inputs)
     except (DataError, ValueError) as exc:
         raise FileFormatError(f"{source}: the training runs stored in it are unusable ({exc})") from None
@@ -174,6 +176,8 @@ def _support(name, model, priors):
     prior = priors.get(name, priors.get(base))
     if prior is not None and prior.family == "Uniform":
         return prior.lower, prior.upper, f"its prior {prior}"
+    if prior is not None and prior.family == "Beta":  # a probability (bayescale.undertuned)
+        return 0.0, 1.0, f"its prior {prior}"
     return 0.0, np.inf, f"its prior {prior}" if prior is not None else "the parameters of a model are positive"
 
 

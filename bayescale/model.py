@@ -40,7 +40,8 @@ PROGRESS_RUNS = 2_000
 PROGRESS_GROUPS = 20
 #: Default target acceptance rate of NUTS step-size adaptation (see ScalingModel.fit).
 TARGET_ACCEPT = 0.95
-NOISE_KINDS = {"sigma": "sigma", "nu": "nu", "run_sd": "run_sd"}
+NOISE_KINDS = {"sigma": "sigma", "nu": "nu", "undertuned_rate": "undertuned_rate", "excess_scale": "excess_scale",
+               "run_sd": "run_sd"}
 #: Within-run error models (ScalingModel ``within_run``).
 WITHIN_RUN = ("auto", "offset", "none")
 #: The published name of the per-run offset's standard deviation (within_run="offset").
@@ -92,6 +93,15 @@ class ScalingModel:
         ``run`` column with some run having more than one row, else
         ``"none"``. Checkpoints mid-way through a cosine schedule are left
         out of any fit (see :attr:`bayescale.data.RunData.law_rows`).
+    undertuned : bool, default False
+        Allow possibly undertuned runs: each run may sit *above* the law by a
+        non-negative excess, with probability ``undertuned_rate`` (prior
+        Beta(1, 9); 0.5 for rows flagged by an ``undertuned`` True or
+        ``sweep_complete`` False column) and a HalfNormal excess of scale
+        ``excess_scale`` on log loss, so a badly tuned rung raises its own
+        excess, not the law. Predictions are for well-tuned runs. See
+        :mod:`bayescale.undertuned` and
+        :meth:`~bayescale.fit.ScalingFit.undertuned_runs`.
 
     Attributes
     ----------
@@ -110,13 +120,14 @@ class ScalingModel:
     """
 
     def __init__(self, law="chinchilla", *, priors=None, likelihood="student_t", pooling=None,
-                 form_uncertainty=FormUncertainty(), within_run="auto"):
+                 form_uncertainty=FormUncertainty(), undertuned=False, within_run="auto"):
         from .pooling import Pooling
 
         self.law: Law = get_law(law)
         if likelihood not in LIKELIHOODS:
             raise SpecError(f"unknown likelihood {likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
         self.likelihood = likelihood
+        self.undertuned = _check_undertuned(undertuned)
         self.pooling = Pooling(pooling)
         self.pooling.check(self.law.param_names, self.param_names)
         if priors is not None and not isinstance(priors, Mapping):
@@ -137,7 +148,7 @@ class ScalingModel:
     def param_names(self) -> tuple:
         """Law parameters followed by the likelihood's own parameters."""
         noise = ("sigma", "nu") if self.likelihood == "student_t" else ("sigma",)
-        return self.law.param_names + noise
+        return self.law.param_names + noise + _undertuned_names(self)
 
     @property
     def hierarchical(self) -> bool:
@@ -218,6 +229,8 @@ class ScalingModel:
                 )
             if not scaled and isinstance(prior, LogNormal) and prior.at is not None:
                 raise SpecError(f"'at' applies only to coefficient priors; {name!r} is a {kind}")
+            if name == "undertuned_rate":
+                _check_rate_prior(prior)
             if not scaled and not prior.positive:
                 raise SpecError(
                     f"{name!r} must be positive; its prior {prior} puts mass on negative values. "
@@ -276,6 +289,10 @@ class ScalingModel:
             raise DataError(["within_run='offset' needs a 'run' column naming each row's training run (map yours "
                              "with columns={'your column': 'run'}); without one use within_run='auto' or 'none'"],
                             header="Run data cannot be fitted with per-run offsets:")
+        if self.undertuned and self._offset_count(runs):
+            raise SpecError("undertuned=True does not combine with per-run offsets yet: these runs have several rows "
+                            "per 'run' id (checkpoints); fit one row per run (e.g. the final checkpoints), or set "
+                            "within_run='none' to treat the rows as independent runs")
 
     @staticmethod
     def _law_rows(runs):
@@ -409,6 +426,10 @@ class ScalingModel:
         runs = self._law_rows(self._runs(runs, columns))
         self._check_within_run(runs)
         self._check_size(runs, chains, draws)
+        if self.undertuned:
+            from .undertuned import flags
+
+            flags(runs.frame)  # a bad flag column fails here, before any work
         if random_seed is None:
             random_seed = int(np.random.SeedSequence().entropy % (2**31))
         if progressbar is None:
@@ -496,6 +517,8 @@ class ScalingModel:
             out["pooling"] = self.pooling.to_dict()
         if self.within_run != "auto":
             out["within_run"] = self.within_run
+        if self.undertuned:
+            out["undertuned"] = True
         for key in ("name", "description"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
@@ -544,6 +567,9 @@ class ScalingModel:
                          + "; other parameters shared")
         if self.within_run != "auto":
             lines.append(f"  within run: {self.within_run}")
+        if self.undertuned:
+            lines.append("  possibly undertuned runs: a one-sided excess on log loss (mixture; predictions for "
+                         "well-tuned runs)")
         lines.append("  priors:")
         width = max(8, *(len(n) for n in self.prior_names))
         for name in self.prior_names:
@@ -559,9 +585,32 @@ class ScalingModel:
     def __repr__(self) -> str:
         pooling = f", pooling={self.pooling.to_dict()!r}" if self.pooling else ""
         form = "" if self.form_uncertainty == FormUncertainty() else f", form_uncertainty={self.form_uncertainty!r}"
+        tuned = ", undertuned=True" if self.undertuned else ""
         within = "" if self.within_run == "auto" else f", within_run={self.within_run!r}"
         return (f"ScalingModel(law={self.law.name!r}, likelihood={self.likelihood!r}, "
-                f"priors={{{', '.join(self.priors)}}}{pooling}{form}{within})")
+                f"priors={{{', '.join(self.priors)}}}{pooling}{form}{tuned}{within})")
+
+
+# ------------------------------------------------------- possibly undertuned runs (bayescale.undertuned)
+def _check_undertuned(value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise SpecError(f"undertuned must be True or False (allow possibly undertuned runs), got {value!r}")
+    return bool(value)
+
+
+def _undertuned_names(model) -> tuple:
+    from .undertuned import NAMES
+
+    return NAMES if model.undertuned else ()
+
+
+def _check_rate_prior(prior) -> None:
+    from .priors import Beta, Uniform
+
+    if isinstance(prior, Beta) or (isinstance(prior, Uniform) and prior.lower >= 0 and prior.upper <= 1):
+        return
+    raise SpecError(f"'undertuned_rate' is a probability: its prior must be Beta or Uniform within [0, 1], "
+                    f"got {prior}")
 
 
 @dataclass(frozen=True)

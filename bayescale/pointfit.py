@@ -398,10 +398,34 @@ class PointFit(ResultMethods):
         inputs = runs.inputs(self.law.inputs)
         if not self.bootstrapped:
             return stats.norm.logpdf(y, loc=self._log_curve(inputs, self.params), scale=self.sigma)
-        bp = {k: v[:, None] for k, v in self._boot_params().items()}
-        mu = self._log_curve({k: v[None, :] for k, v in inputs.items()}, bp)
-        ll = stats.norm.logpdf(y[None, :], loc=mu, scale=self.boot["sigma"].to_numpy()[:, None])
+        ll = self.log_likelihood_draws(runs)[0]
         return logsumexp(ll, axis=0) - np.log(ll.shape[0])
+
+    def log_likelihood_draws(self, runs, *, columns=None) -> np.ndarray:
+        """Log density of each run's observed log loss under each parameter draw, shape (1, S, n_runs).
+
+        The noise model of :meth:`log_predictive_density` (Normal on log loss)
+        at each draw of :meth:`param_draws`: each bootstrap resample with its
+        own ``sigma``, or S copies of the estimate.
+
+        Examples
+        --------
+        >>> import bayescale as bs
+        >>> runs = bs.datasets.load_chinchilla(drop_outliers=True)
+        >>> bs.Approach3().fit(runs).log_likelihood_draws(runs.tail(3)).shape
+        (1, 4000, 3)
+        """
+        from scipy import stats
+
+        from .data import load_runs
+
+        runs = load_runs(runs, columns=columns, require=self.law.inputs)
+        y = np.log(runs.loss)
+        inputs = runs.inputs(self.law.inputs)
+        draws = self.param_draws()
+        params = {k: draws[k][0][:, None] for k in self.law.param_names}
+        mu = self._log_curve({k: v[None, :] for k, v in inputs.items()}, params)
+        return stats.norm.logpdf(y[None, :], loc=mu, scale=draws["sigma"][0][:, None])[None]
 
     # ---------------------------------------------------------------- report
     def fit_report(self, prob=0.9) -> str:

@@ -24,6 +24,8 @@ sigma (noise)     HalfNormal(sigma = max(sd of log loss, 0.01))
 run_sd            HalfNormal(sigma = max(sd of log loss, 0.01)), as sigma: the sd of the per-run
                   offset of checkpoint data (ScalingModel within_run="offset")
 nu (Student-t)    Gamma(alpha = 2, beta = 0.1)
+undertuned rate   Beta(1, 9) (:mod:`bayescale.undertuned`)
+excess scale      LogNormal(mu = log(max(sd of log loss, 0.01) / 2), sigma = 1)
 ================  ===========================================================
 
 Coefficients take a :class:`LogNormal` prior; its ``at`` argument says at
@@ -50,6 +52,7 @@ __all__ = [
     "Exponential",
     "StudentT",
     "Uniform",
+    "Beta",
     "default_prior",
     "prior_from_dict",
 ]
@@ -293,7 +296,28 @@ class Uniform(Prior):
         return rng.uniform(self.lower, self.upper, size)
 
 
-FAMILIES = {c.__name__: c for c in (Normal, LogNormal, HalfNormal, Gamma, Exponential, StudentT, Uniform)}
+@dataclass(frozen=True, repr=False)
+class Beta(Prior):
+    """Beta(alpha, beta) on (0, 1), for probabilities (mean alpha / (alpha + beta)).
+
+    Examples
+    --------
+    >>> print(Beta(1, 9))
+    Beta(alpha=1, beta=9)
+    """
+
+    alpha: float = 1.0
+    beta: float = 1.0
+    positive: ClassVar[bool] = True
+
+    def _check(self):
+        self._require_positive("alpha", "beta")
+
+    def sample(self, rng, size=None):
+        return rng.beta(self.alpha, self.beta, size)
+
+
+FAMILIES = {c.__name__: c for c in (Normal, LogNormal, HalfNormal, Gamma, Exponential, StudentT, Uniform, Beta)}
 
 
 def prior_from_dict(d) -> Prior:
@@ -348,7 +372,8 @@ def default_prior(kind: str, scale: DataScale, scales_with=None) -> Prior:
     ----------
     kind : str
         Parameter kind (``irreducible``, ``coefficient``, ``scale``,
-        ``exponent``, ``shape``, ``sigma``, ``nu``, ``run_sd``).
+        ``exponent``, ``shape``, ``sigma``, ``nu``, ``undertuned_rate``,
+        ``excess_scale``, ``run_sd``).
     scale : DataScale
     scales_with : tuple, optional
         The parameter's declared scaling, for coefficients and scales.
@@ -376,4 +401,8 @@ def default_prior(kind: str, scale: DataScale, scales_with=None) -> Prior:
         return HalfNormal(sigma=max(scale.sd_log_loss, 0.01))
     if kind == "nu":
         return Gamma(alpha=2.0, beta=0.1)
+    if kind == "undertuned_rate":
+        return Beta(alpha=1.0, beta=9.0)
+    if kind == "excess_scale":
+        return LogNormal(mu=math.log(max(scale.sd_log_loss, 0.01) / 2), sigma=1.0)
     raise SpecError(f"unknown parameter kind {kind!r}")

@@ -10,7 +10,7 @@ same table — with the fit's own interval kind in ``attrs["interval"]``.
 
 from __future__ import annotations
 
-from . import planning, plots, predictive, risk
+from . import nextrun, planning, plots, predictive, returns, risk
 from .validation import FLOPS_PER_PARAM_TOKEN, renamed
 
 __all__ = ["ResultMethods", "register_writer", "writer"]
@@ -66,6 +66,20 @@ class ResultMethods:
         return risk.budget_for(self, target, prob, flops_per_param_token=flops_per_param_token,
                                max_unique_tokens=max_unique_tokens, random_seed=random_seed, group=group)
 
+    def marginal_returns(self, budget, prob=0.9, *, ci_kind="eti", cost_per_flop=None, loss_step=0.01,
+                         flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None, group=None,
+                         max_compute=1e40):
+        """Slope, gain per doubling, compute for the next 0.01 of loss: :func:`bayescale.returns.marginal_returns`."""
+        return returns.marginal_returns(self, budget, prob, ci_kind=ci_kind, cost_per_flop=cost_per_flop,
+                                        loss_step=loss_step, flops_per_param_token=flops_per_param_token,
+                                        max_unique_tokens=max_unique_tokens, group=group, max_compute=max_compute)
+
+    def plot_marginal_returns(self, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
+                              max_unique_tokens=None, group=None, ax=None):
+        """d loss / d log10 C vs compute with bands; see :func:`bayescale.returns.plot_marginal_returns`."""
+        return returns.plot_marginal_returns(self, budget, prob=prob, flops_per_param_token=flops_per_param_token,
+                                             max_unique_tokens=max_unique_tokens, group=group, ax=ax)
+
     @renamed(budgets="budget")
     def plot_frontier(self, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
                       max_unique_tokens=None, group=None, new_run=True, random_seed=None, ax=None):
@@ -88,3 +102,14 @@ class ResultMethods:
         """IsoFLOP curves (loss vs N at fixed C) with bands; see :func:`bayescale.plots.plot_isoflop`."""
         return plots.plot_isoflop(self, budget, prob=prob, flops_per_param_token=flops_per_param_token,
                                   n_points=n_points, group=group, random_seed=random_seed, ax=ax)
+
+    def recommend_runs(self, candidates, *, quantity="n_opt", budget=None, target=None, prob=0.9, outcomes=100,
+                       psis=True, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, columns=None, random_seed=None):
+        """Candidate runs ranked by expected interval shrinkage per FLOP; see :func:`bayescale.nextrun.recommend_runs`."""
+        return nextrun.recommend_runs(self, candidates, quantity=quantity, budget=budget, target=target, prob=prob,
+                                      outcomes=outcomes, psis=psis, flops_per_param_token=flops_per_param_token,
+                                      columns=columns, random_seed=random_seed)
+
+    def plot_recommendations(self, table, *, ax=None):
+        """Shrinkage per FLOP over the (N, D) plane; see :func:`bayescale.nextrun.plot_recommendations`."""
+        return nextrun.plot_recommendations(self, table, ax=ax)

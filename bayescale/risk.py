@@ -41,7 +41,8 @@ from .predictive import predict_draws
 from .tablecheck import check_table, draw_problems, rewarn
 from .units import format_count, format_flops, format_plan, parse_plan, parse_quantity
 
-__all__ = ["risk", "budget_for", "humanize", "to_markdown", "to_html", "to_text", "to_latex"]
+__all__ = ["risk", "risk_draws", "risk_frame", "budget_for", "plan_log_loss", "first_compute", "search_range",
+           "humanize", "to_markdown", "to_html", "to_text", "to_latex"]
 
 
 # ----------------------------------------------------------------- helpers
@@ -181,30 +182,10 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti",
         budgets = np.full(len(kinds), np.nan)
         if budget is not None:
             budgets[:c.size] = c
-    c = k * n * d
-    inputs = _plan_inputs(law, n, d, cap)
-    grouped = fit.hierarchical
-    draws = predict_draws(fit, {name: inputs[name] for name in law.inputs}, random_seed=random_seed,
-                          group=group if grouped else None)
-    curve = draws["expected_loss"].values.reshape(-1, n.size)
-    new = draws["new_run_loss"].values.reshape(-1, n.size)
-    best = optimal_allocation(law, params, c, flops_per_param_token=k,
-                              max_unique_tokens=cap)["loss"].reshape(-1, n.size)
-    # The plan's curve carries the form discrepancy at the plan; the optimum at the same compute shares it, so
-    # the penalty is the law's own, scaled alike.
-    floor = np.asarray(irreducible_draws(fit, params))[..., None]  # per draw, against the rows
-    best = np.exp(shift_log_loss(fit, np.log(best).reshape(draws["expected_loss"].shape), {"C": c, **inputs},
-                                 floor)).reshape(-1, n.size)
-    frame = pd.DataFrame({"kind": kinds, "label": [format_plan(a, b) for a, b in zip(n, d)],
-                          "C": c, "N": n, "D": d, "tokens_per_param": d / n})
-    if "U" in law.inputs:
-        frame["U"] = inputs["U"]
-        frame["epochs"] = d / inputs["U"]
-    frame["loss_median"], frame["curve_lower"], frame["curve_upper"] = interval(curve, prob, ci_kind)
-    _, frame["new_run_lower"], frame["new_run_upper"] = interval(new, prob, ci_kind)
-    if target is not None:
-        frame["p_target"] = _probability(new <= target, new, frame["label"], stacklevel=3)
-    frame["penalty_median"], frame["penalty_lower"], frame["penalty_upper"] = interval(curve - best, prob, ci_kind)
+    curve, new, penalty = risk_draws(fit, n, d, flops_per_param_token=k, max_unique_tokens=cap,
+                                     random_seed=random_seed, group=group, params=params)
+    frame = risk_frame(law, kinds, n, d, curve, new, penalty, prob=prob, ci_kind=ci_kind, target=target,
+                       flops_per_param_token=k, max_unique_tokens=cap)
     if planless.any():
         numeric = [col for col in frame.columns if frame[col].dtype.kind == "f"]
         frame.loc[planless, numeric] = np.nan
@@ -213,12 +194,75 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti",
     annotate(frame, fit.runs, what="risk", tokens_per_param="tokens_per_param",
              stacklevel=3, form=fit.form_uncertainty)
     frame["converged"] = bool(fit.converged)
-    if grouped:
+    if fit.hierarchical:
         frame.insert(0, "group", "new" if group is None else str(group))
     frame.attrs.update(prob=prob, interval=interval_label(fit.draws_kind, ci_kind), target=target,
                        flops_per_param_token=k, max_unique_tokens=cap, law=law.name)
     check_table(frame, "risk", plan=("N", "D"), problems=fit.table_problems("risk"), stacklevel=3,
                 why=lambda: draw_problems(params, curve) or "the run-to-run noise draws are not finite")
+    return frame
+
+
+def risk_draws(fit, n, d, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None, random_seed=None,
+               group=None, params=None):
+    """Per-draw losses of the planned runs (n, d): the curve, one new run, and the penalty against the optimum.
+
+    The draws behind :func:`risk`'s bands, for plans chosen by the caller (e.g. the median plan of a mixture
+    of fits, :mod:`bayescale.averaging`).
+
+    Parameters
+    ----------
+    fit : ScalingResult
+    n, d : ndarray
+        Parameters and tokens of each plan, shape (rows,).
+    flops_per_param_token, max_unique_tokens, random_seed, group
+        As for :func:`risk`.
+    params : mapping, optional
+        The fit's parameter draws (:func:`bayescale.planning.posterior_params`), when the caller has them.
+
+    Returns
+    -------
+    curve, new, penalty : ndarray
+        Shaped (draws, rows): the law's expected loss at the plan (with the form discrepancy), one new run's
+        loss, and the expected loss minus that of the optimum at the same compute.
+    """
+    law = fit.law
+    k = float(flops_per_param_token)
+    n, d = np.asarray(n, dtype=float), np.asarray(d, dtype=float)
+    if params is None:
+        params = posterior_params(fit, group, random_seed)
+    c = k * n * d
+    inputs = _plan_inputs(law, n, d, max_unique_tokens)
+    draws = predict_draws(fit, {name: inputs[name] for name in law.inputs}, random_seed=random_seed,
+                          group=group if fit.hierarchical else None)
+    curve = draws["expected_loss"].values.reshape(-1, n.size)
+    new = draws["new_run_loss"].values.reshape(-1, n.size)
+    best = optimal_allocation(law, params, c, flops_per_param_token=k,
+                              max_unique_tokens=max_unique_tokens)["loss"].reshape(-1, n.size)
+    # The plan's curve carries the form discrepancy at the plan; the optimum at the same compute shares it, so
+    # the penalty is the law's own, scaled alike.
+    floor = np.asarray(irreducible_draws(fit, params))[..., None]  # per draw, against the rows
+    best = np.exp(shift_log_loss(fit, np.log(best).reshape(draws["expected_loss"].shape), {"C": c, **inputs},
+                                 floor)).reshape(-1, n.size)
+    return curve, new, curve - best
+
+
+def risk_frame(law, kinds, n, d, curve, new, penalty, *, prob=0.9, ci_kind="eti", target=None,
+               flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None, stacklevel=3) -> pd.DataFrame:
+    """The columns of :func:`risk` from the draws of :func:`risk_draws` (of one fit or a mixture of fits)."""
+    k = float(flops_per_param_token)
+    n, d = np.asarray(n, dtype=float), np.asarray(d, dtype=float)
+    inputs = _plan_inputs(law, n, d, max_unique_tokens)
+    frame = pd.DataFrame({"kind": kinds, "label": [format_plan(a, b) for a, b in zip(n, d)],
+                          "C": k * n * d, "N": n, "D": d, "tokens_per_param": d / n})
+    if "U" in law.inputs:
+        frame["U"] = inputs["U"]
+        frame["epochs"] = d / inputs["U"]
+    frame["loss_median"], frame["curve_lower"], frame["curve_upper"] = interval(curve, prob, ci_kind)
+    _, frame["new_run_lower"], frame["new_run_upper"] = interval(new, prob, ci_kind)
+    if target is not None:
+        frame["p_target"] = _probability(new <= target, new, frame["label"], stacklevel=stacklevel + 1)
+    frame["penalty_median"], frame["penalty_lower"], frame["penalty_upper"] = interval(penalty, prob, ci_kind)
     return frame
 
 
@@ -236,11 +280,73 @@ def _probability(hits, draws, labels, stacklevel=2) -> np.ndarray:
 
 
 # -------------------------------------------------------------- budget_for
-def _run_noise(fit, random_seed, group=None):
+def plan_log_loss(fit, n, d, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None, params,
+                  floor=0.0) -> np.ndarray:
+    """Each draw's expected log loss (with the form discrepancy) of one plan (n, d), shaped like the draws.
+
+    Add :func:`run_noise` for one new run's log loss: :func:`budget_for` and mixtures of fits
+    (:mod:`bayescale.averaging`) scan compute with it.
+    """
+    k = float(flops_per_param_token)
+    inputs = _plan_inputs(fit.law, n, d, max_unique_tokens)
+    log_l = fit.law.log_loss(inputs, params, NUMPY)[..., None]
+    return shift_log_loss(fit, log_l, {"C": k * n * d, **inputs}, floor)[..., 0]
+
+
+def search_range(fit, flops_per_param_token, max_compute) -> tuple:
+    """Natural logs of the compute range :func:`budget_for` searches: 1/1000 of the smallest run to max_compute."""
+    runs = fit.runs.inputs(["N", "D"])
+    observed = float(flops_per_param_token) * runs["N"] * runs["D"]
+    return np.log(observed.min() / 1e3), np.log(float(_positive(max_compute, "max_compute")))
+
+
+def first_compute(p_reach, prob, log_lo, log_hi, problems):
+    """The smallest compute at which ``p_reach(log C)`` reaches `prob`, and a status, for :func:`budget_for`.
+
+    Scans :data:`SCAN_POINTS` points of log C from `log_lo` to `log_hi`, then bisects inside the first step
+    that reaches `prob` (to 1e-6 relative in C). `problems` is called for the text of a NaN probability (draws
+    without a finite loss). Returns ``(C, status)``: C is inf when `prob` is never reached, NaN when not
+    computed.
+    """
+    def undefined(log_c):
+        return np.nan, (f"not computed: at {format_flops(np.exp(log_c))} some posterior draws give no finite loss "
+                        f"({problems()}); the fit is degenerate, see fit.summary()")
+
+    # Beyond the fitted runs the form uncertainty widens with compute, so the probability can rise and then
+    # fall again: scan a grid for the first compute that reaches p, then bisect inside that step.
+    grid = np.linspace(log_lo, log_hi, SCAN_POINTS)
+    probs = np.array([p_reach(g) for g in grid])
+    if np.isnan(probs).any():
+        where = format_flops(np.exp(grid[np.argmax(np.isnan(probs))]))
+        return np.nan, (f"not computed: at {int(np.isnan(probs).sum())} of {SCAN_POINTS} budgets searched "
+                        f"(the first {where}) some posterior draws give no finite loss "
+                        f"({problems()}); the fit is degenerate, see fit.summary()")
+    stop = probs >= prob
+    if not stop.any():
+        best = probs.max()
+        return np.inf, (f"not reached by {format_flops(np.exp(log_hi))} (the probability peaks at {best:.2f}: "
+                        "the law's form uncertainty grows with the distance from the fitted runs)")
+    first = int(np.argmax(stop))
+    if first == 0:
+        return float(np.exp(log_lo)), f"reached at or below {format_flops(np.exp(log_lo))}"
+    lo, hi = grid[first - 1], grid[first]
+    while hi - lo > 1e-6:  # 1e-6 relative in C
+        mid = 0.5 * (lo + hi)
+        p_mid = p_reach(mid)
+        if np.isnan(p_mid):
+            return undefined(mid)
+        lo, hi = (lo, mid) if p_mid >= prob else (mid, hi)
+    return float(np.exp(hi)), "ok"
+
+
+def run_noise(fit, random_seed, group=None):
     """Per-draw log-noise of one new run, shaped (chain, draw), from :meth:`ScalingFit.predict_draws`."""
     first = {name: v[:1] for name, v in fit.runs.inputs(fit.law.inputs).items()}
     draws = predict_draws(fit, first, random_seed=random_seed, group=group if fit.hierarchical else None)
     return (np.log(draws["new_run_loss"]) - np.log(draws["expected_loss"])).values[..., 0]
+
+
+_run_noise = run_noise  # the name plots.py imports
 
 
 #: Grid points (over log compute) that budget_for scans for the first compute reaching the probability.
@@ -307,20 +413,15 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_T
     cap = None if max_unique_tokens is None else float(_positive(max_unique_tokens, "max_unique_tokens"))
     law = fit.law
     params = posterior_params(fit, group, random_seed)
-    noise = _run_noise(fit, random_seed, group)
+    noise = run_noise(fit, random_seed, group)
     floor = np.asarray(irreducible_draws(fit, params))[..., None]  # per draw, against the rows
-    runs = fit.runs.inputs(["N", "D"])
-    observed = k * runs["N"] * runs["D"]
-    log_lo = np.log(observed.min() / 1e3)
-    log_hi = np.log(float(_positive(max_compute, "max_compute")))
+    log_lo, log_hi = search_range(fit, k, max_compute)
 
     def log_new_run(log_c):
         c = float(np.exp(log_c))
         n, d = _median_plan(fit, c, k, cap, params)
-        inputs = _plan_inputs(law, n[0], d[0], cap)
-        log_l = law.log_loss(inputs, params, NUMPY)[..., None]
-        log_l = shift_log_loss(fit, log_l, {"C": c, **inputs}, floor)[..., 0]
-        return log_l + noise
+        return plan_log_loss(fit, n[0], d[0], flops_per_param_token=k, max_unique_tokens=cap, params=params,
+                             floor=floor) + noise
 
     def p_reach(log_c, t):
         """P(loss <= t) at compute exp(log_c); NaN when a draw's loss there is not finite."""
@@ -330,38 +431,9 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_T
             return np.nan
         return float(np.mean(values <= np.log(t)))
 
-    def undefined(log_c):
-        return np.nan, (f"not computed: at {format_flops(np.exp(log_c))} some posterior draws give no finite loss "
-                        f"({draw_problems(params) or 'overflow'}); the fit is degenerate, see fit.summary()")
-
     def solve(t, p):
-        # Beyond the fitted runs the form uncertainty widens with compute, so the probability can rise and then
-        # fall again: scan a grid for the first compute that reaches p, then bisect inside that step.
-        grid = np.linspace(log_lo, log_hi, SCAN_POINTS)
-        probs = np.array([p_reach(g, t) for g in grid])
-        if np.isnan(probs).any():
-            where = format_flops(np.exp(grid[np.argmax(np.isnan(probs))]))
-            return np.nan, (f"not computed: at {int(np.isnan(probs).sum())} of {SCAN_POINTS} budgets searched "
-                            f"(the first {where}) some posterior draws give no finite loss "
-                            f"({draw_problems(params) or 'overflow'}); the fit is degenerate, see fit.summary()")
-        stop = probs >= p
-        if not stop.any():
-            best = probs.max()
-            return np.inf, (f"not reached by {format_flops(np.exp(log_hi))} (the probability peaks at {best:.2f}: "
-                            "the law's form uncertainty grows with the distance from the fitted runs)")
-        first = int(np.argmax(stop))
-        if np.isnan(probs[first]):
-            return undefined(grid[first])
-        if first == 0:
-            return float(np.exp(log_lo)), f"reached at or below {format_flops(np.exp(log_lo))}"
-        lo, hi = grid[first - 1], grid[first]
-        while hi - lo > 1e-6:  # 1e-6 relative in C
-            mid = 0.5 * (lo + hi)
-            p_mid = p_reach(mid, t)
-            if np.isnan(p_mid):
-                return undefined(mid)
-            lo, hi = (lo, mid) if p_mid >= p else (mid, hi)
-        return float(np.exp(hi)), "ok"
+        return first_compute(lambda log_c: p_reach(log_c, t), p, log_lo, log_hi,
+                             lambda: draw_problems(params) or "overflow")
 
     rows = []
     for t in targets:

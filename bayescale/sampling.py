@@ -93,7 +93,7 @@ def _key(smodel, priors, n_groups=1, n_offsets=0):
     pooling = tuple((n, smodel.pooling_of(n)) for n in smodel.law.param_names)
     return (smodel.law.name, smodel.law.function, smodel.law.parameters, smodel.likelihood,
             tuple((n, type(p).__name__) for n, p in priors.items()), pooling,
-            int(n_groups) if smodel.hierarchical else 1, int(n_offsets))
+            int(n_groups) if smodel.hierarchical else 1, ("undertuned", smodel.undertuned), int(n_offsets))
 
 
 def free_offsets(smodel, n_offsets) -> int:
@@ -219,7 +219,9 @@ def pymc_model(smodel, priors, n_groups=1, level=True, n_offsets=0):
             return m
         if n_offsets:
             mu = mu + within_run_offsets(priors, hyper, n_offsets)
-        if smodel.likelihood == "student_t":
+        if smodel.undertuned:
+            _undertuned_likelihood(smodel, values, mu, observed)
+        elif smodel.likelihood == "student_t":
             pm.StudentT("log_loss", nu=values["nu"], mu=mu, sigma=values["sigma"], observed=observed,
                         shape=observed.shape)
         else:
@@ -269,6 +271,19 @@ def within_run_marginal(mu, sigma, observed, priors, hyper):
     logp = -0.5 * (e.shape[0] * np.log(2 * np.pi) + pt.sum((rows - 1) * pt.log(s2) + pt.log(s2 + rows * t2))
                    + pt.sum(e ** 2) / s2 - t2 * pt.sum(sums ** 2 / (s2 + rows * t2)) / s2)
     pm.Potential("log_loss", logp)
+def _undertuned_likelihood(smodel, values, mu, observed):
+    """The likelihood with possibly undertuned runs: a mixture with a one-sided excess (bayescale.undertuned).
+
+    Its parameters ``undertuned_rate`` and ``excess_scale`` are among the model's shared parameters
+    (``values``); the flags of the rows are data.
+    """
+    import pymc as pm
+
+    from .undertuned import RATE, SCALE, pymc_likelihood
+
+    flagged = pm.Data("undertuned_flag", np.zeros(2))
+    nu = values["nu"] if smodel.likelihood == "student_t" else None
+    pymc_likelihood("log_loss", mu, observed, values["sigma"], values[SCALE], values[RATE], flagged, nu)
 
 
 def level_form(smodel):
@@ -357,6 +372,10 @@ def data_values(smodel, runs, priors, scale) -> dict:
             out["run_rows"] = rows
         else:
             out["run_offset__centring"] = (rows > 1).astype(float)
+    if smodel.undertuned:
+        from .undertuned import flags
+
+        out["undertuned_flag"] = flags(runs.frame).astype(float)
     if smodel.hierarchical:
         out["group_index"] = runs.group_index.astype("int32")
         for name in smodel.law.param_names:

@@ -59,3 +59,9 @@ def synthetic_fit_known_form(synthetic_runs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.ConvergenceWarning)
         return bs.ScalingModel("chinchilla", form_uncertainty=None).fit(synthetic_runs, random_seed=2)
+
+
+@pytest.fixture(scope="session")
+def power_n_fit(synthetic_runs):
+    """A law that ignores the data term, on runs whose loss depends on D (LOO comparison, model averaging)."""
+    return bs.ScalingModel("power_n").fit(synthetic_runs, draws=500, tune=500, chains=4, random_seed=4)

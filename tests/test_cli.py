@@ -98,6 +98,26 @@ def test_risk_machine_formats(fit_file):
     assert table.shape[0] == 1 and table["D"].iloc[0] == 1.4e12 and "new_run_upper" in table
 
 
+def test_recommend_ranks_a_grid_or_a_file_of_candidates(fit_file, tmp_path, capsys):
+    out = tmp_path / "next.png"
+    proc = run("recommend", fit_file, "--budget", "1e24", "--n-range", "1B:16B", "--d-range", "20B:320B",
+               "--points", "3", "--outcomes", "30", "--seed", "1", "--format", "csv", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(StringIO(proc.stdout))
+    assert len(table) == 9 and table["rank"].tolist() == list(range(1, 10))
+    assert table["shrinkage_per_flop"].is_monotonic_decreasing and (table["width"] > 0).all()
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    candidates = tmp_path / "candidates.csv"
+    pd.DataFrame({"N": [1e9, 4e9, 1.6e10], "D": [3.2e11, 8e10, 2e10]}).to_csv(candidates, index=False)
+    proc = run("recommend", fit_file, "--quantity", "loss", "--budget", "1e24", "--candidates", candidates,
+               "--outcomes", "30", "--top", "2", "--format", "md")
+    assert proc.returncode == 0, proc.stderr
+    assert "expected shrinkage of the 90% interval of the expected loss of the compute-optimal plan" in proc.stdout
+    assert proc.stdout.count("FLOP |") == 2  # the best two of the three equal-compute candidates
+    status, _, err = run_here("recommend", fit_file, "--budget", "1e24", capsys=capsys)
+    assert status == 1 and len(err) == 1 and "give --candidates CSV, or --n-range" in err[0]
+
+
 @pytest.mark.parametrize("kind", ["frontier", "allocation", "isoflop"])
 def test_plot(fit_file, kind, tmp_path):
     out = tmp_path / f"{kind}.png"
@@ -159,6 +179,9 @@ OPTION_CASES = [  # (arguments, option named, value named, range or form named)
     (("fit", "runs.csv", "-o", "f.nc", "--target-accept", "1"), "--target-accept", "1", "less than 1"),
     (("fit", "runs.csv", "-o", "f.nc", "--sampler", "gibbs"), "--sampler", "gibbs", "nutpie"),
     (("demo", "--prob", "-0.5"), "--prob", "-0.5", "greater than 0"),
+    (("recommend", MISSING, "--budget", "1e24", "--n-range", "2B:1B"), "--n-range", "2B:1B", "LOW <= HIGH"),
+    (("recommend", MISSING, "--budget", "1e24", "--d-range", "-1T:2T"), "--d-range", "-1T", "positive number"),
+    (("recommend", MISSING, "--budget", "1e24", "--outcomes", "5"), "--outcomes", "5", "from 10 to 10000"),
 ]
 
 
@@ -291,7 +314,7 @@ def test_progress_lines_where_bars_cannot_draw():
 
 
 def test_help_on_every_command():
-    for command in ([], ["fit"], ["summary"], ["risk"], ["plot"], ["demo"]):
+    for command in ([], ["fit"], ["summary"], ["risk"], ["plot"], ["demo"], ["recommend"]):
         proc = run(*command, "--help")
         assert proc.returncode == 0 and proc.stdout.startswith("usage: bayescale"), command
         assert "--help" in proc.stdout

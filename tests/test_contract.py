@@ -31,6 +31,10 @@ def test_every_fit_type_implements_the_contract(any_fit):
     assert any_fit.hierarchical is False and isinstance(any_fit.converged, bool)
     lpd = any_fit.log_predictive_density(any_fit.runs.frame.head(5))
     assert np.all(np.isfinite(lpd))
+    ll = any_fit.log_likelihood_draws(any_fit.runs.frame.head(5))  # draw by draw, the same likelihood
+    assert ll.shape == (*any_fit.draw_shape, 5)
+    flat = ll.reshape(-1, 5)
+    assert np.allclose(np.logaddexp.reduce(flat, axis=0) - np.log(flat.shape[0]), lpd)
 
 
 def test_summary_starts_with_the_common_columns(any_fit):
@@ -53,7 +57,8 @@ def test_every_analysis_runs_on_every_fit(any_fit):
     table = any_fit.risk(BUDGETS, target=2.3, plan="1B:20B", prob=0.8)
     need = any_fit.budget_for(2.3, prob=0.8)
     draws = any_fit.allocate_draws(BUDGETS)
-    for frame in (pred, alloc, alloc_capped, table):
+    returns = any_fit.marginal_returns(BUDGETS, prob=0.8)
+    for frame in (pred, alloc, alloc_capped, table, returns):
         assert frame.attrs["interval"] == interval_label(kind)
         assert f"{interval_label(kind)}" in caption(frame) or kind == "point"
         assert "converged" in frame or frame is pred
@@ -70,7 +75,9 @@ def test_every_analysis_runs_on_every_fit(any_fit):
         assert "point estimate" in to_markdown(table)
     else:
         assert (alloc["N_lower"] < alloc["N_upper"]).all()
-    for figure in (any_fit.plot_frontier(BUDGETS), any_fit.plot_allocation(BUDGETS), any_fit.plot_isoflop()):
+    np.testing.assert_allclose(returns["loss_median"], alloc["loss_median"], rtol=1e-12)  # one frontier, one centre
+    for figure in (any_fit.plot_frontier(BUDGETS), any_fit.plot_allocation(BUDGETS), any_fit.plot_isoflop(),
+                   any_fit.plot_marginal_returns(BUDGETS)):
         assert figure.axes
 
 

@@ -36,12 +36,6 @@ def pooling_fits(grouped):
     return fits
 
 
-@pytest.fixture(scope="session")
-def power_n_fit(synthetic_runs):
-    """A law that ignores the data term, on runs whose loss depends on D."""
-    return bs.ScalingModel("power_n").fit(synthetic_runs, **SAMPLING)
-
-
 def test_pooling_choices_are_ranked(pooling_fits):
     """Groups differ in E: one E for all (shared) is far worse than letting E vary, by many standard errors."""
     table = compare_loo(pooling_fits)

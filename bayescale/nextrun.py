@@ -1,0 +1,572 @@
+"""Which small run to train next: the expected shrinkage of an interval per FLOP, for any fit.
+
+A ladder of small runs leaves the answer to a planning question uncertain:
+the compute-optimal model size at a budget, the loss of the compute-optimal
+run there, or the compute a target loss needs. :func:`recommend_runs` ranks
+candidate runs by how much one more run is expected to narrow the
+``prob`` interval of that answer, per FLOP it costs.
+
+Preposterior analysis, without refitting (Raiffa & Schlaifer 1961; the
+importance-sampling shortcut of Vehtari et al.'s PSIS-LOO run forwards):
+
+1. For a candidate run x, draw ``outcomes`` losses y_s from the fit's
+   posterior predictive at x (a parameter draw, then that draw's run-to-run
+   noise: :func:`bayescale.predictive.predict_draws`).
+2. For each y_s, reweight the fit's existing draws theta_j by the likelihood
+   of y_s under each, ``w_j ∝ p(y_s | theta_j)``
+   (:meth:`~bayescale.contract.ScalingResult.log_likelihood_draws`), Pareto-
+   smoothed (:func:`arviz_stats` PSIS). The reweighted draws stand for the
+   posterior after the run; the draw that generated y_s is left out, so a
+   draw never confirms itself.
+3. The weighted equal-tailed interval of the quantity (numpy's weighted
+   quantiles) has a width; its mean over the outcomes is the expected width
+   after the run, its shortfall from today's width the expected shrinkage.
+
+Beyond the fitted runs the quantities carry the model's form uncertainty
+(:mod:`bayescale.form`), which grows with the distance from the fitted range.
+A candidate outside that range extends it, so its expected width is taken
+with the extended range: a refit with the run would report exactly that.
+
+Reweighting is only as good as the overlap of the old and new posteriors. Each
+row reports the effective sample size of its weights (Kish: ``1 / sum w^2``,
+smallest and median over the outcomes) and the largest Pareto k; rows where
+more than :data:`UNRELIABLE_SHARE` of the outcomes have fewer than
+:data:`ESS_MIN` effective draws or a Pareto k above :data:`PARETO_K_MAX` are
+marked ``reliable = False`` and warned about
+(:class:`~bayescale.errors.ImportanceWeightWarning`): there the run would teach
+more than the existing draws can show, so the expected width is too coarse
+(refit with a simulated outcome, or draw more posterior samples). A point fit
+without bootstrap has one parameter value, so no run can narrow its intervals.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .allocation import optimal_allocation
+from .contract import interval_label
+from .errors import ImportanceWeightWarning
+from .extrapolation import Reach, annotate
+from .form import irreducible_draws, shift_allocation, shift_log_loss
+from .planning import median_plan, posterior_params
+from .predictive import log_curve, new_runs, predict_draws
+from .units import format_count, format_flops, parse_quantity
+from .validation import FLOPS_PER_PARAM_TOKEN, check_count, check_prob, check_seed, positive_array
+
+__all__ = ["QUANTITIES", "ESS_MIN", "PARETO_K_MAX", "UNRELIABLE_SHARE", "candidate_grid", "recommend_runs", "plot_recommendations",
+           "importance_weights", "kish_ess", "weighted_interval"]
+
+#: What a run's value is measured on: the width of the interval of ...
+#: ``n_opt``: log10 of the compute-optimal N at ``budget`` (decades);
+#: ``loss``: the expected loss of the compute-optimal run at ``budget`` (the risk table's curve band);
+#: ``new_run_loss``: the loss of one such training run (its new-run band);
+#: ``budget_for``: log10 of the compute at which the compute-optimal expected loss reaches ``target`` (decades).
+QUANTITIES = ("n_opt", "loss", "new_run_loss", "budget_for")
+
+#: Units of each quantity's width, for the table's attrs and the figure.
+UNITS = {"n_opt": "decades of N", "loss": "loss", "new_run_loss": "loss", "budget_for": "decades of C"}
+
+#: Fewest effective draws (Kish) of the reweighted posterior of an outcome for it to count as well estimated:
+#: a 90% interval's ends rest on ~5% of the weight, 5 effective draws at 100.
+ESS_MIN = 100
+
+#: Largest Pareto k of an outcome's importance weights for it to count as well estimated (Vehtari et al. 2024: above 0.7
+#: the PSIS estimate's error falls too slowly with the number of draws to be trusted).
+PARETO_K_MAX = 0.7
+
+#: Largest share of a candidate's outcomes whose weights fall short of :data:`ESS_MIN` or :data:`PARETO_K_MAX`
+#: for the row to count as reliable: a few outcomes from the posterior's tails always concentrate the weights,
+#: and move the mean width over the outcomes little.
+UNRELIABLE_SHARE = 0.1
+
+#: Points of the compute grid on which ``budget_for`` finds each draw's crossing of the target.
+SCAN_POINTS = 241
+
+
+# ------------------------------------------------------------------- arrays
+def kish_ess(weights) -> np.ndarray:
+    """Kish effective sample size ``(sum w)^2 / sum w^2`` along the last axis.
+
+    Examples
+    --------
+    >>> kish_ess(np.ones(400)), kish_ess([1.0, 0.0, 0.0])
+    (np.float64(400.0), np.float64(1.0))
+    """
+    w = np.asarray(weights, dtype=float)
+    return w.sum(axis=-1) ** 2 / np.sum(w**2, axis=-1)
+
+
+def importance_weights(log_ratios, *, psis=True):
+    """Normalised importance weights (along the last axis) and their Pareto k.
+
+    Parameters
+    ----------
+    log_ratios : array_like, shape (..., draws)
+        Log importance ratios, e.g. a new run's log likelihood under each draw.
+    psis : bool, default True
+        Pareto-smooth the largest ratios (:func:`arviz_stats` PSIS); without
+        it the weights are the plain normalised ratios and k is NaN.
+
+    Returns
+    -------
+    weights : ndarray, shape (..., draws)
+        Non-negative, summing to 1 along the last axis.
+    pareto_k : ndarray, shape (...)
+
+    Examples
+    --------
+    >>> w, k = importance_weights(np.log([[1.0, 1.0, 2.0]]), psis=False)
+    >>> w.round(2).tolist(), bool(np.isnan(k).all())
+    ([[0.25, 0.25, 0.5]], True)
+    """
+    from scipy.special import logsumexp
+
+    lr = np.asarray(log_ratios, dtype=float)
+    lr = lr - np.max(lr, axis=-1, keepdims=True)
+    k = np.full(lr.shape[:-1], np.nan)
+    if psis:
+        lr, k = _psis(lr.reshape(-1, lr.shape[-1]))
+        lr, k = lr.reshape(np.shape(log_ratios)), k.reshape(np.shape(log_ratios)[:-1])
+    lw = lr - logsumexp(lr, axis=-1, keepdims=True)
+    return np.exp(lw), k
+
+
+def _psis(lr):
+    """PSIS log weights and Pareto k of each row of `lr` (rows x draws).
+
+    Equal ratios need no smoothing (k = 0). A row whose tail is all ties (a bootstrap's repeated resamples)
+    cannot be smoothed: it keeps its plain ratios and k = NaN.
+    """
+    from arviz_stats.base import array_stats
+
+    out, k = lr.copy(), np.zeros(lr.shape[0])
+    rows = np.flatnonzero(np.ptp(lr, axis=-1) > 0)
+    try:  # arviz's convention: the ratios of -ary (LOO's 1 / p(y | theta))
+        smoothed, k_rows = array_stats.psislw(-lr[rows], axis=-1)
+        out[rows], k[rows] = smoothed, k_rows
+    except ValueError:  # "All tail values are the same" in some row
+        for i in rows:
+            try:
+                out[i], k[i] = array_stats.psislw(-lr[i], axis=-1)
+            except ValueError:
+                k[i] = np.nan
+    return out, k
+
+
+def weighted_interval(values, weights, prob):
+    """Lower and upper ends of the weighted equal-tailed ``prob`` interval, along the last axis.
+
+    NumPy's weighted quantiles (the inverse of the weighted empirical CDF);
+    with equal weights the ends are sample values, as ``np.quantile(...,
+    method="inverted_cdf")``.
+
+    Examples
+    --------
+    >>> lo, hi = weighted_interval(np.arange(100.0), np.ones(100), 0.9)
+    >>> float(lo), float(hi)
+    (4.0, 94.0)
+    >>> lo, hi = weighted_interval(np.arange(100.0), (np.arange(100) >= 50).astype(float), 0.9)
+    >>> float(lo), float(hi)
+    (52.0, 97.0)
+    """
+    prob = check_prob(prob)
+    w = np.asarray(weights, dtype=float)
+    v = np.broadcast_to(np.asarray(values, dtype=float), w.shape)
+    q = [(1 - prob) / 2, (1 + prob) / 2]
+    lo, hi = np.quantile(v, q, axis=-1, weights=w, method="inverted_cdf")
+    return lo, hi
+
+
+# -------------------------------------------------------------- candidates
+def candidate_grid(n_range, d_range, *, points=7, max_cost=None,
+                   flops_per_param_token=FLOPS_PER_PARAM_TOKEN) -> pd.DataFrame:
+    """Candidate runs on a log-spaced grid of model sizes N and tokens D.
+
+    Parameters
+    ----------
+    n_range, d_range : (float, float)
+        Smallest and largest N and D (``"100M"``, ``"2B"`` are read too).
+    points : int or (int, int), default 7
+        Grid points along N and along D.
+    max_cost : float, optional
+        Drop candidates costing more FLOPs than this.
+    flops_per_param_token : float, default 6
+        k in the cost ``C = k N D``.
+
+    Returns
+    -------
+    DataFrame
+        ``N``, ``D``, ``C``, one row per candidate.
+
+    Examples
+    --------
+    >>> grid = candidate_grid((1e8, 1e9), ("2B", "20B"), points=3, max_cost=1e19)
+    >>> (grid[["N", "D"]] / 1e9).round(2).to_numpy().tolist()
+    [[0.1, 2.0], [0.1, 6.32], [0.32, 2.0]]
+    """
+    k = float(positive_array(flops_per_param_token, "flops_per_param_token"))
+    ranges = {}
+    for name, value in (("n_range", n_range), ("d_range", d_range)):
+        try:
+            low, high = (parse_quantity(v, name) for v in value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be (low, high), two positive numbers, got {value!r}") from exc
+        if low > high:
+            raise ValueError(f"{name} must be (low, high) with low <= high, got {value!r}")
+        ranges[name] = (low, high)
+    n_pts, d_pts = (points, points) if np.ndim(points) == 0 else tuple(points)
+    n_pts, d_pts = check_count(n_pts, "points"), check_count(d_pts, "points")
+    n = np.geomspace(*ranges["n_range"], n_pts)
+    d = np.geomspace(*ranges["d_range"], d_pts)
+    nn, dd = (a.ravel() for a in np.meshgrid(n, d, indexing="ij"))
+    frame = pd.DataFrame({"N": nn, "D": dd, "C": k * nn * dd})
+    if max_cost is not None:
+        frame = frame[frame["C"] <= float(parse_quantity(max_cost, "max_cost"))].reset_index(drop=True)
+        if frame.empty:
+            raise ValueError(f"max_cost={max_cost!r}: every candidate of the grid costs more; the cheapest costs "
+                            f"{format_flops(k * n[0] * d[0])}")
+    return frame
+
+
+# -------------------------------------------------------------- quantities
+def _check_quantity(quantity, budget, target):
+    if quantity not in QUANTITIES:
+        raise ValueError(f"quantity must be one of {', '.join(map(repr, QUANTITIES))}, got {quantity!r}")
+    if quantity == "budget_for":
+        if target is None:
+            raise ValueError("quantity='budget_for' needs target= (the loss to reach), got target=None")
+        return None, float(parse_quantity(target, "target"))
+    if budget is None:
+        raise ValueError(f"quantity={quantity!r} needs budget= (the compute of the planned run, in FLOPs), "
+                        "got budget=None")
+    c = np.atleast_1d(positive_array(budget, "budget"))
+    if c.size != 1:
+        raise ValueError(f"budget must be one compute budget, got {budget!r}")
+    return float(c[0]), None
+
+
+class _Quantity:
+    """Draws of the quantity, flat over (chain, draw), with distances measured from a given fitted range."""
+
+    def __init__(self, fit, quantity, budget, target, k, random_seed):
+        self.fit, self.quantity, self.budget, self.target, self.k = fit, quantity, budget, target, k
+        self.params = posterior_params(fit, None, random_seed)
+        self.floor = irreducible_draws(fit, self.params)
+        self._cache = {}
+        if quantity in ("loss", "new_run_loss"):
+            # The plan is the risk table's compute-optimal plan at the budget, fixed by today's fit: the run to train.
+            central = self.params if fit.point_params is None else {
+                k_: np.asarray(v, dtype=float) for k_, v in fit.point_params.items()}
+            n_opt = optimal_allocation(fit.law, central, [budget], flops_per_param_token=k)["N"]
+            n, d = median_plan(np.reshape(n_opt, (-1, 1)), [budget], k)
+            self.plan = {"N": n, "D": d, "C": np.array([budget])}
+            if "U" in fit.law.inputs:
+                self.plan["U"] = d
+            self.noise = 0.0
+            if quantity == "new_run_loss":
+                rng = np.random.default_rng(fit.random_seed if random_seed is None else random_seed)
+                draws = fit.param_draws(random_seed=random_seed)
+                self.noise = np.asarray(fit.noise_draws({k_: np.asarray(v)[..., None] for k_, v in draws.items()},
+                                                        (*fit.draw_shape, 1), rng))[..., 0].ravel()
+        elif quantity == "budget_for":
+            runs = fit.runs.inputs(["N", "D"])
+            low = float(np.min(k * runs["N"] * runs["D"])) / 1e3
+            self.grid = np.geomspace(low, 1e40, SCAN_POINTS)
+
+    def draws(self, reach) -> np.ndarray:
+        key = (tuple(sorted(reach.lower.items())), tuple(sorted(reach.upper.items())))
+        if key not in self._cache:
+            with np.errstate(all="ignore"):
+                self._cache[key] = self._draws(reach)
+        return self._cache[key]
+
+    def _draws(self, reach):
+        fit, k = self.fit, self.k
+        if self.quantity == "n_opt":
+            out = optimal_allocation(fit.law, self.params, [self.budget], flops_per_param_token=k)
+            out = shift_allocation(fit, out, [self.budget], k, None, self.floor, reach)
+            return np.log10(out["N"][..., 0]).ravel()
+        if self.quantity in ("loss", "new_run_loss"):
+            inputs = {name: self.plan[name] for name in fit.law.inputs}
+            log_l = log_curve(fit.law, inputs, {k_: np.asarray(v)[..., None] for k_, v in self.params.items()})
+            floor = np.asarray(self.floor, dtype=float)[..., None]
+            log_l = shift_log_loss(fit, log_l, self.plan, floor, reach)[..., 0].ravel()
+            return np.exp(log_l + self.noise)
+        out = optimal_allocation(fit.law, self.params, self.grid, flops_per_param_token=k)
+        out = shift_allocation(fit, out, self.grid, k, None, self.floor, reach)
+        loss = out["loss"].reshape(-1, self.grid.size)
+        return _first_crossing(np.log10(self.grid), loss, self.target)
+
+
+def _first_crossing(log_c, loss, target) -> np.ndarray:
+    """Per row of `loss` (draws x grid), log10 C where it first falls to `target` (linear in log C).
+
+    A draw that never reaches the target on the grid (its irreducible loss lies above it, or the compute needed
+    lies beyond the grid's end, 1e40 FLOP) is put at the grid's end: the interval then reaches "not by 1e40 FLOP"
+    and its width counts that, as :func:`bayescale.risk.budget_for` reports such a target.
+    """
+    below = loss <= target
+    hit = below.any(axis=1)
+    first = np.argmax(below, axis=1)
+    prev = np.maximum(first - 1, 0)
+    rows = np.arange(loss.shape[0])
+    l0, l1 = loss[rows, prev], loss[rows, first]
+    with np.errstate(all="ignore"):
+        frac = np.where(l0 > l1, (l0 - target) / (l0 - l1), 0.0)
+    out = log_c[prev] + np.clip(np.nan_to_num(frac), 0.0, 1.0) * (log_c[first] - log_c[prev])
+    out = np.where(first == 0, log_c[0], out)
+    return np.where(hit, out, log_c[-1])
+
+
+# ----------------------------------------------------------------- ranking
+def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=None, prob=0.9, outcomes=100,
+                   psis=True, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, columns=None,
+                   random_seed=None) -> pd.DataFrame:
+    """Rank candidate runs by the expected shrinkage, per FLOP, of the interval of a planning quantity.
+
+    Parameters
+    ----------
+    fit : ScalingResult
+        Any fit without groups (:mod:`bayescale.contract`).
+    candidates : DataFrame, dict of arrays, RunData or path
+        The runs you could train next: the law's inputs (``N``, ``D``; ``C``
+        is derived as ``6 N D`` unless given), and optionally a ``cost``
+        column (FLOPs or any unit; default ``C``). :func:`candidate_grid`
+        makes a grid.
+    quantity : {"n_opt", "loss", "new_run_loss", "budget_for"}, default "n_opt"
+        Whose interval to narrow (:data:`QUANTITIES`): log10 N_opt at
+        `budget`; the expected loss, or one training run's loss, of the
+        compute-optimal plan at `budget` (the plan of
+        :func:`bayescale.risk.risk`, fixed by today's fit); or log10 of the
+        compute at which the compute-optimal expected loss reaches `target`
+        (per draw: the draw's own frontier, with the form uncertainty; a draw
+        that never reaches it counts as 1e40 FLOP, the end of the search of
+        :func:`bayescale.risk.budget_for`). The expected width after a run can
+        exceed today's (negative shrinkage): for a skewed quantity, outcomes
+        that favour its long tail widen the interval more than the others
+        narrow it.
+    budget : float
+        Compute of the planned run (FLOPs); for every quantity but ``budget_for``.
+    target : float
+        Target loss; for ``budget_for``.
+    prob : float, default 0.9
+        Probability of the interval whose width is measured.
+    outcomes : int, default 100
+        Simulated outcomes per candidate. The Monte Carlo error of the
+        expected width is the column ``expected_width_se``; the same draws
+        generate every candidate's outcomes, so differences between rows are
+        more precise than that.
+    psis : bool, default True
+        Pareto-smooth the importance weights and report their Pareto k.
+    flops_per_param_token : float, default 6
+        k in ``C = k N D`` for the compute-optimal plans.
+    columns : mapping, optional
+        Your column names to canonical ones, as for :func:`bayescale.load_runs`.
+    random_seed : int, optional
+        Seed of the outcomes (default the fit's seed).
+
+    Returns
+    -------
+    DataFrame
+        One row per candidate, best first (largest ``shrinkage_per_flop``):
+        ``rank``, the inputs (``N``, ``D``, ``C``), ``cost``, ``width`` (the
+        width of today's interval), ``expected_width`` (after the run, mean
+        over the outcomes) and ``expected_width_se``, ``shrinkage`` (width -
+        expected width, in the quantity's units), ``shrinkage_fraction``,
+        ``shrinkage_per_flop`` (shrinkage / cost), ``ess_min``,
+        ``ess_median`` (Kish effective draws of the weights over the
+        outcomes), ``pareto_k_max`` (NaN without `psis`),
+        ``unreliable_share`` (share of the outcomes whose weights have fewer
+        than :data:`ESS_MIN` effective draws or a Pareto k above
+        :data:`PARETO_K_MAX`), ``reliable`` (that share at most
+        :data:`UNRELIABLE_SHARE`), the
+        candidate's ``beyond_*`` distances from the fitted runs
+        (:mod:`bayescale.extrapolation`), ``converged`` (the fit's verdict).
+        ``attrs``: ``quantity``, ``units`` (of the widths), ``prob``,
+        ``interval`` (the fit's kind, equal-tailed), ``budget``, ``target``,
+        ``outcomes``, ``median``, ``lower``, ``upper`` (today's interval).
+
+    Raises
+    ------
+    ValueError
+        An unknown quantity, a missing budget or target, a fit with groups,
+        an outcome count below 10.
+    DataError
+        Unusable candidates (as :func:`bayescale.load_runs` says).
+
+    Examples
+    --------
+    >>> grid = candidate_grid((1e8, 2e9), (2e9, 4e10), points=5)
+    >>> table = fit.recommend_runs(grid, quantity="n_opt", budget=1e23)  # doctest: +SKIP
+    >>> table[["N", "D", "shrinkage_fraction", "shrinkage_per_flop", "reliable"]].head(3)  # doctest: +SKIP
+    """
+    budget, target = _check_quantity(quantity, budget, target)
+    prob = check_prob(prob)
+    outcomes = check_count(outcomes, "outcomes")
+    if outcomes < 10:
+        raise ValueError(f"outcomes must be at least 10 simulated outcomes per candidate, got {outcomes}")
+    random_seed = check_seed(random_seed)
+    if psis not in (True, False):
+        raise ValueError(f"psis must be True or False, got {psis!r}")
+    k = float(positive_array(flops_per_param_token, "flops_per_param_token"))
+    if fit.hierarchical:
+        raise ValueError("recommend_runs takes a fit without groups: the value of a run for one group's "
+                        "parameters is not modelled")
+    runs = new_runs(fit, candidates, columns)
+    frame = runs.frame
+    inputs = runs.inputs(fit.law.inputs)
+    if "cost" in frame:
+        cost = positive_array(frame["cost"].to_numpy(), "cost column of candidates")
+    elif "C" in frame:
+        cost = frame["C"].to_numpy(dtype=float)
+    else:
+        raise ValueError("candidates need a C or cost column (or N and D, C = 6 N D) to rank by cost")
+
+    q = _Quantity(fit, quantity, budget, target, k, random_seed)
+    reach = Reach.from_runs(fit.runs)
+    current = q.draws(reach)
+    m = current.size
+    uniform = np.full(m, 1.0 / m)
+    if not np.all(np.isfinite(current)):
+        raise ValueError(f"the fit's draws of {quantity} are not all finite; see fit.summary()")
+    lo0, hi0 = weighted_interval(current, uniform, prob)
+    width0 = float(hi0 - lo0)
+
+    rng = np.random.default_rng(fit.random_seed if random_seed is None else random_seed)
+    seed = int(rng.integers(2**31))
+    y = np.log(predict_draws(fit, runs, random_seed=seed)["new_run_loss"].values.reshape(m, runs.n_runs))
+    pick = rng.choice(m, size=outcomes, replace=outcomes > m)
+    rows = []
+    for i in range(runs.n_runs):
+        one = {name: np.repeat(inputs[name][i], outcomes) for name in fit.law.inputs}
+        ll = np.asarray(fit.log_likelihood_draws({**one, "loss": np.exp(y[pick, i])}), dtype=float)
+        ll = ll.reshape(m, outcomes).T  # (outcome, draw)
+        ll[np.arange(outcomes), pick] = -np.inf  # the draw that made the outcome does not vouch for it
+        ll = np.where(np.isfinite(ll), ll, np.min(np.where(np.isfinite(ll), ll, np.inf), axis=1, keepdims=True))
+        w, k_hat = importance_weights(ll, psis=psis)
+        # with the run, the fitted range grows to hold it; only the form uncertainty depends on that range
+        grown = reach if fit.form_uncertainty is None else Reach.from_frame(
+            pd.concat([fit.runs.frame, frame.iloc[[i]]], ignore_index=True))
+        values = q.draws(grown)
+        lo, hi = weighted_interval(values, w, prob)
+        ess = kish_ess(w)
+        with np.errstate(invalid="ignore"):
+            widths = hi - lo
+            se = float(np.std(widths, ddof=1) / np.sqrt(outcomes)) if np.all(np.isfinite(widths)) else np.nan
+        rows.append(dict(expected_width=float(np.mean(widths)), expected_width_se=se,
+                         ess_min=float(ess.min()), ess_median=float(np.median(ess)),
+                         pareto_k_max=float(np.nanmax(k_hat)) if psis and not np.isnan(k_hat).all() else np.nan,
+                         unreliable_share=float(np.mean((ess < ESS_MIN) | (k_hat > PARETO_K_MAX)))))
+    table = frame[[c for c in ("N", "D", "C", "U") if c in frame]].reset_index(drop=True)
+    table["cost"] = cost
+    table["width"] = width0
+    table = pd.concat([table, pd.DataFrame(rows)], axis=1)
+    table["shrinkage"] = table["width"] - table["expected_width"]
+    table["shrinkage_fraction"] = table["shrinkage"] / width0 if width0 > 0 else 0.0
+    table["shrinkage_per_flop"] = table["shrinkage"] / table["cost"]
+    table = table[["N", "D", "C", *(["U"] if "U" in table else []), "cost", "width", "expected_width",
+                   "expected_width_se", "shrinkage", "shrinkage_fraction", "shrinkage_per_flop", "ess_min",
+                   "ess_median", "pareto_k_max", "unreliable_share"]]
+    table["reliable"] = table["unreliable_share"] <= UNRELIABLE_SHARE
+    annotate(table, fit.runs, what="recommend_runs", stacklevel=3, form=fit.form_uncertainty)
+    table["converged"] = bool(fit.converged)
+    table = table.sort_values("shrinkage_per_flop", ascending=False, kind="stable").reset_index(drop=True)
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    med = float(np.quantile(current, 0.5))
+    table.attrs.update(quantity=quantity, units=UNITS[quantity], prob=prob,
+                       interval=interval_label(fit.draws_kind, "eti"), budget=budget, target=target,
+                       outcomes=outcomes, median=med, lower=float(lo0), upper=float(hi0), law=fit.law.name)
+    bad = ~table["reliable"]
+    if bad.any():
+        worst = table.loc[bad].iloc[0]
+        warnings.warn(
+            f"recommend_runs: {int(bad.sum())} of {len(table)} candidates rest on few effective draws: for more "
+            f"than {UNRELIABLE_SHARE:.0%} of their outcomes the reweighted draws have fewer than {ESS_MIN} effective "
+            f"draws or a Pareto k above {PARETO_K_MAX} (up to {table.loc[bad, 'unreliable_share'].max():.0%}), e.g. "
+            f"rank {int(worst['rank'])} "
+            f"({format_count(worst['N'])} params on {format_count(worst['D'])} tokens): such a run would teach "
+            "more than the existing draws can show, so its expected width is coarse; draw more posterior samples "
+            "or refit with a simulated outcome", ImportanceWeightWarning, stacklevel=3)
+    return table
+
+
+# ------------------------------------------------------------------ figure
+def plot_recommendations(fit, table, *, ax=None):
+    """Expected shrinkage per FLOP of each candidate over the (N, D) plane, with the fitted runs.
+
+    Parameters
+    ----------
+    fit : ScalingResult
+        The fit the table was made from (its runs are drawn).
+    table : DataFrame
+        A table of :func:`recommend_runs` (needs ``N``, ``D``, ``shrinkage_per_flop``, ``rank``).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    bayescale.figure.Figure
+        Candidates coloured by expected shrinkage per FLOP (grey: none
+        expected), candidates with unreliable weights ringed, the fitted runs
+        as crosses, the top candidate starred, lines of equal compute dotted.
+
+    Examples
+    --------
+    >>> fig = plot_recommendations(fit, fit.recommend_runs(grid, budget=1e23))  # doctest: +SKIP
+    """
+    from matplotlib.colors import LogNorm
+
+    from .figure import figure_and_axes, mark_unconverged
+    from .plots import count_axis
+
+    need = {"N", "D", "shrinkage_per_flop", "rank"}
+    if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
+        raise ValueError(f"table must be a table of recommend_runs with columns {sorted(need)}")
+    fig, ax = figure_and_axes(ax, size=(7.0, 5.2))
+    runs = fit.runs.inputs(["N", "D"])
+    value = table["shrinkage_per_flop"].to_numpy(dtype=float)
+    good = np.isfinite(value) & (value > 0)
+    ax.scatter(table["N"][~good], table["D"][~good], s=40, color="0.8", label="no shrinkage expected", zorder=2)
+    if good.any():
+        norm = LogNorm(vmin=value[good].min(), vmax=value[good].max()) if value[good].max() > value[good].min() \
+            else None
+        points = ax.scatter(table["N"][good], table["D"][good], c=value[good], s=60, cmap="viridis", norm=norm,
+                            zorder=3, label="candidates")
+        units = table.attrs.get("units", "")
+        fig.colorbar(points, ax=ax, label=f"expected shrinkage per FLOP ({units})" if units else
+                     "expected shrinkage per FLOP")
+    if "reliable" in table:
+        weak = ~table["reliable"].to_numpy(dtype=bool)
+        if weak.any():
+            ax.scatter(table["N"][weak], table["D"][weak], s=130, facecolors="none", edgecolors="C3", zorder=4,
+                       label="few effective draws")
+    ax.scatter(runs["N"], runs["D"], marker="x", color="k", s=20, zorder=5, label="fitted runs")
+    top = table.loc[table["rank"].idxmin()]
+    ax.scatter([top["N"]], [top["D"]], marker="*", s=320, color="C1", edgecolors="k", zorder=6,
+               label=f"best: {format_count(top['N'])} params, {format_count(top['D'])} tokens")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    n_all = np.concatenate([runs["N"], table["N"].to_numpy(dtype=float)])
+    d_all = np.concatenate([runs["D"], table["D"].to_numpy(dtype=float)])
+    n_line = np.geomspace(n_all.min() / 1.5, n_all.max() * 1.5, 50)
+    for c in 10.0 ** np.arange(np.floor(np.log10(6 * n_all.min() * d_all.min())),
+                               np.ceil(np.log10(6 * n_all.max() * d_all.max())) + 1):
+        ax.plot(n_line, c / (6 * n_line), color="0.85", linestyle=":", linewidth=0.8, zorder=1)
+    ax.set_xlim(n_all.min() / 1.5, n_all.max() * 1.5)
+    ax.set_ylim(d_all.min() / 1.5, d_all.max() * 1.5)
+    count_axis(ax.xaxis)
+    count_axis(ax.yaxis)
+    ax.set_xlabel("parameters N")
+    ax.set_ylabel("tokens D")
+    what = {"n_opt": "N_opt", "loss": "loss at the optimum", "new_run_loss": "new-run loss at the optimum",
+            "budget_for": "compute for the target"}.get(table.attrs.get("quantity"), "the quantity")
+    at = table.attrs.get("budget")
+    where = f" at {format_flops(at)}" if at else (f" (target {table.attrs['target']:g})"
+                                                  if table.attrs.get("target") else "")
+    ax.set_title(f"Next run: expected narrowing of the {table.attrs.get('prob', 0.9):.0%} interval of\n"
+                 f"{what}{where}, per FLOP (dotted: equal compute)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
+    mark_unconverged(ax, fit)
+    return fig

@@ -21,7 +21,7 @@ __all__ = ["ScalingFit", "FORMAT_VERSION", "within_run_loglik"]
 
 RUN_SD = "run_sd"
 #: Gauss-Hermite nodes of the Student-t marginal over a run's offset (:func:`within_run_loglik`).
-HERMITE_NODES = 32
+HERMITE_NODES = 24
 
 FORMAT_VERSION = 1
 RHAT_MAX = 1.01
@@ -800,10 +800,16 @@ def within_run_loglik(resid, sigma, run_sd, run_index, order, nu=None) -> np.nda
         mean = before / var_e / precision
         out[..., order_] = stats.norm.logpdf(e, loc=mean, scale=np.sqrt(var_e + 1.0 / precision))
         return out
+    from scipy.special import gammaln
+
     x, w = np.polynomial.hermite.hermgauss(HERMITE_NODES)
-    log_w = np.log(w / np.sqrt(np.pi))
+    log_w = np.log(w / np.sqrt(np.pi)) + x ** 2  # weights over q, with q's own exp(-x**2) taken out
+    nu, sigma = np.asarray(nu, dtype=float), np.asarray(sigma, dtype=float)
+    half = (nu + 1) / 2  # Student-t log density, its constants once per draw; all (chain, draw, 1)
+    const = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi) - np.log(sigma)
+    inv_nu_s2 = (1.0 / (nu * var_e))[..., None]  # (chain, draw, 1, 1) against (chain, draw, m, K)
+    var_u_ = np.asarray(var_u, dtype=float)
     ll = np.empty_like(out)
-    sd_u = np.asarray(run_sd)[..., None]
     for g in np.flatnonzero(start):
         stop = g + 1
         while stop < n and not start[stop]:
@@ -811,15 +817,16 @@ def within_run_loglik(resid, sigma, run_sd, run_index, order, nu=None) -> np.nda
         previous = 0.0
         for k in range(g, stop):
             rows = e[..., g:k + 1]  # (chain, draw, m)
-            precision = 1.0 / var_u + rows.shape[-1] / var_e
-            centre = (rows.sum(axis=-1, keepdims=True) / var_e / precision)[..., None]  # (chain, draw, 1, 1)
-            spread = 1.5 / np.sqrt(precision)[..., None]
-            u = centre + np.sqrt(2.0) * spread * x  # (chain, draw, 1, K)
-            log_f = stats.t.logpdf(rows[..., None], df=np.asarray(nu)[..., None], loc=u,
-                                   scale=np.asarray(sigma)[..., None]).sum(axis=-2, keepdims=True)
-            log_prior = stats.norm.logpdf(u, scale=sd_u)
-            log_q = stats.norm.logpdf(u, loc=centre, scale=spread)
-            total = logsumexp(log_w + log_f + log_prior - log_q, axis=-1)[..., 0]  # (chain, draw)
+            m = rows.shape[-1]
+            precision = 1.0 / var_u + m / var_e
+            centre = rows.sum(axis=-1, keepdims=True) / var_e / precision  # (chain, draw, 1)
+            spread = 1.5 / np.sqrt(precision)
+            u = centre + np.sqrt(2.0) * spread * x  # nodes, (chain, draw, K)
+            z2 = np.square(rows[..., None] - u[..., None, :])  # (chain, draw, m, K)
+            log_f = m * const - half * np.log1p(z2 * inv_nu_s2).sum(axis=-2)
+            log_prior = -0.5 * np.square(u) / var_u_ - 0.5 * np.log(2 * np.pi * var_u_)
+            log_q = -0.5 * np.log(2 * np.pi) - np.log(spread)  # q's density at its nodes, without exp(-x**2)
+            total = logsumexp(log_w + log_f + log_prior - log_q, axis=-1)  # (chain, draw)
             ll[..., k] = total - previous
             previous = total
     out[..., order_] = ll

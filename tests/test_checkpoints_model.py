@@ -205,3 +205,14 @@ def test_student_t_and_grouped_models_carry_one_offset_per_run():
     assert built["run_offset__centring"].get_value().tolist() == [1.0] * 4  # several rows each: centred
     plain = bs.ScalingModel().build(frame.drop(columns="group"), level_form=True)  # level form keeps the offsets
     assert plain["run_offset"].type.shape == (4,) and "level__log" in {v.name for v in plain.free_RVs}
+
+
+def test_the_number_of_free_offsets_is_part_of_the_cached_structure():
+    from bayescale.sampling import graph_for
+
+    runs = {r: bs.load_runs(simulate_curves(TRUE, np.geomspace(1e8, 1e9, r), 2e10, checkpoints=3)) for r in (4, 5)}
+    for likelihood, shared in (("student_t", False), ("normal", True)):  # Normal: offsets integrated out, R is data
+        model = bs.ScalingModel(likelihood=likelihood)
+        graphs = [graph_for(model, model.resolve_priors(runs[r]), 1, model._offset_count(runs[r])) for r in (4, 5)]
+        assert (graphs[0] is graphs[1]) == shared
+        assert graphs[0].published[-1] == "run_sd"

@@ -47,7 +47,14 @@ class ScalingFit(ResultMethods):
     idata : xarray.DataTree
         Groups ``posterior`` (published parameters only), ``sample_stats``,
         ``observed_data`` (log loss), ``constant_data`` (inputs) and
-        ``log_likelihood`` (pointwise, for LOO).
+        ``log_likelihood`` (pointwise, for LOO). With per-run offsets
+        (checkpoint data) ``log_likelihood`` holds ``log_loss`` per row (each
+        row given its run's earlier rows, the offset integrated out) and
+        ``log_loss_by_run`` per run (their sums: each run's marginal density),
+        so ``arviz.loo(fit.idata, var_name="log_loss_by_run")`` leaves out
+        whole runs, which is what predicting a new run is about; the
+        per-row entries are not a leave-one-checkpoint-out (a left-out row
+        still conditions the later rows of its run).
     priors_ : dict
         The priors actually used, data-scaled defaults resolved.
     centres_ : dict
@@ -81,6 +88,8 @@ class ScalingFit(ResultMethods):
         obs = xr.Dataset({"log_loss": ("run", np.log(runs.loss))}, coords={"run": run})
         const = _constant_data(runs)
         loglik = xr.Dataset({"log_loss": _pointwise_loglik(model, posterior, runs)})
+        if RUN_SD in posterior:  # checkpoint data: each run's marginal log density, for leave-one-run-out
+            loglik["log_loss_by_run"] = _by_run(loglik["log_loss"], runs)
         attrs = {
             "bayescale_format": FORMAT_VERSION,
             "bayescale_version": _version(),
@@ -701,6 +710,16 @@ def _constant_data(runs) -> xr.Dataset:
     if any(c in frame for c in FLAG_COLUMNS):
         data["undertuned_flag"] = ("run", flags(frame).astype(np.int8))
     return xr.Dataset(data, coords={"run": np.arange(runs.n_runs)})
+
+
+def _by_run(loglik, runs) -> xr.DataArray:
+    """Per-row log-likelihood summed over the rows of each run, dims (chain, draw, run_id)."""
+    index, ids = runs.run_index, runs.run_ids
+    values = np.zeros(loglik.shape[:2] + (len(ids),))
+    np.add.at(values, (slice(None), slice(None), index), loglik.values)
+    return xr.DataArray(values, dims=(*SAMPLE_DIMS, "run_id"),
+                        coords={"chain": loglik["chain"].values, "draw": loglik["draw"].values,
+                                "run_id": np.asarray(ids, dtype=str)})
 
 
 def _medians(posterior) -> dict:

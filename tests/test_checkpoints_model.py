@@ -105,6 +105,14 @@ def test_pointwise_loglik_adds_up_to_each_runs_marginal_density(fits, ladder):
     cov = float(post["sigma"]) ** 2 * np.eye(rows.sum()) + float(post["run_sd"]) ** 2
     joint = stats.multivariate_normal.logpdf(np.log(ladder["loss"].to_numpy()[rows]) - mu[rows], cov=cov)
     assert float(ll.isel(chain=0, draw=0).values[rows].sum()) == pytest.approx(joint, abs=1e-8)
+    by_run = fit.idata["log_likelihood"]["log_loss_by_run"]
+    assert by_run.sizes["run_id"] == 30
+    assert float(by_run.sel(run_id="r4").isel(chain=0, draw=0)) == pytest.approx(joint, abs=1e-8)
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Pareto k > 0.7: leaving out a whole run is influential
+        assert np.isfinite(az.loo(fit.idata, var_name="log_loss_by_run").elpd)  # leave-one-run-out
     lpd = fit.log_predictive_density(ladder)
     assert lpd.shape == (len(ladder),) and np.all(np.isfinite(lpd))
     assert np.isfinite(fit.loo().elpd)

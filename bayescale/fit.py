@@ -209,7 +209,9 @@ class ScalingFit(ResultMethods):
         """Log density of each run's observed log loss under each posterior draw, shape (chain, draw, n_runs).
 
         The model's likelihood (Normal or Student-t on log loss) at each draw's
-        parameters (for runs of a fitted group, that group's).
+        parameters (for runs of a fitted group, that group's). With per-run
+        offsets, each run's offset integrated out, its rows given its earlier
+        rows (as :meth:`log_predictive_density`): the runs are new runs.
 
         Examples
         --------

@@ -115,6 +115,8 @@ def test_pointwise_loglik_adds_up_to_each_runs_marginal_density(fits, ladder):
         assert np.isfinite(az.loo(fit.idata, var_name="log_loss_by_run").elpd)  # leave-one-run-out
     lpd = fit.log_predictive_density(ladder)
     assert lpd.shape == (len(ladder),) and np.all(np.isfinite(lpd))
+    draws = fit.log_likelihood_draws(ladder.head(40))
+    np.testing.assert_allclose(np.log(np.exp(draws).reshape(-1, 40).mean(axis=0)), lpd[:40], rtol=1e-10)
     assert np.isfinite(fit.loo().elpd)
 
 

@@ -169,7 +169,7 @@ class ScalingFit(ResultMethods):
 
     @property
     def within_run(self) -> str:
-        """``"offset"`` when the fit has per-run offsets (checkpoint data; ``run_sd`` in the posterior), else ``"none"``."""
+        """``"offset"`` with per-run offsets (checkpoint data; ``run_sd`` in the posterior), else ``"none"``."""
         return "offset" if RUN_SD in self.idata["posterior"].data_vars else "none"
 
     def group_labels(self, runs, group=None):

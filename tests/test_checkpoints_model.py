@@ -150,7 +150,8 @@ def test_summary_report_and_saved_file_carry_the_offsets(fits, ladder, tmp_path)
 # ------------------------------------------------------------------ settings and data (no sampling)
 def cosine_frame():
     return pd.DataFrame({"run": ["a"] * 3 + ["b"] * 3 + ["c"] * 2, "N": [1e8] * 3 + [3e8] * 3 + [1e9] * 2,
-                         "D": [1e9, 2e9, 3e9, 1e9, 2e9, 3e9, 5e9, 1e10], "loss": [3.3, 3.1, 3.0, 3.1, 2.9, 2.8, 2.6, 2.5],
+                         "D": [1e9, 2e9, 3e9, 1e9, 2e9, 3e9, 5e9, 1e10],
+                         "loss": [3.3, 3.1, 3.0, 3.1, 2.9, 2.8, 2.6, 2.5],
                          "schedule": ["constant"] * 3 + ["cosine"] * 3 + ["wsd"] * 2,
                          "D_total": [np.nan] * 3 + [3e9] * 3 + [np.nan] * 2})
 

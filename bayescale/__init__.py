@@ -22,6 +22,7 @@ from .data import RunData, load_runs
 from .errors import (BayescaleError, ConvergenceWarning, DataError, DegenerateResultWarning, ExtrapolationWarning,
                      FileFormatError, FileWriteError, HeavyTailWarning, ModelCheckWarning, NonFiniteWarning,
                      PriorDataConflictWarning, SpecError)
+from .errors import CheckpointWarning
 from .fit import ScalingFit
 from .io import load
 from .laws import Law, available_laws, get_law, law
@@ -107,6 +108,7 @@ __all__ = [
     "PriorDataConflictWarning",
     "HeavyTailWarning",
     "DegenerateResultWarning",
+    "CheckpointWarning",
     "conflicts",
     "extrapolation",
 ]

@@ -164,7 +164,9 @@ def structure_key(graph, n_groups) -> str:
     # the PyMC version, part of the key); printing them is cheaper than building the log density.
     outputs = [*m.free_RVs, *m.observed_RVs, *m.potentials, *(m[n] for n in graph.published)]
     pytensor.dprint(outputs, file=out, print_type=True)
+    extra = {"offsets": int(graph.n_offsets)} if getattr(graph, "n_offsets", 0) else {}
     text = json.dumps({
+        **extra,
         "graph": out.getvalue(),
         "transforms": [(rv.name, type(m.rvs_to_transforms.get(rv)).__qualname__) for rv in m.free_RVs],
         "free": [(v.name, v.type.ndim) for v in m.value_vars],
@@ -385,7 +387,7 @@ def _store(path: Path, key: str, compiled) -> bool:
     header = {
         "key": key, "format": _FORMAT, "funcs": funcs, "shared": shared,
         "n_dim": int(compiled.n_dim), "n_expanded": int(compiled.n_expanded),
-        "shape_info": [list(names), [[s.start, s.stop] for s in slices], [list(map(int, s)) for s in shapes]],
+        "shape_info": [list(names), [[int(s.start), int(s.stop)] for s in slices], [list(map(int, s)) for s in shapes]],
         "dims": {k: list(v) for k, v in (compiled.dims or {}).items()},
         "coords": {k: np.asarray(v).tolist() for k, v in (compiled._coords or {}).items()},
         "reparameterized_names": compiled.reparameterized_names,

@@ -32,7 +32,16 @@ CANONICAL = {
     "U": "unique tokens",
     "loss": "final loss",
     "group": "group label (dataset, model family, ...)",
+    "run": "training-run identifier (the rows of one run are its checkpoints)",
+    "D_total": "tokens of the run's whole learning-rate schedule (D at its end)",
+    "schedule": "learning-rate schedule: constant, wsd or cosine",
 }
+#: Learning-rate schedules the ``schedule`` column may name. Rows of a ``cosine`` run before its end
+#: (``D < D_total``) are not points of the final-loss law; see :attr:`RunData.law_rows`.
+SCHEDULES = ("constant", "wsd", "cosine")
+#: Relative tolerance within which a checkpoint's ``D`` counts as the end of its schedule (``D_total``):
+#: token counts logged as steps x batch tokens differ from the nominal length by a batch or so.
+END_RTOL = 1e-3
 NUMERIC = ("N", "D", "C", "U", "loss")
 MAX_LISTED = 50
 #: Largest factor by which a run's ``C`` may differ from ``6 N D``. FLOP accountings that count
@@ -43,7 +52,8 @@ MAX_LISTED = 50
 C_RATIO_LIMIT = 100.0
 _READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
 _HINTS = {"N": ("param", "model size"), "D": ("token",), "C": ("flop", "compute"),
-          "U": ("unique",), "loss": ("loss",), "group": ("group", "family", "dataset")}
+          "U": ("unique",), "loss": ("loss",), "group": ("group", "family", "dataset"),
+          "run": ("run", "seed", "name"), "D_total": ("total",), "schedule": ("schedule", "lr")}
 
 
 def _fmt(v) -> str:
@@ -296,6 +306,7 @@ def _validate(frame: pd.DataFrame, name: str, note: str, columns, derive_D_from_
         flag(frame["group"].isna().to_numpy(), len(NUMERIC),
              lambda i: f"column {label('group')}: missing group label")
         general.extend(_label_clashes(frame["group"], label("group")))
+    extra = _checkpoint_columns(frame, values, ok, label, flag, general)
     if 0 < len(frame) < min_runs:
         general.append(f"{len(frame)} runs, but the law has {min_runs} parameters; "
                        f"need at least {min_runs} runs")
@@ -311,19 +322,99 @@ def _validate(frame: pd.DataFrame, name: str, note: str, columns, derive_D_from_
     out = frame.copy()
     for col, v in values.items():
         out[col] = v
-    if "group" in out.columns:
-        labels = out["group"].map(str)
-        out["group"] = pd.Categorical(labels, categories=list(dict.fromkeys(labels)))
+    for col, v in extra.items():
+        out[col] = v
+    for col in ("group", "run"):
+        if col in out.columns:
+            labels = out[col].map(str)
+            out[col] = pd.Categorical(labels, categories=list(dict.fromkeys(labels)))
     return out, tuple(derived)
 
 
-def _label_clashes(labels: pd.Series, where: str) -> list[str]:
-    """Distinct group labels that would read as the same text (1 and "1", True and "True")."""
+def _checkpoint_columns(frame, values, ok, label, flag, general) -> dict:
+    """Check the checkpoint columns ``run``, ``D_total`` and ``schedule``; return their cleaned values.
+
+    A run's rows must agree on N, group, schedule and D_total, and name distinct D; D may not exceed
+    D_total; a ``cosine`` row needs D_total (the cycle length). Problems go to `flag` and `general`.
+    """
+    rank = len(NUMERIC) + 1
+    out, n = {}, len(frame)
+    sched = None
+    if "schedule" in frame.columns:
+        raw = frame["schedule"].to_numpy(dtype=object)
+        sched = np.array([v.strip().lower() if isinstance(v, str) else v for v in raw], dtype=object)
+        missing = pd.isna(frame["schedule"]).to_numpy()
+        flag(missing, rank + 2, lambda i: f"column {label('schedule')}: missing value; expected one of "
+                                          f"{', '.join(SCHEDULES)}")
+        unknown = ~missing & np.array([v not in SCHEDULES for v in sched], dtype=bool)
+        flag(unknown, rank + 2, lambda i: f"column {label('schedule')}: {_fmt(raw[i])} is not a schedule; "
+                                          f"expected one of {', '.join(SCHEDULES)}")
+        out["schedule"] = sched
+    cosine = np.array([v == "cosine" for v in sched], dtype=bool) if sched is not None else np.zeros(n, bool)
+    total = None
+    if "D_total" in frame.columns:
+        total, bad = _to_float(frame["D_total"], label("D_total"), flag, rank + 1)
+        with np.errstate(invalid="ignore"):
+            flag(~bad & np.isnan(total) & cosine, rank + 1, lambda i: f"column {label('D_total')}: missing value "
+                 "on a cosine row; expected the cosine schedule's length in tokens (D at its end)")
+            flag(~bad & np.isinf(total), rank + 1, lambda i: f"column {label('D_total')}: {_fmt(total[i])} is not "
+                 "finite; expected a positive number (tokens)")
+            flag(~bad & np.isfinite(total) & (total <= 0), rank + 1, lambda i: f"column {label('D_total')}: "
+                 f"{_fmt(total[i])} is not positive; expected D_total > 0 ({CANONICAL['D_total']})")
+            good = ~bad & np.isfinite(total) & (total > 0)
+            if "D" in values:
+                D = values["D"]
+                flag(good & ok.get("D", np.zeros(n, bool)) & (D > total * (1 + END_RTOL)), rank + 1,
+                     lambda i: f"columns {label('D')}, {label('D_total')}: D = {_fmt(D[i])} is more than "
+                               f"D_total = {_fmt(total[i])}; tokens seen cannot exceed the schedule's length")
+        out["D_total"] = total
+    elif cosine.any():
+        general.append(f"column {label('schedule')} names 'cosine' on {int(cosine.sum())} row(s), but there is no "
+                       "'D_total' column; give each cosine run's schedule length in tokens (map yours with "
+                       "columns={'your column': 'D_total'})")
+    if "run" in frame.columns:
+        ids = frame["run"]
+        flag(ids.isna().to_numpy(), rank, lambda i: f"column {label('run')}: missing run identifier")
+        general.extend(_label_clashes(ids, label("run"), what="run identifiers"))
+        key = ids.map(str).to_numpy(dtype=object)
+        first = pd.Series(np.arange(n)).groupby(key).transform("first").to_numpy()
+        shared = [(c, values[c]) for c in ("N",) if c in values]
+        shared += [(c, frame[c].to_numpy(dtype=object)) for c in ("group",) if c in frame.columns]
+        shared += [(c, v) for c, v in (("schedule", sched), ("D_total", total)) if v is not None]
+        for col, v in shared:
+            same = np.array([_same(v[i], v[j]) for i, j in enumerate(first)], dtype=bool)
+            if col in ok:  # a bad value is reported once, by its own check
+                same |= ~ok[col] | ~ok[col][first]
+            flag(~same, rank, lambda i, col=col, v=v: f"column {label(col)}: {_fmt(v[i])}, but the first row of run "
+                 f"{key[i]!r} ({_row(frame.index[first[i]])}) has {_fmt(v[first[i]])}; the rows of one run share "
+                 f"{col}")
+        if "D" in values:
+            dup = pd.DataFrame({"r": key, "D": values["D"]}).duplicated(keep="first").to_numpy() & ok.get("D", True)
+            flag(dup, rank, lambda i: f"columns {label('run')}, {label('D')}: run {key[i]!r} has another row at "
+                                      f"D = {_fmt(values['D'][i])}; one row per checkpoint")
+    return out
+
+
+def _same(a, b) -> bool:
+    """Whether two cells hold the same value (two missing values are the same)."""
+    def missing(v):
+        return v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and np.isnan(v))
+
+    if missing(a) or missing(b):
+        return missing(a) and missing(b)
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+def _label_clashes(labels: pd.Series, where: str, what: str = "group labels") -> list[str]:
+    """Distinct labels that would read as the same text (1 and "1", True and "True")."""
     texts: dict[str, dict[str, None]] = {}
     for v in pd.unique(labels.dropna().to_numpy(dtype=object)):
         v = v.item() if isinstance(v, np.generic) else v
         texts.setdefault(str(v), {}).setdefault(f"{v!r} ({type(v).__name__})")
-    return [f"column {where}: group labels {' and '.join(seen)} are different values that read as the same "
+    return [f"column {where}: {what} {' and '.join(seen)} are different values that read as the same "
             f"label {text!r}; make the column all text or all numbers"
             for text, seen in texts.items() if len(seen) > 1]
 
@@ -340,8 +431,9 @@ class RunData:
     ----------
     frame : pandas.DataFrame
         The validated data: the original rows, order and index; canonical numeric columns
-        (``N``, ``D``, ``C``, ``U``, ``loss``) as float64, ``group`` as a categorical of strings
-        (categories in order of first appearance), other columns untouched. Each access returns
+        (``N``, ``D``, ``C``, ``U``, ``loss``, ``D_total``) as float64, ``group`` and ``run`` as
+        categoricals of strings (categories in order of first appearance), ``schedule`` in lower
+        case, other columns untouched. Each access returns
         a copy-on-write view, so changing it leaves the RunData unchanged.
     derived : tuple of str
         Canonical columns computed rather than read (``D = C / (6 N)`` or ``C = 6 N D``).
@@ -403,6 +495,51 @@ class RunData:
             return np.zeros(len(self._frame), dtype=np.intp)
         return self._frame["group"].cat.codes.to_numpy().astype(np.intp)
 
+    @property
+    def run_ids(self) -> tuple[str, ...] | None:
+        """Training-run identifiers in order of first appearance, or None without a ``run`` column."""
+        if "run" not in self._frame.columns:
+            return None
+        return tuple(self._frame["run"].cat.categories)
+
+    @property
+    def run_index(self) -> np.ndarray:
+        """Integer code of each row's run in :attr:`run_ids`; without a ``run`` column each row is its own run."""
+        if "run" not in self._frame.columns:
+            return np.arange(len(self._frame), dtype=np.intp)
+        return self._frame["run"].cat.codes.to_numpy().astype(np.intp)
+
+    @property
+    def has_checkpoints(self) -> bool:
+        """True when the rows carry run identifiers and some run has more than one row (checkpoints)."""
+        return self.run_ids is not None and bool(np.any(np.bincount(self.run_index) > 1))
+
+    @property
+    def law_rows(self) -> np.ndarray:
+        """Boolean mask of the rows that are points of the final-loss law L(N, D).
+
+        False for a checkpoint mid-way through a cosine schedule (``schedule == "cosine"`` and ``D`` below
+        ``D_total`` by more than :data:`END_RTOL`): its learning rate has not decayed, so its loss lies above
+        that of a run trained to D (Hoffmann et al. 2022, appendix: cosine cycle length). Rows of ``constant``
+        and ``wsd`` schedules (before their decay) are kept, taking the loss at D on the same curve as a run
+        stopped there; rows without a schedule count as constant.
+        """
+        mask = np.ones(len(self._frame), dtype=bool)
+        if "schedule" in self._frame.columns and "D_total" in self._frame.columns and "D" in self._frame.columns:
+            cosine = (self._frame["schedule"] == "cosine").to_numpy()
+            D, total = self._frame["D"].to_numpy(dtype=float), self._frame["D_total"].to_numpy(dtype=float)
+            with np.errstate(invalid="ignore"):
+                mask &= ~(cosine & (D < total * (1 - END_RTOL)))
+        return mask
+
+    def take(self, mask) -> RunData:
+        """The rows where boolean `mask` is True, as RunData (index and columns kept, labels re-coded)."""
+        frame = self._frame.loc[np.asarray(mask, dtype=bool)].copy()
+        for col in ("group", "run"):
+            if col in frame.columns:
+                frame[col] = frame[col].cat.remove_unused_categories()
+        return RunData._wrap(frame, self._derived)
+
     def has(self, name: str) -> bool:
         """Whether column ``name`` is present (read or derived)."""
         return name in self._frame.columns
@@ -431,6 +568,8 @@ class RunData:
         ranges = ", ".join(f"{c} {self._frame[c].min():.2g}–{self._frame[c].max():.2g}"
                            for c in cols if c in NUMERIC)
         groups = f"; {len(self.groups)} groups" if self.groups is not None else ""
+        if self.run_ids is not None:
+            groups += f"; {len(self.run_ids)} run ids"
         return f"RunData({self.n_runs} runs; columns {names}; {ranges}{groups})"
 
 
@@ -489,7 +628,13 @@ def load_runs(source, *, columns=None, derive_D_from_C=True, require=("N", "D"),
         unchanged once ``require`` and ``min_runs`` are re-checked.
     columns : mapping, optional
         Your column names to canonical ones: ``N`` (parameters), ``D`` (tokens seen),
-        ``C`` (training FLOPs), ``U`` (unique tokens), ``loss`` and ``group``.
+        ``C`` (training FLOPs), ``U`` (unique tokens), ``loss`` and ``group``; for
+        checkpoint data also ``run`` (the training run a row belongs to: its rows are
+        the run's checkpoints, D the tokens seen at each), ``schedule`` (``constant``,
+        ``wsd`` or ``cosine``, any case) and ``D_total`` (tokens of the whole schedule;
+        needed on ``cosine`` rows, whose rows before the end are no points of the
+        final-loss law, see :attr:`RunData.law_rows`). The rows of one run must share
+        N, group, schedule and D_total and have distinct D, with D <= D_total.
         When ``N``, ``D`` and ``C`` are all given, each run's ``C`` must lie within a
         factor :data:`C_RATIO_LIMIT` (100) of ``6 N D``: FLOP accountings with attention,
         embeddings or recomputation do, a C in other units does not. Group labels are
@@ -517,8 +662,10 @@ def load_runs(source, *, columns=None, derive_D_from_C=True, require=("N", "D"),
         header or a header naming a column twice, dict columns of unequal length, bad
         ``columns`` mapping, missing required columns, non-numeric, boolean, NaN, infinite
         or non-positive values, ``D < U``, a ``C`` more than :data:`C_RATIO_LIMIT` times
-        away from ``6 N D``, group labels that differ but read alike (``1`` and ``"1"``),
-        too few runs. At most 50 are listed.
+        away from ``6 N D``, group labels or run identifiers that differ but read alike
+        (``1`` and ``"1"``), checkpoint columns as above (unknown schedule, missing or
+        non-positive D_total on a cosine row, D > D_total, rows of one run that disagree
+        or repeat a D), too few runs. At most 50 are listed.
     TypeError
         ``columns`` is not a mapping.
 

@@ -136,6 +136,14 @@ class NonFiniteWarning(DegenerateResultWarning):
     """
 
 
+class CheckpointWarning(UserWarning):
+    """Rows of checkpoint data are left out of a fit: checkpoints mid-way through a cosine schedule.
+
+    Their learning rate has not decayed, so their loss lies above the final-loss law at their tokens
+    (see :attr:`bayescale.data.RunData.law_rows`); the warning says how many rows.
+    """
+
+
 class BatchWarning(UserWarning):
     """Some keys of a :func:`fit_many` batch failed or did not converge."""
 

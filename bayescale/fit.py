@@ -17,7 +17,11 @@ from .laws import NUMPY
 from .predictive import log_curve, predict
 from .results import ResultMethods, writer
 
-__all__ = ["ScalingFit", "FORMAT_VERSION"]
+__all__ = ["ScalingFit", "FORMAT_VERSION", "within_run_loglik"]
+
+RUN_SD = "run_sd"
+#: Gauss-Hermite nodes of the Student-t marginal over a run's offset (:func:`within_run_loglik`).
+HERMITE_NODES = 24
 
 FORMAT_VERSION = 1
 RHAT_MAX = 1.01
@@ -43,7 +47,14 @@ class ScalingFit(ResultMethods):
     idata : xarray.DataTree
         Groups ``posterior`` (published parameters only), ``sample_stats``,
         ``observed_data`` (log loss), ``constant_data`` (inputs) and
-        ``log_likelihood`` (pointwise, for LOO).
+        ``log_likelihood`` (pointwise, for LOO). With per-run offsets
+        (checkpoint data) ``log_likelihood`` holds ``log_loss`` per row (each
+        row given its run's earlier rows, the offset integrated out) and
+        ``log_loss_by_run`` per run (their sums: each run's marginal density),
+        so ``arviz.loo(fit.idata, var_name="log_loss_by_run")`` leaves out
+        whole runs, which is what predicting a new run is about; the
+        per-row entries are not a leave-one-checkpoint-out (a left-out row
+        still conditions the later rows of its run).
     priors_ : dict
         The priors actually used, data-scaled defaults resolved.
     centres_ : dict
@@ -77,6 +88,8 @@ class ScalingFit(ResultMethods):
         obs = xr.Dataset({"log_loss": ("run", np.log(runs.loss))}, coords={"run": run})
         const = _constant_data(runs)
         loglik = xr.Dataset({"log_loss": _pointwise_loglik(model, posterior, runs)})
+        if RUN_SD in posterior:  # checkpoint data: each run's marginal log density, for leave-one-run-out
+            loglik["log_loss_by_run"] = _by_run(loglik["log_loss"], runs)
         attrs = {
             "bayescale_format": FORMAT_VERSION,
             "bayescale_version": _version(),
@@ -137,12 +150,27 @@ class ScalingFit(ResultMethods):
     def noise_draws(self, params, shape, rng) -> np.ndarray:
         """Run-to-run log-loss noise, one per draw and row: ``sigma`` times a Normal or Student-t draw.
 
+        With per-run offsets (:attr:`within_run` ``"offset"``) each row is a new run and also gets a new
+        offset, ``run_sd`` times a Normal draw.
+
         With possibly undertuned runs (``ScalingModel(undertuned=True)``) this
         is the noise of a well-tuned run: no excess (:mod:`bayescale.undertuned`).
         """
         if self.model.likelihood == "student_t":
-            return params["sigma"] * rng.standard_t(params["nu"], size=shape)
-        return params["sigma"] * rng.standard_normal(shape)
+            noise = params["sigma"] * rng.standard_t(params["nu"], size=shape)
+        else:
+            noise = params["sigma"] * rng.standard_normal(shape)
+        if self.within_run == "offset":
+            run_sd = params.get(RUN_SD)
+            if run_sd is None:
+                run_sd = self.idata["posterior"][RUN_SD].values[..., None]
+            noise = noise + run_sd * rng.standard_normal(shape)
+        return noise
+
+    @property
+    def within_run(self) -> str:
+        """``"offset"`` with per-run offsets (checkpoint data; ``run_sd`` in the posterior), else ``"none"``."""
+        return "offset" if RUN_SD in self.idata["posterior"].data_vars else "none"
 
     def group_labels(self, runs, group=None):
         """Group label of each row of `runs` and whether it is a new (unfitted) group."""
@@ -157,6 +185,14 @@ class ScalingFit(ResultMethods):
         (for runs of a fitted group, under that group's parameters). With
         possibly undertuned runs the likelihood is the model's mixture, with
         the rows' flags (:mod:`bayescale.undertuned`).
+
+        With per-run offsets (:attr:`within_run` ``"offset"``) every run of
+        `runs` is a new run: its offset is integrated out (marginal, not
+        conditional on a fitted offset). The rows of one run (same ``run``
+        identifier; without a ``run`` column each row is a run) get, in order
+        of D, the density of each row given the run's earlier rows, so the
+        values of a run's rows add up to its joint marginal log density (see
+        :func:`within_run_loglik`).
 
         Examples
         --------
@@ -173,7 +209,9 @@ class ScalingFit(ResultMethods):
         """Log density of each run's observed log loss under each posterior draw, shape (chain, draw, n_runs).
 
         The model's likelihood (Normal or Student-t on log loss) at each draw's
-        parameters (for runs of a fitted group, that group's).
+        parameters (for runs of a fitted group, that group's). With per-run
+        offsets, each run's offset integrated out, its rows given its earlier
+        rows (as :meth:`log_predictive_density`): the runs are new runs.
 
         Examples
         --------
@@ -405,6 +443,9 @@ class ScalingFit(ResultMethods):
     def residuals(self) -> np.ndarray:
         """Log-loss residual of each fitted run: log(observed loss) minus the posterior-median curve.
 
+        With per-run offsets (:attr:`within_run` ``"offset"``) the residuals of a run's rows include
+        its offset (they share it), as they include the noise.
+
         Returns
         -------
         ndarray
@@ -527,6 +568,10 @@ class ScalingFit(ResultMethods):
                             "HalfNormal scale excess_scale; predictions for well-tuned runs")
         lines += [f"    {k:<8} {v}" for k, v in self.priors_.items()]
         lines += ["[[Data]]", f"    {self.runs.n_runs} runs"]
+        if self.runs.run_ids is not None:
+            lines.append(f"    {len(self.runs.run_ids)} training runs by 'run' id; within run: " + (
+                "per-run offset ~ Normal(0, run_sd) on log loss" if self.within_run == "offset"
+                else "rows independent"))
         for k in self.model.law.inputs:
             lines.append(f"    {k}: {frame[k].min():.3g} to {frame[k].max():.3g}")
         lines.append(f"    loss: {frame['loss'].min():.4g} to {frame['loss'].max():.4g}")
@@ -655,11 +700,28 @@ def _constant_data(runs) -> xr.Dataset:
     data = {k: ("run", frame[k].to_numpy(dtype=float)) for k in ("N", "D", "C", "U", "loss") if k in frame}
     if "group" in frame:
         data["group"] = ("run", frame["group"].astype(str).to_numpy(dtype=str))
+    # checkpoint columns ("run" is the rows' dimension here, so the identifier is stored as "run_id")
+    if "run" in frame:
+        data["run_id"] = ("run", frame["run"].astype(str).to_numpy(dtype=str))
+    if "schedule" in frame:
+        data["schedule"] = ("run", frame["schedule"].astype(str).to_numpy(dtype=str))
+    if "D_total" in frame:
+        data["D_total"] = ("run", frame["D_total"].to_numpy(dtype=float))
     from .undertuned import FLAG_COLUMNS, flags
 
     if any(c in frame for c in FLAG_COLUMNS):
         data["undertuned_flag"] = ("run", flags(frame).astype(np.int8))
     return xr.Dataset(data, coords={"run": np.arange(runs.n_runs)})
+
+
+def _by_run(loglik, runs) -> xr.DataArray:
+    """Per-row log-likelihood summed over the rows of each run, dims (chain, draw, run_id)."""
+    index, ids = runs.run_index, runs.run_ids
+    values = np.zeros(loglik.shape[:2] + (len(ids),))
+    np.add.at(values, (slice(None), slice(None), index), loglik.values)
+    return xr.DataArray(values, dims=(*SAMPLE_DIMS, "run_id"),
+                        coords={"chain": loglik["chain"].values, "draw": loglik["draw"].values,
+                                "run_id": np.asarray(ids, dtype=str)})
 
 
 def _medians(posterior) -> dict:
@@ -686,15 +748,110 @@ def _pointwise_loglik(model, posterior, runs) -> xr.DataArray:
     mu = np.asarray(model.law.log_loss(x, params, NUMPY))
     sigma = posterior["sigma"].values[..., None]
     y = np.log(runs.loss)[None, None, :]
-    if model.undertuned:
+    nu = posterior["nu"].values[..., None] if model.likelihood == "student_t" else None
+    if RUN_SD in posterior:  # checkpoint data (not combined with undertuned runs)
+        order = runs.frame["D"].to_numpy(dtype=float) if runs.has("D") else np.arange(runs.n_runs, dtype=float)
+        ll = within_run_loglik(y - mu, sigma, posterior[RUN_SD].values[..., None], runs.run_index, order, nu)
+    elif model.undertuned:
         ll = _undertuned_loglik(model, posterior, runs, y, mu, sigma)
-    elif model.likelihood == "student_t":
-        ll = stats.t.logpdf(y, df=posterior["nu"].values[..., None], loc=mu, scale=sigma)
+    elif nu is not None:
+        ll = stats.t.logpdf(y, df=nu, loc=mu, scale=sigma)
     else:
         ll = stats.norm.logpdf(y, loc=mu, scale=sigma)
     return xr.DataArray(ll, dims=(*SAMPLE_DIMS, "run"),
                         coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values,
                                 "run": np.arange(runs.n_runs)})
+
+
+def within_run_loglik(resid, sigma, run_sd, run_index, order, nu=None) -> np.ndarray:
+    """Log density of each row given the earlier rows of its run, the run's offset integrated out.
+
+    The model of a run's rows is ``resid_i = u + e_i`` with ``u ~ Normal(0, run_sd)`` shared and ``e_i``
+    independent Normal(0, sigma) (or Student-t(nu, 0, sigma)). Its joint marginal density is split by
+    the chain rule: the rows of a run, in increasing `order` (tokens seen), get
+    ``log p(resid_t | resid_<t)``, so they add up to ``log p(resid of the run)`` exactly. Normal noise
+    has this in closed form (u given the earlier rows is Normal); Student-t noise by
+    :data:`HERMITE_NODES`-point Gauss-Hermite quadrature, centred and scaled at the Normal approximation
+    of u given the rows (adaptive, so a run of many precise rows is integrated as well as a single row).
+
+    Parameters
+    ----------
+    resid : ndarray (chain, draw, n)
+        Observed minus the law's log loss.
+    sigma, run_sd : ndarray (chain, draw, 1)
+    run_index : ndarray (n,) of int
+        Run of each row.
+    order : ndarray (n,)
+        Order of the rows within a run.
+    nu : ndarray (chain, draw, 1), optional
+        Student-t degrees of freedom; None for Normal noise.
+
+    Returns
+    -------
+    ndarray (chain, draw, n)
+
+    Examples
+    --------
+    >>> from scipy import stats
+    >>> r = np.array([0.01, 0.03])[None, None, :]
+    >>> one = np.ones((1, 1, 1))
+    >>> ll = within_run_loglik(r, 0.02 * one, 0.05 * one, np.array([0, 0]), np.array([1.0, 2.0]))
+    >>> cov = 0.02**2 * np.eye(2) + 0.05**2
+    >>> bool(np.isclose(ll.sum(), stats.multivariate_normal.logpdf([0.01, 0.03], cov=cov)))
+    True
+    """
+    from scipy import stats
+    from scipy.special import logsumexp
+
+    resid = np.asarray(resid, dtype=float)
+    run_index = np.asarray(run_index)
+    n = resid.shape[-1]
+    order_ = np.lexsort((np.asarray(order, dtype=float), run_index))
+    runs_sorted = run_index[order_]
+    e = resid[..., order_]
+    start = np.r_[True, runs_sorted[1:] != runs_sorted[:-1]]
+    first = np.maximum.accumulate(np.where(start, np.arange(n), 0))
+    t = np.arange(n) - first  # rows of the run before this one
+    out = np.empty(np.broadcast_shapes(resid.shape, np.shape(sigma), np.shape(run_sd)))
+    var_u, var_e = np.square(run_sd), np.square(sigma)
+    if nu is None:
+        csum = np.cumsum(e, axis=-1)
+        before = csum - e - np.take(np.concatenate([np.zeros_like(csum[..., :1]), csum], axis=-1), first, axis=-1)
+        precision = 1.0 / var_u + t / var_e
+        mean = before / var_e / precision
+        out[..., order_] = stats.norm.logpdf(e, loc=mean, scale=np.sqrt(var_e + 1.0 / precision))
+        return out
+    from scipy.special import gammaln
+
+    x, w = np.polynomial.hermite.hermgauss(HERMITE_NODES)
+    log_w = np.log(w / np.sqrt(np.pi)) + x ** 2  # weights over q, with q's own exp(-x**2) taken out
+    nu, sigma = np.asarray(nu, dtype=float), np.asarray(sigma, dtype=float)
+    half = (nu + 1) / 2  # Student-t log density, its constants once per draw; all (chain, draw, 1)
+    const = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi) - np.log(sigma)
+    inv_nu_s2 = (1.0 / (nu * var_e))[..., None]  # (chain, draw, 1, 1) against (chain, draw, m, K)
+    var_u_ = np.asarray(var_u, dtype=float)
+    ll = np.empty_like(out)
+    for g in np.flatnonzero(start):
+        stop = g + 1
+        while stop < n and not start[stop]:
+            stop += 1
+        previous = 0.0
+        for k in range(g, stop):
+            rows = e[..., g:k + 1]  # (chain, draw, m)
+            m = rows.shape[-1]
+            precision = 1.0 / var_u + m / var_e
+            centre = rows.sum(axis=-1, keepdims=True) / var_e / precision  # (chain, draw, 1)
+            spread = 1.5 / np.sqrt(precision)
+            u = centre + np.sqrt(2.0) * spread * x  # nodes, (chain, draw, K)
+            z2 = np.square(rows[..., None] - u[..., None, :])  # (chain, draw, m, K)
+            log_f = m * const - half * np.log1p(z2 * inv_nu_s2).sum(axis=-2)
+            log_prior = -0.5 * np.square(u) / var_u_ - 0.5 * np.log(2 * np.pi * var_u_)
+            log_q = -0.5 * np.log(2 * np.pi) - np.log(spread)  # q's density at its nodes, without exp(-x**2)
+            total = logsumexp(log_w + log_f + log_prior - log_q, axis=-1)  # (chain, draw)
+            ll[..., k] = total - previous
+            previous = total
+    out[..., order_] = ll
+    return out
 
 
 # ------------------------------------------------------- possibly undertuned runs (bayescale.undertuned)

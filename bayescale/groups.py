@@ -40,7 +40,8 @@ def tidy_posterior(model, trace_posterior: xr.Dataset, groups) -> xr.Dataset:
     ('chain', 'draw', 'group')
     """
     out = {}
-    for name in model.published_names:
+    offsets = ("run_sd",) if "run_sd" in trace_posterior.data_vars else ()  # within_run="offset"
+    for name in model.published_names + offsets:
         da = trace_posterior[name]
         extra = [d for d in da.dims if d not in SAMPLE_DIMS]
         values = da.transpose(*SAMPLE_DIMS, *extra).values

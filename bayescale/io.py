@@ -121,6 +121,9 @@ def fit_from_tree(tree, source="the fit", model=None):
         frame = pd.DataFrame({k: const[k].values for k in ("N", "D", "C", "U", "loss") if k in const})
         if "group" in const:
             frame["group"] = const["group"].values.astype(str)
+        for stored, column in (("run_id", "run"), ("schedule", "schedule"), ("D_total", "D_total")):
+            if stored in const:  # checkpoint data
+                frame[column] = const[stored].values.astype(float if column == "D_total" else str)
         if "undertuned_flag" in const:  # rows flagged as possibly undertuned (bayescale.undertuned)
             frame["undertuned"] = const["undertuned_flag"].values.astype(bool)
         runs = load_runs(frame, require=model.law.inputs)

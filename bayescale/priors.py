@@ -21,6 +21,8 @@ scale (N_c)       LogNormal(mu = log(N0) + log(median loss) / 0.3, sigma = 5):
 exponent (alpha)  LogNormal(mu = log 0.3, sigma = 1)
 shape (R_D*)      LogNormal(mu = log 10, sigma = 1)
 sigma (noise)     HalfNormal(sigma = max(sd of log loss, 0.01))
+run_sd            HalfNormal(sigma = max(sd of log loss, 0.01)), as sigma: the sd of the per-run
+                  offset of checkpoint data (ScalingModel within_run="offset")
 nu (Student-t)    Gamma(alpha = 2, beta = 0.1)
 undertuned rate   Beta(1, 9) (:mod:`bayescale.undertuned`)
 excess scale      LogNormal(mu = log(max(sd of log loss, 0.01) / 2), sigma = 1)
@@ -371,7 +373,7 @@ def default_prior(kind: str, scale: DataScale, scales_with=None) -> Prior:
     kind : str
         Parameter kind (``irreducible``, ``coefficient``, ``scale``,
         ``exponent``, ``shape``, ``sigma``, ``nu``, ``undertuned_rate``,
-        ``excess_scale``).
+        ``excess_scale``, ``run_sd``).
     scale : DataScale
     scales_with : tuple, optional
         The parameter's declared scaling, for coefficients and scales.
@@ -395,7 +397,7 @@ def default_prior(kind: str, scale: DataScale, scales_with=None) -> Prior:
         return LogNormal(mu=math.log(0.3), sigma=1.0)
     if kind == "shape":
         return LogNormal(mu=math.log(10.0), sigma=1.0)
-    if kind == "sigma":
+    if kind in ("sigma", "run_sd"):
         return HalfNormal(sigma=max(scale.sd_log_loss, 0.01))
     if kind == "nu":
         return Gamma(alpha=2.0, beta=0.1)

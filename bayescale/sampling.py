@@ -27,6 +27,8 @@ from .errors import BayescaleError
 from .laws import PYTENSOR
 from .priors import LogNormal
 
+RUN_SD = "run_sd"  # the per-run offset's sd (model.RUN_SD; sampling sits beside model in layer 4)
+
 __all__ = ["run_sampler", "find_mode", "graph_for"]
 
 N_STARTS = 8
@@ -42,6 +44,7 @@ class Graph:
     nutpie_model: object = None
     nutpie_source: str = ""
     _logp_grad: object = None
+    n_offsets: int = 0  # per-run offsets (within_run="offset"); 0 without
 
     @property
     def logp_grad(self):
@@ -84,20 +87,25 @@ _CACHE: dict = {}
 _LOCK = threading.RLock()
 
 
-def _key(smodel, priors, n_groups=1):
+def _key(smodel, priors, n_groups=1, n_offsets=0):
     # The number of groups sizes free variables (nutpie fixes the dimension at compile time), so it is
-    # part of the structure; every other data-dependent value is pm.Data.
+    # part of the structure, as is the number of per-run offsets; every other data-dependent value is pm.Data.
     pooling = tuple((n, smodel.pooling_of(n)) for n in smodel.law.param_names)
     return (smodel.law.name, smodel.law.function, smodel.law.parameters, smodel.likelihood,
             tuple((n, type(p).__name__) for n, p in priors.items()), pooling,
-            int(n_groups) if smodel.hierarchical else 1, ("undertuned", smodel.undertuned))
+            int(n_groups) if smodel.hierarchical else 1, ("undertuned", smodel.undertuned), int(n_offsets))
 
 
-def graph_for(smodel, priors, n_groups=1) -> Graph:
+def free_offsets(smodel, n_offsets) -> int:
+    """Free per-run offsets of the graph: none with Normal noise (integrated out in closed form), else one per run."""
+    return 0 if smodel.likelihood == "normal" else int(n_offsets)
+
+
+def graph_for(smodel, priors, n_groups=1, n_offsets=0) -> Graph:
     """Return the cached :class:`Graph` for this model structure, building it once."""
-    key = _key(smodel, priors, n_groups)
+    key = _key(smodel, priors, n_groups, free_offsets(smodel, n_offsets))
     if key not in _CACHE:
-        _CACHE[key] = _build(smodel, priors, n_groups)
+        _CACHE[key] = _build(smodel, priors, n_groups, n_offsets)
     return _CACHE[key]
 
 
@@ -106,9 +114,11 @@ def _scaled(smodel):
     return {p.name: p.scales_with for p in smodel.law.parameters if p.scales_with is not None}
 
 
-def _build(smodel, priors, n_groups=1) -> Graph:
-    m = pymc_model(smodel, priors, n_groups)
-    return Graph(m, tuple(smodel.published_names), int(n_groups) if smodel.hierarchical else 1)
+def _build(smodel, priors, n_groups=1, n_offsets=0) -> Graph:
+    m = pymc_model(smodel, priors, n_groups, n_offsets=n_offsets)
+    published = tuple(smodel.published_names) + ((RUN_SD,) if n_offsets else ())
+    return Graph(m, published, int(n_groups) if smodel.hierarchical else 1,
+                 n_offsets=free_offsets(smodel, n_offsets))
 
 
 def build_model(smodel, runs, *, level=False):
@@ -117,15 +127,20 @@ def build_model(smodel, runs, *, level=False):
     See :meth:`bayescale.ScalingModel.build`.
     """
     scale = smodel._data_scale(runs)
-    priors = smodel._resolve(scale)
-    m = pymc_model(smodel, priors, len(runs.groups or ()) or 1, level=level)
+    n_offsets = smodel._offset_count(runs)
+    priors = smodel._resolve(scale, offsets=bool(n_offsets))
+    m = pymc_model(smodel, priors, len(runs.groups or ()) or 1, level=level, n_offsets=n_offsets)
     for name, value in data_values(smodel, runs, priors, scale).items():
         m[name].set_value(value)
     return m
 
 
-def pymc_model(smodel, priors, n_groups=1, level=True):
-    """The PyMC model of `smodel` with placeholder data (``level``: sample in level form where it applies)."""
+def pymc_model(smodel, priors, n_groups=1, level=True, n_offsets=0):
+    """The PyMC model of `smodel` with placeholder data (``level``: sample in level form where it applies).
+
+    `n_offsets` > 0 (the number of runs of checkpoint data) adds the within-run term: integrated out with
+    Normal noise (:func:`within_run_marginal`), per-run offsets otherwise (:func:`within_run_offsets`).
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -199,6 +214,11 @@ def pymc_model(smodel, priors, n_groups=1, level=True):
         if group is not None:
             values = {k: (v[group] if getattr(v, "ndim", 0) == 1 else v) for k, v in values.items()}
         mu = law.log_loss(inputs, values, PYTENSOR)
+        if n_offsets and smodel.likelihood == "normal":  # checkpoint data: the within-run term
+            within_run_marginal(mu, values["sigma"], observed, priors, hyper)
+            return m
+        if n_offsets:
+            mu = mu + within_run_offsets(priors, hyper, n_offsets)
         if smodel.undertuned:
             _undertuned_likelihood(smodel, values, mu, observed)
         elif smodel.likelihood == "student_t":
@@ -209,6 +229,48 @@ def pymc_model(smodel, priors, n_groups=1, level=True):
     return m
 
 
+def within_run_offsets(priors, hyper, n_offsets):
+    """The per-run offset of each row, ``u_run(i)``, inside a ``pm.Model`` (within_run="offset").
+
+    ``u_r ~ Normal(0, run_sd)``, one free variable per run identifier (so `n_offsets` is part of the
+    graph's structure), partially non-centred as the group deviations are: ``raw_r ~ Normal(0, run_sd**w_r)``
+    and ``u_r = run_sd**(1 - w_r) raw_r``, the same model for every weight ``w_r`` (data,
+    ``run_offset__centring``, set by :func:`data_values`): centred (w = 1) for a run of several rows,
+    whose rows pin its offset down, non-centred (w = 0) for a run of one row. ``run_sd`` has its own prior
+    and is published. Rows find their offset through ``pm.Data("run_index")``. The offsets add to the law's
+    log loss, so they work the same in level form.
+    """
+    import pymc as pm
+
+    run = pm.Data("run_index", np.zeros(2, dtype="int32"))
+    w = pm.Data("run_offset__centring", np.zeros(int(n_offsets)))
+    run_sd = priors[RUN_SD].pymc(RUN_SD, hyper[RUN_SD])
+    raw = pm.Normal("run_offset", mu=0.0, sigma=run_sd ** w, shape=int(n_offsets))
+    return (run_sd ** (1.0 - w) * raw)[run]
+
+
+def within_run_marginal(mu, sigma, observed, priors, hyper):
+    """Normal noise with per-run offsets, the offsets integrated out: ``pm.Potential("log_loss")``.
+
+    The rows of run r have log loss ``mu + u_r + e_i``, ``u_r ~ Normal(0, run_sd)``, ``e_i ~ Normal(0, sigma)``:
+    jointly Normal with covariance ``sigma**2 I + run_sd**2 11'``, whose log density needs only each run's
+    number of rows n_r and sum of residuals S_r (Sherman-Morrison):
+    ``-1/2 [n log 2 pi + sum_r ((n_r - 1) log s2 + log(s2 + n_r t2)) + sum e**2 / s2
+    - t2 sum_r S_r**2 / (s2 (s2 + n_r t2))]``. No free offsets, so the number of runs is data here
+    (``pm.Data("run_rows")``), not structure.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    run = pm.Data("run_index", np.zeros(2, dtype="int32"))
+    rows = pm.Data("run_rows", np.ones(2))
+    run_sd = priors[RUN_SD].pymc(RUN_SD, hyper[RUN_SD])
+    e = observed - mu
+    s2, t2 = sigma ** 2, run_sd ** 2
+    sums = pt.inc_subtensor(pt.zeros_like(rows)[run], e)
+    logp = -0.5 * (e.shape[0] * np.log(2 * np.pi) + pt.sum((rows - 1) * pt.log(s2) + pt.log(s2 + rows * t2))
+                   + pt.sum(e ** 2) / s2 - t2 * pt.sum(sums ** 2 / (s2 + rows * t2)) / s2)
+    pm.Potential("log_loss", logp)
 def _undertuned_likelihood(smodel, values, mu, observed):
     """The likelihood with possibly undertuned runs: a mixture with a one-sided excess (bayescale.undertuned).
 
@@ -303,6 +365,13 @@ def data_values(smodel, runs, priors, scale) -> dict:
         base = law.scaled_inputs.get(k)
         out[f"input_{k}"] = raw[k] / scale.centres[base] if base else raw[k]
     out["observed_log_loss"] = np.log(runs.loss)
+    if RUN_SD in priors:
+        out["run_index"] = runs.run_index.astype("int32")
+        rows = np.bincount(runs.run_index).astype(float)
+        if smodel.likelihood == "normal":
+            out["run_rows"] = rows
+        else:
+            out["run_offset__centring"] = (rows > 1).astype(float)
     if smodel.undertuned:
         from .undertuned import flags
 
@@ -493,14 +562,15 @@ def _run_sampler(smodel, runs, settings, cache):
     from .fit import ScalingFit
 
     scale = smodel._data_scale(runs)
-    priors = smodel._resolve(scale)
+    n_offsets = smodel._offset_count(runs)
+    priors = smodel._resolve(scale, offsets=bool(n_offsets))
     t0 = time.perf_counter()
     import pymc  # noqa: F401  (the first fit of a process pays the imports: timed on their own)
 
     if settings.sampler == "nutpie":
         import nutpie  # noqa: F401
     t_imports = time.perf_counter()
-    graph = graph_for(smodel, priors, len(runs.groups or ()) or 1)
+    graph = graph_for(smodel, priors, len(runs.groups or ()) or 1, n_offsets)
     values = data_values(smodel, runs, priors, scale)
     _set_data(graph, values)
     t_graph = time.perf_counter()

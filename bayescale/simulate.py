@@ -8,7 +8,7 @@ import pandas as pd
 from .errors import SpecError
 from .validation import check_seed, renamed
 
-__all__ = ["simulate_groups", "simulate_undertuned"]
+__all__ = ["simulate_groups", "simulate_undertuned", "simulate_curves"]
 
 
 @renamed(seed="random_seed")
@@ -148,3 +148,87 @@ def simulate_undertuned(n_runs, params, *, undertuned=0.1, excess=0.04, law="chi
     planted[which] = sizes
     loss = law.loss({"N": N, "D": D, "C": 6 * N * D}, values) * np.exp(planted + sigma * rng.standard_normal(n))
     return pd.DataFrame({"N": N, "D": D, "loss": loss, "excess": planted})
+
+
+def simulate_curves(params, N, D_final, *, law="chinchilla", checkpoints=20, first=0.05, run_sd=0.01,
+                    noise_sd=0.003, random_seed=0) -> pd.DataFrame:
+    """A synthetic ladder of training runs, each with its checkpoint curve, from known parameters.
+
+    Each run r (one model size N_r trained to D_final_r tokens on a constant or WSD-before-decay
+    schedule, so every checkpoint lies on the law) is evaluated at `checkpoints` token counts up to
+    D_final_r. Its log loss is ``log L(N_r, D) + u_r + e``: ``u_r ~ Normal(0, run_sd)`` one offset per
+    run (seed, data order: what makes a whole run lower or higher), ``e ~ Normal(0, noise_sd)`` per
+    checkpoint (evaluation noise). The rows of a run are therefore correlated, as in real checkpoint
+    logs; :class:`bayescale.ScalingModel` models them with ``within_run="offset"``.
+
+    Parameters
+    ----------
+    params : mapping
+        ``{parameter: value}`` of the law.
+    N : sequence of float
+        Model size of each run.
+    D_final : float or sequence of float
+        Tokens at each run's last checkpoint (one value for all runs, or one per run).
+    law : str or Law, default "chinchilla"
+        A law over N, D and/or C (C = 6 N D).
+    checkpoints : int or sequence of float, default 20
+        Number of checkpoints per run, log-spaced from ``first * D_final`` to ``D_final``; or the
+        fractions of ``D_final`` at which to evaluate (each in (0, 1], the last normally 1).
+    first : float, default 0.05
+        Fraction of D_final at the first checkpoint (with an integer `checkpoints`).
+    run_sd, noise_sd : float
+        Standard deviations of the per-run offset and of the per-checkpoint noise on log loss.
+    random_seed : int, default 0
+
+    Returns
+    -------
+    DataFrame
+        Columns ``run`` (``r0``, ``r1`` ...), ``N``, ``D`` (tokens seen at the checkpoint), ``C``
+        (6 N D), ``loss``; one row per checkpoint, runs in the order of `N`, checkpoints by D.
+        ``attrs["offsets"]`` holds the drawn u_r.
+
+    Examples
+    --------
+    >>> runs = simulate_curves(dict(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37),
+    ...                        N=[1e8, 4e8], D_final=2e9, checkpoints=5)
+    >>> runs.groupby("run").size().to_dict(), runs["D"].max()
+    ({'r0': 5, 'r1': 5}, np.float64(2000000000.0))
+    """
+    from .laws import get_law
+    from .validation import check_number
+
+    law = get_law(law)
+    if "U" in law.inputs:
+        raise SpecError("simulate_curves draws N and D (and C = 6 N D); laws needing U are not supported")
+    N = np.atleast_1d(np.asarray(N, dtype=float))
+    D_final = np.broadcast_to(np.asarray(D_final, dtype=float), N.shape) if np.ndim(D_final) == 0 else \
+        np.asarray(D_final, dtype=float)
+    if N.ndim != 1 or N.size == 0 or D_final.shape != N.shape:
+        raise SpecError(f"N must be a non-empty sequence and D_final one number or one per run; got {N.size} N "
+                        f"and D_final of shape {np.shape(D_final)}")
+    if not (np.all(np.isfinite(N) & (N > 0)) and np.all(np.isfinite(D_final) & (D_final > 0))):
+        raise SpecError("N and D_final must be positive finite numbers")
+    if np.ndim(checkpoints) == 0:
+        if isinstance(checkpoints, bool) or int(checkpoints) != checkpoints or checkpoints < 1:
+            raise SpecError(f"checkpoints must be a whole number >= 1 or a sequence of fractions, got {checkpoints!r}")
+        check_number(first, "first", low=0.0, high=1.0, open_low=True)
+        fractions = np.geomspace(first, 1.0, int(checkpoints)) if checkpoints > 1 else np.ones(1)
+    else:
+        fractions = np.asarray(checkpoints, dtype=float)
+        if fractions.ndim != 1 or fractions.size == 0 or not np.all((fractions > 0) & (fractions <= 1)):
+            raise SpecError(f"checkpoints as fractions of D_final must lie in (0, 1], got {checkpoints!r}")
+        fractions = np.unique(fractions)
+    for name, v in (("run_sd", run_sd), ("noise_sd", noise_sd)):
+        check_number(v, name, low=0.0)
+    rng = np.random.default_rng(check_seed(random_seed))
+    offsets = run_sd * rng.standard_normal(N.size)
+    n_per = fractions.size
+    run = np.repeat([f"r{i}" for i in range(N.size)], n_per)
+    Ns = np.repeat(N, n_per)
+    D = (D_final[:, None] * fractions[None, :]).ravel()
+    values = {k: float(params[k]) for k in law.param_names}
+    log_loss = np.log(law.loss({"N": Ns, "D": D, "C": 6 * Ns * D}, values))
+    log_loss = log_loss + np.repeat(offsets, n_per) + noise_sd * rng.standard_normal(D.size)
+    frame = pd.DataFrame({"run": run, "N": Ns, "D": D, "C": 6 * Ns * D, "loss": np.exp(log_loss)})
+    frame.attrs["offsets"] = offsets
+    return frame

@@ -15,6 +15,7 @@ Format (every table optional except ``law``)::
     description = "Chinchilla form with one exponent for model size and data"
     references = ["Muennighoff et al. 2023, Scaling Data-Constrained Language Models"]
     likelihood = "student_t"             # or "normal"
+    within_run = "auto"                  # or "offset" / "none": checkpoints of one run (bayescale.model)
     undertuned = true                    # runs may sit above the law (bayescale.undertuned)
     law = "chinchilla"                   # a shipped law ... or a formula table:
 
@@ -62,7 +63,7 @@ LIKELIHOODS = {
 
 #: Top-level keys of a spec.
 SPEC_KEYS = ("name", "description", "references", "law", "likelihood", "priors", "pooling", "form_uncertainty",
-             "undertuned")
+             "undertuned", "within_run")
 LAW_KEYS = ("name", "formula", "inputs", "parameters", "description", "references")
 
 
@@ -147,7 +148,7 @@ def spec_settings(d, source="model specification") -> dict:
     >>> spec_settings({"law": "power_n", "prior": {}})
     Traceback (most recent call last):
     ...
-    bayescale.errors.SpecError: model specification: unknown key(s) ['prior']; valid keys: name, description, references, law, likelihood, priors, pooling, form_uncertainty, undertuned
+    bayescale.errors.SpecError: model specification: unknown key(s) ['prior']; valid keys: name, description, references, law, likelihood, priors, pooling, form_uncertainty, undertuned, within_run
     """
     from .formula import formula_law
     from .laws import get_law
@@ -202,6 +203,8 @@ def spec_settings(d, source="model specification") -> dict:
     settings = {"law": law, "priors": priors, "likelihood": likelihood, "pooling": d.get("pooling")}
     if "form_uncertainty" in d:
         settings["form_uncertainty"] = d["form_uncertainty"]
+    if "within_run" in d:  # checked by ScalingModel
+        settings["within_run"] = d["within_run"]
     if "undertuned" in d:
         if not isinstance(d["undertuned"], bool):
             _fail(source, f"'undertuned' must be true or false, got {d['undertuned']!r}")
@@ -264,6 +267,8 @@ def to_toml(model) -> str:
     lines.append(f"likelihood = {_value(d['likelihood'])}")
     if d.get("form_uncertainty") is False:
         lines.append("form_uncertainty = false")
+    if "within_run" in d:
+        lines.append(f"within_run = {_value(d['within_run'])}")
     if d.get("undertuned"):
         lines.append("undertuned = true")
     if isinstance(d["law"], dict):

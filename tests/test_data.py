@@ -401,3 +401,66 @@ def test_every_bundled_dataset_passes_the_compute_check():
     shared = Path(__file__).resolve().parents[2] / "shared" / "data"
     for path in sorted(shared.glob("*.csv")):
         assert load_runs(path, require=(), require_loss=False).n_runs > 0
+
+
+# ------------------------------------------------------------------ checkpoint columns
+def checkpoint_frame():
+    """Two runs of three checkpoints: one constant schedule, one cosine of 3e9 tokens."""
+    return pd.DataFrame({"run": ["a"] * 3 + ["b"] * 3, "N": [1e8] * 3 + [3e8] * 3,
+                         "D": [1e9, 2e9, 3e9, 1e9, 2e9, 3e9], "loss": [3.3, 3.1, 3.0, 3.1, 2.9, 2.8],
+                         "schedule": ["constant"] * 3 + ["Cosine"] * 3, "D_total": [np.nan] * 3 + [3e9] * 3})
+
+
+def test_checkpoint_columns_are_read_and_mid_cosine_rows_are_not_law_points():
+    runs = load_runs(checkpoint_frame())
+    assert runs.run_ids == ("a", "b") and runs.run_index.tolist() == [0, 0, 0, 1, 1, 1]
+    assert runs.has_checkpoints
+    assert runs.frame["schedule"].tolist() == ["constant"] * 3 + ["cosine"] * 3  # case folded
+    # the cosine run's rows before its end are not on the final-loss law; constant-schedule rows are
+    assert runs.law_rows.tolist() == [True, True, True, False, False, True]
+    kept = runs.take(runs.law_rows)
+    assert kept.n_runs == 4 and kept.run_index.tolist() == [0, 0, 0, 1]
+    # within END_RTOL of D_total counts as the end (token counts logged as steps x batch)
+    frame = checkpoint_frame()
+    frame.loc[5, "D"] = 3e9 * (1 - 1e-4)
+    assert load_runs(frame).law_rows[5]
+
+
+def test_without_run_column_each_row_is_its_own_run():
+    runs = load_runs(good_frame(4))
+    assert runs.run_ids is None and runs.run_index.tolist() == [0, 1, 2, 3] and not runs.has_checkpoints
+    assert runs.law_rows.all()
+    one_row_each = load_runs(good_frame(3, run=["x", "y", "z"]))
+    assert one_row_each.run_ids == ("x", "y", "z") and not one_row_each.has_checkpoints
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda f: f.loc.__setitem__((4, "N"), 2e8),
+     "row 4, column 'N': 200000000.0, but the first row of run 'b' (row 3) has 300000000.0; the rows of one run "
+     "share N"),
+    (lambda f: f.loc.__setitem__((2, "schedule"), "linear"),
+     "row 2, column 'schedule': 'linear' is not a schedule; expected one of constant, wsd, cosine"),
+    (lambda f: f.loc.__setitem__((1, "schedule"), None), "row 1, column 'schedule': missing value"),
+    (lambda f: f.loc.__setitem__((4, "D_total"), np.nan),
+     "row 4, column 'D_total': missing value on a cosine row; expected the cosine schedule's length"),
+    (lambda f: f.loc.__setitem__((5, "D_total"), -3e9), "row 5, column 'D_total': -3000000000.0 is not positive"),
+    (lambda f: f.loc.__setitem__((5, "D"), 4e9),
+     "row 5, columns 'D', 'D_total': D = 4000000000.0 is more than D_total = 3000000000.0"),
+    (lambda f: f.loc.__setitem__((2, "D"), 2e9), "row 2, columns 'run', 'D': run 'a' has another row at D = "),
+    (lambda f: f.loc.__setitem__((0, "run"), None), "row 0, column 'run': missing run identifier"),
+    (lambda f: f.__setitem__("run", [1, 1, 1, "1", "1", "1"]), "run identifiers 1 (int) and '1' (str)"),
+    (lambda f: f.drop(columns="D_total", inplace=True),
+     "column 'schedule' names 'cosine' on 3 row(s), but there is no 'D_total' column"),
+])
+def test_bad_checkpoint_columns_are_refused_naming_row_column_and_value(edit, expected):
+    frame = checkpoint_frame()
+    edit(frame)
+    assert expected in problems(frame)
+
+
+def test_checkpoint_columns_map_from_the_users_names():
+    frame = checkpoint_frame().rename(columns={"run": "seed_name", "D_total": "tokens_total"})
+    runs = load_runs(frame, columns={"seed_name": "run", "tokens_total": "D_total"})
+    assert runs.run_ids == ("a", "b") and runs.has("D_total")
+    assert "'tokens_total' (D_total)" in problems(frame.assign(tokens_total=-1.0),
+                                                   columns={"seed_name": "run", "tokens_total": "D_total"})

@@ -22,7 +22,7 @@ from .data import RunData, load_runs
 from .errors import (BayescaleError, ConvergenceWarning, DataError, DegenerateResultWarning, ExtrapolationWarning,
                      FileFormatError, FileWriteError, HeavyTailWarning, ModelCheckWarning, NonFiniteWarning,
                      PriorDataConflictWarning, SpecError)
-from .errors import CheckpointWarning
+from .errors import CheckpointWarning, ImportanceWeightWarning, OffFrontierWarning
 from .fit import ScalingFit
 from .io import load
 from .laws import Law, available_laws, get_law, law
@@ -109,6 +109,8 @@ __all__ = [
     "HeavyTailWarning",
     "DegenerateResultWarning",
     "CheckpointWarning",
+    "ImportanceWeightWarning",
+    "OffFrontierWarning",
     "conflicts",
     "extrapolation",
 ]

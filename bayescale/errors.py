@@ -16,6 +16,8 @@ __all__ = [
     "PriorDataConflictWarning",
     "HeavyTailWarning",
     "ImportanceWeightWarning",
+    "CheckpointWarning",
+    "OffFrontierWarning",
     "DegenerateResultWarning",
 ]
 
@@ -154,4 +156,13 @@ class ImportanceWeightWarning(UserWarning):
     :func:`bayescale.nextrun.recommend_runs` reweights a fit's draws by the likelihood of a simulated new run; where
     the effective sample size of the weights is small or their Pareto k large, the run would teach more than the
     existing draws can show, and the table marks the row ``reliable = False``.
+    """
+
+
+class OffFrontierWarning(UserWarning):
+    """A fit meant to describe the compute-efficient frontier was fitted on runs that are mostly off it.
+
+    ``L(C_min)`` is a trend of the frontier's loss; a ``power_c`` law fitted
+    on all runs (most of which are not compute-efficient) describes their
+    average, which lies above the frontier, and moves the crossover.
     """

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from .contract import interval, interval_label
-from .errors import SpecError
+from .errors import OffFrontierWarning, SpecError
 from .laws import NUMPY
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets, check_count, check_prob, check_seed
 
@@ -66,15 +66,6 @@ OFF_FRONTIER_LOG_LOSS = 0.005
 _HUGE_N = 1e300
 #: Scan of log10 C per draw before the bisection.
 _SCAN_STEP = 0.05
-
-
-class OffFrontierWarning(UserWarning):
-    """A fit meant to describe the compute-efficient frontier was fitted on runs that are mostly off it.
-
-    ``L(C_min)`` is a trend of the frontier's loss; a ``power_c`` law fitted
-    on all runs (most of which are not compute-efficient) describes their
-    average, which lies above the frontier, and moves the crossover.
-    """
 
 
 def _flat(draws):

@@ -8,6 +8,7 @@ ladders) and scores its new-run bands on the held-out larger runs. Methods:
 * ``bayes fixed form``: ``bs.ScalingModel(law, form_uncertainty=None)``, the same model with the
   law's form taken as known (no discrepancy beyond the fitted runs);
 * ``approach3+bootstrap``: Approach 3 with 200 bootstrap resamples (Chinchilla law only);
+* ``bayes undertuned``: ``bs.ScalingModel(law, undertuned=True)``, possibly undertuned runs allowed;
 * ``least squares``: least squares on log loss, no bootstrap (its band is the curve plus the
   residual quantiles).
 
@@ -26,7 +27,8 @@ import time
 
 def methods_available(bs, n_boot=200):
     methods = {"bayes": lambda law: bs.ScalingModel(law),
-               "bayes fixed form": lambda law: bs.ScalingModel(law, form_uncertainty=None)}
+               "bayes fixed form": lambda law: bs.ScalingModel(law, form_uncertainty=None),
+               "bayes undertuned": lambda law: bs.ScalingModel(law, undertuned=True)}
     methods["approach3+bootstrap"] = (
         lambda law: bs.Approach3(n_boot=n_boot, random_seed=0) if law == "chinchilla" else None)
     methods["least squares"] = lambda law: bs.LeastSquares(law)

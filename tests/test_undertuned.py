@@ -276,3 +276,29 @@ def test_array_side():
     frame = simulate_undertuned(40, TRUE, undertuned=0.1, excess=0.03, random_seed=3)
     assert (frame["excess"] > 0).sum() == 4 and set(np.unique(frame["excess"])) == {0.0, 0.03}
     assert not (set(frame.columns) & {"undertuned", "sweep_complete"})  # the truth column is not a flag
+
+
+def test_model_checks_report_the_undertuned_share(fit_t, monkeypatch):
+    """A few planted rungs: the rate stays low and unflagged; below the rate the threshold flags it and warns."""
+    from bayescale import conflicts
+
+    row = fit_t.model_checks().loc["undertuned:rate"]
+    assert not row["flagged"] and row["posterior_median"] < conflicts.UNDERTUNED_RATE_MAX
+    monkeypatch.setattr(conflicts, "UNDERTUNED_RATE_MAX", row["posterior_median"] / 2)
+    with pytest.warns(bs.ModelCheckWarning, match="absorbing the law's misfit"):
+        table = conflicts.warn_model_checks(fit_t)
+    assert table.loc["undertuned:rate", "flagged"]
+
+
+def test_a_real_ladder_where_the_component_overreaches_warns():
+    """Porian et al.'s owt2 tuned/short/const ladder below 3e18 FLOP: the component calls a third of the runs
+    undertuned (rate 0.35 measured) and its bands lost coverage out of sample; the fit says so when made."""
+    from bayescale.calibration import calibration_splits
+
+    (split,) = calibration_splits(names=["porian/owt2/owt2/tuned/short/const/standard/val"])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        fit = bs.ScalingModel("chinchilla", undertuned=True).fit(split.train, draws=500, tune=500, random_seed=1)
+    assert fit.model_checks().loc["undertuned:rate", "posterior_median"] > 0.25
+    assert any(issubclass(w.category, bs.ModelCheckWarning) and "absorbing the law's misfit" in str(w.message)
+               for w in seen)

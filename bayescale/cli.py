@@ -544,7 +544,7 @@ def cmd_recommend(args) -> int:
     fit = bs.load(args.fit)
     table = fit.recommend_runs(candidates, quantity=args.quantity, budget=args.budget, target=args.target,
                                prob=args.prob, outcomes=args.outcomes, flops_per_param_token=args.flops_per_param_token,
-                               random_seed=args.seed)
+                               group=args.group, random_seed=args.seed)
     shown = table.head(args.top) if args.top else table
     if args.format == "csv":
         sys.stdout.write(shown.to_csv(index=False))
@@ -612,6 +612,8 @@ def _add_recommend_command(sub):
                      help="output format (default table)")
     rec.add_argument("-o", "--output", default=None, help="also draw the figure to this image file, e.g. next.png")
     rec.add_argument("--seed", type=_seed_type(), default=None, help="seed of the simulated outcomes")
+    rec.add_argument("--group", default=None, metavar="LABEL",
+                     help="fit with groups: the fitted group the candidate runs would join")
     rec.add_argument("--flops-per-param-token", type=_quantity("flops-per-param-token"), default=6.0, metavar="K",
                      help="k in C = k N D (default 6)")
     _add_strict_option(rec)

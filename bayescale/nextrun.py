@@ -251,9 +251,9 @@ def _check_quantity(quantity, budget, target):
 class _Quantity:
     """Draws of the quantity, flat over (chain, draw), with distances measured from a given fitted range."""
 
-    def __init__(self, fit, quantity, budget, target, k, random_seed):
+    def __init__(self, fit, quantity, budget, target, k, random_seed, group=None):
         self.fit, self.quantity, self.budget, self.target, self.k = fit, quantity, budget, target, k
-        self.params = posterior_params(fit, None, random_seed)
+        self.params = posterior_params(fit, group, random_seed)
         self.floor = irreducible_draws(fit, self.params)
         self._cache = {}
         if quantity in ("loss", "new_run_loss"):
@@ -268,7 +268,7 @@ class _Quantity:
             self.noise = 0.0
             if quantity == "new_run_loss":
                 rng = np.random.default_rng(fit.random_seed if random_seed is None else random_seed)
-                draws = fit.param_draws(random_seed=random_seed)
+                draws = fit.param_draws(group, random_seed=random_seed)
                 self.noise = np.asarray(fit.noise_draws({k_: np.asarray(v)[..., None] for k_, v in draws.items()},
                                                         (*fit.draw_shape, 1), rng))[..., 0].ravel()
         elif quantity == "budget_for":
@@ -323,14 +323,14 @@ def _first_crossing(log_c, loss, target) -> np.ndarray:
 
 # ----------------------------------------------------------------- ranking
 def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=None, prob=0.9, outcomes=100,
-                   psis=True, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, columns=None,
+                   psis=True, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, columns=None, group=None,
                    random_seed=None) -> pd.DataFrame:
     """Rank candidate runs by the expected shrinkage, per FLOP, of the interval of a planning quantity.
 
     Parameters
     ----------
     fit : ScalingResult
-        Any fit without groups (:mod:`bayescale.contract`).
+        Any fit (:mod:`bayescale.contract`); for a fit with groups, see `group`.
     candidates : DataFrame, dict of arrays, RunData or path
         The runs you could train next: the law's inputs (``N``, ``D``; ``C``
         is derived as ``6 N D`` unless given), and optionally a ``cost``
@@ -365,6 +365,13 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
         k in ``C = k N D`` for the compute-optimal plans.
     columns : mapping, optional
         Your column names to canonical ones, as for :func:`bayescale.load_runs`.
+    group : label, optional
+        For a fit with groups (required there): the fitted group the
+        candidate runs would join; the quantity is that group's (its N_opt,
+        its loss, its compute for the target). The reweighting updates the
+        whole posterior (shared and population parameters too), so a run in
+        a weakly determined group is worth more than the same run in a group
+        the ladder already pins down.
     random_seed : int, optional
         Seed of the outcomes (default the fit's seed).
 
@@ -392,8 +399,9 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
     Raises
     ------
     ValueError
-        An unknown quantity, a missing budget or target, a fit with groups,
-        an outcome count below 10.
+        An unknown quantity, a missing budget or target, a fit with groups
+        without a fitted `group` (the message lists them), an outcome count
+        below 10.
     DataError
         Unusable candidates (as :func:`bayescale.load_runs` says).
 
@@ -413,9 +421,16 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
         raise ValueError(f"psis must be True or False, got {psis!r}")
     k = float(positive_array(flops_per_param_token, "flops_per_param_token"))
     if fit.hierarchical:
-        raise ValueError("recommend_runs takes a fit without groups: the value of a run for one group's "
-                        "parameters is not modelled")
+        fitted = [str(g) for g in fit.runs.groups or ()]
+        if group is None or str(group) not in fitted:
+            raise ValueError(f"recommend_runs on a fit with groups needs group= naming the fitted group the runs "
+                             f"would join; got group={group!r}; valid: {', '.join(map(repr, fitted))}")
+        group = str(group)
+    else:
+        group = None
     runs = new_runs(fit, candidates, columns)
+    if group is not None:
+        runs = new_runs(fit, runs.frame.assign(group=group))
     frame = runs.frame
     inputs = runs.inputs(fit.law.inputs)
     if "cost" in frame:
@@ -425,7 +440,7 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
     else:
         raise ValueError("candidates need a C or cost column (or N and D, C = 6 N D) to rank by cost")
 
-    q = _Quantity(fit, quantity, budget, target, k, random_seed)
+    q = _Quantity(fit, quantity, budget, target, k, random_seed, group)
     reach = Reach.from_runs(fit.runs)
     current = q.draws(reach)
     m = current.size
@@ -442,6 +457,8 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
     rows = []
     for i in range(runs.n_runs):
         one = {name: np.repeat(inputs[name][i], outcomes) for name in fit.law.inputs}
+        if group is not None:
+            one["group"] = np.repeat(group, outcomes)
         ll = np.asarray(fit.log_likelihood_draws({**one, "loss": np.exp(y[pick, i])}), dtype=float)
         ll = ll.reshape(m, outcomes).T  # (outcome, draw)
         ll[np.arange(outcomes), pick] = -np.inf  # the draw that made the outcome does not vouch for it
@@ -478,7 +495,8 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
     med = float(np.quantile(current, 0.5))
     table.attrs.update(quantity=quantity, units=UNITS[quantity], prob=prob,
                        interval=interval_label(fit.draws_kind, "eti"), budget=budget, target=target,
-                       outcomes=outcomes, median=med, lower=float(lo0), upper=float(hi0), law=fit.law.name)
+                       outcomes=outcomes, median=med, lower=float(lo0), upper=float(hi0), law=fit.law.name,
+                       group=group)
     bad = ~table["reliable"]
     if bad.any():
         worst = table.loc[bad].iloc[0]

@@ -104,11 +104,12 @@ class ResultMethods:
                                   n_points=n_points, group=group, random_seed=random_seed, ax=ax)
 
     def recommend_runs(self, candidates, *, quantity="n_opt", budget=None, target=None, prob=0.9, outcomes=100,
-                       psis=True, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, columns=None, random_seed=None):
+                       psis=True, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, columns=None, group=None,
+                       random_seed=None):
         """Candidate runs ranked by expected interval shrinkage per FLOP; see :func:`bayescale.nextrun.recommend_runs`."""
         return nextrun.recommend_runs(self, candidates, quantity=quantity, budget=budget, target=target, prob=prob,
                                       outcomes=outcomes, psis=psis, flops_per_param_token=flops_per_param_token,
-                                      columns=columns, random_seed=random_seed)
+                                      columns=columns, group=group, random_seed=random_seed)
 
     def plot_recommendations(self, table, *, ax=None):
         """Shrinkage per FLOP over the (N, D) plane; see :func:`bayescale.nextrun.plot_recommendations`."""

@@ -163,6 +163,10 @@ def _apportion(w, total):
 class ModelAverage:
     """A weighted mixture of fits of the same runs; see :func:`average`.
 
+    Every question (``predict``, ``allocate``, ``risk``, ``budget_for``,
+    ``marginal_returns``) takes ``group=`` for fits with groups, as the fits'
+    own methods do: a fitted group's label, or a new group.
+
     Attributes
     ----------
     fits : dict
@@ -245,7 +249,8 @@ class ModelAverage:
         return frame
 
     # ------------------------------------------------------------ questions
-    def predict(self, new_runs, prob=0.9, *, ci_kind="eti", random_seed=None, columns=None) -> pd.DataFrame:
+    def predict(self, new_runs, prob=0.9, *, ci_kind="eti", random_seed=None, columns=None,
+                group=None) -> pd.DataFrame:
         """Predicted loss of the mixture at new runs: curve band and new-run band, as :func:`predictive.predict`.
 
         Examples
@@ -259,7 +264,7 @@ class ModelAverage:
         runs = load_runs(new_runs, columns=columns, require=inputs, require_loss=False)
         curve, new = {}, {}
         for name, fit in self._used():
-            draws = predict_draws(fit, runs, random_seed=random_seed)
+            draws = predict_draws(fit, runs, random_seed=random_seed, group=group)
             curve[name], new[name] = draws["expected_loss"].values, draws["new_run_loss"].values
         curve, new = self._mix_flat(curve, runs.n_runs), self._mix_flat(new, runs.n_runs)
         frame = runs.frame[[c for c in runs.frame.columns if c in ("N", "D", "C", "U", "loss")]].copy()
@@ -272,7 +277,7 @@ class ModelAverage:
         return frame
 
     def allocate(self, budget, prob=0.9, *, ci_kind="eti", flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
-                 max_unique_tokens=None) -> pd.DataFrame:
+                 max_unique_tokens=None, group=None) -> pd.DataFrame:
         """Compute-optimal N, D, tokens per parameter and loss of the mixture, as :func:`planning.allocate`.
 
         Examples
@@ -283,7 +288,8 @@ class ModelAverage:
         check_ci_kind(ci_kind)
         c = check_budgets(budget)
         k = float(positive_array(flops_per_param_token, "flops_per_param_token"))
-        per_fit = {name: allocate_draws(fit, c, flops_per_param_token=k, max_unique_tokens=max_unique_tokens)
+        per_fit = {name: allocate_draws(fit, c, flops_per_param_token=k, max_unique_tokens=max_unique_tokens,
+                                        group=group)
                    for name, fit in self._used()}
         names = ["N", "D", "tokens_per_param", "loss"] + [q for q in ("U", "epochs")
                                                           if all(q in ds for ds in per_fit.values())]
@@ -305,7 +311,7 @@ class ModelAverage:
             frame["data_bound_prob"] = np.where(usable, mixed["data_bound"].mean(axis=0), np.nan)
             cross = {}
             for name, fit in self._used():
-                params = posterior_params(fit)
+                params = posterior_params(fit, group)
                 raw = crossover_compute(fit.law, params, max_unique_tokens, flops_per_param_token=k)
                 cross[name] = shift_crossover(fit, params, raw, max_unique_tokens, k).ravel()
             frame["crossover_C_median"], frame["crossover_C_lower"], frame["crossover_C_upper"] = interval(
@@ -325,7 +331,8 @@ class ModelAverage:
                                for name, fit in self._used()}, np.size(c))
 
     def risk(self, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti",
-             flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None, random_seed=None) -> pd.DataFrame:
+             flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None, random_seed=None,
+             group=None) -> pd.DataFrame:
         """Predictive loss bands, P(loss <= target) and allocation penalty of the mixture, as :func:`risk.risk`.
 
         The compute-optimal row's plan is the mixture's median plan; ``p_target`` is the share of the pooled
@@ -343,7 +350,7 @@ class ModelAverage:
         k = float(positive_array(flops_per_param_token, "flops_per_param_token"))
         cap = None if max_unique_tokens is None else float(positive_array(max_unique_tokens, "max_unique_tokens"))
         target = _check_target(target)
-        params = {name: posterior_params(fit, None, random_seed) for name, fit in self._used()}
+        params = {name: posterior_params(fit, group, random_seed) for name, fit in self._used()}
         kinds, ns, ds = [], [], []
         if budget is not None:
             c = check_budgets(budget)
@@ -360,7 +367,7 @@ class ModelAverage:
         for name, fit in self._used():
             curve[name], new[name], penalty[name] = risk_draws(fit, n, d, flops_per_param_token=k,
                                                                max_unique_tokens=cap, random_seed=random_seed,
-                                                               params=params[name])
+                                                               group=group, params=params[name])
         first = self._used()[0][1]
         frame = risk_frame(first.law, kinds, n, d, self.mix(curve), self.mix(new), self.mix(penalty), prob=prob,
                            ci_kind=ci_kind, target=target, flops_per_param_token=k, max_unique_tokens=cap)
@@ -371,7 +378,7 @@ class ModelAverage:
         return frame
 
     def budget_for(self, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None,
-                   random_seed=None, max_compute=1e40) -> pd.DataFrame:
+                   random_seed=None, max_compute=1e40, group=None) -> pd.DataFrame:
         """Smallest compute at which the mixture's median plan reaches `target` with probability `prob`.
 
         As :func:`bayescale.risk.budget_for`, with the probability that of the mixture: the share of the pooled
@@ -388,8 +395,8 @@ class ModelAverage:
         k = float(positive_array(flops_per_param_token, "flops_per_param_token"))
         cap = None if max_unique_tokens is None else float(positive_array(max_unique_tokens, "max_unique_tokens"))
         used = self._used()
-        params = {name: posterior_params(fit, None, random_seed) for name, fit in used}
-        noise = {name: run_noise(fit, random_seed) for name, fit in used}
+        params = {name: posterior_params(fit, group, random_seed) for name, fit in used}
+        noise = {name: run_noise(fit, random_seed, group) for name, fit in used}
         floor = {name: np.asarray(irreducible_draws(fit, params[name]))[..., None] for name, fit in used}
         log_lo, log_hi = search_range(used[0][1], k, max_compute)
 
@@ -431,7 +438,7 @@ class ModelAverage:
 
     def marginal_returns(self, budget, prob=0.9, *, ci_kind="eti", cost_per_flop=None, loss_step=0.01,
                          flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None,
-                         max_compute=1e40) -> pd.DataFrame:
+                         max_compute=1e40, group=None) -> pd.DataFrame:
         """Slope, gain per doubling and compute for the next 0.01 of the mixture, as :func:`returns.marginal_returns`.
 
         Examples
@@ -444,7 +451,7 @@ class ModelAverage:
         check_ci_kind(ci_kind)
         c = check_budgets(budget)
         per_fit = {name: marginal_draws(fit, c, loss_step=loss_step, flops_per_param_token=flops_per_param_token,
-                                        max_unique_tokens=max_unique_tokens, max_compute=max_compute)
+                                        max_unique_tokens=max_unique_tokens, max_compute=max_compute, group=group)
                    for name, fit in self._used()}
         first = next(iter(per_fit.values()))
         mixed = xr.Dataset({q: (("chain", "draw", "budget"),

@@ -241,3 +241,19 @@ def test_recommend_runs_values_a_run_by_what_its_group_lacks(pooled_fit):
         pooled_fit.recommend_runs(candidate, budget=1e22)
     with pytest.raises(ValueError, match="got group='g8'"):
         pooled_fit.recommend_runs(candidate, budget=1e22, group="g8")
+
+
+def test_model_average_answers_for_a_group(pooled_fit, independent_fit):
+    """A mixture of two grouped fits answers for one group: all the weight on one fit reproduces that fit's
+    table for the group; half and half puts the group's N_opt between the two fits'."""
+    fits = {"pooled": pooled_fit, "independent": independent_fit}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ExtrapolationWarning)
+        alone = pooled_fit.allocate(1e22, group="g0")
+        one = bs.average(fits, weights={"pooled": 1.0, "independent": 0.0}).allocate(1e22, group="g0")
+        half = bs.average(fits, weights={"pooled": 0.5, "independent": 0.5}, random_seed=1).allocate(1e22, group="g0")
+        other = independent_fit.allocate(1e22, group="g0")
+    for col in ("N_lower", "N_upper", "loss_median", "loss_lower", "loss_upper"):
+        assert one[col].iat[0] == pytest.approx(alone[col].iat[0], rel=1e-12), col
+    lo, hi = sorted([alone["loss_median"].iat[0], other["loss_median"].iat[0]])
+    assert lo <= half["loss_median"].iat[0] <= hi

@@ -295,10 +295,12 @@ class ScalingModel:
             raise DataError(["within_run='offset' needs a 'run' column naming each row's training run (map yours "
                              "with columns={'your column': 'run'}); without one use within_run='auto' or 'none'"],
                             header="Run data cannot be fitted with per-run offsets:")
-        if self.undertuned and self._offset_count(runs):
-            raise SpecError("undertuned=True does not combine with per-run offsets yet: these runs have several rows "
-                            "per 'run' id (checkpoints); fit one row per run (e.g. the final checkpoints), or set "
-                            "within_run='none' to treat the rows as independent runs")
+        if self.undertuned and self._offset_count(runs) and self.likelihood != "normal":
+            raise SpecError(f"undertuned=True with per-run offsets needs likelihood='normal', got "
+                            f"likelihood={self.likelihood!r}: these runs have several rows per 'run' id "
+                            "(checkpoints), and only Normal noise integrates a whole run's offset and excess out "
+                            "in closed form; set likelihood='normal', fit one row per run (e.g. the final "
+                            "checkpoints), or set within_run='none' to treat the rows as independent runs")
 
     @staticmethod
     def _law_rows(runs):

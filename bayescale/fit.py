@@ -585,7 +585,8 @@ class ScalingFit(ResultMethods):
                  f"    likelihood: {self.model.likelihood}", "[[Priors]]"]
         if self.model.undertuned:
             lines.insert(3, "    possibly undertuned runs: one-sided excess on log loss, rate undertuned_rate, "
-                            "HalfNormal scale excess_scale; predictions for well-tuned runs")
+                            "HalfNormal scale excess_scale; predictions for well-tuned runs"
+                            + ("; one excess per training run" if self.within_run == "offset" else ""))
         lines += [f"    {k:<8} {v}" for k, v in self.priors_.items()]
         lines += ["[[Data]]", f"    {self.runs.n_runs} runs"]
         if self.runs.run_ids is not None:

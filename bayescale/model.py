@@ -105,8 +105,11 @@ class ScalingModel:
         Beta(1, 9); 0.5 for rows flagged by an ``undertuned`` True or
         ``sweep_complete`` False column) and a HalfNormal excess of scale
         ``excess_scale`` on log loss, so a badly tuned rung raises its own
-        excess, not the law. Predictions are for well-tuned runs. See
-        :mod:`bayescale.undertuned` and
+        excess, not the law. Predictions are for well-tuned runs. With
+        per-run offsets (checkpoint data) a whole run is undertuned or not
+        (its rows share one excess); this needs ``likelihood="normal"``
+        (offset and excess integrated out in closed form) and raises a
+        SpecError with Student-t noise. See :mod:`bayescale.undertuned` and
         :meth:`~bayescale.fit.ScalingFit.undertuned_runs`.
 
     Attributes

@@ -8,7 +8,8 @@ the loss at 70B / 1.4T inside its 90% band. Without the component a Normal fit p
 the truth (lower bound 1.82-1.84) and the predicted loss 0.02-0.06 above it (the band's lower end 1.964-1.974
 against 1.944). On a clean ladder every probability is below 0.24 and the law moves by less than 0.05
 posterior sd. Each fit converged (R-hat <= 1.007, bulk ESS >= 965, no divergences). Two new graphs (Student-t
-and Normal with the component); the plain fits reuse graphs other tests compile.
+and Normal with the component) and a third below, for checkpoint data; the plain fits reuse graphs other tests
+compile.
 """
 
 import warnings
@@ -461,6 +462,7 @@ def test_checkpoint_fit_saves_and_loads(tmp_path, checkpoint_fits):
     assert back.within_run == "offset" and back.model.undertuned
     np.testing.assert_allclose(back.undertuned_probability(), fit.undertuned_probability())
     assert back.undertuned_runs()["run"].tolist() == fit.undertuned_runs()["run"].tolist()
+    assert "one excess per training run" in fit.fit_report()
 
 
 def test_student_t_with_offsets_refuses_and_names_the_way():

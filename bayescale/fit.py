@@ -378,7 +378,10 @@ class ScalingFit(ResultMethods):
         """Posterior probability that each fitted run is undertuned (in the order of :attr:`runs`).
 
         The mean over posterior draws of ``p f1 / ((1 - p) f0 + p f1)``; see
-        :mod:`bayescale.undertuned` and :meth:`undertuned_runs`.
+        :mod:`bayescale.undertuned` and :meth:`undertuned_runs`. With per-run
+        offsets (checkpoint data, :attr:`within_run` ``"offset"``) one value
+        per training run, in the order of ``runs.run_ids``: all rows of a run
+        share its excess.
 
         Examples
         --------
@@ -404,16 +407,33 @@ class ScalingFit(ResultMethods):
             ``tuned_loss`` (the loss with the mean excess removed:
             ``loss * exp(-excess)``), ``converged``.
 
+            With per-run offsets (checkpoint data, :attr:`within_run`
+            ``"offset"``) one row per training run, in the order of
+            ``runs.run_ids``: ``run`` (its id), ``rows`` (its checkpoints),
+            the inputs and ``loss`` of its last checkpoint (largest D), and
+            the columns above for the whole run (its rows share one excess;
+            ``flagged``: any of its rows is flagged).
+
         Examples
         --------
         >>> fit.undertuned_runs().query("probability > 0.5")  # doctest: +SKIP
         """
-        from .undertuned import flags
+        from .undertuned import flags, run_flags
 
         prob, excess = _undertuned_draws(self)
         frame = self.runs.frame
-        out = frame[[c for c in ("N", "D", "C", "U", "group", "loss") if c in frame]].reset_index(drop=True)
-        out["flagged"] = flags(frame)
+        cols = [c for c in ("N", "D", "C", "U", "group", "loss") if c in frame]
+        if self.within_run == "offset":
+            index = self.runs.run_index
+            order = np.lexsort((frame["D"].to_numpy(dtype=float) if "D" in frame else np.arange(len(frame)), index))
+            last = order[np.r_[index[order][1:] != index[order][:-1], True]]  # each run's last row, by run code
+            out = frame.iloc[last][cols].reset_index(drop=True)
+            out.insert(0, "run", np.asarray(self.runs.run_ids, dtype=object))
+            out.insert(1, "rows", np.bincount(index))
+            out["flagged"] = run_flags(frame, index)
+        else:
+            out = frame[cols].reset_index(drop=True)
+            out["flagged"] = flags(frame)
         out["probability"] = prob.mean(axis=(0, 1))
         out["excess"] = (prob * excess).mean(axis=(0, 1))
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -565,7 +585,8 @@ class ScalingFit(ResultMethods):
                  f"    likelihood: {self.model.likelihood}", "[[Priors]]"]
         if self.model.undertuned:
             lines.insert(3, "    possibly undertuned runs: one-sided excess on log loss, rate undertuned_rate, "
-                            "HalfNormal scale excess_scale; predictions for well-tuned runs")
+                            "HalfNormal scale excess_scale; predictions for well-tuned runs"
+                            + ("; one excess per training run" if self.within_run == "offset" else ""))
         lines += [f"    {k:<8} {v}" for k, v in self.priors_.items()]
         lines += ["[[Data]]", f"    {self.runs.n_runs} runs"]
         if self.runs.run_ids is not None:
@@ -749,9 +770,16 @@ def _pointwise_loglik(model, posterior, runs) -> xr.DataArray:
     sigma = posterior["sigma"].values[..., None]
     y = np.log(runs.loss)[None, None, :]
     nu = posterior["nu"].values[..., None] if model.likelihood == "student_t" else None
-    if RUN_SD in posterior:  # checkpoint data (not combined with undertuned runs)
+    if RUN_SD in posterior:  # checkpoint data
         order = runs.frame["D"].to_numpy(dtype=float) if runs.has("D") else np.arange(runs.n_runs, dtype=float)
-        ll = within_run_loglik(y - mu, sigma, posterior[RUN_SD].values[..., None], runs.run_index, order, nu)
+        run_sd = posterior[RUN_SD].values[..., None]
+        ll = within_run_loglik(y - mu, sigma, run_sd, runs.run_index, order, nu)
+        if model.undertuned:  # Normal noise: a whole run undertuned or not (bayescale.undertuned)
+            from .undertuned import run_flags, within_run_mixture
+
+            s, rate, _ = _undertuned_params(model, posterior)
+            ll = ll + within_run_mixture(y - mu, sigma, run_sd, s, rate, run_flags(runs.frame, runs.run_index),
+                                         runs.run_index, order)
     elif model.undertuned:
         ll = _undertuned_loglik(model, posterior, runs, y, mu, sigma)
     elif nu is not None:
@@ -871,7 +899,10 @@ def _undertuned_loglik(model, posterior, runs, y, mu, sigma) -> np.ndarray:
 
 
 def _undertuned_draws(fit):
-    """Per draw and fitted run: the probability it is undertuned and its mean excess if so, (chain, draw, run)."""
+    """Per draw and fitted run: the probability it is undertuned and its mean excess if so, (chain, draw, run).
+
+    With per-run offsets, "run" is a training run (:attr:`RunData.run_ids`), not a row.
+    """
     from .errors import SpecError
     from .undertuned import excess_if_undertuned, flags, probability
 
@@ -884,5 +915,12 @@ def _undertuned_draws(fit):
     y = np.log(runs.loss)[None, None, :]
     sigma = post["sigma"].values[..., None]
     s, rate, nu = _undertuned_params(fit.model, post)
+    if fit.within_run == "offset":  # checkpoint data: per run, from its mean residual
+        from .undertuned import run_flags, run_means
+
+        zbar, v = run_means(y - mu, sigma, post[RUN_SD].values[..., None], runs.run_index)
+        sd = np.sqrt(v)
+        prob = probability(zbar, 0.0, sd, s, rate, run_flags(runs.frame, runs.run_index)[None, None, :])
+        return prob, excess_if_undertuned(zbar, 0.0, sd, s)
     prob = probability(y, mu, sigma, s, rate, flags(runs.frame)[None, None, :], nu)
     return prob, excess_if_undertuned(y, mu, sigma, s)

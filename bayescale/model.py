@@ -105,8 +105,11 @@ class ScalingModel:
         Beta(1, 9); 0.5 for rows flagged by an ``undertuned`` True or
         ``sweep_complete`` False column) and a HalfNormal excess of scale
         ``excess_scale`` on log loss, so a badly tuned rung raises its own
-        excess, not the law. Predictions are for well-tuned runs. See
-        :mod:`bayescale.undertuned` and
+        excess, not the law. Predictions are for well-tuned runs. With
+        per-run offsets (checkpoint data) a whole run is undertuned or not
+        (its rows share one excess); this needs ``likelihood="normal"``
+        (offset and excess integrated out in closed form) and raises a
+        SpecError with Student-t noise. See :mod:`bayescale.undertuned` and
         :meth:`~bayescale.fit.ScalingFit.undertuned_runs`.
 
     Attributes
@@ -295,10 +298,12 @@ class ScalingModel:
             raise DataError(["within_run='offset' needs a 'run' column naming each row's training run (map yours "
                              "with columns={'your column': 'run'}); without one use within_run='auto' or 'none'"],
                             header="Run data cannot be fitted with per-run offsets:")
-        if self.undertuned and self._offset_count(runs):
-            raise SpecError("undertuned=True does not combine with per-run offsets yet: these runs have several rows "
-                            "per 'run' id (checkpoints); fit one row per run (e.g. the final checkpoints), or set "
-                            "within_run='none' to treat the rows as independent runs")
+        if self.undertuned and self._offset_count(runs) and self.likelihood != "normal":
+            raise SpecError(f"undertuned=True with per-run offsets needs likelihood='normal', got "
+                            f"likelihood={self.likelihood!r}: these runs have several rows per 'run' id "
+                            "(checkpoints), and only Normal noise integrates a whole run's offset and excess out "
+                            "in closed form; set likelihood='normal', fit one row per run (e.g. the final "
+                            "checkpoints), or set within_run='none' to treat the rows as independent runs")
 
     @staticmethod
     def _law_rows(runs):

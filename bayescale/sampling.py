@@ -215,7 +215,10 @@ def pymc_model(smodel, priors, n_groups=1, level=True, n_offsets=0):
             values = {k: (v[group] if getattr(v, "ndim", 0) == 1 else v) for k, v in values.items()}
         mu = law.log_loss(inputs, values, PYTENSOR)
         if n_offsets and smodel.likelihood == "normal":  # checkpoint data: the within-run term
-            within_run_marginal(mu, values["sigma"], observed, priors, hyper)
+            from .undertuned import RATE, SCALE
+
+            excess = (values[SCALE], values[RATE]) if smodel.undertuned else None
+            within_run_marginal(mu, values["sigma"], observed, priors, hyper, excess)
             return m
         if n_offsets:
             mu = mu + within_run_offsets(priors, hyper, n_offsets)
@@ -249,7 +252,7 @@ def within_run_offsets(priors, hyper, n_offsets):
     return (run_sd ** (1.0 - w) * raw)[run]
 
 
-def within_run_marginal(mu, sigma, observed, priors, hyper):
+def within_run_marginal(mu, sigma, observed, priors, hyper, excess=None):
     """Normal noise with per-run offsets, the offsets integrated out: ``pm.Potential("log_loss")``.
 
     The rows of run r have log loss ``mu + u_r + e_i``, ``u_r ~ Normal(0, run_sd)``, ``e_i ~ Normal(0, sigma)``:
@@ -258,6 +261,11 @@ def within_run_marginal(mu, sigma, observed, priors, hyper):
     ``-1/2 [n log 2 pi + sum_r ((n_r - 1) log s2 + log(s2 + n_r t2)) + sum e**2 / s2
     - t2 sum_r S_r**2 / (s2 (s2 + n_r t2))]``. No free offsets, so the number of runs is data here
     (``pm.Data("run_rows")``), not structure.
+
+    `excess` ``(excess_scale, undertuned_rate)``: possibly undertuned runs, a whole run's rows sharing one
+    excess; each run's density becomes the mixture of :mod:`bayescale.undertuned` (its term
+    :func:`bayescale.undertuned.pymc_run_term` of the run's mean residual), with the runs' flags as data
+    (``pm.Data("undertuned_run_flag")``, one per run).
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -270,6 +278,11 @@ def within_run_marginal(mu, sigma, observed, priors, hyper):
     sums = pt.inc_subtensor(pt.zeros_like(rows)[run], e)
     logp = -0.5 * (e.shape[0] * np.log(2 * np.pi) + pt.sum((rows - 1) * pt.log(s2) + pt.log(s2 + rows * t2))
                    + pt.sum(e ** 2) / s2 - t2 * pt.sum(sums ** 2 / (s2 + rows * t2)) / s2)
+    if excess is not None:
+        from .undertuned import pymc_run_term
+
+        flagged = pm.Data("undertuned_run_flag", np.zeros(2))
+        logp = logp + pt.sum(pymc_run_term(sums / rows, t2 + s2 / rows, excess[0], excess[1], flagged))
     pm.Potential("log_loss", logp)
 def _undertuned_likelihood(smodel, values, mu, observed):
     """The likelihood with possibly undertuned runs: a mixture with a one-sided excess (bayescale.undertuned).
@@ -372,7 +385,11 @@ def data_values(smodel, runs, priors, scale) -> dict:
             out["run_rows"] = rows
         else:
             out["run_offset__centring"] = (rows > 1).astype(float)
-    if smodel.undertuned:
+    if smodel.undertuned and "run_rows" in out:  # checkpoint data: a whole run is undertuned or not
+        from .undertuned import run_flags
+
+        out["undertuned_run_flag"] = run_flags(runs.frame, runs.run_index).astype(float)
+    elif smodel.undertuned:
         from .undertuned import flags
 
         out["undertuned_flag"] = flags(runs.frame).astype(float)

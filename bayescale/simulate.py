@@ -124,6 +124,16 @@ def simulate_undertuned(n_runs, params, *, undertuned=0.1, excess=0.04, law="chi
     if not 0 < lo <= hi:
         raise SpecError(f"n_range must be (low, high) with 0 < low <= high, got {n_range!r}")
     rng = np.random.default_rng(check_seed(random_seed))
+    planted = _planted(n, undertuned, excess, rng, "row")
+    N = 10 ** rng.uniform(np.log10(lo), np.log10(hi), n)
+    D = N * 10 ** rng.uniform(0.3, 2.3, n)
+    values = {k: float(params[k]) for k in law.param_names}
+    loss = law.loss({"N": N, "D": D, "C": 6 * N * D}, values) * np.exp(planted + sigma * rng.standard_normal(n))
+    return pd.DataFrame({"N": N, "D": D, "loss": loss, "excess": planted})
+
+
+def _planted(n, undertuned, excess, rng, what):
+    """The excess of each of `n` runs (0 where tuned): `undertuned` a fraction (drawn with `rng`) or positions."""
     if isinstance(undertuned, (float, np.floating)) and not isinstance(undertuned, bool):
         if not 0 <= undertuned <= 1:
             raise SpecError(f"undertuned as a fraction must lie in [0, 1], got {undertuned!r}")
@@ -132,26 +142,22 @@ def simulate_undertuned(n_runs, params, *, undertuned=0.1, excess=0.04, law="chi
         try:
             which = np.asarray(undertuned, dtype=int).ravel()
         except (TypeError, ValueError):
-            raise SpecError(f"undertuned must be a fraction or a sequence of row positions, "
+            raise SpecError(f"undertuned must be a fraction or a sequence of {what} positions, "
                             f"got {undertuned!r}") from None
         if which.size and (which.min() < 0 or which.max() >= n or len(set(which.tolist())) != which.size):
-            raise SpecError(f"undertuned row positions must be distinct and within 0..{n - 1}, got {undertuned!r}")
+            raise SpecError(f"undertuned {what} positions must be distinct and within 0..{n - 1}, got {undertuned!r}")
     sizes = np.broadcast_to(np.asarray(excess, dtype=float), which.shape) if np.ndim(excess) == 0 else \
         np.asarray(excess, dtype=float)
     if sizes.shape != which.shape or not np.all(np.isfinite(sizes)) or np.any(sizes < 0):
         raise SpecError(f"excess must be a non-negative number or one per undertuned run ({which.size}), "
                         f"got {excess!r}")
-    N = 10 ** rng.uniform(np.log10(lo), np.log10(hi), n)
-    D = N * 10 ** rng.uniform(0.3, 2.3, n)
-    values = {k: float(params[k]) for k in law.param_names}
     planted = np.zeros(n)
     planted[which] = sizes
-    loss = law.loss({"N": N, "D": D, "C": 6 * N * D}, values) * np.exp(planted + sigma * rng.standard_normal(n))
-    return pd.DataFrame({"N": N, "D": D, "loss": loss, "excess": planted})
+    return planted
 
 
 def simulate_curves(params, N, D_final, *, law="chinchilla", checkpoints=20, first=0.05, run_sd=0.01,
-                    noise_sd=0.003, random_seed=0) -> pd.DataFrame:
+                    noise_sd=0.003, random_seed=0, undertuned=None, excess=0.04) -> pd.DataFrame:
     """A synthetic ladder of training runs, each with its checkpoint curve, from known parameters.
 
     Each run r (one model size N_r trained to D_final_r tokens on a constant or WSD-before-decay
@@ -179,13 +185,22 @@ def simulate_curves(params, N, D_final, *, law="chinchilla", checkpoints=20, fir
     run_sd, noise_sd : float
         Standard deviations of the per-run offset and of the per-checkpoint noise on log loss.
     random_seed : int, default 0
+    undertuned : float or sequence of int, optional
+        Plant undertuned runs: a fraction of the runs (that many, chosen at random, rounded) or their
+        positions in `N`. Every checkpoint of an undertuned run sits above the law by the run's
+        `excess` (one excess per run, as :class:`bayescale.ScalingModel` with ``undertuned=True``
+        models checkpoint data). Default: none, and no ``excess`` column.
+    excess : float or sequence of float, default 0.04
+        The excess of each undertuned run on log loss (0.04: about 4% above the law): one value for
+        all, or one per undertuned run.
 
     Returns
     -------
     DataFrame
         Columns ``run`` (``r0``, ``r1`` ...), ``N``, ``D`` (tokens seen at the checkpoint), ``C``
         (6 N D), ``loss``; one row per checkpoint, runs in the order of `N`, checkpoints by D.
-        ``attrs["offsets"]`` holds the drawn u_r.
+        ``attrs["offsets"]`` holds the drawn u_r. With `undertuned`, a column ``excess`` (the
+        planted excess on log loss of the row's run, 0 for tuned runs; a truth column, not a flag).
 
     Examples
     --------
@@ -193,6 +208,10 @@ def simulate_curves(params, N, D_final, *, law="chinchilla", checkpoints=20, fir
     ...                        N=[1e8, 4e8], D_final=2e9, checkpoints=5)
     >>> runs.groupby("run").size().to_dict(), runs["D"].max()
     ({'r0': 5, 'r1': 5}, np.float64(2000000000.0))
+    >>> planted = simulate_curves(dict(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37),
+    ...                           N=[1e8, 4e8], D_final=2e9, checkpoints=3, undertuned=[1], excess=0.05)
+    >>> planted.groupby("run")["excess"].max().to_dict()
+    {'r0': 0.0, 'r1': 0.05}
     """
     from .laws import get_law
     from .validation import check_number
@@ -229,6 +248,11 @@ def simulate_curves(params, N, D_final, *, law="chinchilla", checkpoints=20, fir
     values = {k: float(params[k]) for k in law.param_names}
     log_loss = np.log(law.loss({"N": Ns, "D": D, "C": 6 * Ns * D}, values))
     log_loss = log_loss + np.repeat(offsets, n_per) + noise_sd * rng.standard_normal(D.size)
+    planted = None if undertuned is None else np.repeat(_planted(N.size, undertuned, excess, rng, "run"), n_per)
+    if planted is not None:  # drawn after the curves: without undertuned runs the same seed gives the same runs
+        log_loss = log_loss + planted
     frame = pd.DataFrame({"run": run, "N": Ns, "D": D, "C": 6 * Ns * D, "loss": np.exp(log_loss)})
+    if planted is not None:
+        frame["excess"] = planted
     frame.attrs["offsets"] = offsets
     return frame

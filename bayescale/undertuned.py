@@ -30,6 +30,25 @@ incomplete; a flagged row's prior probability of being undertuned is
 :data:`FLAGGED_RATE` (0.5) instead of pi (prior mean 0.1). The data still
 decide: a flagged rung on the law gets a low posterior probability.
 
+Checkpoint data. With per-run offsets (``within_run="offset"``, several rows
+per ``run`` id) and Normal noise, undertuned is a property of a whole run: all
+its rows share one excess ``e_r``. For run r with n rows and residuals
+``z = y - mu``, ``z = u_r 1 + eps`` when tuned, with covariance
+``Sigma = sigma**2 I + run_sd**2 11'`` (:func:`bayescale.sampling.within_run_marginal`),
+and ``z = (u_r + e_r) 1 + eps`` when undertuned. The run mean ``zbar`` is
+Normal(e_r, v), ``v = run_sd**2 + sigma**2 / n``, independent of the residuals
+about it, which do not involve e_r; so::
+
+    log f1(z) = log f0(z) - log N(zbar; 0, v) + log SkewNormal(zbar; sqrt(v + s**2), s / sqrt(v))
+
+the one-row formula above with ``v`` in place of ``sigma**2`` applied to the
+run mean (:func:`run_log_ratio`). A run is flagged when any of its rows is
+(:func:`run_flags`). The per-row log-likelihood (LOO) keeps the chain rule:
+each row's density given the run's earlier rows is the ratio of two prefix
+mixtures, so a run's rows add up to its mixture density
+(:func:`within_run_mixture`). Student-t noise with per-run offsets has no such
+closed form and is refused.
+
 New runs. Predictions (:meth:`~bayescale.fit.ScalingFit.predict`, allocations,
 risk) are for a *well-tuned* run: the fit's ``noise_draws`` are the tuned
 component's noise, no excess. Densities of observed runs
@@ -52,7 +71,8 @@ import numpy as np
 from .errors import DataError
 
 __all__ = ["RATE", "SCALE", "NAMES", "FLAGGED_RATE", "FLAG_COLUMNS", "flags", "component_logpdfs",
-           "log_likelihood", "probability", "excess_if_undertuned", "pymc_likelihood"]
+           "log_likelihood", "probability", "excess_if_undertuned", "pymc_likelihood", "run_flags", "run_log_ratio",
+           "run_means", "within_run_mixture", "pymc_run_term"]
 
 #: Name of the prior probability that a run is undertuned (pi).
 RATE = "undertuned_rate"
@@ -184,6 +204,129 @@ def excess_if_undertuned(y, mu, sigma, s):
     # mean of N(m, sd) truncated below at 0: m + sd phi(a) / Phi(a), with the ratio computed on the log scale
     ratio = np.exp(-0.5 * a**2 - 0.5 * math.log(2 * math.pi) - log_ndtr(a))
     return np.maximum(m + sd * ratio, 0.0)
+
+
+# ------------------------------------------------------------------ checkpoint data: a whole run undertuned
+def run_flags(frame, run_index) -> np.ndarray:
+    """Which runs are flagged (a boolean array over runs, in the order of `run_index`'s codes).
+
+    A run is flagged when any of its rows is (:func:`flags`): a flag marks the
+    run's sweep, so one flagged checkpoint flags the run.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"loss": [3.0, 2.9, 2.8, 2.7], "undertuned": [False, True, False, False]})
+    >>> run_flags(frame, np.array([0, 0, 1, 1])).tolist()
+    [True, False]
+    """
+    run_index = np.asarray(run_index)
+    n = int(run_index.max()) + 1 if run_index.size else 0
+    return np.bincount(run_index, weights=flags(frame).astype(float), minlength=n) > 0
+
+
+def run_log_ratio(zbar, v, s):
+    """``log f1(z) - log f0(z)`` of a run from its mean residual `zbar` and ``v = run_sd**2 + sigma**2 / n``.
+
+    The log of ``SkewNormal(zbar; sqrt(v + s**2), s / sqrt(v)) / Normal(zbar; 0, sqrt(v))``: how much
+    likelier the run's rows are if it is undertuned (excess HalfNormal(s)) than if tuned. Arrays broadcast.
+
+    Examples
+    --------
+    >>> bool(run_log_ratio(0.05, 0.005**2, 0.05) > 20)  # a run 10 sds above the law
+    True
+    >>> bool(abs(run_log_ratio(0.0, 0.005**2, 0.05) + np.log(np.hypot(1, 10))) < 1e-12)  # at the law
+    True
+    """
+    f0, f1 = component_logpdfs(zbar, 0.0, np.sqrt(v), s)
+    return f1 - f0
+
+
+def run_means(resid, sigma, run_sd, run_index):
+    """Each run's mean residual ``zbar`` and ``v = run_sd**2 + sigma**2 / n``, shapes (..., n_runs).
+
+    `resid` is (..., n_rows); `sigma`, `run_sd` broadcast against it (e.g. (chain, draw, 1)).
+    """
+    resid = np.asarray(resid, dtype=float)
+    run_index = np.asarray(run_index)
+    n_runs = int(run_index.max()) + 1
+    rows = np.bincount(run_index, minlength=n_runs).astype(float)
+    sums = np.zeros(resid.shape[:-1] + (n_runs,))
+    np.add.at(sums, (..., run_index), resid)
+    v = np.square(run_sd) + np.square(sigma) / rows
+    return sums / rows, v
+
+
+def within_run_mixture(resid, sigma, run_sd, s, rate, run_flagged, run_index, order) -> np.ndarray:
+    """Per row: what the undertuned mixture adds to its log density given the earlier rows of its run.
+
+    With ``M_k = log((1 - p) + p exp(run_log_ratio(zbar_k, v_k, s)))`` for the first k rows of a run
+    (``zbar_k`` their mean residual, ``v_k = run_sd**2 + sigma**2 / k``, p the run's prior probability),
+    the k-th row (in increasing `order`) gets ``M_k - M_(k-1)``, ``M_0 = 0``. Added to the tuned
+    chain-rule terms (:func:`bayescale.fit.within_run_loglik`, Normal noise), each row gets
+    ``log p(y_k | y_<k)`` of the mixture, and a run's rows add up to ``log((1 - p) f0 + p f1)`` of the run.
+
+    Parameters
+    ----------
+    resid : ndarray (chain, draw, n)
+        Observed minus the law's log loss.
+    sigma, run_sd, s, rate : ndarray (chain, draw, 1)
+    run_flagged : ndarray (n_runs,) of bool
+        Flagged runs (:func:`run_flags`).
+    run_index, order : ndarray (n,)
+        Run of each row, and the order of the rows within a run.
+
+    Returns
+    -------
+    ndarray (chain, draw, n)
+
+    Examples
+    --------
+    >>> one = np.ones((1, 1, 1))
+    >>> r = np.array([0.05, 0.06, 0.0])[None, None, :]
+    >>> terms = within_run_mixture(r, 0.005 * one, 0.005 * one, 0.05 * one, 0.1 * one, np.array([False, False]),
+    ...                            np.array([0, 0, 1]), np.array([1.0, 2.0, 1.0]))
+    >>> zbar, v = run_means(r, 0.005, 0.005, np.array([0, 0, 1]))
+    >>> m = np.logaddexp(np.log(0.9), np.log(0.1) + run_log_ratio(zbar, v, 0.05))
+    >>> bool(np.allclose([terms[..., :2].sum(), terms[..., 2].sum()], m.ravel()))
+    True
+    """
+    resid = np.asarray(resid, dtype=float)
+    run_index = np.asarray(run_index)
+    n = resid.shape[-1]
+    order_ = np.lexsort((np.asarray(order, dtype=float), run_index))
+    runs_sorted = run_index[order_]
+    e = resid[..., order_]
+    start = np.r_[True, runs_sorted[1:] != runs_sorted[:-1]]
+    first = np.maximum.accumulate(np.where(start, np.arange(n), 0))
+    k = (np.arange(n) - first + 1).astype(float)  # rows of the prefix, this one included
+    csum = np.cumsum(e, axis=-1)
+    before = np.take(np.concatenate([np.zeros_like(csum[..., :1]), csum], axis=-1), first, axis=-1)
+    zbar = (csum - before) / k
+    v = np.square(run_sd) + np.square(sigma) / k
+    p = row_rate(rate, np.asarray(run_flagged, dtype=bool)[runs_sorted])
+    with np.errstate(divide="ignore"):
+        m = np.logaddexp(np.log1p(-p), np.log(p) + run_log_ratio(zbar, v, s))
+    previous = np.where(start, 0.0, np.concatenate([np.zeros_like(m[..., :1]), m[..., :-1]], axis=-1))
+    out = np.empty_like(m)
+    out[..., order_] = m - previous
+    return out
+
+
+def pymc_run_term(zbar, v, s, rate, flagged):
+    """Each run's ``log((1 - p) + p exp(run_log_ratio(zbar, v, s)))`` as a PyTensor expression.
+
+    Added to the tuned joint density of a run's rows (offsets integrated out) it gives the run's
+    mixture density; `flagged` is 0/1 per run. ``run_log_ratio`` simplifies to
+    ``log 2 - log1p(s**2 / v) / 2 + a**2 / 2 + log Phi(a)`` with ``a = zbar s / sqrt(v (v + s**2))``.
+    """
+    import pytensor.tensor as pt
+    from pymc.distributions.dist_math import normal_lcdf
+
+    p = flagged * FLAGGED_RATE + (1.0 - flagged) * rate
+    a = zbar * s / pt.sqrt(v * (v + s**2))
+    ratio = math.log(2.0) - 0.5 * pt.log1p(s**2 / v) + 0.5 * a**2 + normal_lcdf(0.0, 1.0, a)
+    return pt.logaddexp(pt.log1p(-p), pt.log(p) + ratio)
 
 
 def pymc_likelihood(name, mu, observed, sigma, s, rate, flagged, nu=None):

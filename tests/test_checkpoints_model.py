@@ -179,7 +179,7 @@ def test_without_run_ids_the_model_is_unchanged():
     with pytest.raises(DataError, match="within_run='offset' needs a 'run' column"):
         bs.ScalingModel(within_run="offset").build(runs)
     checkpoints = simulate_curves(TRUE, [1e8, 3e8, 1e9], 2e10, checkpoints=3)
-    with pytest.raises(SpecError, match="undertuned=True does not combine with per-run offsets yet"):
+    with pytest.raises(SpecError, match="undertuned=True with per-run offsets needs likelihood='normal'"):
         bs.ScalingModel(undertuned=True).build(checkpoints)
     assert bs.ScalingModel(undertuned=True, within_run="none").build(checkpoints) is not None
 

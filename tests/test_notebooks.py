@@ -46,12 +46,21 @@ def _narrowing(text):
     return bool(pred and real) and int(real.group(1)) > 0 and abs(int(pred.group(1)) - int(real.group(1))) <= 10
 
 
+def _checkpoints(text):
+    """Notebook 07: the offset model covers the truth, and the planted undertuned rungs stand above the rest."""
+    planted = re.search(r"probability of the planted rungs: \[([0-9., ]+)\]", text)
+    other = re.search(r"largest probability of the other rungs: ([0-9.]+)", text)
+    return ("truth covered by the offset model: True" in text and bool(planted and other)
+            and min(float(p) for p in planted.group(1).split(",")) > float(other.group(1)) + 0.2)
+
+
 #: Per notebook: what its outputs must show (the former asserts).
 EXPECT = {
     "01_quickstart.ipynb": lambda t: "same predictions after saving and loading: True" in t,
     "02_budget_risk.ipynb": lambda t: _p_reach(t) and "4 figures embedded" in t,
     "05_custom_law.ipynb": lambda t: "same predictions after saving and loading: True" in t,
     "06_what_next.ipynb": lambda t: _narrowing(t) and "stacking weights: chinchilla" in t,
+    "07_checkpoints.ipynb": _checkpoints,
 }
 
 

@@ -709,3 +709,25 @@ def load_runs(source, *, columns=None, derive_D_from_C=True, require=("N", "D"),
     frame, name, note = _read(_from_dataframe_protocol(source))
     out, derived = _validate(frame, name, note, columns, derive_D_from_C, require, int(min_runs))
     return RunData._wrap(out, derived)
+
+
+def run_prefixes(run_index, order) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted by run, then by `order` within a run (checkpoint data: tokens seen), and where each run starts.
+
+    Returns ``(sort, first)``: ``sort`` the row order (``values[..., sort]`` puts each run's rows together, in
+    order), ``first`` for each sorted row the sorted position of its run's first row, so ``arange(n) - first``
+    counts the rows of its run before it.
+
+    Examples
+    --------
+    >>> sort, first = run_prefixes(np.array([1, 0, 1, 0]), np.array([2.0, 5.0, 1.0, 3.0]))
+    >>> sort.tolist(), first.tolist()
+    ([3, 1, 2, 0], [0, 0, 2, 2])
+    """
+    run_index = np.asarray(run_index)
+    sort = np.lexsort((np.asarray(order, dtype=float), run_index))
+    runs_sorted = run_index[sort]
+    n = run_index.size
+    start = np.r_[True, runs_sorted[1:] != runs_sorted[:-1]] if n else np.zeros(0, dtype=bool)
+    first = np.maximum.accumulate(np.where(start, np.arange(n), 0)) if n else np.zeros(0, dtype=int)
+    return sort, first

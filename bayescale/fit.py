@@ -13,6 +13,7 @@ import xarray as xr
 from .errors import ConvergenceWarning
 from .validation import FLOPS_PER_PARAM_TOKEN, check_prob as _check_prob, check_seed as _check_seed, renamed
 from .contract import check_ci_kind, interval_label
+from .data import run_prefixes
 from .laws import NUMPY
 from .predictive import log_curve, predict
 from .results import ResultMethods, writer
@@ -834,11 +835,9 @@ def within_run_loglik(resid, sigma, run_sd, run_index, order, nu=None) -> np.nda
     resid = np.asarray(resid, dtype=float)
     run_index = np.asarray(run_index)
     n = resid.shape[-1]
-    order_ = np.lexsort((np.asarray(order, dtype=float), run_index))
-    runs_sorted = run_index[order_]
+    order_, first = run_prefixes(run_index, order)
     e = resid[..., order_]
-    start = np.r_[True, runs_sorted[1:] != runs_sorted[:-1]]
-    first = np.maximum.accumulate(np.where(start, np.arange(n), 0))
+    start = first == np.arange(n)  # the sorted row opens its run
     t = np.arange(n) - first  # rows of the run before this one
     out = np.empty(np.broadcast_shapes(resid.shape, np.shape(sigma), np.shape(run_sd)))
     var_u, var_e = np.square(run_sd), np.square(sigma)

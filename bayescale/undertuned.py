@@ -68,6 +68,7 @@ import math
 
 import numpy as np
 
+from .data import run_prefixes
 from .errors import DataError
 
 __all__ = ["RATE", "SCALE", "NAMES", "FLAGGED_RATE", "FLAG_COLUMNS", "flags", "component_logpdfs",
@@ -294,20 +295,17 @@ def within_run_mixture(resid, sigma, run_sd, s, rate, run_flagged, run_index, or
     resid = np.asarray(resid, dtype=float)
     run_index = np.asarray(run_index)
     n = resid.shape[-1]
-    order_ = np.lexsort((np.asarray(order, dtype=float), run_index))
-    runs_sorted = run_index[order_]
+    order_, first = run_prefixes(run_index, order)
     e = resid[..., order_]
-    start = np.r_[True, runs_sorted[1:] != runs_sorted[:-1]]
-    first = np.maximum.accumulate(np.where(start, np.arange(n), 0))
     k = (np.arange(n) - first + 1).astype(float)  # rows of the prefix, this one included
     csum = np.cumsum(e, axis=-1)
     before = np.take(np.concatenate([np.zeros_like(csum[..., :1]), csum], axis=-1), first, axis=-1)
     zbar = (csum - before) / k
     v = np.square(run_sd) + np.square(sigma) / k
-    p = row_rate(rate, np.asarray(run_flagged, dtype=bool)[runs_sorted])
+    p = row_rate(rate, np.asarray(run_flagged, dtype=bool)[run_index[order_]])
     with np.errstate(divide="ignore"):
         m = np.logaddexp(np.log1p(-p), np.log(p) + run_log_ratio(zbar, v, s))
-    previous = np.where(start, 0.0, np.concatenate([np.zeros_like(m[..., :1]), m[..., :-1]], axis=-1))
+    previous = np.where(first == np.arange(n), 0.0, np.concatenate([np.zeros_like(m[..., :1]), m[..., :-1]], axis=-1))
     out = np.empty_like(m)
     out[..., order_] = m - previous
     return out

@@ -78,7 +78,7 @@ def test_above_envelope_and_bad_input():
         frontier(runs, over="N")
     with pytest.raises(bs.SpecError, match="run='id'"):
         curve_envelope(runs, run="id")
-    with pytest.raises(bs.DataError, match="N varies"):
+    with pytest.raises(bs.DataError, match="N varies|the rows of one run share N"):
         curve_envelope(pd.DataFrame({"run": [0, 0], "N": [1e8, 2e8], "D": [1e9, 2e9], "loss": [3.0, 2.9]}))
     with pytest.raises(bs.DataError):
         frontier(pd.DataFrame({"N": [1e8, -1.0], "C": [1e19, 1e20], "loss": [3.0, 2.9]}))

@@ -366,12 +366,14 @@ def _columns(text) -> dict:
 def _model(args):
     import bayescale as bs
 
+    undertuned, within_run = getattr(args, "undertuned", False), getattr(args, "within_run", None)
     if args.model is not None:
-        if args.law is not None or args.likelihood is not None:
-            raise ValueError("--model takes the law and likelihood from its spec; drop --law/--likelihood "
-                             "or drop --model")
+        if args.law is not None or args.likelihood is not None or undertuned or within_run is not None:
+            raise ValueError("--model takes the law, likelihood, undertuned and within_run settings from its spec; "
+                             "drop --law/--likelihood/--undertuned/--within-run or drop --model")
         return bs.ScalingModel.from_spec(args.model)
-    return bs.ScalingModel(args.law or "chinchilla", likelihood=args.likelihood or "student_t")
+    return bs.ScalingModel(args.law or "chinchilla", likelihood=args.likelihood or "student_t",
+                           undertuned=bool(undertuned), within_run=within_run or "auto")
 
 
 def cmd_fit(args) -> int:
@@ -665,6 +667,12 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--model", default=None, metavar="SPEC",
                      help=f"model spec: a shipped name ({', '.join(available_specs())}) or a .toml file; "
                           "sets law, likelihood, priors and pooling")
+    fit.add_argument("--undertuned", action="store_true",
+                     help="allow possibly undertuned runs (a run may sit above the law by a non-negative excess); "
+                          "columns sweep_complete (False) or undertuned (True) flag doubtful rungs")
+    fit.add_argument("--within-run", default=None, choices=["auto", "offset", "none"],
+                     help="checkpoint rows sharing a 'run' id: a per-run offset (auto: when a run has several "
+                          "rows; none: rows as independent runs)")
     fit.add_argument("--by", default=None, metavar="COLUMNS",
                      help="one fit per value of these column(s), e.g. task or task,mixture; "
                           "-o is then a folder, resumable after an interruption")

@@ -10,6 +10,7 @@ from importlib.resources import files
 from io import StringIO
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -481,3 +482,26 @@ def test_warnings_of_batch_workers_reach_the_caller():
     assert outcome.warnings == ((bs.HeavyTailWarning, "nu: posterior median 1.6 < 2"),)
     with pytest.warns(bs.HeavyTailWarning, match=r"^key 'a': nu: posterior median 1.6 < 2$"):
         assert isinstance(batch._adopt(outcome, None, "a"), Fitted)
+
+
+def test_fit_checkpoints_with_undertuned_runs(tmp_path):
+    """Checkpoint rows with run ids, --likelihood normal --undertuned: the saved fit has per-run offsets and the
+    undertuned component, and its planted rung is the likeliest; --model with those flags is refused first."""
+    import bayescale as bs
+
+    truth = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    n = np.logspace(7.5, 9.5, 10)
+    curves = bs.simulate.simulate_curves(truth, n, D_final=np.tile([5, 20, 80, 10, 40], 2) * n, checkpoints=8,
+                                         run_sd=0.005, noise_sd=0.003, random_seed=2, undertuned=[6], excess=0.08)
+    csv = tmp_path / "curves.csv"
+    curves.drop(columns="excess").to_csv(csv, index=False)
+    out = tmp_path / "fit.nc"
+    proc = run("fit", csv, "--likelihood", "normal", "--undertuned", "-o", out, "--seed", 1, "--draws", 500,
+               "--tune", 500, "--cores", 1)
+    assert proc.returncode == 0, proc.stderr
+    fit = bs.load(out)
+    assert fit.model.undertuned and "run_sd" in fit.summary().index
+    table = fit.undertuned_runs()
+    assert table.loc[table["probability"].idxmax(), "run"] == "r6"
+    proc = run("fit", csv, "--model", "chinchilla", "--undertuned", "-o", tmp_path / "x.nc")
+    assert proc.returncode != 0 and "--undertuned" in proc.stderr and not (tmp_path / "x.nc").exists()

@@ -57,7 +57,7 @@ def _checkpoints(text):
 #: Per notebook: what its outputs must show (the former asserts).
 EXPECT = {
     "01_quickstart.ipynb": lambda t: "same predictions after saving and loading: True" in t,
-    "02_budget_risk.ipynb": lambda t: _p_reach(t) and "4 figures embedded" in t,
+    "02_budget_risk.ipynb": lambda t: _p_reach(t) and "6 figures embedded" in t,
     "05_custom_law.ipynb": lambda t: "same predictions after saving and loading: True" in t,
     "06_what_next.ipynb": lambda t: _narrowing(t) and "stacking weights: chinchilla" in t,
     "07_checkpoints.ipynb": _checkpoints,

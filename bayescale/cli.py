@@ -87,6 +87,30 @@ def cmd_demo(args) -> int:
     print("Approach 3 point estimate (one number each, no interval):")
     for c, n, d, loss in zip(best["C"], best["N_median"], best["D_median"], best["loss_median"]):
         print(f"  {c:.3g} FLOP: {_humanise(n)} params, {_humanise(d)} tokens, loss {loss:.3f}")
+    print("\nWhat more compute buys along the compute-optimal frontier")
+    ret = fit.marginal_returns(DEMO_BUDGETS, args.prob)
+    print(pd.DataFrame({
+        "compute": [f"{c:.3g} FLOP" for c in ret["C"]],
+        f"loss per 10x compute ({args.prob:.0%})": [
+            f"{-m:.4f} [{-hi:.4f}, {-lo:.4f}]" for m, lo, hi in zip(ret["slope_median"], ret["slope_lower"],
+                                                                    ret["slope_upper"])],
+        "loss per 2x compute": [f"{v:.4f}" for v in ret["gain_doubling_median"]],
+        "compute for the next 0.01": [f"{v:.3g} FLOP" for v in ret["C_next_median"]],
+    }).to_string(index=False))
+    from .report import next_run_candidates
+
+    grid = next_run_candidates(fit)  # N and D from the ladder's median to 10x its largest, at most 10x its compute
+    nxt = fit.recommend_runs(grid, quantity="n_opt", budget=DEMO_BUDGETS[1], prob=args.prob, random_seed=args.seed)
+    a = nxt.attrs
+    print(f"\nWhich run to train next: expected narrowing of the {args.prob:.0%} interval of N_opt at "
+          f"{DEMO_BUDGETS[1]:.3g} FLOP (today {10 ** a['lower']:.3g} to {10 ** a['upper']:.3g} params)")
+    shown = pd.concat([nxt.head(2), nxt.sort_values("shrinkage", ascending=False).head(2)]).drop_duplicates("rank")
+    print(pd.DataFrame({
+        "run": [f"{_humanise(n)} params on {_humanise(d)} tokens" for n, d in zip(shown["N"], shown["D"])],
+        "compute": [f"{c:.3g} FLOP" for c in shown["C"]],
+        "narrows by": [f"{v:.1%}" for v in shown["shrinkage_fraction"]],
+        "rank per FLOP": shown["rank"].to_numpy(),
+    }).to_string(index=False))
     print(f"\nCompute needed to reach a loss of {DEMO_TARGET} (compute-optimal run)")
     print(to_text(fit.budget_for(DEMO_TARGET, args.prob)))
     print("\nNext: bayescale risk FIT.nc --budget 1e24 --target 1.9 --plan 70B:1.4T (after bayescale fit)")

@@ -387,8 +387,12 @@ def test_demo_prints_posterior_point_fit_and_risk_bands():
     assert 1.769 <= float(rows["E"][0]) <= 1.871 and 0.317 <= float(rows["alpha"][0]) <= 0.373
     assert float(rows["alpha"][-1]) == pytest.approx(0.3473, rel=0.01)  # Approach 3 column
     for heading in ("Predicted loss for untrained configurations", "Compute-optimal allocation",
-                    "Approach 3 point estimate", "Compute needed to reach a loss of 1.9"):
+                    "Approach 3 point estimate", "Compute needed to reach a loss of 1.9",
+                    "What more compute buys", "Which run to train next"):
         assert heading in out
+    # a doubling of compute at 1e24 buys between 0.005 and 0.03 of loss (Chinchilla: 0.0165)
+    doubling = [line.split() for line in out.splitlines() if line.startswith("   1e+24 FLOP")]
+    assert doubling and 0.005 < float(doubling[0][-3]) < 0.03
     assert "converged: NO" not in out and " no\n" not in out
 
 

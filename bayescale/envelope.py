@@ -314,7 +314,7 @@ def curve_envelope(points, *, run="run", grid=None, points_per_decade=20, min_cu
     >>> pts = pd.DataFrame(rows, columns=["run", "N", "D", "loss"])
     >>> env = curve_envelope(pts, points_per_decade=4)
     >>> env["run"].tolist()  # larger models take over as compute grows
-    [0, 1, 1, 1, 1, 1, 2, 2]
+    ['0', '1', '1', '1', '1', '1', '2', '2']
     """
     return _curve_candidates(points, run=run, grid=grid, points_per_decade=points_per_decade,
                              min_curves=min_curves, columns=columns).pick()

@@ -488,24 +488,19 @@ def test_warnings_of_batch_workers_reach_the_caller():
         assert isinstance(batch._adopt(outcome, None, "a"), Fitted)
 
 
-def test_fit_checkpoints_with_undertuned_runs(tmp_path):
-    """Checkpoint rows with run ids, --likelihood normal --undertuned: the saved fit has per-run offsets and the
-    undertuned component, and its planted rung is the likeliest; --model with those flags is refused first."""
-    import bayescale as bs
+def test_fit_checkpoint_and_undertuned_options_reach_the_model(tmp_path, capsys):
+    """--undertuned and --within-run set the model the fit samples (the fits themselves are tested in
+    test_undertuned and test_checkpoints_model); beside --model, whose spec sets them, they are refused first."""
+    from bayescale.cli import _model, build_parser
 
-    truth = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
-    n = np.logspace(7.5, 9.5, 10)
-    curves = bs.simulate.simulate_curves(truth, n, D_final=np.tile([5, 20, 80, 10, 40], 2) * n, checkpoints=8,
-                                         run_sd=0.005, noise_sd=0.003, random_seed=2, undertuned=[6], excess=0.08)
-    csv = tmp_path / "curves.csv"
-    curves.drop(columns="excess").to_csv(csv, index=False)
-    out = tmp_path / "fit.nc"
-    proc = run("fit", csv, "--likelihood", "normal", "--undertuned", "-o", out, "--seed", 1, "--draws", 500,
-               "--tune", 500, "--cores", 1)
-    assert proc.returncode == 0, proc.stderr
-    fit = bs.load(out)
-    assert fit.model.undertuned and "run_sd" in fit.summary().index
-    table = fit.undertuned_runs()
-    assert table.loc[table["probability"].idxmax(), "run"] == "r6"
-    proc = run("fit", csv, "--model", "chinchilla", "--undertuned", "-o", tmp_path / "x.nc")
-    assert proc.returncode != 0 and "--undertuned" in proc.stderr and not (tmp_path / "x.nc").exists()
+    args = build_parser().parse_args(["fit", "runs.csv", "-o", "fit.nc", "--likelihood", "normal", "--undertuned",
+                                      "--within-run", "offset"])
+    model = _model(args)
+    assert model.undertuned and model.within_run == "offset" and model.likelihood == "normal"
+    default = _model(build_parser().parse_args(["fit", "runs.csv", "-o", "fit.nc"]))
+    assert not default.undertuned and default.within_run == "auto"
+    csv = tmp_path / "runs.csv"
+    csv.write_text("N,D,loss\n1e8,2e9,3.0\n")
+    status, _out, err = run_here("fit", csv, "--model", "chinchilla", "--undertuned", "-o", tmp_path / "x.nc",
+                                 capsys=capsys)
+    assert status != 0 and "--undertuned" in err[-1] and not (tmp_path / "x.nc").exists()

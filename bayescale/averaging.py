@@ -30,16 +30,16 @@ import pandas as pd
 from .allocation import crossover_compute, optimal_allocation
 from .contract import check_ci_kind, interval, interval_label
 from .data import load_runs
-from .errors import DataError, SpecError
+from .errors import SpecError
 from .extrapolation import annotate
 from .form import irreducible_draws, shift_crossover
 from .planning import PLAN_COLUMNS, allocate_draws, median_plan, posterior_params
 from .predictive import predict_draws
 from .returns import marginal_draws, returns_table
-from .risk import (_check_target, _plans, first_compute, plan_log_loss, risk_draws, risk_frame, run_noise,
-                   search_range)
+from .selection import check_same_runs, compare_loo
+from .risk import (_check_target, _plans, budget_for_settings, first_compute, plan_log_loss, risk_draws, risk_frame,
+                   run_noise, search_range)
 from .tablecheck import check_table
-from .units import parse_quantity
 from .validation import (FLOPS_PER_PARAM_TOKEN, check_budgets, check_count, check_prob, check_seed,
                          positive_array)
 
@@ -101,23 +101,6 @@ def _named(fits) -> dict:
     return named
 
 
-def _same_runs(named):
-    """Raise unless every fit was made on the same runs (same losses in the same order)."""
-    (ref_name, ref), *rest = named.items()
-    y0 = np.asarray(ref.runs.loss, dtype=float)
-    for key, fit in rest:
-        y = np.asarray(fit.runs.loss, dtype=float)
-        if y.shape != y0.shape:
-            raise DataError([f"fit {key!r} was made on {y.size} runs and {ref_name!r} on {y0.size}; a mixture "
-                             "averages fits of the same runs"], header="Fits cannot be averaged:")
-        diff = np.flatnonzero(~np.isclose(y, y0, rtol=1e-12, atol=0.0))
-        if diff.size:
-            i = int(diff[0])
-            raise DataError([f"fit {key!r} and {ref_name!r} differ at run {i} (loss {y[i]:.6g} vs {y0[i]:.6g}) "
-                             f"and {diff.size - 1} more; a mixture averages fits of the same runs in the same "
-                             "order"], header="Fits cannot be averaged:")
-
-
 def _weights(named, weights):
     """(method, weights as an array in the order of `named`, LOO table or None)."""
     names = list(named)
@@ -126,8 +109,6 @@ def _weights(named, weights):
         if method is None:
             raise SpecError(f"unknown weights {weights!r}; valid: {', '.join(repr(m) for m in WEIGHT_METHODS)}, "
                             "or one weight per fit ({name: weight} or an array)")
-        from .selection import compare_loo
-
         table = compare_loo(named, method=method)
         return method, table.loc[names, "weight"].to_numpy(dtype=float), table.loc[names]
     if isinstance(weights, Mapping):
@@ -181,7 +162,7 @@ class ModelAverage:
 
     def __init__(self, fits, weights="stacking", *, draws=None, random_seed=None):
         named = _named(fits)
-        _same_runs(named)
+        check_same_runs(named, purpose="a mixture averages fits of the same runs", header="Fits cannot be averaged:")
         random_seed = check_seed(random_seed)
         total = None if draws is None else check_count(draws, "draws")
         self.fits = named
@@ -388,12 +369,8 @@ class ModelAverage:
         --------
         >>> avg.budget_for(1.9, prob=0.9)  # doctest: +SKIP
         """
-        random_seed = check_seed(random_seed)
-        check_prob(prob)
-        targets = np.atleast_1d(np.asarray([parse_quantity(t, "target loss")
-                                            for t in np.atleast_1d(np.asarray(target, dtype=object))]))
-        k = float(positive_array(flops_per_param_token, "flops_per_param_token"))
-        cap = None if max_unique_tokens is None else float(positive_array(max_unique_tokens, "max_unique_tokens"))
+        targets, random_seed, k, cap = budget_for_settings(target, prob, flops_per_param_token, max_unique_tokens,
+                                                           random_seed)
         used = self._used()
         params = {name: posterior_params(fit, group, random_seed) for name, fit in used}
         noise = {name: run_noise(fit, random_seed, group) for name, fit in used}

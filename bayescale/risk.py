@@ -354,6 +354,25 @@ SCAN_POINTS = 241
 
 
 @np.errstate(all="ignore")  # non-finite results are reported by check_table, with their reason
+def budget_for_settings(target, prob, flops_per_param_token, max_unique_tokens, random_seed) -> tuple:
+    """The checked arguments of a budget search: ``(targets, random_seed, k, cap)``, each raising a clear error.
+
+    Shared by :func:`budget_for` and :meth:`bayescale.averaging.ModelAverage.budget_for`.
+
+    Examples
+    --------
+    >>> budget_for_settings(1.9, 0.9, 6, None, None)
+    (array([1.9]), None, 6.0, None)
+    """
+    random_seed = _check_seed(random_seed)
+    _check_prob(prob)
+    targets = np.atleast_1d(np.asarray([parse_quantity(t, "target loss")
+                                        for t in np.atleast_1d(np.asarray(target, dtype=object))]))
+    k = float(_positive(flops_per_param_token, "flops_per_param_token"))
+    cap = None if max_unique_tokens is None else float(_positive(max_unique_tokens, "max_unique_tokens"))
+    return targets, random_seed, k, cap
+
+
 def budget_for(fit, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None,
                random_seed=None, max_compute=1e40, group=None) -> pd.DataFrame:
     """Smallest compute at which the compute-optimal run reaches a target loss with a given probability.
@@ -405,12 +424,8 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_T
     --------
     >>> fit.budget_for(1.9, prob=0.9)  # doctest: +SKIP
     """
-    random_seed = _check_seed(random_seed)
-    _check_prob(prob)
-    targets = np.atleast_1d(np.asarray([parse_quantity(t, "target loss")
-                                        for t in np.atleast_1d(np.asarray(target, dtype=object))]))
-    k = float(_positive(flops_per_param_token, "flops_per_param_token"))
-    cap = None if max_unique_tokens is None else float(_positive(max_unique_tokens, "max_unique_tokens"))
+    targets, random_seed, k, cap = budget_for_settings(target, prob, flops_per_param_token, max_unique_tokens,
+                                                       random_seed)
     law = fit.law
     params = posterior_params(fit, group, random_seed)
     noise = run_noise(fit, random_seed, group)

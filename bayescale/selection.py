@@ -21,7 +21,7 @@ import pandas as pd
 
 from .errors import DataError, SpecError
 
-__all__ = ["loo", "compare_loo", "describe_model"]
+__all__ = ["loo", "compare_loo", "describe_model", "check_same_runs"]
 
 
 def loo(fit):
@@ -93,22 +93,29 @@ def _named(fits) -> dict:
     return named
 
 
-def _same_runs(named):
-    """Raise unless every fit was made on the same runs (same observed losses in the same order)."""
-    items = list(named.items())
-    ref_name, ref = items[0]
-    y0 = ref.idata["observed_data"]["log_loss"].values
-    for key, fit in items[1:]:
-        y = fit.idata["observed_data"]["log_loss"].values
+def check_same_runs(named, *, purpose, header):
+    """Raise a DataError unless every fit of `named` was made on the same runs (same losses in the same order).
+
+    `purpose` ends the message (why the runs must match, e.g. "LOO compares models fitted to the same runs");
+    `header` heads it. Works for any fit of the results contract (its ``runs``).
+
+    Examples
+    --------
+    >>> check_same_runs({"a": fit_a, "b": fit_b}, purpose="LOO compares models fitted to the same runs",
+    ...                 header="Fits cannot be compared:")  # doctest: +SKIP
+    """
+    (ref_name, ref), *rest = named.items()
+    y0 = np.asarray(ref.runs.loss, dtype=float)
+    for key, fit in rest:
+        y = np.asarray(fit.runs.loss, dtype=float)
         if y.shape != y0.shape:
-            raise DataError([f"fit {key!r} was made on {y.size} runs and {ref_name!r} on {y0.size}; LOO compares "
-                             "models fitted to the same runs"], header="Fits cannot be compared:")
+            raise DataError([f"fit {key!r} was made on {y.size} runs and {ref_name!r} on {y0.size}; {purpose}"],
+                            header=header)
         diff = np.flatnonzero(~np.isclose(y, y0, rtol=1e-12, atol=0.0))
         if diff.size:
             i = int(diff[0])
-            raise DataError([f"fit {key!r} and {ref_name!r} differ at run {i} (loss {np.exp(y[i]):.6g} vs "
-                             f"{np.exp(y0[i]):.6g}) and {diff.size - 1} more; LOO compares models fitted to the "
-                             "same runs in the same order"], header="Fits cannot be compared:")
+            raise DataError([f"fit {key!r} and {ref_name!r} differ at run {i} (loss {y[i]:.6g} vs {y0[i]:.6g}) "
+                             f"and {diff.size - 1} more; {purpose} in the same order"], header=header)
 
 
 def compare_loo(fits, *, method="stacking") -> pd.DataFrame:
@@ -154,7 +161,7 @@ def compare_loo(fits, *, method="stacking") -> pd.DataFrame:
     if method not in ("stacking", "BB-pseudo-BMA", "pseudo-BMA"):
         raise SpecError(f"unknown method {method!r}; valid: stacking, BB-pseudo-BMA, pseudo-BMA")
     named = _named(fits)
-    _same_runs(named)
+    check_same_runs(named, purpose="LOO compares models fitted to the same runs", header="Fits cannot be compared:")
     results = {k: loo(f) for k, f in named.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -56,20 +56,20 @@ def test_draws_follow_allocate_draws_with_form_uncertainty(synthetic_fit):
 
 
 def test_table_matches_finite_differences_of_allocate(synthetic_fit, synthetic_fit_known_form):
-    """The median slope is the forward difference of fit.allocate's median loss.
+    """The table's slope is the median over draws of allocate_draws' central difference, its loss allocate's.
 
-    The median of the draws' slopes is not the slope of the draws' median loss, but where the draws' frontiers
-    are nearly parallel (the law's form known, or inside the fitted runs) the two agree to well within 2%; the
-    curvature of L in log C adds ~ g ln10 h ~ 0.4% over the forward step h.
+    Compared like with like, so the check is exact (float rounding only) on any machine: the median of the
+    draws' slopes is not the slope of the draws' median loss, and the gap between the two depends on the
+    posterior draws (2.06% at 1e26 on one machine, under 2% on another), so it is no basis for a tolerance.
     """
-    h = 0.01  # decades
+    h = 1e-3  # decades: the half-width marginal_returns uses
     for fit, budgets in ((synthetic_fit_known_form, np.array([1e20, 1e23, 1e26])),
                          (synthetic_fit, np.array([1e20, 1e22]))):
         table = _quiet(fit.marginal_returns, budgets)
-        lo = _quiet(fit.allocate, budgets)["loss_median"].to_numpy()
-        hi = _quiet(fit.allocate, budgets * 10**h)["loss_median"].to_numpy()
-        np.testing.assert_allclose(table["slope_median"], (hi - lo) / h, rtol=0.02)
-        np.testing.assert_allclose(table["loss_median"], lo, rtol=1e-12)
+        alloc = _quiet(fit.allocate_draws, np.concatenate([budgets / 10**h, budgets * 10**h]))
+        below, above = np.split(alloc["loss"].values.reshape(-1, 2 * budgets.size), 2, axis=1)
+        np.testing.assert_allclose(table["slope_median"], np.median((above - below) / (2 * h), axis=0), rtol=1e-9)
+        np.testing.assert_allclose(table["loss_median"], _quiet(fit.allocate, budgets)["loss_median"], rtol=1e-12)
     table = _quiet(synthetic_fit.marginal_returns, [1e20, 1e26])
     assert np.all(table["slope_lower"] < table["slope_median"]) and np.all(table["slope_median"] < table["slope_upper"])
     assert table.attrs["interval"] == "posterior ETI" and table.attrs["loss_step"] == 0.01

@@ -145,7 +145,7 @@ _BANDS_HOLD = {
     False: ("the law's form is untested there; read the bands as the uncertainty of this law's parameters, not "
             "as the range of losses a run there can reach"),
     True: ("the bands include the law's form uncertainty, which grows with this distance (bayescale.form); it "
-           "was calibrated on held-out real runs up to about 3 decades out"),
+           "was learned from held-out real runs of other sources, most within 2 decades of their fitted range"),
 }
 _WORDS = {"C": "compute", "N": "parameters", "D": "tokens", "epochs": "repeated epochs"}
 

@@ -617,7 +617,7 @@ class ScalingFit(ResultMethods):
             lines += [f"    {form}",
                       f"    r = {r:.3g}, f = {f:.3g}: one decade past the fitted range (C up to "
                       f"{reach.upper.get('C', float('nan')):.3g}), the loss may move by about "
-                      f"{100 * form.loss_rate * r:.2g}% (1 sd)"]
+                      f"{100 * form.loss_sd(r):.2g}% (1 sd)"]
         lines += ["[[Diagnostics]]",
                   f"    converged: {'yes' if d['converged'] else 'NO'}",
                   f"    max R-hat {d['max_r_hat']:.4f}, min bulk ESS {d['min_ess_bulk']:.0f}, "

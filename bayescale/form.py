@@ -5,48 +5,45 @@ is right*. Beyond the ladder it is not exactly right: the local exponents of
 real ladders drift with scale (Porian et al. 2024 move Chinchilla's and
 Kaplan's exponents into each other by changing warm-up, decay and the count
 of N), and a law fitted to the small runs misses the large ones by more than
-its posterior allows. On the bundled real ladders the misses are unbiased and
-grow with the distance from the fitted range.
+its posterior allows.
 
 :class:`FormUncertainty` carries that as a model discrepancy (Kennedy &
-O'Hagan 2001) that is zero inside the fitted range and grows linearly with
-the distance ``d`` (decades of C, N or D beyond it, see
-:mod:`bayescale.extrapolation`):
+O'Hagan 2001) that is zero inside the fitted range and grows with the
+distance ``d`` (decades of C, N or D beyond it, see
+:mod:`bayescale.extrapolation`) as ``g(d) = d ** power`` (held to its slope
+at :data:`REACH` decades beyond that, the farthest the calibration data
+reach):
 
-* loss: the reducible part moves, ``L = E + (law(N, D) - E) exp(s d)``, with
-  one slope ``s ~ Normal(0, tau_L r / f)`` per posterior draw, shared by
-  every point asked about, so that each draw stays a smooth curve above its
-  irreducible loss E. ``r`` is the ladder's own residual scale (1.4826
-  times the median absolute deviation of the fitted runs' log-loss
-  residuals about the posterior-median curve, :meth:`ScalingFit.residuals`)
-  and ``f`` the reducible share of its loss: a ladder the law fits to 0.4%
-  (Chinchilla) extrapolates far better than one it fits to 4% (the Porian
-  ladders), and in units of ``r`` the errors of both are alike. Acting on
-  the reducible part keeps the bands above E and lets the loss keep falling
-  with compute far out, where a discrepancy on the whole loss would outgrow
-  the gains;
-* allocation: ``log10 N_opt = log10 N_opt(law) + s_a d_C``, ``s_a ~
-  Normal(0, sqrt((tau_a r)**2 + floor**2))``, D_opt = C / (k N_opt); the loss
-  at the optimum takes the loss discrepancy. The floor keeps a clean ladder's
-  small ``r`` from hiding how uncertain its allocation exponent is: the
-  Chinchilla runs below and above 1e20 FLOP, each fitted to 0.4%, put N_opt
-  at 1e24 FLOP a factor 7 apart.
+* loss: the reducible part moves, ``L = E + (law(N, D) - E) exp(z s g(d) / f)``,
+  with one standardised draw ``z`` per posterior draw, shared by every point
+  asked about, so that each draw stays a smooth curve above its irreducible
+  loss E; ``f`` is the reducible share of the ladder's loss, so that near the
+  fitted runs the log loss moves by about ``s g(d)`` (one sd), and
+  ``s = loss_scale (r / 0.01) ** loss_residual_power`` with ``r`` the
+  ladder's residual scale (1.4826 times the median absolute deviation of its
+  log-loss residuals);
+* allocation: ``log10 N_opt = log10 N_opt(law) + z_a allocation_scale g_a(d_C)``
+  with ``g_a(d) = d ** allocation_power``, D_opt = C / (k N_opt); the loss at
+  the optimum takes the loss discrepancy.
 
-The rates ``tau_L`` and ``tau_a`` are themselves uncertain: each posterior
-draw takes ``tau = rate * exp(spread * z)``, ``z ~ Normal(0, 1)`` (shared by
-the two), which gives the discrepancy heavier than Normal tails. The default
-rates were measured by leave-future-out calibration on the bundled real
-ladders (``benchmarks/bench_calibration.py``; the figures are in the
-README). Inside the fitted range nothing changes: the fit, its posterior
-and its in-sample bands are those of the law alone.
+``z = x exp(spread y)`` with ``x, y`` standard Normal: heavier than Normal
+tails (a ladder whose law breaks is not a 3-sigma event). Along a
+compute-optimal frontier a draw's discrepancy never outruns the law's own
+decline: ``z`` is held where the frontier loss would start to rise with
+compute (:func:`shift_allocation`).
 
-``ScalingModel(..., form_uncertainty=None)`` turns it off: the right choice
-when the law's form is known (simulations, SBC).
+Every parameter was learned from held-out real runs (:mod:`bayescale.discrepancy`,
+``./dev bench calibration``), scored with each source left out of the
+learning; the README has the figures. Inside the fitted range nothing
+changes: the fit, its posterior and its in-sample bands are those of the law
+alone. ``ScalingModel(..., form_uncertainty=None)`` turns it off: the right
+choice when the law's form is known (simulations, SBC).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -55,10 +52,34 @@ from .errors import SpecError
 from .validation import check_seed as _check_seed, positive_array
 
 __all__ = ["FormUncertainty", "form_from_dict", "loss_shift", "shift_log_loss", "allocation_shift", "shift_allocation",
-           "shift_crossover", "residual_scale", "reducible_fraction", "irreducible_draws"]
+           "shift_crossover", "residual_scale", "reducible_fraction", "irreducible_draws", "loss_discrepancy",
+           "allocation_discrepancy", "REACH"]
 
 #: Offset mixed into the fit's seed for the discrepancy draws, so they never repeat the noise draws.
 _STREAM = 0x5CA1E
+#: Decades beyond the fitted range up to which the discrepancy grows as d ** power; beyond, at its slope there.
+REACH = 2.0
+#: Residual scale at which ``loss_scale`` is the sd of the log-loss discrepancy one decade out.
+R_REF = 0.01
+#: Keys of the earlier, linear model (rates per decade in units of r); read with a warning.
+_LEGACY_KEYS = ("loss_rate", "allocation_rate", "allocation_floor")
+
+
+def growth(d, power, offset=0.0) -> np.ndarray:
+    """``(d + offset) ** power`` for points beyond the fitted range (d > 0), 0 inside it.
+
+    Up to :data:`REACH` decades; beyond, continued along its tangent there.
+    `offset` (decades) is the discrepancy's reach at the very edge: the
+    runs just past the largest fitted one already miss by more than the
+    posterior allows.
+    """
+    d = np.maximum(np.asarray(d, dtype=float), 0.0)
+    x = np.minimum(d, REACH) + offset
+    with np.errstate(invalid="ignore", divide="ignore"):
+        near = x ** power
+    slope = power * (REACH + offset) ** (power - 1)
+    value = np.where(d <= REACH, near, (REACH + offset) ** power + slope * (d - REACH))
+    return np.where(d > 0, value, 0.0)
 
 
 @dataclass(frozen=True)
@@ -67,103 +88,168 @@ class FormUncertainty:
 
     Parameters
     ----------
-    loss_rate : float
-        Typical sd, per decade beyond the fitted range, of the discrepancy of
-        the log reducible loss log(L - E), in units of ``r / f``: the
-        ladder's residual scale over the reducible share of its loss
-        (:func:`reducible_fraction`). Near the fitted runs that moves the log
-        loss by about ``loss_rate * r`` per decade (7: one decade out, the law
-        may be off by seven times its typical in-sample miss, one sd); far
-        out it shrinks with the reducible loss.
-    allocation_rate : float
-        Typical sd of log10 N_opt per decade of compute beyond the fitted
-        range, in units of the residual scale ``r`` (15 with r = 0.004:
-        0.06, one decade out N_opt may be off by a factor 10**0.06 = 1.15,
-        one sd).
-    allocation_floor : float
-        Smallest typical sd of log10 N_opt per decade of compute, whatever
-        ``r``; added in quadrature to ``allocation_rate * r``.
+    loss_scale : float
+        sd of the discrepancy of the log loss one decade beyond the fitted
+        range, for a ladder whose residual scale is 0.01 (1%); 0.02: the
+        law may be 2% off there (one sd).
+    loss_residual_power : float
+        How the loss scale follows the ladder's residual scale ``r``: times
+        ``(r / 0.01) ** loss_residual_power`` (0: not at all, 1: in
+        proportion).
+    loss_power : float
+        Growth with the distance: ``d ** loss_power``.
+    loss_offset : float
+        Decades added to the distance of every point beyond the fitted range:
+        ``(d + loss_offset) ** loss_power``, so the discrepancy is already
+        there at the edge.
+    loss_bias : float
+        Mean of the standardised loss discrepancy (sd units): negative when
+        larger runs tend to do better than the law fitted to smaller ones
+        extrapolates.
     spread : float
-        sd of the log of both rates across posterior draws.
+        Heaviness of the tails: each draw's standardised discrepancy is
+        ``x exp(spread y)``, x and y standard Normal.
+    allocation_scale : float
+        sd of log10 N_opt one decade of compute beyond the fitted range, for
+        a ladder whose residual scale is 0.01.
+    allocation_residual_power : float
+        How the allocation scale follows the residual scale: times
+        ``(r / 0.01) ** allocation_residual_power``.
+    allocation_power : float
+        Its growth with the decades of compute.
 
     Examples
     --------
     >>> form = FormUncertainty()
-    >>> form.loss_rate > 0 and form.allocation_rate > 0
+    >>> form.loss_scale > 0 and form.allocation_scale > 0
     True
-    >>> FormUncertainty(loss_rate=-1)
+    >>> FormUncertainty(loss_scale=-1)
     Traceback (most recent call last):
     ...
-    bayescale.errors.SpecError: form_uncertainty: loss_rate must be a finite number >= 0, got -1
+    bayescale.errors.SpecError: form_uncertainty: loss_scale must be a finite number >= 0, got -1
     """
 
-    loss_rate: float = 7.0
-    allocation_rate: float = 15.0
-    allocation_floor: float = 0.1
-    spread: float = 0.5
+    # learned on the held-out runs of all 10 sources (benchmarks/bench_calibration.py)
+    loss_scale: float = 0.039
+    loss_residual_power: float = 0.84
+    loss_power: float = 1.39
+    loss_bias: float = 0.0
+    loss_offset: float = 0.34
+    spread: float = 0.18
+    allocation_scale: float = 0.25
+    allocation_residual_power: float = 0.54
+    allocation_power: float = 0.6
 
     def __post_init__(self):
-        for name in ("loss_rate", "allocation_rate", "allocation_floor", "spread"):
+        bias = self.loss_bias
+        if (isinstance(bias, bool) or not isinstance(bias, (int, float, np.integer, np.floating))
+                or not math.isfinite(float(bias)) or abs(bias) > 3):
+            raise SpecError(f"form_uncertainty: loss_bias must be a number in [-3, 3] (sd units), got {bias!r}")
+        object.__setattr__(self, "loss_bias", float(bias))
+        for name in ("loss_scale", "loss_residual_power", "loss_power", "loss_offset", "spread", "allocation_scale",
+                     "allocation_residual_power", "allocation_power"):
             value = getattr(self, name)
             if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
                     or not math.isfinite(float(value)) or value < 0):
                 raise SpecError(f"form_uncertainty: {name} must be a finite number >= 0, got {value!r}")
             object.__setattr__(self, name, float(value))
+        for name in ("loss_power", "allocation_power"):
+            if not 0.25 <= getattr(self, name) <= 4:
+                raise SpecError(f"form_uncertainty: {name} must lie in [0.25, 4] (growth d ** power with the "
+                                f"decades d beyond the fitted runs), got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         """Plain-data form, as in a TOML spec's ``[form_uncertainty]`` table.
 
         Examples
         --------
-        >>> sorted(FormUncertainty().to_dict())
-        ['allocation_floor', 'allocation_rate', 'loss_rate', 'spread']
+        >>> sorted(FormUncertainty().to_dict())  # doctest: +NORMALIZE_WHITESPACE
+        ['allocation_power', 'allocation_residual_power', 'allocation_scale', 'loss_bias', 'loss_offset',
+         'loss_power', 'loss_residual_power', 'loss_scale', 'spread']
         """
         return asdict(self)
 
-    def slopes(self, shape, seed, residual_scale) -> tuple:
-        """Per-draw discrepancy slopes ``(s, s_a)``, each shaped `shape` (chain, draw).
+    def loss_scale_for(self, residual_scale, reducible=1.0):
+        """The sd of the log reducible-loss discrepancy one decade out, for a ladder's ``r`` and share ``f``."""
+        r = np.maximum(np.asarray(residual_scale, dtype=float), 1e-5)
+        return self.loss_scale * (r / R_REF) ** self.loss_residual_power / np.asarray(reducible, dtype=float)
 
-        ``s`` in log loss per decade, sd ``loss_rate * r`` (divided by the
-        reducible fraction where it is applied); ``s_a`` in log10
-        N_opt per decade of compute, sd ``hypot(allocation_rate * r,
-        allocation_floor)``; both times the draw's rate factor
-        ``exp(spread * z)``. The same `seed` gives the same slopes, so every
-        table of one fit sees the same discrepancy draws.
-
-        Parameters
-        ----------
-        shape : tuple
-        seed : int
-        residual_scale : float
-            The ladder's residual scale ``r`` (:func:`residual_scale`).
+    def loss_sd(self, residual_scale, distance=1.0) -> float:
+        """Typical sd of the log loss (near the fitted runs, relative) `distance` decades beyond them.
 
         Examples
         --------
-        >>> s, s_a = FormUncertainty().slopes((4, 1000), seed=1, residual_scale=0.004)
-        >>> s.shape, bool(0.028 < s.std() < 0.045), bool(0.09 < s_a.std() < 0.16)
-        ((4, 1000), True, True)
+        >>> sd = FormUncertainty().loss_sd(0.004, 1.0)
+        >>> bool(0 < sd < 0.1)
+        True
+        """
+        return float(self.loss_scale_for(residual_scale) * growth(distance, self.loss_power, self.loss_offset))
+
+    def allocation_scale_for(self, residual_scale):
+        """The sd of log10 N_opt one decade of compute out, for a ladder's residual scale ``r``."""
+        r = np.maximum(np.asarray(residual_scale, dtype=float), 1e-5)
+        return self.allocation_scale * (r / R_REF) ** self.allocation_residual_power
+
+    def standard_draws(self, n, seed) -> tuple:
+        """The standardised discrepancy draws ``(z, z_a)`` of `n` posterior draws (heavy-tailed, sd about 1).
+
+        The same `seed` gives the same draws, so every table of one fit sees the same discrepancy.
+
+        Examples
+        --------
+        >>> z, z_a = FormUncertainty().standard_draws(4000, seed=1)
+        >>> z.shape, bool(0.9 < np.median(np.abs(z)) / 0.6745 < 1.2)
+        ((4000,), True)
         """
         seed = _check_seed(seed, "seed")
         rng = np.random.default_rng([int(seed), _STREAM])
-        z = rng.standard_normal((3, *shape))
-        scale = np.exp(self.spread * z[0])
-        r = float(residual_scale)
-        return (self.loss_rate * r * scale * z[1],
-                float(np.hypot(self.allocation_rate * r, self.allocation_floor)) * scale * z[2])
+        x = rng.standard_normal((3, int(n)))
+        heavy = np.exp(self.spread * x[0])
+        return self.loss_bias + x[1] * heavy, x[2] * heavy
 
     def __str__(self) -> str:
-        return (f"form uncertainty beyond the fitted runs, sd per decade: log reducible loss {self.loss_rate:g} r/f, "
-                f"log10 N_opt hypot({self.allocation_rate:g} r, {self.allocation_floor:g}); rates spread "
-                f"{self.spread:g} (r: the ladder's residual scale, f: the reducible share of its loss)")
+        return (f"form uncertainty beyond the fitted runs (sd, d decades beyond): log loss "
+                f"{self.loss_scale:.3g} (r/0.01)^{self.loss_residual_power:.2g} (d + {self.loss_offset:.2g})"
+                f"^{self.loss_power:.2g}, mean "
+                f"{self.loss_bias:+.2g} sd; "
+                f"log10 N_opt {self.allocation_scale:.3g} (r/0.01)^{self.allocation_residual_power:.2g} "
+                f"d_C^{self.allocation_power:.2g}; tails spread "
+                f"{self.spread:.2g} (r: the ladder's residual scale)")
+
+
+def loss_discrepancy(form, distance, scale, n_draws, seed) -> np.ndarray:
+    """Draws of the log reducible-loss discrepancy, ``z * scale * growth(d)``, shaped (n_draws, n).
+
+    `scale` is per point (:meth:`FormUncertainty.loss_scale_for`), `distance` the decades beyond the fitted range.
+    """
+    z, _ = form.standard_draws(n_draws, seed)
+    return z[:, None] * np.asarray(scale, dtype=float).reshape(1, -1) * growth(distance, form.loss_power, form.loss_offset).reshape(1, -1)
+
+
+def allocation_discrepancy(form, distance_c, scale, n_draws, seed) -> np.ndarray:
+    """Draws of the log10 N_opt discrepancy, ``z_a * scale * growth(d_C)``, shaped (n_draws, n).
+
+    `scale` is per point (:meth:`FormUncertainty.allocation_scale_for`).
+    """
+    _, z_a = form.standard_draws(n_draws, seed)
+    return (z_a[:, None] * np.asarray(scale, dtype=float).reshape(1, -1)
+            * growth(distance_c, form.allocation_power).reshape(1, -1))
 
 
 def form_from_dict(d, source="form_uncertainty"):
     """A :class:`FormUncertainty` from its table, ``None`` for ``false``/``"none"``.
 
+    Tables of the earlier linear model (``loss_rate``, ``allocation_rate``,
+    ``allocation_floor``) are read as the nearest model of this form, with a
+    ``DeprecationWarning``: linear growth from the edge, the loss scale in
+    proportion to ``r`` (exactly the earlier loss model), the allocation
+    floor as the allocation scale (the earlier ``allocation_rate * r`` term
+    is dropped).
+
     Examples
     --------
-    >>> form_from_dict({"loss_rate": 2.5}).loss_rate
-    2.5
+    >>> form_from_dict({"loss_scale": 0.025}).loss_scale
+    0.025
     >>> form_from_dict(False) is None
     True
     """
@@ -172,13 +258,32 @@ def form_from_dict(d, source="form_uncertainty"):
     if isinstance(d, FormUncertainty):
         return d
     if not isinstance(d, dict):
-        raise SpecError(f"{source}: expected a table with loss_rate, allocation_rate, allocation_floor, spread "
-                        f"(or false), got {d!r}")
-    valid = ("loss_rate", "allocation_rate", "allocation_floor", "spread")
-    extra = [k for k in d if k not in valid]
+        raise SpecError(f"{source}: expected a table with {', '.join(_KEYS)} (or false), got {d!r}")
+    legacy = [k for k in d if k in _LEGACY_KEYS]
+    if legacy:
+        warnings.warn(f"{source}: {', '.join(legacy)} belong to the earlier linear form-uncertainty model; read as "
+                      "loss_scale = loss_rate / 100, loss_residual_power = 1, loss_power = 1, loss_offset = 0, "
+                      "allocation_scale = allocation_floor, allocation_residual_power = 0, allocation_power = 1 (set "
+                      "the new keys to silence this)",
+                      DeprecationWarning, stacklevel=3)
+        d = dict(d)
+        old = {k: d.pop(k) for k in legacy}
+        d.setdefault("loss_scale", float(old.get("loss_rate", 7.0)) * R_REF)
+        d.setdefault("loss_residual_power", 1.0)
+        d.setdefault("loss_power", 1.0)
+        d.setdefault("loss_offset", 0.0)
+        d.setdefault("allocation_scale", float(old.get("allocation_floor", 0.1)))
+        d.setdefault("allocation_residual_power", 0.0)
+        d.setdefault("allocation_power", 1.0)
+        d.setdefault("spread", 0.5)
+    extra = [k for k in d if k not in _KEYS]
     if extra:
-        raise SpecError(f"{source}: unknown key(s) {extra}; valid keys: {', '.join(valid)}")
+        raise SpecError(f"{source}: unknown key(s) {extra}; valid keys: {', '.join(_KEYS)}")
     return FormUncertainty(**d)
+
+
+_KEYS = ("loss_scale", "loss_residual_power", "loss_power", "loss_bias", "loss_offset", "spread", "allocation_scale",
+         "allocation_residual_power", "allocation_power")
 
 
 # ------------------------------------------------------------------ fit layer
@@ -186,9 +291,38 @@ def _setting(fit):
     return fit.form_uncertainty
 
 
-def _slopes(fit):
-    s, s_a = _setting(fit).slopes(fit.draw_shape, fit.random_seed, residual_scale(fit))
-    return s / reducible_fraction(fit), s_a
+def _frontier_decline(fit):
+    """Per draw, how fast the law's compute-optimal reducible loss falls: gamma ln 10 per decade, or None.
+
+    For laws with model-size and data exponents ``alpha`` and ``beta`` (the
+    Chinchilla form, its tied and data-constrained variants) the frontier's
+    reducible loss falls as C ** -gamma, gamma = alpha beta / (alpha + beta).
+    """
+    params = fit.param_draws()
+    if not {"alpha", "beta"} <= set(params):
+        return None
+    a, b = np.asarray(params["alpha"], dtype=float), np.asarray(params["beta"], dtype=float)
+    return a * b / (a + b) * np.log(10.0)
+
+
+def _draws(fit):
+    """Per posterior draw, the loss discrepancy's scale ``z s / f`` and the allocation's ``z_a allocation_scale``.
+
+    A draw whose loss discrepancy would grow faster than its frontier's
+    reducible loss falls (so that its compute-optimal loss would rise with
+    compute somewhere) is held at 95% of that decline.
+    """
+    form = _setting(fit)
+    z, z_a = form.standard_draws(int(np.prod(fit.draw_shape)), fit.random_seed)
+    s = z.reshape(fit.draw_shape) * float(form.loss_scale_for(residual_scale(fit), reducible_fraction(fit)))
+    decline = _frontier_decline(fit)
+    if decline is not None:
+        # the steepest slope of growth(d) (at the reach for powers >= 1, at the edge below 1)
+        edge = max(form.loss_offset, 0.02)
+        steepest = form.loss_power * max(REACH + form.loss_offset, edge) ** (form.loss_power - 1) \
+            if form.loss_power >= 1 else form.loss_power * edge ** (form.loss_power - 1)
+        s = np.minimum(s, 0.95 * decline / steepest)
+    return s, z_a.reshape(fit.draw_shape) * float(form.allocation_scale_for(residual_scale(fit)))
 
 
 def _irreducible_name(law):
@@ -291,7 +425,7 @@ def loss_shift(fit, values, reach=None) -> np.ndarray:
     Returns
     -------
     ndarray
-        ``s * d``: zero inside the fitted range, and everywhere when the
+        ``z s growth(d)``: zero inside the fitted range, and everywhere when the
         fit's model has ``form_uncertainty=None``. Applied to the loss by
         :func:`shift_log_loss`.
 
@@ -309,8 +443,8 @@ def loss_shift(fit, values, reach=None) -> np.ndarray:
     d = decades_beyond(Reach.from_runs(fit.runs) if reach is None else reach, values)["beyond"].to_numpy().reshape(shape)
     if _setting(fit) is None or not d.any():
         return np.zeros((*fit.draw_shape, shape[-1]))
-    s, _ = _slopes(fit)
-    return s[..., None] * d
+    s, _ = _draws(fit)
+    return s[..., None] * growth(d, _setting(fit).loss_power, _setting(fit).loss_offset)
 
 
 def shift_allocation(fit, out, budget, flops_per_param_token, max_unique_tokens=None, floor=0.0, reach=None):
@@ -319,7 +453,8 @@ def shift_allocation(fit, out, budget, flops_per_param_token, max_unique_tokens=
     N_opt moves by :func:`allocation_shift` where the data cap does not bind
     (D = C / (k N) follows; a plan pushed past a cap on fresh tokens is held
     at the cap, as the capped optimum would be), and the loss at the optimum
-    by :func:`shift_log_loss` at the optimum's C, N and D (`floor`: each
+    by :func:`shift_log_loss` at the budget's distance beyond the fitted
+    compute (`floor`: each
     draw's irreducible loss, shaped (chain, draw), from
     :func:`irreducible_draws`); distances from `reach` (default the range of
     ``fit.runs``). Returns a new dict; the input is unchanged.
@@ -344,7 +479,9 @@ def shift_allocation(fit, out, budget, flops_per_param_token, max_unique_tokens=
             out["U"], out["epochs"] = d, np.ones_like(d)
         out["N"], out["D"], out["tokens_per_param"] = n, d, d / n
     shape = np.shape(out["loss"])
-    values = {"C": np.broadcast_to(c, shape), "N": out["N"], "D": out["D"], **({"U": out["U"]} if "U" in out else {})}
+    # The loss of the compute-optimal plan: the law's optimal loss, moved by the discrepancy at the budget's
+    # distance (the allocation discrepancy says where the optimum lies, not that the plan is off it).
+    values = {"C": np.broadcast_to(c, shape[-1:])}
     out["loss"] = np.exp(shift_log_loss(fit, np.log(out["loss"]), values, np.asarray(floor, dtype=float)[..., None],
                                        reach))
     return out
@@ -368,19 +505,19 @@ def allocation_shift(fit, budget, reach=None) -> np.ndarray:
     d = d["beyond_C"].to_numpy() if "beyond_C" in d else np.zeros(c.size)
     if _setting(fit) is None or not d.any():
         return np.zeros((*fit.draw_shape, c.size))
-    _, s_a = _slopes(fit)
-    return s_a[..., None] * d
+    _, s_a = _draws(fit)
+    return s_a[..., None] * growth(d, _setting(fit).allocation_power)
 
 
 def shift_crossover(fit, params, crossover, max_unique_tokens, flops_per_param_token):
     """The compute at which a data cap starts to bind, with the allocation discrepancy of :func:`allocation_shift`.
 
-    For the Chinchilla law, per draw: log D_opt = (1 - a) log(C / k) - log G
-    - s_a (log C - log C_max) beyond the fitted compute (natural logs), with
-    a = beta / (alpha + beta), so the crossover solves in closed form (infinite
-    where the shifted D_opt stops growing with C). Crossovers inside the
-    fitted range, other laws and fits without form uncertainty keep the law's
-    own `crossover`.
+    For the Chinchilla law, per draw: ln D_opt = (1 - a) ln(C / k) - ln G
+    - ln(10) s_a growth(d_C) beyond the fitted compute, with a = beta / (alpha
+    + beta); the crossover is the first compute on a grid of 0.02 decades
+    (refined linearly) where it reaches the cap, infinite where it never does
+    within 60 decades. Crossovers inside the fitted range, other laws and
+    fits without form uncertainty keep the law's own `crossover`.
     """
     from .extrapolation import Reach
 
@@ -388,15 +525,26 @@ def shift_crossover(fit, params, crossover, max_unique_tokens, flops_per_param_t
 
     if _setting(fit) is None or fit.law.function is not get_law("chinchilla").function:
         return crossover  # the closed form holds for the Chinchilla law itself, not for a law that shares its name
-    _, s_a = _slopes(fit)
+    _, s_a = _draws(fit)
     s_a = s_a.reshape(np.shape(crossover)[: s_a.ndim] + (1,) * (np.ndim(crossover) - s_a.ndim))
     c_max = Reach.from_runs(fit.runs).upper["C"]
     a_, b_ = (np.asarray(params[name], dtype=float) for name in ("alpha", "beta"))
     a = (b_ / (a_ + b_)).reshape(s_a.shape)
     log_g = ((np.log(a_) + np.log(params["A"]) - np.log(b_) - np.log(params["B"])) / (a_ + b_)).reshape(s_a.shape)
     k = float(flops_per_param_token)
-    slope = 1.0 - a - s_a
+    x = np.arange(0.0, 60.0 + 1e-9, 0.02)  # decades beyond c_max
+    grow = growth(x, _setting(fit).allocation_power)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        log_c = (np.log(max_unique_tokens) + (1.0 - a) * np.log(k) + log_g - s_a * np.log(c_max)) / slope
-        shifted = np.where(slope > 0, np.exp(log_c), np.inf)
+        log_d = ((1.0 - a)[..., None] * (np.log(c_max / k) + np.log(10.0) * x) - log_g[..., None]
+                 - np.log(10.0) * s_a[..., None] * grow)
+        gap = log_d - np.log(max_unique_tokens)
+        reached = gap >= 0
+        first = np.argmax(reached, axis=-1)
+        ever = reached.any(axis=-1)
+        i = np.maximum(first - 1, 0)
+        g0 = np.take_along_axis(gap, i[..., None], -1)[..., 0]
+        g1 = np.take_along_axis(gap, first[..., None], -1)[..., 0]
+        frac = np.where((first > 0) & (g1 > g0), -g0 / (g1 - g0), 0.0)
+        x_cross = x[i] + frac * (x[first] - x[i])
+        shifted = np.where(ever, c_max * 10.0 ** x_cross, np.inf)
     return np.where(crossover > c_max, np.maximum(shifted, c_max), crossover)

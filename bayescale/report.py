@@ -238,7 +238,7 @@ def _caveats(doc, fit, budgets, k):
 
         r, f = residual_scale(fit), reducible_fraction(fit)
         lines.append(f"Form uncertainty: {form}. With r = {r:.3g} and f = {f:.3g}, one decade past the fitted "
-                     f"range the loss may move by about {100 * form.loss_rate * r:.2g}% (1 sd) beyond what the "
+                     f"range the loss may move by about {100 * form.loss_sd(r):.2g}% (1 sd) beyond what the "
                      "law's parameters allow; the bands include it.")
     lines.append(f"The bands are conditional on the {fit.model.law.name} law ({fit.model.law.formula}) and a "
                  f"{fit.model.likelihood} likelihood on log loss; a different family of laws can extrapolate "

@@ -36,7 +36,7 @@ Format (every table optional except ``law``)::
     E = "partial"
 
     [form_uncertainty]                   # discrepancy beyond the fitted runs (bayescale.form);
-    loss_rate = 0.02                     # form_uncertainty = false: the law's form is known
+    loss_scale = 0.05                    # form_uncertainty = false: the law's form is known
 
 Formulas are parsed safely (:mod:`bayescale.formula`), never evaluated as
 Python. A fit saved to netCDF carries the same tables

@@ -1,108 +1,142 @@
-"""Leave-future-out calibration of every method on the bundled real ladders.
+"""Out-of-family calibration of the bands beyond the fitted runs: leave one source out.
 
-Fits each method on the training runs of every split of :func:`bayescale.calibration.calibration_splits`
-(Chinchilla compute and size cuts, datablations size and epoch cuts, the 15 Porian et al. 2024
-ladders) and scores its new-run bands on the held-out larger runs. Methods:
+Every ladder of the bundled data and of the corpus (``benchmarks/corpus``, when built) is cut at half
+and three quarters of its decades of compute (and Chinchilla at 1e21 FLOP); each split is fitted
+once with the law's form known (``bayescale.holdout``; cached in ``--folder``), and the form
+discrepancy's parameters (``bs.FormUncertainty``) are learned on the held-out runs of all sources
+but one and scored on that one (``bayescale.discrepancy.leave_one_source_out``). Compared on the
+same held-out runs:
 
-* ``bayes``: ``bs.ScalingModel(law)``, the default model;
-* ``bayes fixed form``: ``bs.ScalingModel(law, form_uncertainty=None)``, the same model with the
-  law's form taken as known (no discrepancy beyond the fitted runs);
-* ``approach3+bootstrap``: Approach 3 with 200 bootstrap resamples (Chinchilla law only);
-* ``bayes undertuned``: ``bs.ScalingModel(law, undertuned=True)``, possibly undertuned runs allowed;
-* ``least squares``: least squares on log loss, no bootstrap (its band is the curve plus the
-  residual quantiles).
+* ``form known``: ``ScalingModel(law, form_uncertainty=None)``;
+* ``approach3+bootstrap``: Approach 3 with 200 bootstrap resamples (Chinchilla-law splits);
+* ``earlier default``: the linear model this release replaces (rates 7 r per decade, tuned on the
+  bundled splits, so in sample there);
+* ``learned (out of family)``: the model learned without the source it is scored on.
 
-Prints the per-split table, the pooled summary (shared Porian trainings counted once) and
-coverage by extrapolation distance; writes the calibration figure and the per-run CSV.
+Prints coverage of the 50% and 90% new-run bands, their mean width (percent of the loss), the
+interval score at 90% and the weighted interval score per source; splits where each beats the
+others; coverage by distance; the allocation check against empirical IsoFLOP optima; the
+Chinchilla runs above 1e21 FLOP; and the model learned on every source, which is the shipped
+default (``bs.FormUncertainty()``).
 
-Run: .venv/bin/python benchmarks/bench_calibration.py [--subset full|ci] [--splits porian,chinchilla]
-     [--methods bayes,"least squares"] [--out /tmp/calibration]
+Run: ./dev bench calibration [--folder DIR] [--no-approach3]
 """
 
 import argparse
 import os
 import sys
 import time
-
-
-def methods_available(bs, n_boot=200):
-    methods = {"bayes": lambda law: bs.ScalingModel(law),
-               "bayes fixed form": lambda law: bs.ScalingModel(law, form_uncertainty=None),
-               "bayes undertuned": lambda law: bs.ScalingModel(law, undertuned=True)}
-    methods["approach3+bootstrap"] = (
-        lambda law: bs.Approach3(n_boot=n_boot, random_seed=0) if law == "chinchilla" else None)
-    methods["least squares"] = lambda law: bs.LeastSquares(law)
-    return methods
+from dataclasses import asdict, replace
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--subset", choices=("full", "ci"), default="full")
-    parser.add_argument("--splits", default=None, help="comma-separated substrings of split names to keep")
-    parser.add_argument("--methods", default=None, help="comma-separated method names to run")
-    parser.add_argument("--n-boot", type=int, default=200)
-    parser.add_argument("--out", default="/tmp/bayescale_calibration", help="folder for the figure and CSVs")
+    parser.add_argument("--folder", default=os.path.expanduser("~/.cache/bayescale/holdout"),
+                        help="cache of the per-split draws (reused across runs)")
+    parser.add_argument("--no-approach3", action="store_true", help="skip the Approach 3 + bootstrap baseline")
     args = parser.parse_args(argv)
 
+    import numpy as np
     import pandas as pd
 
     import bayescale as bs
-    from bayescale.calibration import calibrate, calibration_splits
-
-    methods = methods_available(bs, args.n_boot)
-    if args.methods:
-        keep = [m.strip() for m in args.methods.split(",")]
-        methods = {k: v for k, v in methods.items() if k in keep}
-    names = args.splits.split(",") if args.splits else None
-    splits = calibration_splits(args.subset, names=names)
-    print(f"{len(splits)} splits, methods {list(methods)}, {os.cpu_count()} cores")
-    t0 = time.perf_counter()
-    result = calibrate(methods, splits, progress=lambda line: print(line, flush=True))
-    total = time.perf_counter() - t0
+    from bayescale.corpus import all_ladders
+    from bayescale.discrepancy import (allocation_scores, leave_one_source_out, learn, records, score_runs,
+                                       summarise)
+    from bayescale.form import form_from_dict
+    from bayescale.holdout import collect, ladder_splits
 
     pd.set_option("display.width", 250, "display.max_columns", 40, "display.max_rows", 500)
-    cols = ["split", "method", "n_train", "n_test", "coverage_50", "coverage_80", "coverage_90", "rel_width_90",
-            "interval_score_90", "crps", "mape", "beyond_mean", "converged", "seconds"]
-    print("\nPer split")
-    print(result.table[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    print("\nPooled over held-out runs (weights: shared Porian trainings count once)")
-    print(result.pooled.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    print("\nCoverage by decades beyond the fitted range")
-    print(result.by_distance().to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    converged = result.table.groupby("method", sort=False)["converged"].agg(["sum", "size"])
-    print("\nConverged fits: " + ", ".join(f"{m} {r['sum']}/{r['size']}" for m, r in converged.iterrows()))
-    print(f"Total {total:.0f} s")
+    ladders = all_ladders()
+    splits = ladder_splits(ladders)
+    print(f"{len(splits)} splits of {len({s.ladder for s in splits})} ladders from "
+          f"{len({s.source for s in splits})} sources; {os.cpu_count()} cores", flush=True)
+    t0 = time.perf_counter()
+    rec = records(collect(splits, args.folder, progress=lambda line: print("  " + line, flush=True)))
+    a3 = None
+    if not args.no_approach3:
+        model = lambda law: bs.Approach3(n_boot=200, random_seed=0) if law == "chinchilla" else None  # noqa: E731
+        a3 = records(collect(splits, args.folder, method="approach3 bootstrap", model=model,
+                             progress=lambda line: print("  " + line, flush=True)))
+    print(f"{rec}; fits {time.perf_counter() - t0:.0f} s")
 
-    os.makedirs(args.out, exist_ok=True)
-    result.table.to_csv(os.path.join(args.out, "calibration_table.csv"), index=False)
-    result.runs.to_csv(os.path.join(args.out, "calibration_runs.csv"), index=False)
-    fig = result.plot()
-    path = os.path.join(args.out, "calibration.png")
-    fig.savefig(path, dpi=120)
-    print(f"Wrote {path} and the CSVs in {args.out}")
-    if args.subset == "full" and not args.splits:
-        split_ladder(bs)
-    return result
+    start = bs.FormUncertainty()
+    fixed = ("loss_bias",)
+    t1 = time.perf_counter()
+    runs, levels, models = leave_one_source_out(rec, start, fixed=fixed)
+    print(f"leave-one-source-out learning: {time.perf_counter() - t1:.0f} s")
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", DeprecationWarning)
+        earlier = form_from_dict({"loss_rate": 7.0, "allocation_floor": 0.1, "spread": 0.5})
+    scored = {"form known": score_runs(rec, None), "earlier default": score_runs(rec, earlier),
+              "learned (out of family)": runs}
+    if a3 is not None:
+        scored["approach3+bootstrap"] = score_runs(a3, None)
+    cols = ["n_splits", "n_runs", "coverage_50", "coverage_90", "width_90", "interval_score_90", "wis"]
+    table = pd.concat([summarise(s).assign(method=m) for m, s in scored.items()], ignore_index=True)
+    print("\nPer source (held-out runs; every source weighs the same in 'all'; width in % of the loss)")
+    print(table.pivot_table(index="source", columns="method", values=["coverage_50", "coverage_90", "width_90",
+                                                                       "interval_score_90"], sort=False)
+          .round(3).to_string())
 
+    def per_split(s):
+        w = s["weight"] / s.groupby("split")["weight"].transform("sum")
+        return (s.assign(v=w * s["interval_score_90"]).groupby("split")["v"].sum())
 
-def split_ladder(bs, budget=1e24, cut=1e20):
-    """The Chinchilla runs below and above `cut` FLOP fitted apart: do their N_opt intervals at `budget` overlap?"""
-    import warnings
+    learned = per_split(runs)
+    print("\nSplits where the learned model's 90% interval score beats (or ties within 2%) another's:")
+    for name in ("form known", "approach3+bootstrap", "earlier default"):
+        if name not in scored:
+            continue
+        other = per_split(scored[name])
+        common = learned.index.intersection(other.index)
+        wins = (learned[common] <= 1.02 * other[common]).sum()
+        print(f"  vs {name}: {wins} of {len(common)} splits")
+    src = runs.groupby("split")["source"].first()
+    for name in ("form known", "approach3+bootstrap"):
+        if name in scored:
+            other = per_split(scored[name])
+            common = learned.index.intersection(other.index)
+            fam = (learned[common] <= 1.02 * other[common]).groupby(src[common]).mean().round(2)
+            print(f"  share of splits per source vs {name}: {fam.to_dict()}")
 
-    runs = bs.datasets.load_chinchilla(drop_outliers=True)
-    halves = {"below": runs[runs["C"] < cut], "above": runs[runs["C"] >= cut]}
-    print(f"\nSplit ladder: N_opt at {budget:.0e} FLOP from the runs below and above {cut:.0e} FLOP (90% intervals)")
-    for label, form in (("default", bs.FormUncertainty()), ("fixed form", None)):
-        rows = {}
-        for half, part in halves.items():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", bs.ExtrapolationWarning)
-                fit = bs.ScalingModel("chinchilla", form_uncertainty=form).fit(part, random_seed=1)
-                rows[half] = fit.allocate(budget).iloc[0]
-        lo = max(r["N_lower"] for r in rows.values())
-        hi = min(r["N_upper"] for r in rows.values())
-        text = ", ".join(f"{h} {r['N_median']:.3g} [{r['N_lower']:.3g}, {r['N_upper']:.3g}]" for h, r in rows.items())
-        print(f"  {label:10s} {text}: {'overlap' if lo <= hi else 'NO overlap'}")
+    print("\nCoverage by decades beyond the fitted range (learned, out of family)")
+    bins = pd.cut(runs["beyond"], [0, 0.25, 0.5, 1, 1.5, 2, 10], right=False)
+    print(runs.groupby(bins, observed=True).apply(lambda g: pd.Series({
+        "n": len(g), "coverage_50": np.average(g["covered_50"], weights=g["weight"]),
+        "coverage_90": np.average(g["covered_90"], weights=g["weight"]),
+        "width_90": np.average(g["width_90"], weights=g["weight"])}), include_groups=False).round(3).to_string())
+
+    print("\nAllocation: empirical IsoFLOP optima (parabola vertex) inside the 90% band of log10 N_opt")
+    base = allocation_scores(rec, None)
+    alloc = pd.DataFrame({
+        "n_levels": levels.groupby("source").size(),
+        "form_known": base.groupby("source").apply(lambda g: np.average(g["covered"], weights=g["weight"]),
+                                                   include_groups=False),
+        "learned_out_of_family": levels.groupby("source").apply(
+            lambda g: np.average(g["covered"], weights=g["weight"]), include_groups=False),
+        "width_decades": levels.groupby("source").apply(lambda g: np.average(g["width"], weights=g["weight"]),
+                                                        include_groups=False)})
+    print(alloc.round(3).to_string())
+
+    chin = runs[runs["split"] == "hoffmann2022/chinchilla@C<1e+21"]
+    if len(chin):
+        print(f"\nChinchilla above 1e21 FLOP fitted below (learned without Chinchilla): "
+              f"{int(chin['covered_90'].sum())} of {len(chin)} in the 90% band, "
+              f"{int(chin['covered_50'].sum())} in the 50% band")
+
+    print("\nLearned without each source:")
+    for source, form in models.items():
+        print(f"  {source:16s} {form}")
+    final = learn(rec, start, fixed=fixed)
+    print(f"\nLearned on every source (the default to ship): {final}")
+    print("  " + ", ".join(f"{k}={v:.3g}" for k, v in asdict(final).items()))
+    shipped = bs.FormUncertainty()
+    if any(abs(getattr(final, k) - getattr(shipped, k)) > 0.05 * max(abs(getattr(shipped, k)), 1e-3)
+           for k in asdict(shipped)):
+        print("  differs by more than 5% from bs.FormUncertainty(): " + str(shipped))
+    print(f"Total {time.perf_counter() - t0:.0f} s")
+    return table, runs, levels, replace(final)
 
 
 if __name__ == "__main__":

@@ -464,7 +464,7 @@ SEEDED = {
     "batch.key_seed": lambda s: _batch.key_seed(s, "a"),
     "backtest": lambda s: bs.backtest({"A3": bs.Approach3()}, _RUNS, "C", cutoff=1e20, random_seed=s),
     "calibrate": lambda s: bs.calibrate({"A3": bs.Approach3()}, random_seed=s),
-    "FormUncertainty.slopes": lambda s: bs.FormUncertainty().slopes((2, 3), s, 0.01),
+    "FormUncertainty.standard_draws": lambda s: bs.FormUncertainty().standard_draws(6, s),
 }
 BAD_SEEDS = [-1, "abc", 1.5, True, 99999999999999999999999, MAX_SEED + 1, np.float64(3.0), [1, 2]]
 
@@ -472,7 +472,7 @@ BAD_SEEDS = [-1, "abc", 1.5, True, 99999999999999999999999, MAX_SEED + 1, np.flo
 @pytest.mark.parametrize("entry", sorted(SEEDED))
 @pytest.mark.parametrize("seed", BAD_SEEDS, ids=repr)
 def test_every_public_seed_is_checked_before_any_work(entry, seed):
-    name = "seed" if entry == "FormUncertainty.slopes" else "random_seed"
+    name = "seed" if entry == "FormUncertainty.standard_draws" else "random_seed"
     with pytest.raises(ValueError, match=f"^{name} must be None or an integer from 0 to {MAX_SEED}, got ") as info:
         SEEDED[entry](seed)
     assert repr(seed) in str(info.value)

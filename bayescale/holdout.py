@@ -1,0 +1,290 @@
+"""Held-out draws: fit a ladder's smaller runs once, keep what any band model needs to score its larger runs.
+
+Judging a model of the law's form uncertainty out of family means scoring
+it on ladders that had no say in its rates. Refitting every ladder for every
+candidate would cost hours; the candidates differ only beyond the fitted
+runs, where they act on the draws of the law fitted with its form known. So
+each split is fitted once (``form_uncertainty=None``) and keeps, for every
+held-out run, thinned posterior draws of
+
+* ``log_curve``: the law's log loss there (the curve band without discrepancy),
+* ``noise``: one new run's log-loss noise,
+* ``floor``: the draw's irreducible loss E (0 for laws without one),
+
+with the run's distance beyond the fitted range, and for every held-out
+IsoFLOP level with an interior minimum, the draws of log10 N_opt against
+the level's empirical optimum (the vertex of a parabola in log N, Hoffmann et
+al. 2022 Approach 2). The split's ladder features (residual scale, reducible
+share, span, number of sizes) come along, so that a discrepancy model may
+depend on them. :mod:`bayescale.discrepancy` learns and scores band models
+on these arrays.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import SpecError
+
+__all__ = ["Split", "ladder_splits", "holdout_draws", "collect", "empirical_optimum", "THIN_DRAWS"]
+
+#: Draws kept per split (thinned evenly from the posterior's chains x draws).
+THIN_DRAWS = 1000
+#: Fractions of a ladder's log-compute span below which its runs are fitted (one split each).
+CUT_FRACTIONS = (0.5, 0.75)
+#: Fewest training runs, and distinct model sizes among them, for a split to be made.
+MIN_TRAIN_RUNS, MIN_TRAIN_SIZES = 7, 3  # 7: the Chinchilla law with Student-t noise has 7 parameters
+#: Fewest runs of an IsoFLOP level, at distinct sizes, for its empirical optimum.
+MIN_LEVEL_RUNS = 5
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One leave-future-out split of one ladder: fit ``train``, score ``test``.
+
+    Attributes
+    ----------
+    name : str
+        ``ladder@C<cut``.
+    source, ladder, evidence : str
+        The independent source (paper) of the ladder, its label, and the label of
+        the training runs it scores (ladders that are the same trainings share it).
+    law : str
+    train, test : DataFrame
+        Run tables (``N``, ``D``, ``C``, ``loss``, and ``U`` for repeated data,
+        ``isoflop_level`` where the design has levels).
+    cut : float
+        Training runs have ``C < cut``.
+    """
+
+    name: str
+    source: str
+    ladder: str
+    evidence: str
+    law: str
+    train: pd.DataFrame
+    test: pd.DataFrame
+    cut: float
+
+    def __repr__(self) -> str:
+        return f"Split({self.name!r}, {self.law}, train={len(self.train)}, test={len(self.test)})"
+
+
+def _sizes(n) -> int:
+    n = np.sort(np.asarray(n, dtype=float))
+    return int(1 + np.sum(n[1:] / n[:-1] > 1.01)) if n.size else 0
+
+
+#: Cuts kept beside the fractions, for figures the README quotes (Chinchilla above 1e21 FLOP, fitted below).
+EXTRA_CUTS = {"hoffmann2022/chinchilla": (1e21,)}
+
+
+def ladder_splits(ladders: pd.DataFrame, fractions=CUT_FRACTIONS, extra_cuts=None) -> list:
+    """Leave-future-out splits of every ladder: fit the runs below a cut in compute, score those above.
+
+    Each ladder is cut at each fraction of its log-compute span (0.5: fit the
+    lower half of its decades of compute); a cut that leaves fewer than
+    :data:`MIN_TRAIN_RUNS` training runs or :data:`MIN_TRAIN_SIZES` sizes, or
+    no held-out run, is skipped. Ladders with unique tokens ``U`` (repeated
+    data) are fitted with the data-constrained law, the others with
+    Chinchilla's. `extra_cuts` (default :data:`EXTRA_CUTS`) adds cuts in FLOP
+    per ladder label.
+
+    Examples
+    --------
+    >>> from bayescale.corpus import bundled_ladders
+    >>> splits = ladder_splits(bundled_ladders())
+    >>> len(splits), splits[0].name
+    (35, 'hoffmann2022/chinchilla@C<1.3e+20')
+    """
+    splits = []
+    for ladder, frame in ladders.groupby("ladder", sort=False):
+        frame = frame.reset_index(drop=True)
+        repeated = "U" in frame and frame["U"].notna().all() and (frame["D"] > frame["U"] * 1.0001).any()
+        law = "data_constrained" if repeated else "chinchilla"
+        cols = ["N", "D", "C", "loss"] + (["U"] if repeated else []) + ["isoflop_level"]
+        lo, hi = np.log10(frame["C"].min()), np.log10(frame["C"].max())
+        extra = (EXTRA_CUTS if extra_cuts is None else extra_cuts).get(ladder, ())
+        for cut in [10 ** (lo + fraction * (hi - lo)) for fraction in fractions] + list(extra):
+            below = frame["C"] < cut
+            train, test = frame.loc[below, cols], frame.loc[~below, cols]
+            if len(train) < MIN_TRAIN_RUNS or _sizes(train["N"]) < MIN_TRAIN_SIZES or test.empty:
+                continue
+            splits.append(Split(f"{ladder}@C<{cut:.2g}", frame["source"].iloc[0], ladder,
+                                str(frame["evidence"].iloc[0]), law, train.reset_index(drop=True),
+                                test.reset_index(drop=True), float(cut)))
+    return splits
+
+
+def empirical_optimum(level: pd.DataFrame):
+    """log10 N at the minimum of a parabola in log10 N through one IsoFLOP level's losses, or None.
+
+    None when the level has fewer than :data:`MIN_LEVEL_RUNS` distinct sizes,
+    the parabola opens downwards, or its vertex lies outside the sizes trained.
+    """
+    x = np.log10(level["N"].to_numpy(dtype=float))
+    y = np.log(level["loss"].to_numpy(dtype=float))
+    if _sizes(level["N"]) < MIN_LEVEL_RUNS:
+        return None
+    a, b, _ = np.polyfit(x, y, 2)
+    if a <= 0:
+        return None
+    vertex = -b / (2 * a)
+    return float(vertex) if x.min() < vertex < x.max() else None
+
+
+def _thin(values, keep):
+    values = np.asarray(values, dtype=float)
+    flat = values.reshape(values.shape[0] * values.shape[1], *values.shape[2:])
+    return flat[np.linspace(0, flat.shape[0] - 1, keep).round().astype(int)]
+
+
+def holdout_draws(split: Split, model=None, *, random_seed=0, keep=THIN_DRAWS) -> xr.Dataset:
+    """Fit `split`'s training runs with the law's form known and keep the draws that score its held-out runs.
+
+    Parameters
+    ----------
+    split : Split
+    model : callable, optional
+        ``law_name -> model`` with a ``fit(runs, random_seed=)``; default
+        ``ScalingModel(law, form_uncertainty=None)``. Point fits with
+        bootstrap resamples work too (their resamples are the draws).
+    random_seed : int, default 0
+    keep : int, default 1000
+        Draws kept (evenly thinned).
+
+    Returns
+    -------
+    xarray.Dataset or None
+        None when `model` gives None for the split's law. Dims ``sample`` and ``run`` (held-out runs) and ``level`` (held-out
+        IsoFLOP levels with an empirical optimum): ``log_curve``, ``noise``
+        (sample, run), ``floor`` (sample), ``observed`` (log loss),
+        ``beyond``, ``beyond_C``, ``C``, ``N``, ``D`` (run);
+        ``log10_n_opt`` (sample, level), ``observed_log10_n_opt``,
+        ``level_C``, ``level_beyond_C`` (level). Attributes: the split's
+        labels, ``converged``, ``fit_seconds`` and its ladder features
+        ``residual_scale``, ``reducible_fraction``, ``span_C``, ``n_train``,
+        ``n_sizes``.
+    """
+    from .data import load_runs
+    from .errors import ExtrapolationWarning
+    from .extrapolation import Reach, decades_beyond
+    from .form import irreducible_draws, reducible_fraction, residual_scale
+    from .model import ScalingModel
+    from .planning import allocate_draws
+    from .predictive import predict_draws
+
+    make = model or (lambda law: ScalingModel(law, form_uncertainty=None))
+    method = make(split.law)
+    if method is None:
+        return None
+    require = ("N", "D", "U") if split.law == "data_constrained" else ("N", "D")
+    cols = [c for c in ("N", "D", "C", "U", "loss") if c in split.train]
+    train = load_runs(split.train[cols], require=require)
+    test = load_runs(split.test[cols], require=require)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fit = method.fit(train, random_seed=random_seed)
+        except TypeError:  # point fits take their seed in the constructor
+            fit = method.fit(train)
+        seconds = time.perf_counter() - t0
+        pred = predict_draws(fit, test, random_seed=random_seed)
+        params = fit.param_draws(random_seed=random_seed)
+        floor = np.broadcast_to(irreducible_draws(fit, params), np.shape(params[fit.law.param_names[0]]))
+        log_curve = np.log(pred["expected_loss"].values)
+        noise = np.log(pred["new_run_loss"].values) - log_curve
+        levels = []
+        if "isoflop_level" in split.test and split.law == "chinchilla":
+            for _, g in split.test.groupby("isoflop_level"):
+                opt = empirical_optimum(g)
+                if opt is not None:  # the level's own compute: nominal labels need not be 6 N D
+                    levels.append((float(np.exp(np.log(g["C"]).mean())), opt))
+        if levels:
+            alloc = allocate_draws(fit, [lv for lv, _ in levels])
+            n_opt = np.log10(alloc["N"].values)
+        else:
+            n_opt = np.zeros((*fit.draw_shape, 0))
+    beyond = decades_beyond(Reach.from_runs(train), test.frame.to_dict("series"))
+    level_c = np.array([lv for lv, _ in levels])
+    level_beyond = decades_beyond(Reach.from_runs(train), {"C": level_c})["beyond_C"].to_numpy() if levels else level_c
+    tpp = np.log10(train.frame["D"] / train.frame["N"])
+    ds = xr.Dataset(
+        {"log_curve": (("sample", "run"), _thin(log_curve, keep)),
+         "noise": (("sample", "run"), _thin(noise, keep)),
+         "floor": (("sample",), _thin(floor, keep)),
+         "observed": (("run",), np.log(test.loss)),
+         "beyond": (("run",), beyond["beyond"].to_numpy()),
+         "beyond_C": (("run",), beyond["beyond_C"].to_numpy()),
+         "C": (("run",), test.frame["C"].to_numpy(dtype=float)),
+         "N": (("run",), test.frame["N"].to_numpy(dtype=float)),
+         "D": (("run",), test.frame["D"].to_numpy(dtype=float)),
+         "log10_n_opt": (("sample", "level"), _thin(n_opt, keep)),
+         "observed_log10_n_opt": (("level",), np.array([o for _, o in levels])),
+         "level_C": (("level",), level_c),
+         "level_beyond_C": (("level",), level_beyond)},
+        attrs={"split": split.name, "source": split.source, "ladder": split.ladder, "evidence": split.evidence,
+               "law": split.law, "cut": split.cut, "converged": int(bool(fit.converged)), "fit_seconds": seconds,
+               "residual_scale": residual_scale(fit), "reducible_fraction": _or_nan(reducible_fraction, fit),
+               "span_C": float(np.log10(train.frame["C"].max() / train.frame["C"].min())),
+               "n_train": train.n_runs, "n_sizes": _sizes(train.frame["N"]),
+               "tpp_span": float(tpp.max() - tpp.min())})
+    return ds
+
+
+def _or_nan(func, fit) -> float:
+    try:
+        return float(func(fit))
+    except (AttributeError, KeyError):  # a point fit has no posterior to read E's median from
+        return float("nan")
+
+
+def _file_name(split: Split, method: str) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{method}__{split.name}")
+    return safe + ".nc"
+
+
+def collect(splits, folder, *, method="bayes fixed form", model=None, random_seed=0, progress=None) -> list:
+    """:func:`holdout_draws` of every split, each written to `folder` as it finishes; done splits are read back.
+
+    Returns
+    -------
+    list of xarray.Dataset
+        One per split that fitted (a failing fit is reported to `progress` and
+        skipped; its split is tried again on the next call).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for split in splits:
+        path = folder / _file_name(split, method)
+        if path.is_file():
+            out.append(xr.load_dataset(path))
+            continue
+        try:
+            ds = holdout_draws(split, model, random_seed=random_seed)
+            if ds is None:  # the method does not apply to this split's law
+                continue
+        except Exception as err:  # a failing fit is a result of the suite, not its end
+            if progress:
+                progress(f"{split.name}: failed: {type(err).__name__}: {err}")
+            continue
+        ds.attrs["method"] = method
+        tmp = path.with_suffix(".tmp")
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        tmp.replace(path)
+        out.append(ds)
+        if progress:
+            progress(f"{split.name}: {ds.sizes['run']} runs, {ds.sizes['level']} levels, "
+                     f"converged={bool(ds.attrs['converged'])}, {ds.attrs['fit_seconds']:.1f}s")
+    if not out and splits:
+        raise SpecError("no split could be fitted")
+    return out

@@ -37,8 +37,8 @@ from .planning import PLAN_COLUMNS, allocate_draws, median_plan, posterior_param
 from .predictive import predict_draws
 from .returns import marginal_draws, returns_table
 from .selection import check_same_runs, compare_loo
-from .risk import (_check_target, _plans, budget_for_settings, first_compute, plan_log_loss, risk_draws, risk_frame,
-                   run_noise, search_range)
+from .risk import (_check_target, _plans, budget_for_settings, budget_mcse, first_compute, mark_beyond_checked,
+                   plan_log_loss, risk_draws, risk_frame, run_noise, search_range)
 from .tablecheck import check_table
 from .validation import (FLOPS_PER_PARAM_TOKEN, check_budgets, check_count, check_prob, check_seed,
                          positive_array)
@@ -211,6 +211,18 @@ class ModelAverage:
         """Pool per-fit draws ``{name: array (draws of that fit, ...)}`` into the mixture's draws (S, ...)."""
         return np.concatenate([np.asarray(per_fit[name])[self._picks[name]] for name, _ in self._used()], axis=0)
 
+    def _as_chains(self, values) -> np.ndarray:
+        """Mixture draws shaped (chain, draw) when they are one fit's draws in their order (its chains then
+        measure the effective sample size), flat otherwise."""
+        values = np.asarray(values).ravel()
+        used = self._used()
+        if len(used) == 1:
+            name, fit = used[0]
+            picks = np.asarray(self._picks[name])
+            if picks.size == values.size == int(np.prod(fit.draw_shape)) and np.array_equal(picks, np.arange(picks.size)):
+                return values.reshape(fit.draw_shape)
+        return values
+
     def _mix_flat(self, per_fit: Mapping, columns) -> np.ndarray:
         return self.mix({k: np.asarray(v).reshape(-1, columns) for k, v in per_fit.items()})
 
@@ -381,13 +393,16 @@ class ModelAverage:
             n, d = median_plan(self._optimal_n(np.atleast_1d(c), k, cap, params), np.atleast_1d(c), k)
             return float(n[0]), float(d[0])
 
-        def p_reach(log_c, t):
+        def log_new_run(log_c):
             n, d = plan(float(np.exp(log_c)))
             with np.errstate(invalid="ignore", over="ignore"):
-                values = self._mix_flat({name: plan_log_loss(fit, n, d, flops_per_param_token=k,
-                                                              max_unique_tokens=cap, params=params[name],
-                                                              floor=floor[name]) + noise[name]
-                                         for name, fit in used}, 1)
+                return self._mix_flat({name: plan_log_loss(fit, n, d, flops_per_param_token=k,
+                                                            max_unique_tokens=cap, params=params[name],
+                                                            floor=floor[name]) + noise[name]
+                                       for name, fit in used}, 1)
+
+        def p_reach(log_c, t):
+            values = log_new_run(log_c)
             if not np.all(np.isfinite(values)):
                 return np.nan
             return float(np.mean(values <= np.log(t)))
@@ -400,12 +415,17 @@ class ModelAverage:
             c, status = first_compute(lambda g: p_reach(g, t), prob, log_lo, log_hi, problems)
             c_med, _ = first_compute(lambda g: p_reach(g, t), 0.5, log_lo, log_hi, problems)
             n, d = plan(c) if np.isfinite(c) else (np.nan, np.nan)
-            rows.append(dict(target=float(t), prob=prob, C=c, N=n, D=d, C_median_case=c_med, status=status))
+            with np.errstate(invalid="ignore"):
+                mcse = (budget_mcse(self._as_chains(log_new_run(np.log(c)) <= np.log(t)), lambda g: p_reach(g, t),
+                                    np.log(c)) if np.isfinite(c) else np.nan)
+            rows.append(dict(target=float(t), prob=prob, C=c, C_mcse_decades=mcse, N=n, D=d, C_median_case=c_med,
+                             status=status))
         frame = pd.DataFrame(rows)
         with np.errstate(invalid="ignore"):
             frame["tokens_per_param"] = frame["D"] / frame["N"]
         annotate(frame, self.runs, what="average.budget_for", tokens_per_param="tokens_per_param", stacklevel=2,
                  form=self._form())
+        mark_beyond_checked(frame)
         frame["converged"] = self.converged
         frame.attrs.update(prob=prob, method=self.method, flops_per_param_token=k, max_unique_tokens=cap,
                            weights={name: float(w) for name, w in self.weights["weight"].items()})

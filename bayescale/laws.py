@@ -183,7 +183,8 @@ class Law:
         Returns
         -------
         array or tensor
-            log L, broadcast over inputs and parameters.
+            log L, broadcast over inputs and parameters (with NumPy, non-finite
+            where a parameter or input is 0 or infinite, without a NumPy warning).
 
         Examples
         --------
@@ -205,7 +206,11 @@ class Law:
         args.update({k: params[k] for k in self.param_names})
         if xp is PYTENSOR:
             args = {k: _as_float64_tensor(v) for k, v in args.items()}
-        return self.function(xp, **args)
+            return self.function(xp, **args)
+        # A zero or infinite parameter draw gives an infinite log loss: the tables built on it name such draws
+        # (DegenerateResultWarning, tablecheck), so NumPy's own warning would only repeat it, once per call.
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            return self.function(xp, **args)
 
     def loss(self, inputs: Mapping, params: Mapping):
         """Predicted loss with NumPy: ``exp(log_loss(...))``.

@@ -351,6 +351,44 @@ _run_noise = run_noise  # the name plots.py imports
 
 #: Grid points (over log compute) that budget_for scans for the first compute reaching the probability.
 SCAN_POINTS = 241
+#: Half-width (decades of compute) of the difference that gives the probability's slope for budget_for's MCSE.
+MCSE_STEP = 0.1
+#: Decades beyond the fitted runs up to which the form discrepancy was checked on held-out real runs.
+CHECKED_DECADES = 2.0
+
+
+def budget_mcse(hit, p_reach, log_c) -> float:
+    """Monte Carlo standard error, in decades, of :func:`budget_for`'s compute at natural log `log_c`.
+
+    The MCSE of the probability there (``sqrt(p (1 - p) / ESS)``, the ESS of
+    the indicator `hit` shaped (chain, draw) by ArviZ's bulk ESS; the draw
+    count for flat draws) over the probability's slope in log10 C (a central
+    difference of `p_reach`, a function of natural log C, over
+    :data:`MCSE_STEP` decades either side). Infinite where the probability
+    does not rise there.
+    """
+    from arviz_stats.base import array_stats
+
+    hit = np.asarray(hit, dtype=float)
+    p_at = float(hit.mean())
+    if hit.ndim == 2 and hit.shape[1] >= 4 and 0 < p_at < 1:
+        n_eff = float(array_stats.ess(hit, chain_axis=0, draw_axis=1))
+    else:
+        n_eff = float(hit.size)
+    se_p = np.sqrt(max(p_at * (1 - p_at), 1.0 / hit.size) / n_eff)
+    h = MCSE_STEP * np.log(10.0)
+    slope = (p_reach(log_c + h) - p_reach(log_c - h)) / (2 * MCSE_STEP)
+    return float(se_p / slope) if slope > 0 else float("inf")
+
+
+def mark_beyond_checked(frame) -> None:
+    """Add ``beyond_checked``: the answer lies farther beyond the fitted runs than the bands were checked.
+
+    The form discrepancy was learned from held-out runs up to about
+    :data:`CHECKED_DECADES` beyond their ladders; an answer farther out rests on
+    its growth continued, not on evidence.
+    """
+    frame["beyond_checked"] = frame["beyond"].to_numpy(dtype=float) > CHECKED_DECADES
 
 
 @np.errstate(all="ignore")  # non-finite results are reported by check_table, with their reason
@@ -412,13 +450,20 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_T
     DataFrame
         One row per target: ``target``, ``prob``, ``C`` (compute needed at
         probability ``prob``), ``N``, ``D`` (the plan there),
+        ``C_mcse_decades`` (Monte Carlo standard error of log10 C: the
+        probability's MCSE, from the effective sample size of the draws
+        reaching the target, over the probability's slope in log10 C; two
+        seeds' answers differ by about sqrt(2) times it),
         ``C_median_case`` (compute at which the probability is 1/2),
         ``status`` (``ok``; ``not reached by ...`` when even
         ``max_compute`` is not enough — e.g. a target below the irreducible
         loss — with C = inf; ``reached at or below ...`` when the smallest
         compute searched already suffices), ``tokens_per_param``,
         ``beyond_C``, ``beyond_N``, ``beyond_D``, ``beyond``,
-        ``tokens_per_param_outside`` (as in :func:`risk`), ``converged``.
+        ``tokens_per_param_outside`` (as in :func:`risk`), ``beyond_checked``
+        (the answer lies more than :data:`CHECKED_DECADES` beyond the fitted
+        runs, farther than the form uncertainty was checked on held-out real
+        runs), ``converged``.
 
     Examples
     --------
@@ -450,18 +495,26 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_T
         return first_compute(lambda log_c: p_reach(log_c, t), p, log_lo, log_hi,
                              lambda: draw_problems(params) or "overflow")
 
+    def mcse_decades(t, c):
+        if not np.isfinite(c):
+            return np.nan
+        with np.errstate(invalid="ignore"):
+            hit = log_new_run(np.log(c)) <= np.log(t)
+        return budget_mcse(hit, lambda log_c: p_reach(log_c, t), np.log(c))
+
     rows = []
     for t in targets:
         c, status = solve(t, prob)
         c_med, _ = solve(t, 0.5)
         n, d = _median_plan(fit, c, k, cap, params) if np.isfinite(c) else (np.array([np.nan]), np.array([np.nan]))
-        rows.append(dict(target=float(t), prob=prob, C=c, N=float(n[0]), D=float(d[0]), C_median_case=c_med,
-                         status=status))
+        rows.append(dict(target=float(t), prob=prob, C=c, C_mcse_decades=mcse_decades(t, c), N=float(n[0]),
+                         D=float(d[0]), C_median_case=c_med, status=status))
     frame = pd.DataFrame(rows)
     with np.errstate(invalid="ignore"):
         frame["tokens_per_param"] = frame["D"] / frame["N"]
     annotate(frame, fit.runs, what="budget_for", tokens_per_param="tokens_per_param",
              stacklevel=3, form=fit.form_uncertainty)
+    mark_beyond_checked(frame)
     frame["converged"] = bool(fit.converged)
     if fit.hierarchical:
         frame.insert(0, "group", "new" if group is None else str(group))

@@ -192,3 +192,22 @@ def test_finite_risk_tables_are_silent(chinchilla_fit):
         warnings.simplefilter("ignore", bs.ExtrapolationWarning)
         chinchilla_fit.risk([1e21, 1e23], target=1.95, plan="70B:1.4T")
         chinchilla_fit.budget_for(1.95)
+
+
+def test_budget_for_reports_its_monte_carlo_error(chinchilla_fit):
+    """Answers with other noise seeds agree within a few of the reported Monte Carlo standard errors.
+
+    The MCSE counts the posterior draws' autocorrelation (ESS) as well as the noise draws a seed changes, so
+    it bounds the seed-to-seed spread from above; 4 sqrt(2) MCSE either side is about 5.7 sd of a difference.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ExtrapolationWarning)
+        tables = [chinchilla_fit.budget_for([1.95, 1.9], prob=0.9, random_seed=s) for s in range(4)]
+    base = tables[0]
+    mcse = base["C_mcse_decades"].to_numpy()
+    assert np.all(mcse > 0) and np.all(mcse < 0.5)
+    for other in tables[1:]:
+        gap = np.abs(np.log10(other["C"].to_numpy() / base["C"].to_numpy()))
+        assert np.all(gap <= 4 * np.sqrt(2) * mcse)
+    assert base["beyond_checked"].dtype == bool
+    assert (base["beyond_checked"] == (base["beyond"] > 2.0)).all()

@@ -48,7 +48,7 @@ import pandas as pd
 from .errors import HeavyTailWarning, ModelCheckWarning, PriorDataConflictWarning
 from .priors import HalfNormal, LogNormal, Normal, StudentT, Exponential
 
-__all__ = ["model_checks", "warn_model_checks", "CONFLICT_PROB", "NU_MIN", "UNDERTUNED_RATE_MAX"]
+__all__ = ["caveats", "model_checks", "warn_model_checks", "CONFLICT_PROB", "NU_MIN", "UNDERTUNED_RATE_MAX"]
 
 #: Central prior probability outside which a posterior median is a conflict.
 CONFLICT_PROB = 0.99
@@ -184,10 +184,10 @@ def model_checks(fit, prob=CONFLICT_PROB) -> pd.DataFrame:
     if fit.model.likelihood == "student_t" and "nu" in post:
         nu = float(post["nu"].median())
         flagged = nu < NU_MIN
-        message = (f"nu: posterior median {nu:.3g} < {NU_MIN:g}: the new-run band is not meaningful: the noise "
-                   "has no finite variance; a few runs far from the "
-                   "curve dominate the fit (look for outlying or mislabelled runs, or a law that misses part of "
-                   "the data)") if flagged else ""
+        message = (f"heavy tails: Student-t nu = {nu:.3g} < {NU_MIN:g}, so the run-to-run noise has no finite "
+                   "variance: the new-run bands are quantiles and stay defined, but a few runs far from the curve "
+                   "set the noise (look for outlying or mislabelled runs, or a law that misses part of the "
+                   "data)") if flagged else ""
         rows.append(dict(check="heavy_tail:nu", prior=str(fit.priors_.get("nu", "")), posterior_median=nu,
                          prior_quantile=np.nan, prior_z=np.nan, flagged=flagged, message=message))
     if "undertuned_rate" in post:
@@ -205,6 +205,21 @@ def model_checks(fit, prob=CONFLICT_PROB) -> pd.DataFrame:
                                         "flagged", "message"]).set_index("check")
     table.attrs["prob"] = prob
     return table
+
+
+def caveats(result) -> list:
+    """The messages of a fit's failing heavy-tail and undertuned-rate checks, for the tables made from it.
+
+    Read from the posterior, so a saved and loaded fit carries the same verdict;
+    empty for fits without those checks (point fits). Prior-data conflicts are
+    warned about when fitting and listed by :func:`model_checks`.
+    """
+    checks = getattr(result, "model_checks", None)
+    if checks is None or getattr(result, "model", None) is None:
+        return []
+    table = checks()
+    keep = table["flagged"] & (table.index.str.startswith("heavy_tail:") | table.index.str.startswith("undertuned:"))
+    return [str(m) for m in table.loc[keep, "message"]]
 
 
 def warn_model_checks(fit, stacklevel=2) -> pd.DataFrame:

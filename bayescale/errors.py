@@ -112,8 +112,10 @@ class PriorDataConflictWarning(ModelCheckWarning):
 class HeavyTailWarning(ModelCheckWarning):
     """The Student-t likelihood's degrees of freedom nu have posterior median below 2.
 
-    The run-to-run noise then has no finite variance, so the new-run band is
-    dominated by the tails and is not meaningful as a range for one run.
+    The run-to-run noise then has no finite variance: the new-run bands are
+    quantiles and stay defined, but a few runs far from the curve set the
+    noise. Every table of such a fit carries the verdict (``attrs["caveats"]``,
+    its caption, the report), saved fits too.
     """
 
 

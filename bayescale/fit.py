@@ -285,7 +285,9 @@ class ScalingFit(ResultMethods):
         table = table[["estimate", "sd", "lower", "upper", "mean", "median", "r_hat", "ess_bulk", "ess_tail",
                        "mcse_mean"]]
         table.index.name = "parameter"
-        table.attrs.update(prob=prob, interval=interval_label(self.draws_kind, ci_kind))
+        from .conflicts import caveats
+
+        table.attrs.update(prob=prob, interval=interval_label(self.draws_kind, ci_kind), caveats=caveats(self))
         return table
 
     def diagnostics(self) -> dict:

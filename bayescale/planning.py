@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from .allocation import crossover_compute, optimal_allocation
+from .conflicts import caveats
 from .contract import interval, interval_label
 from .form import irreducible_draws, shift_allocation, shift_crossover
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_prob as _check_prob, check_seed
@@ -216,7 +217,7 @@ def allocate(fit, budget, *, prob=0.9, ci_kind="eti", flops_per_param_token=FLOP
                                                             flops_per_param_token=flops_per_param_token)
     annotate(frame, fit.runs, what="allocate", stacklevel=3, **reach_cols, form=fit.form_uncertainty)
     frame["converged"] = bool(fit.converged)
-    frame.attrs.update(prob=prob, interval=interval_label(fit.draws_kind, ci_kind), law=fit.law.name,
+    frame.attrs.update(prob=prob, interval=interval_label(fit.draws_kind, ci_kind), law=fit.law.name, caveats=caveats(fit),
                        flops_per_param_token=float(flops_per_param_token),
                        max_unique_tokens=None if max_unique_tokens is None else float(max_unique_tokens))
     check_table(frame, "allocate", plan=("N_median", "D_median"), problems=fit.table_problems("allocate"),

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .conflicts import caveats
 from .contract import SAMPLE_DIMS, interval, interval_label
 from .data import load_runs
 from .extrapolation import annotate
@@ -117,5 +118,5 @@ def predict(result, runs, prob=0.9, *, ci_kind="eti", random_seed=None, columns=
     if result.hierarchical:
         frame["group"], frame["new_group"] = result.group_labels(runs, group)
     annotate(frame, result.runs, what="predict", stacklevel=3, form=result.form_uncertainty)
-    frame.attrs.update(prob=prob, interval=interval_label(result.draws_kind, ci_kind))
+    frame.attrs.update(prob=prob, interval=interval_label(result.draws_kind, ci_kind), caveats=caveats(result))
     return frame

@@ -427,8 +427,15 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
 
     doc.para(f"bayescale {__version__}, written {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC.",
              cls="note")
-    if converged:
-        doc.para("Sampler converged (R-hat <= 1.01, bulk ESS >= 400, no divergences).", cls="status ok")
+    from .conflicts import caveats
+
+    checks = caveats(fit)
+    if converged and not checks:
+        doc.para("Sampler converged (R-hat <= 1.01, bulk ESS >= 400, no divergences); model checks passed.",
+                 cls="status ok")
+    elif converged:
+        doc.para("Sampler converged (R-hat <= 1.01, bulk ESS >= 400, no divergences), but a model check failed: "
+                 + "; ".join(checks) + ".", cls="status bad")
     else:
         doc.para("NOT CONVERGED: the sampler failed its diagnostics; do not use these numbers for a decision "
                  "until it does (see Diagnostics).", cls="status bad")

@@ -30,6 +30,7 @@ import pandas as pd
 
 from .allocation import optimal_allocation
 from .planning import median_plan, posterior_params
+from .conflicts import caveats
 from .contract import caption as interval_caption, interval, interval_label
 from .validation import (FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_prob as _check_prob,
                          positive_array as _positive, check_seed as _check_seed)
@@ -196,7 +197,7 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti",
     frame["converged"] = bool(fit.converged)
     if fit.hierarchical:
         frame.insert(0, "group", "new" if group is None else str(group))
-    frame.attrs.update(prob=prob, interval=interval_label(fit.draws_kind, ci_kind), target=target,
+    frame.attrs.update(prob=prob, interval=interval_label(fit.draws_kind, ci_kind), target=target, caveats=caveats(fit),
                        flops_per_param_token=k, max_unique_tokens=cap, law=law.name)
     check_table(frame, "risk", plan=("N", "D"), problems=fit.table_problems("risk"), stacklevel=3,
                 why=lambda: draw_problems(params, curve) or "the run-to-run noise draws are not finite")
@@ -518,7 +519,7 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_T
     frame["converged"] = bool(fit.converged)
     if fit.hierarchical:
         frame.insert(0, "group", "new" if group is None else str(group))
-    frame.attrs.update(prob=prob, draws_kind=fit.draws_kind, flops_per_param_token=k,
+    frame.attrs.update(prob=prob, draws_kind=fit.draws_kind, flops_per_param_token=k, caveats=caveats(fit),
                        max_unique_tokens=cap, law=law.name)
     check_table(frame, "budget_for", plan=("N", "D"), label="target", problems=fit.table_problems("budget_for"),
                 stacklevel=3,
@@ -635,6 +636,7 @@ def _caption(frame) -> str:
         bits.append("P(loss <= target) is for one new run.")
     if "converged" in frame.columns and not frame["converged"].all():
         bits.append("WARNING: the fit did not converge (see fit.diagnostics()); do not rely on these numbers.")
+    bits += [f"Caveat: {text}." for text in frame.attrs.get("caveats", ())]
     return " ".join(bits)
 
 

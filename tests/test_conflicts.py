@@ -56,8 +56,8 @@ def test_half_normal_lower_tail_is_not_a_conflict():
 
 def test_heavy_tail_warns_by_name():
     fit = fake_fit(dict(E=1.8, alpha=0.35, beta=0.37, sigma=0.02, nu=1.5), BASE_PRIORS)
-    with pytest.warns(bs.HeavyTailWarning, match="the new-run band is not meaningful: the noise has no finite "
-                                                 "variance"):
+    with pytest.warns(bs.HeavyTailWarning, match="nu = 1.5 < 2, so the run-to-run noise has no finite variance: "
+                                                 "the new-run bands are quantiles and stay defined"):
         table = warn_model_checks(fit)
     assert table.loc["heavy_tail:nu", "flagged"]
     assert table.loc["heavy_tail:nu", "posterior_median"] == pytest.approx(1.5, rel=0.01)
@@ -128,10 +128,35 @@ def test_the_data_constrained_preset_says_why_it_misses_the_datablations_runs():
     kinds = {type(w.message) for w in caught}
     assert bs.HeavyTailWarning in kinds and bs.PriorDataConflictWarning in kinds
     heavy = next(str(w.message) for w in caught if isinstance(w.message, bs.HeavyTailWarning))
-    assert heavy.startswith("nu: posterior median") and "the new-run band is not meaningful" in heavy
+    assert heavy.startswith("heavy tails: Student-t nu = ") and "the new-run bands are quantiles" in heavy
     conflict = next(str(w.message) for w in caught if isinstance(w.message, bs.PriorDataConflictWarning))
     assert "beta" in conflict
     checks = fit.model_checks()
     assert float(fit.posterior["nu"].median()) < 2
     assert checks.loc["prior:beta", "flagged"] and checks.loc["heavy_tail:nu", "flagged"]
     assert checks.loc["prior:beta", "prior_z"] < -3
+
+
+def test_a_failing_tail_check_is_a_caveat_of_every_table_and_survives_save(chinchilla_fit, tmp_path):
+    """The verdict is read from the posterior: a saved and loaded fit's tables carry the same caveat."""
+    import numpy as np
+
+    from bayescale.conflicts import caveats
+    from bayescale.risk import to_markdown
+
+    tree = chinchilla_fit.idata.copy(deep=True)
+    tree["posterior/nu"].values[...] = 1.2
+    heavy = bs.ScalingFit(chinchilla_fit.model, chinchilla_fit.runs, tree, chinchilla_fit.priors_,
+                          chinchilla_fit.centres_)
+    assert caveats(chinchilla_fit) == [] and caveats(heavy)[0].startswith("heavy tails: Student-t nu = 1.2")
+    path = tmp_path / "heavy.nc"
+    heavy.save(path)
+    loaded = bs.load(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the ESS of a constant nu is undefined; nothing here extrapolates
+        tables = [loaded.summary(), loaded.predict({"N": [1e9], "D": [2e10]}), loaded.allocate(1e21),
+                  loaded.risk(1e21, target=2.5)]
+    for table in tables:
+        assert table.attrs["caveats"] == caveats(heavy)
+    assert "Caveat: heavy tails" in to_markdown(tables[-1])
+    assert np.isfinite(tables[1]["new_run_upper"]).all()

@@ -547,6 +547,8 @@ def _range(option):
 def cmd_recommend(args) -> int:
     import json
 
+    import pandas as pd
+
     import bayescale as bs
     from . import nextrun
     from . import risk as R
@@ -570,7 +572,8 @@ def cmd_recommend(args) -> int:
     fit = bs.load(args.fit)
     table = fit.recommend_runs(candidates, quantity=args.quantity, budget=args.budget, target=args.target,
                                prob=args.prob, outcomes=args.outcomes, flops_per_param_token=args.flops_per_param_token,
-                               group=args.group, random_seed=args.seed)
+                               group=args.group, random_seed=args.seed,
+                               tokens_per_param_factor=None if args.all_candidates else args.tokens_per_param_factor)
     shown = table.head(args.top) if args.top else table
     if args.format == "csv":
         sys.stdout.write(shown.to_csv(index=False))
@@ -587,12 +590,17 @@ def cmd_recommend(args) -> int:
             what += f" at {a['budget']:g} FLOP"
         head = {"md": "## ", "latex": "% "}.get(args.format, "")
         render = {"md": R.to_markdown, "latex": R.to_latex}.get(args.format, R.to_text)
-        cols = ["rank", "N", "D", "C", "expected_width", "shrinkage", "shrinkage_fraction", "shrinkage_per_flop",
-                "ess_min", "reliable", "beyond", "converged"]
+        cols = ["rank", "N", "D", "C", "expected_width", "shrinkage", "shrinkage_information", "shrinkage_range",
+                "shrinkage_fraction", "shrinkage_per_flop", "ess_min", "reliable", "beyond", "converged"]
         print(f"{head}Next run: expected shrinkage of the {a['prob']:.0%} interval of {what} "
               f"(today {a['lower']:.4g} to {a['upper']:.4g}, width {a['upper'] - a['lower']:.4g} {a['units']}; "
-              f"{a['interval']}), best per FLOP first\n")
-        shown = shown[cols].assign(reliable=shown["reliable"].map({True: "yes", False: "NO"}))
+              f"{a['interval']}), best per FLOP first; information: what the run's outcome teaches, range: the "
+              "form uncertainty shrinking as the fitted range grows"
+              + (f"; {a['dropped_off_frontier']} candidates more than {a['tokens_per_param_factor']:g}x off the "
+                 "compute-optimal tokens per parameter left out (--all-candidates keeps them)"
+                 if a.get("dropped_off_frontier") else "") + "\n")
+        shown = shown[cols].assign(reliable=shown["reliable"].map({True: "yes", False: "NO"}),
+                                   rank=[str(r) if pd.notna(r) else "-" for r in shown["rank"]])
         print(render(shown))
     if args.output:
         from pathlib import Path
@@ -642,6 +650,11 @@ def _add_recommend_command(sub):
                      help="fit with groups: the fitted group the candidate runs would join")
     rec.add_argument("--flops-per-param-token", type=_quantity("flops-per-param-token"), default=6.0, metavar="K",
                      help="k in C = k N D (default 6)")
+    rec.add_argument("--tokens-per-param-factor", type=_number("--tokens-per-param-factor", 1, 1e12), default=10.0,
+                     metavar="F", help="leave out candidates whose tokens per parameter lie more than F times off "
+                                       "the compute-optimal one at their compute (default 10)")
+    rec.add_argument("--all-candidates", action="store_true",
+                     help="keep every candidate, however far from the compute-optimal tokens per parameter")
     _add_strict_option(rec)
     rec.set_defaults(func=cmd_recommend)
 

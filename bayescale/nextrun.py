@@ -322,9 +322,33 @@ def _first_crossing(log_c, loss, target) -> np.ndarray:
 
 
 # ----------------------------------------------------------------- ranking
+#: Candidates whose tokens per parameter lie more than this factor from the fit's compute-optimal one at their
+#: compute are left out of recommend_runs unless asked (tokens_per_param_factor=None).
+TOKENS_PER_PARAM_FACTOR = 10.0
+
+
+def _off_frontier(fit, runs, factor, k, group) -> np.ndarray:
+    """Per candidate: its D/N lies more than `factor` from the median compute-optimal D/N at its compute."""
+    if factor is None or not {"N", "D"} <= set(fit.law.inputs):
+        return np.zeros(runs.n_runs, dtype=bool)
+    from .planning import allocate_draws
+
+    frame = runs.frame
+    c = k * frame["N"].to_numpy(dtype=float) * frame["D"].to_numpy(dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # candidates beyond the runs are what is being judged
+        alloc = allocate_draws(fit, np.unique(c), flops_per_param_token=k, group=group)
+    tpp = np.exp(np.log(alloc["tokens_per_param"]).median(("chain", "draw"))).to_pandas()
+    optimum = tpp.reindex(c).to_numpy()
+    mine = frame["D"].to_numpy(dtype=float) / frame["N"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        off = np.abs(np.log(mine / optimum)) > np.log(factor)
+    return np.where(np.isfinite(optimum), off, False)
+
+
 def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=None, prob=0.9, outcomes=100,
                    psis=True, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, columns=None, group=None,
-                   random_seed=None) -> pd.DataFrame:
+                   random_seed=None, tokens_per_param_factor=TOKENS_PER_PARAM_FACTOR) -> pd.DataFrame:
     """Rank candidate runs by the expected shrinkage, per FLOP, of the interval of a planning quantity.
 
     Parameters
@@ -374,15 +398,26 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
         the ladder already pins down.
     random_seed : int, optional
         Seed of the outcomes (default the fit's seed).
+    tokens_per_param_factor : float or None, default 10
+        Leave out candidates whose tokens per parameter lie more than this
+        factor from the fit's compute-optimal one (median) at their compute:
+        runs far off the frontier teach little about the frontier. ``None``
+        keeps every candidate.
 
     Returns
     -------
     DataFrame
-        One row per candidate, best first (largest ``shrinkage_per_flop``):
-        ``rank``, the inputs (``N``, ``D``, ``C``), ``cost``, ``width`` (the
+        One row per candidate, best first (largest ``shrinkage_per_flop``;
+        candidates expected to narrow the interval by no more than twice the
+        Monte Carlo error of their expected width get no ``rank`` and come
+        last, cheapest first): ``rank``, the inputs (``N``, ``D``, ``C``), ``cost``, ``width`` (the
         width of today's interval), ``expected_width`` (after the run, mean
         over the outcomes) and ``expected_width_se``, ``shrinkage`` (width -
-        expected width, in the quantity's units), ``shrinkage_fraction``,
+        expected width, in the quantity's units; what a refit with the run
+        would show), ``shrinkage_information`` (the part the run's outcome
+        teaches: the same reweighting with the fitted range held as it is)
+        and ``shrinkage_range`` (the rest: the form uncertainty shrinking as
+        the fitted range grows to hold the run), ``shrinkage_fraction``,
         ``shrinkage_per_flop`` (shrinkage / cost), ``ess_min``,
         ``ess_median`` (Kish effective draws of the weights over the
         outcomes), ``pareto_k_max`` (NaN without `psis`),
@@ -393,6 +428,8 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
         candidate's ``beyond_*`` distances from the fitted runs
         (:mod:`bayescale.extrapolation`), ``converged`` (the fit's verdict).
         ``attrs``: ``quantity``, ``units`` (of the widths), ``prob``,
+        ``tokens_per_param_factor``, ``dropped_off_frontier`` (candidates left
+        out),
         ``interval`` (the fit's kind, equal-tailed), ``budget``, ``target``,
         ``outcomes``, ``median``, ``lower``, ``upper`` (today's interval).
 
@@ -428,9 +465,20 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
         group = str(group)
     else:
         group = None
+    if tokens_per_param_factor is not None:
+        tokens_per_param_factor = float(positive_array(tokens_per_param_factor, "tokens_per_param_factor"))
+        if not tokens_per_param_factor >= 1:
+            raise ValueError(f"tokens_per_param_factor must be None or a number >= 1, got {tokens_per_param_factor!r}")
     runs = new_runs(fit, candidates, columns)
     if group is not None:
         runs = new_runs(fit, runs.frame.assign(group=group))
+    dropped = _off_frontier(fit, runs, tokens_per_param_factor, k, group)
+    if dropped.any():
+        if dropped.all():
+            raise ValueError(f"recommend_runs: every candidate's tokens per parameter lies more than a factor "
+                             f"{tokens_per_param_factor:g} from the fit's compute-optimal one at its compute; widen "
+                             "tokens_per_param_factor, or None to keep every candidate")
+        runs = new_runs(fit, runs.frame.loc[~dropped].reset_index(drop=True))
     frame = runs.frame
     inputs = runs.inputs(fit.law.inputs)
     if "cost" in frame:
@@ -469,11 +517,14 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
             pd.concat([fit.runs.frame, frame.iloc[[i]]], ignore_index=True))
         values = q.draws(grown)
         lo, hi = weighted_interval(values, w, prob)
+        # the same weights on today's draws: what the run's outcome teaches, the fitted range held as it is
+        lo_i, hi_i = (lo, hi) if grown is reach else weighted_interval(current, w, prob)
         ess = kish_ess(w)
         with np.errstate(invalid="ignore"):
             widths = hi - lo
             se = float(np.std(widths, ddof=1) / np.sqrt(outcomes)) if np.all(np.isfinite(widths)) else np.nan
         rows.append(dict(expected_width=float(np.mean(widths)), expected_width_se=se,
+                         expected_width_information=float(np.mean(hi_i - lo_i)),
                          ess_min=float(ess.min()), ess_median=float(np.median(ess)),
                          pareto_k_max=float(np.nanmax(k_hat)) if psis and not np.isnan(k_hat).all() else np.nan,
                          unreliable_share=float(np.mean((ess < ESS_MIN) | (k_hat > PARETO_K_MAX)))))
@@ -482,21 +533,30 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
     table["width"] = width0
     table = pd.concat([table, pd.DataFrame(rows)], axis=1)
     table["shrinkage"] = table["width"] - table["expected_width"]
+    table["shrinkage_information"] = table["width"] - table["expected_width_information"]
+    table["shrinkage_range"] = table["shrinkage"] - table["shrinkage_information"]
     table["shrinkage_fraction"] = table["shrinkage"] / width0 if width0 > 0 else 0.0
     table["shrinkage_per_flop"] = table["shrinkage"] / table["cost"]
     table = table[["N", "D", "C", *(["U"] if "U" in table else []), "cost", "width", "expected_width",
-                   "expected_width_se", "shrinkage", "shrinkage_fraction", "shrinkage_per_flop", "ess_min",
-                   "ess_median", "pareto_k_max", "unreliable_share"]]
+                   "expected_width_se", "shrinkage", "shrinkage_information", "shrinkage_range",
+                   "shrinkage_fraction", "shrinkage_per_flop", "ess_min", "ess_median", "pareto_k_max",
+                   "unreliable_share"]]
     table["reliable"] = table["unreliable_share"] <= UNRELIABLE_SHARE
     annotate(table, fit.runs, what="recommend_runs", stacklevel=3, form=fit.form_uncertainty)
     table["converged"] = bool(fit.converged)
-    table = table.sort_values("shrinkage_per_flop", ascending=False, kind="stable").reset_index(drop=True)
-    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    # A run expected to narrow nothing (or, within the Monte Carlo error of the reweighting, to widen) has no
+    # value to rank: it gets no rank and goes last, cheapest first.
+    worth = table["shrinkage"] > 2 * table["expected_width_se"].fillna(0.0)
+    table = pd.concat([table[worth].sort_values("shrinkage_per_flop", ascending=False, kind="stable"),
+                       table[~worth].sort_values("cost", kind="stable")]).reset_index(drop=True)
+    table.insert(0, "rank", pd.array(list(range(1, int(worth.sum()) + 1)) + [pd.NA] * int((~worth).sum()),
+                                     dtype="Int64"))
     med = float(np.quantile(current, 0.5))
     table.attrs.update(quantity=quantity, units=UNITS[quantity], prob=prob,
                        interval=interval_label(fit.draws_kind, "eti"), budget=budget, target=target,
                        outcomes=outcomes, median=med, lower=float(lo0), upper=float(hi0), law=fit.law.name,
-                       group=group)
+                       group=group, tokens_per_param_factor=tokens_per_param_factor,
+                       dropped_off_frontier=int(dropped.sum()))
     bad = ~table["reliable"]
     if bad.any():
         worst = table.loc[bad].iloc[0]

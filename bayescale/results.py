@@ -61,10 +61,11 @@ class ResultMethods:
                          random_seed=random_seed, group=group)
 
     def budget_for(self, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None,
-                   random_seed=None, group=None):
+                   random_seed=None, max_compute=1e40, group=None):
         """Smallest compute reaching `target` with probability `prob`; see :func:`bayescale.risk.budget_for`."""
         return risk.budget_for(self, target, prob, flops_per_param_token=flops_per_param_token,
-                               max_unique_tokens=max_unique_tokens, random_seed=random_seed, group=group)
+                               max_unique_tokens=max_unique_tokens, random_seed=random_seed, max_compute=max_compute,
+                               group=group)
 
     def marginal_returns(self, budget, prob=0.9, *, ci_kind="eti", cost_per_flop=None, loss_step=0.01,
                          flops_per_param_token=FLOPS_PER_PARAM_TOKEN, max_unique_tokens=None, group=None,
@@ -105,11 +106,12 @@ class ResultMethods:
 
     def recommend_runs(self, candidates, *, quantity="n_opt", budget=None, target=None, prob=0.9, outcomes=100,
                        psis=True, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, columns=None, group=None,
-                       random_seed=None):
+                       random_seed=None, tokens_per_param_factor=nextrun.TOKENS_PER_PARAM_FACTOR):
         """Candidate runs ranked by expected interval shrinkage per FLOP; see :func:`bayescale.nextrun.recommend_runs`."""
         return nextrun.recommend_runs(self, candidates, quantity=quantity, budget=budget, target=target, prob=prob,
                                       outcomes=outcomes, psis=psis, flops_per_param_token=flops_per_param_token,
-                                      columns=columns, group=group, random_seed=random_seed)
+                                      columns=columns, group=group, random_seed=random_seed,
+                                      tokens_per_param_factor=tokens_per_param_factor)
 
     def plot_recommendations(self, table, *, ax=None):
         """Shrinkage per FLOP over the (N, D) plane; see :func:`bayescale.nextrun.plot_recommendations`."""

@@ -109,16 +109,29 @@ def test_recommend_ranks_a_grid_or_a_file_of_candidates(fit_file, tmp_path, caps
                "--points", "3", "--outcomes", "30", "--seed", "1", "--format", "csv", "-o", out)
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(StringIO(proc.stdout))
-    assert len(table) == 9 and table["rank"].tolist() == list(range(1, 10))
-    assert table["shrinkage_per_flop"].is_monotonic_decreasing and (table["width"] > 0).all()
+    # 1.25 to 320 tokens per parameter offered: the two more than 10x off the optimum's (~20) are left out; those
+    # expected to narrow nothing come last without a rank
+    ranked = table[table["rank"].notna()]
+    assert len(table) == 7 and ranked["rank"].tolist() == list(range(1, len(ranked) + 1)) and len(ranked) >= 3
+    assert ranked["shrinkage_per_flop"].is_monotonic_decreasing and (table["width"] > 0).all()
+    assert np.allclose(table["shrinkage"], table["shrinkage_information"] + table["shrinkage_range"])
+    every = run("recommend", fit_file, "--budget", "1e24", "--n-range", "1B:16B", "--d-range", "20B:320B",
+                "--points", "3", "--outcomes", "10", "--seed", "1", "--format", "csv", "--all-candidates")
+    assert every.returncode == 0, every.stderr
+    assert len(pd.read_csv(StringIO(every.stdout))) == 9
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     candidates = tmp_path / "candidates.csv"
     pd.DataFrame({"N": [1e9, 4e9, 1.6e10], "D": [3.2e11, 8e10, 2e10]}).to_csv(candidates, index=False)
     proc = run("recommend", fit_file, "--quantity", "loss", "--budget", "1e24", "--candidates", candidates,
-               "--outcomes", "30", "--top", "2", "--format", "md")
+               "--outcomes", "30", "--top", "2", "--format", "md", "--all-candidates")
     assert proc.returncode == 0, proc.stderr
     assert "expected shrinkage of the 90% interval of the expected loss of the compute-optimal plan" in proc.stdout
     assert proc.stdout.count("FLOP |") == 2  # the best two of the three equal-compute candidates
+    proc = run("recommend", fit_file, "--quantity", "loss", "--budget", "1e24", "--candidates", candidates,
+               "--outcomes", "30", "--format", "md")
+    assert proc.returncode == 0, proc.stderr
+    # 320 and 1.25 tokens per parameter lie more than 10x off the optimum's: only the 20 is kept, and said so
+    assert proc.stdout.count("FLOP |") == 1 and "2 candidates more than 10x off" in proc.stdout
     status, _, err = run_here("recommend", fit_file, "--budget", "1e24", capsys=capsys)
     assert status == 1 and len(err) == 1 and "give --candidates CSV, or --n-range" in err[0]
 

@@ -124,3 +124,26 @@ def test_table_captions_name_their_interval_kind(a3_boot):
     frame = pd.DataFrame({"C": [1.0], "N_lower": [1.0]})
     frame.attrs.update(prob=0.5, interval="posterior HDI")
     assert caption(frame) == "50% posterior HDI intervals"
+
+
+def test_result_wrappers_take_every_argument_of_their_analysis():
+    """A method of the shared read API passes every keyword its analysis function takes, with the same default."""
+    import inspect
+    import itertools
+
+    from bayescale import nextrun, planning, predictive, returns, risk
+    from bayescale.fit import ScalingFit
+    from bayescale.pointfit import PointFit
+
+    pairs = {"predict": predictive.predict, "predict_draws": predictive.predict_draws, "allocate": planning.allocate,
+             "allocate_draws": planning.allocate_draws, "risk": risk.risk, "budget_for": risk.budget_for,
+             "marginal_returns": returns.marginal_returns, "recommend_runs": nextrun.recommend_runs}
+    for (name, func), cls in itertools.product(pairs.items(), (ScalingFit, PointFit)):
+        wrapper = inspect.signature(getattr(cls, name)).parameters
+        analysis = inspect.signature(func).parameters
+        # the data argument may be named for the method (new_runs for runs); every setting must match
+        settings = [p for p, v in analysis.items() if v.default is not inspect.Parameter.empty]
+        missing = [p for p in settings if p not in wrapper]
+        assert not missing, f"{cls.__name__}.{name} lacks {missing}"
+        for p in settings:
+            assert wrapper[p].default == analysis[p].default, f"{cls.__name__}.{name}({p}=...) default differs"

@@ -252,3 +252,31 @@ def test_a_point_estimate_has_no_interval_to_narrow(a3):
     table = a3.recommend_runs({"N": [1e9, 4e9], "D": [2e10, 8e10]}, budget=1e24, outcomes=20, random_seed=0)
     assert (table["width"] == 0).all() and (table["shrinkage"] == 0).all() and np.allclose(table["ess_min"], 4000)
     assert table.attrs["interval"] == "point estimate" and table["reliable"].all()
+
+
+def test_information_and_range_are_told_apart_and_no_worthless_run_is_ranked(ranked):
+    """What a refit would show = what the outcome teaches + the form uncertainty shrinking as the range grows."""
+    fit, table = ranked
+    np.testing.assert_allclose(table["shrinkage"], table["shrinkage_information"] + table["shrinkage_range"],
+                               rtol=1e-12, atol=1e-15)
+    inside = table["beyond"] == 0
+    assert inside.any() and (table.loc[inside, "shrinkage_range"].abs() < 1e-12).all()
+    ranked_rows = table[table["rank"].notna()]
+    assert (ranked_rows["shrinkage"] > 2 * ranked_rows["expected_width_se"]).all()
+    assert ranked_rows["rank"].tolist() == list(range(1, len(ranked_rows) + 1))
+    assert table["rank"].isna().sum() == len(table) - len(ranked_rows)  # the rest last, unranked
+    # 3 to 1850 tokens per parameter were offered; those more than 10x off the optimum's (~20) were left out
+    assert table.attrs["dropped_off_frontier"] > 0 and len(table) + table.attrs["dropped_off_frontier"] == 14
+    tpp = table["D"] / table["N"]
+    assert tpp.max() / tpp.min() < 100 * 3  # the kept ones lie within a factor 10 either side (optimum varies)
+
+
+def test_keeping_every_candidate_is_asked_for(ranked):
+    fit, _ = ranked
+    far = pd.DataFrame({"N": [1e10], "D": [1e9]})  # 0.1 tokens per parameter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.errors.ExtrapolationWarning)
+        with pytest.raises(ValueError, match="every candidate's tokens per parameter lies more than a factor 10"):
+            fit.recommend_runs(far, quantity="n_opt", budget=BUDGET, outcomes=10)
+        kept = fit.recommend_runs(far, quantity="n_opt", budget=BUDGET, outcomes=10, tokens_per_param_factor=None)
+    assert len(kept) == 1 and kept.attrs["dropped_off_frontier"] == 0

@@ -450,8 +450,10 @@ def _load(path: Path, key: str, model):
     return compiled
 
 
-def compile_model(graph, n_groups, cache=None):
+def compile_model(graph, n_groups, cache=None, on_compile=None):
     """nutpie's compiled model for `graph`: from the cache folder when an intact entry is there, else compiled.
+
+    `on_compile`, when given, is called with no arguments just before a compile (not for a cache hit).
 
     Returns
     -------
@@ -481,6 +483,8 @@ def compile_model(graph, n_groups, cache=None):
                     return _LOADED[key], "disk"
                 except Exception:  # damaged, stale or foreign: never trusted, rebuilt below
                     pass
+    if on_compile is not None:
+        on_compile()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         compiled = nutpie.compile_pymc_model(graph.pymc_model, var_names=list(graph.published))

@@ -443,13 +443,14 @@ class ScalingModel:
             flags(runs.frame)  # a bad flag column fails here, before any work
         if random_seed is None:
             random_seed = int(np.random.SeedSequence().entropy % (2**31))
-        if progressbar is None:
-            from .progress import interactive
+        from .progress import interactive
 
+        notices = progressbar is not False and interactive()
+        if progressbar is None:
             large = runs.n_runs >= PROGRESS_RUNS or (self.hierarchical and len(runs.groups or ()) >= PROGRESS_GROUPS)
             progressbar = large and interactive()
         settings = SampleSettings(s["draws"], s["tune"], s["chains"], s["cores"] or os.cpu_count() or 1,
-                                  int(random_seed), sampler, s["target_accept"], progressbar, escalate)
+                                  int(random_seed), sampler, s["target_accept"], progressbar, escalate, notices)
         return run_sampler(self, runs, settings, cache=cache_dir)
 
     def build(self, runs, *, level_form=False, columns=None):
@@ -637,6 +638,8 @@ class SampleSettings:
     target_accept: float
     progressbar: bool = False
     escalate: bool = True
+    #: Say on stderr (a terminal or a notebook) when the model's log density has to be compiled.
+    notices: bool = True
 
 
 def model_from_dict(d, source="model specification") -> ScalingModel:

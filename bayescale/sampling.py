@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -546,17 +547,23 @@ def find_mode(graph: Graph, rng, n_starts=N_STARTS, logp_grad=None, progress=Non
     return dict(zip(names, unravel(best.x))), best.x
 
 
-def compile_for_nutpie(graph: Graph, cache=None):
+def compile_for_nutpie(graph: Graph, cache=None, notice=False):
     """nutpie's compiled model of `graph`, once per process: loaded from the disk cache, or compiled (and stored).
 
+    With `notice`, a compile (not a cache hit) first says on stderr what it is doing and for how long.
     Returns the seconds it took (0 when the process had it already).
     """
     if graph.nutpie_model is not None:
         return 0.0
     from .compiled import compile_model
 
+    def say():
+        print("bayescale: compiling this model's log density (first fit of this model structure on this machine, "
+              "10-40 s; later fits load it from the cache in about a second)", file=sys.stderr, flush=True)
+
     t = time.perf_counter()
-    graph.nutpie_model, graph.nutpie_source = compile_model(graph, graph.n_groups, cache)
+    graph.nutpie_model, graph.nutpie_source = compile_model(graph, graph.n_groups, cache,
+                                                            on_compile=say if notice else None)
     return time.perf_counter() - t
 
 
@@ -593,7 +600,7 @@ def _run_sampler(smodel, runs, settings, cache):
     t_graph = time.perf_counter()
     logp_grad, t_compile, source = None, 0.0, ""
     if settings.sampler == "nutpie":
-        t_compile = compile_for_nutpie(graph, cache)
+        t_compile = compile_for_nutpie(graph, cache, notice=settings.notices)
         source = graph.nutpie_source if t_compile else "process"
         from .compiled import LogpGrad
 

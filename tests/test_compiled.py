@@ -149,3 +149,25 @@ def test_clear_cache(tmp_path):
     (folder / "keep.txt").write_text("not ours")
     assert C.clear_cache(tmp_path) == 1
     assert [p.name for p in folder.iterdir()] == ["keep.txt"]
+
+
+def test_a_compile_is_announced_and_a_cache_hit_is_not(chinchilla_runs, monkeypatch, capsys):
+    """The first fit of a structure tells a waiting person why it takes 10-40 s; loading from the cache is silent."""
+    import nutpie
+
+    graph, _ = _graph(bs.ScalingModel("chinchilla"), chinchilla_runs)
+    kept = (graph.nutpie_model, graph.nutpie_source)  # the process's shared graph: restored below
+    calls = []
+    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: calls.append(1) or "compiled model")
+    try:
+        graph.nutpie_model = None
+        S.compile_for_nutpie(graph, cache=False, notice=True)
+        assert calls == [1] and graph.nutpie_model == "compiled model"
+        assert "compiling this model's log density" in capsys.readouterr().err
+        S.compile_for_nutpie(graph, cache=False, notice=True)  # the process has it: nothing compiled, nothing said
+        assert calls == [1] and capsys.readouterr().err == ""
+        graph.nutpie_model = None
+        S.compile_for_nutpie(graph, cache=False, notice=False)
+        assert calls == [1, 1] and capsys.readouterr().err == ""
+    finally:
+        graph.nutpie_model, graph.nutpie_source = kept

@@ -42,9 +42,7 @@ class Records:
         if not sets:
             raise ValueError("no held-out draws given")
         keep = min(ds.sizes["sample"] for ds in sets)
-        cat = lambda name, axis=0: np.concatenate(  # noqa: E731
-            [np.asarray(ds[name].values)[:keep] if "sample" in ds[name].dims and axis else ds[name].values
-             for ds in sets], axis=axis)
+        cat = lambda name: np.concatenate([ds[name].values for ds in sets])  # noqa: E731  (per-run values)
         self.log_curve = np.concatenate([ds["log_curve"].values[:keep] for ds in sets], axis=1)
         self.noise = np.concatenate([ds["noise"].values[:keep] for ds in sets], axis=1)
         self.floor = np.concatenate([np.repeat(ds["floor"].values[:keep, None], ds.sizes["run"], 1) for ds in sets],

@@ -39,6 +39,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import sys
 import threading
 from dataclasses import dataclass
@@ -261,14 +262,18 @@ def _write(path: Path, header: dict, blobs: list) -> None:
     from .files import atomic_write
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink():  # an entry is a file of ours: a link is replaced, the file it points to never written
+        path.unlink()
     # owner-only: entries are loaded only when no one else could have written them (see _read)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), "compiled model", private=True)
 
 
 def _read(path: Path, key: str):
     """``(header, blobs)`` of an intact entry for `key`; raises ValueError on anything else."""
+    st = path.lstat()  # the entry itself, never what a link points to
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+        raise ValueError("entry is a link or not a regular file")
     if hasattr(os, "getuid"):  # machine code is loaded only from files this user wrote and nobody else may change
-        st = path.stat()
         if st.st_uid != os.getuid() or st.st_mode & 0o022:
             raise ValueError("entry not owned by this user, or writable by others")
     data = path.read_bytes()

@@ -171,3 +171,21 @@ def test_a_compile_is_announced_and_a_cache_hit_is_not(chinchilla_runs, monkeypa
         assert calls == [1, 1] and capsys.readouterr().err == ""
     finally:
         graph.nutpie_model, graph.nutpie_source = kept
+
+
+def test_an_entry_that_is_a_link_is_replaced_and_never_followed(tmp_path):
+    """A link in the cache folder (planted, or left by another tool) is neither loaded nor written through."""
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    victim.chmod(0o644)
+    folder = tmp_path / "compiled"
+    folder.mkdir()
+    entry = folder / "abc.bin"
+    entry.symlink_to(victim)
+    with pytest.raises(ValueError, match="link or not a regular file"):
+        C._read(entry, "abc")
+    C._write(entry, {"key": "abc", "format": C._FORMAT}, [b"code"])
+    assert victim.read_text() == "keep me" and (victim.stat().st_mode & 0o777) == 0o644
+    assert not entry.is_symlink() and entry.is_file()
+    header, blobs = C._read(entry, "abc")
+    assert header["key"] == "abc" and blobs == [b"code"]

@@ -116,6 +116,26 @@ class ScalingResult(Protocol):
         """Problems every table of the fit carries (e.g. a point estimate that failed its checks), as text."""
 
 
+def check_group(result, group):
+    """`group` itself, or a ValueError when it names a group of a fit that has none (it would be ignored).
+
+    Examples
+    --------
+    >>> class Plain:
+    ...     hierarchical = False
+    >>> check_group(Plain(), None) is None
+    True
+    >>> check_group(Plain(), "web")
+    Traceback (most recent call last):
+    ...
+    ValueError: group='web' applies to fits with groups (pooling across a group column); this fit has none: leave group out
+    """
+    if group is not None and not getattr(result, "hierarchical", False):
+        raise ValueError(f"group={group!r} applies to fits with groups (pooling across a group column); this fit "
+                         "has none: leave group out")
+    return group
+
+
 def check_ci_kind(ci_kind) -> str:
     """Return ``ci_kind`` lower-cased, or raise ``ValueError`` listing the valid kinds.
 

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from .allocation import optimal_allocation
-from .contract import interval_label
+from .contract import check_group, interval_label
 from .errors import ImportanceWeightWarning
 from .extrapolation import Reach, annotate
 from .form import irreducible_draws, shift_allocation, shift_log_loss
@@ -464,7 +464,7 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
                              f"would join; got group={group!r}; valid: {', '.join(map(repr, fitted))}")
         group = str(group)
     else:
-        group = None
+        check_group(fit, group)
     if tokens_per_param_factor is not None:
         tokens_per_param_factor = float(positive_array(tokens_per_param_factor, "tokens_per_param_factor"))
         if not tokens_per_param_factor >= 1:

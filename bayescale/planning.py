@@ -14,7 +14,7 @@ import numpy as np
 
 from .allocation import crossover_compute, optimal_allocation
 from .conflicts import caveats
-from .contract import interval, interval_label
+from .contract import check_group, interval, interval_label
 from .form import irreducible_draws, shift_allocation, shift_crossover
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_prob as _check_prob, check_seed
 
@@ -32,7 +32,7 @@ def posterior_params(fit, group=None, random_seed=None) -> dict:
     ``fit.predict_draws(..., group=group, random_seed=...)`` uses).
     """
     random_seed = check_seed(random_seed)
-    draws = fit.param_draws(group, random_seed=random_seed)
+    draws = fit.param_draws(check_group(fit, group), random_seed=random_seed)
     return {k: np.asarray(draws[k]) for k in fit.law.param_names}
 
 
@@ -116,7 +116,7 @@ def allocate(fit, budget, *, prob=0.9, ci_kind="eti", flops_per_param_token=FLOP
         Fits with groups: a fitted group's label, ``None`` (default) or
         ``"new"`` for a new group drawn from the population, or a list of
         them (one block of rows per group, with a ``group`` column).
-        Ignored by fits without groups.
+        A ValueError on fits without groups (it would be ignored).
 
     Returns
     -------

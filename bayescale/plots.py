@@ -164,7 +164,7 @@ def plot_frontier(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FL
         Fresh-data cap for the frontier.
     group : label, optional
         Fits with groups: a fitted group's label, or ``None`` (default) for a
-        new group drawn from the population. Ignored by fits without groups.
+        new group drawn from the population. A ValueError on fits without groups (it would be ignored).
     new_run : bool, default True
         Also draw the band of one new training run at the optimum (the
         widest `prob`; run-to-run noise added, as in :func:`bayescale.risk.risk`).
@@ -265,7 +265,7 @@ def plot_allocation(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=
     max_unique_tokens : float, optional
     group : label, optional
         Fits with groups: a fitted group's label, or ``None`` (default) for a
-        new group drawn from the population. Ignored by fits without groups.
+        new group drawn from the population. A ValueError on fits without groups (it would be ignored).
     random_seed : int, optional
         Seed of new-group draws (default the fit's).
     ax : matplotlib Axes, optional
@@ -325,7 +325,7 @@ def plot_isoflop(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FLO
         Model sizes per curve (from 1/30 to 30 times the median optimum).
     group : label, optional
         Fits with groups: a fitted group's label, or ``None`` (default) for a
-        new group drawn from the population. Ignored by fits without groups.
+        new group drawn from the population. A ValueError on fits without groups (it would be ignored).
     random_seed : int, optional
         Seed of new-group draws (default the fit's).
     ax : matplotlib Axes, optional

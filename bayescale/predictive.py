@@ -13,7 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from .conflicts import caveats
-from .contract import SAMPLE_DIMS, interval, interval_label
+from .contract import SAMPLE_DIMS, check_group, interval, interval_label
 from .data import load_runs
 from .extrapolation import annotate
 from .form import irreducible_draws, shift_log_loss
@@ -30,7 +30,7 @@ def new_runs(result, runs, columns=None):
 
 def row_params(result, runs, group=None, random_seed=None) -> dict:
     """Parameter draws per row of `runs`: arrays shaped (chain, draw, n) or (chain, draw, 1)."""
-    if result.hierarchical:
+    if check_group(result, group) is not None or result.hierarchical:
         return result.row_param_draws(runs, group, random_seed)
     return {k: np.asarray(v)[..., None] for k, v in result.param_draws(random_seed=random_seed).items()}
 

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .results import register_writer
+from .risk import markdown_text
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets, check_prob, renamed
 
 __all__ = ["report"]
@@ -74,16 +75,17 @@ class _Doc:
 
     def heading(self, text, level=2):
         self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
-        self.md.append("#" * level + " " + text + "\n")
+        self.md.append("#" * level + " " + markdown_text(text) + "\n")
 
     def para(self, text, cls=None):
         attr = f' class="{cls}"' if cls else ""
         self.html.append(f"<p{attr}>{html.escape(text)}</p>")
+        text = markdown_text(text)
         self.md.append(("**" + text + "**" if cls and "status" in cls else text) + "\n")
 
     def items(self, lines):
         self.html.append("<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in lines) + "</ul>")
-        self.md.append("\n".join(f"- {t}" for t in lines) + "\n")
+        self.md.append("\n".join(f"- {markdown_text(t)}" for t in lines) + "\n")
 
     def table(self, frame, *, index=True, digits=4):
         fmt = lambda v: f"{v:.{digits}g}"  # noqa: E731
@@ -104,7 +106,7 @@ class _Doc:
         uri = fig.to_data_uri("png")
         self.html.append(f'<figure><img src="{uri}" alt="{html.escape(caption)}">'
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-        self.md.append(f"![{caption}]({uri})\n\n*{caption}*\n")
+        self.md.append(f"![{markdown_text(caption)}]({uri})\n\n*{markdown_text(caption)}*\n")
 
     def pre(self, text):
         self.html.append(f"<pre>{html.escape(text)}</pre>")
@@ -116,7 +118,7 @@ def _markdown_table(table, fmt):
     def cell(v):
         if isinstance(v, (float, np.floating)):
             return "" if not math.isfinite(v) else fmt(v)
-        return str(v).replace("|", r"\|")
+        return markdown_text(v).replace("|", r"\|")
 
     lines = ["| " + " | ".join(cell(c) for c in table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]

@@ -271,7 +271,7 @@ def marginal_returns(fit, budget, prob=0.9, *, ci_kind="eti", cost_per_flop=None
         Fresh-data cap of the frontier.
     group : label, optional
         Fits with groups: a fitted group's label, or ``None`` (default) for
-        a new group drawn from the population. Ignored by fits without groups.
+        a new group drawn from the population. A ValueError on fits without groups (it would be ignored).
     max_compute : float, default 1e40
         Upper end of the search for ``C_next``.
 

@@ -640,6 +640,23 @@ def _caption(frame) -> str:
     return " ".join(bits)
 
 
+_TAG_START = __import__("re").compile(r"<(?=[A-Za-z/!?])")
+
+
+def markdown_text(text) -> str:
+    """`text` safe to place in Markdown: every ``<`` that could open an HTML tag is written ``&lt;``.
+
+    Markdown passes raw HTML through, so a label such as ``<script>`` or ``<img onerror=...>`` taken
+    from the data would run in a rendered report; ``<=`` and the like stay as they are.
+
+    Examples
+    --------
+    >>> markdown_text("<script>alert(1)</script> P(loss <= 2)")
+    '&lt;script>alert(1)&lt;/script> P(loss <= 2)'
+    """
+    return _TAG_START.sub("&lt;", str(text))
+
+
 def to_markdown(frame: pd.DataFrame, caption=True) -> str:
     """Markdown table in human units, with a one-line caption, ready to paste into a proposal.
 
@@ -655,12 +672,12 @@ def to_markdown(frame: pd.DataFrame, caption=True) -> str:
     table = humanize(frame)
 
     def cell(v):
-        return str(v).replace("|", r"\|")
+        return markdown_text(v).replace("|", r"\|")
 
     lines = ["| " + " | ".join(cell(c) for c in table.columns) + " |",
              "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    text = _caption(frame) if caption else ""
+    text = markdown_text(_caption(frame)) if caption else ""
     return "\n".join(lines) + (f"\n\n{text}" if text else "")
 
 

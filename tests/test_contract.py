@@ -135,6 +135,10 @@ def test_result_wrappers_take_every_argument_of_their_analysis():
     from bayescale.fit import ScalingFit
     from bayescale.pointfit import PointFit
 
+    from bayescale.report import report
+
+    assert not [p for p, v in inspect.signature(report).parameters.items()
+                if v.default is not inspect.Parameter.empty and p not in inspect.signature(ScalingFit.report).parameters]
     pairs = {"predict": predictive.predict, "predict_draws": predictive.predict_draws, "allocate": planning.allocate,
              "allocate_draws": planning.allocate_draws, "risk": risk.risk, "budget_for": risk.budget_for,
              "marginal_returns": returns.marginal_returns, "recommend_runs": nextrun.recommend_runs}
@@ -147,3 +151,20 @@ def test_result_wrappers_take_every_argument_of_their_analysis():
         assert not missing, f"{cls.__name__}.{name} lacks {missing}"
         for p in settings:
             assert wrapper[p].default == analysis[p].default, f"{cls.__name__}.{name}({p}=...) default differs"
+
+
+def test_group_on_a_fit_without_groups_is_an_error_not_ignored(chinchilla_fit):
+    import pandas as pd
+
+    calls = {
+        "predict": lambda: chinchilla_fit.predict({"N": [1e9], "D": [2e10]}, group="web"),
+        "allocate": lambda: chinchilla_fit.allocate(1e21, group="web"),
+        "risk": lambda: chinchilla_fit.risk(1e21, target=2.5, group="web"),
+        "budget_for": lambda: chinchilla_fit.budget_for(2.5, group="web"),
+        "marginal_returns": lambda: chinchilla_fit.marginal_returns(1e21, group="web"),
+        "recommend_runs": lambda: chinchilla_fit.recommend_runs(pd.DataFrame({"N": [1e9], "D": [2e10]}),
+                                                                budget=1e21, group="web"),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match="group='web' applies to fits with groups"):
+            call()

@@ -4,8 +4,10 @@ import base64
 import re
 import shutil
 import subprocess
+import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bayescale import cli
@@ -105,3 +107,20 @@ def test_report_renders_in_headless_chromium(html_report, tmp_path):
     r, g, b = image[..., 0], image[..., 1], image[..., 2]
     orange = (r > 220) & (g > 100) & (g < 150) & (b < 60)
     assert orange.sum() > 200
+
+
+def test_markup_in_the_data_is_never_markup_in_a_markdown_report(chinchilla_fit, tmp_path):
+    """A label or title taken from data cannot open an HTML tag in the Markdown a renderer displays."""
+    from bayescale.risk import markdown_text, to_markdown
+
+    evil = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    table = pd.DataFrame({"label": [evil], "p_target": [0.5]})
+    text = to_markdown(table)
+    assert "<script" not in text and "<img" not in text and "&lt;script>" in text
+    assert markdown_text("P(loss <= 1.9)") == "P(loss <= 1.9)"
+    path = tmp_path / "r.md"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        chinchilla_fit.report(path, title=evil, next_run=False)
+    body = path.read_text()
+    assert "<script" not in body and "<img src=x" not in body and "&lt;img src=x" in body

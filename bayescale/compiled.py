@@ -34,6 +34,7 @@ globals") is never stored.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import io
@@ -46,6 +47,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .errors import FileWriteError
+from .files import folder_lock
 
 __all__ = ["cache_dir", "clear_cache", "CACHE_ENV"]
 
@@ -459,6 +463,9 @@ def compile_model(graph, n_groups, cache=None, on_compile=None):
     """nutpie's compiled model for `graph`: from the cache folder when an intact entry is there, else compiled.
 
     `on_compile`, when given, is called with no arguments just before a compile (not for a cache hit).
+    Processes that share a cache folder compile one structure one at a time (an advisory lock per
+    structure, :func:`bayescale.files.folder_lock`): a ``fit_many`` worker that waited loads what
+    the first one stored instead of compiling it again.
 
     Returns
     -------
@@ -467,36 +474,58 @@ def compile_model(graph, n_groups, cache=None, on_compile=None):
         ``"disk"`` (loaded), ``"process"`` (loaded before in this process for a graph of the same
         structure), ``"compiled"`` (compiled and stored), or ``"compiled, not cached"``.
     """
-    import warnings
-
-    import nutpie
-
     folder = cache_dir(cache)
-    path = key = None
-    if folder is not None:
-        key = structure_key(graph, n_groups)
-        path = folder / f"{key[:40]}.bin"
-        with _LOCK:
-            if key in _LOADED:  # another graph of the same structure in this process: its code is loaded
-                import dataclasses
+    if folder is None:
+        return _compile(graph, on_compile), "compiled, not cached"
+    key = structure_key(graph, n_groups)
+    path = folder / f"{key[:40]}.bin"
+    with _LOCK:
+        if key in _LOADED:  # another graph of the same structure in this process: its code is loaded
+            import dataclasses
 
-                return dataclasses.replace(_LOADED[key], initial_point_func=_initial_point_fn(
-                    graph.pymc_model, _LOADED[key].shape_info)), "process"
-            if path.is_file():
-                try:
-                    _LOADED[key] = _load(path, key, graph.pymc_model)
-                    return _LOADED[key], "disk"
-                except Exception:  # damaged, stale or foreign: never trusted, rebuilt below
-                    pass
-    if on_compile is not None:
-        on_compile()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        compiled = nutpie.compile_pymc_model(graph.pymc_model, var_names=list(graph.published))
-    if path is not None:
+            return dataclasses.replace(_LOADED[key], initial_point_func=_initial_point_fn(
+                graph.pymc_model, _LOADED[key].shape_info)), "process"
+        loaded = _try_load(path, key, graph)
+    if loaded is not None:
+        return loaded, "disk"
+    with contextlib.ExitStack() as stack:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(folder_lock(folder, f".{key[:40]}.lock"))
+        except (OSError, FileWriteError):  # a read-only cache folder: compile without waiting for anyone
+            pass
+        else:  # another process may have compiled this structure while we waited
+            with _LOCK:
+                loaded = _try_load(path, key, graph)
+            if loaded is not None:
+                return loaded, "disk"
+        compiled = _compile(graph, on_compile)
         try:
             if _store(path, key, compiled):
                 return compiled, "compiled"
         except Exception:  # a read-only or full disk: the fit goes on uncached
             pass
-    return compiled, "compiled, not cached"
+        return compiled, "compiled, not cached"
+
+
+def _try_load(path, key, graph):
+    """The verified entry at `path` (kept in the process), or None; call holding ``_LOCK``."""
+    if not path.is_file():
+        return None
+    try:
+        _LOADED[key] = _load(path, key, graph.pymc_model)
+        return _LOADED[key]
+    except Exception:  # damaged, stale or foreign: never trusted, rebuilt
+        return None
+
+
+def _compile(graph, on_compile):
+    import warnings
+
+    import nutpie
+
+    if on_compile is not None:
+        on_compile()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return nutpie.compile_pymc_model(graph.pymc_model, var_names=list(graph.published))

@@ -301,8 +301,11 @@ def remove_stale_temporaries(folder, name: str | None = None, older_than: float 
 
 
 @contextlib.contextmanager
-def folder_lock(folder):
+def folder_lock(folder, name=None):
     """Hold an exclusive advisory lock on `folder` (a ``.bayescale.lock`` file in it) across processes.
+
+    `name` locks one thing in the folder instead (a lock file of that name), so that holders of
+    different names do not wait for each other. The lock file is never a link (``O_NOFOLLOW``).
 
     Writers that read, merge and rewrite a shared file in the folder (the
     checkpoint index of :func:`bayescale.fit_many`) do it inside this lock,
@@ -320,9 +323,10 @@ def folder_lock(folder):
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
-    path = Path(folder) / LOCK_NAME
+    path = Path(folder) / (name or LOCK_NAME)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0),
+                     0o666)
     except OSError as exc:
         raise FileWriteError(f"cannot lock folder {str(folder)!r}: {exc.strerror or exc}") from None
     try:

@@ -189,3 +189,31 @@ def test_an_entry_that_is_a_link_is_replaced_and_never_followed(tmp_path):
     assert not entry.is_symlink() and entry.is_file()
     header, blobs = C._read(entry, "abc")
     assert header["key"] == "abc" and blobs == [b"code"]
+
+
+def test_processes_sharing_a_cache_compile_one_structure_one_at_a_time(chinchilla_runs, monkeypatch, tmp_path):
+    """While another holder has a structure's lock, a compile of it waits; then it goes on (here: nothing stored
+    by the other holder, so it compiles). The lock is a file lock, held across processes as across threads."""
+    import threading
+
+    import nutpie
+
+    from bayescale.files import folder_lock
+
+    graph, _ = _graph(bs.ScalingModel("chinchilla"), chinchilla_runs)
+    key = C.structure_key(graph, 1)
+    folder = C.cache_dir(tmp_path)
+    folder.mkdir(parents=True)
+    calls = []
+    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: calls.append(1) or "compiled model")
+    monkeypatch.setattr(C, "_LOADED", {})  # as a fresh process: nothing of this structure loaded yet
+    result = {}
+    with folder_lock(folder, f".{key[:40]}.lock"):
+        worker = threading.Thread(target=lambda: result.update(out=C.compile_model(graph, 1, tmp_path)))
+        worker.start()
+        worker.join(timeout=1.0)
+        assert worker.is_alive() and calls == []  # waiting for the lock, not compiling
+    worker.join(timeout=60)
+    assert not worker.is_alive() and calls == [1]
+    assert result["out"] == ("compiled model", "compiled, not cached")  # a sentinel cannot be stored
+    assert not (folder / f".{key[:40]}.lock").is_symlink()

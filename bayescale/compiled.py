@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FileWriteError
-from .files import folder_lock
+from .files import atomic_write, folder_lock
 
 __all__ = ["cache_dir", "clear_cache", "CACHE_ENV"]
 
@@ -263,8 +263,6 @@ def _write(path: Path, header: dict, blobs: list) -> None:
         body.write(b)
     data = body.getvalue()
     data += hashlib.sha256(data).digest()
-    from .files import atomic_write
-
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_symlink():  # an entry is a file of ours: a link is replaced, the file it points to never written
         path.unlink()

@@ -49,8 +49,6 @@ class Records:
                                     axis=1)
         self.observed = cat("observed")
         self.beyond = cat("beyond")
-        self.beyond_C = cat("beyond_C")
-        self.C = cat("C")
         labels = ("split", "source", "ladder", "evidence", "law")
         feats = ("residual_scale", "reducible_fraction", "span_C", "n_train", "n_sizes", "converged")
         self.frame = pd.concat([pd.DataFrame({**{k: ds.attrs[k] for k in labels + feats},
@@ -67,15 +65,17 @@ class Records:
 
     def subset(self, mask) -> "Records":
         """The records of the held-out runs (and levels) of the splits where `mask(frame)` is True."""
-        new = object.__new__(Records)
-        runs = np.asarray(mask(self.frame), dtype=bool)
         levels = np.asarray(mask(self.levels), dtype=bool) if len(self.levels) else np.zeros(0, bool)
+        return self._take(runs=np.asarray(mask(self.frame), dtype=bool), levels=levels)
+
+    def _take(self, draws=slice(None), runs=slice(None), levels=slice(None)) -> "Records":
+        """A copy holding the given draws, held-out runs and IsoFLOP levels (weights recomputed)."""
+        new = object.__new__(Records)
         for name in ("log_curve", "noise", "floor"):
-            setattr(new, name, getattr(self, name)[:, runs])
-        for name in ("observed", "beyond", "beyond_C", "C"):
-            setattr(new, name, getattr(self, name)[runs])
+            setattr(new, name, getattr(self, name)[draws][:, runs])
+        new.observed, new.beyond = self.observed[runs], self.beyond[runs]
         new.frame = self.frame[runs].reset_index(drop=True)
-        new.n_opt = self.n_opt[:, levels]
+        new.n_opt = self.n_opt[draws][:, levels]
         new.n_opt_observed = self.n_opt_observed[levels]
         new.level_beyond = self.level_beyond[levels]
         new.levels = self.levels[levels].reset_index(drop=True)
@@ -242,10 +242,8 @@ def learn(rec: Records, start: FormUncertainty | None = None, *, fixed=(), rando
         return np.array([np.log(max(getattr(form, n), 1e-4)) if n in _LOG_PARAMS else getattr(form, n)
                          for n in names])
 
-    # Each source's scores relative to its own with the form known, so ladders that the law fits to 0.4% weigh
-    # as much as those it fits to 4% (in absolute units the noisy ones would set every rate).
     w = sub.weight / sub.weight.sum()
-    if normalise:
+    if normalise:  # each source's scores relative to its own with the form known
         base = score_runs(sub, None, random_seed=random_seed)
         norm = base.assign(w=w * base["wis"]).groupby("source")["w"].transform("sum") / pd.Series(w).groupby(
             base["source"]).transform("sum")
@@ -299,12 +297,7 @@ _LOG_PARAMS = ("loss_scale", "loss_power", "loss_offset", "spread", "allocation_
 def _thin_records(rec, draws):
     if rec.n_draws <= draws:
         return rec
-    idx = np.linspace(0, rec.n_draws - 1, draws).round().astype(int)
-    new = object.__new__(Records)
-    new.__dict__.update(rec.__dict__)
-    for name in ("log_curve", "noise", "floor", "n_opt"):
-        setattr(new, name, getattr(rec, name)[idx])
-    return new
+    return rec._take(draws=np.linspace(0, rec.n_draws - 1, draws).round().astype(int))
 
 
 def leave_one_source_out(rec: Records, start=None, *, fixed=(), random_seed=0, progress=None, normalise=False):

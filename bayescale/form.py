@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -282,8 +282,7 @@ def form_from_dict(d, source="form_uncertainty"):
     return FormUncertainty(**d)
 
 
-_KEYS = ("loss_scale", "loss_residual_power", "loss_power", "loss_bias", "loss_offset", "spread", "allocation_scale",
-         "allocation_residual_power", "allocation_power")
+_KEYS = tuple(f.name for f in fields(FormUncertainty))
 
 
 # ------------------------------------------------------------------ fit layer

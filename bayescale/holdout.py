@@ -32,6 +32,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import SpecError
+from .files import atomic_write
 
 __all__ = ["Split", "ladder_splits", "holdout_draws", "collect", "empirical_optimum", "THIN_DRAWS"]
 
@@ -174,7 +175,6 @@ def holdout_draws(split: Split, model=None, *, random_seed=0, keep=THIN_DRAWS) -
         ``n_sizes``.
     """
     from .data import load_runs
-    from .errors import ExtrapolationWarning
     from .extrapolation import Reach, decades_beyond
     from .form import irreducible_draws, reducible_fraction, residual_scale
     from .model import ScalingModel
@@ -192,10 +192,8 @@ def holdout_draws(split: Split, model=None, *, random_seed=0, keep=THIN_DRAWS) -
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            fit = method.fit(train, random_seed=random_seed)
-        except TypeError:  # point fits take their seed in the constructor
-            fit = method.fit(train)
+        # a Bayesian model takes its seed when fitting; point models take theirs in the constructor
+        fit = method.fit(train, random_seed=random_seed) if isinstance(method, ScalingModel) else method.fit(train)
         seconds = time.perf_counter() - t0
         pred = predict_draws(fit, test, random_seed=random_seed)
         params = fit.param_draws(random_seed=random_seed)
@@ -278,9 +276,7 @@ def collect(splits, folder, *, method="bayes fixed form", model=None, random_see
                 progress(f"{split.name}: failed: {type(err).__name__}: {err}")
             continue
         ds.attrs["method"] = method
-        tmp = path.with_suffix(".tmp")
-        ds.to_netcdf(tmp, engine="h5netcdf")
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), "held-out draws")
         out.append(ds)
         if progress:
             progress(f"{split.name}: {ds.sizes['run']} runs, {ds.sizes['level']} levels, "

@@ -445,10 +445,11 @@ class ScalingModel:
             random_seed = int(np.random.SeedSequence().entropy % (2**31))
         from .progress import interactive
 
-        notices = progressbar is not False and interactive()
+        person = interactive()
+        notices = progressbar is not False and person
         if progressbar is None:
             large = runs.n_runs >= PROGRESS_RUNS or (self.hierarchical and len(runs.groups or ()) >= PROGRESS_GROUPS)
-            progressbar = large and interactive()
+            progressbar = large and person
         settings = SampleSettings(s["draws"], s["tune"], s["chains"], s["cores"] or os.cpu_count() or 1,
                                   int(random_seed), sampler, s["target_accept"], progressbar, escalate, notices)
         return run_sampler(self, runs, settings, cache=cache_dir)

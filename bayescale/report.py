@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .conflicts import caveats
 from .results import register_writer
 from .risk import markdown_text
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets, check_prob, renamed
@@ -429,8 +430,6 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
 
     doc.para(f"bayescale {__version__}, written {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC.",
              cls="note")
-    from .conflicts import caveats
-
     checks = caveats(fit)
     if converged and not checks:
         doc.para("Sampler converged (R-hat <= 1.01, bulk ESS >= 400, no divergences); model checks passed.",

@@ -22,6 +22,7 @@ Definitions used throughout:
 from __future__ import annotations
 
 import html
+import re
 import warnings
 from collections.abc import Sequence
 
@@ -36,7 +37,7 @@ from .validation import (FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check
                          positive_array as _positive, check_seed as _check_seed)
 from .errors import DegenerateResultWarning, ExtrapolationWarning, NonFiniteWarning
 from .extrapolation import annotate, warn_extrapolation
-from .form import irreducible_draws, shift_log_loss
+from .form import REACH, irreducible_draws, shift_log_loss
 from .laws import NUMPY
 from .predictive import predict_draws
 from .tablecheck import check_table, draw_problems, rewarn
@@ -354,8 +355,6 @@ _run_noise = run_noise  # the name plots.py imports
 SCAN_POINTS = 241
 #: Half-width (decades of compute) of the difference that gives the probability's slope for budget_for's MCSE.
 MCSE_STEP = 0.1
-#: Decades beyond the fitted runs up to which the form discrepancy was checked on held-out real runs.
-CHECKED_DECADES = 2.0
 
 
 def budget_mcse(hit, p_reach, log_c) -> float:
@@ -386,10 +385,10 @@ def mark_beyond_checked(frame) -> None:
     """Add ``beyond_checked``: the answer lies farther beyond the fitted runs than the bands were checked.
 
     The form discrepancy was learned from held-out runs up to about
-    :data:`CHECKED_DECADES` beyond their ladders; an answer farther out rests on
+    :data:`bayescale.form.REACH` beyond their ladders; an answer farther out rests on
     its growth continued, not on evidence.
     """
-    frame["beyond_checked"] = frame["beyond"].to_numpy(dtype=float) > CHECKED_DECADES
+    frame["beyond_checked"] = frame["beyond"].to_numpy(dtype=float) > REACH
 
 
 @np.errstate(all="ignore")  # non-finite results are reported by check_table, with their reason
@@ -462,7 +461,7 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_T
         compute searched already suffices), ``tokens_per_param``,
         ``beyond_C``, ``beyond_N``, ``beyond_D``, ``beyond``,
         ``tokens_per_param_outside`` (as in :func:`risk`), ``beyond_checked``
-        (the answer lies more than :data:`CHECKED_DECADES` beyond the fitted
+        (the answer lies more than :data:`bayescale.form.REACH` beyond the fitted
         runs, farther than the form uncertainty was checked on held-out real
         runs), ``converged``.
 
@@ -640,7 +639,7 @@ def _caption(frame) -> str:
     return " ".join(bits)
 
 
-_TAG_START = __import__("re").compile(r"<(?=[A-Za-z/!?])")
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 
 
 def markdown_text(text) -> str:

@@ -26,7 +26,8 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import asdict, replace
+import warnings
+from dataclasses import asdict
 
 
 def main(argv=None):
@@ -65,8 +66,8 @@ def main(argv=None):
     t1 = time.perf_counter()
     runs, levels, models = leave_one_source_out(rec, start, fixed=fixed)
     print(f"leave-one-source-out learning: {time.perf_counter() - t1:.0f} s")
-    with __import__("warnings").catch_warnings():
-        __import__("warnings").simplefilter("ignore", DeprecationWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         earlier = form_from_dict({"loss_rate": 7.0, "allocation_floor": 0.1, "spread": 0.5})
     scored = {"form known": score_runs(rec, None), "earlier default": score_runs(rec, earlier),
               "learned (out of family)": runs}
@@ -141,7 +142,7 @@ def main(argv=None):
           f"allocation scale within {100 * gap_a:.1f}%" + ("" if max(gap, gap_a) < 0.05 else
                                                              ": MORE THAN 5% OFF, update the default"))
     print(f"Total {time.perf_counter() - t0:.0f} s")
-    return table, runs, levels, replace(final)
+    return table, runs, levels, final
 
 
 if __name__ == "__main__":

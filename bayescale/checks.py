@@ -63,7 +63,10 @@ def prior_draws(model, priors, n, rng) -> dict:
         fitted model. A partially pooled parameter is drawn as a new group:
         the population value times ``exp(group_sd * z)`` on its internal
         scale, ``group_sd`` and ``z ~ Normal(0, 1)`` drawn too; an
-        independent one straight from its prior.
+        independent one straight from its prior. When the groups vary in
+        level coordinates the new group's coordinates spread around the
+        population's the same way (a coefficient's term taken at its
+        prior's ``at``), and so does the log of its noise scale.
 
     Examples
     --------
@@ -76,9 +79,10 @@ def prior_draws(model, priors, n, rng) -> dict:
     >>> bool(abs(term.mean()) < 0.05), round(float(term.std()), 1)
     (True, 0.5)
     """
-    from .pooling import sd_name
+    from .pooling import GROUP_NOISE, from_level, level_coordinates, pooled_in_level_form, sd_name, to_level
 
     law = model.law
+    in_level = pooled_in_level_form(law, model.pooling)
     missing = [k for k in model.prior_names if k not in priors]
     if missing:
         raise SpecError(f"no prior for {', '.join(missing)}; use model.resolve_priors(runs)")
@@ -86,7 +90,7 @@ def prior_draws(model, priors, n, rng) -> dict:
     out = {}
 
     def spread(name):
-        if model.pooling_of(name) != "partial":
+        if in_level or model.pooling_of(name) != "partial":
             return 0.0
         return priors[sd_name(name)].sample(rng, n) * rng.standard_normal(n)
 
@@ -99,6 +103,19 @@ def prior_draws(model, priors, n, rng) -> dict:
         k = out[expo] if isinstance(expo, str) else float(expo)
         log_at = 0.0 if prior.at is None else np.log(prior.at)
         out[name] = np.exp(prior.mu + prior.sigma * rng.standard_normal(n) + spread(name) + k * log_at)
+    if in_level:
+        log_at = {c: (0.0 if priors[c].at is None else np.log(priors[c].at), e) for c, (_i, e) in scaled.items()}
+        coords = to_level(law, {k: out[k] * np.exp(-out[log_at[k][1]] * log_at[k][0]) if k in log_at else out[k]
+                                for k in law.param_names})
+        for c, _kind in level_coordinates(law):
+            coords[c] = coords[c] + priors[sd_name(c)].sample(rng, n) * rng.standard_normal(n)
+        new = from_level(law, coords)
+        with np.errstate(over="ignore"):  # a wide prior's far tail: a coefficient beyond 1e308 is inf
+            for k, (la, e) in log_at.items():
+                new[k] = new[k] * np.exp(new[e] * la)
+        out.update(new)
+        out[GROUP_NOISE] = out[GROUP_NOISE] * np.exp(priors[sd_name(GROUP_NOISE)].sample(rng, n)
+                                                     * rng.standard_normal(n))
     return {k: out[k] for k in model.param_names}
 
 

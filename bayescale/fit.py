@@ -770,7 +770,7 @@ def _pointwise_loglik(model, posterior, runs) -> xr.DataArray:
               for k in model.law.param_names}
     x = {k: v[None, None, :] for k, v in runs.inputs(model.law.inputs).items()}
     mu = np.asarray(model.law.log_loss(x, params, NUMPY))
-    sigma = posterior["sigma"].values[..., None]
+    sigma = posterior["sigma"].values[..., idx] if posterior["sigma"].ndim == 3 else posterior["sigma"].values[..., None]
     y = np.log(runs.loss)[None, None, :]
     nu = posterior["nu"].values[..., None] if model.likelihood == "student_t" else None
     if RUN_SD in posterior:  # checkpoint data
@@ -914,7 +914,7 @@ def _undertuned_draws(fit):
     params = fit.row_param_draws(runs)
     mu = log_curve(fit.law, runs.inputs(fit.law.inputs), params)
     y = np.log(runs.loss)[None, None, :]
-    sigma = post["sigma"].values[..., None]
+    sigma = params["sigma"]
     s, rate, nu = _undertuned_params(fit.model, post)
     if fit.within_run == "offset":  # checkpoint data: per run, from its mean residual
         from .undertuned import run_flags, run_means

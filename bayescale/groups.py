@@ -13,7 +13,8 @@ import pandas as pd
 import xarray as xr
 
 from .errors import SpecError
-from .pooling import NEW_GROUP, pop_name, sd_name
+from .pooling import (GROUP_NOISE, NEW_GROUP, from_level, level_coordinates, pooled_in_level_form, pop_name, sd_name,
+                      to_level)
 from .validation import check_seed
 
 __all__ = ["tidy_posterior", "group_param_draws", "group_labels", "group_summary", "plot_groups"]
@@ -153,9 +154,37 @@ def group_labels(fit, runs, group=None):
     return labels, new
 
 
+def _new_level_group_draws(fit, rng, shape, m) -> dict:
+    """:func:`_new_group_draws` when the groups vary in level coordinates (and in their noise scale)."""
+    model, post = fit.model, fit.posterior
+    law = model.law
+    centred = {}
+    for p in law.parameters:
+        value = post[pop_name(p.name)].values
+        if p.scales_with is not None:
+            value = value * np.exp(-post[pop_name(p.scales_with[1])].values * _centre_log(fit, p.name))
+        centred[p.name] = value
+    coords = to_level(law, centred)
+    new = {c: coords[c][..., None] + post[sd_name(c)].values[..., None] * rng.standard_normal((*shape, m))
+           for c, _kind in level_coordinates(law)}
+    out = from_level(law, new)
+    with np.errstate(over="ignore"):  # a far-tail exponent: the published coefficient may pass 1e308
+        for p in law.parameters:
+            if p.scales_with is not None:
+                out[p.name] = out[p.name] * np.exp(out[p.scales_with[1]] * _centre_log(fit, p.name))
+    noise = post[sd_name(GROUP_NOISE)].values[..., None] * rng.standard_normal((*shape, m))
+    out[GROUP_NOISE] = post[pop_name(GROUP_NOISE)].values[..., None] * np.exp(noise)
+    for name in model.param_names:
+        if name not in out:
+            out[name] = np.repeat(post[name].values[..., None], m, axis=-1)
+    return out
+
+
 def _new_group_draws(fit, rng, shape, m) -> dict:
     """Draws of every parameter for ``m`` new groups: (chain, draw, m) arrays."""
     model, post = fit.model, fit.posterior
+    if pooled_in_level_form(model.law, model.pooling):
+        return _new_level_group_draws(fit, rng, shape, m)
     out = {}
     law = model.law
     plain = [p.name for p in law.parameters if p.scales_with is None]

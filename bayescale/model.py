@@ -187,10 +187,19 @@ class ScalingModel:
 
     @property
     def hyper_names(self) -> tuple:
-        """Population parameters: ``<name>_pop`` and ``<name>_group_sd`` per partially pooled parameter."""
-        from .pooling import pop_name, sd_name
+        """Population parameters: ``<name>_pop`` and ``<name>_group_sd`` per partially pooled parameter.
+
+        When every parameter of a level-form law is partial, the groups vary in level coordinates: then
+        ``<name>_pop`` per parameter and ``<coordinate>_group_sd`` per level coordinate
+        (:func:`bayescale.pooling.level_coordinates`), and ``sigma_pop``, ``sigma_group_sd`` for the
+        groups' noise scales.
+        """
+        from .pooling import GROUP_NOISE, level_coordinates, pooled_in_level_form, pop_name, sd_name
 
         partial = [n for n in self.law.param_names if self.pooling[n] == "partial"]
+        if pooled_in_level_form(self.law, self.pooling):
+            return (tuple(pop_name(n) for n in (*partial, GROUP_NOISE))
+                    + tuple(sd_name(c) for c, _ in level_coordinates(self.law)) + (sd_name(GROUP_NOISE),))
         return tuple(f(n) for n in partial for f in (pop_name, sd_name))
 
     @property
@@ -214,6 +223,22 @@ class ScalingModel:
         if name.endswith(SD_SUFFIX) and name in self.hyper_names:
             return "group_sd"
         return self.law.parameter(name).kind
+
+    def _level_kinds(self) -> dict:
+        """``{coordinate: kind}`` (and ``{"sigma": "noise"}``) when the groups vary in level coordinates, else empty."""
+        from .pooling import GROUP_NOISE, level_coordinates, pooled_in_level_form
+
+        if not pooled_in_level_form(self.law, self.pooling):
+            return {}
+        return {**dict(level_coordinates(self.law)), GROUP_NOISE: "noise"}
+
+    def _group_sd_default(self, name):
+        """Default prior of the group spread `name` (``<parameter or coordinate>_group_sd``)."""
+        from .pooling import SD_SUFFIX, default_group_sd_prior, default_level_sd_prior
+
+        base = name[: -len(SD_SUFFIX)]
+        kinds = self._level_kinds()
+        return default_level_sd_prior(kinds[base]) if base in kinds else default_group_sd_prior(self.kind(base))
 
     def _check_priors(self):
         from .pooling import POP_SUFFIX
@@ -266,14 +291,12 @@ class ScalingModel:
 
     def _resolve(self, scale: DataScale, offsets: bool = False) -> dict:
         """Priors of :attr:`prior_names` (and of ``run_sd`` when the fit has per-run offsets)."""
-        from .pooling import SD_SUFFIX, default_group_sd_prior
-
         out = {}
         for name in self.prior_names:
             if name in self.priors:
                 out[name] = self.priors[name]
             elif self.kind(name) == "group_sd":
-                out[name] = default_group_sd_prior(self.kind(name[: -len(SD_SUFFIX)]))
+                out[name] = self._group_sd_default(name)
             else:
                 kind = self.kind(name)
                 sw = self.law.parameter(name).scales_with if name in self.law.param_names else None
@@ -578,6 +601,9 @@ class ScalingModel:
         if self.pooling:
             lines.append("  by group: " + ", ".join(f"{k} {v}" for k, v in self.pooling.to_dict().items())
                          + "; other parameters shared")
+            if self._level_kinds():
+                lines.append("  groups vary in level coordinates: " + ", ".join(self._level_kinds())
+                             + " (each from a population; spreads <coordinate>_group_sd, sigma_group_sd)")
         if self.within_run != "auto":
             lines.append(f"  within run: {self.within_run}")
         if self.undertuned:
@@ -588,9 +614,7 @@ class ScalingModel:
         for name in self.prior_names:
             p = self.priors.get(name)
             if p is None and self.kind(name) == "group_sd":
-                from .pooling import SD_SUFFIX, default_group_sd_prior
-
-                p = f"default {default_group_sd_prior(self.kind(name[: -len(SD_SUFFIX)]))}"
+                p = f"default {self._group_sd_default(name)}"
             lines.append(f"    {name:<{width}} {p if p is not None else 'data-scaled default (set at fit time)'}")
         lines.append("Next: fit = model.fit(runs); then fit.summary(), fit.predict(new_runs)")
         return "\n".join(lines)

@@ -46,6 +46,7 @@ class Graph:
     nutpie_source: str = ""
     _logp_grad: object = None
     n_offsets: int = 0  # per-run offsets (within_run="offset"); 0 without
+    adaptation: str = "low_rank"  # nutpie's mass-matrix adaptation for this structure (see adaptation())
 
     @property
     def logp_grad(self):
@@ -119,7 +120,7 @@ def _build(smodel, priors, n_groups=1, n_offsets=0) -> Graph:
     m = pymc_model(smodel, priors, n_groups, n_offsets=n_offsets)
     published = tuple(smodel.published_names) + ((RUN_SD,) if n_offsets else ())
     return Graph(m, published, int(n_groups) if smodel.hierarchical else 1,
-                 n_offsets=free_offsets(smodel, n_offsets))
+                 n_offsets=free_offsets(smodel, n_offsets), adaptation=adaptation(smodel, n_groups))
 
 
 def build_model(smodel, runs, *, level=False):
@@ -145,7 +146,7 @@ def pymc_model(smodel, priors, n_groups=1, level=True, n_offsets=0):
     import pymc as pm
     import pytensor.tensor as pt
 
-    from .pooling import pop_name, sd_name
+    from .pooling import GROUP_NOISE, pop_name, sd_name
 
     law = smodel.law
     scaled = _scaled(smodel)
@@ -178,12 +179,16 @@ def pymc_model(smodel, priors, n_groups=1, level=True, n_offsets=0):
         # pops: population values of exponents, for the coefficients' prior shift.
         values, pops = {}, {}
         terms = level_form(smodel) if level else None
-        if terms is not None:
+        if terms is not None and smodel.hierarchical:
+            values = pops = _pooled_level_form(smodel, terms, priors, hyper, log_centre, G)
+        elif terms is not None:
             values = pops = _level_form(smodel, terms, priors, hyper, log_centre)
         for name in smodel.param_names:
             if name in scaled or name in values:
                 continue
             choice = smodel.pooling_of(name) if name in law.param_names else "shared"
+            if name == GROUP_NOISE and terms is not None and smodel.hierarchical:
+                choice = "partial"  # the groups' noise scales, from a population (pooling.pooled_in_level_form)
             if choice == "shared":
                 values[name] = pops[name] = priors[name].pymc(name, hyper[name])
             elif choice == "independent":
@@ -305,21 +310,15 @@ def level_form(smodel):
 
     Level form applies to laws with one irreducible parameter and one or two coefficients, each
     scaling with its own exponent (Chinchilla, the single-variable power laws, the data-constrained
-    law), when no parameter varies by group.
+    law; :func:`bayescale.pooling.level_terms`), when no parameter varies by group or when every law
+    parameter is partially pooled (the groups then vary in level coordinates,
+    :func:`_pooled_level_form`).
     """
-    law = smodel.law
-    if smodel.hierarchical:
+    from .pooling import level_terms, pooled_in_level_form
+
+    if smodel.hierarchical and not pooled_in_level_form(smodel.law, smodel.pooling):
         return None
-    irreducible = [p.name for p in law.parameters if p.kind == "irreducible"]
-    terms = tuple((p.name, p.scales_with[1]) for p in law.parameters
-                  if p.kind == "coefficient" and p.scales_with is not None)
-    exponents = [t[1] for t in terms]
-    if (len(irreducible) != 1 or not 1 <= len(terms) <= 2 or len(set(exponents)) != len(exponents)
-            or not all(isinstance(e, str) and law.parameter(e).kind == "exponent" for e in exponents)):
-        return None
-    if sum(p.kind in ("coefficient", "scale") for p in law.parameters) != len(terms):
-        return None
-    return terms
+    return level_terms(smodel.law)
 
 
 def _level_form(smodel, terms, priors, hyper, log_centre):
@@ -370,6 +369,75 @@ def _level_form(smodel, terms, priors, hyper, log_centre):
     return values
 
 
+def _pooled_level_form(smodel, terms, priors, hyper, log_centre, n_groups):
+    """Groups that vary in level coordinates, drawn from a population in the same coordinates.
+
+    Each group g has its own level coordinates u_g (:func:`bayescale.pooling.level_coordinates`: log L0,
+    logit f, logit w, log k_i, as in :func:`_level_form`), ``u_g = u_pop + sd * offset_g`` per coordinate,
+    partially non-centred as :func:`pymc_model`'s group deviations are (weights ``<coordinate>__centring``,
+    chosen per fit by :func:`_choose_centring`): the level and the slopes, which any ladder pins down, end
+    up centred; the shares, which a short ladder leaves open, non-centred. The groups' published
+    parameters (E, A, alpha ... per group) follow from u_g; the population's (``E_pop``, ``A_pop`` ...)
+    from u_pop, and the model's priors, stated on the published parameters, apply there (Jacobian 1 on
+    the log scale, as in :func:`_level_form`). The spread of each coordinate between groups,
+    ``<coordinate>_group_sd``, has the prior :func:`bayescale.pooling.default_level_sd_prior` unless set.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from .pooling import level_coordinates, pop_name, sd_name
+
+    law = smodel.law
+    G = int(n_groups)
+    e_name = next(p.name for p in law.parameters if p.kind == "irreducible")
+    coords = [c for c, _kind in level_coordinates(law)]
+    pop = {"level": pm.Flat("level__log", initval=1.0), f"{e_name}_share": pm.Flat(f"{e_name}__share", initval=0.0)}
+    if len(terms) == 2:
+        pop[f"{terms[0][0]}_weight"] = pm.Flat(f"{terms[0][0]}__weight", initval=0.0)
+    for _coef, expo in terms:
+        pop[f"{expo}_slope"] = pm.Flat(f"{expo}__slope_log", initval=-2.0)
+    group = {}
+    for c in coords:
+        sd = priors[sd_name(c)].pymc(sd_name(c), hyper[sd_name(c)])
+        w = pm.Data(f"{c}__centring", np.zeros(G))
+        offset = pm.Normal(f"{c}__offset", mu=w * pop[c], sigma=sd ** w, shape=G)
+        group[c] = pop[c] + sd ** (1.0 - w) * (offset - w * pop[c])
+
+    def published(u):
+        """Log E, log centred coefficients and log exponents from level coordinates (PyTensor)."""
+        share = u[f"{e_name}_share"]
+        log_f, log_1mf = -pt.softplus(-share), -pt.softplus(share)
+        if len(terms) == 2:
+            weight = u[f"{terms[0][0]}_weight"]
+            log_w = (-pt.softplus(-weight), -pt.softplus(weight))
+        else:
+            log_w = (0.0,)
+        out = {e_name: u["level"] + log_f}
+        for (coef, expo), lw in zip(terms, log_w):
+            out[coef] = u["level"] + log_1mf + lw
+            out[expo] = u[f"{expo}_slope"] - log_1mf - lw
+        return out
+
+    log_pop, log_group = published(pop), published(group)
+    logp = pm.logp(priors[e_name].dist(hyper[e_name]), pt.exp(log_pop[e_name])) + log_pop[e_name]
+    values = {e_name: pm.Deterministic(e_name, pt.exp(log_group[e_name]))}
+    pm.Deterministic(pop_name(e_name), pt.exp(log_pop[e_name]))
+    for coef, expo in terms:
+        expo_pop = pt.exp(log_pop[expo])
+        logp = logp + pm.logp(priors[expo].dist(hyper[expo]), expo_pop) + log_pop[expo]
+        values[expo] = pm.Deterministic(expo, pt.exp(log_group[expo]))
+        pm.Deterministic(pop_name(expo), expo_pop)
+        inp = law.parameter(coef).scales_with[0]
+        log_c = log_centre[law.scaled_inputs[inp]]
+        mu = hyper[coef]["mu"] + expo_pop * pm.Data(f"prior_{coef}_shift", 0.0)
+        logp = logp + pm.logp(pm.Normal.dist(mu=mu, sigma=hyper[coef]["sigma"]), log_pop[coef])
+        values[coef] = pt.exp(log_group[coef])
+        pm.Deterministic(coef, pt.exp(log_group[coef] + values[expo] * log_c))
+        pm.Deterministic(pop_name(coef), pt.exp(log_pop[coef] + expo_pop * log_c))
+    pm.Potential("level_form_prior", logp)
+    return values
+
+
 def data_values(smodel, runs, priors, scale) -> dict:
     """Values of every ``pm.Data`` node for these runs and resolved priors."""
     law = smodel.law
@@ -396,9 +464,8 @@ def data_values(smodel, runs, priors, scale) -> dict:
         out["undertuned_flag"] = flags(runs.frame).astype(float)
     if smodel.hierarchical:
         out["group_index"] = runs.group_index.astype("int32")
-        for name in smodel.law.param_names:
-            if smodel.pooling_of(name) == "partial":
-                out[f"{name}__centring"] = np.zeros(len(runs.groups))  # non-centred until _choose_centring
+        for key, _sd, _mu in centring_targets(smodel):
+            out[f"{key}__centring"] = np.zeros(len(runs.groups))  # non-centred until _choose_centring
     for b, c in scale.centres.items():
         out[f"log_centre_{b}"] = np.float64(np.log(c))
     for name, prior in priors.items():
@@ -425,6 +492,65 @@ def _constrained(graph, point, rv_name):
     return np.asarray(transform.backward(value, *rv.owner.inputs).eval(), dtype=float)
 
 
+def centring_targets(smodel) -> list:
+    """``[(name, sd variable, (how, population variable)), ...]``: the partially pooled quantities of the graph.
+
+    Each has free offsets ``<name>__offset`` and centring weights ``<name>__centring``; its population value
+    on the internal scale is the free variable (``how`` "value") or the log of the published one ("log").
+    With the groups varying in level coordinates these are the coordinates, otherwise the law's partially
+    pooled parameters.
+    """
+    from .pooling import GROUP_NOISE, level_coordinates, pop_name, pooled_in_level_form, sd_name
+
+    law = smodel.law
+    if pooled_in_level_form(law, smodel.pooling):
+        e_name = next(p.name for p in law.parameters if p.kind == "irreducible")
+        out = []
+        for c, kind in level_coordinates(law):
+            var = {"level": "level__log", "share": f"{e_name}__share", "weight": c.replace("_weight", "__weight"),
+                   "slope": c.replace("_slope", "__slope_log")}[kind]
+            out.append((c, sd_name(c), ("value", var)))
+        return out + [(GROUP_NOISE, sd_name(GROUP_NOISE), ("log", pop_name(GROUP_NOISE)))]
+    out = []
+    for name in law.param_names:
+        if smodel.pooling_of(name) != "partial":
+            continue
+        mu = ("value", f"{name}__centred_pop") if name in _scaled(smodel) else ("log", pop_name(name))
+        out.append((name, sd_name(name), mu))
+    return out
+
+
+#: Fewer groups than this leave the spreads between groups loosely estimated: see :func:`non_centred`.
+FEW_GROUPS = 8
+
+
+def non_centred(smodel, n_groups) -> set:
+    """Pooled quantities kept non-centred: with few groups in level coordinates, the shares and the noise scale.
+
+    With few groups the spread between them is loosely estimated and reaches near 0, where a centred
+    quantity meets a funnel; a short ladder leaves the irreducible share and the split between the terms
+    open; and a Student-t fit with a small nu has a sharp mode that overstates each group's precision there,
+    so the curvature rule of :func:`_choose_centring` would centre them. Measured on three 30-run Porian
+    ladders: 6-19 divergences (75 with per-group noise) centred, none non-centred. With 15 ladders the
+    curvature rule samples well (0 divergences, bulk ESS 1260, 30 leapfrog steps a draw).
+    """
+    from .pooling import GROUP_NOISE, level_coordinates, pooled_in_level_form
+
+    if not pooled_in_level_form(smodel.law, smodel.pooling) or n_groups >= FEW_GROUPS:
+        return set()
+    return {c for c, kind in level_coordinates(smodel.law) if kind in ("share", "weight")} | {GROUP_NOISE}
+
+
+def adaptation(smodel, n_groups) -> str:
+    """nutpie's mass-matrix adaptation: diagonal for few groups in level coordinates, low-rank otherwise.
+
+    With the shares non-centred (:func:`non_centred`) the low-rank adaptation mixed poorly on three 30-run
+    Porian ladders (bulk ESS 64-254 in 4 x 1000 draws); the diagonal one gave 475-790 with no divergence.
+    On 15 ladders (centred, low-rank) sampling took 45 s; diagonal and non-centred, 135 s.
+    """
+    return "diag" if non_centred(smodel, n_groups) else "low_rank"
+
+
 def _choose_centring(graph, smodel, values, point, vector, logp_grad, step=1e-4):
     """Pick each group's centring weight from the curvature at the mode, and move the start point there.
 
@@ -432,12 +558,12 @@ def _choose_centring(graph, smodel, values, point, vector, logp_grad, step=1e-4)
     with L_g the precision the group's runs give its parameter. The weight that makes the posterior of
     offset_g closest to independent of sd is w_g = sd^2 L_g / (1 + sd^2 L_g) (Gorinova, Moore & Hoffman
     2020), with sd the spread of the groups' estimates at the mode (a conservative, shrunk value).
+    The quantities :func:`non_centred` names stay non-centred whatever their curvature.
     """
-    from .pooling import pop_name, sd_name
-
     names = [v.name for v in graph.pymc_model.value_vars]
     sizes = [int(np.size(point[n])) for n in names]
     starts = dict(zip(names, np.cumsum([0] + sizes[:-1])))
+    open_kinds = non_centred(smodel, graph.n_groups)
 
     def grad(x):
         return logp_grad(x)[1]
@@ -446,17 +572,13 @@ def _choose_centring(graph, smodel, values, point, vector, logp_grad, step=1e-4)
     # Measure every curvature at the non-centred mode first, then switch: changing one parameter's centring
     # moves the point in the other parameters' coordinates.
     chosen = {}
-    for name in smodel.law.param_names:
-        if smodel.pooling_of(name) != "partial":
-            continue
+    for name, sd_var, (how, mu_var) in centring_targets(smodel):
         key = f"{name}__offset"
         i0 = starts[key]
         offsets = np.asarray(point[key], dtype=float)
-        sd = float(_constrained(graph, point, sd_name(name)))
-        if name in _scaled(smodel):
-            mu = float(_constrained(graph, point, f"{name}__centred_pop"))
-        else:
-            mu = float(np.log(_constrained(graph, point, pop_name(name))))
+        sd = float(_constrained(graph, point, sd_var))
+        mu = float(_constrained(graph, point, mu_var))
+        mu = float(np.log(mu)) if how == "log" else mu
         curvature = np.empty(offsets.size)
         with np.errstate(all="ignore"):
             for g in range(offsets.size):
@@ -468,6 +590,8 @@ def _choose_centring(graph, smodel, values, point, vector, logp_grad, step=1e-4)
         deviations = sd * offsets  # z_g - mu at the mode
         spread = max(float(np.std(deviations)), 1e-3)
         w = spread**2 * precision / (1.0 + spread**2 * precision)
+        if name in open_kinds:
+            w = np.zeros_like(w)
         chosen[name] = (w, w * mu + sd**w * offsets)  # the same z_g in the new parameterisation
     for name, (w, offsets) in chosen.items():
         values[f"{name}__centring"] = w
@@ -615,7 +739,7 @@ def _run_sampler(smodel, runs, settings, cache):
 
         bar = KeyProgress(N_STARTS, enabled=True, description=f"posterior mode ({runs.n_runs:,} runs): starts")
     point, vector = find_mode(graph, rng, logp_grad=logp_grad, progress=bar)
-    if any(smodel.pooling_of(n) == "partial" for n in smodel.law.param_names):
+    if centring_targets(smodel):
         point, vector = _choose_centring(graph, smodel, values, point, vector,
                                          logp_grad if logp_grad is not None else graph.flat_logp_grad())
     t_mode = time.perf_counter()
@@ -674,7 +798,7 @@ def _sample_nutpie(graph, values, point, vector, settings):
     background = nutpie.sample(
         compiled, draws=settings.draws, tune=settings.tune, chains=settings.chains, cores=settings.cores,
         seed=settings.random_seed, progress_bar=settings.progressbar, save_warmup=False,
-        adaptation="low_rank", init_mean=vector, target_accept=settings.target_accept, blocking=False,
+        adaptation=graph.adaptation, init_mean=vector, target_accept=settings.target_accept, blocking=False,
     )
     trace = _wait_interruptible(background)
     return trace, time.perf_counter() - t

@@ -43,6 +43,7 @@ from .form import FormUncertainty
 from .checks import posterior_predictive, prior_predictive
 from .formula import formula_law
 from .selection import compare_loo
+from .contrasts import contrast, contrast_params
 from .specs import available_specs
 
 __all__ = [
@@ -95,6 +96,8 @@ __all__ = [
     "posterior_predictive",
     "formula_law",
     "compare_loo",
+    "contrast",
+    "contrast_params",
     "available_specs",
     "BayescaleError",
     "DataError",

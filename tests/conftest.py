@@ -65,3 +65,26 @@ def synthetic_fit_known_form(synthetic_runs):
 def power_n_fit(synthetic_runs):
     """A law that ignores the data term, on runs whose loss depends on D (LOO comparison, model averaging)."""
     return bs.ScalingModel("power_n").fit(synthetic_runs, draws=500, tune=500, chains=4, random_seed=4)
+
+
+#: Three groups for fits that vary in level coordinates (tests/test_pooling.py, tests/test_contrasts.py):
+#: every parameter differs between them (alpha 0.25, 0.34, 0.45), with 3% noise in g1 against 0.5%.
+LEVEL_GROUPS = dict(E=np.array([1.7, 1.9, 1.8]), A=np.array([150.0, 500.0, 3000.0]),
+                    B=np.array([900.0, 2500.0, 1600.0]), alpha=np.array([0.25, 0.34, 0.45]),
+                    beta=np.array([0.30, 0.36, 0.33]))
+LEVEL_SIGMAS = (0.005, 0.03, 0.005)
+
+
+def level_groups():
+    from bayescale.simulate import simulate_groups
+
+    parts = [simulate_groups([30], {k: v[g:g + 1] for k, v in LEVEL_GROUPS.items()}, sigma=sigma,
+                             random_seed=20 + g, labels=[f"g{g}"]) for g, sigma in enumerate(LEVEL_SIGMAS)]
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.fixture(scope="session")
+def grouped_level_fit():
+    """Every law parameter partial: the groups vary in level coordinates."""
+    pooling = {k: "partial" for k in ("E", "A", "B", "alpha", "beta")}
+    return bs.ScalingModel("chinchilla", pooling=pooling).fit(level_groups(), random_seed=3, progressbar=False)

@@ -24,7 +24,7 @@ LAYERS = {
     "undertuned": 1, "corpus": 1, "discrepancy": 1,
     # 2 the results contract and the analyses of one fit written against it
     "contract": 2, "predictive": 2, "planning": 2, "risk": 2, "plots": 2, "groups": 2,
-    "conflicts": 2, "selection": 2, "hierarchy": 2, "checks": 2, "nextrun": 2, "returns": 2,
+    "conflicts": 2, "contrasts": 2, "selection": 2, "hierarchy": 2, "checks": 2, "nextrun": 2, "returns": 2,
     # 3 result objects
     "results": 3, "fit": 3, "pointfit": 3,
     # 4 models and their samplers

@@ -14,26 +14,18 @@ from bayescale.checks import prior_draws
 from bayescale.laws import get_law
 from bayescale.pooling import (Pooling, default_level_sd_prior, from_level, level_coordinates, level_terms,
                                pooled_in_level_form, to_level)
-from bayescale.simulate import simulate_groups
+from conftest import LEVEL_GROUPS as TRUE, level_groups
 
 ALL = {k: "partial" for k in ("E", "A", "B", "alpha", "beta")}
-TRUE = dict(E=np.array([1.7, 1.9, 1.8]), A=np.array([150.0, 500.0, 3000.0]), B=np.array([900.0, 2500.0, 1600.0]),
-            alpha=np.array([0.25, 0.34, 0.45]), beta=np.array([0.30, 0.36, 0.33]))
-SIGMAS = (0.005, 0.03, 0.005)
 
 
 def _runs():
-    parts = []
-    for g, sigma in enumerate(SIGMAS):
-        one = {k: v[g:g + 1] for k, v in TRUE.items()}
-        runs = simulate_groups([30], one, sigma=sigma, random_seed=20 + g, labels=[f"g{g}"])
-        parts.append(runs)
-    return pd.concat(parts, ignore_index=True)
+    return level_groups()
 
 
 @pytest.fixture(scope="module")
-def level_fit():
-    return bs.ScalingModel("chinchilla", pooling=ALL).fit(_runs(), random_seed=3, progressbar=False)
+def level_fit(grouped_level_fit):
+    return grouped_level_fit
 
 
 def test_level_coordinates_round_trip():

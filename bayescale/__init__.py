@@ -44,6 +44,7 @@ from .checks import posterior_predictive, prior_predictive
 from .formula import formula_law
 from .selection import compare_loo
 from .contrasts import contrast, contrast_params
+from .plots import plot_contrast
 from .specs import available_specs
 
 __all__ = [
@@ -98,6 +99,7 @@ __all__ = [
     "compare_loo",
     "contrast",
     "contrast_params",
+    "plot_contrast",
     "available_specs",
     "BayescaleError",
     "DataError",

@@ -20,17 +20,28 @@ from .contract import interval, interval_label
 from .errors import SpecError
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets, check_prob
 
-__all__ = ["contrast", "contrast_draws", "contrast_params"]
+__all__ = ["contrast", "contrast_draws", "contrast_params", "fitted_groups"]
 
 #: The compute multiplier is searched from 1e-6 to 1e6 times the budget, on a grid of 0.025 decades
 #: (linear interpolation in log compute between grid points: error far below a percent).
 _SEARCH_DECADES, _STEP = 6.0, 0.025
 
 
-def _groups(fit, reference, other):
+def fitted_groups(fit) -> list:
+    """The labels of a fit's groups, in order; a SpecError for a fit without groups.
+
+    Examples
+    --------
+    >>> fitted_groups(fit)  # doctest: +SKIP
+    ['g0', 'g1', 'g2']
+    """
     if not getattr(fit, "hierarchical", False):
         raise SpecError("contrast needs a fit with groups (runs with a 'group' column and a model with pooling)")
-    fitted = [str(g) for g in fit.posterior["group"].values]
+    return [str(g) for g in fit.posterior["group"].values]
+
+
+def _groups(fit, reference, other):
+    fitted = fitted_groups(fit)
     for name, label in (("reference", reference), ("other", other)):
         if str(label) not in fitted:
             raise SpecError(f"{name}={label!r} is not a fitted group; fitted groups: {', '.join(fitted)}")
@@ -67,12 +78,16 @@ def contrast_draws(fit, reference, other, budget, *, flops_per_param_token=FLOPS
     with np.errstate(all="ignore"):
         l_ref = optimal_allocation(fit.law, p_ref, c, flops_per_param_token=k)["loss"]
         l_other = optimal_allocation(fit.law, p_other, c, flops_per_param_token=k)["loss"]
-        offsets = np.arange(-_SEARCH_DECADES, _SEARCH_DECADES + _STEP / 2, _STEP)
+        # other's frontier once, on one grid spanning every budget's search window of +-6 decades
+        log_c = np.log10(c)
+        steps = np.arange(int(np.ceil((log_c.max() - log_c.min() + 2 * _SEARCH_DECADES) / _STEP)) + 1)
+        log_grid = log_c.min() - _SEARCH_DECADES + _STEP * steps
+        frontier = optimal_allocation(fit.law, p_other, 10.0 ** log_grid, flops_per_param_token=k)["loss"]
         multiplier = np.empty_like(l_ref)
-        for j, cj in enumerate(c):
-            grid = cj * 10.0 ** offsets
-            frontier = optimal_allocation(fit.law, p_other, grid, flops_per_param_token=k)["loss"]
-            multiplier[..., j] = _crossing(frontier, l_ref[..., j], offsets)
+        for j, lc in enumerate(log_c):
+            lo = int(np.searchsorted(log_grid, lc - _SEARCH_DECADES - 1e-9))
+            hi = int(np.searchsorted(log_grid, lc + _SEARCH_DECADES + 1e-9, side="right"))
+            multiplier[..., j] = _crossing(frontier[..., lo:hi], l_ref[..., j], log_grid[lo:hi] - lc)
     return {"loss_reference": l_ref, "loss_other": l_other, "loss_difference": l_other - l_ref,
             "compute_multiplier": multiplier}
 

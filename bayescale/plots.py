@@ -1,4 +1,4 @@
-"""Pictures for budget proposals: the loss frontier, the optimal allocation, isoFLOP curves.
+"""Pictures for budget proposals: the loss frontier, the optimal allocation, isoFLOP curves, group contrasts.
 
 Every function returns a :class:`bayescale.figure.Figure`: a matplotlib
 Figure made without pyplot (no global state; save it with
@@ -14,13 +14,14 @@ from __future__ import annotations
 import numpy as np
 
 from .allocation import optimal_allocation
+from .contrasts import contrast_draws, fitted_groups
 from .planning import posterior_params
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_prob as _check_prob, renamed
 from .form import irreducible_draws, shift_allocation, shift_log_loss
 from .laws import NUMPY
 from .units import format_count, format_flops
 
-__all__ = ["plot_frontier", "plot_allocation", "plot_isoflop"]
+__all__ = ["plot_frontier", "plot_allocation", "plot_isoflop", "plot_contrast"]
 
 _GRID = 80
 
@@ -379,4 +380,88 @@ def plot_isoflop(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FLO
     ax.set_ylabel("loss")
     ax.set_title(f"IsoFLOP curves: {law.name} law (dots: runs within 15% of the compute)")
     ax.legend(title="compute C", fontsize="small")
+    return _finish(fig, ax, fit)
+
+
+#: Budgets along the x axis of :func:`plot_contrast` (each costs one search of the other group's frontier).
+_CONTRAST_GRID = 25
+
+
+def plot_contrast(fit, reference, other=None, budget=None, *, prob=(0.5, 0.9),
+                  flops_per_param_token=FLOPS_PER_PARAM_TOKEN):
+    """What other groups buy over `reference` across compute: the compute multiplier and the loss difference.
+
+    Upper panel: the compute multiplier (how many times less compute a group needs to reach the loss
+    `reference` reaches at C; above 1 when it is more efficient), log scale, with its bands; lower
+    panel: the difference of the compute-optimal losses (group - reference; below 0 when it is better).
+    Both from :func:`bayescale.contrasts.contrast_draws`: the form uncertainty, common to every group of
+    one fit, is left out. Compute beyond the largest fitted run is shaded.
+
+    Parameters
+    ----------
+    fit : ScalingFit
+        A fit with groups.
+    reference : label
+        The group the others are measured against (e.g. the current recipe).
+    other : label or sequence of labels, optional
+        Groups to draw; default every other fitted group.
+    budget : float or sequence of float, optional
+        Budgets to extend the axis to and mark.
+    prob : float or sequence of float, default (0.5, 0.9)
+        Band probabilities (equal-tailed).
+    flops_per_param_token : float, default 6
+
+    Returns
+    -------
+    bayescale.figure.Figure
+
+    Examples
+    --------
+    >>> fig = bs.plot_contrast(fit, "old recipe", budget=[1e23, 1e24])  # doctest: +SKIP
+    >>> fig.savefig("contrast.png")  # doctest: +SKIP
+    """
+    fitted = fitted_groups(fit)
+    others = [g for g in fitted if g != str(reference)] if other is None else (
+        [other] if isinstance(other, str) or not hasattr(other, "__iter__") else list(other))
+    if not others:
+        raise ValueError(f"no group to compare with {reference!r}; fitted groups: {', '.join(fitted)}")
+    probs = _bands(prob)
+    budgets = None if budget is None else _budgets(budget)
+    k = float(flops_per_param_token)
+    c_obs = _observed_compute(fit, k)
+    top = c_obs.max() if budgets is None else max(c_obs.max(), budgets.max())
+    grid = np.logspace(np.log10(c_obs.min()), np.log10(top * 3), _CONTRAST_GRID)
+    from .figure import new_figure
+
+    fig = new_figure((7.0, 5.8))
+    ax, low = fig.subplots(2, 1, sharex=True, height_ratios=[1.6, 1])
+    for a in (ax, low):
+        _shade_extrapolation(a, c_obs, grid, label=a is ax)
+        _mark_budgets(a, budgets)
+    ax.axhline(1.0, color="0.3", linewidth=1)
+    low.axhline(0.0, color="0.3", linewidth=1)
+    shown = []
+    for i, label in enumerate(others):
+        d = contrast_draws(fit, reference, label, grid, flops_per_param_token=k)
+        color = f"C{i % 10}"
+        mult = np.clip(d["compute_multiplier"].reshape(-1, grid.size), 1e-6, 1e6)  # never / beyond: the axis edge
+        diff = d["loss_difference"].reshape(-1, grid.size)
+        for j, p in enumerate(probs):
+            lo, hi = np.quantile(mult, [(1 - p) / 2, (1 + p) / 2], axis=0, method="inverted_cdf")
+            ax.fill_between(grid, lo, hi, color=color, alpha=0.15 + 0.15 * j, linewidth=0)
+            shown += [lo, hi]
+            lo, hi = np.nanquantile(diff, [(1 - p) / 2, (1 + p) / 2], axis=0)
+            low.fill_between(grid, lo, hi, color=color, alpha=0.15 + 0.15 * j, linewidth=0)
+        ax.plot(grid, np.quantile(mult, 0.5, axis=0, method="inverted_cdf"), color=color, linewidth=1.8,
+                label=f"{label} vs {reference}")
+        low.plot(grid, np.nanmedian(diff, axis=0), color=color, linewidth=1.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylabel("compute multiplier")
+    bands = " and ".join(f"{p:.0%}" for p in sorted(probs))
+    ax.set_title(f"Group contrasts against {reference} ({bands} bands)")
+    ax.legend(loc="best", fontsize="small")
+    low.set_ylabel("loss difference")
+    low.set_xlabel("training compute C (FLOP)")
+    flops_axis(low.xaxis)
     return _finish(fig, ax, fit)

@@ -305,7 +305,44 @@ def next_run_candidates(fit, flops_per_param_token=FLOPS_PER_PARAM_TOKEN):
                           points=NEXT_RUN_POINTS, max_cost=10 * top, flops_per_param_token=flops_per_param_token)
 
 
-def _next_run(doc, fit, candidates, budget, prob, k, random_seed):
+def _contrasts(doc, fit, reference, groups, budgets, prob, k):
+    from .contrasts import contrast, contrast_params
+    from .plots import plot_contrast
+
+    others = [g for g in groups if g != reference]
+    rows, moved = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for g in others:
+            t = contrast(fit, reference, g, budgets, prob=prob, flops_per_param_token=k)
+            for _, r in t.iterrows():
+                rows.append({"group": g, "C": r["C"],
+                             "compute multiplier": f"{r['compute_multiplier_median']:.3g} "
+                                                   f"[{r['compute_multiplier_lower']:.3g}, "
+                                                   f"{r['compute_multiplier_upper']:.3g}]",
+                             "loss difference": f"{r['loss_difference_median']:+.4f} "
+                                                f"[{r['loss_difference_lower']:+.4f}, "
+                                                f"{r['loss_difference_upper']:+.4f}]",
+                             "P(better)": f"{r['prob_other_better']:.2f}"})
+            params = contrast_params(fit, reference, g, prob=prob)
+            which = params.loc[params["moved"], "parameter"].tolist()
+            moved.append(f"{g}: " + (", ".join(which) + " moved" if which else "no parameter moved")
+                         + f" ({prob:.0%} interval of the ratio to {reference} excludes 1)")
+        fig = plot_contrast(fit, reference, others, budgets, flops_per_param_token=k)
+    doc.para(f"Each group against {reference} at the budgets (compute-optimal plans of each): the compute "
+             f"multiplier is how many times less compute the group needs to reach the loss {reference} reaches "
+             f"at C (above 1: more efficient; 0: never, its irreducible loss is higher); the loss difference is "
+             f"group - {reference} (negative: better); medians and {prob:.0%} intervals. The form uncertainty "
+             f"beyond the runs is common to both groups and left out.")
+    frame = pd.DataFrame(rows)
+    frame["C"] = [f"{c:.3g}" for c in frame["C"]]
+    doc.table(frame, index=False)
+    doc.items(moved)
+    doc.figure(fig, f"Compute multiplier (upper, log scale) and loss difference (lower) of each group against "
+                    f"{reference}, with 50% and 90% bands; shaded: beyond the fitted runs.")
+
+
+def _next_run(doc, fit, candidates, budget, prob, k, random_seed, group=None):
     from .nextrun import plot_recommendations
 
     if candidates is None:
@@ -313,7 +350,7 @@ def _next_run(doc, fit, candidates, budget, prob, k, random_seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = fit.recommend_runs(candidates, quantity="n_opt", budget=budget, prob=prob,
-                                   flops_per_param_token=k, random_seed=random_seed)
+                                   flops_per_param_token=k, random_seed=random_seed, group=group)
         fig = plot_recommendations(fit, table)
     a = table.attrs
     doc.para(f"Candidate runs ranked by how much one more run is expected to narrow the {prob:.0%} interval of "
@@ -360,7 +397,7 @@ def _backtest(doc, fit, prob, random_seed):
 
 @renamed(budgets="budget")
 def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
-           backtest=False, next_run=True, candidates=None,
+           backtest=False, next_run=True, candidates=None, reference=None,
            format=None, title=None, random_seed=None) -> str:
     """Write one self-contained report of a fit (HTML or Markdown).
 
@@ -389,6 +426,12 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
     candidates : DataFrame, optional
         Candidate runs of that section (``N``, ``D``, optional ``cost``);
         default :func:`next_run_candidates`.
+    reference : label, optional
+        Fits with groups: the group the others are compared against in the
+        section on groups (compute multiplier, loss difference, which
+        parameters moved: :func:`bayescale.contrast`), and the group the
+        next run would join; default the first fitted group. A ValueError
+        on fits without groups.
     format : {"html", "markdown"}, optional
         Default from the suffix of `path`, else HTML.
     title : str, optional
@@ -413,6 +456,17 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
     """
     fmt = check_output(path, format)
     check_prob(prob)
+    groups = None
+    if getattr(fit.model, "hierarchical", False):
+        from .contrasts import fitted_groups
+
+        groups = fitted_groups(fit)
+        reference = groups[0] if reference is None else reference
+        if str(reference) not in groups:
+            raise ValueError(f"reference={reference!r} is not a fitted group; fitted groups: {', '.join(groups)}")
+        reference = str(reference)
+    elif reference is not None:
+        raise ValueError(f"reference={reference!r} names a group, but this fit has no groups")
     k = float(flops_per_param_token)
     budgets = default_budgets(fit, k) if budget is None else check_budgets(budget)
     if target is not None and not (isinstance(target, (int, float)) and not isinstance(target, bool)
@@ -473,12 +527,16 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
                  + (f" (target loss {target:g})" if target is not None else "") + ":")
         doc.human_table(fit.risk(budgets, target=target, prob=prob, flops_per_param_token=k, random_seed=seed))
 
+    if groups is not None and len(groups) > 1:
+        doc.heading(f"Groups compared with {reference}")
+        _contrasts(doc, fit, reference, groups, budgets, prob, k)
+
     doc.heading("What more compute buys")
     _returns(doc, fit, budgets, prob, k)
 
     if next_run:
-        doc.heading("Which run to train next")
-        _next_run(doc, fit, candidates, float(budgets[len(budgets) // 2]), prob, k, seed)
+        doc.heading("Which run to train next" + ("" if groups is None else f" (joining {reference})"))
+        _next_run(doc, fit, candidates, float(budgets[len(budgets) // 2]), prob, k, seed, reference)
 
     if getattr(fit.model, "undertuned", False):
         doc.heading("Possibly undertuned runs")

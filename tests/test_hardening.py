@@ -2,6 +2,7 @@
 clear errors, saves are atomic even under SIGKILL, numerics stay finite and exact at the extremes, and an
 interrupted fit leaves the session usable."""
 
+import json
 import math
 import os
 import re
@@ -254,6 +255,95 @@ def test_foreign_and_future_files(saved, tmp_path):
     tree.to_netcdf(tmp_path / "incomplete.nc", engine="h5netcdf")
     with pytest.raises(FileFormatError, match="missing .*model_spec.*incomplete"):
         bs.load(tmp_path / "incomplete.nc")
+
+
+def _edit_spec(key, change):
+    def edit(tree):
+        spec = json.loads(tree.attrs[key])
+        change(spec)
+        tree.attrs[key] = json.dumps(spec)
+    return edit
+
+
+def _edit_group(group, change):
+    def edit(tree):
+        tree[group] = xr.DataTree(change(tree[group].to_dataset()))
+    return edit
+
+
+def _cut(tree):
+    for group in ("posterior", "log_likelihood", "sample_stats", "posterior_predictive"):
+        tree[group] = xr.DataTree(tree[group].to_dataset().isel(chain=[0], draw=[0]))
+
+
+EDITS = {  # what a person might change in a saved fit, and the part of the digest that catches it
+    "likelihood": (_edit_spec("model_spec", lambda s: s.update(likelihood="normal")), "spec"),
+    "law": (_edit_spec("model_spec", lambda s: s.update(law="power_n")), "spec"),
+    "prior": (_edit_spec("priors", lambda p: p["E"].update({k: 2 * v for k, v in p["E"].items()
+                                                             if isinstance(v, float)})), "spec"),
+    "sampler": (_edit_spec("sampler", lambda s: s.update(draws=5)), "spec"),
+    "E + 0.3": (_edit_group("posterior", lambda d: d.assign(E=d["E"] + 0.3)), "posterior"),
+    "int": (_edit_group("posterior", lambda d: d.assign(alpha=d["alpha"].round().astype(int) + 1)), "posterior"),
+    "1 x 1": (_cut, "posterior"),
+    "loss": (_edit_group("constant_data", lambda d: d.assign(loss=d["loss"] * 1.1)), "runs"),
+}
+
+
+@pytest.mark.parametrize("edit", EDITS)
+def test_a_fit_edited_after_saving_is_refused_naming_what_changed(saved, tmp_path, edit):
+    change, part = EDITS[edit]
+    tree = xr.open_datatree(saved, engine="h5netcdf").load()
+    change(tree)
+    tree.to_netcdf(tmp_path / "edited.nc", engine="h5netcdf")
+    with pytest.raises(FileFormatError, match=rf"edited\.nc' was changed after it was saved.*\b{part} \("):
+        bs.load(tmp_path / "edited.nc")
+    # the same edit in a file without a digest (an older file) is caught by its log-likelihood or its settings
+    del tree.attrs["bayescale_digest"]
+    tree.to_netcdf(tmp_path / "old.nc", engine="h5netcdf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.UnverifiedFileWarning)
+        if edit in ("sampler", "1 x 1", "law"):
+            with pytest.raises(FileFormatError):
+                bs.load(tmp_path / "old.nc")
+        elif edit not in ("prior",):  # a prior does not enter the likelihood: only the digest sees it
+            with pytest.raises(FileFormatError, match="log-likelihood does not follow from its posterior"):
+                bs.load(tmp_path / "old.nc")
+
+
+def test_a_fit_saved_without_a_digest_loads_with_one_warning(saved, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bs.load(saved)  # a fresh file: verified, silent
+    tree = xr.open_datatree(saved, engine="h5netcdf").load()
+    del tree.attrs["bayescale_digest"]
+    tree.to_netcdf(tmp_path / "older.nc", engine="h5netcdf")
+    with pytest.warns(bs.UnverifiedFileWarning, match="older.nc' carries no digest") as record:
+        first, again = bs.load(tmp_path / "older.nc"), bs.load(tmp_path / "older.nc")
+    assert len([w for w in record if issubclass(w.category, bs.UnverifiedFileWarning)]) == 1
+    np.testing.assert_array_equal(first.posterior["E"].values, again.posterior["E"].values)
+    first.save(tmp_path / "resaved.nc")  # saving again adds the digest
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bs.load(tmp_path / "resaved.nc")
+
+
+def test_a_pooled_spec_without_groups_is_refused_at_load(saved, tmp_path):
+    tree = xr.open_datatree(saved, engine="h5netcdf").load()
+    spec = json.loads(tree.attrs["model_spec"])
+    spec["pooling"] = {"E": "partial"}
+    tree.attrs["model_spec"] = json.dumps(spec)
+    del tree.attrs["bayescale_digest"]
+    tree.to_netcdf(tmp_path / "pooled.nc", engine="h5netcdf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.UnverifiedFileWarning)
+        with pytest.raises(FileFormatError, match="pools .*'E': 'partial'.* no 'group' column"):
+            bs.load(tmp_path / "pooled.nc")
+
+
+@pytest.mark.parametrize("path", [None, 3, b"fit.nc", ["fit.nc"]])
+def test_load_needs_a_path(path):
+    with pytest.raises(TypeError, match=r"load\(\) needs the path of a fit file.*not " + type(path).__name__):
+        bs.load(path)
 
 
 def test_fit_many_folders_from_a_future_version_or_damaged(tmp_path):

@@ -439,6 +439,10 @@ class ScalingModel:
         CheckpointWarning
             When rows mid-way through a cosine schedule are left out (the
             fit's ``runs`` hold the rows fitted).
+        DataAssumptionWarning
+            Before sampling, for rows that repeat another exactly or whose
+            loss rises with N or D beyond noise
+            (:func:`bayescale.assumptions.check_assumptions`).
 
         Examples
         --------
@@ -460,6 +464,9 @@ class ScalingModel:
         runs = self._law_rows(self._runs(runs, columns))
         self._check_within_run(runs)
         self._check_size(runs, chains, draws)
+        from .assumptions import check_assumptions
+
+        check_assumptions(runs)  # repeated rows, loss rising with scale: warned before any sampling
         if self.undertuned:
             from .undertuned import flags
 

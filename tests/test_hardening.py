@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bayescale as bs
+from bayescale.assumptions import check_assumptions
 from bayescale.errors import DataError, FileFormatError, SpecError
 from bayescale.formula import parse_formula
 from bayescale.model import model_from_dict
@@ -666,3 +667,52 @@ def test_progress_is_shown_when_asked(synthetic_runs, capsys):
         bs.ScalingModel("chinchilla").fit(synthetic_runs, draws=20, tune=20, chains=1, random_seed=0, escalate=False,
                                           progressbar=True)
     assert "posterior mode (120 runs): starts" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ data that contradict the law's assumptions
+def _grid_runs():
+    N, D = np.meshgrid([1e8, 3e8, 1e9], [2e9, 6e9, 2e10])
+    frame = pd.DataFrame({"N": N.ravel(), "D": D.ravel()})
+    frame["loss"] = bs.get_law("chinchilla").loss({"N": frame["N"].to_numpy(), "D": frame["D"].to_numpy()},
+                                                  TRUE_CHINCHILLA)
+    return frame
+
+
+def test_repeated_rows_and_loss_rising_with_scale_warn_before_any_sampling(monkeypatch):
+    import bayescale.sampling
+
+    def no_sampling(*args, **kwargs):
+        raise RuntimeError("sampled")
+
+    monkeypatch.setattr(bayescale.sampling, "run_sampler", no_sampling)
+    runs = _grid_runs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bs.DataAssumptionWarning)  # clean data: silent
+        with pytest.raises(RuntimeError, match="sampled"):
+            bs.ScalingModel("chinchilla").fit(runs)
+    doubled = pd.concat([runs, runs])
+    with pytest.warns(bs.DataAssumptionWarning, match=r"9 of 18 rows repeat an earlier row exactly .*position 9 "
+                                                      r"\(label 0\) = the row at position 0"):
+        with pytest.raises(RuntimeError, match="sampled"):
+            bs.ScalingModel("chinchilla").fit(doubled)
+    rising = runs.copy()
+    rising.loc[5, "loss"] *= 1.3  # N = 1e9 at D = 6e9: 30% above the smaller models at that D
+    with pytest.warns(bs.DataAssumptionWarning, match=r"loss rises with N at the same D .* row 5 \(N = 1e\+09\) "
+                                                      r"has loss .* above row 4 \(N = 3e\+08"):
+        check_assumptions(bs.load_runs(rising))
+    checkpoints = pd.DataFrame({"run": ["a"] * 4, "N": 1e8, "D": [1e9, 2e9, 4e9, 8e9],
+                                "loss": [3.5, 3.3, 4.2, 3.1]})  # a diverged checkpoint of one run
+    with pytest.warns(bs.DataAssumptionWarning, match=r"loss rises with D at the same N .* row 2 \(D = 4e\+09\)"):
+        check_assumptions(bs.load_runs(checkpoints))
+
+
+def test_the_bundled_real_runs_do_not_trip_the_data_checks():
+    porian = bs.datasets.load_porian()
+    sources = [bs.datasets.load_chinchilla(), bs.datasets.load_chinchilla(drop_outliers=True),
+               bs.datasets.load_datablations(), porian.assign(group=porian["config"])]
+    sources += [porian[porian["config"] == c] for c in bs.datasets.porian_configs()]
+    for frame in sources:
+        assert check_assumptions(bs.load_runs(frame)) == []
+    # all 15 Porian ladders in one table without groups: different ladders disagree by up to 37%
+    with pytest.warns(bs.DataAssumptionWarning, match="loss rises with D at the same N"):
+        check_assumptions(bs.load_runs(porian))

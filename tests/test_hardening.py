@@ -716,3 +716,34 @@ def test_the_bundled_real_runs_do_not_trip_the_data_checks():
     # all 15 Porian ladders in one table without groups: different ladders disagree by up to 37%
     with pytest.warns(bs.DataAssumptionWarning, match="loss rises with D at the same N"):
         check_assumptions(bs.load_runs(porian))
+
+
+# ------------------------------------------------------------------ specs that leave the sampler no finite start
+@pytest.mark.parametrize("prior, says", [
+    ({"family": "LogNormal", "mu": 1e308, "sigma": 1.0}, r"mu = 1e\+308 is too large"),
+    ({"family": "LogNormal", "mu": 800.0, "sigma": 1.0}, r"median is inf"),
+    ({"family": "LogNormal", "mu": 0.5, "sigma": 5e-324}, r"sigma = 5e-324 is subnormal"),
+    ({"family": "LogNormal", "mu": 0.5, "sigma": 1e-200}, r"sigma = 1e-200 is too small"),
+    ({"family": "HalfNormal", "sigma": 5e-324}, r"sigma = 5e-324 is subnormal"),
+    ({"family": "Gamma", "alpha": 1e308, "beta": 1.0}, r"alpha = 1e\+308 is too large"),
+    ({"family": "Exponential", "lam": 1e308}, r"lam = 1e\+308 is too large"),
+    ({"family": "Uniform", "lower": 0.0, "upper": 5e-324}, r"upper = 5e-324 is subnormal"),
+    ({"family": "LogNormal", "mu": 0.0, "sigma": 1.0, "at": 1e308}, r"at = 1e\+308 is too large"),
+])
+def test_priors_without_a_finite_starting_point_are_refused_when_read(prior, says, tmp_path):
+    spec = {"law": "chinchilla", "priors": {"E" if "at" not in prior else "A": prior}}
+    with pytest.raises(SpecError, match=rf"prior of '[EA]': {prior['family']}.*{says}.*expected"):
+        model_from_dict(spec)
+    path = tmp_path / "spec.toml"
+    items = ", ".join(f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in prior.items())
+    path.write_text(f'law = "chinchilla"\n[priors]\n{"E" if "at" not in prior else "A"} = {{ {items} }}\n'
+                    .replace("'", '"'))
+    with pytest.raises(SpecError, match=says):
+        bs.ScalingModel.from_spec(path)
+
+
+def test_a_formula_with_a_1e308_factor_is_refused_when_read():
+    with pytest.raises(SpecError, match=r"number 1e308 is outside the magnitudes .*\(1e-50 to 1e\+50"):
+        model_from_dict({"law": {"name": "edited", "formula": "E + 1e308 * A / N**alpha", "inputs": ["N"],
+                                 "parameters": {"E": {"kind": "irreducible"}, "alpha": {"kind": "exponent"},
+                                                "A": {"kind": "coefficient", "scales_with": ["N", "alpha"]}}}})

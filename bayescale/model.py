@@ -328,8 +328,7 @@ class ScalingModel:
                             "in closed form; set likelihood='normal', fit one row per run (e.g. the final "
                             "checkpoints), or set within_run='none' to treat the rows as independent runs")
 
-    @staticmethod
-    def _law_rows(runs):
+    def _law_rows(self, runs):
         """`runs` without checkpoints mid-way through a cosine schedule (warning how many were left out)."""
         import warnings
 
@@ -338,6 +337,15 @@ class ScalingModel:
         keep = runs.law_rows
         if keep.all():
             return runs
+        if keep.sum() < len(self.param_names):
+            from .errors import DataError
+
+            raise DataError(
+                [f"{int((~keep).sum())} of {runs.n_runs} rows are checkpoints mid-way through a cosine schedule "
+                 f"(schedule 'cosine' with D < D_total), which are no points of the final-loss law; "
+                 f"{int(keep.sum())} row(s) remain, and the law has {len(self.param_names)} parameters. Add each "
+                 "cosine run's final checkpoint (D = D_total), or check the D_total column (the schedule's length "
+                 "in tokens) and the schedule column"], header="Run data has too few points of the law:")
         warnings.warn(f"{int((~keep).sum())} of {runs.n_runs} rows are checkpoints mid-way through a cosine "
                       "schedule (D < D_total): their learning rate has not decayed, so they are not points of the "
                       "final-loss law (Hoffmann et al. 2022, appendix on the cosine cycle length); they are left out "

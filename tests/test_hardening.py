@@ -747,3 +747,65 @@ def test_a_formula_with_a_1e308_factor_is_refused_when_read():
         model_from_dict({"law": {"name": "edited", "formula": "E + 1e308 * A / N**alpha", "inputs": ["N"],
                                  "parameters": {"E": {"kind": "irreducible"}, "alpha": {"kind": "exponent"},
                                                 "A": {"kind": "coefficient", "scales_with": ["N", "alpha"]}}}})
+
+
+# ------------------------------------------------------------------ unclear errors made clear
+def test_semicolon_csv_with_decimal_commas_and_utf16_csv_are_read(tmp_path):
+    runs = pd.DataFrame({"N": [1.5e8, 4e8, 1e9], "D": [2e9, 8e9, 2e10], "loss": [3.14, 2.8, 2.6]})
+    expected = bs.load_runs(runs).frame
+    runs.to_csv(tmp_path / "semi.csv", sep=";", decimal=",", index=False)
+    assert "3,14" in (tmp_path / "semi.csv").read_text()
+    runs.to_csv(tmp_path / "utf16.csv", encoding="utf-16", index=False)
+    (tmp_path / "utf16_nobom.csv").write_bytes(runs.to_csv(index=False).encode("utf-16-le"))
+    for name in ("semi.csv", "utf16.csv", "utf16_nobom.csv"):
+        pd.testing.assert_frame_equal(bs.load_runs(tmp_path / name).frame, expected)
+    (tmp_path / "latin1.csv").write_bytes("N,D,loss,note\n1e8,2e9,3.1,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.csv' is not UTF-8 text: byte 0xe9 at offset 29 .*save the file "
+                                        "as UTF-8"):
+        bs.load_runs(tmp_path / "latin1.csv")
+
+
+def test_saving_over_a_read_only_file_names_it(saved, tmp_path, monkeypatch):
+    import bayescale.files
+
+    target = tmp_path / "kept.nc"
+    target.write_bytes(b"keep me")
+    target.chmod(0o444)
+    real = os.access
+    monkeypatch.setattr(bayescale.files.os, "access",  # root may write anywhere: ask as an ordinary user would
+                        lambda p, mode, **kw: False if os.fspath(p) == str(target) else real(p, mode, **kw))
+    fit = bs.load(saved)
+    with pytest.raises(bs.FileWriteError, match=rf"cannot write fit to '{re.escape(str(target))}': the file is not "
+                                                r"writable \(mode 444\)"):
+        fit.save(target)
+    assert target.read_bytes() == b"keep me" and [p.name for p in tmp_path.iterdir()] == ["kept.nc"]
+
+
+def test_a_cache_folder_variable_naming_no_user_is_a_clear_error(monkeypatch):
+    from bayescale.compiled import cache_dir
+
+    monkeypatch.setenv("BAYESCALE_CACHE_DIR", "~nosuchuser_bayescale/x")
+    with pytest.raises(ValueError, match=r"environment variable BAYESCALE_CACHE_DIR is '~nosuchuser_bayescale/x', "
+                                         r"whose '~nosuchuser_bayescale' names no user"):
+        cache_dir()
+    with pytest.raises(ValueError, match=r"cache_dir is '~nosuchuser_bayescale'"):
+        cache_dir("~nosuchuser_bayescale")
+
+
+def test_checkpoints_all_mid_cosine_are_a_data_error_before_any_work():
+    N = np.repeat([1e8, 2e8, 4e8, 8e8], 3)
+    frame = pd.DataFrame({"run": np.repeat(list("abcd"), 3), "N": N, "D": np.tile([1e9, 2e9, 3e9], 4),
+                          "D_total": 1e10, "schedule": "cosine"})
+    frame["loss"] = bs.get_law("chinchilla").loss({"N": N, "D": frame["D"].to_numpy()}, TRUE_CHINCHILLA)
+    with pytest.raises(DataError, match=r"12 of 12 rows are checkpoints mid-way through a cosine schedule .* 0 "
+                                        r"row\(s\) remain, and the law has 7 parameters"):
+        bs.ScalingModel("chinchilla").fit(frame)
+
+
+def test_targets_below_the_irreducible_loss_and_caps_below_the_budget_are_argument_errors(synthetic_fit):
+    grid = bs.nextrun.candidate_grid((1e8, 1e9), (2e9, 2e10), points=3)
+    with pytest.raises(ValueError, match=r"target=1 lies at or below the fit's irreducible loss in 100% of its "
+                                         r"draws \(median 1\.8"):
+        synthetic_fit.recommend_runs(grid, quantity="budget_for", target=1.0)
+    with pytest.raises(ValueError, match=r"max_compute=1e\+20 is not above the budget 1e\+24"):
+        synthetic_fit.marginal_returns(1e24, max_compute=1e20)

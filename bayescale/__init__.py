@@ -23,6 +23,7 @@ from .errors import (BayescaleError, ConvergenceWarning, DataError, DegenerateRe
                      FileFormatError, FileWriteError, HeavyTailWarning, ModelCheckWarning, NonFiniteWarning,
                      PriorDataConflictWarning, SpecError)
 from .errors import CheckpointWarning, ImportanceWeightWarning, OffFrontierWarning
+from .errors import DataAssumptionWarning, UnverifiedFileWarning
 from .fit import ScalingFit
 from .io import load
 from .laws import Law, available_laws, get_law, law
@@ -107,6 +108,8 @@ __all__ = [
     "FileFormatError",
     "FileWriteError",
     "ConvergenceWarning",
+    "DataAssumptionWarning",
+    "UnverifiedFileWarning",
     "ExtrapolationWarning",
     "NonFiniteWarning",
     "ModelCheckWarning",

@@ -73,6 +73,17 @@ def _user_cache_root() -> Path:
     return Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
 
 
+def _expand(folder, where) -> Path:
+    """`folder` with a leading ``~`` or ``~user`` expanded; a user that does not exist is a ValueError naming `where`."""
+    path = Path(folder)
+    try:
+        return path.expanduser()
+    except RuntimeError:  # Path.expanduser: "Could not determine home directory"
+        raise ValueError(f"{where} is {os.fspath(folder)!r}, whose {path.parts[0]!r} names no user on this "
+                         "machine (no home folder to expand it to); give a folder such as ~/.cache/bayescale, or "
+                         "'off' for no disk cache") from None
+
+
 def cache_dir(override=None):
     """The folder of compiled models, or None when the disk cache is off.
 
@@ -103,12 +114,12 @@ def cache_dir(override=None):
         if env is not None:
             if env.strip().lower() in _OFF:
                 return None
-            return Path(env).expanduser() / _SUBDIR
+            return _expand(env, f"environment variable {CACHE_ENV}") / _SUBDIR
         return _user_cache_root() / "bayescale" / _SUBDIR
     if isinstance(override, (str, os.PathLike)):
         if not str(override).strip():
             raise ValueError("cache_dir must name a folder, got an empty string; use cache_dir=False for no cache")
-        return Path(override).expanduser() / _SUBDIR
+        return _expand(override, "cache_dir") / _SUBDIR
     raise TypeError(f"cache_dir must be a folder (str or Path), False or None, got {type(override).__name__} "
                     f"{override!r}")
 

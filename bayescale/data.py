@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import numbers
 import os
+import re
 import stat
 import warnings
 from decimal import Decimal
@@ -150,19 +151,24 @@ def _read_csv(path: Path) -> pd.DataFrame:
     column left, and rename a repeated header ``N`` to ``N.1``.
     """
     shown = str(path)
+    encoding, sep, decimal = _dialect(path)
+    opts = {"encoding": encoding, "sep": sep, "decimal": decimal}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
-            frame = pd.read_csv(path, index_col=False)
+            header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, **opts)
+            frame = pd.read_csv(path, index_col=False, **opts)
     except (pd.errors.ParserWarning, pd.errors.ParserError) as exc:
-        ragged = _ragged(path)  # a longer first row warns, a longer later row fails to tokenize
+        ragged = _ragged(path, encoding, sep)  # a longer first row warns, a longer later row fails to tokenize
         if ragged:
             raise DataError(ragged, header=f"{shown!r} has rows with more fields than its header "
                                            "(lines numbered from 1, the header is line 1):") from None
         raise DataError([f"{shown!r} could not be read: {exc}"]) from None
     except pd.errors.EmptyDataError as exc:
         raise DataError([f"{shown!r} could not be read: {exc}"]) from None
+    except UnicodeDecodeError as exc:  # past the first 64 KiB
+        raise DataError([f"{shown!r} is not {encoding} text throughout ({exc.reason} at byte {exc.start} of a "
+                         "block); save the file as UTF-8, e.g. in pandas df.to_csv(path, encoding='utf-8')"]) from None
     except Exception as exc:  # encoding and other errors alike
         raise DataError([f"{shown!r} could not be read: {exc}"]) from exc
     names = [str(v) for v in header.iloc[0]] if len(header) else []
@@ -176,11 +182,54 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _ragged(path: Path) -> list[str]:
+#: Byte-order marks and the encodings they announce (longest first: UTF-32's starts like UTF-16's).
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xef\xbb\xbf", "utf-8-sig"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+_SNIFF_BYTES = 1 << 16
+_DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+([eE][-+]?\d+)?\s*$")
+
+
+def _dialect(path: Path) -> tuple[str, str, str]:
+    """(encoding, field separator, decimal mark) of a CSV, from its first 64 KiB.
+
+    A byte-order mark names the encoding (UTF-8, UTF-16, UTF-32); without one, NUL bytes in every other
+    position mean UTF-16 without a mark, and anything else must be UTF-8. A header without commas but with
+    semicolons (or tabs) separates fields by them; with semicolons, numbers written ``3,14`` use a decimal
+    comma (the spreadsheet export of many locales).
+    """
+    with open(path, "rb") as f:
+        head = f.read(_SNIFF_BYTES)
+    encoding = next((enc for bom, enc in _BOMS if head.startswith(bom)), None)
+    if encoding is None and len(head) >= 4 and head[1::2].count(0) > len(head) // 4:
+        encoding = "utf-16-le"
+    elif encoding is None and len(head) >= 4 and head[0::2].count(0) > len(head) // 4:
+        encoding = "utf-16-be"
+    if encoding is None:
+        encoding = "utf-8"
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if len(head) < _SNIFF_BYTES or exc.start < len(head) - 3:  # not a character cut by the sample's end
+                raise DataError([f"{str(path)!r} is not UTF-8 text: byte 0x{head[exc.start]:02x} at offset "
+                                 f"{exc.start} ({exc.reason}); save the file as UTF-8 (or UTF-16 with a byte-order "
+                                 "mark), e.g. in pandas df.to_csv(path, encoding='utf-8')"]) from None
+    text = head.decode(encoding, errors="ignore")
+    lines = [line for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else ""
+    sep = ","
+    if "," not in first:
+        sep = ";" if ";" in first else ("\t" if "\t" in first else ",")
+    decimal = "."
+    if sep == ";" and any(_DECIMAL_COMMA.match(field) for line in lines[1:50] for field in line.split(";")):
+        decimal = ","
+    return encoding, sep, decimal
+
+
+def _ragged(path: Path, encoding: str = "utf-8", sep: str = ",") -> list[str]:
     """Lines of a CSV with more fields than the header (only called once pandas found one)."""
     found, total = [], 0
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        reader = csv.reader(f)
+    with open(path, newline="", encoding=encoding, errors="replace") as f:
+        reader = csv.reader(f, delimiter=sep)
         width = None
         for row in _rows(reader):
             if width is None:

@@ -19,6 +19,8 @@ __all__ = [
     "CheckpointWarning",
     "OffFrontierWarning",
     "DegenerateResultWarning",
+    "UnverifiedFileWarning",
+    "DataAssumptionWarning",
 ]
 
 
@@ -167,4 +169,20 @@ class OffFrontierWarning(UserWarning):
     ``L(C_min)`` is a trend of the frontier's loss; a ``power_c`` law fitted
     on all runs (most of which are not compute-efficient) describes their
     average, which lies above the frontier, and moves the crossover.
+    """
+
+
+class UnverifiedFileWarning(UserWarning):
+    """A saved fit carries no digest of its content (written before bayescale stored one), so edits made after
+    saving cannot be detected; issued once per file and process. Save the fit again to add one."""
+
+
+class DataAssumptionWarning(UserWarning):
+    """Run data contradict what every scaling law assumes, before any fitting.
+
+    Issued by :func:`bayescale.data.check_assumptions` (called by :meth:`ScalingModel.fit`) for rows that
+    repeat another row exactly (the same inputs and loss: a table concatenated with itself counts every run
+    twice and narrows the posterior), and for loss that rises with scale beyond noise (a larger model at the
+    same tokens, more tokens at the same model size, or a later checkpoint of one run, with a clearly higher
+    loss). The message names the rows.
     """

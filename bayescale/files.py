@@ -83,7 +83,8 @@ def check_write_path(path, what: str = "file") -> tuple[Path, int | None]:
         `path` is empty or contains a NUL character.
     FileWriteError
         Something other than a regular file is at `path` (a directory,
-        device, FIFO or socket), or its folder is missing.
+        device, FIFO or socket), its folder is missing, or the file there is
+        not writable by this process.
 
     Examples
     --------
@@ -126,6 +127,9 @@ def check_write_path(path, what: str = "file") -> tuple[Path, int | None]:
     if not folder.is_dir():
         state = "is not a folder" if folder.exists() else "does not exist"
         raise FileWriteError(f"{where}: folder {str(folder)!r} {state}")
+    if st is not None and not os.access(target, os.W_OK):
+        raise FileWriteError(f"{where}{via}: the file is not writable (mode {stat.S_IMODE(st.st_mode):o}); make it "
+                             "writable (chmod u+w) or give another path")
     return target, (None if st is None else stat.S_IMODE(st.st_mode))
 
 
@@ -205,7 +209,8 @@ def atomic_write(path, write, what: str = "file", *, private: bool = False) -> P
         with contextlib.suppress(OSError):
             os.remove(tmp)
         if isinstance(exc, OSError) and not isinstance(exc, FileWriteError):
-            raise FileWriteError(f"{where}: {exc.strerror or exc}") from exc
+            reason = str(exc.strerror or exc).replace(str(tmp), os.fspath(path))  # the user's path, never ours
+            raise FileWriteError(f"{where}: {reason}") from exc
         raise
     remove_stale_temporaries(target.parent, target.name)
     return target

@@ -568,16 +568,22 @@ class ScalingFit(ResultMethods):
         (:func:`bayescale.files.atomic_write`), so a failed save leaves no
         partial file and never replaces a good one; a symlink is written
         through, an existing file keeps its mode, and a directory, device,
-        FIFO or socket at `path` is refused (FileWriteError).
+        FIFO or socket at `path` is refused (FileWriteError). The file
+        carries a SHA-256 digest of each of its parts (specification,
+        posterior, runs, ...: :mod:`bayescale.digest`), so :func:`bayescale.load`
+        refuses a file edited after saving, naming the parts that changed.
 
         Examples
         --------
         >>> fit.save("chinchilla_fit.nc")  # doctest: +SKIP
         >>> same = bs.load("chinchilla_fit.nc")  # doctest: +SKIP
         """
+        from .digest import DIGEST_ATTR, tree_digest
         from .files import NETCDF_ENGINE, atomic_write
 
-        atomic_write(path, lambda tmp: self.idata.to_netcdf(tmp, engine=NETCDF_ENGINE), "fit")
+        tree = self.idata.copy(deep=False)  # the digest goes to the file, not into this fit
+        tree.attrs = {**self.idata.attrs, DIGEST_ATTR: json.dumps(tree_digest(self.idata))}
+        atomic_write(path, lambda tmp: tree.to_netcdf(tmp, engine=NETCDF_ENGINE), "fit")
 
     def fit_report(self, prob=0.9) -> str:
         """Text report in sections: model, data, sampler, parameters, diagnostics."""

@@ -242,6 +242,11 @@ def _check_size(root, text):
         stack.extend((child, depth + isinstance(child, ast.expr)) for child in ast.iter_child_nodes(node))
 
 
+#: Magnitudes a number written in a formula may take (zero aside), as a prior's numbers
+#: (:data:`bayescale.priors.HYPER_RANGE`): a factor of 1e308 overflows with any term above 1.8.
+NUMBER_RANGE = (1e-50, 1e50)
+
+
 def _segment(node, text) -> str:
     """The source text of `node`, as the user typed it."""
     try:
@@ -271,6 +276,10 @@ def _convert_node(node, names, text):
             raise _Refuse(node, "number too large") from None
         if not math.isfinite(value):
             raise _Refuse(node, f"number {_segment(node, text)} is not finite")
+        if value != 0 and not (NUMBER_RANGE[0] <= abs(value) <= NUMBER_RANGE[1]):
+            raise _Refuse(node, f"number {_segment(node, text)} is outside the magnitudes a law's constants may "
+                                f"take ({NUMBER_RANGE[0]:g} to {NUMBER_RANGE[1]:g}, or 0): the law would leave "
+                                "float64's range at the runs' inputs and the fit find no finite starting point")
         return ("num", value)
     if isinstance(node, ast.Name):
         if node.id.startswith("__") or node.id.startswith("_"):

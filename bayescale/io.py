@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .errors import FileFormatError
+from .digest import DIGEST_ATTR, PART_NAMES, compare, tree_digest
+from .errors import FileFormatError, UnverifiedFileWarning
 from .files import NETCDF_ENGINE
 
 __all__ = ["load", "save_fit", "fit_from_tree"]
@@ -36,8 +39,15 @@ def load(path):
     Raises
     ------
     FileFormatError
-        The file is missing, truncated, not netCDF, not a bayescale fit, or
-        written by a newer format version.
+        The file is missing, truncated, not netCDF, not a bayescale fit,
+        written by a newer format version, or edited after it was saved: its
+        content no longer matches the digest :meth:`ScalingFit.save` wrote
+        (the message names the parts that differ: ``spec``, ``posterior``,
+        ``runs`` ...). A file without a digest (saved by an older bayescale)
+        loads with an :class:`~bayescale.errors.UnverifiedFileWarning`, once
+        per file, if its stored log-likelihood matches its posterior.
+    TypeError
+        `path` is not a str or os.PathLike (e.g. None).
 
     Examples
     --------
@@ -46,6 +56,9 @@ def load(path):
     """
     import xarray as xr
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"load() needs the path of a fit file (str or os.PathLike), not {type(path).__name__} "
+                        f"{path!r}")
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"no fit file at {str(path)!r}")
@@ -54,10 +67,10 @@ def load(path):
             tree = tree.load()
     except Exception as exc:  # h5py/netCDF raise many types for damaged files
         raise FileFormatError(f"{str(path)!r} is not a readable netCDF file ({type(exc).__name__}: {exc})") from None
-    return fit_from_tree(tree, repr(str(path)))
+    return fit_from_tree(tree, repr(str(path)), file=path)
 
 
-def fit_from_tree(tree, source="the fit", model=None):
+def fit_from_tree(tree, source="the fit", model=None, *, file=None):
     """Rebuild a :class:`ScalingFit` from its ``idata`` tree (read from a file or sent between processes).
 
     Parameters
@@ -69,6 +82,9 @@ def fit_from_tree(tree, source="the fit", model=None):
     model : ScalingModel, optional
         Attach this model object (it must have the tree's specification)
         instead of rebuilding one from the specification.
+    file : Path, optional
+        The file the tree was read from: its digest is then checked (and a
+        file without one is warned about once).
 
     Raises
     ------
@@ -98,6 +114,7 @@ def fit_from_tree(tree, source="the fit", model=None):
     missing += [a for a in ("model_spec", "priors", "centres", "sampler") if a not in tree.attrs]
     if missing:
         raise FileFormatError(f"{source} is missing group(s) or attribute(s) {missing}; the file is incomplete")
+    verified = _check_digest(tree, source, file) if file is not None or DIGEST_ATTR in tree.attrs else True
     try:
         spec = json.loads(tree.attrs["model_spec"])
         if model is None:
@@ -116,6 +133,7 @@ def fit_from_tree(tree, source="the fit", model=None):
     _check_centres(centres, source)
     posterior = tree["posterior"].to_dataset()
     _check_draws(posterior, model, priors, source)
+    _check_shape(settings, posterior, source)
     const = tree["constant_data"].to_dataset()
     try:
         frame = pd.DataFrame({k: const[k].values for k in ("N", "D", "C", "U", "loss") if k in const})
@@ -129,7 +147,10 @@ def fit_from_tree(tree, source="the fit", model=None):
         runs = load_runs(frame, require=model.law.inputs)
     except (DataError, ValueError) as exc:
         raise FileFormatError(f"{source}: the training runs stored in it are unusable ({exc})") from None
+    _check_groups(model, runs, source)
     _check_law(model, posterior, runs, source)
+    if not verified:
+        _check_loglik(model, posterior, runs, tree, source)
     fit = ScalingFit(model, runs, tree, priors, centres)
     from .fit import add_posterior_predictive
 
@@ -159,6 +180,15 @@ def _check_settings(settings, source):
         if name in settings and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise FileFormatError(f"{source}: attribute sampler.{name} is {value!r}; expected a whole number >= 0. "
                                   "The file is damaged")
+
+
+def _check_shape(settings, posterior, source):
+    """The posterior holds the chains and draws its sampler settings say were kept."""
+    for name, dim in (("chains", "chain"), ("draws", "draw")):
+        if name in settings and dim in posterior.sizes and settings[name] != posterior.sizes[dim]:
+            raise FileFormatError(f"{source}: its posterior holds {posterior.sizes[dim]} {name}, but its sampler "
+                                  f"settings (attribute sampler.{name}) say {settings[name]} were kept; the file "
+                                  "is damaged or was edited")
 
 
 def _check_centres(centres, source):
@@ -242,3 +272,75 @@ def _check_law(model, posterior, runs, source):
             f"{int(bad.sum())} of {bad.size} (draw, run) pairs checked, e.g. {log_loss[i, j]} at run {int(r_sel[j])} "
             f"with {', '.join(f'{k}={float(np.broadcast_to(v, bad.shape)[i, j]):.4g}' for k, v in params.items())}; "
             "the stored specification or posterior is invalid")
+
+
+_WARNED: set[str] = set()  # files without a digest already warned about in this process
+#: Largest relative difference between a stored log-likelihood entry and the one recomputed from the stored
+#: posterior (the same float64 code gives the same numbers; 1e-9 leaves room for another BLAS or numpy).
+LOGLIK_RTOL = 1e-9
+_LOGLIK_DRAWS = 100  # draws spread over the file's at which the stored log-likelihood is recomputed
+
+
+def _check_digest(tree, source, file) -> bool:
+    """True when the tree's digest matches its content; False (warned once per file) when it has none."""
+    stored = tree.attrs.get(DIGEST_ATTR)
+    if stored is None:
+        key = str(Path(file).resolve()) if file is not None else source
+        if key not in _WARNED:
+            _WARNED.add(key)
+            warnings.warn(f"{source} carries no digest of its content (saved before bayescale stored one), "
+                          "so edits made after saving cannot be detected; its log-likelihood is checked "
+                          "against its posterior instead. Save the fit again to add a digest",
+                          UnverifiedFileWarning, stacklevel=4)
+        return False
+    try:
+        stored = json.loads(stored)
+        if not isinstance(stored, dict):
+            raise ValueError(f"a {type(stored).__name__}, not an object")
+    except (TypeError, ValueError) as exc:
+        raise FileFormatError(f"{source}: attribute {DIGEST_ATTR} is unreadable ({exc}); the file is damaged") \
+            from None
+    differ = compare(stored, tree_digest(tree))
+    if differ:
+        what = "; ".join(f"{name} ({PART_NAMES.get(name, name)})" for name in differ)
+        raise FileFormatError(f"{source} was changed after it was saved: its content no longer matches the digest "
+                              f"written with it in {len(differ)} part(s): {what}. A fit file is not to be edited; "
+                              "refit, or load the original and save it again")
+    return True
+
+
+def _check_groups(model, runs, source):
+    """A spec that pools parameters by group needs stored runs with groups (and the reverse)."""
+    if model.hierarchical and runs.groups is None:
+        raise FileFormatError(f"{source}: its specification (attribute model_spec) pools "
+                              f"{model.pooling.to_dict() if model.pooling else 'parameters'} by group, but its "
+                              "stored runs (constant_data) have no 'group' column; the specification and the data "
+                              "disagree. The file is damaged or was edited")
+
+
+def _check_loglik(model, posterior, runs, tree, source):
+    """A file without a digest: its stored log-likelihood, recomputed from its posterior at a few draws."""
+    from .fit import _pointwise_loglik
+
+    if "log_likelihood" not in tree.children or "log_loss" not in tree["log_likelihood"].data_vars:
+        return
+    stored = tree["log_likelihood"]["log_loss"]
+    if stored.dims[:2] != ("chain", "draw") or stored.shape[:2] != (posterior.sizes["chain"], posterior.sizes["draw"]) \
+            or stored.shape[2:] != (runs.n_runs,):
+        raise FileFormatError(f"{source}: its log-likelihood has shape {stored.shape}, but the posterior holds "
+                              f"{posterior.sizes['chain']} chains x {posterior.sizes['draw']} draws of "
+                              f"{runs.n_runs} runs; the file is damaged or was edited")
+    draws = np.unique(np.linspace(0, posterior.sizes["draw"] - 1, min(posterior.sizes["draw"], _LOGLIK_DRAWS))
+                      .round().astype(int))
+    sub = posterior.isel(draw=draws)
+    with np.errstate(all="ignore"):
+        again = np.asarray(_pointwise_loglik(model, sub, runs).values, dtype=float)
+    kept = np.asarray(stored.isel(draw=draws).values, dtype=float)
+    close = np.isclose(again, kept, rtol=LOGLIK_RTOL, atol=LOGLIK_RTOL) | (np.isnan(again) & np.isnan(kept))
+    if not close.all():
+        c, d, r = np.argwhere(~close)[0]
+        raise FileFormatError(
+            f"{source}: its stored log-likelihood does not follow from its posterior at {int((~close).sum())} of "
+            f"{close.size} (chain, draw, run) entries checked, e.g. chain {c}, draw {int(draws[d])}, run {r}: stored "
+            f"{kept[c, d, r]:.6g}, recomputed {again[c, d, r]:.6g}. The posterior, runs or specification were "
+            "edited after the fit was made")

@@ -328,8 +328,7 @@ class ScalingModel:
                             "in closed form; set likelihood='normal', fit one row per run (e.g. the final "
                             "checkpoints), or set within_run='none' to treat the rows as independent runs")
 
-    @staticmethod
-    def _law_rows(runs):
+    def _law_rows(self, runs):
         """`runs` without checkpoints mid-way through a cosine schedule (warning how many were left out)."""
         import warnings
 
@@ -338,6 +337,15 @@ class ScalingModel:
         keep = runs.law_rows
         if keep.all():
             return runs
+        if keep.sum() < len(self.param_names):
+            from .errors import DataError
+
+            raise DataError(
+                [f"{int((~keep).sum())} of {runs.n_runs} rows are checkpoints mid-way through a cosine schedule "
+                 f"(schedule 'cosine' with D < D_total), which are no points of the final-loss law; "
+                 f"{int(keep.sum())} row(s) remain, and the law has {len(self.param_names)} parameters. Add each "
+                 "cosine run's final checkpoint (D = D_total), or check the D_total column (the schedule's length "
+                 "in tokens) and the schedule column"], header="Run data has too few points of the law:")
         warnings.warn(f"{int((~keep).sum())} of {runs.n_runs} rows are checkpoints mid-way through a cosine "
                       "schedule (D < D_total): their learning rate has not decayed, so they are not points of the "
                       "final-loss law (Hoffmann et al. 2022, appendix on the cosine cycle length); they are left out "
@@ -439,6 +447,10 @@ class ScalingModel:
         CheckpointWarning
             When rows mid-way through a cosine schedule are left out (the
             fit's ``runs`` hold the rows fitted).
+        DataAssumptionWarning
+            Before sampling, for rows that repeat another exactly or whose
+            loss rises with N or D beyond noise
+            (:func:`bayescale.assumptions.check_assumptions`).
 
         Examples
         --------
@@ -460,6 +472,9 @@ class ScalingModel:
         runs = self._law_rows(self._runs(runs, columns))
         self._check_within_run(runs)
         self._check_size(runs, chains, draws)
+        from .assumptions import check_assumptions
+
+        check_assumptions(runs)  # repeated rows, loss rising with scale: warned before any sampling
         if self.undertuned:
             from .undertuned import flags
 

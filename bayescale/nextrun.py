@@ -248,6 +248,18 @@ def _check_quantity(quantity, budget, target):
     return float(c[0]), None
 
 
+def _check_target(floor, target):
+    """A target at or below the irreducible loss of most draws: no compute reaches it, no run narrows that."""
+    floor = np.asarray(floor, dtype=float).ravel()
+    share = float(np.mean(floor >= target))
+    if share >= 0.5:
+        lo, mid, hi = np.quantile(floor, [0.05, 0.5, 0.95])
+        raise ValueError(f"target={target:g} lies at or below the fit's irreducible loss in {share:.0%} of its draws "
+                         f"(median {mid:.4g}, 90% interval {lo:.4g} to {hi:.4g}): no compute reaches it, so the "
+                         "compute for it has no finite width for a run to narrow; give a target above the "
+                         "irreducible loss")
+
+
 class _Quantity:
     """Draws of the quantity, flat over (chain, draw), with distances measured from a given fitted range."""
 
@@ -436,7 +448,9 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
     Raises
     ------
     ValueError
-        An unknown quantity, a missing budget or target, a fit with groups
+        A ``budget_for`` target at or below the irreducible loss of half
+        the draws or more (no compute reaches it), an unknown quantity, a
+        missing budget or target, a fit with groups
         without a fitted `group` (the message lists them), an outcome count
         below 10.
     DataError
@@ -489,6 +503,8 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
         raise ValueError("candidates need a C or cost column (or N and D, C = 6 N D) to rank by cost")
 
     q = _Quantity(fit, quantity, budget, target, k, random_seed, group)
+    if quantity == "budget_for":
+        _check_target(q.floor, target)
     reach = Reach.from_runs(fit.runs)
     current = q.draws(reach)
     m = current.size

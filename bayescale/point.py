@@ -166,7 +166,10 @@ class PointModel:
         """
         from .data import load_runs
 
+        from .assumptions import check_assumptions
+
         runs = load_runs(runs, columns=columns, require=self.law.inputs, min_runs=len(self.law.param_names) + 1)
+        check_assumptions(runs)
         t0 = time.perf_counter()
         problem = _Problem(self.law, self.loss, self.delta, runs)
         if progressbar is None:

@@ -142,7 +142,8 @@ def marginal_draws(fit, budget, *, loss_step=0.01, flops_per_param_token=FLOPS_P
     group : label, optional
         Fits with groups: a fitted group's label, or ``None`` for a new group.
     max_compute : float, default 1e40
-        Upper end of the search for ``C_next``.
+        Upper end of the search for ``C_next``; above every budget
+        (ValueError otherwise).
     params : mapping, optional
         Parameter draws to use instead of the fit's (e.g. its point
         estimate); default :func:`bayescale.planning.posterior_params`.
@@ -163,6 +164,10 @@ def marginal_draws(fit, budget, *, loss_step=0.01, flops_per_param_token=FLOPS_P
 
     c = check_budgets(budget)
     step, top, _ = _check_settings(loss_step, max_compute)
+    if np.any(np.asarray(c) >= top):
+        raise ValueError(f"max_compute={max_compute!r} is not above the budget {float(np.max(c)):g}: it caps the "
+                         "compute searched for the next loss step beyond each budget, so it must exceed the largest "
+                         "budget")
     k = float(positive_array(flops_per_param_token, "flops_per_param_token"))
     cap = None if max_unique_tokens is None else float(positive_array(max_unique_tokens, "max_unique_tokens"))
     if params is None:
@@ -273,7 +278,8 @@ def marginal_returns(fit, budget, prob=0.9, *, ci_kind="eti", cost_per_flop=None
         Fits with groups: a fitted group's label, or ``None`` (default) for
         a new group drawn from the population. A ValueError on fits without groups (it would be ignored).
     max_compute : float, default 1e40
-        Upper end of the search for ``C_next``.
+        Upper end of the search for ``C_next``; above every budget
+        (ValueError otherwise).
 
     Returns
     -------

@@ -282,7 +282,11 @@ def test_warnings_are_one_line_each(fit_file):
 
 def _unconverged_copy(fit_file, folder):
     """The CLI fit with one chain of E shifted: R-hat far above 1.01, everything else intact."""
+    import json
+
     import xarray as xr
+
+    from bayescale.digest import tree_digest
 
     tree = xr.open_datatree(fit_file, engine="h5netcdf").load()
     post = tree["posterior"].to_dataset()
@@ -290,6 +294,7 @@ def _unconverged_copy(fit_file, folder):
     e[0] += 0.05
     post["E"] = (post["E"].dims, e)
     tree["posterior"] = xr.DataTree(post)
+    tree.attrs["bayescale_digest"] = json.dumps(tree_digest(tree))  # an unconverged fit, not an edited file
     out = folder / "unconverged.nc"
     tree.to_netcdf(out, engine="h5netcdf")
     return out

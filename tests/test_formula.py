@@ -302,7 +302,7 @@ def test_a_constant_part_that_is_not_finite_is_refused_at_parse_time(text):
     assert all(np.isfinite(sub_values))
 
 
-@pytest.mark.parametrize("constant", ["1/0", "9**9**9", "exp(1000)", "log(0)", "0**-1", "(-1)**0.5", "1e308*10"])
+@pytest.mark.parametrize("constant", ["1/0", "9**9**9", "exp(1000)", "log(0)", "0**-1", "(-1)**0.5", "1e45**9"])
 def test_named_non_finite_constants_are_refused(constant):
     with pytest.raises(SpecError, match=r"constant .* is not a finite number"):
         parse_formula(f"E + {constant} * N", ["N", "E"])

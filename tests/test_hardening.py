@@ -2,6 +2,7 @@
 clear errors, saves are atomic even under SIGKILL, numerics stay finite and exact at the extremes, and an
 interrupted fit leaves the session usable."""
 
+import json
 import math
 import os
 import re
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bayescale as bs
+from bayescale.assumptions import check_assumptions
 from bayescale.errors import DataError, FileFormatError, SpecError
 from bayescale.formula import parse_formula
 from bayescale.model import model_from_dict
@@ -254,6 +256,95 @@ def test_foreign_and_future_files(saved, tmp_path):
     tree.to_netcdf(tmp_path / "incomplete.nc", engine="h5netcdf")
     with pytest.raises(FileFormatError, match="missing .*model_spec.*incomplete"):
         bs.load(tmp_path / "incomplete.nc")
+
+
+def _edit_spec(key, change):
+    def edit(tree):
+        spec = json.loads(tree.attrs[key])
+        change(spec)
+        tree.attrs[key] = json.dumps(spec)
+    return edit
+
+
+def _edit_group(group, change):
+    def edit(tree):
+        tree[group] = xr.DataTree(change(tree[group].to_dataset()))
+    return edit
+
+
+def _cut(tree):
+    for group in ("posterior", "log_likelihood", "sample_stats", "posterior_predictive"):
+        tree[group] = xr.DataTree(tree[group].to_dataset().isel(chain=[0], draw=[0]))
+
+
+EDITS = {  # what a person might change in a saved fit, and the part of the digest that catches it
+    "likelihood": (_edit_spec("model_spec", lambda s: s.update(likelihood="normal")), "spec"),
+    "law": (_edit_spec("model_spec", lambda s: s.update(law="power_n")), "spec"),
+    "prior": (_edit_spec("priors", lambda p: p["E"].update({k: 2 * v for k, v in p["E"].items()
+                                                             if isinstance(v, float)})), "spec"),
+    "sampler": (_edit_spec("sampler", lambda s: s.update(draws=5)), "spec"),
+    "E + 0.3": (_edit_group("posterior", lambda d: d.assign(E=d["E"] + 0.3)), "posterior"),
+    "int": (_edit_group("posterior", lambda d: d.assign(alpha=d["alpha"].round().astype(int) + 1)), "posterior"),
+    "1 x 1": (_cut, "posterior"),
+    "loss": (_edit_group("constant_data", lambda d: d.assign(loss=d["loss"] * 1.1)), "runs"),
+}
+
+
+@pytest.mark.parametrize("edit", EDITS)
+def test_a_fit_edited_after_saving_is_refused_naming_what_changed(saved, tmp_path, edit):
+    change, part = EDITS[edit]
+    tree = xr.open_datatree(saved, engine="h5netcdf").load()
+    change(tree)
+    tree.to_netcdf(tmp_path / "edited.nc", engine="h5netcdf")
+    with pytest.raises(FileFormatError, match=rf"edited\.nc' was changed after it was saved.*\b{part} \("):
+        bs.load(tmp_path / "edited.nc")
+    # the same edit in a file without a digest (an older file) is caught by its log-likelihood or its settings
+    del tree.attrs["bayescale_digest"]
+    tree.to_netcdf(tmp_path / "old.nc", engine="h5netcdf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.UnverifiedFileWarning)
+        if edit in ("sampler", "1 x 1", "law"):
+            with pytest.raises(FileFormatError):
+                bs.load(tmp_path / "old.nc")
+        elif edit not in ("prior",):  # a prior does not enter the likelihood: only the digest sees it
+            with pytest.raises(FileFormatError, match="log-likelihood does not follow from its posterior"):
+                bs.load(tmp_path / "old.nc")
+
+
+def test_a_fit_saved_without_a_digest_loads_with_one_warning(saved, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bs.load(saved)  # a fresh file: verified, silent
+    tree = xr.open_datatree(saved, engine="h5netcdf").load()
+    del tree.attrs["bayescale_digest"]
+    tree.to_netcdf(tmp_path / "older.nc", engine="h5netcdf")
+    with pytest.warns(bs.UnverifiedFileWarning, match="older.nc' carries no digest") as record:
+        first, again = bs.load(tmp_path / "older.nc"), bs.load(tmp_path / "older.nc")
+    assert len([w for w in record if issubclass(w.category, bs.UnverifiedFileWarning)]) == 1
+    np.testing.assert_array_equal(first.posterior["E"].values, again.posterior["E"].values)
+    first.save(tmp_path / "resaved.nc")  # saving again adds the digest
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bs.load(tmp_path / "resaved.nc")
+
+
+def test_a_pooled_spec_without_groups_is_refused_at_load(saved, tmp_path):
+    tree = xr.open_datatree(saved, engine="h5netcdf").load()
+    spec = json.loads(tree.attrs["model_spec"])
+    spec["pooling"] = {"E": "partial"}
+    tree.attrs["model_spec"] = json.dumps(spec)
+    del tree.attrs["bayescale_digest"]
+    tree.to_netcdf(tmp_path / "pooled.nc", engine="h5netcdf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.UnverifiedFileWarning)
+        with pytest.raises(FileFormatError, match="pools .*'E': 'partial'.* no 'group' column"):
+            bs.load(tmp_path / "pooled.nc")
+
+
+@pytest.mark.parametrize("path", [None, 3, b"fit.nc", ["fit.nc"]])
+def test_load_needs_a_path(path):
+    with pytest.raises(TypeError, match=r"load\(\) needs the path of a fit file.*not " + type(path).__name__):
+        bs.load(path)
 
 
 def test_fit_many_folders_from_a_future_version_or_damaged(tmp_path):
@@ -576,3 +667,145 @@ def test_progress_is_shown_when_asked(synthetic_runs, capsys):
         bs.ScalingModel("chinchilla").fit(synthetic_runs, draws=20, tune=20, chains=1, random_seed=0, escalate=False,
                                           progressbar=True)
     assert "posterior mode (120 runs): starts" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ data that contradict the law's assumptions
+def _grid_runs():
+    N, D = np.meshgrid([1e8, 3e8, 1e9], [2e9, 6e9, 2e10])
+    frame = pd.DataFrame({"N": N.ravel(), "D": D.ravel()})
+    frame["loss"] = bs.get_law("chinchilla").loss({"N": frame["N"].to_numpy(), "D": frame["D"].to_numpy()},
+                                                  TRUE_CHINCHILLA)
+    return frame
+
+
+def test_repeated_rows_and_loss_rising_with_scale_warn_before_any_sampling(monkeypatch):
+    import bayescale.sampling
+
+    def no_sampling(*args, **kwargs):
+        raise RuntimeError("sampled")
+
+    monkeypatch.setattr(bayescale.sampling, "run_sampler", no_sampling)
+    runs = _grid_runs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bs.DataAssumptionWarning)  # clean data: silent
+        with pytest.raises(RuntimeError, match="sampled"):
+            bs.ScalingModel("chinchilla").fit(runs)
+    doubled = pd.concat([runs, runs])
+    with pytest.warns(bs.DataAssumptionWarning, match=r"9 of 18 rows repeat an earlier row exactly .*position 9 "
+                                                      r"\(label 0\) = the row at position 0"):
+        with pytest.raises(RuntimeError, match="sampled"):
+            bs.ScalingModel("chinchilla").fit(doubled)
+    rising = runs.copy()
+    rising.loc[5, "loss"] *= 1.3  # N = 1e9 at D = 6e9: 30% above the smaller models at that D
+    with pytest.warns(bs.DataAssumptionWarning, match=r"loss rises with N at the same D .* row 5 \(N = 1e\+09\) "
+                                                      r"has loss .* above row 4 \(N = 3e\+08"):
+        check_assumptions(bs.load_runs(rising))
+    checkpoints = pd.DataFrame({"run": ["a"] * 4, "N": 1e8, "D": [1e9, 2e9, 4e9, 8e9],
+                                "loss": [3.5, 3.3, 4.2, 3.1]})  # a diverged checkpoint of one run
+    with pytest.warns(bs.DataAssumptionWarning, match=r"loss rises with D at the same N .* row 2 \(D = 4e\+09\)"):
+        check_assumptions(bs.load_runs(checkpoints))
+
+
+def test_the_bundled_real_runs_do_not_trip_the_data_checks():
+    porian = bs.datasets.load_porian()
+    sources = [bs.datasets.load_chinchilla(), bs.datasets.load_chinchilla(drop_outliers=True),
+               bs.datasets.load_datablations(), porian.assign(group=porian["config"])]
+    sources += [porian[porian["config"] == c] for c in bs.datasets.porian_configs()]
+    for frame in sources:
+        assert check_assumptions(bs.load_runs(frame)) == []
+    # all 15 Porian ladders in one table without groups: different ladders disagree by up to 37%
+    with pytest.warns(bs.DataAssumptionWarning, match="loss rises with D at the same N"):
+        check_assumptions(bs.load_runs(porian))
+
+
+# ------------------------------------------------------------------ specs that leave the sampler no finite start
+@pytest.mark.parametrize("prior, says", [
+    ({"family": "LogNormal", "mu": 1e308, "sigma": 1.0}, r"mu = 1e\+308 is too large"),
+    ({"family": "LogNormal", "mu": 800.0, "sigma": 1.0}, r"median is inf"),
+    ({"family": "LogNormal", "mu": 0.5, "sigma": 5e-324}, r"sigma = 5e-324 is subnormal"),
+    ({"family": "LogNormal", "mu": 0.5, "sigma": 1e-200}, r"sigma = 1e-200 is too small"),
+    ({"family": "HalfNormal", "sigma": 5e-324}, r"sigma = 5e-324 is subnormal"),
+    ({"family": "Gamma", "alpha": 1e308, "beta": 1.0}, r"alpha = 1e\+308 is too large"),
+    ({"family": "Exponential", "lam": 1e308}, r"lam = 1e\+308 is too large"),
+    ({"family": "Uniform", "lower": 0.0, "upper": 5e-324}, r"upper = 5e-324 is subnormal"),
+    ({"family": "LogNormal", "mu": 0.0, "sigma": 1.0, "at": 1e308}, r"at = 1e\+308 is too large"),
+])
+def test_priors_without_a_finite_starting_point_are_refused_when_read(prior, says, tmp_path):
+    spec = {"law": "chinchilla", "priors": {"E" if "at" not in prior else "A": prior}}
+    with pytest.raises(SpecError, match=rf"prior of '[EA]': {prior['family']}.*{says}.*expected"):
+        model_from_dict(spec)
+    path = tmp_path / "spec.toml"
+    items = ", ".join(f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in prior.items())
+    path.write_text(f'law = "chinchilla"\n[priors]\n{"E" if "at" not in prior else "A"} = {{ {items} }}\n'
+                    .replace("'", '"'))
+    with pytest.raises(SpecError, match=says):
+        bs.ScalingModel.from_spec(path)
+
+
+def test_a_formula_with_a_1e308_factor_is_refused_when_read():
+    with pytest.raises(SpecError, match=r"number 1e308 is outside the magnitudes .*\(1e-50 to 1e\+50"):
+        model_from_dict({"law": {"name": "edited", "formula": "E + 1e308 * A / N**alpha", "inputs": ["N"],
+                                 "parameters": {"E": {"kind": "irreducible"}, "alpha": {"kind": "exponent"},
+                                                "A": {"kind": "coefficient", "scales_with": ["N", "alpha"]}}}})
+
+
+# ------------------------------------------------------------------ unclear errors made clear
+def test_semicolon_csv_with_decimal_commas_and_utf16_csv_are_read(tmp_path):
+    runs = pd.DataFrame({"N": [1.5e8, 4e8, 1e9], "D": [2e9, 8e9, 2e10], "loss": [3.14, 2.8, 2.6]})
+    expected = bs.load_runs(runs).frame
+    runs.to_csv(tmp_path / "semi.csv", sep=";", decimal=",", index=False)
+    assert "3,14" in (tmp_path / "semi.csv").read_text()
+    runs.to_csv(tmp_path / "utf16.csv", encoding="utf-16", index=False)
+    (tmp_path / "utf16_nobom.csv").write_bytes(runs.to_csv(index=False).encode("utf-16-le"))
+    for name in ("semi.csv", "utf16.csv", "utf16_nobom.csv"):
+        pd.testing.assert_frame_equal(bs.load_runs(tmp_path / name).frame, expected)
+    (tmp_path / "latin1.csv").write_bytes("N,D,loss,note\n1e8,2e9,3.1,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.csv' is not UTF-8 text: byte 0xe9 at offset 29 .*save the file "
+                                        "as UTF-8"):
+        bs.load_runs(tmp_path / "latin1.csv")
+
+
+def test_saving_over_a_read_only_file_names_it(saved, tmp_path, monkeypatch):
+    import bayescale.files
+
+    target = tmp_path / "kept.nc"
+    target.write_bytes(b"keep me")
+    target.chmod(0o444)
+    real = os.access
+    monkeypatch.setattr(bayescale.files.os, "access",  # root may write anywhere: ask as an ordinary user would
+                        lambda p, mode, **kw: False if os.fspath(p) == str(target) else real(p, mode, **kw))
+    fit = bs.load(saved)
+    with pytest.raises(bs.FileWriteError, match=rf"cannot write fit to '{re.escape(str(target))}': the file is not "
+                                                r"writable \(mode 444\)"):
+        fit.save(target)
+    assert target.read_bytes() == b"keep me" and [p.name for p in tmp_path.iterdir()] == ["kept.nc"]
+
+
+def test_a_cache_folder_variable_naming_no_user_is_a_clear_error(monkeypatch):
+    from bayescale.compiled import cache_dir
+
+    monkeypatch.setenv("BAYESCALE_CACHE_DIR", "~nosuchuser_bayescale/x")
+    with pytest.raises(ValueError, match=r"environment variable BAYESCALE_CACHE_DIR is '~nosuchuser_bayescale/x', "
+                                         r"whose '~nosuchuser_bayescale' names no user"):
+        cache_dir()
+    with pytest.raises(ValueError, match=r"cache_dir is '~nosuchuser_bayescale'"):
+        cache_dir("~nosuchuser_bayescale")
+
+
+def test_checkpoints_all_mid_cosine_are_a_data_error_before_any_work():
+    N = np.repeat([1e8, 2e8, 4e8, 8e8], 3)
+    frame = pd.DataFrame({"run": np.repeat(list("abcd"), 3), "N": N, "D": np.tile([1e9, 2e9, 3e9], 4),
+                          "D_total": 1e10, "schedule": "cosine"})
+    frame["loss"] = bs.get_law("chinchilla").loss({"N": N, "D": frame["D"].to_numpy()}, TRUE_CHINCHILLA)
+    with pytest.raises(DataError, match=r"12 of 12 rows are checkpoints mid-way through a cosine schedule .* 0 "
+                                        r"row\(s\) remain, and the law has 7 parameters"):
+        bs.ScalingModel("chinchilla").fit(frame)
+
+
+def test_targets_below_the_irreducible_loss_and_caps_below_the_budget_are_argument_errors(synthetic_fit):
+    grid = bs.nextrun.candidate_grid((1e8, 1e9), (2e9, 2e10), points=3)
+    with pytest.raises(ValueError, match=r"target=1 lies at or below the fit's irreducible loss in 100% of its "
+                                         r"draws \(median 1\.8"):
+        synthetic_fit.recommend_runs(grid, quantity="budget_for", target=1.0)
+    with pytest.raises(ValueError, match=r"max_compute=1e\+20 is not above the budget 1e\+24"):
+        synthetic_fit.marginal_returns(1e24, max_compute=1e20)

@@ -10,7 +10,7 @@ the misfit. Either way the bands inherit the tension. A parameter is flagged
 when its posterior median lies outside the prior's central 99% interval
 (:data:`CONFLICT_PROB`). The distance is also reported as ``prior_z``: prior
 standard deviations from the prior mean on the prior's natural scale, the log
-for LogNormal priors, where 99% is |z| > 2.58.
+for LogNormal priors, where 99% is ``|z| > 2.58``.
 
 *Heavy tails.* A Student-t likelihood whose degrees of freedom ``nu`` have
 posterior median below 2 (:data:`NU_MIN`) describes noise without a finite

@@ -34,7 +34,7 @@ compute (:func:`shift_allocation`).
 
 Every parameter was learned from held-out real runs (:mod:`bayescale.discrepancy`,
 ``./dev bench calibration``), scored with each source left out of the
-learning; the README has the figures. Inside the fitted range nothing
+learning; docs/guide/form-uncertainty.md has the figures. Inside the fitted range nothing
 changes: the fit, its posterior and its in-sample bands are those of the law
 alone. ``ScalingModel(..., form_uncertainty=None)`` turns it off: the right
 choice when the law's form is known (simulations, SBC).

@@ -83,7 +83,8 @@ def _sizes(n) -> int:
     return int(1 + np.sum(n[1:] / n[:-1] > 1.01)) if n.size else 0
 
 
-#: Cuts kept beside the fractions, for figures the README quotes (Chinchilla above 1e21 FLOP, fitted below).
+#: Cuts kept beside the fractions, for figures docs/guide/form-uncertainty.md quotes (Chinchilla above 1e21 FLOP,
+#: fitted below).
 EXTRA_CUTS = {"hoffmann2022/chinchilla": (1e21,)}
 
 

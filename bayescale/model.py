@@ -31,7 +31,7 @@ __all__ = ["ScalingModel", "LIKELIHOODS", "SAMPLERS", "model_from_dict", "load_s
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 #: Most runs one Bayesian fit takes. Sampling time and the memory of the pointwise log-likelihood
-#: (chains x draws x runs doubles, kept with the fit) grow with the runs; see README, "Sizes".
+#: (chains x draws x runs doubles, kept with the fit) grow with the runs; see docs/guide/warnings.md, "Sizes".
 MAX_RUNS = 10_000
 #: Most groups one hierarchical fit takes: every group adds free parameters to one joint posterior.
 MAX_GROUPS = 200

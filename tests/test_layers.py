@@ -1,6 +1,6 @@
 """The package's layers: every import, at module level or inside a function, points down or sideways.
 
-The layers, lowest first, are listed in README.md's developer section. A module may import modules of its own
+The layers, lowest first, are listed in docs/guide/architecture.md. A module may import modules of its own
 layer or below, never above, and the import graph has no cycle.
 """
 

@@ -41,7 +41,7 @@ from .allocation import optimal_allocation
 from .risk import to_html, to_latex, to_markdown
 from . import checks, conflicts, envelope, extrapolation, form, formula, hierarchy, report, selection, trends
 from .form import FormUncertainty
-from .checks import posterior_predictive, prior_predictive
+from .checks import isoflop_check, posterior_predictive, prior_predictive
 from .formula import formula_law
 from .selection import compare_loo
 from .contrasts import contrast, contrast_params
@@ -96,6 +96,7 @@ __all__ = [
     "selection",
     "prior_predictive",
     "posterior_predictive",
+    "isoflop_check",
     "formula_law",
     "compare_loo",
     "contrast",

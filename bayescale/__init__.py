@@ -41,7 +41,8 @@ from .allocation import optimal_allocation
 from .risk import to_html, to_latex, to_markdown
 from . import checks, conflicts, envelope, extrapolation, form, formula, hierarchy, report, selection, trends
 from .form import FormUncertainty
-from .checks import isoflop_check, posterior_predictive, prior_predictive
+from .allocation_check import isoflop_check
+from .checks import posterior_predictive, prior_predictive
 from .formula import formula_law
 from .selection import compare_loo
 from .contrasts import contrast, contrast_params

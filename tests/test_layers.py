@@ -33,6 +33,7 @@ LAYERS = {
     "io": 5, "executors": 5, "checkpoints": 5, "collection": 5, "batch": 5,
     # 6 analyses across fits and refits
     "compare": 6, "backtest": 6, "calibration": 6, "sbc": 6, "trends": 6, "averaging": 6, "holdout": 6,
+    "allocation_check": 6,
     # 7 front ends
     "cli": 7, "report": 7, "__init__": 7, "__main__": 7,
 }

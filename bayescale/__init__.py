@@ -48,6 +48,7 @@ from .selection import compare_loo
 from .contrasts import contrast, contrast_params
 from .plots import plot_contrast
 from .specs import available_specs
+from .published import PublishedLaw, available_published, published, published_table
 
 __all__ = [
     "__version__",
@@ -104,6 +105,10 @@ __all__ = [
     "contrast_params",
     "plot_contrast",
     "available_specs",
+    "published",
+    "published_table",
+    "available_published",
+    "PublishedLaw",
     "BayescaleError",
     "DataError",
     "SpecError",

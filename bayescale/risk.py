@@ -42,6 +42,7 @@ from .laws import NUMPY
 from .predictive import predict_draws
 from .tablecheck import check_table, draw_problems, rewarn
 from .units import format_count, format_flops, format_plan, parse_plan, parse_quantity
+from .errors import warn_user
 
 __all__ = ["risk", "risk_draws", "risk_frame", "budget_for", "plan_log_loss", "first_compute", "search_range",
            "humanize", "to_markdown", "to_html", "to_text", "to_latex"]
@@ -154,7 +155,7 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti",
         out = pd.concat(frames, ignore_index=True)
         out.attrs.update(frames[0].attrs)
         warn_extrapolation(out, fit.runs, what="risk", tokens_per_param="tokens_per_param",
-                           stacklevel=3, form=fit.form_uncertainty)
+                           stacklevel=3, form=fit.form_uncertainty, bands=fit.draws_kind != "point")
         rewarn(caught, DegenerateResultWarning, stacklevel=3)
         return out
     law = fit.law
@@ -194,7 +195,7 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti",
         frame.loc[planless, "C"] = budgets[planless]
         frame.loc[planless, "label"] = "no finite plan"
     annotate(frame, fit.runs, what="risk", tokens_per_param="tokens_per_param",
-             stacklevel=3, form=fit.form_uncertainty)
+             stacklevel=3, form=fit.form_uncertainty, bands=fit.draws_kind != "point")
     frame["converged"] = bool(fit.converged)
     if fit.hierarchical:
         frame.insert(0, "group", "new" if group is None else str(group))
@@ -275,7 +276,7 @@ def _probability(hits, draws, labels, stacklevel=2) -> np.ndarray:
     if bad.any():
         p = np.where(bad > 0, np.nan, p)
         rows = [f"{label} ({n} of {draws.shape[0]} draws)" for label, n in zip(labels, bad) if n]
-        warnings.warn(f"P(loss <= target) is NaN for {len(rows)} row(s) whose predictive draws are not all finite "
+        warn_user(f"P(loss <= target) is NaN for {len(rows)} row(s) whose predictive draws are not all finite "
                       f"(the law overflows or is undefined there): {'; '.join(rows[:10])}",
                       NonFiniteWarning, stacklevel=stacklevel + 1)
     return p
@@ -513,7 +514,7 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_T
     with np.errstate(invalid="ignore"):
         frame["tokens_per_param"] = frame["D"] / frame["N"]
     annotate(frame, fit.runs, what="budget_for", tokens_per_param="tokens_per_param",
-             stacklevel=3, form=fit.form_uncertainty)
+             stacklevel=3, form=fit.form_uncertainty, bands=fit.draws_kind != "point")
     mark_beyond_checked(frame)
     frame["converged"] = bool(fit.converged)
     if fit.hierarchical:

@@ -57,10 +57,10 @@ def cmd_demo(args) -> int:
     with _Heartbeat("demo", "fitting", heartbeat):
         fit = bs.ScalingModel("chinchilla").fit(runs, random_seed=args.seed, progressbar=bars)
     d = fit.diagnostics()
-    print(f"\nPosterior (median, {args.prob:.0%} HDI); sampling {d['sampling_seconds']:.1f} s, "
+    table = fit.summary(args.prob)[["estimate", "lower", "upper", "r_hat", "ess_bulk"]]
+    print(f"\nPosterior (median, {args.prob:.0%} {table.attrs['interval']}); sampling {d['sampling_seconds']:.1f} s, "
           f"max R-hat {d['max_r_hat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
           f"{d['divergences']} divergences, {d['mean_leapfrog_steps']:.1f} leapfrog steps/draw")
-    table = fit.summary(args.prob)[["estimate", "lower", "upper", "r_hat", "ess_bulk"]]
     point = bs.Approach3().fit(runs)  # the published point-estimate procedure, side by side
     table["approach3"] = point.summary()["estimate"]
     print(table.to_string(float_format=lambda v: f"{v:.4g}", na_rep="-"))
@@ -738,7 +738,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary = sub.add_parser("summary", help="print the fit report of a saved fit",
                              description="Print model, data, sampler, posterior and diagnostics of a saved fit.")
     summary.add_argument("fit", help="netCDF file written by 'bayescale fit' (or its folder, with --by)")
-    summary.add_argument("--prob", type=_prob_type(), default=0.9, help="HDI probability (default 0.9)")
+    summary.add_argument("--prob", type=_prob_type(), default=0.9, help="interval probability (default 0.9)")
     _add_strict_option(summary)
     summary.set_defaults(func=cmd_summary)
 

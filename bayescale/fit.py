@@ -608,7 +608,7 @@ class ScalingFit(ResultMethods):
         lines += ["[[Sampler]]",
                   f"    {s['sampler']}: {s['chains']} chains x {s['draws']} draws ({s['tune']} tuning), "
                   f"seed {s['random_seed']}, {d['sampling_seconds']:.1f} s sampling",
-                  f"[[Parameters]] (median and {prob:.0%} HDI)"]
+                  f"[[Parameters]] (median and {prob:.0%} {interval_label(self.draws_kind, 'hdi')})"]
         table = self.summary(prob)
         for name, row in table.iterrows():
             lines.append(f"    {name:<8} {row['estimate']:<12.5g} [{row['lower']:.5g}, {row['upper']:.5g}]")

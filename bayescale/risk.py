@@ -504,8 +504,12 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_T
         return budget_mcse(hit, lambda log_c: p_reach(log_c, t), np.log(c))
 
     rows = []
+    floor_median = float(np.median(floor))
     for t in targets:
         c, status = solve(t, prob)
+        if np.isinf(c) and t <= floor_median:
+            status = (f"below the irreducible loss E \u2248 {floor_median:.3f} (posterior median): no compute "
+                      "reaches it; choose a target above E")
         c_med, _ = solve(t, 0.5)
         n, d = _median_plan(fit, c, k, cap, params) if np.isfinite(c) else (np.array([np.nan]), np.array([np.nan]))
         rows.append(dict(target=float(t), prob=prob, C=c, C_mcse_decades=mcse_decades(t, c), N=float(n[0]),

@@ -39,8 +39,8 @@ def test_fake_fit_agreeing_with_its_priors_passes():
 def test_prior_ten_sd_away_is_a_conflict():
     priors = dict(BASE_PRIORS, alpha=LogNormal(np.log(0.35) + 10 * 0.05, 0.05))
     fit = fake_fit(dict(E=1.8, alpha=0.35, beta=0.37, sigma=0.02, nu=5.0), priors)
-    with pytest.warns(bs.PriorDataConflictWarning, match=r"alpha: posterior median 0\.35 lies outside the central "
-                                                         r"99% interval of its prior LogNormal") as caught:
+    with pytest.warns(bs.PriorDataConflictWarning, match=r"alpha: posterior median 0\.35 is outside the central "
+                                                         r"99% of its prior LogNormal") as caught:
         table = warn_model_checks(fit)
     assert "-10.0 sd on the log scale" in str(caught[0].message)
     assert table["flagged"].tolist() == [False, True, False, False, False, False]

@@ -217,9 +217,12 @@ def _point_fit(fit):
 
 
 def _parameters(doc, fit, prob):
-    table = fit.summary(prob)[["estimate", "lower", "upper", "r_hat", "ess_bulk"]].copy()
-    table = table.rename(columns={"estimate": "posterior median", "lower": f"{prob:.0%} HDI lower",
-                                  "upper": f"{prob:.0%} HDI upper"})
+    from .contract import interval_label
+
+    label = interval_label(fit.draws_kind, "eti")  # the name the decision and risk tables use
+    table = fit.summary(prob, ci_kind="eti")[["estimate", "lower", "upper", "r_hat", "ess_bulk"]].copy()
+    lower, upper = f"{prob:.0%} ETI lower", f"{prob:.0%} ETI upper"
+    table = table.rename(columns={"estimate": "posterior median", "lower": lower, "upper": upper})
     try:
         point = _point_fit(fit)
     except Exception as err:  # a failed baseline must not cost the report
@@ -229,17 +232,16 @@ def _parameters(doc, fit, prob):
     if point is not None:
         est = point.summary()["estimate"].reindex(list(fit.model.law.param_names))  # noise scales differ
         table.insert(3, "point estimate", est.reindex(table.index))
-        inside = (table["point estimate"] >= table[f"{prob:.0%} HDI lower"]) & (
-            table["point estimate"] <= table[f"{prob:.0%} HDI upper"])
-        table.insert(4, "point inside HDI", np.where(table["point estimate"].isna(), "", np.where(inside, "yes", "no")))
+        inside = (table["point estimate"] >= table[lower]) & (table["point estimate"] <= table[upper])
+        table.insert(4, "point inside ETI", np.where(table["point estimate"].isna(), "", np.where(inside, "yes", "no")))
         name = "Approach 3 (Hoffmann et al. 2022: Huber loss on log loss, L-BFGS-B from a grid)" \
             if fit.model.law.name == "chinchilla" else "Huber loss on log loss (as Approach 3), L-BFGS-B from a grid"
-        doc.para(f"Posterior median and {prob:.0%} highest-density interval beside the point estimate of "
+        doc.para(f"Posterior median and {prob:.0%} {label} (equal-tailed interval) beside the point estimate of "
                  f"{name}. R-hat and bulk ESS per parameter.")
     elif failed:
-        doc.para(f"Posterior median and {prob:.0%} highest-density interval; {failed}.")
+        doc.para(f"Posterior median and {prob:.0%} {label}; {failed}.")
     else:
-        doc.para(f"Posterior median and {prob:.0%} highest-density interval (fits with groups: population "
+        doc.para(f"Posterior median and {prob:.0%} {label} (fits with groups: population "
                  "parameters; no point estimate).")
     doc.table(table)
     return point

@@ -457,8 +457,9 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_T
         seeds' answers differ by about sqrt(2) times it),
         ``C_median_case`` (compute at which the probability is 1/2),
         ``status`` (``ok``; ``not reached by ...`` when even
-        ``max_compute`` is not enough — e.g. a target below the irreducible
-        loss — with C = inf; ``reached at or below ...`` when the smallest
+        ``max_compute`` is not enough, with C = inf; ``below the irreducible
+        loss E ≈ ...`` when the target is under the posterior median of E,
+        also with C = inf; ``reached at or below ...`` when the smallest
         compute searched already suffices), ``tokens_per_param``,
         ``beyond_C``, ``beyond_N``, ``beyond_D``, ``beyond``,
         ``tokens_per_param_outside`` (as in :func:`risk`), ``beyond_checked``
@@ -537,7 +538,8 @@ _HEADERS = {
     "tokens_per_param": "tokens/param", "epochs": "epochs", "loss": "loss at optimum",
     "loss_median": "loss (median)", "penalty": "penalty vs optimum", "crossover_C": "data-bound from",
     "data_bound_prob": "P(data-bound)", "target": "target loss", "prob": "P(reach)",
-    "C_median_case": "compute (median case)", "kind": "row", "label": "plan", "status": "status",
+    "C_median_case": "compute (median case)", "C_next": "compute for the next 0.01", "slope": "slope",
+    "gain_doubling": "loss gained by 2x compute", "kind": "row", "label": "plan", "status": "status",
     "converged": "converged",
 }
 
@@ -547,13 +549,13 @@ def _formatter(base):
 
 
 def _raw_formatter(base):
-    if base in ("C", "C_median_case", "crossover_C"):
+    if base in ("C", "C_median_case", "crossover_C", "C_next"):
         return lambda v: format_flops(v)
     if base in ("N", "D", "U", "max_unique_tokens"):
         return format_count
     if base in ("loss", "loss_median", "curve", "new_run", "target"):
         return lambda v: f"{v:.3f}"
-    if base == "penalty":
+    if base in ("penalty", "slope", "gain_doubling"):
         return lambda v: f"{v:.4f}"
     if base in ("tokens_per_param", "epochs"):
         return lambda v: f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
@@ -617,11 +619,15 @@ def humanize(frame: pd.DataFrame) -> pd.DataFrame:
                 break
         if col in done:
             continue
+        base = col
         if col == "p_target":
             header = f"P(loss <= {frame.attrs['target']:.3g})" if frame.attrs.get("target") else "P(target)"
+        elif col not in _HEADERS and col.endswith("_median") and col[: -len("_median")] in _HEADERS:
+            base = col[: -len("_median")]  # a median without its interval, e.g. N_median: 96.9B
+            header = f"{_HEADERS[base]} (median)"
         else:
             header = _HEADERS.get(col, col)
-        f = _formatter(col)
+        f = _formatter(base)
         out[header] = [f(v) for v in frame[col]]
         done.add(col)
     return pd.DataFrame(out)

@@ -100,7 +100,7 @@ def test_report_opens_with_the_decision_and_the_budget_for_the_target(html_repor
     for table in tables:
         assert table.count("<th>") <= 5
         assert not re.search(r"\de\+\d", table)
-    assert re.search(r"<td>\d+(\.\d+)?B \\[", plan) and "<td>1e24 FLOP</td>" in plan
+    assert re.search(r"<td>\d+(\.\d+)?B \[", plan) and "<td>1e24 FLOP</td>" in plan
     budget = text.split("<h2>Budget for the target</h2>", 1)[1].split("<h2>", 1)[0]
     assert "compute for P = 90%" in budget and "compute, median case" in budget and " FLOP</td>" in budget
     # The caveat says what the calibration says: coverage by distance, not "fewer runs the further out".
@@ -151,6 +151,25 @@ def test_report_renders_in_headless_chromium(html_report, tmp_path):
     r, g, b = image[..., 0], image[..., 1], image[..., 2]
     orange = (r > 220) & (g > 100) & (g < 150) & (b < 60)
     assert orange.sum() > 200
+
+
+@pytest.mark.parametrize("width, height", [(794, 1123), (390, 844)], ids=["A4", "phone"])
+def test_the_first_screen_holds_the_verdict(html_report, tmp_path, width, height):
+    """At A4 and phone widths the first screen shows the verdict box (its blue left border, #1f77b4)."""
+    from PIL import Image
+
+    browser = _browser()
+    if browser is None:
+        pytest.skip("no chromium/chrome on PATH (./dev installs Debian's chromium when apt-get can)")
+    shot = tmp_path / "first.png"
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           f"--window-size={width},{height}", f"--screenshot={shot}", html_report.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert shot.exists(), proc.stderr[-2000:]
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    blue = (abs(r - 31) < 20) & (abs(g - 119) < 20) & (abs(b - 180) < 20)
+    assert blue.sum(axis=0).max() > 100  # a vertical bar: the verdict's border, not the title's rule
 
 
 def test_markup_in_the_data_is_never_markup_in_a_markdown_report(chinchilla_fit, tmp_path):

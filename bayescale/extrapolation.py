@@ -144,7 +144,7 @@ def _with_epochs(values: dict) -> dict:
 #: What the bands of a table hold far out: with the model's form uncertainty, without it, and for a point
 #: estimate (no band at all).
 _BANDS_HOLD = {
-    True: "the bands include form uncertainty (scored out of sample to about 2 decades)",
+    True: "bands include form uncertainty, scored out of sample to ~2 decades",
     False: "form uncertainty is off, so the bands hold only if the law's form does",
     None: "a point estimate carries no band for the law's form there",
 }

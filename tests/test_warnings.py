@@ -8,7 +8,7 @@ import pytest
 import bayescale as bs
 
 #: Longest warning text allowed (one sentence: what happened and what to do).
-MAX_CHARS = 200
+MAX_CHARS = 170
 
 
 def _caught(call):

@@ -222,7 +222,7 @@ def warn_model_checks(fit, stacklevel=2) -> pd.DataFrame:
     prior_rows = table[table["flagged"] & table.index.str.startswith("prior:")]
     if len(prior_rows):
         warn_user("Prior-data conflict:\n  - " + "\n  - ".join(prior_rows["message"]),
-                      PriorDataConflictWarning, stacklevel=stacklevel + 1)
+                  PriorDataConflictWarning, stacklevel=stacklevel + 1)
     tail_rows = table[table["flagged"] & table.index.str.startswith("heavy_tail:")]
     if len(tail_rows):
         warn_user(tail_rows["message"].iloc[0], HeavyTailWarning, stacklevel=stacklevel + 1)

@@ -344,7 +344,7 @@ class ScalingFit(ResultMethods):
                           "reliable intervals; increase draws or chains")
         if advice:
             warn_user("The posterior may not be trustworthy:\n  - " + "\n  - ".join(advice),
-                          ConvergenceWarning, stacklevel=4)
+                      ConvergenceWarning, stacklevel=4)
 
     # ------------------------------------------------------------ prediction
     def param_draws(self, group=None, *, random_seed=None) -> dict:

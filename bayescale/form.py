@@ -262,10 +262,10 @@ def form_from_dict(d, source="form_uncertainty"):
     legacy = [k for k in d if k in _LEGACY_KEYS]
     if legacy:
         warn_user(f"{source}: {', '.join(legacy)} belong to the earlier linear form-uncertainty model; read as "
-                      "loss_scale = loss_rate / 100, loss_residual_power = 1, loss_power = 1, loss_offset = 0, "
-                      "allocation_scale = allocation_floor, allocation_residual_power = 0, allocation_power = 1 (set "
-                      "the new keys to silence this)",
-                      DeprecationWarning, stacklevel=3)
+                  "loss_scale = loss_rate / 100, loss_residual_power = 1, loss_power = 1, loss_offset = 0, "
+                  "allocation_scale = allocation_floor, allocation_residual_power = 0, allocation_power = 1 (set "
+                  "the new keys to silence this)",
+                  DeprecationWarning, stacklevel=3)
         d = dict(d)
         old = {k: d.pop(k) for k in legacy}
         d.setdefault("loss_scale", float(old.get("loss_rate", 7.0)) * R_REF)

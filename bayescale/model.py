@@ -348,9 +348,8 @@ class ScalingModel:
                  "cosine run's final checkpoint (D = D_total), or check the D_total column (the schedule's length "
                  "in tokens) and the schedule column"], header="Run data has too few points of the law:")
         warn_user(f"{int((~keep).sum())} of {runs.n_runs} rows are checkpoints mid-way through a cosine "
-                      "schedule (D < D_total): their learning rate has not decayed, so they are not points of the "
-                      "final-loss law (Hoffmann et al. 2022, appendix on the cosine cycle length); they are left out "
-                      "of the fit. Each cosine run's last row (D = D_total) is kept", CheckpointWarning, stacklevel=3)
+                  "schedule (D < D_total), not final losses; left out of the fit (each run's last row is kept)",
+                  CheckpointWarning, stacklevel=3)
         return runs.take(keep)
 
     def _runs(self, runs, columns=None):

@@ -560,7 +560,7 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
                    "unreliable_share"]]
     table["reliable"] = table["unreliable_share"] <= UNRELIABLE_SHARE
     annotate(table, fit.runs, what="recommend_runs", stacklevel=3,
-        form=fit.form_uncertainty, bands=fit.draws_kind != "point")
+             form=fit.form_uncertainty, bands=fit.draws_kind != "point")
     table["converged"] = bool(fit.converged)
     # A run expected to narrow nothing (or, within the Monte Carlo error of the reweighting, to widen) has no
     # value to rank: it gets no rank and goes last, cheapest first.

@@ -216,7 +216,7 @@ def allocate(fit, budget, *, prob=0.9, ci_kind="eti", flops_per_param_token=FLOP
             frame["crossover_C_median"] = crossover_compute(fit.law, central, max_unique_tokens,
                                                             flops_per_param_token=flops_per_param_token)
     annotate(frame, fit.runs, what="allocate", stacklevel=3, **reach_cols,
-        form=fit.form_uncertainty, bands=fit.draws_kind != "point")
+             form=fit.form_uncertainty, bands=fit.draws_kind != "point")
     frame["converged"] = bool(fit.converged)
     frame.attrs.update(prob=prob, interval=interval_label(fit.draws_kind, ci_kind), law=fit.law.name, caveats=caveats(fit),
                        flops_per_param_token=float(flops_per_param_token),

@@ -182,7 +182,7 @@ class PointModel:
                        {"grid_seconds": seconds})
         if not fit.success:
             warn_user(ConvergenceWarning(f"{type(self).__name__} fit did not converge: {fit.reason}"),
-                          stacklevel=2)
+                      stacklevel=2)
         if self.n_boot:
             fit = fit.bootstrap(self.n_boot, random_seed=self.random_seed)
         return fit

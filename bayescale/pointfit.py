@@ -232,7 +232,7 @@ class PointFit(ResultMethods):
         failed = int((~boot["success"]).sum())
         if failed > 0.05 * n_boot:
             warn_user(f"{failed} of {n_boot} bootstrap refits did not report convergence; their estimates "
-                          "are kept, but check fit.boot", RuntimeWarning, stacklevel=2)
+                      "are kept, but check fit.boot", RuntimeWarning, stacklevel=2)
         timing = dict(self.timing, bootstrap_seconds=time.perf_counter() - t0)
         return PointFit(self.model, self.runs, self.theta, self.objective, self.success, self.starts, timing,
                         boot=boot, boot_seed=seed)

@@ -118,6 +118,6 @@ def predict(result, runs, prob=0.9, *, ci_kind="eti", random_seed=None, columns=
     if result.hierarchical:
         frame["group"], frame["new_group"] = result.group_labels(runs, group)
     annotate(frame, result.runs, what="predict", stacklevel=3,
-        form=result.form_uncertainty, bands=result.draws_kind != "point")
+             form=result.form_uncertainty, bands=result.draws_kind != "point")
     frame.attrs.update(prob=prob, interval=interval_label(result.draws_kind, ci_kind), caveats=caveats(result))
     return frame

@@ -302,7 +302,8 @@ def _decision(doc, fit, budgets, target, prob, k, seed):
                     "(see Diagnostics).")
     bits.append("Model checks: " + "; ".join(checks) + "." if checks else "The model checks found no heavy tails.")
     beyond = alloc["beyond"].to_numpy(dtype=float)
-    top = float(np.max(k * fit.runs.frame["N"] * fit.runs.frame["D"]))
+    runs = fit.runs.inputs(["N", "D"])
+    top = float(np.max(k * np.asarray(runs["N"], float) * np.asarray(runs["D"], float)))
     if np.all(~np.isfinite(beyond) | (beyond <= 0)):
         bits.append(f"Every budget lies within the fitted runs (largest: {format_flops(top)}).")
     else:

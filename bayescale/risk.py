@@ -277,8 +277,8 @@ def _probability(hits, draws, labels, stacklevel=2) -> np.ndarray:
         p = np.where(bad > 0, np.nan, p)
         rows = [f"{label} ({n} of {draws.shape[0]} draws)" for label, n in zip(labels, bad) if n]
         warn_user(f"P(loss <= target) is NaN for {len(rows)} row(s) whose predictive draws are not all finite "
-                      f"(the law overflows or is undefined there): {'; '.join(rows[:10])}",
-                      NonFiniteWarning, stacklevel=stacklevel + 1)
+                  f"(the law overflows or is undefined there): {'; '.join(rows[:10])}",
+                  NonFiniteWarning, stacklevel=stacklevel + 1)
     return p
 
 

@@ -247,7 +247,7 @@ def renamed(**old_to_new):
                         raise TypeError(f"{func.__name__}() got both {old}= and {new}=; {old}= is the former "
                                         f"name of {new}=, pass only {new}=")
                     warn_user(f"{func.__name__}(): {old}= is now called {new}=", DeprecationWarning,
-                                  stacklevel=2)
+                              stacklevel=2)
                     kwargs[new] = kwargs.pop(old)
             return func(*args, **kwargs)
 

@@ -28,6 +28,7 @@ import numpy as np
 from .errors import SpecError
 from .laws import NUMPY, get_law
 from .validation import FLOPS_PER_PARAM_TOKEN, positive_array as _positive
+from .errors import warn_user
 
 __all__ = ["chinchilla_optimum", "optimal_allocation", "crossover_compute"]
 
@@ -131,7 +132,7 @@ def _numerical_log_n(law, p, c_over_k, cap):
     best = np.argmin(values, axis=-1)
     edge = (best == 0) | (best == _GRID_POINTS - 1)
     if np.any(edge):
-        warnings.warn(
+        warn_user(
             f"{int(edge.sum())} of {edge.size} optima lie at the edge of the searched range of "
             f"{RATIO_RANGE[0]:g} to {RATIO_RANGE[1]:g} tokens per parameter; the law has no interior "
             "optimum there (check the parameters)", RuntimeWarning, stacklevel=3)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataAssumptionWarning
+from .errors import warn_user
 
 __all__ = ["check_assumptions", "RISE_MARGIN"]
 
@@ -56,9 +57,8 @@ def _duplicates(frame: pd.DataFrame) -> str | None:
     rows = np.flatnonzero(dup)
     named = ", ".join(f"{_label(frame.index, i)} = {_label(frame.index, lead[first[i]])}" for i in rows[:MAX_NAMED])
     more = f" and {len(rows) - MAX_NAMED} more" if len(rows) > MAX_NAMED else ""
-    return (f"{len(rows)} of {len(frame)} rows repeat an earlier row exactly ({', '.join(keys)}): {named}{more}. "
-            "A table joined with itself counts each run twice and makes the fit too sure; drop them with "
-            "frame.drop_duplicates() (seed replicates differ in loss and are kept)")
+    return (f"{len(rows)} of {len(frame)} rows repeat an earlier row exactly ({', '.join(keys)}): {named}{more}; "
+            "each counts twice (a fit too sure), so drop them with frame.drop_duplicates()")
 
 
 def _rises(frame: pd.DataFrame, along: str, fixed: str) -> list[tuple[int, int, float]]:
@@ -135,12 +135,11 @@ def check_assumptions(runs, stacklevel: int = 2) -> list[str]:
                 f"{np.expm1(r):.0%} above {_label(idx, j)} ({along} = {comparable[along].iloc[j]:.4g}, "
                 f"loss {L[j]:.4g})" for i, j, r in sorted(found, key=lambda t: -t[2])[:MAX_NAMED])
             more = f"; and {len(found) - MAX_NAMED} more" if len(found) > MAX_NAMED else ""
-            what = "later checkpoints or " if along == "D" and "run" in frame.columns else ""
+            what = "later checkpoints, " if along == "D" and "run" in frame.columns else ""
             messages.append(
-                f"loss rises with {along} at the same {fixed} beyond noise in {len(found)} place(s): {named}{more}. "
-                f"A scaling law assumes loss falls with {along}: more than {np.expm1(RISE_MARGIN):.0%} higher loss at "
-                f"a larger {along} ({what}runs at the same {fixed}) points to mixed sources, a mislabelled column "
-                "or diverged runs; give each source its own group, or fix or drop the rows")
+                f"loss rises with {along} at the same {fixed} beyond noise in {len(found)} place(s): {named}{more}; "
+                f"mixed sources, {what}a mislabelled column or diverged runs? Give each source its own group, "
+                "or fix or drop the rows")
     for message in messages:
-        warnings.warn(message, DataAssumptionWarning, stacklevel=stacklevel + 1)
+        warn_user(message, DataAssumptionWarning, stacklevel=stacklevel + 1)
     return messages

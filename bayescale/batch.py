@@ -31,6 +31,7 @@ from .checkpoints import _Checkpoint, _as_tuple, _digest, _key_json, _plain, key
 from .executors import (_KeyFailed, _as_executor, _default_executor, _error_text, _main_guard_message, _slots,
     _stop_pool, _unguarded_main_script)
 from .collection import FitCollection
+from .errors import warn_user
 
 __all__ = ["fit_many", "FitCollection", "BatchWarning"]
 
@@ -317,7 +318,7 @@ def _adopt(outcome: _Outcome, model, key):
     from .io import fit_from_tree
 
     for category, message in outcome.warnings:  # the worker's warnings, under this process's filters
-        warnings.warn(f"key {key!r}: {message}", category, stacklevel=2)
+        warn_user(f"key {key!r}: {message}", category, stacklevel=2)
     if outcome.error:
         raise _KeyFailed(outcome.error)
     if outcome.fit is not None:

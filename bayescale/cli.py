@@ -39,63 +39,84 @@ DEMO_TARGET = 1.9
 
 
 def _humanise(x: float, unit: str = "") -> str:
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
-        if abs(x) >= div:
-            return f"{x / div:.3g}{suffix}{unit}"
-    return f"{x:.3g}{unit}"
+    from .units import format_count
+
+    return format_count(x) + unit
+
+
+def _flops(x: float) -> str:
+    from .units import format_flops
+
+    return format_flops(x)
+
+
+#: Columns of a table that a terminal reader does not need (the CSV and JSON outputs keep them).
+DETAIL_COLUMNS = ("beyond_C", "beyond_N", "beyond_D", "tokens_per_param_outside", "C_mcse_decades",
+                  "beyond_checked")
+
+
+def _text_table(table, render=None):
+    """A result table for the terminal: human units (70B, 1.4T, 1e24 FLOP), detail columns left out."""
+    from .risk import to_text
+
+    return (render or to_text)(table.drop(columns=[c for c in DETAIL_COLUMNS if c in table.columns]))
 
 
 def cmd_demo(args) -> int:
     import pandas as pd
 
     import bayescale as bs
+    from .files import check_write_path
 
+    if args.output is not None:
+        check_write_path(args.output, "fit")  # before the fit, not after it (preflight checked the folder)
     runs = bs.datasets.load_chinchilla(drop_outliers=True)
     print(f"Fitting the Chinchilla law to {len(runs)} runs of Hoffmann et al. 2022 "
-          "(digitised by Besiroglu et al. 2024) ...", flush=True)
+          "(digitised by Besiroglu et al. 2024; the 5 flagged outliers dropped) ...", flush=True)
     bars, heartbeat = _progress(args)
     with _Heartbeat("demo", "fitting", heartbeat):
         fit = bs.ScalingModel("chinchilla").fit(runs, random_seed=args.seed, progressbar=bars)
     d = fit.diagnostics()
-    print(f"\nPosterior (median, {args.prob:.0%} HDI); sampling {d['sampling_seconds']:.1f} s, "
+    table = fit.summary(args.prob, ci_kind="eti")[["estimate", "lower", "upper", "r_hat", "ess_bulk"]]
+    print(f"\nPosterior (median, {args.prob:.0%} {table.attrs['interval']}); sampling {d['sampling_seconds']:.1f} s, "
           f"max R-hat {d['max_r_hat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
           f"{d['divergences']} divergences, {d['mean_leapfrog_steps']:.1f} leapfrog steps/draw")
-    table = fit.summary(args.prob)[["estimate", "lower", "upper", "r_hat", "ess_bulk"]]
     point = bs.Approach3().fit(runs)  # the published point-estimate procedure, side by side
     table["approach3"] = point.summary()["estimate"]
     print(table.to_string(float_format=lambda v: f"{v:.4g}", na_rep="-"))
-    print("approach3 = Chinchilla Approach 3 point estimate (Huber loss, L-BFGS-B from the published start grid)")
+    print("approach3 = Chinchilla Approach 3 point estimate (Huber loss, L-BFGS-B from the published start grid; "
+          "its sigma is a normal scale, the posterior's a Student-t scale)")
     new = pd.DataFrame(DEMO_CONFIGS, columns=["N", "D"])
     pred = fit.predict(new, prob=args.prob)
     out = pd.DataFrame({
         "params": [_humanise(n) for n in pred["N"]],
         "tokens": [_humanise(v) for v in pred["D"]],
-        "FLOP": [f"{c:.2e}" for c in pred["C"]],
+        "compute": [_flops(c) for c in pred["C"]],
         "loss (median)": pred["loss_median"].map(lambda v: f"{v:.3f}"),
-        f"curve {args.prob:.0%}": [f"{a:.3f}-{b:.3f}" for a, b in zip(pred["curve_lower"], pred["curve_upper"])],
-        f"new run {args.prob:.0%}": [f"{a:.3f}-{b:.3f}" for a, b in zip(pred["new_run_lower"], pred["new_run_upper"])],
+        f"curve {args.prob:.0%}": [f"[{a:.3f}, {b:.3f}]" for a, b in zip(pred["curve_lower"], pred["curve_upper"])],
+        f"new run {args.prob:.0%}": [f"[{a:.3f}, {b:.3f}]" for a, b in zip(pred["new_run_lower"],
+                                                                        pred["new_run_upper"])],
     })
     print(f"\nPredicted loss for untrained configurations (largest bundled run: "
           f"{_humanise(runs['N'].max())} params)")
     print("curve = uncertainty of the expected loss; new run = range of one new training run")
     print(out.to_string(index=False))
-    from .risk import to_text
 
     print("\nCompute-optimal allocation (C = 6 N D) at larger budgets")
-    print(to_text(fit.allocate(DEMO_BUDGETS, args.prob)))
+    print(_text_table(fit.allocate(DEMO_BUDGETS, args.prob)))
     best = point.allocate(DEMO_BUDGETS)
     print("Approach 3 point estimate (one number each, no interval):")
     for c, n, d, loss in zip(best["C"], best["N_median"], best["D_median"], best["loss_median"]):
-        print(f"  {c:.3g} FLOP: {_humanise(n)} params, {_humanise(d)} tokens, loss {loss:.3f}")
+        print(f"  {_flops(c)}: {_humanise(n)} params, {_humanise(d)} tokens, loss {loss:.3f}")
     print("\nWhat more compute buys along the compute-optimal frontier")
     ret = fit.marginal_returns(DEMO_BUDGETS, args.prob)
     print(pd.DataFrame({
-        "compute": [f"{c:.3g} FLOP" for c in ret["C"]],
+        "compute": [_flops(c) for c in ret["C"]],
         f"loss per 10x compute ({args.prob:.0%})": [
             f"{-m:.4f} [{-hi:.4f}, {-lo:.4f}]" for m, lo, hi in zip(ret["slope_median"], ret["slope_lower"],
                                                                     ret["slope_upper"])],
         "loss per 2x compute": [f"{v:.4f}" for v in ret["gain_doubling_median"]],
-        "compute for the next 0.01": [f"{v:.3g} FLOP" for v in ret["C_next_median"]],
+        "compute for the next 0.01": [_flops(v) for v in ret["C_next_median"]],
     }).to_string(index=False))
     from .report import next_run_candidates
 
@@ -103,17 +124,22 @@ def cmd_demo(args) -> int:
     nxt = fit.recommend_runs(grid, quantity="n_opt", budget=DEMO_BUDGETS[1], prob=args.prob, random_seed=args.seed)
     a = nxt.attrs
     print(f"\nWhich run to train next: expected narrowing of the {args.prob:.0%} interval of N_opt at "
-          f"{DEMO_BUDGETS[1]:.3g} FLOP (today {10 ** a['lower']:.3g} to {10 ** a['upper']:.3g} params)")
-    shown = pd.concat([nxt.head(2), nxt.sort_values("shrinkage", ascending=False).head(2)]).drop_duplicates("rank")
+          f"{_flops(DEMO_BUDGETS[1])} (today {_humanise(10 ** a['lower'])} to {_humanise(10 ** a['upper'])} params)")
+    shown = nxt[nxt["rank"].notna()].sort_values("rank").head(4)  # ranked by narrowing per FLOP, in order
     print(pd.DataFrame({
+        "rank per FLOP": shown["rank"].astype(int).to_numpy(),
         "run": [f"{_humanise(n)} params on {_humanise(d)} tokens" for n, d in zip(shown["N"], shown["D"])],
-        "compute": [f"{c:.3g} FLOP" for c in shown["C"]],
+        "compute": [_flops(c) for c in shown["C"]],
         "narrows by": [f"{v:.1%}" for v in shown["shrinkage_fraction"]],
-        "rank per FLOP": shown["rank"].to_numpy(),
     }).to_string(index=False))
     print(f"\nCompute needed to reach a loss of {DEMO_TARGET} (compute-optimal run)")
-    print(to_text(fit.budget_for(DEMO_TARGET, args.prob)))
-    print("\nNext: bayescale risk FIT.nc --budget 1e24 --target 1.9 --plan 70B:1.4T (after bayescale fit)")
+    print(_text_table(fit.budget_for(DEMO_TARGET, args.prob)))
+    tail = "--budget 1e24 --target 1.9 --plan 70B:1.4T"
+    if args.output is not None:
+        fit.save(args.output)
+        print(f"\nSaved the fit to {args.output}. Next: bayescale risk {args.output} {tail}")
+    else:
+        print(f"\nNext: bayescale demo -o demo.nc && bayescale risk demo.nc {tail}  (-o saves this fit)")
     return 0
 
 
@@ -343,6 +369,8 @@ def _preflight(args):
     if args.command == "fit":
         (_check_output_folder if args.by else _check_output_file)(args.output)
         _check_sampler(args.sampler)
+    elif args.command == "demo" and args.output is not None:
+        _check_output_file(args.output, example="demo.nc")
     elif args.command == "plot":
         _check_output_file(args.output, formats=_image_formats(), example=f"{args.kind}.png")
     elif args.command == "recommend" and args.output:
@@ -391,13 +419,51 @@ def _model(args):
     import bayescale as bs
 
     undertuned, within_run = getattr(args, "undertuned", False), getattr(args, "within_run", None)
+    form_off = getattr(args, "form_uncertainty", "on") == "off"
     if args.model is not None:
         if args.law is not None or args.likelihood is not None or undertuned or within_run is not None:
             raise ValueError("--model takes the law, likelihood, undertuned and within_run settings from its spec; "
                              "drop --law/--likelihood/--undertuned/--within-run or drop --model")
-        return bs.ScalingModel.from_spec(args.model)
+        model = bs.ScalingModel.from_spec(args.model)
+        if form_off:
+            model = bs.ScalingModel.from_dict({**model.to_dict(), "form_uncertainty": False})
+        return model
+    kwargs = {"form_uncertainty": None} if form_off else {}
     return bs.ScalingModel(args.law or "chinchilla", likelihood=args.likelihood or "student_t",
-                           undertuned=bool(undertuned), within_run=within_run or "auto")
+                           undertuned=bool(undertuned), within_run=within_run or "auto", **kwargs)
+
+
+_TRUE, _FALSE = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f", ""}
+
+
+def _drop_flagged(runs, column, source):
+    """`runs` (a RunData) without the rows whose boolean `column` is true, and how many were dropped.
+
+    Raises a ValueError naming the option, the column and what is expected, before any fit.
+    """
+    import numpy as np
+    import pandas as pd
+
+    frame = runs.frame
+    if column not in frame.columns:
+        raise ValueError(f"--drop-flagged {column}: {source} has no column {column!r}; columns present: "
+                         f"{', '.join(map(repr, frame.columns))}; expected a column of true/false (true: drop the "
+                         "run), e.g. dropped_in_replication in the bundled Chinchilla file")
+    values = frame[column]
+    if pd.api.types.is_bool_dtype(values):
+        flags = values.to_numpy(dtype=bool)
+    else:
+        text = values.map(lambda v: str(v).strip().lower() if pd.notna(v) else "")
+        bad = ~text.isin(_TRUE | _FALSE)
+        if bad.any():
+            first = values[bad].iloc[0]
+            raise ValueError(f"--drop-flagged {column}: {int(bad.sum())} value(s) of column {column!r} are not "
+                             f"true/false (the first: {first!r}); expected true/false, 1/0 or yes/no")
+        flags = text.isin(_TRUE).to_numpy()
+    if flags.all():
+        raise ValueError(f"--drop-flagged {column}: every one of the {len(flags)} runs is flagged; nothing left "
+                         "to fit")
+    return frame.loc[~np.asarray(flags, bool)].drop(columns=[column]), int(flags.sum())
 
 
 def cmd_fit(args) -> int:
@@ -406,6 +472,13 @@ def cmd_fit(args) -> int:
 
     columns = _columns(args.columns) if args.columns else None
     model = _model(args)
+    source = args.runs
+    if args.drop_flagged is not None:
+        kept, dropped = _drop_flagged(bs.load_runs(args.runs, columns=columns, require=()), args.drop_flagged,
+                                      args.runs)
+        print(f"Dropped {dropped} run(s) flagged in column {args.drop_flagged!r} of {args.runs}.", file=sys.stderr,
+              flush=True)
+        source, columns = kept, None
     sampling = dict(draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed,
                     sampler=args.sampler, target_accept=args.target_accept)
     if args.cores is not None:
@@ -419,7 +492,7 @@ def cmd_fit(args) -> int:
             warnings.simplefilter("ignore", bs.BatchWarning)  # the collection printed below says the same
             bars, heartbeat = _progress(args)
             with _Heartbeat("fit", "fitting", heartbeat):
-                fits = bs.fit_many(model, args.runs, by=by, checkpoint_dir=args.output, columns=columns,
+                fits = bs.fit_many(model, source, by=by, checkpoint_dir=args.output, columns=columns,
                                    progressbar=bars, **sampling)
         print(fits)
         print()
@@ -433,7 +506,7 @@ def cmd_fit(args) -> int:
             raise _Unusable(f"{len(fits.errors)} of {len(fits.keys_all)} keys failed ({failed}); "
                                "their errors are listed above")
         return 0
-    runs = model._runs(args.runs, columns)
+    runs = model._runs(source, columns)
     check_write_path(args.output, "fit")  # before the fit, not after it
     print(f"Fitting the {model.law.name} law to {runs.n_runs} runs from {args.runs} ...", file=sys.stderr, flush=True)
     bars, heartbeat = _progress(args)
@@ -499,7 +572,7 @@ def cmd_risk(args) -> int:
                              "compute; C_next: compute for the next 0.01 of loss)"}
         render = {"md": R.to_markdown, "latex": R.to_latex}.get(args.format, R.to_text)
         head = {"md": "## ", "latex": "% "}.get(args.format, "")
-        print("\n\n".join(f"{head}{titles[k]}\n\n{render(t)}" for k, t in tables.items()))
+        print("\n\n".join(f"{head}{titles[k]}\n\n{_text_table(t, render)}" for k, t in tables.items()))
     return 0
 
 
@@ -688,6 +761,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "predictive table for larger, untrained configurations.")
     demo.add_argument("--seed", type=_seed_type(), default=1, help="random seed (default 1)")
     demo.add_argument("--prob", type=_prob_type(), default=0.9, help="interval probability (default 0.9)")
+    demo.add_argument("-o", "--output", default=None, metavar="FIT.nc",
+                      help="also save the fit to this netCDF file, for bayescale risk, summary and report")
     _add_progress_option(demo)
     demo.set_defaults(func=cmd_demo)
 
@@ -714,7 +789,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="one fit per value of these column(s), e.g. task or task,mixture; "
                           "-o is then a folder, resumable after an interruption")
     fit.add_argument("--columns", default=None, metavar="MAP",
-                     help='rename columns: "Model Size=N,Training FLOP=C"')
+                     help='rename columns: "Model Size=N,Training FLOP=C" (D is derived as C / (6 N) when missing)')
+    fit.add_argument("--drop-flagged", nargs="?", const="dropped_in_replication", default=None, metavar="COLUMN",
+                     help="leave out the runs flagged true in this column of the file (default column: "
+                          "dropped_in_replication, the 5 outliers of the bundled Chinchilla file)")
+    fit.add_argument("--form-uncertainty", choices=["on", "off"], default="on",
+                     help="off: take the law's form as exact beyond the fitted runs (bands: parameter "
+                          "uncertainty only); default on")
     fit.add_argument("--seed", type=_seed_type(), default=None,
                      help="random seed (default: fresh, recorded in the file)")
     fit.add_argument("--draws", type=_number("--draws", *DRAWS_RANGE, integer=True), default=1000,
@@ -738,7 +819,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary = sub.add_parser("summary", help="print the fit report of a saved fit",
                              description="Print model, data, sampler, posterior and diagnostics of a saved fit.")
     summary.add_argument("fit", help="netCDF file written by 'bayescale fit' (or its folder, with --by)")
-    summary.add_argument("--prob", type=_prob_type(), default=0.9, help="HDI probability (default 0.9)")
+    summary.add_argument("--prob", type=_prob_type(), default=0.9, help="interval probability (default 0.9)")
     _add_strict_option(summary)
     summary.set_defaults(func=cmd_summary)
 
@@ -818,8 +899,29 @@ def _add_report_command(sub):
     report.set_defaults(func=cmd_report)
 
 
+#: Python-call hints in messages of the library, and their spelling on the command line.
+_PY_HINTS = ((re.compile(r"columns=\{'([^']*)': '([^']*)'\}"), r'--columns "\1=\2"'),
+             (re.compile(r"\bundertuned=True\b"), "--undertuned"),
+             (re.compile(r"\bform_uncertainty=None\b"), "--form-uncertainty off"),
+             (re.compile(r"\btarget_accept=([0-9.]+)"), r"--target-accept \1"),
+             (re.compile(r"\bdrop_outliers=True\b"), "--drop-flagged"))
+
+
+def cli_syntax(text) -> str:
+    """`text` with the library's Python-call hints written as command-line options.
+
+    Examples
+    --------
+    >>> cli_syntax("map yours with columns={'Model Size': 'N'}")
+    'map yours with --columns "Model Size=N"'
+    """
+    for pattern, repl in _PY_HINTS:
+        text = pattern.sub(repl, text)
+    return text
+
+
 def _one_line(text) -> str:
-    return " ".join(line.strip() for line in str(text).strip().splitlines())
+    return cli_syntax(" ".join(line.strip() for line in str(text).strip().splitlines()))
 
 
 def _warning_printer(command):

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pandas as pd
 from .errors import BatchWarning, FileFormatError
 from .validation import FLOPS_PER_PARAM_TOKEN, check_seed as _check_seed
 from .checkpoints import INDEX_NAME, _Checkpoint, _SETTING_NAMES, _as_tuple, _check_index, _one_line
+from .errors import warn_user
 
 __all__ = ["FitCollection"]
 
@@ -245,7 +245,7 @@ class FitCollection(Mapping):
                          f"{', '.join(map(repr, bad[:10]))}{' ...' if len(bad) > 10 else ''}")
         if lines:
             lines.append("See collection.diagnostics() for every key.")
-            warnings.warn("\n".join(lines), BatchWarning, stacklevel=3)
+            warn_user("\n".join(lines), BatchWarning, stacklevel=3)
 
     def __repr__(self) -> str:
         n_bad = len(self.not_converged)
@@ -296,5 +296,5 @@ def _unlisted_fits(folder: Path, listed: set, spec: dict, keys: set) -> list:
                          + (" ..." if len(found) > 10 else ""))
         if skipped:
             lines.append("left out: " + "; ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else ""))
-        warnings.warn("; ".join(lines), BatchWarning, stacklevel=3)
+        warn_user("; ".join(lines), BatchWarning, stacklevel=3)
     return found

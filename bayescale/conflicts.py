@@ -47,6 +47,7 @@ import pandas as pd
 
 from .errors import HeavyTailWarning, ModelCheckWarning, PriorDataConflictWarning
 from .priors import HalfNormal, LogNormal, Normal, StudentT, Exponential
+from .errors import warn_user
 
 __all__ = ["caveats", "model_checks", "warn_model_checks", "CONFLICT_PROB", "NU_MIN", "UNDERTUNED_RATE_MAX"]
 
@@ -174,10 +175,8 @@ def model_checks(fit, prob=CONFLICT_PROB) -> pd.DataFrame:
                     shown = f"of {key}{at}, {med:.4g},"
                 else:
                     shown = f"{med:.4g}"
-                message = (f"{key}: posterior median {shown} lies outside the central {prob:.0%} interval of its "
-                           f"prior {prior} (prior quantile {q:.2g}, {z:+.1f} prior sd {scale}from the prior "
-                           "mean): the runs contradict the prior; check the prior, or whether the law fits "
-                           "these runs")
+                message = (f"{key}: posterior median {shown} is outside the central {prob:.0%} of its prior "
+                           f"{prior} (quantile {q:.2g}, {z:+.1f} sd{' ' + scale.strip() if scale else ''}); check the prior or the law")
             rows.append(dict(check=f"prior:{key}", prior=str(prior),
                              posterior_median=float(med),
                              prior_quantile=q, prior_z=z, flagged=flagged, message=message))
@@ -185,19 +184,14 @@ def model_checks(fit, prob=CONFLICT_PROB) -> pd.DataFrame:
         nu = float(post["nu"].median())
         flagged = nu < NU_MIN
         message = (f"heavy tails: Student-t nu = {nu:.3g} < {NU_MIN:g}, so the run-to-run noise has no finite "
-                   "variance: the new-run bands are quantiles and stay defined, but a few runs far from the curve "
-                   "set the noise (look for outlying or mislabelled runs, or a law that misses part of the "
-                   "data)") if flagged else ""
+                   "variance; look for outlying or mislabelled runs before trusting new-run bands") if flagged else ""
         rows.append(dict(check="heavy_tail:nu", prior=str(fit.priors_.get("nu", "")), posterior_median=nu,
                          prior_quantile=np.nan, prior_z=np.nan, flagged=flagged, message=message))
     if "undertuned_rate" in post:
         rate = float(post["undertuned_rate"].median())
         flagged = rate > UNDERTUNED_RATE_MAX
-        message = (f"undertuned_rate: posterior median {rate:.2f} > {UNDERTUNED_RATE_MAX:g}: the model calls a large "
-                   "share of the runs undertuned, so the component is absorbing the law's misfit rather than a few "
-                   "bad rungs, and the bands of a well-tuned run come out too narrow (on real ladders where this "
-                   "happened, 90% bands covered 79% of the held-out runs, against 97% without the component); fit "
-                   "without undertuned=True, or flag the rungs you doubt") if flagged else ""
+        message = (f"undertuned_rate: posterior median {rate:.2f} > {UNDERTUNED_RATE_MAX:g}, so the component is "
+                   "absorbing the law's misfit and bands come out too narrow; fit without undertuned=True") if flagged else ""
         rows.append(dict(check="undertuned:rate", prior=str(fit.priors_.get("undertuned_rate", "")),
                          posterior_median=rate, prior_quantile=np.nan, prior_z=np.nan, flagged=flagged,
                          message=message))
@@ -227,12 +221,12 @@ def warn_model_checks(fit, stacklevel=2) -> pd.DataFrame:
     table = model_checks(fit)
     prior_rows = table[table["flagged"] & table.index.str.startswith("prior:")]
     if len(prior_rows):
-        warnings.warn("Prior-data conflict:\n  - " + "\n  - ".join(prior_rows["message"]),
-                      PriorDataConflictWarning, stacklevel=stacklevel + 1)
+        warn_user("Prior-data conflict:\n  - " + "\n  - ".join(prior_rows["message"]),
+                  PriorDataConflictWarning, stacklevel=stacklevel + 1)
     tail_rows = table[table["flagged"] & table.index.str.startswith("heavy_tail:")]
     if len(tail_rows):
-        warnings.warn(tail_rows["message"].iloc[0], HeavyTailWarning, stacklevel=stacklevel + 1)
+        warn_user(tail_rows["message"].iloc[0], HeavyTailWarning, stacklevel=stacklevel + 1)
     share_rows = table[table["flagged"] & table.index.str.startswith("undertuned:")]
     if len(share_rows):
-        warnings.warn(share_rows["message"].iloc[0], ModelCheckWarning, stacklevel=stacklevel + 1)
+        warn_user(share_rows["message"].iloc[0], ModelCheckWarning, stacklevel=stacklevel + 1)
     return table

@@ -340,10 +340,18 @@ def _validate(frame: pd.DataFrame, name: str, note: str, columns, derive_D_from_
                        f"of {C_RATIO_LIMIT:g} of it (C in other units? leave C out to derive it as 6 N D)")
     for col in require:
         if col not in values and col not in frame.columns:
+            if col == "D" and derive_D_from_C and "C" in values and "N" not in values and "N" in require:
+                continue  # derived as C / (6 N) once N is there: the missing N is the one problem
             guess = _guess(col, frame.columns)
             hint = f"columns={{{(guess or 'your column name')!r}: {col!r}}}"
             extra = " (or derive it from C and N with derive_D_from_C=True)" if (
                 col == "D" and {"C", "N"} <= values.keys()) else ""
+            compute = _guess("C", frame.columns) if col == "D" and "C" not in values and derive_D_from_C else None
+            if compute is not None and _guess("D", frame.columns) is None:
+                general.append(f"missing column {col!r} ({CANONICAL[col]}), or C to derive it as C / (6 N); "
+                               f"columns present: {', '.join(map(repr, frame.columns))}; map the compute with "
+                               f"columns={{{compute!r}: 'C'}}")
+                continue
             general.append(f"missing required column {col!r} ({CANONICAL[col]}); columns present: "
                            f"{', '.join(map(repr, frame.columns))}; map yours with {hint}{extra}")
     if "D" in values and "U" in values:

@@ -19,7 +19,6 @@ Approach 2 (:class:`~bayescale.isoflop.IsoFLOPFit`).
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -29,6 +28,7 @@ from .envelope import _curve_candidates, _frontier_candidates, _is_curves
 from .errors import BayescaleError, ConvergenceWarning, SpecError
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets, check_count, check_flag, check_prob, check_seed
 from .validation import positive_array
+from .errors import warn_user
 
 __all__ = ["Approach1", "Approach1Fit"]
 
@@ -164,7 +164,7 @@ class Approach1:
             boot = pd.DataFrame(rows, columns=[*_PARAMS, "success"])
         fit = Approach1Fit(self, data, points, lines, boot, cand.method)
         if not fit.converged:
-            warnings.warn(ConvergenceWarning(f"Approach 1 fit did not converge: {fit.reason}"), stacklevel=2)
+            warn_user(ConvergenceWarning(f"Approach 1 fit did not converge: {fit.reason}"), stacklevel=2)
         return fit
 
 

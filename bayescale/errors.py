@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import warnings
+
 __all__ = [
     "BayescaleError",
     "DataError",
@@ -186,3 +189,65 @@ class DataAssumptionWarning(UserWarning):
     same tokens, more tokens at the same model size, or a later checkpoint of one run, with a clearly higher
     loss). The message names the rows.
     """
+
+
+#: Folders of this package: a warning is attributed to the first frame outside them (the user's line).
+PACKAGE_DIRS = tuple({os.path.dirname(os.path.abspath(__file__)) + os.sep,
+                      os.path.dirname(os.path.realpath(__file__)) + os.sep})
+
+
+def _in_package(frame) -> bool:
+    return frame.f_code.co_filename.startswith(PACKAGE_DIRS)
+
+
+def caller_frame():
+    """The frame that called into bayescale: the first frame outside the package past its outermost frame.
+
+    Frames of other libraries between two frames of bayescale (decorators, context managers) are skipped;
+    None when no frame of the stack lies outside the package.
+    """
+    import sys
+
+    frame, found, inside = sys._getframe(1), None, False
+    while frame is not None:
+        if _in_package(frame):
+            inside, found = True, None
+        elif inside and found is None:
+            found = frame
+        frame = frame.f_back
+    return found
+
+
+def warn_user(message, category=None, stacklevel=2) -> None:
+    """Issue a warning attributed to the user's line: the caller of bayescale's outermost frame.
+
+    Parameters
+    ----------
+    message : str or Warning
+    category : type of Warning, optional
+        Default the class of `message` when it is a Warning, else UserWarning.
+    stacklevel : int, default 2
+        Accepted for the signature of :func:`warnings.warn`; the frames of
+        bayescale (and of libraries it calls through) are skipped whatever the
+        depth of the call.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_user("a short warning", UserWarning)
+    >>> caught[0].filename.startswith(PACKAGE_DIRS)
+    False
+    """
+    if isinstance(message, Warning):
+        category = message.__class__
+    category = UserWarning if category is None else category
+    frame = caller_frame()
+    if frame is None:
+        warnings.warn(message, category, stacklevel=2)
+        return
+    globs = frame.f_globals
+    registry = globs.setdefault("__warningregistry__", {})
+    warnings.warn_explicit(message, category, frame.f_code.co_filename, frame.f_lineno,
+                           module=globs.get("__name__"), registry=registry, module_globals=globs)

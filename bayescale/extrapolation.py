@@ -25,6 +25,7 @@ import pandas as pd
 
 from .errors import ExtrapolationWarning
 from .validation import FLOPS_PER_PARAM_TOKEN
+from .errors import warn_user
 
 __all__ = ["Reach", "decades_beyond", "annotate", "warn_extrapolation", "extrapolation_message", "QUANTITIES", "WARN_DECADES"]
 
@@ -140,12 +141,12 @@ def _with_epochs(values: dict) -> dict:
 
 
 # ------------------------------------------------------------------ tables
-#: What the bands of a table hold far out, without and with the model's form uncertainty.
+#: What the bands of a table hold far out: with the model's form uncertainty, without it, and for a point
+#: estimate (no band at all).
 _BANDS_HOLD = {
-    False: ("the law's form is untested there; read the bands as the uncertainty of this law's parameters, not "
-            "as the range of losses a run there can reach"),
-    True: ("the bands include the law's form uncertainty, which grows with this distance (bayescale.form); it "
-           "was learned from held-out real runs of other sources, most within 2 decades of their fitted range"),
+    True: "bands include form uncertainty, scored out of sample to ~2 decades",
+    False: "form uncertainty is off, so the bands hold only if the law's form does",
+    None: "a point estimate carries no band for the law's form there",
 }
 _WORDS = {"C": "compute", "N": "parameters", "D": "tokens", "epochs": "repeated epochs"}
 
@@ -170,7 +171,7 @@ def _table_values(frame, n, d, c, flops_per_param_token) -> dict:
 
 
 def annotate(frame: pd.DataFrame, runs, *, n="N", d="D", c="C", flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
-             tokens_per_param=None, what="table", warn=True, form=None, stacklevel=2) -> pd.DataFrame:
+             tokens_per_param=None, what="table", warn=True, form=None, bands=True, stacklevel=2) -> pd.DataFrame:
     """Add the extrapolation columns to a prediction, allocation or risk table, and warn past the threshold.
 
     Parameters
@@ -197,6 +198,9 @@ def annotate(frame: pd.DataFrame, runs, *, n="N", d="D", c="C", flops_per_param_
     form : FormUncertainty, optional
         The form uncertainty the table's bands carry (the fit's
         ``model.form_uncertainty``); the warning says what the bands hold.
+    bands : bool, default True
+        False for a point estimate's table (no interval): the warning says
+        so instead of describing bands.
     stacklevel : int, default 2
         As for :func:`warnings.warn` called by the caller of this function.
 
@@ -231,12 +235,14 @@ def annotate(frame: pd.DataFrame, runs, *, n="N", d="D", c="C", flops_per_param_
             frame["tokens_per_param_outside"] = (tpp < lo) | (tpp > hi) if np.isfinite(lo) else False
     if warn:
         warn_extrapolation(frame, reach, what=what, n=n, d=d, c=c, tokens_per_param=tokens_per_param,
-                           flops_per_param_token=flops_per_param_token, form=form, stacklevel=stacklevel + 1)
+                           flops_per_param_token=flops_per_param_token,
+                               form=form, bands=bands, stacklevel=stacklevel + 1)
     return frame
 
 
 def extrapolation_message(frame: pd.DataFrame, reach: Reach, *, what="table", n="N", d="D", c="C",
-                          tokens_per_param=None, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, form=None) -> str | None:
+                          tokens_per_param=None, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, form=None,
+                          bands=True) -> str | None:
     """The text of the warning :func:`warn_extrapolation` issues for an annotated table, or None."""
     parts = []
     far = frame["beyond"].to_numpy(dtype=float) if "beyond" in frame else np.array([])
@@ -251,10 +257,9 @@ def extrapolation_message(frame: pd.DataFrame, reach: Reach, *, what="table", n=
         edge = (f"beyond the largest fitted run ({_edge(q, reach.upper[q])})" if above
                 else f"below the smallest fitted run ({_edge(q, reach.lower[q])})")
         head = f"{what}: " if what else ""
-        count = f"{int(over.sum())} of {len(frame)} rows lie" if len(frame) > 1 else "the row lies"
-        parts.append(
-            f"{head}{count} more than {WARN_DECADES:g} decade outside the fitted range; the farthest is "
-            f"{cols[q]:.1f} decades of {_WORDS[q]} {edge}: " + _BANDS_HOLD[form is not None])
+        count = f"{int(over.sum())} of {len(frame)} rows lie up to" if len(frame) > 1 else "the row lies"
+        hold = _BANDS_HOLD[None if not bands else form is not None]
+        parts.append(f"{head}{count} {cols[q]:.1f} decades of {_WORDS[q]} {edge}; {hold}")
     if tokens_per_param is not None and "tokens_per_param_outside" in frame and frame["tokens_per_param_outside"].any():
         lo, hi = reach.tokens_per_param
         rows = np.flatnonzero(frame["tokens_per_param_outside"].to_numpy(dtype=bool))
@@ -267,13 +272,12 @@ def extrapolation_message(frame: pd.DataFrame, reach: Reach, *, what="table", n=
             at = f" at {format_flops(float(frame[c].to_numpy(dtype=float)[worst]))}"
         parts.append(
             f"{what + ': ' if what else ''}the plan{at} uses {tpp[worst]:.3g} tokens per parameter while the fitted "
-            f"runs span {lo:.3g}-{hi:.3g} ({len(rows)} of {len(frame)} rows outside): the law's trade-off between "
-            "parameters and tokens is untested there")
+            f"runs span {lo:.3g}-{hi:.3g} ({len(rows)} of {len(frame)} rows outside); the law is untested there")
     return "\n".join(parts) if parts else None
 
 
 def warn_extrapolation(frame: pd.DataFrame, runs, *, what="table", n="N", d="D", c="C", tokens_per_param=None,
-                       flops_per_param_token=FLOPS_PER_PARAM_TOKEN, form=None, stacklevel=2) -> None:
+                       flops_per_param_token=FLOPS_PER_PARAM_TOKEN, form=None, bands=True, stacklevel=2) -> None:
     """One :class:`~bayescale.errors.ExtrapolationWarning` for an annotated table, if it reaches too far.
 
     The table must carry the columns of :func:`annotate`. The text names how
@@ -283,6 +287,6 @@ def warn_extrapolation(frame: pd.DataFrame, runs, *, what="table", n="N", d="D",
     """
     reach = runs if isinstance(runs, Reach) else Reach.from_runs(runs)
     text = extrapolation_message(frame, reach, what=what, n=n, d=d, c=c, tokens_per_param=tokens_per_param,
-                                 flops_per_param_token=flops_per_param_token, form=form)
+                                 flops_per_param_token=flops_per_param_token, form=form, bands=bands)
     if text:
-        warnings.warn(text, ExtrapolationWarning, stacklevel=stacklevel + 1)
+        warn_user(text, ExtrapolationWarning, stacklevel=stacklevel + 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from datetime import datetime, timezone
 
 import numpy as np
@@ -17,6 +16,7 @@ from .data import run_prefixes
 from .laws import NUMPY
 from .predictive import log_curve, predict
 from .results import ResultMethods, writer
+from .errors import warn_user
 
 __all__ = ["ScalingFit", "FORMAT_VERSION", "within_run_loglik"]
 
@@ -343,8 +343,8 @@ class ScalingFit(ResultMethods):
             advice.append(f"min bulk ESS {d['min_ess_bulk']:.0f} < {ESS_MIN}: too few effective draws for "
                           "reliable intervals; increase draws or chains")
         if advice:
-            warnings.warn("The posterior may not be trustworthy:\n  - " + "\n  - ".join(advice),
-                          ConvergenceWarning, stacklevel=4)
+            warn_user("The posterior may not be trustworthy:\n  - " + "\n  - ".join(advice),
+                      ConvergenceWarning, stacklevel=4)
 
     # ------------------------------------------------------------ prediction
     def param_draws(self, group=None, *, random_seed=None) -> dict:
@@ -608,7 +608,7 @@ class ScalingFit(ResultMethods):
         lines += ["[[Sampler]]",
                   f"    {s['sampler']}: {s['chains']} chains x {s['draws']} draws ({s['tune']} tuning), "
                   f"seed {s['random_seed']}, {d['sampling_seconds']:.1f} s sampling",
-                  f"[[Parameters]] (median and {prob:.0%} HDI)"]
+                  f"[[Parameters]] (median and {prob:.0%} {interval_label(self.draws_kind, 'hdi')})"]
         table = self.summary(prob)
         for name, row in table.iterrows():
             lines.append(f"    {name:<8} {row['estimate']:<12.5g} [{row['lower']:.5g}, {row['upper']:.5g}]")

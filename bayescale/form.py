@@ -43,13 +43,13 @@ choice when the law's form is known (simulations, SBC).
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 from .errors import SpecError
 from .validation import check_seed as _check_seed, positive_array
+from .errors import warn_user
 
 __all__ = ["FormUncertainty", "form_from_dict", "loss_shift", "shift_log_loss", "allocation_shift", "shift_allocation",
            "shift_crossover", "residual_scale", "reducible_fraction", "irreducible_draws", "loss_discrepancy",
@@ -261,11 +261,11 @@ def form_from_dict(d, source="form_uncertainty"):
         raise SpecError(f"{source}: expected a table with {', '.join(_KEYS)} (or false), got {d!r}")
     legacy = [k for k in d if k in _LEGACY_KEYS]
     if legacy:
-        warnings.warn(f"{source}: {', '.join(legacy)} belong to the earlier linear form-uncertainty model; read as "
-                      "loss_scale = loss_rate / 100, loss_residual_power = 1, loss_power = 1, loss_offset = 0, "
-                      "allocation_scale = allocation_floor, allocation_residual_power = 0, allocation_power = 1 (set "
-                      "the new keys to silence this)",
-                      DeprecationWarning, stacklevel=3)
+        warn_user(f"{source}: {', '.join(legacy)} belong to the earlier linear form-uncertainty model; read as "
+                  "loss_scale = loss_rate / 100, loss_residual_power = 1, loss_power = 1, loss_offset = 0, "
+                  "allocation_scale = allocation_floor, allocation_residual_power = 0, allocation_power = 1 (set "
+                  "the new keys to silence this)",
+                  DeprecationWarning, stacklevel=3)
         d = dict(d)
         old = {k: d.pop(k) for k in legacy}
         d.setdefault("loss_scale", float(old.get("loss_rate", 7.0)) * R_REF)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .contract import interval_label
 from .errors import SpecError
 from .pooling import (GROUP_NOISE, NEW_GROUP, from_level, level_coordinates, pooled_in_level_form, pop_name, sd_name,
                       to_level)
@@ -298,7 +299,7 @@ def group_summary(fit, prob=0.9, params=None) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=["parameter", "group", "n_runs", "estimate", "lower", "upper",
                                         "pooling"])
     table["converged"] = fit.converged
-    table.attrs.update(prob=prob, interval="posterior HDI")
+    table.attrs.update(prob=prob, interval=interval_label("posterior", "hdi"))
     return table
 
 
@@ -367,7 +368,8 @@ def plot_groups(fit, params=None, prob=0.9, *, compare=None, truth=None):
     counts = table.drop_duplicates("group").set_index("group")["n_runs"]
     axes[0][0].set_yticks([ypos[g] for g in labels])
     axes[0][0].set_yticklabels([g if g.startswith("(") else f"{g} ({counts[g]} runs)" for g in labels])
-    note = f"{prob:.0%} HDI; red: population" + ("; grey: comparison fit" if compare is not None else "") + (
+    note = f"{prob:.0%} {interval_label('posterior', 'hdi')}; red: population" + (
+        "; grey: comparison fit" if compare is not None else "") + (
         "; x: true value" if truth else "")
     fig.suptitle(note, fontsize=9)
     mark_unconverged(axes[0][0], fit)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pandas as pd
 from .digest import DIGEST_ATTR, PART_NAMES, compare, tree_digest
 from .errors import FileFormatError, UnverifiedFileWarning
 from .files import NETCDF_ENGINE
+from .errors import warn_user
 
 __all__ = ["load", "save_fit", "fit_from_tree"]
 
@@ -288,10 +288,8 @@ def _check_digest(tree, source, file) -> bool:
         key = str(Path(file).resolve()) if file is not None else source
         if key not in _WARNED:
             _WARNED.add(key)
-            warnings.warn(f"{source} carries no digest of its content (saved before bayescale stored one), "
-                          "so edits made after saving cannot be detected; its log-likelihood is checked "
-                          "against its posterior instead. Save the fit again to add a digest",
-                          UnverifiedFileWarning, stacklevel=4)
+            warn_user(f"{source} carries no digest of its content (saved by an older bayescale), so edits "
+                      "cannot be detected; save the fit again to add one", UnverifiedFileWarning, stacklevel=4)
         return False
     try:
         stored = json.loads(stored)

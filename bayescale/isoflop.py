@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -13,6 +12,7 @@ from .contract import check_ci_kind, interval_label
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_prob as _check_prob
 from .validation import positive_array as _positive
 from .pointsearch import _check_count
+from .errors import warn_user
 
 __all__ = [
     "IsoFLOP",
@@ -139,7 +139,7 @@ class IsoFLOP:
                 f"least 3. Levels found: {len(table)} (see resolution=, levels= or group=)")
         fit = IsoFLOPFit(self, runs, table)
         if not fit.converged:
-            warnings.warn(ConvergenceWarning(f"isoFLOP fit did not converge: {fit.reason}"), stacklevel=2)
+            warn_user(ConvergenceWarning(f"isoFLOP fit did not converge: {fit.reason}"), stacklevel=2)
         return fit
 
 

@@ -26,6 +26,7 @@ from .laws import Law, get_law
 from .priors import DataScale, LogNormal, Prior, default_prior
 from .specs import LIKELIHOODS, read_spec, spec_path, spec_settings
 from .validation import check_flag, check_sampler_settings, check_seed as _check_seed
+from .errors import warn_user
 
 __all__ = ["ScalingModel", "LIKELIHOODS", "SAMPLERS", "model_from_dict", "load_spec"]
 
@@ -346,10 +347,9 @@ class ScalingModel:
                  f"{int(keep.sum())} row(s) remain, and the law has {len(self.param_names)} parameters. Add each "
                  "cosine run's final checkpoint (D = D_total), or check the D_total column (the schedule's length "
                  "in tokens) and the schedule column"], header="Run data has too few points of the law:")
-        warnings.warn(f"{int((~keep).sum())} of {runs.n_runs} rows are checkpoints mid-way through a cosine "
-                      "schedule (D < D_total): their learning rate has not decayed, so they are not points of the "
-                      "final-loss law (Hoffmann et al. 2022, appendix on the cosine cycle length); they are left out "
-                      "of the fit. Each cosine run's last row (D = D_total) is kept", CheckpointWarning, stacklevel=3)
+        warn_user(f"{int((~keep).sum())} of {runs.n_runs} rows are checkpoints mid-way through a cosine "
+                  "schedule (D < D_total), not final losses; left out of the fit (each run's last row is kept)",
+                  CheckpointWarning, stacklevel=3)
         return runs.take(keep)
 
     def _runs(self, runs, columns=None):

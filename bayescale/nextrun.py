@@ -55,6 +55,7 @@ from .planning import median_plan, posterior_params
 from .predictive import log_curve, new_runs, predict_draws
 from .units import format_count, format_flops, parse_quantity
 from .validation import FLOPS_PER_PARAM_TOKEN, check_count, check_prob, check_seed, positive_array
+from .errors import warn_user
 
 __all__ = ["QUANTITIES", "ESS_MIN", "PARETO_K_MAX", "UNRELIABLE_SHARE", "candidate_grid", "recommend_runs", "plot_recommendations",
            "importance_weights", "kish_ess", "weighted_interval"]
@@ -558,7 +559,8 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
                    "shrinkage_fraction", "shrinkage_per_flop", "ess_min", "ess_median", "pareto_k_max",
                    "unreliable_share"]]
     table["reliable"] = table["unreliable_share"] <= UNRELIABLE_SHARE
-    annotate(table, fit.runs, what="recommend_runs", stacklevel=3, form=fit.form_uncertainty)
+    annotate(table, fit.runs, what="recommend_runs", stacklevel=3,
+             form=fit.form_uncertainty, bands=fit.draws_kind != "point")
     table["converged"] = bool(fit.converged)
     # A run expected to narrow nothing (or, within the Monte Carlo error of the reweighting, to widen) has no
     # value to rank: it gets no rank and goes last, cheapest first.
@@ -576,7 +578,7 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
     bad = ~table["reliable"]
     if bad.any():
         worst = table.loc[bad].iloc[0]
-        warnings.warn(
+        warn_user(
             f"recommend_runs: {int(bad.sum())} of {len(table)} candidates rest on few effective draws: for more "
             f"than {UNRELIABLE_SHARE:.0%} of their outcomes the reweighted draws have fewer than {ESS_MIN} effective "
             f"draws or a Pareto k above {PARETO_K_MAX} (up to {table.loc[bad, 'unreliable_share'].max():.0%}), e.g. "

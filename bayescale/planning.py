@@ -175,7 +175,7 @@ def allocate(fit, budget, *, prob=0.9, ci_kind="eti", flops_per_param_token=FLOP
         out = pd.concat(frames, ignore_index=True)
         out.attrs.update(frames[0].attrs)
         warn_extrapolation(out, fit.runs, what="allocate",
-                           stacklevel=3, **reach_cols, form=fit.form_uncertainty)
+                           stacklevel=3, **reach_cols, form=fit.form_uncertainty, bands=fit.draws_kind != "point")
         rewarn(caught, DegenerateResultWarning, stacklevel=3)
         return out
     ds = allocate_draws(fit, budget, flops_per_param_token=flops_per_param_token,
@@ -215,7 +215,8 @@ def allocate(fit, budget, *, prob=0.9, ci_kind="eti", flops_per_param_token=FLOP
         if central is not None:
             frame["crossover_C_median"] = crossover_compute(fit.law, central, max_unique_tokens,
                                                             flops_per_param_token=flops_per_param_token)
-    annotate(frame, fit.runs, what="allocate", stacklevel=3, **reach_cols, form=fit.form_uncertainty)
+    annotate(frame, fit.runs, what="allocate", stacklevel=3, **reach_cols,
+             form=fit.form_uncertainty, bands=fit.draws_kind != "point")
     frame["converged"] = bool(fit.converged)
     frame.attrs.update(prob=prob, interval=interval_label(fit.draws_kind, ci_kind), law=fit.law.name, caveats=caveats(fit),
                        flops_per_param_token=float(flops_per_param_token),

@@ -47,7 +47,6 @@ ridge. :attr:`PointFit.reason` says what failed; tables of a fit that failed war
 from __future__ import annotations
 
 import time
-import warnings
 
 
 from .errors import ConvergenceWarning, SpecError
@@ -57,6 +56,7 @@ from .pointsearch import (LOSSES, PROGRESS_RUNS, SEARCHES, _Problem, _check_coun
     _grid_starts, default_grid, published_grid)
 from .pointfit import PointFit
 from .isoflop import IsoFLOP, IsoFLOPFit
+from .errors import warn_user
 
 __all__ = [
     "PointModel",
@@ -181,8 +181,8 @@ class PointModel:
         fit = PointFit(self, runs, best.x, float(best.fun), bool(best.success), table,
                        {"grid_seconds": seconds})
         if not fit.success:
-            warnings.warn(ConvergenceWarning(f"{type(self).__name__} fit did not converge: {fit.reason}"),
-                          stacklevel=2)
+            warn_user(ConvergenceWarning(f"{type(self).__name__} fit did not converge: {fit.reason}"),
+                      stacklevel=2)
         if self.n_boot:
             fit = fit.bootstrap(self.n_boot, random_seed=self.random_seed)
         return fit

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -15,6 +14,7 @@ from .predictive import new_runs as load_new_runs
 from .results import ResultMethods
 from .validation import check_prob as _check_prob, check_seed as _check_seed
 from .pointsearch import _BIG, _Problem, _check_count, _minimize, _one_blas_thread, _to_params, estimate_problems
+from .errors import warn_user
 
 __all__ = [
     "PointFit",
@@ -231,8 +231,8 @@ class PointFit(ResultMethods):
         boot.index.name = "resample"
         failed = int((~boot["success"]).sum())
         if failed > 0.05 * n_boot:
-            warnings.warn(f"{failed} of {n_boot} bootstrap refits did not report convergence; their estimates "
-                          "are kept, but check fit.boot", RuntimeWarning, stacklevel=2)
+            warn_user(f"{failed} of {n_boot} bootstrap refits did not report convergence; their estimates "
+                      "are kept, but check fit.boot", RuntimeWarning, stacklevel=2)
         timing = dict(self.timing, bootstrap_seconds=time.perf_counter() - t0)
         return PointFit(self.model, self.runs, self.theta, self.objective, self.success, self.starts, timing,
                         boot=boot, boot_seed=seed)

@@ -117,6 +117,7 @@ def predict(result, runs, prob=0.9, *, ci_kind="eti", random_seed=None, columns=
     _, frame["new_run_lower"], frame["new_run_upper"] = interval(new, prob, ci_kind)
     if result.hierarchical:
         frame["group"], frame["new_group"] = result.group_labels(runs, group)
-    annotate(frame, result.runs, what="predict", stacklevel=3, form=result.form_uncertainty)
+    annotate(frame, result.runs, what="predict", stacklevel=3,
+             form=result.form_uncertainty, bands=result.draws_kind != "point")
     frame.attrs.update(prob=prob, interval=interval_label(result.draws_kind, ci_kind), caveats=caveats(result))
     return frame

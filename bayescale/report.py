@@ -1,13 +1,17 @@
 """One document for a budget proposal: a self-contained HTML (or Markdown) report of a fit.
 
 :func:`report` (also ``fit.report(path)`` and ``bayescale report FIT.nc -o
-report.html``) writes, in order: what was fitted, the sampler's
-diagnostics, the posterior beside a point estimate (Hoffmann et al.'s
-Approach 3 for the Chinchilla law, the same Huber fit for other laws), the
-allocation and risk tables at the budgets, the figures (frontier,
+report.html``) opens with the decision: a one-paragraph verdict (converged,
+model-check caveats, how far the budgets lie beyond the fitted runs, what was
+checked out of sample) and the decision table (per budget: N_opt, D_opt,
+tokens per parameter, the loss and its band, P(loss <= target)), then the
+compute needed for the target when one is given. The evidence follows: what
+was fitted, the sampler's diagnostics, the posterior beside a point estimate
+(Hoffmann et al.'s Approach 3 for the Chinchilla law, the same Huber fit for
+other laws), the full allocation and risk tables, the groups compared (fits
+with groups), the returns to compute, the next run, the figures (frontier,
 allocation, isoFLOP curves, posterior predictive check), optionally a
-backtest on the largest runs, and the assumptions and caveats (form
-uncertainty, extrapolation distance of every budget).
+backtest on the largest runs, and the assumptions and caveats.
 
 The HTML file needs nothing else: figures are embedded as base64 PNG, the
 style sheet is inline (with print rules: no page breaks inside a figure or a
@@ -55,6 +59,14 @@ figcaption { font-size: .85rem; color: #555; }
 .ok { background: #e6f4ea; color: #1e5e2f; }
 .bad { background: #fde8e8; color: #8a1c1c; }
 .note { font-size: .88rem; color: #444; }
+.verdict { background: #f4f7fb; border-left: 4px solid #1f77b4; padding: .5rem .8rem; }
+.decision td { white-space: normal; }
+@media (max-width: 40rem) {
+  body { margin: 1rem auto; padding: 0 .5rem; }
+  table { font-size: .8rem; }
+  th, td { padding: .2rem .3rem; }
+  td { white-space: normal; }
+}
 pre { background: #f6f6f6; padding: .6rem; overflow-x: auto; font-size: .85rem; }
 @media print {
   body { max-width: none; margin: 0; font-size: 10pt; }
@@ -102,6 +114,12 @@ class _Doc:
         self.html.append('<div class="wide">' + to_html(frame).replace("<th>beyond</th>", "<th>decades beyond "
                                                                         "the fitted runs</th>", 1) + "</div>")
         self.md.append(to_markdown(frame) + "\n")
+
+    def text_table(self, frame, cls=None):
+        """A table of strings as it is (no number formatting), e.g. the decision table."""
+        attr = f' class="wide {cls}"' if cls else ' class="wide"'
+        self.html.append(f"<div{attr}>" + frame.to_html(index=False, escape=True, border=0) + "</div>")
+        self.md.append(_markdown_table(frame, str) + "\n")
 
     def figure(self, fig, caption):
         uri = fig.to_data_uri("png")
@@ -199,9 +217,12 @@ def _point_fit(fit):
 
 
 def _parameters(doc, fit, prob):
-    table = fit.summary(prob)[["estimate", "lower", "upper", "r_hat", "ess_bulk"]].copy()
-    table = table.rename(columns={"estimate": "posterior median", "lower": f"{prob:.0%} HDI lower",
-                                  "upper": f"{prob:.0%} HDI upper"})
+    from .contract import interval_label
+
+    label = interval_label(fit.draws_kind, "eti")  # the name the decision and risk tables use
+    table = fit.summary(prob, ci_kind="eti")[["estimate", "lower", "upper", "r_hat", "ess_bulk"]].copy()
+    lower, upper = f"{prob:.0%} ETI lower", f"{prob:.0%} ETI upper"
+    table = table.rename(columns={"estimate": "posterior median", "lower": lower, "upper": upper})
     try:
         point = _point_fit(fit)
     except Exception as err:  # a failed baseline must not cost the report
@@ -211,20 +232,143 @@ def _parameters(doc, fit, prob):
     if point is not None:
         est = point.summary()["estimate"].reindex(list(fit.model.law.param_names))  # noise scales differ
         table.insert(3, "point estimate", est.reindex(table.index))
-        inside = (table["point estimate"] >= table[f"{prob:.0%} HDI lower"]) & (
-            table["point estimate"] <= table[f"{prob:.0%} HDI upper"])
-        table.insert(4, "point inside HDI", np.where(table["point estimate"].isna(), "", np.where(inside, "yes", "no")))
+        inside = (table["point estimate"] >= table[lower]) & (table["point estimate"] <= table[upper])
+        table.insert(4, "point inside ETI", np.where(table["point estimate"].isna(), "", np.where(inside, "yes", "no")))
         name = "Approach 3 (Hoffmann et al. 2022: Huber loss on log loss, L-BFGS-B from a grid)" \
             if fit.model.law.name == "chinchilla" else "Huber loss on log loss (as Approach 3), L-BFGS-B from a grid"
-        doc.para(f"Posterior median and {prob:.0%} highest-density interval beside the point estimate of "
+        doc.para(f"Posterior median and {prob:.0%} {label} (equal-tailed interval) beside the point estimate of "
                  f"{name}. R-hat and bulk ESS per parameter.")
     elif failed:
-        doc.para(f"Posterior median and {prob:.0%} highest-density interval; {failed}.")
+        doc.para(f"Posterior median and {prob:.0%} {label}; {failed}.")
     else:
-        doc.para(f"Posterior median and {prob:.0%} highest-density interval (fits with groups: population "
+        doc.para(f"Posterior median and {prob:.0%} {label} (fits with groups: population "
                  "parameters; no point estimate).")
     doc.table(table)
     return point
+
+
+#: What the default form-uncertainty model did out of sample (docs/guide/form-uncertainty.md,
+#: ``./dev bench calibration``): learned and scored leave-one-source-out on 10 public sources (68 splits,
+#: 2267 held-out runs); the share of held-out runs inside its 90% band overall, by decades beyond the
+#: fitted runs, and with the form taken as known.
+CALIBRATION = {"sources": 10, "splits": 68, "held_out": 2267, "inside_90": 0.87, "form_known_inside_90": 0.64,
+               "by_distance": (("within 0.25", 0.95), ("0.25-1", 0.88), ("1-1.5", 0.78), ("1.5-2", 0.87),
+                               ("beyond 2", 0.79))}
+
+
+def _nb(text) -> str:
+    """`text` with no line break inside a bracketed interval (it may break before the bracket)."""
+    return text.replace(", ", ",\u00a0")
+
+
+def _band(f, med, lo, hi) -> str:
+    return f"{f(med)} " + _nb(f"[{f(lo)}, {f(hi)}]")
+
+
+def _out_of_sample(form) -> str:
+    """What was checked out of sample, for the verdict."""
+    from .form import FormUncertainty
+
+    cal = CALIBRATION
+    far = dict(cal["by_distance"])
+    scored = (f"learned and scored leave-one-source-out on {cal['sources']} public sources ({cal['splits']} splits, "
+              f"{cal['held_out']:,} held-out runs)")
+    if form is None:
+        return (f"Form uncertainty is off: the bands are this law's parameter uncertainty alone; bands of that kind "
+                f"held {cal['form_known_inside_90']:.0%} of held-out runs in their 90% band when {scored}.")
+    if form != FormUncertainty():
+        return (f"The bands carry a form-uncertainty model other than the default ({form}), not scored out of "
+                f"sample; the default, {scored}, held {cal['inside_90']:.0%} of held-out runs in its 90% band.")
+    return (f"Beyond the runs the bands include the law's form uncertainty, {scored}: its 90% band held "
+            f"{cal['inside_90']:.0%} of held-out runs ({far['within 0.25']:.0%} within a quarter decade, "
+            f"{far['beyond 2']:.0%} beyond 2 decades; {cal['form_known_inside_90']:.0%} with the form taken as known).")
+
+
+def _decision(doc, fit, budgets, target, prob, k, seed):
+    """The verdict paragraph and the decision tables; returns the allocation and risk tables."""
+    from .contract import interval_label
+    from .units import format_count, format_flops
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the verdict states the distances
+        alloc = fit.allocate(budgets, prob, flops_per_param_token=k)
+        risk = fit.risk(budgets, target=target, prob=prob, flops_per_param_token=k, random_seed=seed)
+    checks = caveats(fit)
+    bits = []
+    if fit.converged:
+        bits.append("The sampler converged (R-hat <= 1.01, bulk ESS >= 400, no divergences).")
+    else:
+        bits.append("The sampler did NOT converge: do not use these numbers for a decision until it does "
+                    "(see Diagnostics).")
+    bits.append("Model checks: " + "; ".join(checks) + "." if checks else "The model checks found no heavy tails.")
+    beyond = alloc["beyond"].to_numpy(dtype=float)
+    runs = fit.runs.inputs(["N", "D"])
+    top = float(np.max(k * np.asarray(runs["N"], float) * np.asarray(runs["D"], float)))
+    if np.all(~np.isfinite(beyond) | (beyond <= 0)):
+        bits.append(f"Every budget lies within the fitted runs (largest: {format_flops(top)}).")
+    else:
+        lo, hi = np.nanmin(beyond), np.nanmax(beyond)
+        span = f"{hi:.1f}" if np.isclose(lo, hi, atol=0.05) else f"{max(lo, 0):.1f} to {hi:.1f}"
+        bits.append(f"The budgets lie {span} decades beyond the fitted runs (largest of compute, N and D; the "
+                    f"largest run used {format_flops(top)}).")
+    bits.append(_out_of_sample(fit.model.form_uncertainty))
+    doc.para(" ".join(bits), cls="verdict")
+
+    q = lambda v: f"{v:.3g}"  # noqa: E731
+    plan = pd.DataFrame({
+        "compute": [format_flops(c) for c in alloc["C"]],
+        "params N_opt": [_band(format_count, *r) for r in alloc[["N_median", "N_lower", "N_upper"]].to_numpy()],
+        "tokens D_opt": [_band(format_count, *r) for r in alloc[["D_median", "D_lower", "D_upper"]].to_numpy()],
+        "tokens/param": [_band(q, *r) for r in alloc[["tokens_per_param_median", "tokens_per_param_lower",
+                                                     "tokens_per_param_upper"]].to_numpy()],
+    })
+    loss = lambda v: f"{v:.3f}"  # noqa: E731
+    outcome = pd.DataFrame({
+        "compute": [format_flops(c) for c in risk["C"]],
+        "loss (median)": [loss(v) for v in risk["loss_median"]],
+        f"loss, {prob:.0%} band": [_nb(f"[{loss(a)}, {loss(b)}]") for a, b in zip(risk["new_run_lower"],
+                                                                                risk["new_run_upper"])],
+    })
+    if target is not None:
+        outcome[f"P(loss <= {target:g})"] = [f"{v:.2f}" for v in risk["p_target"]]
+    outcome["decades beyond the runs"] = [f"{max(v, 0):.1f}" if np.isfinite(v) else "-" for v in risk["beyond"]]
+    label = interval_label(fit.draws_kind)
+    doc.para(f"The plan at each budget: the compute-optimal model size and tokens (median and {prob:.0%} {label}), "
+             f"with C = {k:g} N D.")
+    doc.text_table(plan, "decision")
+    doc.para(f"What it reaches: the loss of one new training run on that plan (median and {prob:.0%} band, "
+             "run-to-run noise included)" + (f", and the probability it reaches the target loss {target:g}"
+                                             if target is not None else "") + ".")
+    doc.text_table(outcome, "decision")
+    return alloc, risk
+
+
+def _budget_for(doc, fit, target, prob, k, seed):
+    """The compute needed for the target: at probability `prob` and in the median case."""
+    from .units import format_count, format_flops
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        need = fit.budget_for(target, prob, flops_per_param_token=k, random_seed=seed)
+    r = need.iloc[0]
+    E = float(np.median(fit.posterior["E"].values)) if "E" in fit.posterior else float("nan")
+    if not np.isfinite(r["C"]):
+        doc.para(f"No budget reaches the loss {target:g} with probability {prob:.0%}"
+                 + (f" (the irreducible loss E is about {E:.3f})" if np.isfinite(E) else "")
+                 + f": {r['status']}.")
+        return need
+    table = pd.DataFrame({
+        "target loss": [f"{target:g}"],
+        f"compute for P = {prob:.0%}": [format_flops(r["C"])],
+        "compute, median case": [format_flops(r["C_median_case"]) if np.isfinite(r["C_median_case"]) else "-"],
+        "params": [format_count(r["N"])], "tokens": [format_count(r["D"])],
+        "tokens/param": [f"{r['tokens_per_param']:.3g}"],
+        "decades beyond the runs": [f"{max(r['beyond'], 0):.1f}" if np.isfinite(r["beyond"]) else "-"],
+    })
+    doc.para(f"The compute at which one new compute-optimal run reaches a loss of {target:g} with probability "
+             f"{prob:.0%}, the compute at which it is even odds (median case), and the plan there.")
+    doc.text_table(table, "decision")
+    return need
 
 
 def _caveats(doc, fit, budgets, k):
@@ -255,9 +399,11 @@ def _caveats(doc, fit, budgets, k):
         from .units import format_flops
 
         far = ", ".join(f"{format_flops(c)}: {b:.2g} decades" for c, b in zip(budgets, dist["beyond"]))
+        held = "; ".join(f"{d} decades {v:.2f}" for d, v in CALIBRATION["by_distance"])
         lines.append(f"Extrapolation distance of each budget's plan beyond the fitted runs (largest of C, N, D): "
-                     f"{far}. Held-out tests on real ladders found 90% bands covering fewer runs the further out "
-                     "they lie; treat far budgets with care.")
+                     f"{far}. Scored out of sample (leave one source out), the default model's 90% band held "
+                     f"this share of held-out runs by distance: {held}; the bands widen with the distance, so "
+                     "coverage holds roughly level, but few held-out runs lay beyond 2 decades.")
     lines.append(f"Fitted range: C from {reach.lower.get('C', float('nan')):.3g} to "
                  f"{reach.upper.get('C', float('nan')):.3g} FLOP, N from {reach.lower.get('N', float('nan')):.3g} "
                  f"to {reach.upper.get('N', float('nan')):.3g}, D from {reach.lower.get('D', float('nan')):.3g} to "
@@ -486,14 +632,18 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
              cls="note")
     checks = caveats(fit)
     if converged and not checks:
-        doc.para("Sampler converged (R-hat <= 1.01, bulk ESS >= 400, no divergences); model checks passed.",
-                 cls="status ok")
+        doc.para("Sampler converged; model checks passed.", cls="status ok")
     elif converged:
-        doc.para("Sampler converged (R-hat <= 1.01, bulk ESS >= 400, no divergences), but a model check failed: "
-                 + "; ".join(checks) + ".", cls="status bad")
+        doc.para("Sampler converged, but a model check failed (see the verdict below).", cls="status bad")
     else:
         doc.para("NOT CONVERGED: the sampler failed its diagnostics; do not use these numbers for a decision "
                  "until it does (see Diagnostics).", cls="status bad")
+
+    doc.heading("The decision")
+    alloc, risk = _decision(doc, fit, budgets, target, prob, k, seed)
+    if target is not None:
+        doc.heading("Budget for the target")
+        _budget_for(doc, fit, target, prob, k, seed)
 
     doc.heading("What was fitted")
     frame = fit.runs.frame
@@ -519,13 +669,13 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
     _parameters(doc, fit, prob)
 
     doc.heading("Allocation and risk at the budgets")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        doc.para("Compute-optimal allocation (posterior of N_opt, D_opt and the loss at the optimum):")
-        doc.human_table(fit.allocate(budgets, prob, flops_per_param_token=k))
-        doc.para("Risk of the compute-optimal plan at each budget"
-                 + (f" (target loss {target:g})" if target is not None else "") + ":")
-        doc.human_table(fit.risk(budgets, target=target, prob=prob, flops_per_param_token=k, random_seed=seed))
+    doc.para("Compute-optimal allocation (posterior of N_opt, D_opt and the loss at the optimum):")
+    doc.human_table(alloc.drop(columns=["converged"], errors="ignore"))
+    keep = ["C", "loss_median", "curve_lower", "curve_upper", "new_run_lower", "new_run_upper"] + (
+        ["p_target"] if target is not None else []) + ["beyond"]
+    doc.para("Loss of the compute-optimal plan at each budget: the expected loss (curve) and one new run"
+             + (f", and P(loss <= {target:g})" if target is not None else "") + ":")
+    doc.human_table(risk[[c for c in keep if c in risk.columns]])
 
     if groups is not None and len(groups) > 1:
         doc.heading(f"Groups compared with {reference}")

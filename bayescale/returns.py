@@ -324,7 +324,7 @@ def marginal_returns(fit, budget, prob=0.9, *, ci_kind="eti", cost_per_flop=None
         frame.insert(0, "group", "new" if group is None else str(group))
     annotate(frame, fit.runs, what="marginal_returns", n="N_median", d="D_median", c="C",
              tokens_per_param="tokens_per_param_median", flops_per_param_token=flops_per_param_token,
-             stacklevel=3, form=fit.form_uncertainty)
+             stacklevel=3, form=fit.form_uncertainty, bands=fit.draws_kind != "point")
     frame["converged"] = bool(fit.converged)
     frame.attrs["interval"] = interval_label(fit.draws_kind, ci_kind)
     unbounded = [col for col in frame.columns if col.startswith(("C_next", "cost_next"))]

@@ -42,6 +42,7 @@ from .laws import NUMPY
 from .predictive import predict_draws
 from .tablecheck import check_table, draw_problems, rewarn
 from .units import format_count, format_flops, format_plan, parse_plan, parse_quantity
+from .errors import warn_user
 
 __all__ = ["risk", "risk_draws", "risk_frame", "budget_for", "plan_log_loss", "first_compute", "search_range",
            "humanize", "to_markdown", "to_html", "to_text", "to_latex"]
@@ -154,7 +155,7 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti",
         out = pd.concat(frames, ignore_index=True)
         out.attrs.update(frames[0].attrs)
         warn_extrapolation(out, fit.runs, what="risk", tokens_per_param="tokens_per_param",
-                           stacklevel=3, form=fit.form_uncertainty)
+                           stacklevel=3, form=fit.form_uncertainty, bands=fit.draws_kind != "point")
         rewarn(caught, DegenerateResultWarning, stacklevel=3)
         return out
     law = fit.law
@@ -194,7 +195,7 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti",
         frame.loc[planless, "C"] = budgets[planless]
         frame.loc[planless, "label"] = "no finite plan"
     annotate(frame, fit.runs, what="risk", tokens_per_param="tokens_per_param",
-             stacklevel=3, form=fit.form_uncertainty)
+             stacklevel=3, form=fit.form_uncertainty, bands=fit.draws_kind != "point")
     frame["converged"] = bool(fit.converged)
     if fit.hierarchical:
         frame.insert(0, "group", "new" if group is None else str(group))
@@ -275,9 +276,9 @@ def _probability(hits, draws, labels, stacklevel=2) -> np.ndarray:
     if bad.any():
         p = np.where(bad > 0, np.nan, p)
         rows = [f"{label} ({n} of {draws.shape[0]} draws)" for label, n in zip(labels, bad) if n]
-        warnings.warn(f"P(loss <= target) is NaN for {len(rows)} row(s) whose predictive draws are not all finite "
-                      f"(the law overflows or is undefined there): {'; '.join(rows[:10])}",
-                      NonFiniteWarning, stacklevel=stacklevel + 1)
+        warn_user(f"P(loss <= target) is NaN for {len(rows)} row(s) whose predictive draws are not all finite "
+                  f"(the law overflows or is undefined there): {'; '.join(rows[:10])}",
+                  NonFiniteWarning, stacklevel=stacklevel + 1)
     return p
 
 
@@ -456,8 +457,9 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_T
         seeds' answers differ by about sqrt(2) times it),
         ``C_median_case`` (compute at which the probability is 1/2),
         ``status`` (``ok``; ``not reached by ...`` when even
-        ``max_compute`` is not enough — e.g. a target below the irreducible
-        loss — with C = inf; ``reached at or below ...`` when the smallest
+        ``max_compute`` is not enough, with C = inf; ``below the irreducible
+        loss E ≈ ...`` when the target is under the posterior median of E,
+        also with C = inf; ``reached at or below ...`` when the smallest
         compute searched already suffices), ``tokens_per_param``,
         ``beyond_C``, ``beyond_N``, ``beyond_D``, ``beyond``,
         ``tokens_per_param_outside`` (as in :func:`risk`), ``beyond_checked``
@@ -503,8 +505,12 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_T
         return budget_mcse(hit, lambda log_c: p_reach(log_c, t), np.log(c))
 
     rows = []
+    floor_median = float(np.median(floor))
     for t in targets:
         c, status = solve(t, prob)
+        if np.isinf(c) and t <= floor_median:
+            status = (f"below the irreducible loss E \u2248 {floor_median:.3f} (posterior median): no compute "
+                      "reaches it; choose a target above E")
         c_med, _ = solve(t, 0.5)
         n, d = _median_plan(fit, c, k, cap, params) if np.isfinite(c) else (np.array([np.nan]), np.array([np.nan]))
         rows.append(dict(target=float(t), prob=prob, C=c, C_mcse_decades=mcse_decades(t, c), N=float(n[0]),
@@ -513,7 +519,7 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_T
     with np.errstate(invalid="ignore"):
         frame["tokens_per_param"] = frame["D"] / frame["N"]
     annotate(frame, fit.runs, what="budget_for", tokens_per_param="tokens_per_param",
-             stacklevel=3, form=fit.form_uncertainty)
+             stacklevel=3, form=fit.form_uncertainty, bands=fit.draws_kind != "point")
     mark_beyond_checked(frame)
     frame["converged"] = bool(fit.converged)
     if fit.hierarchical:
@@ -532,7 +538,8 @@ _HEADERS = {
     "tokens_per_param": "tokens/param", "epochs": "epochs", "loss": "loss at optimum",
     "loss_median": "loss (median)", "penalty": "penalty vs optimum", "crossover_C": "data-bound from",
     "data_bound_prob": "P(data-bound)", "target": "target loss", "prob": "P(reach)",
-    "C_median_case": "compute (median case)", "kind": "row", "label": "plan", "status": "status",
+    "C_median_case": "compute (median case)", "C_next": "compute for the next 0.01", "slope": "slope",
+    "gain_doubling": "loss gained by 2x compute", "kind": "row", "label": "plan", "status": "status",
     "converged": "converged",
 }
 
@@ -542,13 +549,13 @@ def _formatter(base):
 
 
 def _raw_formatter(base):
-    if base in ("C", "C_median_case", "crossover_C"):
+    if base in ("C", "C_median_case", "crossover_C", "C_next"):
         return lambda v: format_flops(v)
     if base in ("N", "D", "U", "max_unique_tokens"):
         return format_count
     if base in ("loss", "loss_median", "curve", "new_run", "target"):
         return lambda v: f"{v:.3f}"
-    if base == "penalty":
+    if base in ("penalty", "slope", "gain_doubling"):
         return lambda v: f"{v:.4f}"
     if base in ("tokens_per_param", "epochs"):
         return lambda v: f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
@@ -612,11 +619,15 @@ def humanize(frame: pd.DataFrame) -> pd.DataFrame:
                 break
         if col in done:
             continue
+        base = col
         if col == "p_target":
             header = f"P(loss <= {frame.attrs['target']:.3g})" if frame.attrs.get("target") else "P(target)"
+        elif col not in _HEADERS and col.endswith("_median") and col[: -len("_median")] in _HEADERS:
+            base = col[: -len("_median")]  # a median without its interval, e.g. N_median: 96.9B
+            header = f"{_HEADERS[base]} (median)"
         else:
             header = _HEADERS.get(col, col)
-        f = _formatter(col)
+        f = _formatter(base)
         out[header] = [f(v) for v in frame[col]]
         done.add(col)
     return pd.DataFrame(out)

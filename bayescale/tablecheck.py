@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 from .errors import DegenerateResultWarning
+from .errors import warn_user
 
 __all__ = ["check_table", "draw_problems", "MAX_ROWS_NAMED"]
 
@@ -118,7 +119,7 @@ def check_table(frame, what, *, plan=None, why=None, label=None, problems=(), st
                     + f" at {_list(names, list(small))} (the budget is too small for this law's optimum, "
                     "or the fit is degenerate: see its summary and diagnostics)")
     if problems:
-        warnings.warn(DegenerateResultWarning(f"{what}: " + "; ".join(problems)), stacklevel=stacklevel + 1)
+        warn_user(DegenerateResultWarning(f"{what}: " + "; ".join(problems)), stacklevel=stacklevel + 1)
     return problems
 
 
@@ -167,4 +168,4 @@ def rewarn(caught, category, stacklevel):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         elif str(w.message) not in seen:
             seen.add(str(w.message))
-            warnings.warn(w.message, stacklevel=stacklevel + 1)
+            warn_user(w.message, stacklevel=stacklevel + 1)

@@ -42,7 +42,6 @@ irreducible term, not of the Chinchilla form.
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -51,6 +50,7 @@ from .contract import interval, interval_label
 from .errors import OffFrontierWarning, SpecError
 from .laws import NUMPY
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets, check_count, check_prob, check_seed
+from .errors import warn_user
 
 __all__ = ["kaplan_crossover", "KaplanCrossover", "chinchilla_gap", "OffFrontierWarning", "PF_DAY",
            "OFF_FRONTIER_LOG_LOSS", "frontier_below_fit"]
@@ -364,7 +364,7 @@ def kaplan_crossover(runs, *, data_runs=None, compute_fit=None, data_fit=None, r
     below = frontier_below_fit(compute_fit, front, pc)
     on_frontier = below <= OFF_FRONTIER_LOG_LOSS
     if not on_frontier:
-        warnings.warn(OffFrontierWarning(
+        warn_user(OffFrontierWarning(
             f"compute_fit: the frontier runs lie {below:.1%} (median, in log loss) below its curve, more than "
             f"{OFF_FRONTIER_LOG_LOSS:.1%}: it is not a trend of the compute-efficient frontier (was it fitted on all "
             f"runs?); fit the power_c law on bayescale.envelope.frontier(runs), or leave compute_fit=None"),

@@ -12,6 +12,7 @@ import numbers
 import numpy as np
 
 from .errors import SpecError
+from .errors import warn_user
 
 __all__ = [
     "FLOPS_PER_PARAM_TOKEN",
@@ -245,8 +246,8 @@ def renamed(**old_to_new):
                     if new in kwargs:
                         raise TypeError(f"{func.__name__}() got both {old}= and {new}=; {old}= is the former "
                                         f"name of {new}=, pass only {new}=")
-                    warnings.warn(f"{func.__name__}(): {old}= is now called {new}=", DeprecationWarning,
-                                  stacklevel=2)
+                    warn_user(f"{func.__name__}(): {old}= is now called {new}=", DeprecationWarning,
+                              stacklevel=2)
                     kwargs[new] = kwargs.pop(old)
             return func(*args, **kwargs)
 

@@ -3,6 +3,7 @@
 import json
 import types
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+import bayescale as bs
 
 
 def _script():
@@ -409,9 +412,34 @@ def test_demo_prints_posterior_point_fit_and_risk_bands():
                     "What more compute buys", "Which run to train next"):
         assert heading in out
     # a doubling of compute at 1e24 buys between 0.005 and 0.03 of loss (Chinchilla: 0.0165)
-    doubling = [line.split() for line in out.splitlines() if line.startswith("   1e+24 FLOP")]
+    doubling = [line.split() for line in out.splitlines() if line.startswith("   1e24 FLOP")
+                and len(line.split()) == 8]
     assert doubling and 0.005 < float(doubling[0][-3]) < 0.03
     assert "converged: NO" not in out and " no\n" not in out
+    # One number format: counts as 70B/1.4T, compute as 1e24 FLOP; never 1.2e+20 or 9.985e+10.
+    assert not re.search(r"\d\.?\d*e[+-]\d", out.split("approach3 = ")[1]), out
+    assert "posterior ETI" in out and "HDI" not in out  # one name for the intervals
+    # The next-run table ranks 1, 2, 3, ... in order.
+    block = out.split("Which run to train next")[1].split("\n\n")[0].splitlines()[2:]
+    ranks = [int(line.split()[0]) for line in block]
+    assert ranks == list(range(1, len(ranks) + 1)) and len(ranks) >= 2
+    # The closing hint works as given: it says how to save the fit the risk command reads.
+    last = out.strip().splitlines()[-1]
+    assert "bayescale demo -o demo.nc && bayescale risk demo.nc --budget 1e24" in last
+
+
+def test_demo_saves_the_fit_and_its_hint_names_the_file(tmp_path):
+    out = tmp_path / "demo.nc"
+    proc = run("demo", "-o", out, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert out.exists() and f"Next: bayescale risk {out} --budget 1e24" in proc.stdout.strip().splitlines()[-1]
+    # Warnings are short, one line each, and a point estimate does not speak of bands it does not have.
+    for line in proc.stderr.strip().splitlines():
+        assert len(line) <= 200 and "read the bands" not in line, line
+    hint = proc.stdout.strip().splitlines()[-1].split("Next: ", 1)[1].split()
+    risk = run(*hint[1:])
+    assert risk.returncode == 0, risk.stderr
+    assert "P(loss <= 1.9)" in risk.stdout
 
 
 def test_risk_tables_in_latex(fit_file):
@@ -522,3 +550,59 @@ def test_fit_checkpoint_and_undertuned_options_reach_the_model(tmp_path, capsys)
     status, _out, err = run_here("fit", csv, "--model", "chinchilla", "--undertuned", "-o", tmp_path / "x.nc",
                                  capsys=capsys)
     assert status != 0 and "--undertuned" in err[-1] and not (tmp_path / "x.nc").exists()
+
+
+def test_hints_use_command_line_syntax_and_ask_for_c_not_d(tmp_path):
+    """A file with compute but no tokens: the error asks to map the compute (D = C / (6 N)), in CLI syntax."""
+    csv = tmp_path / "runs.csv"
+    csv.write_bytes(files("bayescale.datasets").joinpath("chinchilla_runs_epoch2024.csv").read_bytes())
+    proc = run("fit", csv, "-o", tmp_path / "f.nc")
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert '--columns "Model Size=N"' in err and '--columns "Training FLOP=C"' in err and "C / (6 N)" in err
+    assert "columns={" not in err and "missing required column 'D'" not in err
+    proc = run("fit", csv, "-o", tmp_path / "f.nc", "--columns", "Training FLOP=C")
+    assert proc.returncode == 1 and "'D'" not in proc.stderr and '--columns "Model Size=N"' in proc.stderr
+
+
+def test_cli_syntax_rewrites_python_hints():
+    from bayescale.cli import cli_syntax
+
+    assert cli_syntax("map yours with columns={'your column': 'run'}") == 'map yours with --columns "your column=run"'
+    assert cli_syntax("fit without undertuned=True") == "fit without --undertuned"
+
+
+def test_drop_flagged_and_form_uncertainty_off(tmp_path):
+    """--drop-flagged leaves out the runs flagged in a column; --form-uncertainty off fits the law's form as exact."""
+    frame = bs.datasets.load_chinchilla()
+    csv = tmp_path / "runs.csv"
+    frame.to_csv(csv, index=False)
+    out = tmp_path / "f.nc"
+    proc = run("fit", csv, "-o", out, "--drop-flagged", "--form-uncertainty", "off", "--draws", 200, "--tune", 300,
+               "--seed", 1, "--cores", 1)
+    assert proc.returncode == 0, proc.stderr
+    assert "Dropped 5 run(s) flagged in column 'dropped_in_replication'" in proc.stderr
+    fit = bs.load(out)
+    assert fit.runs.n_runs == 240 and fit.model.form_uncertainty is None
+    assert "HeavyTailWarning" not in proc.stderr  # the 5 outliers were what made the tails heavy
+
+
+def test_drop_flagged_names_a_missing_or_unreadable_column(tmp_path, capsys):
+    frame = bs.datasets.load_chinchilla().drop(columns="dropped_in_replication")
+    csv = tmp_path / "runs.csv"
+    frame.assign(bad=["maybe"] * len(frame)).to_csv(csv, index=False)
+    status, _, err = run_here("fit", csv, "-o", tmp_path / "f.nc", "--drop-flagged", capsys=capsys)
+    assert status == 1 and len(err) == 1
+    assert "--drop-flagged dropped_in_replication" in err[0] and "no column 'dropped_in_replication'" in err[0]
+    status, _, err = run_here("fit", csv, "-o", tmp_path / "f.nc", "--drop-flagged", "bad", capsys=capsys)
+    assert status == 1 and "not true/false (the first: 'maybe')" in err[0]
+    assert not (tmp_path / "f.nc").exists()
+
+
+def test_risk_target_below_the_irreducible_loss_says_so(fit_file):
+    proc = run("risk", fit_file, "--budget", "1e24", "--target", "1.5")
+    assert proc.returncode == 0, proc.stderr
+    assert "below the irreducible loss E \u2248 1.8" in proc.stdout
+    assert "form uncertainty grows" not in proc.stdout + proc.stderr
+    # Terminal tables keep human units and leave the detail columns to csv and json.
+    assert "beyond_C" not in proc.stdout and not re.search(r"\de\+\d", proc.stdout)

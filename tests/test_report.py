@@ -13,7 +13,7 @@ import pytest
 from bayescale import cli
 from bayescale.report import check_output, report
 
-SECTIONS = ("What was fitted", "Diagnostics", "Parameters: posterior and point estimate",
+SECTIONS = ("The decision", "What was fitted", "Diagnostics", "Parameters: posterior and point estimate",
             "What more compute buys", "Which run to train next",
             "Allocation and risk at the budgets", "Figures", "Assumptions and caveats")
 
@@ -70,6 +70,50 @@ def test_markdown_report_and_unconverged_warning(markdown_unconverged):
     assert "<h2>" not in text
 
 
+#: The report's order: the decision first, then the evidence.
+ORDER = ("The decision", "Budget for the target", "What was fitted", "Diagnostics",
+         "Parameters: posterior and point estimate", "Allocation and risk at the budgets", "What more compute buys",
+         "Which run to train next", "Figures", "Assumptions and caveats")
+
+
+def _headings(text, html=True):
+    return re.findall(r"<h2>(.*?)</h2>", text) if html else re.findall(r"^## (.*)$", text, flags=re.M)
+
+
+def _decision_tables(text):
+    section = text.split("<h2>The decision</h2>", 1)[1].split("<h2>", 1)[0]
+    return section, re.findall(r'<div class="wide decision">(.*?)</div>', section, flags=re.S)
+
+
+def test_report_opens_with_the_decision_and_the_budget_for_the_target(html_report):
+    text = html_report.read_text(encoding="utf-8")
+    assert _headings(text) == list(ORDER)
+    section, tables = _decision_tables(text)
+    verdict = re.search(r'<p class="verdict">(.*?)</p>', section, flags=re.S).group(1)
+    assert verdict.startswith("The sampler converged") and "decades beyond the fitted runs" in verdict
+    assert "leave-one-source-out on 10 public sources" in verdict and "87%" in verdict
+    plan, outcome = tables
+    for header in ("params N_opt", "tokens D_opt", "tokens/param"):
+        assert f"<th>{header}</th>" in plan
+    assert "<th>P(loss &lt;= 2)</th>" in outcome and "<th>loss, 90% band</th>" in outcome
+    # Tables fit the page: a few columns each, human units (70B, 1.4T, 1e24 FLOP), no 9.985e+10.
+    for table in tables:
+        assert table.count("<th>") <= 5
+        assert not re.search(r"\de\+\d", table)
+    assert re.search(r"<td>\d+(\.\d+)?B \[", plan) and "<td>1e24 FLOP</td>" in plan
+    budget = text.split("<h2>Budget for the target</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "compute for P = 90%" in budget and "compute, median case" in budget and " FLOP</td>" in budget
+    # The caveat says what the calibration says: coverage by distance, not "fewer runs the further out".
+    assert "fewer runs the further out" not in text and "beyond 2 decades 0.79" in text
+
+
+def test_without_a_target_there_is_no_target_column_or_section(markdown_unconverged):
+    text = markdown_unconverged
+    assert _headings(text, html=False) == [h for h in ORDER if h != "Budget for the target"]
+    decision = text.split("## The decision\n", 1)[1].split("\n## ", 1)[0]
+    assert "did NOT converge" in decision and "| params N_opt |" in decision and "P(loss" not in decision
+
+
 def test_bad_output_is_refused_before_any_work(tmp_path):
     # fit=None: the path is checked first, so nothing about the fit is touched.
     with pytest.raises(ValueError, match="suffix '.pdf'"):
@@ -107,6 +151,25 @@ def test_report_renders_in_headless_chromium(html_report, tmp_path):
     r, g, b = image[..., 0], image[..., 1], image[..., 2]
     orange = (r > 220) & (g > 100) & (g < 150) & (b < 60)
     assert orange.sum() > 200
+
+
+@pytest.mark.parametrize("width, height", [(794, 1123), (390, 844)], ids=["A4", "phone"])
+def test_the_first_screen_holds_the_verdict(html_report, tmp_path, width, height):
+    """At A4 and phone widths the first screen shows the verdict box (its blue left border, #1f77b4)."""
+    from PIL import Image
+
+    browser = _browser()
+    if browser is None:
+        pytest.skip("no chromium/chrome on PATH (./dev installs Debian's chromium when apt-get can)")
+    shot = tmp_path / "first.png"
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           f"--window-size={width},{height}", f"--screenshot={shot}", html_report.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert shot.exists(), proc.stderr[-2000:]
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    blue = (abs(r - 31) < 20) & (abs(g - 119) < 20) & (abs(b - 180) < 20)
+    assert blue.sum(axis=0).max() > 100  # a vertical bar: the verdict's border, not the title's rule
 
 
 def test_markup_in_the_data_is_never_markup_in_a_markdown_report(chinchilla_fit, tmp_path):

@@ -249,5 +249,10 @@ def warn_user(message, category=None, stacklevel=2) -> None:
         return
     globs = frame.f_globals
     registry = globs.setdefault("__warningregistry__", {})
+    # module_globals only lets the source line be read through the module's loader; a namespace without
+    # one (a notebook cell, exec) makes warn_explicit raise, so it is passed only with a loader
+    spec = globs.get("__spec__")
+    loaded = getattr(spec, "loader", None) is not None if spec is not None else "__spec__" not in globs
     warnings.warn_explicit(message, category, frame.f_code.co_filename, frame.f_lineno,
-                           module=globs.get("__name__"), registry=registry, module_globals=globs)
+                           module=globs.get("__name__"), registry=registry,
+                           module_globals=globs if loaded else None)

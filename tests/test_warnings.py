@@ -58,3 +58,17 @@ def test_a_point_estimate_says_it_has_no_band(a3):
     _check(caught, [bs.ExtrapolationWarning])
     text = str(caught[0].message)
     assert "no band" in text and "read the bands" not in text
+
+
+def test_warnings_from_a_namespace_without_a_module_loader():
+    """A notebook cell's namespace has __spec__ None: the warning is still issued, at the cell's line."""
+    from bayescale.errors import warn_user
+
+    for namespace in ({"__name__": "__main__", "__spec__": None}, {"__name__": "__main__"},
+                      {"__name__": "__main__", "__spec__": None, "__loader__": None}):
+        namespace["warn_user"] = warn_user
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            exec(compile("\nwarn_user('from a notebook cell', UserWarning)", "<cell>", "exec"), namespace)
+        assert [str(w.message) for w in caught] == ["from a notebook cell"]
+        assert caught[0].filename == "<cell>" and caught[0].lineno == 2

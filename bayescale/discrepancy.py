@@ -207,7 +207,7 @@ def learn(rec: Records, start: FormUncertainty | None = None, *, fixed=(), rando
     """The band model minimising the weighted interval score of the held-out runs (and IsoFLOP optima).
 
     The loss part (scale, its dependence on the residual scale, power of the
-    distance, spread) is fitted to the held-out runs' new-run bands; the
+    distance, spread, shape) is fitted to the held-out runs' new-run bands; the
     allocation part (scale, power) to the IsoFLOP optima's 90% bands. Nelder-Mead on
     log scales with common random numbers (`draws` thinned draws of each
     run), so the objective is a deterministic function of the parameters.
@@ -229,8 +229,8 @@ def learn(rec: Records, start: FormUncertainty | None = None, *, fixed=(), rando
 
     start = start or FormUncertainty()
     sub = _thin_records(rec, draws)
-    loss_names = [n for n in ("loss_scale", "loss_residual_power", "loss_power", "loss_bias", "loss_offset", "spread")
-                  if n not in fixed]
+    loss_names = [n for n in ("loss_scale", "loss_residual_power", "loss_power", "loss_bias", "loss_offset",
+                                    "spread", "shape") if n not in fixed]
 
     def unpack(x, names, base):
         values = {}
@@ -291,7 +291,7 @@ def _simplex(x0, step=0.4):
     return np.vstack([x0] + [x0 + step * np.eye(x0.size)[i] for i in range(x0.size)])
 
 
-_LOG_PARAMS = ("loss_scale", "loss_power", "loss_offset", "spread", "allocation_scale", "allocation_power")
+_LOG_PARAMS = ("loss_scale", "loss_power", "loss_offset", "spread", "shape", "allocation_scale", "allocation_power")
 
 
 def _thin_records(rec, draws):

@@ -76,7 +76,7 @@ def main(argv=None):
     cols = ["n_splits", "n_runs", "coverage_50", "coverage_90", "width_90", "interval_score_90", "wis"]
     table = pd.concat([summarise(s).assign(method=m) for m, s in scored.items()], ignore_index=True)
     print("\nPer source (held-out runs; every source weighs the same in 'all'; width in % of the loss)")
-    print(table.pivot_table(index="source", columns="method", values=["coverage_50", "coverage_90", "width_90",
+    print(table.pivot_table(index="source", columns="method", values=["coverage_50", "coverage_90", "width_90", "wis",
                                                                        "interval_score_90"], sort=False)
           .round(3).to_string())
 

@@ -9,7 +9,7 @@ from bayescale.discrepancy import (allocation_scores, bands, leave_one_source_ou
                                    summarise)
 from bayescale.form import FormUncertainty, growth
 
-PLANTED = FormUncertainty(loss_scale=0.03, loss_residual_power=0.0, loss_power=1.5, loss_offset=0.2, spread=0.0,
+PLANTED = FormUncertainty(loss_scale=0.03, loss_residual_power=0.0, loss_power=1.5, loss_offset=0.2, spread=0.0, shape=1.0,
                           allocation_scale=0.1, allocation_residual_power=0.0, allocation_power=1.0)
 
 

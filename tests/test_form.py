@@ -1,6 +1,7 @@
 """Form uncertainty: zero inside the fitted range, growing with the distance beyond it, carried by every table."""
 
 import warnings
+from math import gamma
 
 import numpy as np
 import pandas as pd
@@ -53,7 +54,7 @@ def test_tables_of_the_earlier_linear_model_are_read_with_a_warning():
         form = form_from_dict({"loss_rate": 7.0, "allocation_rate": 15.0, "allocation_floor": 0.1, "spread": 0.5})
     assert form == FormUncertainty(loss_scale=0.07, loss_residual_power=1.0, loss_power=1.0, loss_offset=0.0,
                                    spread=0.5, allocation_scale=0.1, allocation_residual_power=0.0,
-                                   allocation_power=1.0)
+                                   allocation_power=1.0, shape=1.0)
     # the earlier loss rule, sd 7 r per decade of log loss, is that linear case
     assert form.loss_sd(0.004, 2.0) == pytest.approx(7 * 0.004 * 2.0)
 
@@ -87,17 +88,26 @@ def test_bands_widen_with_the_distance_beyond_the_runs(chinchilla_fit, quiet):
     width = (with_form["new_run_upper"] - with_form["new_run_lower"]).to_numpy()
     fixed = (without["new_run_upper"] - without["new_run_lower"]).to_numpy()
     assert np.all(np.diff(width) > 0) and np.all(width > 1.5 * fixed)
-    np.testing.assert_allclose(with_form["loss_median"], without["loss_median"], rtol=2e-3)
-    # The discrepancy of the log reducible loss has sd loss_scale_for(r, f) x growth(d), times the sd of the
-    # standardised draws, exp(spread^2) (r the residual scale, f the reducible share of the loss); the draws
-    # held at the frontier's decline (bayescale.form._draws) are in the upper tail only, so the check is on the
-    # interquartile range: 1.349 sd for a Normal, times the spread's effect on its quartiles (within 15%).
+    # The discrepancy's draws have little mass near zero (shape < 1), so the median of 4000 draws sits between
+    # two modes and moves with the seed: -0.05% to +0.23% over seeds 1-6 at these points, where the discrepancy's
+    # own sd is about 1.5%; 0.5% is twice the largest measured.
+    np.testing.assert_allclose(with_form["loss_median"], without["loss_median"], rtol=5e-3)
+    # The discrepancy of the log reducible loss is z loss_scale_for(r, f) growth(d) (r the residual scale, f the
+    # reducible share of the loss), z = c sign(x) |x|^shape exp(spread y) with unit-sd c sign(x) |x|^shape; the
+    # draws held at the frontier's decline (bayescale.form._draws) are in the upper tail only, so the check is on
+    # the interquartile range, against z's drawn here independently (200000 draws: IQR to 0.5%; 4000 posterior
+    # draws of the fit: about 4%, within 15%).
     r, f = residual_scale(chinchilla_fit), reducible_fraction(chinchilla_fit)
     assert 0.002 < r < 0.01 and 0.1 < f < 0.5
     form = chinchilla_fit.model.form_uncertainty
     shift = loss_shift(chinchilla_fit, {"C": c}).reshape(-1, 3)
     iqr = np.subtract(*np.percentile(shift, [75, 25], axis=0))
-    expected = 1.349 * form.loss_scale_for(r, f) * growth(np.array([1.0, 2.0, 3.0]), form.loss_power, form.loss_offset)
+    x, y = np.random.default_rng(7).standard_normal((2, 200_000))
+    q = form.shape
+    unit = np.sqrt(np.sqrt(np.pi) / (2 ** q * gamma(q + 0.5)))  # E|x|^(2q) = 2^q Gamma(q + 1/2) / sqrt(pi)
+    z = unit * np.sign(x) * np.abs(x) ** q * np.exp(form.spread * y)
+    z_iqr = np.subtract(*np.percentile(z, [75, 25]))
+    expected = z_iqr * form.loss_scale_for(r, f) * growth(np.array([1.0, 2.0, 3.0]), form.loss_power, form.loss_offset)
     np.testing.assert_allclose(iqr, expected, rtol=0.15)
 
 
@@ -136,3 +146,18 @@ def test_a_saved_fit_keeps_its_form_setting(synthetic_fit, synthetic_runs, tmp_p
     assert bs.load(path).model.form_uncertainty is None
     synthetic_fit.save(tmp_path / "default.nc")
     assert bs.load(tmp_path / "default.nc").model.form_uncertainty == FormUncertainty()
+
+
+def test_shape_moves_the_standardised_draws_mass_off_zero_and_old_tables_keep_theirs():
+    """shape 1 is the Normal; below 1 the mass leaves zero (|z| near one sd), the sd stays 1; a table saved before
+    the key existed reads as Normal-shaped, so a saved fit's bands do not change on load."""
+    normal, _ = FormUncertainty(spread=0.0, shape=1.0).standard_draws(100_000, seed=3)
+    shaped, _ = FormUncertainty(spread=0.0, shape=0.2).standard_draws(100_000, seed=3)
+    # sd of 100000 unit-sd draws: within 1% (its standard error is 0.2-0.3%)
+    assert np.std(normal) == pytest.approx(1.0, rel=0.01) and np.std(shaped) == pytest.approx(1.0, rel=0.01)
+    assert np.mean(np.abs(normal) < 0.5) > 0.35 and np.mean(np.abs(shaped) < 0.5) < 0.05
+    saved = {k: v for k, v in FormUncertainty().to_dict().items() if k != "shape"}
+    assert form_from_dict(saved).shape == 1.0
+    assert form_from_dict({"loss_scale": 0.02}).shape == FormUncertainty().shape  # a partial spec takes the default
+    with pytest.raises(bs.SpecError, match="shape must lie in"):
+        FormUncertainty(shape=0.05)

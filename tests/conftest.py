@@ -83,8 +83,30 @@ def level_groups():
     return pd.concat(parts, ignore_index=True)
 
 
+def fit_once_per_session(name, make, tmp_path_factory, worker_id):
+    """`make()` once per test session, also when the suite runs on several workers (pytest-xdist).
+
+    The first worker to ask fits and saves the fit in the session's shared temporary folder; the others wait
+    for it and load the file (a saved fit carries every group the tests read, checked by its digests).
+    """
+    if worker_id == "master":
+        return make()
+    from bayescale.files import folder_lock
+
+    root = tmp_path_factory.getbasetemp().parent
+    path = root / f"{name}.nc"
+    with folder_lock(root, name=f"{name}.lock"):
+        if path.exists():
+            return bs.load(path)
+        fit = make()
+        fit.save(path)
+        return fit
+
+
 @pytest.fixture(scope="session")
-def grouped_level_fit():
-    """Every law parameter partial: the groups vary in level coordinates."""
+def grouped_level_fit(tmp_path_factory, worker_id):
+    """Every law parameter partial: the groups vary in level coordinates (about 45 s: fitted once per session)."""
     pooling = {k: "partial" for k in ("E", "A", "B", "alpha", "beta")}
-    return bs.ScalingModel("chinchilla", pooling=pooling).fit(level_groups(), random_seed=3, progressbar=False)
+    return fit_once_per_session(
+        "grouped_level_fit", lambda: bs.ScalingModel("chinchilla", pooling=pooling).fit(
+            level_groups(), random_seed=3, progressbar=False), tmp_path_factory, worker_id)

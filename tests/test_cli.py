@@ -114,8 +114,12 @@ def test_recommend_ranks_a_grid_or_a_file_of_candidates(fit_file, tmp_path, caps
     table = pd.read_csv(StringIO(proc.stdout))
     # 1.25 to 320 tokens per parameter offered: the two more than 10x off the optimum's (~20) are left out; those
     # expected to narrow nothing come last without a rank
-    ranked = table[table["rank"].notna()]
-    assert len(table) == 7 and ranked["rank"].tolist() == list(range(1, len(ranked) + 1)) and len(ranked) >= 3
+    # How many get a rank depends on each shrinkage against twice its Monte Carlo error: at 30 outcomes the
+    # candidates inside the fitted range narrow the band by 1-2.3 of their errors (measured), so only the one
+    # that stretches the range (16B on 320B, about 34 errors) is ranked on every build.
+    ranked, unranked = table[table["rank"].notna()], table[table["rank"].isna()]
+    assert len(table) == 7 and ranked["rank"].tolist() == list(range(1, len(ranked) + 1)) and len(ranked) >= 1
+    assert unranked["cost"].is_monotonic_increasing
     assert ranked["shrinkage_per_flop"].is_monotonic_decreasing and (table["width"] > 0).all()
     assert np.allclose(table["shrinkage"], table["shrinkage_information"] + table["shrinkage_range"])
     every = run("recommend", fit_file, "--budget", "1e24", "--n-range", "1B:16B", "--d-range", "20B:320B",

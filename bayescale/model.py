@@ -14,6 +14,7 @@ uncorrelated and NUTS runs at low tree depth. Only published parameters
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -66,12 +67,18 @@ class ScalingModel:
         Distribution of log loss around the law.
     pooling : dict or Pooling, optional
         How law parameters vary across the runs' ``group`` column:
-        ``{"E": "partial", "A": "partial"}``; each one ``"shared"`` (default),
-        ``"partial"`` (partial pooling towards a population value, with
-        hyperparameters ``<name>_pop`` and ``<name>_group_sd``) or
-        ``"independent"``. See :mod:`bayescale.hierarchy`. With partial
-        pooling the prior of a parameter is the prior of its population value;
-        ``priors`` may also set ``<name>_group_sd``.
+        ``{"E": "partial", "A": "partial"}``; each one ``"shared"`` (the
+        default for a parameter not named), ``"partial"`` (partial pooling
+        towards a population value, with hyperparameters ``<name>_pop`` and
+        ``<name>_group_sd``) or ``"independent"``. See
+        :mod:`bayescale.hierarchy`. With partial pooling the prior of a
+        parameter is the prior of its population value; ``priors`` may also
+        set ``<name>_group_sd``. Not given (None): when the runs have two or
+        more groups and the law has a level form (the Chinchilla law and
+        the laws with one irreducible term and one or two power terms),
+        every law parameter is partial, the choice leave-one-out prefers on
+        real ladders (docs/guide/groups.md); otherwise every parameter is
+        shared. ``{}`` shares every parameter whatever the runs.
     form_uncertainty : FormUncertainty or None, default FormUncertainty()
         How far the law's form may be off beyond the fitted runs: a
         discrepancy that is zero inside the fitted range and grows with the
@@ -140,6 +147,7 @@ class ScalingModel:
         self.undertuned = _check_undertuned(undertuned)
         self.pooling = Pooling(pooling)
         self.pooling.check(self.law.param_names, self.param_names)
+        self._pooling_given = pooling is not None
         if priors is not None and not isinstance(priors, Mapping):
             raise SpecError(f"priors must be a mapping {{parameter name: prior}} such as "
                             f"{{'alpha': LogNormal(mu=-1.0, sigma=0.5)}}, got {type(priors).__name__} {priors!r}")
@@ -470,6 +478,11 @@ class ScalingModel:
 
         _cache_dir(cache_dir)  # a bad folder argument fails here, before any work
         runs = self._law_rows(self._runs(runs, columns))
+        model = self.for_runs(runs)
+        if model is not self:
+            return model.fit(runs, draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
+                             sampler=sampler, target_accept=target_accept, progressbar=progressbar,
+                             escalate=escalate, cache_dir=cache_dir)
         self._check_within_run(runs)
         self._check_size(runs, chains, draws)
         from .assumptions import check_assumptions
@@ -539,8 +552,47 @@ class ScalingModel:
         from .sampling import build_model
 
         runs = self._law_rows(self._runs(runs, columns))
-        self._check_within_run(runs)
-        return build_model(self, runs, level=bool(level_form))
+        model = self.for_runs(runs)
+        model._check_within_run(runs)
+        return build_model(model, runs, level=bool(level_form))
+
+    def for_runs(self, runs):
+        """The model :meth:`fit` samples for `runs`: this one, or with the default pooling for runs with groups.
+
+        When ``pooling`` was not given, runs with two or more groups make
+        every law parameter partial if the law has a level form (the groups
+        then vary in level coordinates, :mod:`bayescale.pooling`); for other
+        laws every parameter stays shared, with a warning saying so.
+
+        Examples
+        --------
+        >>> import bayescale as bs, pandas as pd
+        >>> runs = pd.DataFrame({"N": [1e8, 2e8, 4e8] * 4, "D": [2e9, 4e9, 8e9] * 4, "loss": 3.0,
+        ...                      "group": ["a"] * 6 + ["b"] * 6})
+        >>> bs.ScalingModel("chinchilla").for_runs(runs).pooling.to_dict()
+        {'E': 'partial', 'A': 'partial', 'B': 'partial', 'alpha': 'partial', 'beta': 'partial'}
+        >>> bs.ScalingModel("chinchilla", pooling={}).for_runs(runs).pooling.to_dict()
+        {}
+        """
+        from .data import RunData
+        from .pooling import Pooling, pooled_in_level_form
+
+        if not isinstance(runs, RunData):
+            runs = self._runs(runs)
+        if self._pooling_given or len(runs.groups or ()) < 2:
+            return self
+        every = Pooling({name: "partial" for name in self.law.param_names})
+        if not pooled_in_level_form(self.law, every):
+            warn_user(f"the runs have {len(runs.groups)} groups and the {self.law.name} law has no level form, so "
+                      "every parameter is shared across them; pass pooling={'E': 'partial', ...} to let some vary "
+                      "(or pooling={} to silence this)", UserWarning, stacklevel=3)
+            model = copy.copy(self)
+            model._pooling_given = True
+            return model
+        model = copy.copy(self)
+        model.pooling = every
+        model._pooling_given = True
+        return model
 
     # ------------------------------------------------------------ persistence
     def to_dict(self) -> dict:
@@ -564,7 +616,7 @@ class ScalingModel:
             "priors": {k: v.to_dict() for k, v in self.priors.items()},
             "form_uncertainty": self.form_uncertainty.to_dict() if self.form_uncertainty else False,
         }
-        if self.pooling:
+        if self.pooling or self._pooling_given:
             out["pooling"] = self.pooling.to_dict()
         if self.within_run != "auto":
             out["within_run"] = self.within_run
@@ -613,7 +665,12 @@ class ScalingModel:
             lines.insert(1, f"  spec {self.name!r}" + (f": {self.description}" if self.description else ""))
         lines.append(f"  {self.form_uncertainty}" if self.form_uncertainty
                      else "  form uncertainty: off (the law's form is taken as known)")
-        if self.pooling:
+        if not self._pooling_given:
+            from .pooling import Pooling, pooled_in_level_form
+
+            if pooled_in_level_form(self.law, Pooling({n: "partial" for n in self.law.param_names})):
+                lines.append("  by group: runs with groups get every law parameter partial (pooling={} shares them)")
+        elif self.pooling:
             lines.append("  by group: " + ", ".join(f"{k} {v}" for k, v in self.pooling.to_dict().items())
                          + "; other parameters shared")
             if self._level_kinds():

@@ -277,6 +277,6 @@ def to_toml(model) -> str:
         lines += ["", "[law]"] + [f"{_key(k)} = {_value(v)}" for k, v in law.items()]
         lines += ["", "[law.parameters]"] + [f"{_key(k)} = {_value(v)}" for k, v in params.items()]
     for table in ("priors", "pooling", "form_uncertainty"):
-        if d.get(table):
+        if d.get(table) or (table == "pooling" and d.get(table) == {}):  # an empty [pooling]: every parameter shared
             lines += ["", f"[{table}]"] + [f"{_key(k)} = {_value(v)}" for k, v in d[table].items()]
     return "\n".join(lines) + "\n"

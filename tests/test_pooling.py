@@ -130,3 +130,23 @@ def test_a_level_pooled_fit_saves_and_loads(level_fit, tmp_path):
     back = bs.load(path)
     new = pd.DataFrame({"N": [1e9, 3e9], "D": [2e10, 6e10], "group": ["g0", "g2"]})
     pd.testing.assert_frame_equal(back.predict(new, random_seed=1), level_fit.predict(new, random_seed=1))
+
+
+def test_runs_with_groups_get_every_parameter_partial_unless_pooling_is_given(tmp_path):
+    """The default leave-one-out prefers on Porian's 15 configurations (docs/guide/groups.md); {} shares all."""
+    from bayescale.model import load_spec
+    from bayescale.specs import to_toml
+
+    runs = pd.DataFrame({"N": [1e8, 2e8, 4e8] * 4, "D": [2e9, 4e9, 8e9] * 4, "loss": 3.0,
+                         "group": ["a"] * 6 + ["b"] * 6})
+    model = bs.ScalingModel("chinchilla")
+    assert model.for_runs(runs).pooling == Pooling(ALL)
+    assert model.for_runs(runs.drop(columns="group")) is model and not model.pooling  # no groups: nothing pooled
+    assert "runs with groups get every law parameter partial" in str(model)
+    shared = bs.ScalingModel("chinchilla", pooling={})
+    assert shared.for_runs(runs) is shared and not shared.for_runs(runs).pooling
+    path = tmp_path / "shared.toml"
+    path.write_text(to_toml(shared))  # an empty [pooling] table: shared, also after a round trip
+    assert "[pooling]" in path.read_text() and not load_spec(path).for_runs(runs).pooling
+    with pytest.warns(UserWarning, match="kaplan law has no level form, so every parameter is shared"):
+        assert not bs.ScalingModel("kaplan").for_runs(runs).pooling

@@ -31,7 +31,7 @@ def pooling_fits(grouped):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.ConvergenceWarning)  # the shared model is wrong on purpose
         for label, pooling in (("partial", {"E": "partial", "A": "partial"}),
-                               ("independent", {"E": "independent", "A": "independent"}), ("shared", None)):
+                               ("independent", {"E": "independent", "A": "independent"}), ("shared", {})):
             fits[label] = bs.ScalingModel("chinchilla", pooling=pooling).fit(grouped, **SAMPLING)
     return fits
 

@@ -45,6 +45,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from .contract import SAMPLE_DIMS
 from .errors import HeavyTailWarning, ModelCheckWarning, PriorDataConflictWarning
 from .priors import HalfNormal, LogNormal, Normal, StudentT, Exponential
 from .errors import warn_user
@@ -57,7 +58,6 @@ CONFLICT_PROB = 0.99
 NU_MIN = 2.0
 #: Posterior median of ``undertuned_rate`` above which the undertuned component explains the ladder, not a few rungs.
 UNDERTUNED_RATE_MAX = 0.2
-SAMPLE_DIMS = ("chain", "draw")
 _N_PRIOR = 200_000
 
 

@@ -11,7 +11,7 @@ import xarray as xr
 
 from .errors import ConvergenceWarning
 from .validation import FLOPS_PER_PARAM_TOKEN, check_prob as _check_prob, check_seed as _check_seed, renamed
-from .contract import check_ci_kind, interval_label
+from .contract import check_ci_kind, interval_label, SAMPLE_DIMS
 from .data import run_prefixes
 from .laws import NUMPY
 from .predictive import log_curve, predict
@@ -27,7 +27,6 @@ HERMITE_NODES = 24
 FORMAT_VERSION = 1
 RHAT_MAX = 1.01
 ESS_MIN = 400
-SAMPLE_DIMS = ("chain", "draw")
 
 
 def _version() -> str:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .contract import interval_label
+from .contract import interval_label, SAMPLE_DIMS
 from .errors import SpecError
 from .pooling import (GROUP_NOISE, NEW_GROUP, from_level, level_coordinates, pooled_in_level_form, pop_name, sd_name,
                       to_level)
@@ -20,7 +20,6 @@ from .validation import check_seed
 
 __all__ = ["tidy_posterior", "group_param_draws", "group_labels", "group_summary", "plot_groups"]
 
-SAMPLE_DIMS = ("chain", "draw")
 
 
 # ---------------------------------------------------------------- posterior

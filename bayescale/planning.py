@@ -14,13 +14,12 @@ import numpy as np
 
 from .allocation import crossover_compute, optimal_allocation
 from .conflicts import caveats
-from .contract import check_group, interval, interval_label
+from .contract import check_group, interval, interval_label, SAMPLE_DIMS
 from .form import irreducible_draws, shift_allocation, shift_crossover
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_prob as _check_prob, check_seed
 
 __all__ = ["posterior_params", "allocate_draws", "allocate", "median_plan"]
 
-SAMPLE_DIMS = ("chain", "draw")
 
 
 def posterior_params(fit, group=None, random_seed=None) -> dict:

@@ -101,7 +101,8 @@ class PointFit(ResultMethods):
 
     @property
     def converged(self) -> bool:
-        """The optimiser's verdict at the best start (:attr:`success`)."""
+        """The optimiser's verdict at the best start (:attr:`success`): the estimate can be used (see :attr:`reason`
+        when not)."""
         return bool(self.success)
 
     @property
@@ -146,11 +147,6 @@ class PointFit(ResultMethods):
     def noise_draws(self, params, shape, rng) -> np.ndarray:
         """Run-to-run log-loss noise: the fit's own residuals, resampled."""
         return rng.choice(self._residuals, size=shape)
-
-    @property
-    def converged(self) -> bool:
-        """Same as :attr:`success`: the estimate can be used (see :attr:`reason` when not)."""
-        return self.success
 
     # --------------------------------------------------------------- helpers
     def table_problems(self, what) -> list:

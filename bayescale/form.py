@@ -290,7 +290,7 @@ def form_from_dict(d, source="form_uncertainty"):
         d.setdefault("allocation_residual_power", 0.0)
         d.setdefault("allocation_power", 1.0)
         d.setdefault("spread", 0.5)
-        d.update({k: v for k, v in _LATER_KEYS.items() if k not in d})
+        d.setdefault("loss_bias", 0.0)  # now a table written in full before the later keys existed
     if all(k in d for k in _KEYS if k not in _LATER_KEYS):
         # a table written in full before `shape` existed (a saved fit): its draws were Normal-shaped
         d = {**d, **{k: v for k, v in _LATER_KEYS.items() if k not in d}}

@@ -478,17 +478,13 @@ class ScalingModel:
 
         _cache_dir(cache_dir)  # a bad folder argument fails here, before any work
         runs = self._law_rows(self._runs(runs, columns))
-        model = self.for_runs(runs)
-        if model is not self:
-            return model.fit(runs, draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
-                             sampler=sampler, target_accept=target_accept, progressbar=progressbar,
-                             escalate=escalate, cache_dir=cache_dir)
-        self._check_within_run(runs)
-        self._check_size(runs, chains, draws)
+        model = self.for_runs(runs)  # the runs' groups may set the pooling: the rest is that model's
+        model._check_within_run(runs)
+        model._check_size(runs, chains, draws)
         from .assumptions import check_assumptions
 
         check_assumptions(runs)  # repeated rows, loss rising with scale: warned before any sampling
-        if self.undertuned:
+        if model.undertuned:
             from .undertuned import flags
 
             flags(runs.frame)  # a bad flag column fails here, before any work
@@ -499,11 +495,11 @@ class ScalingModel:
         person = interactive()
         notices = progressbar is not False and person
         if progressbar is None:
-            large = runs.n_runs >= PROGRESS_RUNS or (self.hierarchical and len(runs.groups or ()) >= PROGRESS_GROUPS)
+            large = runs.n_runs >= PROGRESS_RUNS or (model.hierarchical and len(runs.groups or ()) >= PROGRESS_GROUPS)
             progressbar = large and person
         settings = SampleSettings(s["draws"], s["tune"], s["chains"], s["cores"] or os.cpu_count() or 1,
                                   int(random_seed), sampler, s["target_accept"], progressbar, escalate, notices)
-        return run_sampler(self, runs, settings, cache=cache_dir)
+        return run_sampler(model, runs, settings, cache=cache_dir)
 
     def build(self, runs, *, level_form=False, columns=None):
         """The PyMC model of this specification with the data of `runs`, for inspection or customisation.
@@ -575,24 +571,27 @@ class ScalingModel:
         {}
         """
         from .data import RunData
-        from .pooling import Pooling, pooled_in_level_form
 
         if not isinstance(runs, RunData):
             runs = self._runs(runs)
         if self._pooling_given or len(runs.groups or ()) < 2:
             return self
-        every = Pooling({name: "partial" for name in self.law.param_names})
-        if not pooled_in_level_form(self.law, every):
+        model = copy.copy(self)
+        model.pooling = self._group_default()
+        model._pooling_given = True
+        if not model.pooling:
             warn_user(f"the runs have {len(runs.groups)} groups and the {self.law.name} law has no level form, so "
                       "every parameter is shared across them; pass pooling={'E': 'partial', ...} to let some vary "
                       "(or pooling={} to silence this)", UserWarning, stacklevel=3)
-            model = copy.copy(self)
-            model._pooling_given = True
-            return model
-        model = copy.copy(self)
-        model.pooling = every
-        model._pooling_given = True
         return model
+
+    def _group_default(self):
+        """The pooling of runs with groups when none is given: every law parameter partial if the law has a level
+        form, else none (every parameter shared)."""
+        from .pooling import Pooling, pooled_in_level_form
+
+        every = Pooling({name: "partial" for name in self.law.param_names})
+        return every if pooled_in_level_form(self.law, every) else Pooling()
 
     # ------------------------------------------------------------ persistence
     def to_dict(self) -> dict:
@@ -666,9 +665,7 @@ class ScalingModel:
         lines.append(f"  {self.form_uncertainty}" if self.form_uncertainty
                      else "  form uncertainty: off (the law's form is taken as known)")
         if not self._pooling_given:
-            from .pooling import Pooling, pooled_in_level_form
-
-            if pooled_in_level_form(self.law, Pooling({n: "partial" for n in self.law.param_names})):
+            if self._group_default():
                 lines.append("  by group: runs with groups get every law parameter partial (pooling={} shares them)")
         elif self.pooling:
             lines.append("  by group: " + ", ".join(f"{k} {v}" for k, v in self.pooling.to_dict().items())

@@ -11,8 +11,9 @@ Each parameter of the law is then, by choice:
     one value for every group (the default);
 ``partial``
     one value per group, drawn from a population: on the sampler's internal
-    scale ``z_g = z_pop + group_sd * offset_g`` with ``offset_g ~ Normal(0, 1)``
-    (non-centred, so NUTS meets no funnel). The parameter's prior becomes the
+    scale ``z_g = z_pop + group_sd * offset_g``, centred or non-centred group by
+    group as the data say (the sampler meets no funnel where the spread may be
+    near 0; :mod:`bayescale.sampling`). The parameter's prior becomes the
     prior of the population value ``<name>_pop``; ``<name>_group_sd`` (the
     spread between groups on that scale) gets a HalfNormal hyperprior;
 ``independent``

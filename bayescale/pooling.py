@@ -18,7 +18,7 @@ __all__ = ["Pooling", "POOLING_CHOICES", "NEW_GROUP", "POP_SUFFIX", "SD_SUFFIX",
 
 POOLING_CHOICES = {
     "shared": "one value for all groups",
-    "partial": "one value per group, partially pooled towards a population value (non-centred)",
+    "partial": "one value per group, partially pooled towards a population value",
     "independent": "one value per group, no pooling",
 }
 #: Label that asks for a new, unseen group drawn from the population.

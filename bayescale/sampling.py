@@ -376,7 +376,7 @@ def _pooled_level_form(smodel, terms, priors, hyper, log_centre, n_groups):
     logit f, logit w, log k_i, as in :func:`_level_form`), ``u_g = u_pop + sd * offset_g`` per coordinate,
     partially non-centred as :func:`pymc_model`'s group deviations are (weights ``<coordinate>__centring``,
     chosen per fit by :func:`_choose_centring`): the level and the slopes, which any ladder pins down, end
-    up centred; the shares, which a short ladder leaves open, non-centred. The groups' published
+    up centred; the shares, which a short ladder leaves open, towards non-centred. The groups' published
     parameters (E, A, alpha ... per group) follow from u_g; the population's (``E_pop``, ``A_pop`` ...)
     from u_pop, and the model's priors, stated on the published parameters, apply there (Jacobian 1 on
     the log scale, as in :func:`_level_form`). The spread of each coordinate between groups,
@@ -520,78 +520,72 @@ def centring_targets(smodel) -> list:
     return out
 
 
-#: Fewer groups than this leave the spreads between groups loosely estimated: see :func:`non_centred`.
+#: Fewer groups than this leave the spreads between groups loosely estimated: see :func:`adaptation`.
 FEW_GROUPS = 8
-
-
-def non_centred(smodel, n_groups) -> set:
-    """Pooled quantities kept non-centred: with few groups in level coordinates, the shares and the noise scale.
-
-    With few groups the spread between them is loosely estimated and reaches near 0, where a centred
-    quantity meets a funnel; a short ladder leaves the irreducible share and the split between the terms
-    open; and a Student-t fit with a small nu has a sharp mode that overstates each group's precision there,
-    so the curvature rule of :func:`_choose_centring` would centre them. Measured on three 30-run Porian
-    ladders: 6-19 divergences (75 with per-group noise) centred, none non-centred. With 15 ladders the
-    curvature rule samples well (0 divergences, bulk ESS 1260, 30 leapfrog steps a draw).
-    """
-    from .pooling import GROUP_NOISE, level_coordinates, pooled_in_level_form
-
-    if not pooled_in_level_form(smodel.law, smodel.pooling) or n_groups >= FEW_GROUPS:
-        return set()
-    return {c for c, kind in level_coordinates(smodel.law) if kind in ("share", "weight")} | {GROUP_NOISE}
+#: Draws of each spread's prior that weigh the centring of its groups (:func:`_choose_centring`).
+SPREAD_DRAWS = 4000
 
 
 def adaptation(smodel, n_groups) -> str:
     """nutpie's mass-matrix adaptation: diagonal for few groups in level coordinates, low-rank otherwise.
 
-    With the shares non-centred (:func:`non_centred`) the low-rank adaptation mixed poorly on three 30-run
-    Porian ladders (bulk ESS 64-254 in 4 x 1000 draws); the diagonal one gave 475-790 with no divergence.
-    On 15 ladders (centred, low-rank) sampling took 45 s; diagonal and non-centred, 135 s.
+    With few groups the spreads' posteriors are wide and the groups' coordinates partly centred; there the
+    low-rank adaptation mixed poorly. Measured on three 30-run Porian ladders (4 x 1000 draws, first
+    attempt): low-rank 0-3 divergences, diagonal none at bulk ESS 900-1050; on 15 ladders low-rank sampled
+    in 83 s (0 divergences, bulk ESS 1600), diagonal took 135 s.
     """
-    return "diag" if non_centred(smodel, n_groups) else "low_rank"
+    from .pooling import pooled_in_level_form
+
+    few = pooled_in_level_form(smodel.law, smodel.pooling) and n_groups < FEW_GROUPS
+    return "diag" if few else "low_rank"
 
 
-def _choose_centring(graph, smodel, values, point, vector, logp_grad, step=1e-4):
-    """Pick each group's centring weight from the curvature at the mode, and move the start point there.
+def _choose_centring(graph, smodel, priors, values, point, vector, logp_grad, step=1e-4, rng=None):
+    """Pick each group's centring weight for each pooled quantity from the data, and move the start point there.
 
-    At the non-centred mode, the curvature of the log density along offset_g is h_g = 1 + sd^2 * L_g,
-    with L_g the precision the group's runs give its parameter. The weight that makes the posterior of
-    offset_g closest to independent of sd is w_g = sd^2 L_g / (1 + sd^2 L_g) (Gorinova, Moore & Hoffman
-    2020), with sd the spread of the groups' estimates at the mode (a conservative, shrunk value).
-    The quantities :func:`non_centred` names stay non-centred whatever their curvature.
+    For one group and one pooled quantity ``z_g = mu + sd * offset_g``, with ``L_g`` the precision the
+    group's own runs give ``z_g``, the weight that makes offset_g's posterior closest to independent of sd
+    is ``w = sd^2 L_g / (1 + sd^2 L_g)`` (Gorinova, Moore & Hoffman 2020): 1 (centred) where the runs pin
+    the group down, 0 (non-centred) where the population does. Two things make it a choice from the
+    data rather than from one point:
+
+    - ``L_g`` is the group's *marginal* precision: the Hessian block of all the group's offsets at the
+      non-centred mode is inverted, so a quantity the runs leave open through a trade-off with another
+      (the irreducible share against an exponent on a short ladder) is not taken as pinned down.
+    - ``w`` is averaged over the posterior of sd, not taken at its mode: the groups' own estimates and
+      their standard errors give sd's marginal likelihood, which weighs :data:`SPREAD_DRAWS` draws of its
+      prior. Where the groups could all be alike (sd near 0, the neck of the funnel) the weight falls.
+
+    Measured at defaults (4 x 1000 draws, first attempt, 2 cores), against the curvature at the
+    conditional mode with the shares of few groups forced non-centred:
+
+    ========================================  ==================================  ==================================
+    runs                                      before                              after
+    ========================================  ==================================  ==================================
+    10 groups x 50, only E and A vary         3 attempts, 228 s                   24 s, 0-2 divergences, ESS 720-840
+    3 simulated groups x 30, all differ       44-52 s, 250 leapfrog steps a draw  9 s, 42 steps, ESS 1400-1650
+    3 Porian ladders x 30 (long, Kaplan)      9-10 s, ESS 960-1020                7 s, ESS 900-1050
+    3 Porian ladders x 30 (mixed settings)    ESS 60-210, R-hat 1.02-1.04         ESS 90-250, R-hat 1.01-1.06
+    Porian's 15 configurations (1745 runs)    0 divergences, ESS 1260             83 s, 0 divergences, ESS 1600
+    ========================================  ==================================  ==================================
     """
     names = [v.name for v in graph.pymc_model.value_vars]
     sizes = [int(np.size(point[n])) for n in names]
     starts = dict(zip(names, np.cumsum([0] + sizes[:-1])))
-    open_kinds = non_centred(smodel, graph.n_groups)
-
-    def grad(x):
-        return logp_grad(x)[1]
-
+    targets = centring_targets(smodel)
+    rng = np.random.default_rng(0) if rng is None else rng
     point = dict(point)
-    # Measure every curvature at the non-centred mode first, then switch: changing one parameter's centring
-    # moves the point in the other parameters' coordinates.
+    n_groups = int(np.size(point[f"{targets[0][0]}__offset"]))
+    index = np.array([[starts[f"{name}__offset"] + g for name, _sd, _mu in targets] for g in range(n_groups)])
+    marginal = _offset_marginal_variances(vector, index, lambda x: logp_grad(x)[1], step)
     chosen = {}
-    for name, sd_var, (how, mu_var) in centring_targets(smodel):
-        key = f"{name}__offset"
-        i0 = starts[key]
-        offsets = np.asarray(point[key], dtype=float)
+    for k, (name, sd_var, (how, mu_var)) in enumerate(targets):
+        offsets = np.asarray(point[f"{name}__offset"], dtype=float)
         sd = float(_constrained(graph, point, sd_var))
         mu = float(_constrained(graph, point, mu_var))
         mu = float(np.log(mu)) if how == "log" else mu
-        curvature = np.empty(offsets.size)
-        with np.errstate(all="ignore"):
-            for g in range(offsets.size):
-                e = np.zeros(vector.size)
-                e[i0 + g] = step
-                curvature[g] = -(grad(vector + e)[i0 + g] - grad(vector - e)[i0 + g]) / (2 * step)
-        precision = np.clip((curvature - 1.0) / sd**2, 0.0, None)
-        precision[~np.isfinite(precision)] = 0.0
-        deviations = sd * offsets  # z_g - mu at the mode
-        spread = max(float(np.std(deviations)), 1e-3)
-        w = spread**2 * precision / (1.0 + spread**2 * precision)
-        if name in open_kinds:
-            w = np.zeros_like(w)
+        precision = np.clip((1.0 / marginal[:, k] - 1.0) / sd**2, 0.0, None)  # L_g: h = 1 + sd^2 L_g
+        w = _centring_weights(sd * offsets, sd, precision, priors[sd_var].sample(rng, SPREAD_DRAWS))
         chosen[name] = (w, w * mu + sd**w * offsets)  # the same z_g in the new parameterisation
     for name, (w, offsets) in chosen.items():
         values[f"{name}__centring"] = w
@@ -599,6 +593,54 @@ def _choose_centring(graph, smodel, values, point, vector, logp_grad, step=1e-4)
         point[f"{name}__offset"] = offsets
     vector = np.concatenate([np.ravel(point[n]) for n in names])
     return point, vector
+
+
+def _offset_marginal_variances(vector, index, grad, step):
+    """Variance of each group's offsets at the mode, marginal over the group's other offsets.
+
+    `index[g]` holds the positions of group g's offsets in `vector`; the Hessian block of each group comes
+    from central differences of `grad`. Eigenvalues are kept at or above 1, the curvature of an offset's
+    own Normal(0, 1) prior, so an unidentified direction reads as "the runs say nothing" rather than failing.
+    """
+    rows = {}
+    with np.errstate(all="ignore"):
+        for i in index.ravel():
+            e = np.zeros(vector.size)
+            e[i] = step
+            rows[i] = -(grad(vector + e) - grad(vector - e)) / (2 * step)
+    out = np.ones(index.shape)
+    for g, idx in enumerate(index):
+        block = np.array([rows[i][idx] for i in idx])
+        block = 0.5 * (block + block.T)
+        if not np.all(np.isfinite(block)):
+            continue
+        vals, vecs = np.linalg.eigh(block)
+        out[g] = np.einsum("ij,j,ij->i", vecs, 1.0 / np.clip(vals, 1.0, None), vecs)
+    return out
+
+
+def _centring_weights(deviations, sd, precision, sd_draws):
+    """Centring weight of each group, ``E[s^2 L_g / (1 + s^2 L_g)]`` over the posterior of the spread s.
+
+    `deviations` are the groups' shrunk deviations from the population at the mode (spread `sd`),
+    `precision` the precision L_g of each group's own runs, `sd_draws` draws of the spread's prior. The
+    groups' own estimates (the shrinkage undone) with variances ``1 / L_g`` give the marginal likelihood
+    of s, ``prod_g Normal(own_g; 0, s^2 + 1 / L_g)``, which weighs the draws. Groups whose runs say nothing
+    (L_g = 0) get weight 0 and do not inform s.
+    """
+    shrink = sd**2 * precision / (1.0 + sd**2 * precision)
+    known = shrink > 1e-6
+    s = np.asarray(sd_draws, dtype=float)
+    s = s[np.isfinite(s) & (s > 0)]
+    if not known.any() or s.size == 0:
+        return np.zeros_like(precision)
+    own = deviations[known] / shrink[known]
+    var = s[:, None] ** 2 + 1.0 / precision[known][None, :]
+    loglik = -0.5 * np.sum(np.log(var) + own**2 / var, axis=1)
+    weight = np.exp(loglik - loglik.max())
+    weight /= weight.sum()
+    t = s[:, None] ** 2 * precision[None, :]
+    return weight @ (t / (1.0 + t))
 
 
 def _set_data(graph: Graph, values: dict) -> None:
@@ -740,7 +782,7 @@ def _run_sampler(smodel, runs, settings, cache):
         bar = KeyProgress(N_STARTS, enabled=True, description=f"posterior mode ({runs.n_runs:,} runs): starts")
     point, vector = find_mode(graph, rng, logp_grad=logp_grad, progress=bar)
     if centring_targets(smodel):
-        point, vector = _choose_centring(graph, smodel, values, point, vector,
+        point, vector = _choose_centring(graph, smodel, priors, values, point, vector,
                                          logp_grad if logp_grad is not None else graph.flat_logp_grad())
     t_mode = time.perf_counter()
     sampler = {"nutpie": _sample_nutpie, "pymc": _sample_pymc, "numpyro": _sample_numpyro}[settings.sampler]

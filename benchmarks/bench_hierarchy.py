@@ -32,7 +32,7 @@ for label, seed in (("first", 1), ("second", 2)):
     rng = np.random.default_rng(seed)
     E = np.exp(np.log(1.8) + 0.1 * rng.standard_normal(G))
     A = np.exp(np.log(480.0) + 0.3 * rng.standard_normal(G))
-    runs = simulate_groups([R] * G, dict(E=E, A=A, B=2100.0, alpha=0.35, beta=0.37), sigma=0.02, seed=seed)
+    runs = simulate_groups([R] * G, dict(E=E, A=A, B=2100.0, alpha=0.35, beta=0.37), sigma=0.02, random_seed=seed)
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

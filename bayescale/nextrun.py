@@ -31,7 +31,7 @@ Reweighting is only as good as the overlap of the old and new posteriors. Each
 row reports the effective sample size of its weights (Kish: ``1 / sum w^2``,
 smallest and median over the outcomes) and the largest Pareto k; rows where
 more than :data:`UNRELIABLE_SHARE` of the outcomes have fewer than
-:data:`ESS_MIN` effective draws or a Pareto k above :data:`PARETO_K_MAX` are
+:data:`REWEIGHTED_ESS_MIN` effective draws or a Pareto k above :data:`PARETO_K_MAX` are
 marked ``reliable = False`` and warned about
 (:class:`~bayescale.errors.ImportanceWeightWarning`): there the run would teach
 more than the existing draws can show, so the expected width is too coarse
@@ -57,7 +57,7 @@ from .units import format_count, format_flops, parse_quantity
 from .validation import FLOPS_PER_PARAM_TOKEN, check_count, check_prob, check_seed, positive_array
 from .errors import warn_user
 
-__all__ = ["QUANTITIES", "ESS_MIN", "PARETO_K_MAX", "UNRELIABLE_SHARE", "candidate_grid", "recommend_runs", "plot_recommendations",
+__all__ = ["QUANTITIES", "REWEIGHTED_ESS_MIN", "PARETO_K_MAX", "UNRELIABLE_SHARE", "candidate_grid", "recommend_runs", "plot_recommendations",
            "importance_weights", "kish_ess", "weighted_interval"]
 
 #: What a run's value is measured on: the width of the interval of ...
@@ -71,20 +71,31 @@ QUANTITIES = ("n_opt", "loss", "new_run_loss", "budget_for")
 UNITS = {"n_opt": "decades of N", "loss": "loss", "new_run_loss": "loss", "budget_for": "decades of C"}
 
 #: Fewest effective draws (Kish) of the reweighted posterior of an outcome for it to count as well estimated:
-#: a 90% interval's ends rest on ~5% of the weight, 5 effective draws at 100.
-ESS_MIN = 100
+#: a 90% interval's ends rest on ~5% of the weight, 5 effective draws at 100. (Not the fit's convergence
+#: threshold, :data:`bayescale.fit.ESS_MIN`, a bulk ESS of the sampler's draws.)
+REWEIGHTED_ESS_MIN = 100
 
 #: Largest Pareto k of an outcome's importance weights for it to count as well estimated (Vehtari et al. 2024: above 0.7
 #: the PSIS estimate's error falls too slowly with the number of draws to be trusted).
 PARETO_K_MAX = 0.7
 
-#: Largest share of a candidate's outcomes whose weights fall short of :data:`ESS_MIN` or :data:`PARETO_K_MAX`
+#: Largest share of a candidate's outcomes whose weights fall short of :data:`REWEIGHTED_ESS_MIN` or :data:`PARETO_K_MAX`
 #: for the row to count as reliable: a few outcomes from the posterior's tails always concentrate the weights,
 #: and move the mean width over the outcomes little.
 UNRELIABLE_SHARE = 0.1
 
 #: Points of the compute grid on which ``budget_for`` finds each draw's crossing of the target.
 SCAN_POINTS = 241
+
+
+def __getattr__(name):
+    if name == "ESS_MIN":  # renamed: it meant something else than bayescale.fit.ESS_MIN
+        import warnings
+
+        warnings.warn("bayescale.nextrun.ESS_MIN is now REWEIGHTED_ESS_MIN (ESS_MIN will be removed in the next "
+                      "release)", DeprecationWarning, stacklevel=2)
+        return REWEIGHTED_ESS_MIN
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ------------------------------------------------------------------- arrays
@@ -435,7 +446,7 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
         ``ess_median`` (Kish effective draws of the weights over the
         outcomes), ``pareto_k_max`` (NaN without `psis`),
         ``unreliable_share`` (share of the outcomes whose weights have fewer
-        than :data:`ESS_MIN` effective draws or a Pareto k above
+        than :data:`REWEIGHTED_ESS_MIN` effective draws or a Pareto k above
         :data:`PARETO_K_MAX`), ``reliable`` (that share at most
         :data:`UNRELIABLE_SHARE`), the
         candidate's ``beyond_*`` distances from the fitted runs
@@ -544,7 +555,7 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
                          expected_width_information=float(np.mean(hi_i - lo_i)),
                          ess_min=float(ess.min()), ess_median=float(np.median(ess)),
                          pareto_k_max=float(np.nanmax(k_hat)) if psis and not np.isnan(k_hat).all() else np.nan,
-                         unreliable_share=float(np.mean((ess < ESS_MIN) | (k_hat > PARETO_K_MAX)))))
+                         unreliable_share=float(np.mean((ess < REWEIGHTED_ESS_MIN) | (k_hat > PARETO_K_MAX)))))
     table = frame[[c for c in ("N", "D", "C", "U") if c in frame]].reset_index(drop=True)
     table["cost"] = cost
     table["width"] = width0
@@ -580,7 +591,7 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
         worst = table.loc[bad].iloc[0]
         warn_user(
             f"recommend_runs: {int(bad.sum())} of {len(table)} candidates rest on few effective draws: for more "
-            f"than {UNRELIABLE_SHARE:.0%} of their outcomes the reweighted draws have fewer than {ESS_MIN} effective "
+            f"than {UNRELIABLE_SHARE:.0%} of their outcomes the reweighted draws have fewer than {REWEIGHTED_ESS_MIN} effective "
             f"draws or a Pareto k above {PARETO_K_MAX} (up to {table.loc[bad, 'unreliable_share'].max():.0%}), e.g. "
             f"rank {int(worst['rank'])} "
             f"({format_count(worst['N'])} params on {format_count(worst['D'])} tokens): such a run would teach "

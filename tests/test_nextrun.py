@@ -280,3 +280,11 @@ def test_keeping_every_candidate_is_asked_for(ranked):
             fit.recommend_runs(far, quantity="n_opt", budget=BUDGET, outcomes=10)
         kept = fit.recommend_runs(far, quantity="n_opt", budget=BUDGET, outcomes=10, tokens_per_param_factor=None)
     assert len(kept) == 1 and kept.attrs["dropped_off_frontier"] == 0
+
+
+def test_the_reweighting_threshold_has_its_own_name_and_the_old_one_warns():
+    assert nextrun.REWEIGHTED_ESS_MIN == 100
+    with pytest.warns(DeprecationWarning, match="REWEIGHTED_ESS_MIN"):
+        assert nextrun.ESS_MIN == nextrun.REWEIGHTED_ESS_MIN
+    with pytest.raises(AttributeError, match="no_such_name"):
+        nextrun.no_such_name  # noqa: B018

@@ -12,7 +12,10 @@ configuration the observed exponent, the replicated 90% interval of the pooled a
 the law's interval. Targets (issue: "hierarchy on real data"): converged at defaults in at most 3 minutes
 including compile; the observed exponent inside its group's 90% interval for at least 13 of 15.
 
-Run: ./dev bench porian_pooled [--no-alone]
+Then three ladders x 30 runs (every tenth ladder by name from offsets 0, 1 and 2; 30 runs spread over
+each ladder's compute), at defaults: the time of each fit and its diagnostics. Target: at most 30 s.
+
+Run: ./dev bench porian_pooled [--no-alone] [--no-three]
 """
 
 import argparse
@@ -24,6 +27,7 @@ import warnings
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-alone", action="store_true", help="skip the fits of each configuration alone")
+    parser.add_argument("--no-three", action="store_true", help="skip the fits of three ladders x 30 runs")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
 
@@ -81,7 +85,39 @@ def main(argv=None):
     ok = (d["max_r_hat"] <= 1.01 and d["divergences"] == 0 and d["min_ess_bulk"] >= 400 and seconds <= 180
           and checked["pooled_inside"].sum() >= 13)
     print("targets (converged in <= 3 min; >= 13 of 15 inside):", "met" if ok else "NOT met")
+    if not args.no_three:
+        three_ladders(runs, args.seed)
     return table
+
+
+def three_ladders(runs, seed, per_ladder=30):
+    """Fit three ladders x `per_ladder` runs at defaults, for three choices of ladders; print time and diagnostics."""
+    import numpy as np
+    import pandas as pd
+
+    import bayescale as bs
+
+    names = sorted(runs["group"].unique())
+    print(f"\nthree ladders x {per_ladder} runs, default pooling and settings:")
+    worst = 0.0
+    for offset in range(3):
+        pick = names[offset::5][:3]
+        parts = []
+        for g in pick:
+            own = runs[runs["group"] == g].sort_values("C")
+            keep = np.unique(np.linspace(0, len(own) - 1, per_ladder).round().astype(int))
+            parts.append(own.iloc[keep])
+        sub = pd.concat(parts, ignore_index=True)
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = bs.ScalingModel("chinchilla").fit(sub, random_seed=seed, progressbar=False)
+        seconds = time.perf_counter() - t
+        worst = max(worst, seconds)
+        d = fit.diagnostics()
+        print(f"  {seconds:5.1f} s, {fit.timing['attempts']} attempt(s), max R-hat {d['max_r_hat']:.4f}, min bulk ESS "
+              f"{d['min_ess_bulk']:.0f}, {d['divergences']} divergences: {', '.join(pick)}", flush=True)
+    print("target (three ladders x 30 runs in at most 30 s):", "met" if worst <= 30 else "NOT met")
 
 
 if __name__ == "__main__":

@@ -141,11 +141,11 @@ def _pymc_model(n_tasks: int, learned_ceiling: bool, priors: LinkPriors):
         mid_centre = pm.Data("midpoint_centre", np.zeros(()))
         slope_mu = pm.Normal("slope_log_mu", priors.slope_mu, priors.slope_mu_sd)
         slope_sd = pm.HalfNormal("slope_log_sd", priors.slope_sd)
-        slope_z = pm.StudentT("slope_z", nu=3.0, mu=0.0, sigma=1.0, dims="task")
+        slope_z = pm.Normal("slope_z", 0.0, 1.0, dims="task")
         slope = pm.Deterministic("slope", pt.exp(slope_mu + slope_sd * slope_z), dims="task")
         mid_mu = pm.Normal("midpoint_mu", mid_centre, priors.midpoint_mu_sd)
         mid_sd = pm.HalfNormal("midpoint_sd", priors.midpoint_sd)
-        mid_z = pm.StudentT("midpoint_z", nu=3.0, mu=0.0, sigma=1.0, dims="task")
+        mid_z = pm.Normal("midpoint_z", 0.0, 1.0, dims="task")
         midpoint = pm.Deterministic("midpoint", mid_mu + mid_sd * mid_z, dims="task")
         if learned_ceiling:
             room = pm.Beta("ceiling_share", priors.ceiling_a, priors.ceiling_b, dims="task")
@@ -191,7 +191,7 @@ class DownstreamModel:
         NUTS draws and tuning steps per chain, and chains (nutpie).
     cores : int, optional
         Chains run at once; default the machine's CPU count.
-    target_accept : float, default 0.9
+    target_accept : float, default 0.95
     form_sd : float, default :data:`LINK_FORM_SD`
         The link's form uncertainty, applied to predictions: the sd of the sigmoid's logit per nat of
         loss below a task's lowest fitted loss (a sigmoid fitted inside the data is not known to hold
@@ -206,7 +206,7 @@ class DownstreamModel:
     """
 
     def __init__(self, ceiling="learned", *, priors=None, draws=500, tune=500, chains=4, cores=None,
-                 target_accept=0.9, form_sd=None):
+                 target_accept=0.95, form_sd=None):
         form_sd = LINK_FORM_SD if form_sd is None else form_sd
         if isinstance(form_sd, bool) or not isinstance(form_sd, (int, float)) or not 0 <= form_sd < np.inf:
             raise SpecError(f"form_sd must be a finite number >= 0 (logits per nat), got {form_sd!r}")

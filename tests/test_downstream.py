@@ -69,8 +69,8 @@ def test_predict_table_names_its_bands(link):
 def test_flat_task_gets_a_band_from_chance_to_high_scores(link):
     """Flat at chance over the data: 1.4 nats beyond it, the band must hold both chance and a high score.
 
-    Measured at loss 1.2 over simulated ladders 0-4: 90% curve band lower 0.013-0.111, upper 0.667-0.935 (the
-    planted curve: 0.75); median 0.24-0.57. Tolerances: lower <= 0.15, upper >= 0.6. Inside the data the band
+    Measured at loss 1.2 over simulated ladders 0-4: 90% curve band lower 0.014-0.094, upper 0.657-0.941 (the
+    planted curve: 0.75); median 0.23-0.55. Tolerances: lower <= 0.15, upper >= 0.6. Inside the data the band
     stays narrow at chance (width < 0.002 measured).
     """
     row = link.predict(1.2, task="emergent").iloc[0]

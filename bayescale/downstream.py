@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy.special import expit
 
 from .contract import check_ci_kind, interval, interval_label
 from .errors import DataError, SpecError
@@ -454,7 +455,7 @@ class DownstreamFit:
         chance = float(const["chance"].sel(task=task))
         beyond = np.maximum(float(const["loss_min"].sel(task=task)) - loss, 0.0)
         z = p["slope"] * (p["midpoint"] - loss) + self.form_sd * beyond * form_normal
-        return chance + (p["ceiling"] - chance) / (1.0 + np.exp(-z))
+        return chance + (p["ceiling"] - chance) * expit(z)
 
     @property
     def form_sd(self) -> float:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from .allocation import optimal_allocation
 from .contract import check_ci_kind, interval, interval_label
+from .form import irreducible_draws
 from .planning import median_plan, posterior_params
 from .risk import first_compute, plan_log_loss, risk_draws, run_noise, search_range, _plans
 from .units import format_flops, format_plan
@@ -40,8 +41,10 @@ def link_accuracy(loss, floor, ceiling, slope, midpoint):
     >>> float(link_accuracy(3.0, 0.25, 0.95, 2.0, 3.0))
     0.6
     """
+    from scipy.special import expit
+
     z = np.asarray(slope) * (np.asarray(midpoint) - np.asarray(loss))
-    return floor + (np.asarray(ceiling) - floor) / (1.0 + np.exp(-z))
+    return floor + (np.asarray(ceiling) - floor) * expit(z)
 
 
 def pairing(n_loss: int, n_link: int, rng) -> np.ndarray:
@@ -247,6 +250,7 @@ def task_budget_for(loss_fit, link, task, target, prob=0.9, *, flops_per_param_t
     k = float(flops_per_param_token)
     params = posterior_params(loss_fit, None, random_seed)
     noise = run_noise(loss_fit, random_seed)
+    floor = np.asarray(irreducible_draws(loss_fit, params))[..., None]  # the form discrepancy scales the reducible loss
     shape = noise.shape
     rng = np.random.default_rng(random_seed)
     draws = link.link_draws(task)
@@ -258,7 +262,7 @@ def task_budget_for(loss_fit, link, task, target, prob=0.9, *, flops_per_param_t
 
     def new_score(log_c):
         n, d = _median_plan(loss_fit, float(np.exp(log_c)), k, params)
-        log_l = plan_log_loss(loss_fit, n[0], d[0], flops_per_param_token=k, params=params) + noise
+        log_l = plan_log_loss(loss_fit, n[0], d[0], flops_per_param_token=k, params=params, floor=floor) + noise
         curve = link.curve_at(np.exp(log_l).reshape(-1, 1), task, index, form_e)
         return evaluation_noise(curve, draws["concentration"][index][:, None], items, rng, normals=normals)
 

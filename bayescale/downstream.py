@@ -33,7 +33,7 @@ import xarray as xr
 from scipy.special import expit
 
 from .contract import check_ci_kind, interval, interval_label
-from .errors import DataError, SpecError
+from .errors import ConvergenceWarning, DataError, SpecError, warn_user
 from .taskplan import band_frame, evaluation_noise, link_accuracy, pairing, task_budget_for, task_risk
 from .validation import check_prob, check_seed
 
@@ -315,8 +315,10 @@ class DownstreamModel:
                           sampler=json.dumps(dict(draws=self.draws, tune=self.tune, chains=self.chains,
                                                   target_accept=self.target_accept, random_seed=random_seed)),
                           timing=json.dumps(dict(compile_seconds=t1 - t0, sampling_seconds=t2 - t1)))
-        return DownstreamFit(self, data.assign(**{c: table.loc[data.index, c] for c in table.columns
-                                                  if c not in data.columns and columns is None}), tree)
+        fit = DownstreamFit(self, data.assign(**{c: table.loc[data.index, c] for c in table.columns
+                                                 if c not in data.columns and columns is None}), tree)
+        fit._warn_if_unconverged()
+        return fit
 
 
 class DownstreamFit:
@@ -382,9 +384,19 @@ class DownstreamFit:
 
     @property
     def converged(self) -> bool:
-        """R-hat <= 1.05 and bulk ESS >= 100 over the per-task parameters, no divergences."""
+        """As for a loss fit: R-hat <= 1.01 and bulk ESS >= 400 over the per-task parameters, no divergences."""
+        from .fit import ESS_MIN, RHAT_MAX
+
         d = self.diagnostics()
-        return d["r_hat_max"] <= 1.05 and d["ess_bulk_min"] >= 100 and d["divergences"] == 0
+        return d["r_hat_max"] <= RHAT_MAX and d["ess_bulk_min"] >= ESS_MIN and d["divergences"] == 0
+
+    def _warn_if_unconverged(self):
+        if self.converged:
+            return
+        d = self.diagnostics()
+        warn_user(f"the downstream link did not pass its diagnostics (max R-hat {d['r_hat_max']:.3f}, min bulk ESS "
+                  f"{d['ess_bulk_min']:.0f}, {d['divergences']} divergent transitions): more draws and tuning, or "
+                  "target_accept=0.99, before a decision rests on it", ConvergenceWarning, stacklevel=3)
 
     def summary(self, prob=0.9, *, ci_kind="eti") -> pd.DataFrame:
         """Per task and parameter: ``estimate`` (median), ``sd``, ``lower``, ``upper``.

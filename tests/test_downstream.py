@@ -233,13 +233,11 @@ def test_chain_through_a_fitted_law_with_form_uncertainty(link, loss_fit):
 def test_report_has_a_task_section_when_given_a_link(link, loss_fit):
     import warnings
 
-    from bayescale.report import report
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        text = report(loss_fit, budget=[1e21], format="markdown", next_run=False, downstream=link,
-                      task_target={"a": 0.6})
-        plain = report(loss_fit, budget=[1e21], format="markdown", next_run=False)
+        text = loss_fit.report(budget=[1e21], format="markdown", next_run=False, downstream=link,
+                               task_target={"a": 0.6})
+        plain = loss_fit.report(budget=[1e21], format="markdown", next_run=False)
     section = text.split("## Task scores at the budgets", 1)[1].split("\n## ", 1)[0]
     assert "p_target" in section and "| a |" in section.replace("| 1e+21 | a |", "| a |")
     assert "midpoint" in section and "emergent" in section

@@ -315,8 +315,8 @@ class DownstreamModel:
                           sampler=json.dumps(dict(draws=self.draws, tune=self.tune, chains=self.chains,
                                                   target_accept=self.target_accept, random_seed=random_seed)),
                           timing=json.dumps(dict(compile_seconds=t1 - t0, sampling_seconds=t2 - t1)))
-        fit = DownstreamFit(self, data.assign(**{c: table.loc[data.index, c] for c in table.columns
-                                                 if c not in data.columns and columns is None}), tree)
+        extra = {c: table[c].to_numpy() for c in table.columns if c not in data.columns and columns is None}
+        fit = DownstreamFit(self, data.assign(**extra), tree)
         fit._warn_if_unconverged()
         return fit
 

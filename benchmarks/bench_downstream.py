@@ -15,8 +15,14 @@ Scores per task and overall: coverage of the 50% and 90% bands (the new-run band
 Bayesian chain: one new run evaluated on the task's items), mean width of the 90% band, and the
 interval score of the 90% band (width + 20 x the miss distance; lower is better).
 
-Needs the full table: ``python benchmarks/downstream/build_downstream.py`` (writes
-``~/.cache/bayescale/downstream/gadre2024_tasks.csv``).
+``--pythia``: the link alone (step 2) on a second source, with a task's own loss. Pythia (8 sizes,
+27 checkpoints each, no corpus loss): the link from LAMBADA's log perplexity to the 7 other tasks'
+accuracies, fitted on the standard-suite checkpoints (step >= 1000) of the models up to 1.4B, predicts
+the final checkpoints of 2.8B, 6.9B and 12B from their observed LAMBADA loss (21 pairs), against the
+per-task least-squares sigmoid with bootstrap over the fitted rows.
+
+Needs the full tables: ``python benchmarks/downstream/build_downstream.py`` (writes
+``~/.cache/bayescale/downstream/gadre2024_tasks.csv`` and ``pythia_tasks.csv``).
 
 Usage::
 
@@ -136,6 +142,51 @@ def table(d):
     return per
 
 
+def pythia(draws, seed):
+    """The link alone on Pythia: LAMBADA log perplexity -> the other tasks, larger models held out."""
+    d = pd.read_csv(TABLE / "pythia_tasks.csv")
+    d = d[(d["suite"] == "standard") & (d["task"] != "lambada_openai") & (d["step"] >= 1000)]
+    d = d.assign(loss=d["lambada_log_ppl"])
+    train = d[d["N"] < 2e9]
+    test = d[(d["N"] > 2e9) & (d["step"] == d["step"].max())]
+    tasks = sorted(d["task"].unique())
+    t0 = time.perf_counter()
+    link = DownstreamModel(draws=draws, tune=draws).fit(train, random_seed=seed)
+    print(f"\n== pythia: link on {len(train)} rows ({train['model'].nunique()} models x {train['step'].nunique()} "
+          f"steps), {time.perf_counter() - t0:.0f} s, {link.diagnostics()}")
+    rows = []
+    for p in (0.5, 0.9):
+        for _, r in test.iterrows():
+            pr = link.predict(r["loss"], task=r["task"], prob=p, random_seed=seed).iloc[0]
+            rows.append(dict(model=r["model"], task=r["task"], p=p, lo=pr["new_run_lower"], hi=pr["new_run_upper"],
+                             median=pr["accuracy_median"]))
+    pr = pd.DataFrame(rows)
+    bayes = pr[pr["p"] == 0.9].rename(columns={"lo": "lo90", "hi": "hi90"}).drop(columns="p").merge(
+        pr[pr["p"] == 0.5][["model", "task", "lo", "hi"]].rename(columns={"lo": "lo50", "hi": "hi50"}),
+        on=["model", "task"])
+    rng = np.random.default_rng(seed)
+    base = []
+    for t in tasks:
+        g = train[train["task"] == t].reset_index(drop=True)
+        chance = float(g["chance"].iloc[0])
+        p0 = sigmoid_fit(g["loss"].to_numpy(), g["value"].to_numpy(), chance,
+                         [min(0.95, g["value"].max() + 0.1), 2.0, float(g["loss"].min())])
+        tt = test[test["task"] == t]
+        preds = np.empty((N_BOOT, len(tt)))
+        for b in range(N_BOOT):
+            gb = g.iloc[rng.integers(0, len(g), len(g))]
+            preds[b] = link_accuracy(tt["loss"].to_numpy(), chance,
+                                     *sigmoid_fit(gb["loss"].to_numpy(), gb["value"].to_numpy(), chance, p0))
+        for j, m in enumerate(tt["model"]):
+            base.append(dict(model=m, task=t, median=float(np.median(preds[:, j])),
+                             lo50=np.quantile(preds[:, j], 0.25), hi50=np.quantile(preds[:, j], 0.75),
+                             lo90=np.quantile(preds[:, j], 0.05), hi90=np.quantile(preds[:, j], 0.95)))
+    truth = test[["model", "task", "value"]]
+    for name, pred in (("bayes link", bayes), ("point link + bootstrap", pd.DataFrame(base))):
+        print(f"--- pythia, {name}")
+        print(table(score(pred, truth)).round(3).to_string())
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", default="c4,redpajama,refinedweb")
@@ -143,7 +194,11 @@ def main(argv=None):
     ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--save", default=None, help="write the per-pair scores to this CSV")
+    ap.add_argument("--pythia", action="store_true", help="only the link-alone test on Pythia")
     args = ap.parse_args(argv)
+    if args.pythia:
+        pythia(args.draws, args.seed)
+        return 0
     path = TABLE / "gadre2024_tasks.csv"
     if not path.is_file():
         print(f"missing {path}: run python benchmarks/downstream/build_downstream.py first", file=sys.stderr)

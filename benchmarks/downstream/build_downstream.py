@@ -13,7 +13,18 @@ local snapshot of the repository (a bare git directory, by default under
 * ``exp_data/eval_metadata.csv``: each task's random baseline (the chance level, in percent),
   number of items, shots, category and type.
 
-One row per (model, task), columns ``source, dataset, model, shape, N, D, C, tokens_per_param,
+A second source, with checkpoints but without a corpus loss: the Pythia suite (Biderman et al. 2023,
+"Pythia: A Suite for Analyzing Large Language Models Across Training and Scaling", arXiv:2304.01373),
+repository EleutherAI/pythia (Apache-2.0), ``evals/pythia-v1/pythia-<size>[-deduped]/zero-shot/*.json``:
+lm-eval zero-shot results of 8 sizes (70M-12B) on the Pile and the deduplicated Pile, each at 27
+checkpoints (step 0 to 143000, 2,097,152 tokens per step), on 8 tasks; written to ``pythia_tasks.csv``
+with columns ``source, suite, model, N, step, D, C, task, metric, value, stderr, chance, items,
+lambada_log_ppl`` (``lambada_log_ppl``: log of the LAMBADA perplexity of the same model and step, a
+task's own loss; the evaluations hold no Pile loss). ``items`` is the median over rows of
+``p (1 - p) / stderr^2 + 1`` (rows with 0.05 < p < 0.95), rounded (lm-eval's stderr uses the sample
+sd: this gives LAMBADA's 5153, ARC-Easy's 2376, PIQA's 1838 items).
+
+Gadre et al. 2024: one row per (model, task), columns ``source, dataset, model, shape, N, D, C, tokens_per_param,
 loss, loss_kind, task, metric, value, chance, items, shots, task_type, category, subset17``
 (``subset17``: one of the 17 tasks the paper keeps for its average, those above chance at 0.154B).
 ``C = 6 N D``. The ladder has final checkpoints only (no intermediate steps).
@@ -62,6 +73,20 @@ SUBSET17 = ("bigbench_operators", "pubmed_qa_labeled", "hellaswag_zeroshot", "bo
 SLICE_TASKS = ("arc_easy", "hellaswag", "piqa", "lambada_openai", "bigbench_qa_wikidata", "coqa", "squad",
                "boolq", "commonsense_qa", "bigbench_cs_algorithms", "mmlu")
 SLICE_DATASET = "redpajama"
+PYTHIA_REPOSITORY = "EleutherAI/pythia"
+PYTHIA_COMMIT = "a19eecb807ec2c79a39ebf18108816e6ffffc1d5"
+PYTHIA_LICENCE = "Apache-2.0"
+PYTHIA_REFERENCE = ("Biderman et al. 2023, Pythia: A Suite for Analyzing Large Language Models Across Training and "
+                    "Scaling (arXiv:2304.01373)")
+#: Total parameters of each Pythia size (the model cards' counts).
+PYTHIA_N = {"70m": 70426624, "160m": 162322944, "410m": 405334016, "1b": 1011781632, "1.4b": 1414647808,
+            "2.8b": 2775208960, "6.9b": 6857302016, "12b": 11846072320}
+PYTHIA_TOKENS_PER_STEP = 2097152
+#: Chance level of each task as lm-eval scores it zero-shot (LAMBADA: exact next word).
+PYTHIA_CHANCE = {"lambada_openai": 0.0, "piqa": 0.5, "arc_easy": 0.25, "arc_challenge": 0.25, "sciq": 0.25,
+                 "winogrande": 0.5, "logiqa": 0.25, "wsc": 0.5}
+PYTHIA_COLUMNS = ["source", "suite", "model", "N", "step", "D", "C", "task", "metric", "value", "stderr", "chance",
+                  "items", "lambada_log_ppl"]
 COLUMNS = ["source", "dataset", "model", "shape", "N", "D", "C", "tokens_per_param", "loss", "loss_kind", "task",
            "metric", "value", "chance", "items", "shots", "task_type", "category", "subset17"]
 
@@ -100,6 +125,34 @@ def load(repo: Repo) -> pd.DataFrame:
     return df[COLUMNS].sort_values(["dataset", "N", "D", "task"], ignore_index=True)
 
 
+def load_pythia(repo: Repo) -> pd.DataFrame:
+    import re
+
+    rows = []
+    for path in repo.ls("evals/pythia-v1/"):
+        m = re.fullmatch(r"evals/pythia-v1/pythia-([\d.]+[mb])(-deduped|-bf16)?/zero-shot/[^/]*_step(\d+)\.json", path)
+        if not m:
+            continue
+        size, variant, step = m.group(1), m.group(2) or "", int(m.group(3))
+        res = repo.json(path)["results"]
+        log_ppl = float(np.log(res["lambada_openai"]["ppl"])) if "lambada_openai" in res else np.nan
+        for task, chance in PYTHIA_CHANCE.items():
+            if task not in res:
+                continue
+            N = float(PYTHIA_N[size])
+            D = float(step * PYTHIA_TOKENS_PER_STEP)
+            rows.append(dict(source="biderman2023", suite="deduped" if variant == "-deduped" else "standard",
+                             model=f"pythia-{size}{variant}", N=N, step=step, D=D, C=6.0 * N * D, task=task,
+                             metric="acc", value=float(res[task]["acc"]), stderr=float(res[task]["acc_stderr"]),
+                             chance=chance, lambada_log_ppl=log_ppl))
+    df = pd.DataFrame(rows)
+    p, se = df["value"], df["stderr"]
+    # lm-eval's stderr is the sample sd over sqrt(n): p (1 - p) / se^2 = n - 1
+    n = (p * (1 - p) / se ** 2 + 1).where((p > 0.05) & (p < 0.95) & (se > 0))
+    df["items"] = df["task"].map(n.groupby(df["task"]).median().round()).astype(int)
+    return df[PYTHIA_COLUMNS].sort_values(["suite", "N", "step", "task"], ignore_index=True)
+
+
 def check(df: pd.DataFrame) -> list[str]:
     notes = []
     per_model = df.groupby("model")["task"].nunique()
@@ -131,11 +184,24 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "gadre2024_tasks.csv", index=False, float_format="%.10g")
-    pd.DataFrame([dict(source="gadre2024", reference=REFERENCE, repository=REPOSITORY, commit=COMMIT,
-                       paths="exp_data/models/*.json; exp_data/evals/*_heavy.json; exp_data/eval_metadata.csv",
-                       licence=LICENCE, models=df["model"].nunique(), tasks=df["task"].nunique(), rows=len(df),
-                       notes="; ".join(notes))]).to_csv(out / "sources.csv", index=False)
+    sources = [dict(source="gadre2024", reference=REFERENCE, repository=REPOSITORY, commit=COMMIT,
+                    paths="exp_data/models/*.json; exp_data/evals/*_heavy.json; exp_data/eval_metadata.csv",
+                    licence=LICENCE, models=df["model"].nunique(), tasks=df["task"].nunique(), rows=len(df),
+                    notes="; ".join(notes))]
     print(f"wrote {len(df)} rows ({df['model'].nunique()} models x {df['task'].nunique()} tasks) to {out}")
+    try:
+        pythia = load_pythia(Repo(Path(args.mirror), PYTHIA_REPOSITORY, PYTHIA_COMMIT))
+    except MissingSnapshot as exc:
+        print(f"[skip] biderman2023: {exc}", file=sys.stderr)
+    else:
+        pythia.to_csv(out / "pythia_tasks.csv", index=False, float_format="%.10g")
+        sources.append(dict(source="biderman2023", reference=PYTHIA_REFERENCE, repository=PYTHIA_REPOSITORY,
+                            commit=PYTHIA_COMMIT, paths="evals/pythia-v1/pythia-*/zero-shot/*.json",
+                            licence=PYTHIA_LICENCE, models=pythia["model"].nunique(), tasks=pythia["task"].nunique(),
+                            rows=len(pythia), notes="no corpus loss; lambada_log_ppl is LAMBADA's own loss"))
+        print(f"wrote {len(pythia)} rows ({pythia['model'].nunique()} models x {pythia['step'].nunique()} steps x "
+              f"{pythia['task'].nunique()} tasks) to {out / 'pythia_tasks.csv'}")
+    pd.DataFrame(sources).to_csv(out / "sources.csv", index=False)
     for note in notes:
         print("  check:", note)
     if args.slice:

@@ -294,7 +294,8 @@ class DownstreamModel:
         compiled = graph.nutpie_model.with_data(**values)
         t1 = time.perf_counter()
         trace = nutpie.sample(compiled, draws=self.draws, tune=self.tune, chains=self.chains,
-                              cores=self.cores or os.cpu_count() or 1, seed=random_seed or 0,
+                              cores=self.cores or os.cpu_count() or 1,
+                              seed=int(np.random.default_rng().integers(2**31)) if random_seed is None else random_seed,
                               progress_bar=False, target_accept=self.target_accept)
         t2 = time.perf_counter()
         post = trace["posterior"].to_dataset() if hasattr(trace["posterior"], "to_dataset") else trace["posterior"]

@@ -49,6 +49,8 @@ from .contrasts import contrast, contrast_params
 from .plots import plot_contrast
 from .specs import available_specs
 from .published import PublishedLaw, available_published, published, published_table
+from .downstream import DownstreamFit, DownstreamModel
+from .taskplan import task_budget_for, task_risk
 
 __all__ = [
     "__version__",
@@ -109,6 +111,10 @@ __all__ = [
     "published_table",
     "available_published",
     "PublishedLaw",
+    "DownstreamModel",
+    "DownstreamFit",
+    "task_risk",
+    "task_budget_for",
     "BayescaleError",
     "DataError",
     "SpecError",

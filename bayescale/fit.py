@@ -662,7 +662,8 @@ class ScalingFit(ResultMethods):
     @renamed(budgets="budget")
     def report(self, path=None, *, budget=None, target=None, prob=0.9,
                flops_per_param_token=FLOPS_PER_PARAM_TOKEN, backtest=False, next_run=True, candidates=None,
-               reference=None, format=None, title=None, random_seed=None) -> str:
+               reference=None, format=None, title=None, random_seed=None, downstream=None,
+               task_target=None) -> str:
         """One self-contained HTML (or Markdown) report of this fit; see :func:`bayescale.report.report`.
 
         Examples
@@ -672,7 +673,7 @@ class ScalingFit(ResultMethods):
         return writer("report")(self, path, budget=budget, target=target, prob=prob,
                       flops_per_param_token=flops_per_param_token, backtest=backtest, next_run=next_run,
                       candidates=candidates, reference=reference, format=format, title=title,
-                      random_seed=random_seed)
+                      random_seed=random_seed, downstream=downstream, task_target=task_target)
 
     def __repr__(self) -> str:
         d = self.diagnostics()

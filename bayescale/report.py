@@ -542,9 +542,30 @@ def _backtest(doc, fit, prob, random_seed):
 
 
 @renamed(budgets="budget")
+def _downstream(doc, fit, link, budgets, task_target, prob, k, seed):
+    from .taskplan import task_risk
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = task_risk(fit, link, budgets, target=task_target, prob=prob, flops_per_param_token=k,
+                          random_seed=seed)
+    doc.para(f"Two steps: each draw of the loss of the compute-optimal run (this fit's predictive distribution, "
+             f"with its form uncertainty) pushed through a draw of each task's link from loss to score (a sigmoid "
+             f"between the task's chance level and a learned ceiling, fitted on {len(link.data)} (model, task) "
+             f"scores of {len(link.tasks)} tasks). The curve band is the link's expected score; the new-run band "
+             f"one new run evaluated on the task's items. beyond_loss: nats below the task's fitted losses.")
+    keep = ["C", "task", "chance", "loss_median", "accuracy_median", "curve_lower", "curve_upper", "new_run_lower",
+            "new_run_upper", "target", "p_target", "beyond_loss"]
+    doc.table(table[[c for c in keep if c in table.columns]], index=False, digits=3)
+    mids = link.summary(prob).xs("midpoint", level="parameter")
+    doc.para(f"Each task's midpoint (the loss half-way from chance to its ceiling), {prob:.0%} intervals; a task "
+             "flat over the fitted losses has a wide one, and its scores beyond the data are uncertain:")
+    doc.table(mids[["estimate", "lower", "upper"]], digits=3)
+
+
 def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_param_token=FLOPS_PER_PARAM_TOKEN,
            backtest=False, next_run=True, candidates=None, reference=None,
-           format=None, title=None, random_seed=None) -> str:
+           format=None, title=None, random_seed=None, downstream=None, task_target=None) -> str:
     """Write one self-contained report of a fit (HTML or Markdown).
 
     Parameters
@@ -583,6 +604,11 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
     title : str, optional
     random_seed : int, optional
         Seed of the predictive draws (default the fit's).
+    downstream : DownstreamFit, optional
+        A fitted link from this fit's loss to task scores: adds a section with each task's score at the
+        budgets (:func:`bayescale.taskplan.task_risk`) and the link's midpoints.
+    task_target : float or mapping of task to float, optional
+        Scores to reach, for that section's P(score >= target).
 
     Returns
     -------
@@ -676,6 +702,10 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
     doc.para("Loss of the compute-optimal plan at each budget: the expected loss (curve) and one new run"
              + (f", and P(loss <= {target:g})" if target is not None else "") + ":")
     doc.human_table(risk[[c for c in keep if c in risk.columns]])
+
+    if downstream is not None:
+        doc.heading("Task scores at the budgets")
+        _downstream(doc, fit, downstream, budgets, task_target, prob, k, seed)
 
     if groups is not None and len(groups) > 1:
         doc.heading(f"Groups compared with {reference}")

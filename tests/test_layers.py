@@ -25,10 +25,11 @@ LAYERS = {
     # 2 the results contract and the analyses of one fit written against it
     "contract": 2, "predictive": 2, "planning": 2, "risk": 2, "plots": 2, "groups": 2,
     "conflicts": 2, "contrasts": 2, "selection": 2, "hierarchy": 2, "checks": 2, "nextrun": 2, "returns": 2,
+    "taskplan": 2,
     # 3 result objects
     "results": 3, "fit": 3, "pointfit": 3,
     # 4 models and their samplers
-    "sampling": 4, "model": 4, "point": 4, "isoflop": 4, "envelope_fit": 4, "published": 4,
+    "sampling": 4, "model": 4, "point": 4, "isoflop": 4, "envelope_fit": 4, "published": 4, "downstream": 4,
     # 5 many fits and fits on disk
     "io": 5, "executors": 5, "checkpoints": 5, "collection": 5, "batch": 5,
     # 6 analyses across fits and refits

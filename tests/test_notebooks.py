@@ -54,6 +54,12 @@ def _checkpoints(text):
             and min(float(p) for p in planted.group(1).split(",")) > float(other.group(1)) + 0.2)
 
 
+def _downstream(text):
+    """Notebook 08: the 90% new-run bands hold at least 27 of the 33 held-out (task, model) scores (measured: 30)."""
+    m = re.search(r"held-out \(task, model\) pairs inside the 90% new-run band: (\d+) of (\d+)", text)
+    return bool(m) and int(m.group(1)) >= 27 and int(m.group(2)) == 33
+
+
 #: Per notebook: what its outputs must show (the former asserts).
 EXPECT = {
     "01_quickstart.ipynb": lambda t: "same predictions after saving and loading: True" in t,
@@ -61,6 +67,7 @@ EXPECT = {
     "05_custom_law.ipynb": lambda t: "same predictions after saving and loading: True" in t,
     "06_what_next.ipynb": lambda t: _narrowing(t) and "stacking weights: chinchilla" in t,
     "07_checkpoints.ipynb": _checkpoints,
+    "08_downstream.ipynb": _downstream,
 }
 
 

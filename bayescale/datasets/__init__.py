@@ -13,6 +13,10 @@ Sources (see ``README.md`` in this folder for the full provenance and reference 
   Compute-Optimal Scaling of Language Models"), repository
   formll/resolving-scaling-law-discrepancies, ``data/summary_df*.pickle.xz`` (as redistributed by
   hadasah/scaling_laws, Li et al. 2025): 15 configurations, each a ladder of IsoFLOP runs.
+* ``gadre2024_downstream.csv``: downstream task scores and C4 losses of the 35 RedPajama models
+  of Gadre et al. 2024 ("Language models scale reliably with over-training and on downstream
+  tasks"), repository mlfoundations/scaling (MIT), commit a003c491, 11 tasks; built by
+  ``benchmarks/downstream/build_downstream.py``.
 
 :func:`references` returns the published fitted parameters: Hoffmann et al. 2022 (Approach 3),
 Besiroglu et al. 2024 (refit on the 240 kept Chinchilla runs, its standard errors and 95%
@@ -27,7 +31,8 @@ from importlib.resources import files
 
 import pandas as pd
 
-__all__ = ["load_chinchilla", "load_datablations", "load_porian", "porian_configs", "references"]
+__all__ = ["load_chinchilla", "load_datablations", "load_porian", "porian_configs", "references",
+           "load_gadre_downstream"]
 
 CHINCHILLA_SOURCE = (
     "Runs of Hoffmann et al. 2022 (\"Training Compute-Optimal Large Language Models\", Fig. 4), "
@@ -52,6 +57,15 @@ PORIAN_SOURCE = (
     "convention), `val` which loss (train or held-out val). Some configurations are the same training "
     "runs seen under another N convention or loss set: treat a configuration as one ladder, not as "
     "independent evidence."
+)
+GADRE_DOWNSTREAM_SOURCE = (
+    "Downstream evaluations of Gadre et al. 2024 (\"Language models scale reliably with over-training and on "
+    "downstream tasks\", arXiv:2403.08540), repository mlfoundations/scaling (MIT), commit "
+    "a003c4913793ac2ae7ef87b28ecb562955d026d5: exp_data/models/*.json (N with embeddings, tokens, the loss on "
+    "the C4 eval split), exp_data/evals/*_heavy.json (LLM Foundry in-context evaluations) and "
+    "exp_data/eval_metadata.csv (random baseline, number of items). Slice: the 35 RedPajama models (11M-6.9B "
+    "parameters, 5-640 tokens per parameter) x 11 tasks; the full table (104 models x 46 tasks) is rebuilt by "
+    "benchmarks/downstream/build_downstream.py."
 )
 #: Columns of the Porian et al. 2024 runs that define a configuration (one ladder), in label order.
 PORIAN_CONFIG_COLUMNS = ("table", "dataset", "hparams", "warmup", "decay", "param_count", "val")
@@ -211,6 +225,40 @@ def load_porian(config=None) -> pd.DataFrame:
             raise KeyError(f"unknown Porian configuration(s) {unknown}; valid: {', '.join(known)}")
         df = df[df["config"].isin(wanted)].copy()
     df.attrs["source"] = PORIAN_SOURCE
+    return df
+
+
+def load_gadre_downstream() -> pd.DataFrame:
+    """Task scores and losses of the 35 RedPajama models of Gadre et al. 2024 on 11 tasks.
+
+    One row per (model, task). Models: four open_lm shapes from 11M to 411M parameters, each at
+    token multipliers 0.25-32 of 20 tokens per parameter, plus 1.4B (20 and 640 tokens per
+    parameter) and 6.9B (20): a ladder with its largest rungs to hold out. Tasks: ten of the
+    paper's 17 above-chance tasks with >= 1000 items (ARC-Easy, HellaSwag 10-shot, PIQA, LAMBADA,
+    BIG-bench QA WikiData, CoQA, SQuAD, BoolQ, CommonsenseQA, BIG-bench CS algorithms) and MMLU
+    5-shot, flat at chance at these sizes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``dataset`` (``redpajama``), ``model`` (the source's run name), ``shape``, ``N``
+        (parameters with embeddings), ``D`` (tokens), ``C = 6 N D``, ``tokens_per_param``, ``loss``
+        (the C4 eval-split loss, nats per token), ``task``, ``metric`` (``accuracy`` or
+        ``exact match``), ``value`` (in [0, 1]), ``chance`` (the task's random baseline),
+        ``items`` (its number of questions), ``shots``, ``task_type``, ``category``.
+        ``.attrs["source"]`` holds the provenance.
+
+    Examples
+    --------
+    >>> df = load_gadre_downstream()
+    >>> len(df), df["model"].nunique(), df["task"].nunique()
+    (385, 35, 11)
+    >>> float(df.loc[df["task"] == "mmlu", "chance"].iloc[0])
+    0.25
+    """
+    df = _read("gadre2024_downstream.csv")
+    df["items"] = df["items"].astype(int)
+    df.attrs["source"] = GADRE_DOWNSTREAM_SOURCE
     return df
 
 

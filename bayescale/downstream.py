@@ -1,0 +1,531 @@
+"""Downstream laws: the link from a model's loss to its score on a task, pooled across tasks.
+
+The link of task t is a sigmoid in the loss L between the task's chance level and a ceiling::
+
+    accuracy_t(L) = floor_t + (ceiling_t - floor_t) * sigmoid(slope_t * (midpoint_t - L))
+
+``floor_t`` is the task's chance level (known: 1/4 for four-choice questions, 0 for exact match),
+``ceiling_t <= 1`` is learned (or given), and the slopes (log scale) and midpoints are partially
+pooled across tasks (non-centred). A task's score on ``items`` questions is Beta-Binomial: the
+questions' binomial noise plus a learned per-task overdispersion (concentration ``kappa_t``, also
+pooled) for what the loss alone does not explain (another training set with the same loss scores a
+little differently). This is the second step of the two-step chain (compute -> loss -> task score)
+of the Llama 3 report and of Bhagia et al. 2024, fitted with NUTS instead of a point fit; the first
+step is any loss fit, and :mod:`bayescale.taskplan` carries both posteriors into the answer.
+
+A task that is flat at chance over the fitted losses constrains its midpoint only from one side
+(it lies below the losses seen so far): the posterior keeps every later rise the pooled prior
+allows, and the bands beyond the data span chance to high scores instead of one confident sigmoid.
+
+:class:`DownstreamModel` holds the settings, :meth:`DownstreamModel.fit` takes the data and returns a
+:class:`DownstreamFit`, whose draws live in an xarray ``DataTree`` (``fit.idata``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.special import expit
+
+from .contract import check_ci_kind, interval, interval_label
+from .errors import ConvergenceWarning, DataError, SpecError, warn_user
+from .taskplan import band_frame, evaluation_noise, link_accuracy, pairing, task_budget_for, task_risk
+from .validation import check_prob, check_seed
+
+__all__ = ["DownstreamModel", "DownstreamFit", "LinkPriors", "link_accuracy", "TASK_COLUMNS"]
+
+#: Columns a task table needs: the task's name, the model's loss, its score in [0, 1], the task's chance
+#: level in [0, 1) and its number of items (questions).
+TASK_COLUMNS = ("task", "loss", "value", "chance", "items")
+#: Default form uncertainty of the link (sd of the logit per nat of loss beyond a task's fitted losses).
+LINK_FORM_SD = 0.0
+#: Names of the link's parameters per task, in the posterior.
+LINK_PARAMS = ("slope", "midpoint", "ceiling", "concentration")
+
+
+@dataclass(frozen=True)
+class LinkPriors:
+    """Priors of the pooled link (loss in nats; slopes in logits per nat).
+
+    ``log_slope`` population mean ~ Normal(``slope_mu``, ``slope_mu_sd``), its spread across tasks
+    ~ HalfNormal(``slope_sd``); the midpoints' population mean ~ Normal(the median fitted loss
+    - ``midpoint_offset``, ``midpoint_mu_sd``), spread ~ HalfNormal(``midpoint_sd``); the share of
+    the room above chance a task can reach, ``(ceiling - floor) / (1 - floor)``, ~
+    Beta(``ceiling_a``, ``ceiling_b``); log concentration's population mean ~
+    Normal(``concentration_mu``, 1.5), spread ~ HalfNormal(1).
+    """
+
+    slope_mu: float = float(np.log(2.0))
+    slope_mu_sd: float = 0.75
+    slope_sd: float = 0.75
+    midpoint_offset: float = 0.5
+    midpoint_mu_sd: float = 1.0
+    midpoint_sd: float = 1.0
+    ceiling_a: float = 2.0
+    ceiling_b: float = 1.0
+    concentration_mu: float = float(np.log(300.0))
+
+    def __post_init__(self):
+        for name, value in self.__dict__.items():
+            if not (isinstance(value, (int, float)) and np.isfinite(value)):
+                raise SpecError(f"LinkPriors.{name} must be a finite number, got {value!r}")
+        for name in ("slope_mu_sd", "slope_sd", "midpoint_mu_sd", "midpoint_sd", "ceiling_a", "ceiling_b"):
+            if getattr(self, name) <= 0:
+                raise SpecError(f"LinkPriors.{name} must be positive, got {getattr(self, name)!r}")
+
+
+def check_tasks(table, columns=None) -> pd.DataFrame:
+    """The task table as floats, or one :class:`DataError` listing every unusable cell.
+
+    `columns` renames the caller's columns to :data:`TASK_COLUMNS` (``{"acc": "value"}``). Rows with
+    the same task must share its chance level and item count.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise DataError([f"the task table must be a pandas DataFrame, got {type(table).__name__}"],
+                        header="Task data is unusable:")
+    df = table.rename(columns=dict(columns or {}))
+    missing = [c for c in TASK_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError([f"missing column {c!r} (needed: {', '.join(TASK_COLUMNS)}; have: "
+                         f"{', '.join(map(str, table.columns))})" for c in missing],
+                        header="Task data is unusable:")
+    if len(df) == 0:
+        raise DataError(["the table has no rows"], header="Task data is unusable:")
+    out = pd.DataFrame({"task": df["task"].astype(str).to_numpy()}, index=df.index)
+    problems = []
+    for col, ok, expected in (("loss", lambda v: np.isfinite(v) & (v > 0), "a positive loss"),
+                              ("value", lambda v: (v >= 0) & (v <= 1), "a score in [0, 1]"),
+                              ("chance", lambda v: (v >= 0) & (v < 1), "a chance level in [0, 1)"),
+                              ("items", lambda v: np.isfinite(v) & (v >= 1) & (v == np.round(v)),
+                               "a whole number of items >= 1")):
+        values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            bad = ~ok(values)
+        for row in np.flatnonzero(bad)[:10]:
+            cell = df[col].iloc[row]
+            cell = cell.item() if hasattr(cell, "item") else cell
+            problems.append(f"row {df.index[row]!r}, column {col!r}: {cell!r} is not {expected}")
+        if bad.sum() > 10:
+            problems.append(f"... and {int(bad.sum()) - 10} more rows in column {col!r}")
+        out[col] = values
+    if not problems:
+        for col in ("chance", "items"):
+            spread = out.groupby("task")[col].nunique()
+            for task in spread[spread > 1].index:
+                problems.append(f"task {task!r}: column {col!r} takes several values "
+                                f"({sorted(out.loc[out['task'] == task, col].unique())[:4]}); one per task expected")
+    if problems:
+        raise DataError(problems, header=f"Task data has {len(problems)} problem{'s' * (len(problems) != 1)}:")
+    return out
+
+
+# ----------------------------------------------------------------------------- the PyMC model
+_GRAPHS: dict = {}
+
+
+def _pymc_model(n_tasks: int, learned_ceiling: bool, priors: LinkPriors):
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    coords = {"task": np.arange(n_tasks)}
+    with pm.Model(coords=coords) as m:
+        task = pm.Data("task_index", np.zeros(2, dtype="int64"))
+        x = pm.Data("loss_centred", np.zeros(2))
+        correct = pm.Data("correct", np.zeros(2, dtype="int64"))
+        items = pm.Data("items_row", np.ones(2, dtype="int64"))
+        floor = pm.Data("floor", np.zeros(n_tasks), dims="task")
+        mid_centre = pm.Data("midpoint_centre", np.zeros(()))
+        slope_mu = pm.Normal("slope_log_mu", priors.slope_mu, priors.slope_mu_sd)
+        slope_sd = pm.HalfNormal("slope_log_sd", priors.slope_sd)
+        slope_z = pm.Normal("slope_z", 0.0, 1.0, dims="task")
+        slope = pm.Deterministic("slope", pt.exp(slope_mu + slope_sd * slope_z), dims="task")
+        mid_mu = pm.Normal("midpoint_mu", mid_centre, priors.midpoint_mu_sd)
+        mid_sd = pm.HalfNormal("midpoint_sd", priors.midpoint_sd)
+        mid_z = pm.Normal("midpoint_z", 0.0, 1.0, dims="task")
+        midpoint = pm.Deterministic("midpoint", mid_mu + mid_sd * mid_z, dims="task")
+        if learned_ceiling:
+            room = pm.Beta("ceiling_share", priors.ceiling_a, priors.ceiling_b, dims="task")
+            ceiling = pm.Deterministic("ceiling", floor + (1.0 - floor) * room, dims="task")
+        else:
+            fixed_ceiling = pm.Data("fixed_ceiling", np.ones(n_tasks), dims="task")
+            ceiling = pm.Deterministic("ceiling", fixed_ceiling + 0.0 * floor, dims="task")
+        conc_mu = pm.Normal("concentration_log_mu", priors.concentration_mu, 1.5)
+        conc_sd = pm.HalfNormal("concentration_log_sd", 1.0)
+        conc_z = pm.Normal("concentration_z", 0.0, 1.0, dims="task")
+        kappa = pm.Deterministic("concentration", pt.exp(conc_mu + conc_sd * conc_z), dims="task")
+        z = slope[task] * (midpoint[task] - x)
+        p = floor[task] + (ceiling[task] - floor[task]) * pm.math.sigmoid(z)
+        p = pt.clip(p, 1e-6, 1.0 - 1e-6)
+        pm.BetaBinomial("score", n=items, alpha=p * kappa[task], beta=(1.0 - p) * kappa[task], observed=correct)
+    return m
+
+
+def _graph(n_tasks: int, learned_ceiling: bool, priors: LinkPriors):
+    from .sampling import Graph
+
+    key = (n_tasks, learned_ceiling, priors)
+    if key not in _GRAPHS:
+        m = _pymc_model(n_tasks, learned_ceiling, priors)
+        _GRAPHS[key] = Graph(m, ("slope", "midpoint", "ceiling", "concentration", "slope_log_mu", "slope_log_sd",
+                                 "midpoint_mu", "midpoint_sd", "concentration_log_mu", "concentration_log_sd"),
+                             n_groups=n_tasks)
+    return _GRAPHS[key]
+
+
+# ----------------------------------------------------------------------------- spec and fit
+class DownstreamModel:
+    """Settings of a pooled loss-to-task-score link (the spec; :meth:`fit` takes the data).
+
+    Parameters
+    ----------
+    ceiling : "learned" or float, default "learned"
+        ``"learned"``: each task's ceiling between its chance level and 1 (prior: the share of the
+        room above chance ~ Beta(2, 1)); a float in (0, 1]: every task's known ceiling.
+    priors : LinkPriors, optional
+        The link's priors (default :class:`LinkPriors`).
+    draws, tune, chains : int, default 500, 500, 4
+        NUTS draws and tuning steps per chain, and chains (nutpie).
+    cores : int, optional
+        Chains run at once; default the machine's CPU count.
+    target_accept : float, default 0.95
+    form_sd : float, default :data:`LINK_FORM_SD`
+        The link's form uncertainty, applied to predictions: the sd of the sigmoid's logit per nat of
+        loss below a task's lowest fitted loss (a sigmoid fitted inside the data is not known to hold
+        beyond it). 0 takes the sigmoid's form as known.
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> table = bs.datasets.load_gadre_downstream()
+    >>> link = DownstreamModel(draws=300).fit(table[table["N"] < 1e9], random_seed=1)  # doctest: +SKIP
+    >>> link.predict(2.5, task="arc_easy")  # doctest: +SKIP
+    """
+
+    def __init__(self, ceiling="learned", *, priors=None, draws=500, tune=500, chains=4, cores=None,
+                 target_accept=0.95, form_sd=None):
+        form_sd = LINK_FORM_SD if form_sd is None else form_sd
+        if isinstance(form_sd, bool) or not isinstance(form_sd, (int, float)) or not 0 <= form_sd < np.inf:
+            raise SpecError(f"form_sd must be a finite number >= 0 (logits per nat), got {form_sd!r}")
+        if isinstance(ceiling, str):
+            if ceiling != "learned":
+                raise SpecError(f"ceiling must be 'learned' or a number in (0, 1], got {ceiling!r}")
+        elif isinstance(ceiling, bool) or not isinstance(ceiling, (int, float)) or not 0 < ceiling <= 1:
+            raise SpecError(f"ceiling must be 'learned' or a number in (0, 1], got {ceiling!r}")
+        if priors is not None and not isinstance(priors, LinkPriors):
+            raise SpecError(f"priors must be a bayescale.downstream.LinkPriors, got {type(priors).__name__}")
+        for name, value, low in (("draws", draws, 10), ("tune", tune, 10), ("chains", chains, 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise SpecError(f"{name} must be an integer >= {low}, got {value!r}")
+        if cores is not None and (isinstance(cores, bool) or not isinstance(cores, (int, np.integer)) or cores < 1):
+            raise SpecError(f"cores must be a positive integer or None, got {cores!r}")
+        if not isinstance(target_accept, float) or not 0.5 <= target_accept < 1:
+            raise SpecError(f"target_accept must be a float in [0.5, 1), got {target_accept!r}")
+        self.ceiling = ceiling
+        self.priors = priors or LinkPriors()
+        self.draws, self.tune, self.chains = int(draws), int(tune), int(chains)
+        self.cores = cores
+        self.target_accept = target_accept
+        self.form_sd = float(form_sd)
+
+    def __repr__(self):
+        return (f"DownstreamModel(ceiling={self.ceiling!r}, draws={self.draws}, tune={self.tune}, "
+                f"chains={self.chains})")
+
+    def fit(self, table, *, columns=None, random_seed=None, cache_dir=None) -> "DownstreamFit":
+        """Sample the link's posterior given a task table.
+
+        Parameters
+        ----------
+        table : DataFrame
+            One row per (model, task): columns ``task``, ``loss``, ``value`` (score in [0, 1]),
+            ``chance`` (the task's chance level), ``items`` (its number of questions); others are
+            kept in ``fit.data``.
+        columns : mapping, optional
+            Renames the table's columns to those names, e.g. ``{"acc": "value"}``.
+        random_seed : int, optional
+        cache_dir : path, False or None
+            Folder of compiled models (:func:`bayescale.compiled.cache_dir`); False: none.
+
+        Returns
+        -------
+        DownstreamFit
+
+        Raises
+        ------
+        DataError
+            Listing every unusable cell (row, column, value, what is expected), before any sampling.
+        """
+        import os
+
+        random_seed = check_seed(random_seed)
+        data = check_tasks(table, columns)
+        tasks = list(dict.fromkeys(data["task"]))
+        info = data.groupby("task", sort=False).agg(chance=("chance", "first"), items=("items", "first"),
+                                                    rows=("loss", "size"), loss_min=("loss", "min"),
+                                                    loss_max=("loss", "max")).loc[tasks]
+        if isinstance(self.ceiling, float) or isinstance(self.ceiling, int):
+            low = info[info["chance"] >= self.ceiling]
+            if len(low):
+                raise SpecError(f"ceiling={self.ceiling} is not above the chance level of task(s) "
+                                f"{list(low.index)} ({low['chance'].tolist()})")
+        centre = float(np.median(data["loss"]))
+        values = {
+            "task_index": data["task"].map({t: i for i, t in enumerate(tasks)}).to_numpy(dtype="int64"),
+            "loss_centred": data["loss"].to_numpy() - centre,
+            "correct": np.round(data["value"].to_numpy() * data["items"].to_numpy()).astype("int64"),
+            "items_row": data["items"].to_numpy(dtype="int64"),
+            "floor": info["chance"].to_numpy(dtype=float),
+            "midpoint_centre": np.asarray(-self.priors.midpoint_offset),
+        }
+        if self.ceiling != "learned":
+            values["fixed_ceiling"] = np.full(len(tasks), float(self.ceiling))
+        graph = _graph(len(tasks), self.ceiling == "learned", self.priors)
+        from .sampling import compile_for_nutpie
+
+        t0 = time.perf_counter()
+        compile_for_nutpie(graph, cache_dir)
+        import nutpie
+
+        compiled = graph.nutpie_model.with_data(**values)
+        t1 = time.perf_counter()
+        trace = nutpie.sample(compiled, draws=self.draws, tune=self.tune, chains=self.chains,
+                              cores=self.cores or os.cpu_count() or 1,
+                              seed=int(np.random.default_rng().integers(2**31)) if random_seed is None else random_seed,
+                              progress_bar=False, target_accept=self.target_accept)
+        t2 = time.perf_counter()
+        post = trace["posterior"].to_dataset() if hasattr(trace["posterior"], "to_dataset") else trace["posterior"]
+        post = post.assign_coords(task=tasks)
+        post["midpoint"] = post["midpoint"] + centre
+        post["midpoint_mu"] = post["midpoint_mu"] + centre
+        keep = [v for v in post.data_vars if not v.endswith("_z") and v != "ceiling_share"]
+        stats = trace["sample_stats"].to_dataset() if hasattr(trace["sample_stats"], "to_dataset") \
+            else trace["sample_stats"]
+        stats = stats[[v for v in stats.data_vars if stats[v].dtype.kind in "biuf"]]
+        const = xr.Dataset({"chance": ("task", info["chance"].to_numpy()),
+                            "items": ("task", info["items"].to_numpy()),
+                            "loss_min": ("task", info["loss_min"].to_numpy()),
+                            "loss_max": ("task", info["loss_max"].to_numpy()),
+                            "rows": ("task", info["rows"].to_numpy())}, coords={"task": tasks})
+        tree = xr.DataTree.from_dict({"posterior": post[keep], "sample_stats": stats, "constant_data": const})
+        tree.attrs.update(ceiling=json.dumps(self.ceiling), priors=json.dumps(self.priors.__dict__),
+                          sampler=json.dumps(dict(draws=self.draws, tune=self.tune, chains=self.chains,
+                                                  target_accept=self.target_accept, random_seed=random_seed)),
+                          timing=json.dumps(dict(compile_seconds=t1 - t0, sampling_seconds=t2 - t1)))
+        extra = {c: table[c].to_numpy() for c in table.columns if c not in data.columns and columns is None}
+        fit = DownstreamFit(self, data.assign(**extra), tree)
+        fit._warn_if_unconverged()
+        return fit
+
+
+class DownstreamFit:
+    """A fitted loss-to-task-score link: draws in ``idata`` (an xarray ``DataTree``), analyses as functions.
+
+    Attributes
+    ----------
+    model : DownstreamModel
+    data : DataFrame
+        The checked task table it was fitted to.
+    idata : xarray.DataTree
+        ``posterior`` (``slope``, ``midpoint``, ``ceiling``, ``concentration`` per task, and the
+        population parameters), ``sample_stats``, ``constant_data`` (each task's ``chance``,
+        ``items``, ``loss_min``, ``loss_max``, ``rows``).
+    """
+
+    draws_kind = "posterior"
+
+    def __init__(self, model, data, idata):
+        self.model = model
+        self.data = data
+        self.idata = idata
+
+    @property
+    def tasks(self) -> list:
+        """The fitted tasks, in the order of the posterior's ``task`` coordinate."""
+        return [str(t) for t in self.idata["constant_data"]["task"].values]
+
+    def task_info(self) -> pd.DataFrame:
+        """One row per task: ``chance``, ``items``, ``rows``, ``loss_min``, ``loss_max`` of the fitted data."""
+        return self.idata["constant_data"].to_dataset().to_dataframe()
+
+    def __repr__(self):
+        return f"DownstreamFit({len(self.tasks)} tasks, {len(self.data)} rows, converged={self.converged})"
+
+    def check_task(self, task) -> list:
+        """`task` (a name, a list of names or None for all) as a list of fitted task names, or ValueError."""
+        if task is None:
+            return self.tasks
+        wanted = [task] if isinstance(task, str) else list(task)
+        unknown = [t for t in wanted if t not in self.tasks]
+        if unknown:
+            raise ValueError(f"task {unknown[0]!r} was not fitted; fitted tasks: {', '.join(self.tasks)}")
+        return wanted
+
+    def link_draws(self, task) -> dict:
+        """Per-draw link parameters of one task, flattened over (chain, draw): ``{name: array (draws,)}``."""
+        (task,) = self.check_task(task)
+        post = self.idata["posterior"]
+        return {name: post[name].sel(task=task).values.reshape(-1) for name in LINK_PARAMS}
+
+    def diagnostics(self) -> dict:
+        """Worst R-hat, smallest bulk ESS and the divergences over the per-task parameters."""
+        import arviz as az
+
+        post = self.idata["posterior"].to_dataset()[list(LINK_PARAMS)]
+        rhat = az.rhat(post)
+        ess = az.ess(post)
+        div = self.idata["sample_stats"].to_dataset().get("diverging")
+        return {"r_hat_max": float(max(float(rhat[v].max()) for v in rhat.data_vars)),
+                "ess_bulk_min": float(min(float(ess[v].min()) for v in ess.data_vars)),
+                "divergences": int(div.sum()) if div is not None else 0}
+
+    @property
+    def converged(self) -> bool:
+        """As for a loss fit: R-hat <= 1.01 and bulk ESS >= 400 over the per-task parameters, no divergences."""
+        from .fit import ESS_MIN, RHAT_MAX
+
+        d = self.diagnostics()
+        return d["r_hat_max"] <= RHAT_MAX and d["ess_bulk_min"] >= ESS_MIN and d["divergences"] == 0
+
+    def _warn_if_unconverged(self):
+        if self.converged:
+            return
+        d = self.diagnostics()
+        warn_user(f"the downstream link did not pass its diagnostics (max R-hat {d['r_hat_max']:.3f}, min bulk ESS "
+                  f"{d['ess_bulk_min']:.0f}, {d['divergences']} divergent transitions): more draws and tuning, or "
+                  "target_accept=0.99, before a decision rests on it", ConvergenceWarning, stacklevel=3)
+
+    def summary(self, prob=0.9, *, ci_kind="eti") -> pd.DataFrame:
+        """Per task and parameter: ``estimate`` (median), ``sd``, ``lower``, ``upper``.
+
+        Examples
+        --------
+        >>> link.summary().loc["arc_easy"]  # doctest: +SKIP
+        """
+        check_prob(prob)
+        ci_kind = check_ci_kind(ci_kind)
+        rows = []
+        for task in self.tasks:
+            for name, v in self.link_draws(task).items():
+                est, lo, hi = interval(v[:, None], prob, ci_kind)
+                rows.append(dict(task=task, parameter=name, estimate=float(est[0]), sd=float(np.std(v)),
+                                 lower=float(lo[0]), upper=float(hi[0])))
+        frame = pd.DataFrame(rows).set_index(["task", "parameter"])
+        frame.attrs.update(prob=prob, interval=interval_label(self.draws_kind, ci_kind))
+        return frame
+
+    def accuracy_draws(self, loss, task, *, random_seed=None, draw_index=None):
+        """Each draw's expected score and one new evaluation's score at per-draw losses.
+
+        Parameters
+        ----------
+        loss : array (draws, rows) or (rows,)
+            Loss draws (e.g. of a loss fit at a budget), or fixed losses.
+        task : str
+        random_seed : int, optional
+            Seed of the pairing of loss draws with link draws and of the evaluation noise.
+        draw_index : array of int, optional
+            Which link draw goes with each loss draw (default: a random balanced pairing).
+
+        Returns
+        -------
+        curve, new : ndarray (draws, rows)
+            The link's expected score at each draw's loss, and one evaluation's score on the task's
+            items (Beta-Binomial around it).
+        """
+        loss = np.atleast_2d(np.asarray(loss, dtype=float))
+        rng = np.random.default_rng(random_seed)
+        n_link = self.n_draws
+        if loss.shape[0] == 1:
+            loss = np.repeat(loss, n_link, axis=0)
+        if draw_index is None:
+            draw_index = pairing(loss.shape[0], n_link, rng)
+        curve = self.curve_at(loss, task, draw_index, rng.standard_normal((loss.shape[0], 1)))
+        items = int(self.idata["constant_data"]["items"].sel(task=task))
+        kappa = self.link_draws(task)["concentration"][draw_index][:, None]
+        return curve, evaluation_noise(curve, kappa, items, rng)
+
+    @property
+    def n_draws(self) -> int:
+        """Number of posterior draws (chains x draws)."""
+        post = self.idata["posterior"]
+        return int(post.sizes["chain"] * post.sizes["draw"])
+
+    def curve_at(self, loss, task, draw_index, form_normal):
+        """The link's expected score at per-draw losses (draws, rows), with the link's form discrepancy.
+
+        Beyond the task's lowest fitted loss the sigmoid's logit moves by ``form_sd * distance *
+        form_normal`` (``form_normal``: one standard normal per draw, shaped (draws, 1)), so the band
+        widens with the distance in loss, as the loss law's form uncertainty widens with compute.
+        """
+        (task,) = self.check_task(task)
+        p = {k: v[draw_index][:, None] for k, v in self.link_draws(task).items()}
+        const = self.idata["constant_data"]
+        chance = float(const["chance"].sel(task=task))
+        beyond = np.maximum(float(const["loss_min"].sel(task=task)) - loss, 0.0)
+        z = p["slope"] * (p["midpoint"] - loss) + self.form_sd * beyond * form_normal
+        return chance + (p["ceiling"] - chance) * expit(z)
+
+    @property
+    def form_sd(self) -> float:
+        """The link's form uncertainty: sd of its logit per nat of loss below a task's fitted losses."""
+        return float(self.model.form_sd)
+
+    def predict(self, loss, task=None, prob=0.9, *, ci_kind="eti", random_seed=None) -> pd.DataFrame:
+        """Task scores at given losses: the median, the curve band and the new-evaluation band.
+
+        Parameters
+        ----------
+        loss : float or sequence of float
+            Losses (in the units of the fitted ``loss`` column).
+        task : str or list of str, optional
+            Default: every fitted task.
+        prob : float, default 0.9
+        ci_kind : {"eti", "hdi"}
+        random_seed : int, optional
+
+        Returns
+        -------
+        DataFrame
+            One row per (task, loss): ``task``, ``chance``, ``loss``, ``accuracy_median``,
+            ``curve_lower``, ``curve_upper`` (the link's expected score), ``new_run_lower``,
+            ``new_run_upper`` (one evaluation of a model with that loss on the task's items),
+            ``beyond_loss`` (nats below the task's lowest fitted loss; 0 inside).
+
+        Examples
+        --------
+        >>> link.predict([3.0, 2.5], task="arc_easy")  # doctest: +SKIP
+        """
+        check_prob(prob)
+        ci_kind = check_ci_kind(ci_kind)
+        random_seed = check_seed(random_seed)
+        losses = np.atleast_1d(np.asarray(loss, dtype=float))
+        if losses.ndim != 1 or not np.all(np.isfinite(losses) & (losses > 0)):
+            raise ValueError(f"loss must be positive finite numbers, got {loss!r}")
+        frames = []
+        for i, t in enumerate(self.check_task(task)):
+            curve, new = self.accuracy_draws(losses, t, random_seed=None if random_seed is None else random_seed + i)
+            frames.append(band_frame(t, self, curve, new, prob, ci_kind).assign(loss=losses))
+        out = pd.concat(frames, ignore_index=True)
+        lo = self.idata["constant_data"]["loss_min"].to_series()
+        out["beyond_loss"] = np.maximum(out["task"].map(lo).to_numpy() - out["loss"].to_numpy(), 0.0)
+        out = out[["task", "chance", "loss", "accuracy_median", "curve_lower", "curve_upper", "new_run_lower",
+                   "new_run_upper", "beyond_loss"]]
+        out.attrs.update(prob=prob, interval=interval_label(self.draws_kind, ci_kind))
+        return out
+
+    # thin methods over bayescale.taskplan
+    def risk(self, loss_fit, budget=None, *, plan=None, target=None, task=None, prob=0.9, ci_kind="eti",
+             random_seed=None):
+        """Task scores at budgets or plans through `loss_fit`; see :func:`bayescale.taskplan.task_risk`."""
+        return task_risk(loss_fit, self, budget, plan=plan, target=target, task=task, prob=prob,
+                         ci_kind=ci_kind, random_seed=random_seed)
+
+    def budget_for(self, loss_fit, task, target, prob=0.9, *, random_seed=None, max_compute=1e30):
+        """Compute for a task score with a probability; see :func:`bayescale.taskplan.task_budget_for`."""
+        return task_budget_for(loss_fit, self, task, target, prob, random_seed=random_seed,
+                               max_compute=max_compute)

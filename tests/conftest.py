@@ -11,20 +11,6 @@ import bayescale as bs
 TRUE_CHINCHILLA = dict(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
 
 
-#: Test files whose tests share nothing costly and may run on any worker, one test at a time.
-SPREAD_FILES = ("test_notebooks.py",)
-
-
-def pytest_collection_modifyitems(config, items):
-    """Group tests for ``--dist loadgroup`` (CI): a file's tests on one worker, as they share its fitted
-    fixtures, except the files of :data:`SPREAD_FILES`, whose tests (each notebook a whole fit and
-    analysis) go to whichever worker is free."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            group = item.nodeid if item.path.name in SPREAD_FILES else str(item.path)
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def chinchilla_runs():
     """The 240 Chinchilla runs the published replication keeps."""

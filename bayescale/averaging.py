@@ -37,8 +37,8 @@ from .planning import PLAN_COLUMNS, allocate_draws, median_plan, posterior_param
 from .predictive import predict_draws
 from .returns import marginal_draws, returns_table
 from .selection import check_same_runs, compare_loo
-from .risk import (_check_target, _plans, budget_for_settings, budget_mcse, first_compute, mark_beyond_checked,
-                   plan_log_loss, risk_draws, risk_frame, run_noise, search_range)
+from .risk import (_check_target, budget_for_settings, budget_mcse, first_compute, mark_beyond_checked,
+                   plan_log_loss, planned_runs, risk_draws, risk_frame, run_noise, search_range)
 from .tablecheck import check_table
 from .validation import (FLOPS_PER_PARAM_TOKEN, check_budgets, check_count, check_prob, check_seed,
                          positive_array)
@@ -344,18 +344,7 @@ class ModelAverage:
         cap = None if max_unique_tokens is None else float(positive_array(max_unique_tokens, "max_unique_tokens"))
         target = _check_target(target)
         params = {name: posterior_params(fit, group, random_seed) for name, fit in self._used()}
-        kinds, ns, ds = [], [], []
-        if budget is not None:
-            c = check_budgets(budget)
-            n, d = median_plan(self._optimal_n(c, k, cap, params), c, k)
-            kinds += ["compute-optimal"] * c.size
-            ns += list(n)
-            ds += list(d)
-        for n, d in _plans(plan):
-            kinds.append("plan")
-            ns.append(n)
-            ds.append(d)
-        n, d = np.array(ns, dtype=float), np.array(ds, dtype=float)
+        kinds, n, d = planned_runs(budget, plan, lambda c: median_plan(self._optimal_n(c, k, cap, params), c, k))
         curve, new, penalty = {}, {}, {}
         for name, fit in self._used():
             curve[name], new[name], penalty[name] = risk_draws(fit, n, d, flops_per_param_token=k,

@@ -45,6 +45,7 @@ from .units import format_count, format_flops, format_plan, parse_plan, parse_qu
 from .errors import warn_user
 
 __all__ = ["risk", "risk_draws", "risk_frame", "budget_for", "plan_log_loss", "first_compute", "search_range",
+           "planned_runs", "compute_optimal_plan",
            "humanize", "to_markdown", "to_html", "to_text", "to_latex"]
 
 
@@ -69,13 +70,37 @@ def _plan_inputs(law, n, d, cap) -> dict:
     return inputs
 
 
-def _median_plan(fit, c, k, cap, params):
-    """The posterior-median optimal N at each budget (a point fit's: its estimate's), and D = C / (k N)."""
-    if fit.point_params is not None:
+def compute_optimal_plan(fit, c, k, cap, params):
+    """The posterior-median optimal N at each budget (a point fit's: its estimate's), and D = C / (k N).
+
+    `params` are the fit's parameter draws (:func:`bayescale.planning.posterior_params`); `cap` the unique
+    tokens available (None: no cap).
+    """
+    if getattr(fit, "point_params", None) is not None:
         params = {name: np.asarray(v, dtype=float) for name, v in fit.point_params.items()}
     alloc = optimal_allocation(fit.law, params, c, flops_per_param_token=k,
                                max_unique_tokens=cap)
     return median_plan(alloc["N"].reshape(-1, np.size(c)), c, k)
+
+
+def planned_runs(budget, plan, plan_at):
+    """The runs a risk table scores: the compute-optimal plan at each budget, then each ``(N, D)`` plan.
+
+    `plan_at(c)` gives the plan's ``(N, D)`` arrays at the checked budgets ``c``. Returns the rows'
+    kinds (``"compute-optimal"`` or ``"plan"``) and their N and D as float arrays.
+    """
+    kinds, ns, ds = [], [], []
+    if budget is not None:
+        c = _budgets(budget)
+        n, d = plan_at(c)
+        kinds += ["compute-optimal"] * c.size
+        ns += list(n)
+        ds += list(d)
+    for n, d in _plans(plan):
+        kinds.append("plan")
+        ns.append(n)
+        ds.append(d)
+    return kinds, np.array(ns, dtype=float), np.array(ds, dtype=float)
 
 
 def _check_target(target):
@@ -163,18 +188,7 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti",
     k = float(_positive(flops_per_param_token, "flops_per_param_token"))
     cap = None if max_unique_tokens is None else float(_positive(max_unique_tokens, "max_unique_tokens"))
     target = _check_target(target)
-    kinds, ns, ds = [], [], []
-    if budget is not None:
-        c = _budgets(budget)
-        n, d = _median_plan(fit, c, k, cap, params)
-        kinds += ["compute-optimal"] * c.size
-        ns += list(n)
-        ds += list(d)
-    for n, d in _plans(plan):
-        kinds.append("plan")
-        ns.append(n)
-        ds.append(d)
-    n, d = np.array(ns, dtype=float), np.array(ds, dtype=float)
+    kinds, n, d = planned_runs(budget, plan, lambda c: compute_optimal_plan(fit, c, k, cap, params))
     with np.errstate(invalid="ignore"):
         planless = ~(np.isfinite(n) & np.isfinite(d) & (n > 0) & (d > 0))
     if planless.any():
@@ -481,7 +495,7 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_T
 
     def log_new_run(log_c):
         c = float(np.exp(log_c))
-        n, d = _median_plan(fit, c, k, cap, params)
+        n, d = compute_optimal_plan(fit, c, k, cap, params)
         return plan_log_loss(fit, n[0], d[0], flops_per_param_token=k, max_unique_tokens=cap, params=params,
                              floor=floor) + noise
 
@@ -512,7 +526,7 @@ def budget_for(fit, target, prob=0.9, *, flops_per_param_token=FLOPS_PER_PARAM_T
             status = (f"below the irreducible loss E \u2248 {floor_median:.3f} (posterior median): no compute "
                       "reaches it; choose a target above E")
         c_med, _ = solve(t, 0.5)
-        n, d = _median_plan(fit, c, k, cap, params) if np.isfinite(c) else (np.array([np.nan]), np.array([np.nan]))
+        n, d = compute_optimal_plan(fit, c, k, cap, params) if np.isfinite(c) else (np.array([np.nan]), np.array([np.nan]))
         rows.append(dict(target=float(t), prob=prob, C=c, C_mcse_decades=mcse_decades(t, c), N=float(n[0]),
                          D=float(d[0]), C_median_case=c_med, status=status))
     frame = pd.DataFrame(rows)

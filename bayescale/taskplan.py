@@ -22,13 +22,13 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .allocation import optimal_allocation
 from .contract import check_ci_kind, interval, interval_label
 from .form import irreducible_draws
-from .planning import median_plan, posterior_params
-from .risk import first_compute, plan_log_loss, risk_draws, run_noise, search_range, _plans
+from .planning import posterior_params
+from .risk import (compute_optimal_plan, first_compute, plan_log_loss, planned_runs, risk_draws, run_noise,
+                   search_range)
 from .units import format_flops, format_plan
-from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets, check_prob, check_seed
+from .validation import FLOPS_PER_PARAM_TOKEN, check_prob, check_seed
 
 __all__ = ["task_risk", "task_budget_for", "loss_draws", "link_accuracy", "pairing", "evaluation_noise", "band_frame"]
 
@@ -88,13 +88,6 @@ def _check_pair(loss_fit, link):
                          f"got {type(loss_fit).__name__}")
 
 
-def _median_plan(loss_fit, budget, k, params):
-    if getattr(loss_fit, "point_params", None) is not None:
-        params = {name: np.asarray(v, dtype=float) for name, v in loss_fit.point_params.items()}
-    alloc = optimal_allocation(loss_fit.law, params, budget, flops_per_param_token=k)
-    return median_plan(alloc["N"].reshape(-1, np.size(budget)), budget, k)
-
-
 def _targets(target, tasks) -> dict:
     if target is None:
         return {}
@@ -123,18 +116,7 @@ def loss_draws(loss_fit, budget=None, *, plan=None, flops_per_param_token=FLOPS_
         raise ValueError("give at least one budget (FLOPs) or one plan (N, D)")
     k = float(flops_per_param_token)
     params = posterior_params(loss_fit, None, random_seed)
-    kinds, ns, ds = [], [], []
-    if budget is not None:
-        c = check_budgets(budget)
-        n, d = _median_plan(loss_fit, c, k, params)
-        kinds += ["compute-optimal"] * c.size
-        ns += list(n)
-        ds += list(d)
-    for n, d in _plans(plan):
-        kinds.append("plan")
-        ns.append(n)
-        ds.append(d)
-    n, d = np.array(ns, dtype=float), np.array(ds, dtype=float)
+    kinds, n, d = planned_runs(budget, plan, lambda c: compute_optimal_plan(loss_fit, c, k, None, params))
     curve, new, _ = risk_draws(loss_fit, n, d, flops_per_param_token=k, random_seed=random_seed, params=params)
     plans = pd.DataFrame({"kind": kinds, "label": [format_plan(a, b) for a, b in zip(n, d)], "C": k * n * d,
                           "N": n, "D": d})
@@ -261,7 +243,7 @@ def task_budget_for(loss_fit, link, task, target, prob=0.9, *, flops_per_param_t
     log_lo, log_hi = search_range(loss_fit, k, max_compute)
 
     def new_score(log_c):
-        n, d = _median_plan(loss_fit, float(np.exp(log_c)), k, params)
+        n, d = compute_optimal_plan(loss_fit, float(np.exp(log_c)), k, None, params)
         log_l = plan_log_loss(loss_fit, n[0], d[0], flops_per_param_token=k, params=params, floor=floor) + noise
         curve = link.curve_at(np.exp(log_l).reshape(-1, 1), task, index, form_e)
         return evaluation_noise(curve, draws["concentration"][index][:, None], items, rng, normals=normals)
@@ -277,7 +259,7 @@ def task_budget_for(loss_fit, link, task, target, prob=0.9, *, flops_per_param_t
         if np.isinf(c):
             status = (f"not reached by {format_flops(np.exp(log_hi))} with probability {prob}: the link's draws "
                       "put the task's ceiling or its rise too uncertain for that")
-        n, d = _median_plan(loss_fit, c, k, params) if np.isfinite(c) else ([np.nan], [np.nan])
+        n, d = compute_optimal_plan(loss_fit, c, k, None, params) if np.isfinite(c) else ([np.nan], [np.nan])
         rows.append(dict(task=task, target=float(t), prob=prob, C=c, N=float(n[0]), D=float(d[0]),
                          C_median_case=c_med, status=status))
     out = pd.DataFrame(rows)

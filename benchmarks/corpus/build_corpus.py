@@ -102,6 +102,12 @@ class Repo:
                               self.commit, prefix], capture_output=True, text=True)
         return [p for p in out.stdout.splitlines() if p]
 
+    def json_files(self, prefix: str):
+        """``(path, parsed JSON)`` of every ``.json`` file under `prefix`."""
+        for path in self.ls(prefix):
+            if path.endswith(".json"):
+                yield path, self.json(path)
+
 
 # --------------------------------------------------------------------------------------------
 # Notebook HTML tables (pandas.read_html would need lxml; use the standard library parser)
@@ -189,10 +195,7 @@ GADRE_DATASETS = {"c4_original": "c4", "rpj": "redpajama", "rw_original": "refin
 
 def load_gadre(repo: Repo) -> pd.DataFrame:
     rows = []
-    for path in repo.ls("exp_data/models/"):
-        if not path.endswith(".json"):
-            continue
-        m = repo.json(path)
+    for path, m in repo.json_files("exp_data/models/"):
         hp = m["hyperparameters"]
         c4 = [r for r in m["results"] if r["val_data"][0].split("/")[-2] == "c4_val"]
         if len(c4) != 1:

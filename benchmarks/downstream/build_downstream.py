@@ -94,10 +94,7 @@ COLUMNS = ["source", "dataset", "model", "shape", "N", "D", "C", "tokens_per_par
 def load(repo: Repo) -> pd.DataFrame:
     meta = pd.read_csv(io.BytesIO(repo.read("exp_data/eval_metadata.csv"))).set_index("Eval Task")
     models = {}
-    for path in repo.ls("exp_data/models/"):
-        if not path.endswith(".json"):
-            continue
-        m = repo.json(path)
+    for path, m in repo.json_files("exp_data/models/"):
         hp = m["hyperparameters"]
         c4 = [r for r in m["results"] if r["val_data"][0].split("/")[-2] == "c4_val"]
         if len(c4) != 1:

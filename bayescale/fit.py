@@ -14,7 +14,7 @@ from .validation import FLOPS_PER_PARAM_TOKEN, check_prob as _check_prob, check_
 from .contract import check_ci_kind, interval_label, SAMPLE_DIMS
 from .data import run_prefixes
 from .laws import NUMPY
-from .predictive import log_curve, predict
+from .predictive import log_curve, log_predict_draws, predict
 from .results import ResultMethods, writer
 from .errors import warn_user
 
@@ -718,9 +718,9 @@ def add_posterior_predictive(fit) -> None:
     """
     if "posterior_predictive" in fit.idata.children:
         return
-    draws = fit.predict_draws(fit.runs)
+    draws = log_predict_draws(fit, fit.runs)
     run = fit.idata["observed_data"]["run"].values
-    log_loss = np.log(draws["new_run_loss"]).astype(np.float32).assign_coords(run=run)
+    log_loss = draws["log_new_run_loss"].astype(np.float32).assign_coords(run=run)
     pp = xr.Dataset({"log_loss": log_loss})
     pp.attrs["description"] = "log loss of one new run at each fitted run's inputs, per posterior draw"
     fit.idata["posterior_predictive"] = xr.DataTree(pp)

@@ -20,7 +20,7 @@ from .form import irreducible_draws, shift_log_loss
 from .laws import NUMPY
 from .validation import check_prob, check_seed
 
-__all__ = ["predict_draws", "predict", "row_params", "log_curve"]
+__all__ = ["predict_draws", "log_predict_draws", "predict", "row_params", "log_curve"]
 
 
 def new_runs(result, runs, columns=None):
@@ -69,6 +69,25 @@ def predict_draws(result, runs, *, random_seed=None, columns=None, group=None) -
     >>> predict_draws(fit, {"N": [70e9], "D": [1.4e12]})["new_run_loss"].dims
     ('chain', 'draw', 'run')
     """
+    logs = log_predict_draws(result, runs, random_seed=random_seed, columns=columns, group=group)
+    with np.errstate(over="ignore"):
+        return xr.Dataset({"expected_loss": np.exp(logs["log_expected_loss"]),
+                           "new_run_loss": np.exp(logs["log_new_run_loss"])})
+
+
+def log_predict_draws(result, runs, *, random_seed=None, columns=None, group=None) -> xr.Dataset:
+    """:func:`predict_draws` on the log scale: ``log_expected_loss`` and ``log_new_run_loss``.
+
+    The same draws (same seed), without the under- and overflow of the exponential: a heavy-tailed
+    noise draw far below the curve is a finite log loss here, where its loss rounds to 0.
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> fit = bs.Approach3().fit(bs.datasets.load_chinchilla(drop_outliers=True))
+    >>> sorted(log_predict_draws(fit, {"N": [70e9], "D": [1.4e12]}).data_vars)
+    ['log_expected_loss', 'log_new_run_loss']
+    """
     random_seed = check_seed(random_seed)
     runs = new_runs(result, runs, columns)
     params = row_params(result, runs, group, random_seed)
@@ -79,11 +98,8 @@ def predict_draws(result, runs, *, random_seed=None, columns=None, group=None) -
     chains, draws = log_mu.shape[:2]
     coords = {"chain": np.arange(chains), "draw": np.arange(draws), "run": np.arange(runs.n_runs)}
     dims = (*SAMPLE_DIMS, "run")
-    with np.errstate(over="ignore"):
-        return xr.Dataset(
-            {"expected_loss": (dims, np.exp(log_mu)), "new_run_loss": (dims, np.exp(log_mu + noise))},
-            coords=coords,
-        )
+    return xr.Dataset({"log_expected_loss": (dims, log_mu), "log_new_run_loss": (dims, log_mu + noise)},
+                      coords=coords)
 
 
 def predict(result, runs, prob=0.9, *, ci_kind="eti", random_seed=None, columns=None, group=None) -> pd.DataFrame:

@@ -10,12 +10,7 @@ Typical use::
     fit.save("fit.nc"); bs.load("fit.nc")
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
-
-try:
-    __version__ = _version("bayescale")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.1.0"
+from .version import __version__
 
 from . import datasets, laws, priors
 from .data import RunData, load_runs

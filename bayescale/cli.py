@@ -23,6 +23,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from .version import __version__
+
 __all__ = ["main"]
 
 DEMO_CONFIGS = [  # (N, D): larger than any bundled run (N <= 1.6e10)
@@ -170,8 +172,6 @@ class _Version(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         from importlib.metadata import PackageNotFoundError, version
-
-        from . import __version__
 
         stack = []
         for name in ("pymc", "arviz", "nutpie", "pytensor", "numpy"):

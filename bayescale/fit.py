@@ -15,6 +15,7 @@ from .contract import check_ci_kind, interval_label, SAMPLE_DIMS
 from .data import run_prefixes
 from .laws import NUMPY
 from .predictive import log_curve, log_predict_draws, predict
+from .version import __version__
 from .results import ResultMethods, writer
 from .errors import warn_user
 
@@ -27,12 +28,6 @@ HERMITE_NODES = 24
 FORMAT_VERSION = 1
 RHAT_MAX = 1.01
 ESS_MIN = 400
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 class ScalingFit(ResultMethods):
@@ -92,7 +87,7 @@ class ScalingFit(ResultMethods):
             loglik["log_loss_by_run"] = _by_run(loglik["log_loss"], runs)
         attrs = {
             "bayescale_format": FORMAT_VERSION,
-            "bayescale_version": _version(),
+            "bayescale_version": __version__,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "model_spec": json.dumps(model.to_dict()),
             "priors": json.dumps({k: v.to_dict() for k, v in priors.items()}),

@@ -14,14 +14,9 @@ from .errors import FileFormatError, UnverifiedFileWarning
 from .files import NETCDF_ENGINE
 from .errors import warn_user
 
-__all__ = ["load", "save_fit", "fit_from_tree"]
+__all__ = ["load", "fit_from_tree"]
 
 ENGINE = NETCDF_ENGINE
-
-
-def save_fit(fit, path) -> None:
-    """Atomically write `fit` to `path`: :meth:`ScalingFit.save`."""
-    fit.save(path)
 
 
 def load(path):

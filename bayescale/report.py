@@ -34,6 +34,7 @@ from .conflicts import caveats
 from .results import register_writer
 from .risk import markdown_text
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets, check_prob, renamed
+from .version import __version__
 
 __all__ = ["report"]
 
@@ -652,8 +653,6 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
     doc = _Doc()
     title = title or f"Scaling-law fit report: {law.name} law, {fit.runs.n_runs} runs"
     doc.heading(title, 1)
-    from . import __version__
-
     doc.para(f"bayescale {__version__}, written {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC.",
              cls="note")
     checks = caveats(fit)

@@ -16,7 +16,7 @@ PACKAGE = pathlib.Path(bayescale.__file__).parent
 #: Layer of each module, lowest first. A new module must be placed here.
 LAYERS = {
     # 0 ground floor: errors, argument checks, constants, units, files, progress
-    "errors": 0, "validation": 0, "units": 0, "progress": 0, "files": 0, "figure": 0, "compiled": 0,
+    "errors": 0, "version": 0, "validation": 0, "units": 0, "progress": 0, "files": 0, "figure": 0, "compiled": 0,
     "tablecheck": 0, "digest": 0,
     # 1 array core: laws and their formulas, priors, run data, allocation arithmetic, the form discrepancy
     "laws": 1, "formula": 1, "priors": 1, "data": 1, "extrapolation": 1, "form": 1, "allocation": 1,
@@ -57,7 +57,9 @@ def _imports(name, path):
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             if node.level == package_level:
-                targets = [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
+                # "from . import name": a module, or else a name of the package's __init__
+                targets = ([node.module.split(".")[0]] if node.module else
+                           [a.name if a.name in _modules() else "__init__" for a in node.names])
             elif node.level == 0 and node.module and node.module.split(".")[0] == "bayescale":
                 parts = node.module.split(".")
                 targets = [parts[1]] if len(parts) > 1 else [a.name for a in node.names]
@@ -69,7 +71,7 @@ def _imports(name, path):
                 parts = alias.name.split(".")
                 if parts[0] == "bayescale" and len(parts) > 1:
                     found.append((parts[1], node.lineno))
-    return [(t, line) for t, line in found if t in _modules() and t != name]
+    return [(t, line) for t, line in found if (t in _modules() or t == "__init__") and t != name]
 
 
 def test_every_module_has_a_layer():

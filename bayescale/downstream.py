@@ -33,17 +33,26 @@ import xarray as xr
 from scipy.special import expit
 
 from .contract import check_ci_kind, interval, interval_label
-from .errors import ConvergenceWarning, DataError, SpecError, warn_user
+from .digest import DIGEST_ATTR, tree_digest
+from .errors import ConvergenceWarning, DataError, FileFormatError, SpecError, warn_user
+from .files import NETCDF_ENGINE, atomic_write
 from .taskplan import band_frame, evaluation_noise, link_accuracy, pairing, task_budget_for, task_risk
 from .validation import check_prob, check_seed
+from .version import __version__
 
-__all__ = ["DownstreamModel", "DownstreamFit", "LinkPriors", "link_accuracy", "TASK_COLUMNS"]
+__all__ = ["DownstreamModel", "DownstreamFit", "LinkPriors", "link_accuracy", "link_from_tree", "TASK_COLUMNS",
+           "FILE_KIND"]
 
 #: Columns a task table needs: the task's name, the model's loss, its score in [0, 1], the task's chance
 #: level in [0, 1) and its number of items (questions).
 TASK_COLUMNS = ("task", "loss", "value", "chance", "items")
 #: Default form uncertainty of the link (sd of the logit per nat of loss beyond a task's fitted losses).
 LINK_FORM_SD = 0.0
+#: What a saved link's file says it holds (attribute ``bayescale_kind``): :func:`bayescale.load` reads it back
+#: as a :class:`DownstreamFit`. Files of loss fits carry no kind.
+FILE_KIND = "downstream link"
+#: Format version of saved links; a reader refuses a newer one.
+LINK_FORMAT_VERSION = 1
 #: Names of the link's parameters per task, in the posterior.
 LINK_PARAMS = ("slope", "midpoint", "ceiling", "concentration")
 
@@ -236,6 +245,38 @@ class DownstreamModel:
         return (f"DownstreamModel(ceiling={self.ceiling!r}, draws={self.draws}, tune={self.tune}, "
                 f"chains={self.chains})")
 
+    def to_dict(self) -> dict:
+        """The settings as plain data (what a saved link stores; :meth:`from_dict` reads it back).
+
+        Examples
+        --------
+        >>> DownstreamModel.from_dict(DownstreamModel(draws=300).to_dict()).draws
+        300
+        """
+        return {"ceiling": self.ceiling, "priors": dict(self.priors.__dict__), "draws": self.draws,
+                "tune": self.tune, "chains": self.chains, "cores": self.cores, "target_accept": self.target_accept,
+                "form_sd": self.form_sd}
+
+    @classmethod
+    def from_dict(cls, spec) -> "DownstreamModel":
+        """A model from :meth:`to_dict`'s plain data; SpecError names a missing or unknown key."""
+        if not isinstance(spec, dict):
+            raise SpecError(f"a downstream model's settings must be a mapping, got {type(spec).__name__}")
+        known = {"ceiling", "priors", "draws", "tune", "chains", "cores", "target_accept", "form_sd"}
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise SpecError(f"unknown downstream model setting(s) {unknown}; known: {sorted(known)}")
+        settings = dict(spec)
+        priors = settings.pop("priors", None)
+        if priors is not None:
+            if not isinstance(priors, dict):
+                raise SpecError(f"priors must be a mapping of LinkPriors fields, got {type(priors).__name__}")
+            try:
+                priors = LinkPriors(**priors)
+            except TypeError as exc:
+                raise SpecError(f"priors: {exc}") from None
+        return cls(priors=priors, **settings)
+
     def fit(self, table, *, columns=None, random_seed=None, cache_dir=None) -> "DownstreamFit":
         """Sample the link's posterior given a task table.
 
@@ -342,6 +383,33 @@ class DownstreamFit:
         self.model = model
         self.data = data
         self.idata = idata
+
+    def save(self, path) -> None:
+        """Write the link (draws, the fitted task table, the settings) to one netCDF file.
+
+        Written as a loss fit is (:meth:`bayescale.ScalingFit.save`): through a temporary file renamed
+        over `path`, with a digest of each part, so :func:`bayescale.load` returns an equal
+        :class:`DownstreamFit` and refuses a file edited after saving. Columns of the task table that are
+        neither numbers nor text are not stored.
+
+        Examples
+        --------
+        >>> link.save("link.nc")  # doctest: +SKIP
+        >>> same = bs.load("link.nc")  # doctest: +SKIP
+        """
+        table = {}
+        for name in self.data.columns:
+            values = self.data[name].to_numpy()
+            if values.dtype.kind in "biuf":
+                table[str(name)] = ("row", values)
+            elif all(isinstance(v, str) for v in values):
+                table[str(name)] = ("row", values.astype(str))
+        tree = self.idata.copy(deep=False)
+        tree["observed_data"] = xr.DataTree(xr.Dataset(table))
+        tree.attrs = {**self.idata.attrs, "bayescale_format": LINK_FORMAT_VERSION, "bayescale_kind": FILE_KIND,
+                      "bayescale_version": __version__, "model_spec": json.dumps(self.model.to_dict())}
+        tree.attrs[DIGEST_ATTR] = json.dumps(tree_digest(tree))
+        atomic_write(path, lambda tmp: tree.to_netcdf(tmp, engine=NETCDF_ENGINE), "downstream link")
 
     @property
     def tasks(self) -> list:
@@ -529,3 +597,43 @@ class DownstreamFit:
         """Compute for a task score with a probability; see :func:`bayescale.taskplan.task_budget_for`."""
         return task_budget_for(loss_fit, self, task, target, prob, random_seed=random_seed,
                                max_compute=max_compute)
+
+
+def link_from_tree(tree, source="the link") -> DownstreamFit:
+    """Rebuild a :class:`DownstreamFit` from the tree :meth:`DownstreamFit.save` wrote (read by :func:`bayescale.load`).
+
+    Raises
+    ------
+    FileFormatError
+        The tree is not a saved link, is from a newer format, lacks a part, or its settings do not parse.
+    """
+    if tree.attrs.get("bayescale_kind") != FILE_KIND:
+        raise FileFormatError(f"{source} is not a saved downstream link (attribute bayescale_kind is "
+                              f"{tree.attrs.get('bayescale_kind')!r}, expected {FILE_KIND!r})")
+    try:
+        fmt = int(tree.attrs.get("bayescale_format"))
+    except (TypeError, ValueError):
+        raise FileFormatError(f"{source}: format version {tree.attrs.get('bayescale_format')!r} is not an integer; "
+                              "the file is damaged") from None
+    if fmt > LINK_FORMAT_VERSION:
+        raise FileFormatError(f"{source} was written in downstream link format {fmt} (by bayescale "
+                              f"{tree.attrs.get('bayescale_version', '?')}); this version reads format <= "
+                              f"{LINK_FORMAT_VERSION}. Upgrade bayescale.")
+    missing = [g for g in ("posterior", "constant_data", "observed_data") if g not in tree.children]
+    missing += [a for a in ("model_spec",) if a not in tree.attrs]
+    if missing:
+        raise FileFormatError(f"{source} is missing group(s) or attribute(s) {missing}; the file is incomplete")
+    try:
+        model = DownstreamModel.from_dict(json.loads(tree.attrs["model_spec"]))
+    except (ValueError, SpecError) as exc:
+        raise FileFormatError(f"{source}: the link's settings (attribute model_spec) are unreadable ({exc})") from None
+    absent = [n for n in LINK_PARAMS if n not in tree["posterior"].data_vars]
+    if absent:
+        raise FileFormatError(f"{source}: the posterior lacks {absent}; the file is damaged")
+    table = tree["observed_data"].to_dataset()
+    data = pd.DataFrame({name: table[name].values for name in table.data_vars})
+    idata = tree.copy(deep=False)
+    del idata["observed_data"]
+    idata.attrs = {k: v for k, v in tree.attrs.items()
+                   if k not in (DIGEST_ATTR, "bayescale_format", "bayescale_kind", "bayescale_version", "model_spec")}
+    return DownstreamFit(model, data, idata)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .digest import DIGEST_ATTR, PART_NAMES, compare, tree_digest
+from .downstream import FILE_KIND, link_from_tree
 from .errors import FileFormatError, UnverifiedFileWarning
 from .files import NETCDF_ENGINE
 from .errors import warn_user
@@ -20,7 +21,7 @@ ENGINE = NETCDF_ENGINE
 
 
 def load(path):
-    """Load a fit written by :meth:`ScalingFit.save`.
+    """Load a fit written by :meth:`ScalingFit.save` (or a link written by :meth:`DownstreamFit.save`).
 
     Parameters
     ----------
@@ -28,7 +29,7 @@ def load(path):
 
     Returns
     -------
-    ScalingFit
+    ScalingFit or DownstreamFit
         Predicts exactly as the fit that was saved.
 
     Raises
@@ -62,6 +63,9 @@ def load(path):
             tree = tree.load()
     except Exception as exc:  # h5py/netCDF raise many types for damaged files
         raise FileFormatError(f"{str(path)!r} is not a readable netCDF file ({type(exc).__name__}: {exc})") from None
+    if tree.attrs.get("bayescale_kind") == FILE_KIND:  # a saved downstream link
+        _check_digest(tree, repr(str(path)), path)
+        return link_from_tree(tree, repr(str(path)))
     return fit_from_tree(tree, repr(str(path)), file=path)
 
 

@@ -148,6 +148,41 @@ def test_task_budget_for_matches_task_risk(link):
 
 
 # ------------------------------------------------------------------------------------------ bad input
+def test_saved_link_loads_and_predicts_identically(link, tmp_path):
+    """bs.load reads a saved link back: same settings, table and draws, identical predictions; edits are refused."""
+    import xarray as xr
+
+    path = tmp_path / "link.nc"
+    link.save(path)
+    again = bs.load(path)
+    assert isinstance(again, bs.DownstreamFit)
+    assert again.model.to_dict() == link.model.to_dict()
+    pd.testing.assert_frame_equal(again.data.reset_index(drop=True), link.data.reset_index(drop=True),
+                                  check_dtype=False)
+    assert again.tasks == link.tasks
+    pd.testing.assert_frame_equal(again.predict([3.0, 2.0], random_seed=4), link.predict([3.0, 2.0], random_seed=4))
+    assert again.diagnostics() == link.diagnostics()
+    assert sorted(again.idata.children) == sorted(link.idata.children)
+
+    with xr.open_datatree(path) as tree:  # a changed draw: the digest no longer matches
+        tree = tree.load()
+    tree["posterior"]["slope"] = tree["posterior"]["slope"] * 1.01
+    edited = tmp_path / "edited.nc"
+    tree.to_netcdf(edited)
+    with pytest.raises(bs.FileFormatError, match="changed after it was saved.*posterior"):
+        bs.load(edited)
+
+
+def test_link_settings_round_trip_and_bad_ones_are_named():
+    model = DownstreamModel(ceiling=0.9, priors=LinkPriors(slope_sd=0.5), draws=200, form_sd=0.3)
+    again = DownstreamModel.from_dict(model.to_dict())
+    assert again.to_dict() == model.to_dict() and again.priors == model.priors
+    with pytest.raises(SpecError, match=r"unknown downstream model setting\(s\) \['draw'\]"):
+        DownstreamModel.from_dict({"draw": 10})
+    with pytest.raises(SpecError, match="priors: .*bogus"):
+        DownstreamModel.from_dict({"priors": {"bogus": 1.0}})
+
+
 def test_bad_task_tables_name_row_column_and_value():
     good = simulate(0).head(6)
     with pytest.raises(DataError, match="missing column 'items'"):

@@ -37,7 +37,7 @@ from .planning import PLAN_COLUMNS, allocate_draws, median_plan, posterior_param
 from .predictive import predict_draws
 from .returns import marginal_draws, returns_table
 from .selection import check_same_runs, compare_loo
-from .risk import (_check_target, budget_for_settings, budget_mcse, first_compute, mark_beyond_checked,
+from .risk import (check_target, budget_for_settings, budget_mcse, first_compute, mark_beyond_checked,
                    plan_log_loss, planned_runs, risk_draws, risk_frame, run_noise, search_range)
 from .tablecheck import check_table
 from .validation import (FLOPS_PER_PARAM_TOKEN, check_budgets, check_count, check_prob, check_seed,
@@ -342,7 +342,7 @@ class ModelAverage:
             raise ValueError("risk needs at least one budget (FLOPs) or one plan (N, D)")
         k = float(positive_array(flops_per_param_token, "flops_per_param_token"))
         cap = None if max_unique_tokens is None else float(positive_array(max_unique_tokens, "max_unique_tokens"))
-        target = _check_target(target)
+        target = check_target(target)
         params = {name: posterior_params(fit, group, random_seed) for name, fit in self._used()}
         kinds, n, d = planned_runs(budget, plan, lambda c: median_plan(self._optimal_n(c, k, cap, params), c, k))
         curve, new, penalty = {}, {}, {}

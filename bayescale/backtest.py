@@ -287,7 +287,7 @@ def _tag(p) -> str:
     return f"{100 * p:g}".replace(".", "_")
 
 
-def _score(name, method, train, test, probs, random_seed):
+def score_method(name, method, train, test, probs, random_seed):
     """Fit `method` on `train` and score it on `test`: the method row and the per-run table."""
     observed = test.loss
     t0 = time.perf_counter()
@@ -437,7 +437,7 @@ def backtest(methods, runs, holdout="C", *, cutoff=None, fraction=None, prob=(0.
     train, test, holdout_what = _split(runs, holdout, cutoff, fraction, columns)
     rows, per_run = [], []
     for name, method in methods.items():
-        row, run = _score(name, method, train, test, probs, random_seed)
+        row, run = score_method(name, method, train, test, probs, random_seed)
         rows.append(row)
         per_run.append(run)
     if detail == "run":

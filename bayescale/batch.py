@@ -27,9 +27,9 @@ import pandas as pd
 from .errors import SpecError, BatchWarning, ConvergenceWarning, DataError
 from .model import TARGET_ACCEPT
 from .validation import check_count, check_flag, check_sampler_settings, check_seed as _check_seed
-from .checkpoints import _Checkpoint, _as_tuple, _digest, _key_json, _plain, key_seed
-from .executors import (_KeyFailed, _as_executor, _default_executor, _error_text, _main_guard_message, _slots,
-    _stop_pool, _unguarded_main_script)
+from .checkpoints import ResumeFolder, key_tuple, frame_digest, key_json, plain_value, key_seed
+from .executors import (KeyFailed, as_executor, default_executor, error_text, main_guard_message, pool_slots,
+    stop_pool, unguarded_main_script)
 from .collection import FitCollection
 from .errors import warn_user
 
@@ -89,9 +89,9 @@ def _fit_task(task: _Task) -> _Outcome:
         try:
             fit = model.fit(task.frame, columns=task.columns, **task.settings)
         except Exception as exc:  # bad data, a failed mode search ...: recorded with the key, the batch goes on
-            return _Outcome(None, time.perf_counter() - t0, error=_error_text(exc), warnings=_relayed(caught))
+            return _Outcome(None, time.perf_counter() - t0, error=error_text(exc), warnings=_relayed(caught))
     # The worker labels its own fit; the caller never writes onto a fit it received.
-    fit.idata.attrs.update(batch_key=_key_json(_as_tuple(task.key)), batch_data=task.digest)
+    fit.idata.attrs.update(batch_key=key_json(key_tuple(task.key)), batch_data=task.digest)
     return _Outcome(fit.idata, time.perf_counter() - t0, fit, warnings=_relayed(caught))
 
 
@@ -101,14 +101,14 @@ def _relayed(caught) -> tuple:
 
 # ------------------------------------------------------------------------ the input
 def _frame_of(runs) -> pd.DataFrame:
-    from .data import RunData, _from_dataframe_protocol, _read
+    from .data import RunData, from_dataframe_protocol, read_table
 
-    runs = _from_dataframe_protocol(runs)
+    runs = from_dataframe_protocol(runs)
     if isinstance(runs, RunData):
         return runs.frame
     if isinstance(runs, Mapping):
         return pd.DataFrame({k: np.atleast_1d(v) for k, v in runs.items()})
-    frame, _name, _note = _read(runs)
+    frame, _name, _note = read_table(runs)
     return frame
 
 
@@ -133,7 +133,7 @@ def _split(frame: pd.DataFrame, by, columns, model) -> tuple[list, dict]:
     keyed = by_cols[0] if len(by_cols) == 1 else by_cols  # one column: scalar keys, even for by=["col"]
     parts = {}
     for key, rows in frame.groupby(keyed, sort=False):
-        key = tuple(_plain(k) for k in key) if isinstance(key, tuple) else _plain(key)
+        key = tuple(plain_value(k) for k in key) if isinstance(key, tuple) else plain_value(key)
         parts[key] = rows.drop(columns=by_cols)
     return by_cols, parts
 
@@ -221,7 +221,7 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
     import multiprocessing as mp
 
     if getattr(mp.current_process(), "_inheriting", False):  # in a worker that is importing the main script
-        raise RuntimeError(_main_guard_message(getattr(__import__("sys").modules.get("__mp_main__"), "__file__",
+        raise RuntimeError(main_guard_message(getattr(__import__("sys").modules.get("__mp_main__"), "__file__",
                                                        "the main script")))
     random_seed = _check_seed(random_seed)
     if sampler not in SAMPLERS:
@@ -238,7 +238,7 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
                 "progressbar": False}  # one bar for the batch (below), none per fit
     ckpt = None
     if checkpoint_dir is not None:
-        ckpt = _Checkpoint(checkpoint_dir, spec, settings, None if random_seed is None else int(random_seed),
+        ckpt = ResumeFolder(checkpoint_dir, spec, settings, None if random_seed is None else int(random_seed),
                            by_cols, fresh_seed=int(np.random.SeedSequence().entropy % (2**31)))
         random_seed = ckpt.random_seed
     if random_seed is None:
@@ -248,7 +248,7 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
         ckpt.random_seed = random_seed
 
     seeds = {key: key_seed(random_seed, key) for key in parts}
-    digests = {key: _digest(rows) for key, rows in parts.items()}
+    digests = {key: frame_digest(rows) for key, rows in parts.items()}
     fits, errors, resumed = {}, {}, []
     if ckpt is not None:
         for key in parts:
@@ -260,10 +260,10 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
     todo = [key for key in parts if key not in fits]
 
     own = executor is None and bool(todo)
-    pool = _default_executor(len(todo)) if own else (_as_executor(executor) if todo else None)
+    pool = default_executor(len(todo)) if own else (as_executor(executor) if todo else None)
     bar = KeyProgress(len(parts), enabled=progressbar, initial=len(resumed), description="fits")
     started = time.perf_counter()
-    slots = _slots(pool) if pool is not None else 1
+    slots = pool_slots(pool) if pool is not None else 1
     futures = {}
     try:
         for key in todo:
@@ -278,9 +278,9 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
                     outcome = fut.result()
                     fit = _adopt(outcome, model, key)
                 except Exception as exc:  # a failing key never stops the batch
-                    if own and isinstance(exc, cf.process.BrokenProcessPool) and _unguarded_main_script():
+                    if own and isinstance(exc, cf.process.BrokenProcessPool) and unguarded_main_script():
                         raise  # the workers died re-running the script: said once, below
-                    errors[key] = str(exc) if isinstance(exc, _KeyFailed) else _error_text(exc)
+                    errors[key] = str(exc) if isinstance(exc, KeyFailed) else error_text(exc)
                     if ckpt is not None:
                         ckpt.record_error(key, errors[key])
                 else:
@@ -293,13 +293,13 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
         for fut in futures:
             fut.cancel()
         if own:
-            _stop_pool(pool)
+            stop_pool(pool)
         elif pool is not None and pool is not executor:  # our executor over a Dask client: cancel its tasks
             pool.shutdown(wait=False)
         bar.close()
-        script = _unguarded_main_script() if own and isinstance(exc, cf.process.BrokenProcessPool) else None
+        script = unguarded_main_script() if own and isinstance(exc, cf.process.BrokenProcessPool) else None
         if script is not None:
-            raise RuntimeError(_main_guard_message(script)) from None
+            raise RuntimeError(main_guard_message(script)) from None
         raise
     if own:
         pool.shutdown(wait=True)
@@ -320,7 +320,7 @@ def _adopt(outcome: _Outcome, model, key):
     for category, message in outcome.warnings:  # the worker's warnings, under this process's filters
         warn_user(f"key {key!r}: {message}", category, stacklevel=2)
     if outcome.error:
-        raise _KeyFailed(outcome.error)
+        raise KeyFailed(outcome.error)
     if outcome.fit is not None:
         return outcome.fit
     return fit_from_tree(outcome.tree, f"the fit of key {key!r}", model=model)

@@ -284,7 +284,7 @@ def calibrate(methods, splits=None, probs=(0.5, 0.8, 0.9), random_seed=0, progre
     >>> fig = result.plot()  # doctest: +SKIP
     """
     random_seed = _check_seed(random_seed)
-    from .backtest import _score
+    from .backtest import score_method
 
     if not isinstance(methods, dict) or not methods:
         raise SpecError("methods must be a non-empty dict of name -> (law_name -> model)")
@@ -304,7 +304,7 @@ def calibrate(methods, splits=None, probs=(0.5, 0.8, 0.9), random_seed=0, progre
                 with warnings.catch_warnings():
                     for category in _quiet_categories():
                         warnings.simplefilter("ignore", category)
-                    row, run = _score(name, model, split.train, split.test, probs, random_seed)
+                    row, run = score_method(name, model, split.train, split.test, probs, random_seed)
             except Exception as err:  # a failing fit is a result, not the end of the suite
                 rows.append({**base, "n_train": split.train.n_runs, "n_test": split.test.n_runs,
                              "converged": False, "seconds": time.perf_counter() - t0,

@@ -17,11 +17,11 @@ from .validation import check_seed as _check_seed
 
 __all__ = ["key_seed", "INDEX_NAME"]
 
-_SETTING_NAMES = ("draws", "tune", "chains", "cores", "sampler", "target_accept")
+SETTING_NAMES = ("draws", "tune", "chains", "cores", "sampler", "target_accept")
 INDEX_FORMAT = 1
 INDEX_NAME = "index.json"
 # ---------------------------------------------------------------------- keys, seeds
-def _plain(value):
+def plain_value(value):
     """A key element as a plain Python value (for JSON, seeds and file names)."""
     if isinstance(value, np.generic):
         return value.item()
@@ -30,8 +30,8 @@ def _plain(value):
     return value
 
 
-def _key_json(key: tuple) -> str:
-    return json.dumps([_plain(k) for k in key], default=str, ensure_ascii=True)
+def key_json(key: tuple) -> str:
+    return json.dumps([plain_value(k) for k in key], default=str, ensure_ascii=True)
 
 
 def key_seed(random_seed: int, key) -> int:
@@ -47,7 +47,7 @@ def key_seed(random_seed: int, key) -> int:
     """
     random_seed = _check_seed(random_seed)
     key = key if isinstance(key, tuple) else (key,)
-    digest = hashlib.sha256(f"{int(random_seed)}|{_key_json(key)}".encode()).digest()
+    digest = hashlib.sha256(f"{int(random_seed)}|{key_json(key)}".encode()).digest()
     return int.from_bytes(digest[:8], "little") % (2**31 - 1)
 
 
@@ -56,12 +56,12 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 def _file_name(key: tuple) -> str:
     """A filesystem-safe, collision-free file name for a key."""
-    slug = "__".join(_UNSAFE.sub("_", str(_plain(k))) for k in key).strip("._")[:80] or "key"
-    tag = hashlib.sha256(_key_json(key).encode()).hexdigest()[:10]
+    slug = "__".join(_UNSAFE.sub("_", str(plain_value(k))) for k in key).strip("._")[:80] or "key"
+    tag = hashlib.sha256(key_json(key).encode()).hexdigest()[:10]
     return f"{slug}-{tag}.nc"
 
 
-def _digest(frame: pd.DataFrame) -> str:
+def frame_digest(frame: pd.DataFrame) -> str:
     """Fingerprint of a key's rows: a checkpoint is reused only for the same data."""
     h = hashlib.sha256(json.dumps([str(c) for c in frame.columns]).encode())
     try:
@@ -72,7 +72,7 @@ def _digest(frame: pd.DataFrame) -> str:
 
 
 # ----------------------------------------------------------------------- checkpoints
-class _Checkpoint:
+class ResumeFolder:
     """A folder of ``<key>.nc`` fits plus ``index.json``; each written atomically.
 
     Several processes may share a folder (with different keys): every write
@@ -86,7 +86,7 @@ class _Checkpoint:
 
         self.folder = make_folder(folder, "checkpoint_dir")
         self.index_path = self.folder / INDEX_NAME
-        head = {"model": spec, "settings": {k: settings[k] for k in _SETTING_NAMES if k != "cores"},
+        head = {"model": spec, "settings": {k: settings[k] for k in SETTING_NAMES if k != "cores"},
                 "by": list(by)}
         self.head = json.loads(json.dumps(head, default=str))  # as stored: tuples become lists
         self._pending = []  # this process's changes, replayed on the on-disk index at each write
@@ -122,7 +122,7 @@ class _Checkpoint:
             check_write_path(self.index_path, "checkpoint index")  # names what is there instead
         try:
             index = json.loads(self.index_path.read_text())
-            _check_index(index)
+            check_index(index)
         except (ValueError, OSError, TypeError) as exc:
             raise BayescaleError(f"{str(self.index_path)!r} is not a readable fit_many index ({exc}); "
                                  "use a new checkpoint folder") from None
@@ -132,7 +132,7 @@ class _Checkpoint:
         """The checkpointed fit of `key`, or None when it must be (re)done."""
         from .io import load
 
-        path = self.folder / _file_name(_as_tuple(key))
+        path = self.folder / _file_name(key_tuple(key))
         if not path.is_file():
             return None
         try:
@@ -140,7 +140,7 @@ class _Checkpoint:
         except FileFormatError:
             return None
         attrs = fit.idata.attrs
-        if (attrs.get("batch_key") != _key_json(_as_tuple(key)) or attrs.get("batch_data") != digest
+        if (attrs.get("batch_key") != key_json(key_tuple(key)) or attrs.get("batch_data") != digest
                 or int(fit.settings.get("random_seed", -1)) != seed):
             return None
         fit.model = model
@@ -149,13 +149,13 @@ class _Checkpoint:
         return fit
 
     def _entry(self, key, fit) -> dict:
-        return {"key": json.loads(_key_json(_as_tuple(key))), "data": fit.idata.attrs.get("batch_data", ""),
+        return {"key": json.loads(key_json(key_tuple(key))), "data": fit.idata.attrs.get("batch_data", ""),
                 "random_seed": int(fit.settings["random_seed"]), "converged": bool(fit.converged)}
 
     def store(self, key, fit):
         from .files import folder_lock
 
-        name = _file_name(_as_tuple(key))
+        name = _file_name(key_tuple(key))
         with folder_lock(self.folder):
             fit.save(self.folder / name)
             self._pending.append(("fit", key, name, self._entry(key, fit)))  # listed only once it is on disk
@@ -186,7 +186,7 @@ class _Checkpoint:
         index.setdefault("fits", {})
         index.setdefault("errors", {})
         for op, key, name, value in self._pending:
-            text_key = _key_json(_as_tuple(key))
+            text_key = key_json(key_tuple(key))
             if op == "fit":
                 index["fits"][name] = value
                 index["errors"].pop(text_key, None)
@@ -200,7 +200,7 @@ class _Checkpoint:
         self.index = index
 
 
-def _check_index(index) -> None:
+def check_index(index) -> None:
     """Raise ValueError unless `index` is a fit_many index this version reads."""
     fmt = index.get("bayescale_batch") if isinstance(index, dict) else None
     if isinstance(fmt, bool) or not isinstance(fmt, int):
@@ -210,10 +210,10 @@ def _check_index(index) -> None:
                          "Upgrade bayescale")
 
 
-def _one_line(text: str, width: int = 160) -> str:
+def one_line(text: str, width: int = 160) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _as_tuple(key) -> tuple:
+def key_tuple(key) -> tuple:
     return key if isinstance(key, tuple) else (key,)

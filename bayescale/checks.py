@@ -270,10 +270,10 @@ class PriorPredictive:
         -------
         matplotlib.figure.Figure
         """
-        from .plots import _figure
+        from .plots import figure_axes
 
         law = self.model.law
-        fig, ax = _figure(ax)
+        fig, ax = figure_axes(ax)
         _path_inputs, lead, ratios = _path(self.runs, law, 2)
         c = self.curves()
         grid = c[lead].values

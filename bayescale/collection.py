@@ -12,7 +12,7 @@ import pandas as pd
 
 from .errors import BatchWarning, FileFormatError
 from .validation import FLOPS_PER_PARAM_TOKEN, check_seed as _check_seed
-from .checkpoints import INDEX_NAME, _Checkpoint, _SETTING_NAMES, _as_tuple, _check_index, _one_line
+from .checkpoints import INDEX_NAME, ResumeFolder, SETTING_NAMES, key_tuple, check_index, one_line
 from .errors import warn_user
 
 __all__ = ["FitCollection"]
@@ -90,7 +90,7 @@ class FitCollection(Mapping):
         return [k for k in self.fits if not self.converged(k)]
 
     def _key_columns(self, key) -> dict:
-        return dict(zip(self.by, _as_tuple(key)))
+        return dict(zip(self.by, key_tuple(key)))
 
     def _keyed(self, key, table: pd.DataFrame) -> pd.DataFrame:
         table = table.copy()
@@ -170,9 +170,9 @@ class FitCollection(Mapping):
         """Write every fit to `folder` as ``<key>-<hash>.nc`` with an ``index.json`` (see :meth:`load`)."""
         spec = self.model.to_dict()
         any_fit = next(iter(self.fits.values()), None)
-        settings = {k: v for k, v in (any_fit.settings if any_fit else {}).items() if k in _SETTING_NAMES}
-        settings = {k: settings.get(k) for k in _SETTING_NAMES}
-        ckpt = _Checkpoint(folder, spec, settings, self.random_seed, self.by)
+        settings = {k: v for k, v in (any_fit.settings if any_fit else {}).items() if k in SETTING_NAMES}
+        settings = {k: settings.get(k) for k in SETTING_NAMES}
+        ckpt = ResumeFolder(folder, spec, settings, self.random_seed, self.by)
         for key, fit in self.fits.items():
             ckpt.store(key, fit)
         for key, text in self.errors.items():
@@ -199,7 +199,7 @@ class FitCollection(Mapping):
             raise FileFormatError(f"no {INDEX_NAME} in {str(folder)!r}; not a fit_many folder")
         try:
             index = json.loads(path.read_text())
-            _check_index(index)
+            check_index(index)
             model = ScalingModel.from_dict(index["model"])
             by = list(index["by"])
             entries = {}
@@ -238,7 +238,7 @@ class FitCollection(Mapping):
         lines = []
         if self.errors:
             lines.append(f"{len(self.errors)} of {len(self.keys_all)} keys failed:")
-            lines += [f"  {k!r}: {_one_line(v)}" for k, v in list(self.errors.items())[:10]]
+            lines += [f"  {k!r}: {one_line(v)}" for k, v in list(self.errors.items())[:10]]
         bad = self.not_converged
         if bad:
             lines.append(f"{len(bad)} fits did not converge (R-hat > 1.01, bulk ESS < 400 or divergences): "
@@ -254,7 +254,7 @@ class FitCollection(Mapping):
                 + (f" ({len(self.resumed)} resumed from checkpoint)" if self.resumed else ""))
         lines = [head]
         for key, text in list(self.errors.items())[:5]:
-            lines.append(f"  failed {key!r}: {_one_line(text)}")
+            lines.append(f"  failed {key!r}: {one_line(text)}")
         lines.append("Next: fits.summary(), fits.diagnostics(), fits.predict(new_runs), fits[key]")
         return "\n".join(lines)
 
@@ -279,7 +279,7 @@ def _unlisted_fits(folder: Path, listed: set, spec: dict, keys: set) -> list:
             key = tuple(json.loads(fit.idata.attrs["batch_key"]))
             same_model = json.loads(fit.idata.attrs["model_spec"]) == spec
         except (FileFormatError, KeyError, ValueError, TypeError) as exc:
-            skipped.append(f"{path.name} ({_one_line(str(exc), 100) or type(exc).__name__})")
+            skipped.append(f"{path.name} ({one_line(str(exc), 100) or type(exc).__name__})")
             continue
         if not same_model:
             skipped.append(f"{path.name} (a fit of another model)")

@@ -105,7 +105,7 @@ def _to_float(s: pd.Series, label: str, flag, rank: int) -> tuple[np.ndarray, np
     return out, bad
 
 
-def _read(source) -> tuple[pd.DataFrame, str, str]:
+def read_table(source) -> tuple[pd.DataFrame, str, str]:
     if isinstance(source, pd.DataFrame):
         return source, "Run data", ""
     if not isinstance(source, (str, os.PathLike)):
@@ -630,7 +630,7 @@ class RunData:
         return f"RunData({self.n_runs} runs; columns {names}; {ranges}{groups})"
 
 
-def _from_dataframe_protocol(source):
+def from_dataframe_protocol(source):
     """Another library's data frame as a pandas DataFrame; anything else unchanged.
 
     Polars, PyArrow, DuckDB and other frames that export the Arrow PyCapsule
@@ -642,9 +642,9 @@ def _from_dataframe_protocol(source):
     Examples
     --------
     >>> import pyarrow as pa
-    >>> _from_dataframe_protocol(pa.table({"N": [1e8], "D": [2e9], "loss": [3.0]})).to_dict("list")
+    >>> from_dataframe_protocol(pa.table({"N": [1e8], "D": [2e9], "loss": [3.0]})).to_dict("list")
     {'N': [100000000.0], 'D': [2000000000.0], 'loss': [3.0]}
-    >>> _from_dataframe_protocol([1, 2])
+    >>> from_dataframe_protocol([1, 2])
     Traceback (most recent call last):
     ...
     TypeError: runs must be a pandas DataFrame, a dict of arrays, a RunData, a .csv/.parquet path, or a data frame with __dataframe__ or __arrow_c_stream__ (Polars, PyArrow, ...); got builtins.list
@@ -763,7 +763,7 @@ def load_runs(source, *, columns=None, derive_D_from_C=True, require=("N", "D"),
         if problems:
             _raise(problems, len(problems), "Run data")
         return source
-    frame, name, note = _read(_from_dataframe_protocol(source))
+    frame, name, note = read_table(from_dataframe_protocol(source))
     out, derived = _validate(frame, name, note, columns, derive_D_from_C, require, int(min_runs))
     return RunData._wrap(out, derived)
 

@@ -147,7 +147,7 @@ def _load(data, columns, require):
     return runs.frame if isinstance(runs, RunData) else runs
 
 
-def _check_settings(bins_per_decade, resolution):
+def check_envelope_settings(bins_per_decade, resolution):
     if not (isinstance(bins_per_decade, (int, float)) and not isinstance(bins_per_decade, bool)
             and np.isfinite(bins_per_decade) and bins_per_decade > 0):
         raise SpecError(f"bins_per_decade must be a positive number, got {bins_per_decade!r}")
@@ -156,11 +156,11 @@ def _check_settings(bins_per_decade, resolution):
         raise SpecError(f"resolution must be a positive number of decades, got {resolution!r}")
 
 
-def _frontier_candidates(data, *, over="C", levels=None, resolution=0.1, bins_per_decade=5, run=None,
+def frontier_candidates(data, *, over="C", levels=None, resolution=0.1, bins_per_decade=5, run=None,
                          columns=None) -> _Candidates:
     if over not in ("C", "D"):
         raise SpecError(f"over must be 'C' (compute) or 'D' (tokens), got {over!r}")
-    _check_settings(bins_per_decade, resolution)
+    check_envelope_settings(bins_per_decade, resolution)
     if levels is not None and over != "C":
         raise SpecError("levels= are compute levels; they apply with over='C' only")
     frame = _load(data, columns, ("N", "D", "C"))
@@ -226,11 +226,11 @@ def frontier(runs, *, over="C", levels=None, resolution=0.1, bins_per_decade=5, 
     0  1.000000e+19  200000000.0   2.9  False
     1  1.000000e+20  400000000.0   2.5   True
     """
-    return _frontier_candidates(runs, over=over, levels=levels, resolution=resolution,
+    return frontier_candidates(runs, over=over, levels=levels, resolution=resolution,
                                 bins_per_decade=bins_per_decade, run=run, columns=columns).pick()
 
 
-def _curve_candidates(points, *, run="run", grid=None, points_per_decade=20, min_curves=2,
+def curve_candidates(points, *, run="run", grid=None, points_per_decade=20, min_curves=2,
                       columns=None) -> _Candidates:
     if not (isinstance(points_per_decade, (int, float)) and not isinstance(points_per_decade, bool)
             and np.isfinite(points_per_decade) and points_per_decade > 0):
@@ -316,11 +316,11 @@ def curve_envelope(points, *, run="run", grid=None, points_per_decade=20, min_cu
     >>> env["run"].tolist()  # larger models take over as compute grows
     ['0', '1', '1', '1', '1', '1', '2', '2']
     """
-    return _curve_candidates(points, run=run, grid=grid, points_per_decade=points_per_decade,
+    return curve_candidates(points, run=run, grid=grid, points_per_decade=points_per_decade,
                              min_curves=min_curves, columns=columns).pick()
 
 
-def _is_curves(data, run, columns) -> bool:
+def is_curves(data, run, columns) -> bool:
     frame = _load(data, columns, ("N",))
     return run is not None and run in frame.columns and frame[run].duplicated().any()
 
@@ -341,7 +341,7 @@ def envelope(data, *, run="run", levels=None, resolution=0.1, bins_per_decade=5,
     >>> env.attrs["method"], bool(env["loss"].is_monotonic_decreasing)
     ('bins', True)
     """
-    if _is_curves(data, run, columns):
+    if is_curves(data, run, columns):
         return curve_envelope(data, run=run, points_per_decade=points_per_decade, min_curves=min_curves,
                               columns=columns)
     frame = _load(data, columns, ("N",))

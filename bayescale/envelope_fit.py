@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .contract import check_ci_kind, interval, interval_label
-from .envelope import _curve_candidates, _frontier_candidates, _is_curves
+from .envelope import curve_candidates, frontier_candidates, is_curves
 from .errors import BayescaleError, ConvergenceWarning, SpecError
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets, check_count, check_flag, check_prob, check_seed
 from .validation import positive_array
@@ -96,9 +96,9 @@ class Approach1:
         self.n_boot = check_count(n_boot, "n_boot", allow_zero=True)
         self.random_seed = check_seed(random_seed)
         self.flops_per_param_token = float(positive_array(flops_per_param_token, "flops_per_param_token"))
-        from .envelope import _check_settings
+        from .envelope import check_envelope_settings
 
-        _check_settings(bins_per_decade, resolution)
+        check_envelope_settings(bins_per_decade, resolution)
         if not (isinstance(points_per_decade, (int, float)) and not isinstance(points_per_decade, bool)
                 and points_per_decade > 0):
             raise SpecError(f"points_per_decade must be a positive number, got {points_per_decade!r}")
@@ -108,14 +108,14 @@ class Approach1:
 
     def candidates(self, data, *, columns=None):
         """The envelope's candidates for `data` (internal; used by :meth:`fit` and its bootstrap)."""
-        if _is_curves(data, self.run, columns):
-            return _curve_candidates(data, run=self.run, points_per_decade=self.points_per_decade,
+        if is_curves(data, self.run, columns):
+            return curve_candidates(data, run=self.run, points_per_decade=self.points_per_decade,
                                      min_curves=self.min_curves, columns=columns)
         from .data import load_runs
 
         frame = load_runs(data, columns=columns, require=("N",)).frame
         run = self.run if self.run is not None and self.run in frame.columns else None
-        return _frontier_candidates(data, levels=self.levels, resolution=self.resolution,
+        return frontier_candidates(data, levels=self.levels, resolution=self.resolution,
                                     bins_per_decade=self.bins_per_decade, run=run, columns=columns)
 
     def fit(self, runs, *, columns=None) -> "Approach1Fit":

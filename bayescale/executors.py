@@ -11,7 +11,7 @@ from pathlib import Path
 __all__ = []
 
 # ------------------------------------------------------------------------ executors
-def _default_executor(n_tasks: int):
+def default_executor(n_tasks: int):
     import multiprocessing as mp
 
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
@@ -19,7 +19,7 @@ def _default_executor(n_tasks: int):
     return cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method))
 
 
-def _as_executor(executor):
+def as_executor(executor):
     """A concurrent.futures Executor from an Executor or a Dask ``distributed.Client``."""
     if isinstance(executor, cf.Executor):
         return executor
@@ -29,7 +29,7 @@ def _as_executor(executor):
                     f"not {type(executor).__name__}")
 
 
-def _slots(pool) -> int:
+def pool_slots(pool) -> int:
     """How many fits `pool` runs at once (for the progress bar's running count)."""
     if getattr(pool, "_max_workers", None):  # process and thread pools
         return int(pool._max_workers)
@@ -40,7 +40,7 @@ def _slots(pool) -> int:
         return 1
 
 
-def _stop_pool(pool):
+def stop_pool(pool):
     """Stop a pool we created, without waiting for the fits it is running."""
     pool.shutdown(wait=False, cancel_futures=True)
     if hasattr(pool, "terminate_workers"):  # Python >= 3.14
@@ -51,14 +51,14 @@ def _stop_pool(pool):
             proc.terminate()
 
 
-def _main_guard_message(script) -> str:
+def main_guard_message(script) -> str:
     return (f"fit_many was called while its worker processes start: each worker re-runs {script} from the top, "
             "and that script calls fit_many without an `if __name__ == \"__main__\":` guard. Put the code that "
             "calls fit_many under that guard (see \"Safe importing of main module\" in Python's multiprocessing "
             "documentation), or pass executor=concurrent.futures.ThreadPoolExecutor() to fit in this process")
 
 
-def _unguarded_main_script():
+def unguarded_main_script():
     """The path of the script being run if its workers would re-run it unguarded, else None.
 
     Worker processes started by spawn or forkserver import the main script again; without an
@@ -83,10 +83,10 @@ def _unguarded_main_script():
     return str(path)
 
 
-class _KeyFailed(Exception):
+class KeyFailed(Exception):
     """A key's fit failed in the worker; the message is the error as the worker saw it."""
 
 
-def _error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

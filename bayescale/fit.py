@@ -82,7 +82,7 @@ class ScalingFit(ResultMethods):
         run = np.arange(runs.n_runs)
         obs = xr.Dataset({"log_loss": ("run", np.log(runs.loss))}, coords={"run": run})
         const = _constant_data(runs)
-        loglik = xr.Dataset({"log_loss": _pointwise_loglik(model, posterior, runs)})
+        loglik = xr.Dataset({"log_loss": pointwise_loglik(model, posterior, runs)})
         if RUN_SD in posterior:  # checkpoint data: each run's marginal log density, for leave-one-run-out
             loglik["log_loss_by_run"] = _by_run(loglik["log_loss"], runs)
         attrs = {
@@ -216,7 +216,7 @@ class ScalingFit(ResultMethods):
         from .data import load_runs
 
         runs = load_runs(runs, columns=columns, require=self.law.inputs)
-        return _pointwise_loglik(self.model, self.posterior, runs).values
+        return pointwise_loglik(self.model, self.posterior, runs).values
 
     # ------------------------------------------------------------- posterior
     @property
@@ -763,7 +763,7 @@ def _medians(posterior) -> dict:
     return out
 
 
-def _pointwise_loglik(model, posterior, runs) -> xr.DataArray:
+def pointwise_loglik(model, posterior, runs) -> xr.DataArray:
     """Log density of each run's observed log loss under each posterior draw (its group's parameters)."""
     from scipy import stats
 

@@ -317,7 +317,7 @@ def _check_groups(model, runs, source):
 
 def _check_loglik(model, posterior, runs, tree, source):
     """A file without a digest: its stored log-likelihood, recomputed from its posterior at a few draws."""
-    from .fit import _pointwise_loglik
+    from .fit import pointwise_loglik
 
     if "log_likelihood" not in tree.children or "log_loss" not in tree["log_likelihood"].data_vars:
         return
@@ -331,7 +331,7 @@ def _check_loglik(model, posterior, runs, tree, source):
                       .round().astype(int))
     sub = posterior.isel(draw=draws)
     with np.errstate(all="ignore"):
-        again = np.asarray(_pointwise_loglik(model, sub, runs).values, dtype=float)
+        again = np.asarray(pointwise_loglik(model, sub, runs).values, dtype=float)
     kept = np.asarray(stored.isel(draw=draws).values, dtype=float)
     close = np.isclose(again, kept, rtol=LOGLIK_RTOL, atol=LOGLIK_RTOL) | (np.isnan(again) & np.isnan(kept))
     if not close.all():

@@ -10,8 +10,7 @@ import pandas as pd
 from .errors import BayescaleError, ConvergenceWarning, SpecError
 from .contract import check_ci_kind, interval_label
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_prob as _check_prob
-from .validation import positive_array as _positive
-from .pointsearch import _check_count
+from .validation import check_count, positive_array as _positive
 from .errors import warn_user
 
 __all__ = [
@@ -55,7 +54,7 @@ class IsoFLOP:
                  flops_per_param_token=FLOPS_PER_PARAM_TOKEN):
         if not (isinstance(resolution, (int, float)) and not isinstance(resolution, bool) and resolution > 0):
             raise SpecError(f"resolution must be a positive number of decades, got {resolution!r}")
-        _check_count(min_runs, "min_runs")
+        check_count(min_runs, "min_runs")
         if min_runs < 3:
             raise SpecError(f"min_runs must be at least 3 (a parabola has 3 coefficients), got {min_runs}")
         self.resolution = float(resolution)

@@ -26,13 +26,13 @@ __all__ = ["plot_frontier", "plot_allocation", "plot_isoflop", "plot_contrast"]
 _GRID = 80
 
 
-def _figure(ax, size=(7.0, 4.5)):
+def figure_axes(ax, size=(7.0, 4.5)):
     from .figure import figure_and_axes
 
     return figure_and_axes(ax, size)
 
 
-def _bands(prob):
+def band_levels(prob):
     probs = (prob,) if isinstance(prob, (int, float)) else tuple(prob)
     if not probs:
         raise ValueError("prob must be a probability or a non-empty sequence of them, got an empty sequence")
@@ -41,19 +41,19 @@ def _bands(prob):
     return tuple(sorted(probs, reverse=True))  # widest first, so narrower bands draw on top
 
 
-def _observed_compute(fit, k):
+def observed_compute(fit, k):
     runs = fit.runs.inputs(["N", "D"])
     return k * runs["N"] * runs["D"]
 
 
-def _compute_grid(fit, budgets, k):
-    c_obs = _observed_compute(fit, k)
+def compute_grid(fit, budgets, k):
+    c_obs = observed_compute(fit, k)
     top = c_obs.max() if budgets is None else max(c_obs.max(), budgets.max())
     grid = np.logspace(np.log10(c_obs.min() / 2), np.log10(top * 3), _GRID)
     return grid if budgets is None else np.unique(np.concatenate([grid, budgets]))
 
 
-def _quantiles(draws, p):
+def draw_quantiles(draws, p):
     flat = draws.reshape(-1, draws.shape[-1])
     return np.quantile(flat, [(1 - p) / 2, (1 + p) / 2], axis=0)
 
@@ -69,14 +69,14 @@ def _isoflop_levels(c_obs, count=4):
     return np.sort([np.exp(np.log(c_obs[bins == t]).mean()) for t in top])
 
 
-def _mark_budgets(ax, budgets):
+def mark_budgets(ax, budgets):
     if budgets is None:
         return
     for i, c in enumerate(budgets):
         ax.axvline(c, color="0.4", linestyle=":", linewidth=1, label="budgets asked" if i == 0 else None)
 
 
-def _shade_extrapolation(ax, c_obs, grid, label=True):
+def shade_extrapolation(ax, c_obs, grid, label=True):
     """Shade compute beyond the largest fitted run: there the curve is an extrapolation."""
     if grid.max() > c_obs.max():
         ax.axvspan(c_obs.max(), grid.max(), color="C1", alpha=0.07, linewidth=0, zorder=0,
@@ -122,7 +122,7 @@ def loss_axis(axis, values):
     axis.set_minor_formatter(NullFormatter())
 
 
-def _finish(fig, ax, fit):
+def finish_axes(fig, ax, fit):
     from .figure import mark_unconverged
 
     mark_unconverged(ax, fit)
@@ -131,10 +131,10 @@ def _finish(fig, ax, fit):
 
 def _frontier(fit, budgets, prob, flops_per_param_token, max_unique_tokens, group=None, random_seed=None):
     """Checked settings, a compute grid through the budgets, and the optimal allocation's draws along it."""
-    probs = _bands(prob)
+    probs = band_levels(prob)
     budgets = None if budgets is None else _budgets(budgets)
     k = float(flops_per_param_token)
-    grid = _compute_grid(fit, budgets, k)
+    grid = compute_grid(fit, budgets, k)
     params = posterior_params(fit, group, random_seed)
     out = optimal_allocation(fit.model.law, params, grid, flops_per_param_token=k, max_unique_tokens=max_unique_tokens)
     return probs, budgets, k, grid, shift_allocation(fit, out, grid, k, max_unique_tokens,
@@ -195,14 +195,14 @@ def plot_frontier(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FL
         ax, rel = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.2])
     else:
         fig, rel = ax.figure, None
-    c_obs = _observed_compute(fit, k)
-    _shade_extrapolation(ax, c_obs, grid)
+    c_obs = observed_compute(fit, k)
+    shade_extrapolation(ax, c_obs, grid)
     if rel is not None:
-        _shade_extrapolation(rel, c_obs, grid, label=False)
+        shade_extrapolation(rel, c_obs, grid, label=False)
     ax.scatter(c_obs, fit.runs.loss, s=8, color="0.55", alpha=0.6, label="observed runs", zorder=1)
     median = np.median(loss.reshape(-1, grid.size), axis=0)
     for i, p in enumerate(probs):
-        lo, hi = _quantiles(loss, p)
+        lo, hi = draw_quantiles(loss, p)
         ax.fill_between(grid, lo, hi, color="C0", alpha=0.18 + 0.17 * i, linewidth=0, label=f"{p:.0%} band (curve)")
         if rel is not None:
             rel.fill_between(grid, 100 * (lo / median - 1), 100 * (hi / median - 1), color="C0",
@@ -211,19 +211,19 @@ def plot_frontier(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FL
     shown = [median, fit.runs.loss]
     new_lo = new_hi = None
     if new_run:
-        from .risk import _run_noise
+        from .risk import run_noise
 
-        noise = _run_noise(fit, random_seed, group)
-        new_lo, new_hi = _quantiles(loss * np.exp(noise[..., None]), probs[0])
+        noise = run_noise(fit, random_seed, group)
+        new_lo, new_hi = draw_quantiles(loss * np.exp(noise[..., None]), probs[0])
         ax.plot(grid, new_lo, color="C0", linestyle="--", linewidth=1, label=f"{probs[0]:.0%} band (new run)")
         ax.plot(grid, new_hi, color="C0", linestyle="--", linewidth=1)
         shown += [new_lo, new_hi]
         if rel is not None:
             rel.plot(grid, 100 * (new_lo / median - 1), color="C0", linestyle="--", linewidth=1)
             rel.plot(grid, 100 * (new_hi / median - 1), color="C0", linestyle="--", linewidth=1)
-    _mark_budgets(ax, budgets)
+    mark_budgets(ax, budgets)
     if budgets is not None:
-        lo_b, hi_b = (new_lo, new_hi) if new_run else _quantiles(loss, probs[0])
+        lo_b, hi_b = (new_lo, new_hi) if new_run else draw_quantiles(loss, probs[0])
         for n, c in enumerate(budgets):
             j = int(np.argmin(np.abs(np.log(grid / c))))
             ax.errorbar([c], [median[j]], yerr=[[median[j] - lo_b[j]], [hi_b[j] - median[j]]], fmt="o", ms=4,
@@ -240,14 +240,14 @@ def plot_frontier(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FL
     ax.legend(loc="upper right", fontsize="small")
     if rel is not None:
         rel.axhline(0, color="C0", linewidth=1)
-        _mark_budgets(rel, budgets)
+        mark_budgets(rel, budgets)
         rel.set_ylabel("vs median (%)")
         rel.set_xlabel("training compute C (FLOP)")
         flops_axis(rel.xaxis)
     else:
         ax.set_xlabel("training compute C (FLOP)")
         flops_axis(ax.xaxis)
-    return _finish(fig, ax, fit)
+    return finish_axes(fig, ax, fit)
 
 
 @renamed(budgets="budget")
@@ -283,19 +283,19 @@ def plot_allocation(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=
     budgets = budget
     probs, budgets, k, grid, out = _frontier(fit, budgets, prob, flops_per_param_token, max_unique_tokens,
                                              group, random_seed)
-    fig, ax = _figure(ax)
-    c_obs = _observed_compute(fit, k)
+    fig, ax = figure_axes(ax)
+    c_obs = observed_compute(fit, k)
     ax.axvspan(c_obs.min(), c_obs.max(), color="0.92", zorder=0, label="compute of fitted runs")
     for key, colour, name in (("N", "C0", "parameters N_opt"), ("D", "C1", "tokens D_opt")):
         for i, p in enumerate(probs):
-            lo, hi = _quantiles(out[key], p)
+            lo, hi = draw_quantiles(out[key], p)
             ax.fill_between(grid, lo, hi, color=colour, alpha=0.15 + 0.15 * i, linewidth=0,
                             label=f"{name}: {p:.0%} band")
         ax.plot(grid, np.median(out[key].reshape(-1, grid.size), axis=0), color=colour, linewidth=1.8,
                 label=f"{name} (posterior median)")
     if max_unique_tokens is not None:
         ax.axhline(max_unique_tokens, color="C3", linestyle="--", linewidth=1, label="unique-token cap")
-    _mark_budgets(ax, budgets)
+    mark_budgets(ax, budgets)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("training compute C (FLOP)")
@@ -304,7 +304,7 @@ def plot_allocation(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=
     ax.set_ylabel("parameters N / tokens D")
     ax.set_title(f"Compute-optimal allocation: {fit.model.law.name} law, C = {k:g} N D")
     ax.legend(loc="upper left", fontsize="small")
-    return _finish(fig, ax, fit)
+    return finish_axes(fig, ax, fit)
 
 
 @renamed(budgets="budget")
@@ -341,16 +341,16 @@ def plot_isoflop(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FLO
     >>> fig = fit.plot_isoflop([1e21, 1e22, 1e23])  # doctest: +SKIP
     """
     budgets = budget
-    probs = _bands(prob)
+    probs = band_levels(prob)
     k = float(flops_per_param_token)
-    c_obs = _observed_compute(fit, k)
+    c_obs = observed_compute(fit, k)
     budgets = _isoflop_levels(c_obs) if budgets is None else _budgets(budgets)
     law = fit.model.law
     params = posterior_params(fit, group, random_seed)
     opt = optimal_allocation(law, params, budgets, flops_per_param_token=k)
     n_med = np.exp(np.median(np.log(opt["N"]).reshape(-1, budgets.size), axis=0))
     pe = {name: v[..., None] for name, v in params.items()}
-    fig, ax = _figure(ax)
+    fig, ax = figure_axes(ax)
     loss_obs = fit.runs.loss
     n_obs = fit.runs.inputs(["N"])["N"]
     for j, c in enumerate(budgets):
@@ -363,7 +363,7 @@ def plot_isoflop(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FLO
         loss = np.exp(shift_log_loss(fit, law.log_loss(inputs, pe, NUMPY), {"C": c, **inputs},
                                      irreducible_draws(fit, pe)))
         for i, p in enumerate(probs):
-            lo, hi = _quantiles(loss, p)
+            lo, hi = draw_quantiles(loss, p)
             ax.fill_between(n, lo, hi, color=colour, alpha=0.12 + 0.12 * i, linewidth=0)
         med = np.median(loss.reshape(-1, n_points), axis=0)
         ax.plot(n, med, color=colour, linewidth=1.6, label=format_flops(c))
@@ -380,7 +380,7 @@ def plot_isoflop(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FLO
     ax.set_ylabel("loss")
     ax.set_title(f"IsoFLOP curves: {law.name} law (dots: runs within 15% of the compute)")
     ax.legend(title="compute C", fontsize="small")
-    return _finish(fig, ax, fit)
+    return finish_axes(fig, ax, fit)
 
 
 #: Budgets along the x axis of :func:`plot_contrast` (each costs one search of the other group's frontier).
@@ -425,10 +425,10 @@ def plot_contrast(fit, reference, other=None, budget=None, *, prob=(0.5, 0.9),
         [other] if isinstance(other, str) or not hasattr(other, "__iter__") else list(other))
     if not others:
         raise ValueError(f"no group to compare with {reference!r}; fitted groups: {', '.join(fitted)}")
-    probs = _bands(prob)
+    probs = band_levels(prob)
     budgets = None if budget is None else _budgets(budget)
     k = float(flops_per_param_token)
-    c_obs = _observed_compute(fit, k)
+    c_obs = observed_compute(fit, k)
     top = c_obs.max() if budgets is None else max(c_obs.max(), budgets.max())
     grid = np.logspace(np.log10(c_obs.min()), np.log10(top * 3), _CONTRAST_GRID)
     from .figure import new_figure
@@ -436,8 +436,8 @@ def plot_contrast(fit, reference, other=None, budget=None, *, prob=(0.5, 0.9),
     fig = new_figure((7.0, 5.8))
     ax, low = fig.subplots(2, 1, sharex=True, height_ratios=[1.6, 1])
     for a in (ax, low):
-        _shade_extrapolation(a, c_obs, grid, label=a is ax)
-        _mark_budgets(a, budgets)
+        shade_extrapolation(a, c_obs, grid, label=a is ax)
+        mark_budgets(a, budgets)
     ax.axhline(1.0, color="0.3", linewidth=1)
     low.axhline(0.0, color="0.3", linewidth=1)
     shown = []
@@ -464,4 +464,4 @@ def plot_contrast(fit, reference, other=None, budget=None, *, prob=(0.5, 0.9),
     low.set_ylabel("loss difference")
     low.set_xlabel("training compute C (FLOP)")
     flops_axis(low.xaxis)
-    return _finish(fig, ax, fit)
+    return finish_axes(fig, ax, fit)

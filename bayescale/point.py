@@ -51,9 +51,9 @@ import time
 
 from .errors import ConvergenceWarning, SpecError
 from .laws import Law, get_law
-from .validation import check_seed as _check_seed
-from .pointsearch import (LOSSES, PROGRESS_RUNS, SEARCHES, _Problem, _check_count, _coord, _grid_search,
-    _grid_starts, default_grid, published_grid)
+from .validation import check_count, check_seed as _check_seed
+from .pointsearch import (LOSSES, PROGRESS_RUNS, SEARCHES, Problem, coordinate_name, grid_search,
+    grid_starts, default_grid, published_grid)
 from .pointfit import PointFit
 from .isoflop import IsoFLOP, IsoFLOPFit
 from .errors import warn_user
@@ -117,11 +117,11 @@ class PointModel:
             raise SpecError(f"unknown search {search!r}; valid: {', '.join(SEARCHES)}")
         if not (isinstance(delta, (int, float)) and not isinstance(delta, bool) and delta > 0):
             raise SpecError(f"delta must be a positive number, got {delta!r}")
-        _check_count(n_boot, "n_boot", allow_zero=True)
+        check_count(n_boot, "n_boot", allow_zero=True)
         self.loss = loss
         self.delta = float(delta)
         self.grid = default_grid(self.law) if grid is None else grid
-        self.starts = _grid_starts(self.law, self.grid)
+        self.starts = grid_starts(self.law, self.grid)
         self.search = search
         self.n_boot = int(n_boot)
         self.random_seed = random_seed
@@ -131,7 +131,7 @@ class PointModel:
     @property
     def coords(self) -> tuple:
         """Names of the optimisation coordinates (``log_E``, ``log_A``, ..., ``alpha`` ...)."""
-        return tuple(_coord(p) for p in self.law.parameters)
+        return tuple(coordinate_name(p) for p in self.law.parameters)
 
     @property
     def param_names(self) -> tuple:
@@ -171,12 +171,12 @@ class PointModel:
         runs = load_runs(runs, columns=columns, require=self.law.inputs, min_runs=len(self.law.param_names) + 1)
         check_assumptions(runs)
         t0 = time.perf_counter()
-        problem = _Problem(self.law, self.loss, self.delta, runs)
+        problem = Problem(self.law, self.loss, self.delta, runs)
         if progressbar is None:
             from .progress import interactive
 
             progressbar = runs.n_runs >= PROGRESS_RUNS and interactive()
-        best, table = _grid_search(problem, self.starts, self.coords, self.search, self.options, bool(progressbar))
+        best, table = grid_search(problem, self.starts, self.coords, self.search, self.options, bool(progressbar))
         seconds = time.perf_counter() - t0
         fit = PointFit(self, runs, best.x, float(best.fun), bool(best.success), table,
                        {"grid_seconds": seconds})

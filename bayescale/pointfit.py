@@ -12,8 +12,8 @@ from .laws import NUMPY
 from .contract import check_ci_kind, interval_label
 from .predictive import new_runs as load_new_runs
 from .results import ResultMethods
-from .validation import check_prob as _check_prob, check_seed as _check_seed
-from .pointsearch import _BIG, _Problem, _check_count, _minimize, _one_blas_thread, _to_params, estimate_problems
+from .validation import check_count, check_prob as _check_prob, check_seed as _check_seed
+from .pointsearch import BIG_OBJECTIVE, Problem, minimize_from, one_blas_thread, to_params, estimate_problems
 from .errors import warn_user
 
 __all__ = [
@@ -72,7 +72,7 @@ class PointFit(ResultMethods):
         self.law = model.law
         self.runs = runs
         self.theta = np.asarray(theta, dtype=float)
-        self.params = {k: float(v) for k, v in _to_params(self.law, self.theta).items()}
+        self.params = {k: float(v) for k, v in to_params(self.law, self.theta).items()}
         self.objective = objective
         self.optimizer_success = bool(success)
         self.problems = estimate_problems(self.law, self.theta, runs.inputs(self.law.inputs), self.optimizer_success,
@@ -199,29 +199,29 @@ class PointFit(ResultMethods):
         ['estimate', 'sd', 'lower', 'upper']
         """
         random_seed = _check_seed(random_seed)
-        _check_count(n_boot, "n_boot")
+        check_count(n_boot, "n_boot")
         seed = random_seed if random_seed is not None else self.model.random_seed
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (2**31))
         rng = np.random.default_rng(seed)
         t0 = time.perf_counter()
-        problem = _Problem(self.law, self.model.loss, self.model.delta, self.runs)
+        problem = Problem(self.law, self.model.loss, self.model.delta, self.runs)
         n = self.runs.n_runs
         dof = max(n - len(self.law.param_names), 1)
         x_runs = self.runs.inputs(self.law.inputs)
         log_y = np.log(self.runs.loss)
         thetas, sigmas, ok = [], [], []
-        with _one_blas_thread():
+        with one_blas_thread():
             for _ in range(int(n_boot)):
                 w = np.bincount(rng.integers(0, n, size=n), minlength=n).astype(float)
                 with np.errstate(all="ignore"):
-                    res = _minimize(problem.single(w), self.theta, self.model.options)
+                    res = minimize_from(problem.single(w), self.theta, self.model.options)
                 thetas.append(res.x)
-                r = log_y - self._log_curve(x_runs, _to_params(self.law, res.x))
+                r = log_y - self._log_curve(x_runs, to_params(self.law, res.x))
                 sigmas.append(float(np.sqrt(np.sum(w * r**2) / dof)))
                 drawn = {k: v[w > 0] for k, v in x_runs.items()}
-                ok.append(bool(res.success) and res.fun < _BIG and not estimate_problems(self.law, res.x, drawn))
-        boot = pd.DataFrame(_to_params(self.law, np.array(thetas)))
+                ok.append(bool(res.success) and res.fun < BIG_OBJECTIVE and not estimate_problems(self.law, res.x, drawn))
+        boot = pd.DataFrame(to_params(self.law, np.array(thetas)))
         boot["sigma"] = sigmas
         boot["success"] = ok
         boot.index.name = "resample"

@@ -39,7 +39,7 @@ FIRST_BATCH = 20
 #: tolerance and their coordinates to :data:`SAME_X`.
 SAME_F = 1e-7
 SAME_X = 1e-3
-_BIG = 1e300
+BIG_OBJECTIVE = 1e300
 _CHUNK = 4096
 #: Point fits of at least this many runs show the starts done by default (in a terminal or notebook).
 PROGRESS_RUNS = 100_000
@@ -105,10 +105,10 @@ def default_grid(law) -> dict:
     ['alpha', 'log_A', 'log_E']
     """
     law = get_law(law)
-    return {_coord(p): _KIND_GRID[p.kind].copy() for p in law.parameters}
+    return {coordinate_name(p): _KIND_GRID[p.kind].copy() for p in law.parameters}
 
 
-def _coord(p) -> str:
+def coordinate_name(p) -> str:
     return f"log_{p.name}" if p.kind in LOG_KINDS else p.name
 
 
@@ -116,7 +116,7 @@ def _is_log(law) -> np.ndarray:
     return np.array([p.kind in LOG_KINDS for p in law.parameters])
 
 
-def _to_params(law, theta) -> dict:
+def to_params(law, theta) -> dict:
     """Optimisation coordinates (..., k) -> published parameters by name."""
     theta = np.asarray(theta, dtype=float)
     logs = _is_log(law)
@@ -130,8 +130,8 @@ def _to_theta(law, params) -> np.ndarray:
                      for j, p in enumerate(law.parameters)], dtype=float)
 
 
-def _grid_starts(law, grid) -> np.ndarray:
-    coords = [_coord(p) for p in law.parameters]
+def grid_starts(law, grid) -> np.ndarray:
+    coords = [coordinate_name(p) for p in law.parameters]
     if isinstance(grid, pd.DataFrame):
         missing = [c for c in coords if c not in grid.columns]
         if missing:
@@ -196,7 +196,7 @@ def _compiled(law, loss):
     return _COMPILED[key]
 
 
-class _Problem:
+class Problem:
     """One data set and loss: batched and single-start objective with gradient."""
 
     def __init__(self, law, loss, delta, runs):
@@ -228,19 +228,19 @@ class _Problem:
                 f, g = fn(np.ascontiguousarray(theta, dtype=float)[None, :], y, w, delta, *x)
             f, g = float(f[0]), g[0]
             if not np.isfinite(f) or not np.all(np.isfinite(g)):
-                return _BIG, np.zeros_like(g)
+                return BIG_OBJECTIVE, np.zeros_like(g)
             return f, g
 
         return fun
 
 
-def _minimize(fun, x0, options):
+def minimize_from(fun, x0, options):
     from scipy.optimize import minimize
 
     return minimize(fun, np.asarray(x0, dtype=float), jac=True, method="L-BFGS-B", options=options)
 
 
-def _one_blas_thread():
+def one_blas_thread():
     """Context that keeps BLAS single-threaded.
 
     L-BFGS-B makes many tiny BLAS calls; with the default thread pools of
@@ -276,7 +276,7 @@ def _run_starts(fun, starts, order, search, options, n_runs=0, progress=None) ->
     while done < order.size:
         for i in order[done:done + size]:
             with np.errstate(all="ignore"):
-                results[int(i)] = _minimize(fun, starts[i], options)
+                results[int(i)] = minimize_from(fun, starts[i], options)
             if progress is not None:
                 ok = sum(bool(r.success) for r in results.values())
                 progress.update(ok=ok, failed=len(results) - ok, running=1)
@@ -294,7 +294,7 @@ def _run_starts(fun, starts, order, search, options, n_runs=0, progress=None) ->
     return results
 
 
-def _grid_search(problem, starts, coords, search, options, progressbar=False):
+def grid_search(problem, starts, coords, search, options, progressbar=False):
     """L-BFGS-B from the starts; returns (best result, table of the starts run)."""
     f0 = problem.batch(starts)
     usable = np.flatnonzero(np.isfinite(f0))
@@ -308,7 +308,7 @@ def _grid_search(problem, starts, coords, search, options, progressbar=False):
 
         bar = KeyProgress(order.size, enabled=True, description=f"L-BFGS-B starts ({problem.y.size:,} runs)")
     try:
-        with _one_blas_thread():
+        with one_blas_thread():
             results = _run_starts(fun, starts, order, search, options, problem.y.size, bar)
     finally:
         if bar is not None:
@@ -374,7 +374,7 @@ def estimate_problems(law, theta, inputs, optimizer_success=True, flat=None) -> 
     """
     theta = np.asarray(theta, dtype=float)
     out = [] if optimizer_success else ["L-BFGS-B did not report convergence at the best start"]
-    params = _to_params(law, theta)
+    params = to_params(law, theta)
     logs = _is_log(law)
     lo, hi = EXPONENT_RANGE
     for j, p in enumerate(law.parameters):
@@ -390,7 +390,7 @@ def estimate_problems(law, theta, inputs, optimizer_success=True, flat=None) -> 
 
     def log_loss(t):
         with np.errstate(all="ignore"):
-            return np.asarray(law.log_loss(x, _to_params(law, t), NUMPY), dtype=float)
+            return np.asarray(law.log_loss(x, to_params(law, t), NUMPY), dtype=float)
 
     base = log_loss(theta)
     if not np.all(np.isfinite(base)):
@@ -409,7 +409,3 @@ def estimate_problems(law, theta, inputs, optimizer_success=True, flat=None) -> 
                    "identify the parameters")
     return out
 
-
-def _check_count(value, name, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if allow_zero else 1):
-        raise SpecError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}")

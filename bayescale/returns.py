@@ -360,13 +360,13 @@ def plot_marginal_returns(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_
     --------
     >>> fig = fit.plot_marginal_returns([1e24, 1e25])  # doctest: +SKIP
     """
-    from .plots import _bands, _compute_grid, _finish, _figure, _mark_budgets, _observed_compute, \
-        _quantiles, _shade_extrapolation, flops_axis
+    from .plots import band_levels, compute_grid, finish_axes, figure_axes, mark_budgets, observed_compute, \
+        draw_quantiles, shade_extrapolation, flops_axis
 
-    probs = _bands(prob)
+    probs = band_levels(prob)
     budgets = None if budget is None else check_budgets(budget)
     k = float(positive_array(flops_per_param_token, "flops_per_param_token"))
-    grid = _compute_grid(fit, budgets, k)
+    grid = compute_grid(fit, budgets, k)
     params = posterior_params(fit, group)
     params = {name: np.asarray(params[name], dtype=float) for name in fit.law.param_names}
     floor = irreducible_draws(fit, params)
@@ -375,19 +375,19 @@ def plot_marginal_returns(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_
     with np.errstate(all="ignore"):
         _, loss = _frontier(fit, params, floor, np.concatenate([grid / h, grid * h]), k, cap)
         slope = (loss[..., grid.size:] - loss[..., :grid.size]) / (2 * STEP_DECADES)
-    fig, ax = _figure(ax)
-    _shade_extrapolation(ax, _observed_compute(fit, k), grid)
+    fig, ax = figure_axes(ax)
+    shade_extrapolation(ax, observed_compute(fit, k), grid)
     for i, p in enumerate(probs):
-        lo, hi = _quantiles(slope, p)
+        lo, hi = draw_quantiles(slope, p)
         ax.fill_between(grid, lo, hi, color="C2", alpha=0.18 + 0.17 * i, linewidth=0, label=f"{p:.0%} band")
     ax.plot(grid, np.median(slope.reshape(-1, grid.size), axis=0), color="C2", linewidth=1.8,
             label="posterior median" if fit.draws_kind == "posterior" else "median")
     ax.axhline(0.0, color="0.3", linewidth=0.8)
-    _mark_budgets(ax, budgets)
+    mark_budgets(ax, budgets)
     ax.set_xscale("log")
     flops_axis(ax.xaxis)
     ax.set_xlabel("training compute C (FLOP)")
     ax.set_ylabel("d loss / d log10 C (loss per 10x compute)")
     ax.set_title(f"Marginal returns of compute: {fit.law.name} law, compute-optimal frontier")
     ax.legend(loc="lower right", fontsize="small")
-    return _finish(fig, ax, fit)
+    return finish_axes(fig, ax, fit)

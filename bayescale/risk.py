@@ -103,7 +103,7 @@ def planned_runs(budget, plan, plan_at):
     return kinds, np.array(ns, dtype=float), np.array(ds, dtype=float)
 
 
-def _check_target(target):
+def check_target(target):
     if target is None:
         return None
     return parse_quantity(target, "target loss")
@@ -187,7 +187,7 @@ def risk(fit, budget=None, *, target=None, plan=None, prob=0.9, ci_kind="eti",
     params = posterior_params(fit, group, random_seed)
     k = float(_positive(flops_per_param_token, "flops_per_param_token"))
     cap = None if max_unique_tokens is None else float(_positive(max_unique_tokens, "max_unique_tokens"))
-    target = _check_target(target)
+    target = check_target(target)
     kinds, n, d = planned_runs(budget, plan, lambda c: compute_optimal_plan(fit, c, k, cap, params))
     with np.errstate(invalid="ignore"):
         planless = ~(np.isfinite(n) & np.isfinite(d) & (n > 0) & (d > 0))
@@ -361,9 +361,6 @@ def run_noise(fit, random_seed, group=None):
     first = {name: v[:1] for name, v in fit.runs.inputs(fit.law.inputs).items()}
     draws = predict_draws(fit, first, random_seed=random_seed, group=group if fit.hierarchical else None)
     return (np.log(draws["new_run_loss"]) - np.log(draws["expected_loss"])).values[..., 0]
-
-
-_run_noise = run_noise  # the name plots.py imports
 
 
 #: Grid points (over log compute) that budget_for scans for the first compute reaching the probability.

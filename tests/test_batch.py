@@ -23,7 +23,7 @@ import pytest
 
 import bayescale as bs
 from bayescale.checkpoints import key_seed
-from bayescale.executors import _slots
+from bayescale.executors import pool_slots
 from bayescale.progress import KeyProgress
 from conftest import TRUE_CHINCHILLA, simulate_chinchilla
 
@@ -63,7 +63,7 @@ def cluster_batch(runs):
         warnings.simplefilter("always")
         fits = bs.fit_many(bs.ScalingModel("chinchilla"), runs, by="eval_set", executor=client,
                            random_seed=7, progressbar=False, **SETTINGS)
-        fits.slots = _slots(client.get_executor())  # what the progress bar counts as running at most
+        fits.slots = pool_slots(client.get_executor())  # what the progress bar counts as running at most
     return fits, [w for w in caught if issubclass(w.category, bs.BatchWarning)]
 
 
@@ -145,7 +145,7 @@ def test_a_key_fits_the_same_whatever_the_executor_or_the_order_of_keys(cluster_
 def test_progress_counts_done_failed_and_running(cluster_batch):
     fits, _ = cluster_batch
     assert fits.slots == 2  # 2 workers x 1 thread
-    assert _slots(cf.ThreadPoolExecutor(3)) == 3
+    assert pool_slots(cf.ThreadPoolExecutor(3)) == 3
     out = io.StringIO()
     bar = KeyProgress(5, enabled=True, backend="rich", stream=out, initial=1, description="fits")
     bar.update(ok=3, failed=1, running=1)

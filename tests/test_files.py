@@ -210,7 +210,7 @@ def test_every_file_the_package_writes_goes_through_atomic_write():
 WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from bayescale.checkpoints import _Checkpoint
+    from bayescale.checkpoints import ResumeFolder
 
     class Fit:  # what the index layer reads of a fit
         def __init__(self, seed):
@@ -220,7 +220,7 @@ WRITER = textwrap.dedent("""
             Path(path).write_bytes(b"fit")
 
     folder, tag, n, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
-    ckpt = _Checkpoint(folder, {"law": "power_n"}, {"draws": 1, "tune": 1, "chains": 1, "sampler": "nutpie",
+    ckpt = ResumeFolder(folder, {"law": "power_n"}, {"draws": 1, "tune": 1, "chains": 1, "sampler": "nutpie",
                        "target_accept": 0.9}, None, ["k"], fresh_seed=int(sys.argv[5]))
     while not go.exists():
         time.sleep(0.001)
@@ -276,9 +276,9 @@ def test_folder_lock_excludes_other_processes(tmp_path):
 @pytest.mark.parametrize("kind", ["fifo", "directory", "socket"])
 def test_a_checkpoint_index_that_is_not_a_file_is_refused_not_read(kind, tmp_path):
     """Reading a FIFO named index.json would block forever; a directory there would be replaced."""
-    from bayescale.checkpoints import _Checkpoint
+    from bayescale.checkpoints import ResumeFolder
 
     _make(kind, tmp_path / "index.json", 0o644)
     with pytest.raises(FileWriteError, match=rf"index\.json'.*{REFUSED[kind]}"):
-        _Checkpoint(tmp_path, {"law": "power_n"}, {"draws": 1, "tune": 1, "chains": 1, "sampler": "nutpie",
+        ResumeFolder(tmp_path, {"law": "power_n"}, {"draws": 1, "tune": 1, "chains": 1, "sampler": "nutpie",
                     "target_accept": 0.9}, 1, ["k"])

@@ -518,7 +518,7 @@ def test_keyboard_interrupt_during_a_fit_raises_cleanly_and_the_session_stays_us
 
 
 # ------------------------------------------------------------------ seeds and sampler settings, before any work
-from bayescale import batch as _batch, checks as _checks, hierarchy as _hierarchy  # noqa: E402
+from bayescale import batch as _batch, checks as _checks, executors as _executors, hierarchy as _hierarchy  # noqa: E402
 from bayescale import planning as _planning, risk as _risk  # noqa: E402
 from bayescale.validation import MAX_SEED  # noqa: E402
 
@@ -632,7 +632,7 @@ def test_a_guarded_script_is_not_mistaken_for_an_unguarded_one(tmp_path, monkeyp
         fake = types.ModuleType("__main__")
         fake.__file__ = str(script)
         monkeypatch.setitem(sys.modules, "__main__", fake)
-        assert (_batch._unguarded_main_script() == str(script)) is unguarded
+        assert (_executors.unguarded_main_script() == str(script)) is unguarded
 
 
 # ------------------------------------------------------------------ sizes

@@ -109,3 +109,23 @@ def test_no_import_cycle():
     for node in sorted(graph):
         if node not in state:
             visit(node)
+
+
+def test_no_private_name_crosses_a_module_boundary():
+    """What one module uses of another is public there: no 'from .x import _name' and no 'x._name'."""
+    crossing = []
+    for name, path in _modules().items():
+        tree = ast.parse(path.read_text())
+        modules = {}  # local name -> package module, from "from . import x [as y]"
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.level >= 1 or (node.module or "").startswith("bayescale")):
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        crossing.append(f"{name}.py:{node.lineno} imports {alias.name} from {node.module or '.'}")
+                    elif node.module in (None, "bayescale") and alias.name in _modules():
+                        modules[alias.asname or alias.name] = alias.name
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+                crossing.append(f"{name}.py:{node.lineno} uses {modules[node.value.id]}.{node.attr}")
+    assert not crossing, "\n".join(crossing)

@@ -70,13 +70,13 @@ def test_compiled_objective_is_the_law_definition_and_its_gradient_is_exact(law_
     if "U" in law.inputs:
         frame["U"] = frame["D"] / rng.uniform(1, 20, n)
     runs = bs.load_runs(frame, require=law.inputs)
-    problem = pointsearch._Problem(law, loss, 1e-3, runs)
+    problem = pointsearch.Problem(law, loss, 1e-3, runs)
     w = rng.integers(0, 3, n).astype(float)
     fun = problem.single(w)
     theta = np.array([{"irreducible": 0.5, "coefficient": 6.0, "exponent": 0.3, "scale": 30.0,
                        "shape": 2.0}[p.kind] for p in law.parameters]) + rng.normal(0, 0.05, len(law.parameters))
     # Objective: the law's own NumPy definition, the loss written out independently.
-    pred = law.log_loss(runs.inputs(law.inputs), pointsearch._to_params(law, theta))
+    pred = law.log_loss(runs.inputs(law.inputs), pointsearch.to_params(law, theta))
     if loss == "squared":
         expected = np.sum(w * 0.5 * (np.exp(pred) - runs.loss) ** 2)
     else:

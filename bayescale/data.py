@@ -362,7 +362,10 @@ def _validate(frame: pd.DataFrame, name: str, note: str, columns, derive_D_from_
     if "group" in frame.columns:
         flag(frame["group"].isna().to_numpy(), len(NUMERIC),
              lambda i: f"column {label('group')}: missing group label")
-        general.extend(_label_clashes(frame["group"], label("group")))
+        not_label = _not_labels(frame["group"])
+        flag(not_label, len(NUMERIC), lambda i: f"column {label('group')}: {_cell(frame['group'].iloc[i])} is "
+                                                "not a group label; give text or a number")
+        general.extend(_label_clashes(frame["group"][~not_label], label("group")))
     extra = _checkpoint_columns(frame, values, ok, label, flag, general)
     if 0 < len(frame) < min_runs:
         general.append(f"{len(frame)} runs, but the law has {min_runs} parameters; "
@@ -432,7 +435,10 @@ def _checkpoint_columns(frame, values, ok, label, flag, general) -> dict:
     if "run" in frame.columns:
         ids = frame["run"]
         flag(ids.isna().to_numpy(), rank, lambda i: f"column {label('run')}: missing run identifier")
-        general.extend(_label_clashes(ids, label("run"), what="run identifiers"))
+        not_label = _not_labels(ids)
+        flag(not_label, rank, lambda i: f"column {label('run')}: {_cell(ids.iloc[i])} is not a run identifier; "
+                                        "give text or a number")
+        general.extend(_label_clashes(ids[~not_label], label("run"), what="run identifiers"))
         key = ids.map(str).to_numpy(dtype=object)
         first = pd.Series(np.arange(n)).groupby(key).transform("first").to_numpy()
         shared = [(c, values[c]) for c in ("N",) if c in values]
@@ -463,6 +469,17 @@ def _same(a, b) -> bool:
         return bool(a == b)
     except (TypeError, ValueError):
         return False
+
+
+def _not_labels(labels: pd.Series) -> np.ndarray:
+    """Cells that cannot be a label: containers (a list, dict, set or array read from a nested file)."""
+    return np.array([isinstance(v, (list, dict, set, np.ndarray)) for v in labels.to_numpy(dtype=object)], dtype=bool)
+
+
+def _cell(value) -> str:
+    """A cell shown in a message, shortened."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _label_clashes(labels: pd.Series, where: str, what: str = "group labels") -> list[str]:

@@ -375,6 +375,15 @@ def test_group_labels_that_read_the_same_are_refused(labels):
     assert repr(labels[1]) in message
 
 
+@pytest.mark.parametrize("column", ["group", "run"])
+def test_a_list_or_dict_cell_as_a_label_is_refused_by_row(column):
+    """A nested file read into a frame can put lists in a label column: a DataError naming the row, not a TypeError."""
+    frame = good_frame(4, **{column: [[], "a", {"x": 1}, "b"]})
+    message = problems(frame)
+    assert f"row 0, column '{column}': [] is not a" in message
+    assert f"row 2, column '{column}': {{'x': 1}} is not a" in message
+
+
 def test_equal_group_labels_of_numpy_and_python_types_still_merge():
     runs = load_runs(good_frame(4, group=[np.int64(1), 1, 2, 2]))
     assert runs.groups == ("1", "2")

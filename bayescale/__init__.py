@@ -29,6 +29,7 @@ from .compare import compare
 from .averaging import ModelAverage, average
 from .backtest import backtest
 from .calibration import calibrate
+from .holdout import calibrate_form
 from .batch import BatchWarning, FitCollection, fit_many
 from .sbc import SBCResult, sbc
 from . import allocation, plots, risk, units
@@ -65,6 +66,7 @@ __all__ = [
     "ModelAverage",
     "backtest",
     "calibrate",
+    "calibrate_form",
     "fit_many",
     "FitCollection",
     "BatchWarning",

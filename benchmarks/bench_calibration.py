@@ -42,8 +42,8 @@ def main(argv=None):
 
     import bayescale as bs
     from bayescale.corpus import all_ladders
-    from bayescale.discrepancy import (allocation_scores, leave_one_source_out, learn, records, score_runs,
-                                       summarise)
+    from bayescale.discrepancy import (allocation_scores, leave_one_source_out, learn, recalibrate, records,
+                                       score_runs, source_weights, summarise)
     from bayescale.form import form_from_dict
     from bayescale.holdout import collect, ladder_splits
 
@@ -125,6 +125,32 @@ def main(argv=None):
         print(f"\nChinchilla above 1e21 FLOP fitted below (learned without Chinchilla): "
               f"{int(chin['covered_90'].sum())} of {len(chin)} in the 90% band, "
               f"{int(chin['covered_50'].sum())} in the 50% band")
+
+    print("\nA family's own ladders (bs.calibrate_form): each ladder of a source with several, scored with the model "
+          "learned without the source, then with its loss scale rescaled on the source's other ladders")
+    own = []
+    for source, form in models.items():
+        evidence = sorted(rec.frame.loc[rec.frame["source"] == source, "evidence"].unique())
+        if len(evidence) < 2:
+            continue
+        factors = []
+        for e in evidence:
+            train = rec.subset(lambda f: (f["source"] == source) & (f["evidence"] != e))
+            test = rec.subset(lambda f: (f["source"] == source) & (f["evidence"] == e))
+            tuned = recalibrate(train, form)
+            factors.append(tuned.loss_scale / form.loss_scale)
+            own += [score_runs(test, form).assign(variant="out of family"),
+                    score_runs(test, tuned).assign(variant="rescaled on its family")]
+        print(f"  {source:16s} factor {min(factors):.2f}-{max(factors):.2f} over {len(evidence)} left-out ladders")
+    if own:
+        own = pd.concat(own, ignore_index=True)
+        parts = []
+        for variant, g in own.groupby("variant", sort=False):
+            g = g.assign(weight=source_weights(g))
+            parts.append(summarise(g).assign(variant=variant))
+        print(pd.concat(parts).pivot_table(index="source", columns="variant", values=["coverage_50", "coverage_90",
+                                                                                       "width_90", "wis"], sort=False)
+              .round(3).to_string())
 
     print("\nLearned without each source:")
     for source, form in models.items():

@@ -1,7 +1,8 @@
 """The ``bayescale`` command line.
 
 Commands: ``fit`` (one fit, or one per key with ``--by``), ``summary``,
-``risk``, ``plot``, ``report``, ``recommend`` (the next run to train), ``demo``. Each command has ``--help``.
+``risk``, ``plot``, ``report``, ``recommend`` (the next run to train), ``calibrate-form`` (the form
+uncertainty rescaled to a family's earlier ladders), ``demo``. Each command has ``--help``.
 
 Exit status: 0 on success; 1 on an error (printed as one line), a failed key
 of ``fit --by``, or, with ``--strict``, a fit that did not converge; 2 on a
@@ -369,6 +370,9 @@ def _preflight(args):
     if args.command == "fit":
         (_check_output_folder if args.by else _check_output_file)(args.output)
         _check_sampler(args.sampler)
+        _form_option(args.form_uncertainty)
+    elif args.command == "calibrate-form":
+        _check_output_file(args.output, formats={"toml"}, example="family.toml")
     elif args.command == "demo" and args.output is not None:
         _check_output_file(args.output, example="demo.nc")
     elif args.command == "plot":
@@ -419,18 +423,75 @@ def _model(args):
     import bayescale as bs
 
     undertuned, within_run = getattr(args, "undertuned", False), getattr(args, "within_run", None)
-    form_off = getattr(args, "form_uncertainty", "on") == "off"
+    form = _form_option(getattr(args, "form_uncertainty", "on"))
     if args.model is not None:
         if args.law is not None or args.likelihood is not None or undertuned or within_run is not None:
             raise ValueError("--model takes the law, likelihood, undertuned and within_run settings from its spec; "
                              "drop --law/--likelihood/--undertuned/--within-run or drop --model")
         model = bs.ScalingModel.from_spec(args.model)
-        if form_off:
-            model = bs.ScalingModel.from_dict({**model.to_dict(), "form_uncertainty": False})
+        if form != "on":
+            model = bs.ScalingModel.from_dict({**model.to_dict(),
+                                               "form_uncertainty": False if form is None else form.to_dict()})
         return model
-    kwargs = {"form_uncertainty": None} if form_off else {}
+    kwargs = {} if form == "on" else {"form_uncertainty": form}
     return bs.ScalingModel(args.law or "chinchilla", likelihood=args.likelihood or "student_t",
                            undertuned=bool(undertuned), within_run=within_run or "auto", **kwargs)
+
+
+def _form_option(value):
+    """``--form-uncertainty``: "on" (the default model), None for "off", or the model of a TOML file's table."""
+    if value in ("on", "off"):
+        return None if value == "off" else "on"
+    import tomllib
+
+    from .form import form_from_dict
+
+    path = Path(value)
+    if path.suffix.lower() != ".toml":
+        raise ValueError(f"--form-uncertainty {value!r}: give on, off or a .toml file with a [form_uncertainty] "
+                         "table (bayescale calibrate-form writes one)")
+    if not path.is_file():
+        raise ValueError(f"--form-uncertainty {value!r}: no such file")
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"--form-uncertainty {value!r}: not a TOML file ({err})") from None
+    if not isinstance(table.get("form_uncertainty"), dict):
+        raise ValueError(f"--form-uncertainty {value!r}: the file has no [form_uncertainty] table; tables present: "
+                         f"{', '.join(map(repr, table)) or 'none'}")
+    return form_from_dict(table["form_uncertainty"], source=f"{value}: [form_uncertainty]")
+
+
+def cmd_calibrate_form(args) -> int:
+    import bayescale as bs
+
+    from .files import atomic_write, check_write_path
+
+    columns = _columns(args.columns) if args.columns else None
+    frame = bs.load_runs(args.ladders, columns=columns, require=("N", "D")).frame
+    if args.ladder_column not in frame.columns:
+        raise ValueError(f"{args.ladders} has no column {args.ladder_column!r} naming each run's ladder; columns "
+                         f"present: {', '.join(map(repr, frame.columns))}; name yours with --ladder-column")
+    frame = frame.rename(columns={args.ladder_column: "ladder"})
+    check_write_path(args.output, "form uncertainty")
+    n = frame["ladder"].nunique()
+    print(f"Cutting {n} ladder(s) of {args.ladders} at half and three quarters of their compute and fitting the "
+          "smaller runs of each cut ...", file=sys.stderr, flush=True)
+    progress = (lambda line: print("  " + line, file=sys.stderr, flush=True)) if args.progress is not False else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        form = bs.calibrate_form(frame, folder=args.folder, random_seed=args.seed if args.seed is not None else 0,
+                                 progress=progress)
+    factor = form.loss_scale / bs.FormUncertainty().loss_scale
+    lines = [f"# Form uncertainty rescaled on {n} ladder(s) of {os.path.basename(args.ladders)} "
+             f"(bayescale {__version__}): loss_scale x{factor:.3g} the default's.",
+             f"# Use: bayescale fit runs.csv --form-uncertainty {os.path.basename(args.output)} -o fit.nc",
+             "[form_uncertainty]"] + [f"{k} = {float(v)!r}" for k, v in form.to_dict().items()]
+    atomic_write(Path(args.output), lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n", encoding="utf-8"),
+                 "form uncertainty")
+    print(f"loss scale x{factor:.3g} the default's ({form.loss_scale:.4g} against {bs.FormUncertainty().loss_scale:.4g})")
+    print(f"\nSaved to {args.output}. Next: bayescale fit runs.csv --form-uncertainty {args.output} -o fit.nc")
+    return 0
 
 
 _TRUE, _FALSE = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f", ""}
@@ -793,9 +854,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--drop-flagged", nargs="?", const="dropped_in_replication", default=None, metavar="COLUMN",
                      help="leave out the runs flagged true in this column of the file (default column: "
                           "dropped_in_replication, the 5 outliers of the bundled Chinchilla file)")
-    fit.add_argument("--form-uncertainty", choices=["on", "off"], default="on",
+    fit.add_argument("--form-uncertainty", default="on", metavar="{on,off,FILE.toml}",
                      help="off: take the law's form as exact beyond the fitted runs (bands: parameter "
-                          "uncertainty only); default on")
+                          "uncertainty only); a .toml file with a [form_uncertainty] table (as written by "
+                          "bayescale calibrate-form): that model; default on")
     fit.add_argument("--seed", type=_seed_type(), default=None,
                      help="random seed (default: fresh, recorded in the file)")
     fit.add_argument("--draws", type=_number("--draws", *DRAWS_RANGE, integer=True), default=1000,
@@ -815,6 +877,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_progress_option(fit)
     _add_strict_option(fit, "the fit (or any key's fit)")
     fit.set_defaults(func=cmd_fit)
+
+    cal = sub.add_parser("calibrate-form", help="rescale the form uncertainty to your family's earlier ladders",
+                         description="Cut each earlier ladder at half and three quarters of its compute, fit the "
+                                     "smaller runs with the law's form known, and refit the scale of the form "
+                                     "uncertainty to the larger runs; write it as a [form_uncertainty] table for "
+                                     "fit --form-uncertainty.")
+    cal.add_argument("ladders", help="CSV or Parquet file of earlier runs: N, D (or C), loss and a ladder column")
+    cal.add_argument("-o", "--output", required=True, help="TOML file to write (e.g. family.toml)")
+    cal.add_argument("--ladder-column", default="ladder", metavar="NAME",
+                     help="the column naming each run's ladder (default ladder)")
+    cal.add_argument("--columns", default=None, metavar="MAP", help='rename columns: "Model Size=N,Training FLOP=C"')
+    cal.add_argument("--folder", default=None, help="keep the fits of the cuts here, for a later call to reuse")
+    cal.add_argument("--seed", type=_seed_type(), default=None, help="random seed of the fits (default 0)")
+    cal.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="a line per fitted cut on stderr (default on)")
+    cal.set_defaults(func=cmd_calibrate_form)
 
     summary = sub.add_parser("summary", help="print the fit report of a saved fit",
                              description="Print model, data, sampler, posterior and diagnostics of a saved fit.")

@@ -344,7 +344,7 @@ def test_progress_lines_where_bars_cannot_draw():
 
 
 def test_help_on_every_command():
-    for command in ([], ["fit"], ["summary"], ["risk"], ["plot"], ["demo"], ["recommend"]):
+    for command in ([], ["fit"], ["summary"], ["risk"], ["plot"], ["demo"], ["recommend"], ["calibrate-form"]):
         proc = run(*command, "--help")
         assert proc.returncode == 0 and proc.stdout.startswith("usage: bayescale"), command
         assert "--help" in proc.stdout
@@ -367,6 +367,41 @@ def test_fit_from_a_spec_file(tmp_path):
     assert fit.model.name == "tight"
     # The data alone put alpha near 0.345 (sd ~0.01); a prior sd of 0.0015 must dominate.
     assert abs(fit.summary().loc["alpha", "median"] - 0.3) < 0.005
+
+
+def test_calibrate_form_writes_a_table_that_fit_uses(tmp_path, capsys):
+    """calibrate-form on two ladders that bend below the law writes a [form_uncertainty] table with a larger
+    loss scale; fit --form-uncertainty FILE carries it into the saved fit; bad values fail before any work."""
+    import tomllib
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_holdout import _bent_ladders
+
+    csv = tmp_path / "earlier.csv"
+    _bent_ladders(0.04).rename(columns={"ladder": "recipe"}).to_csv(csv, index=False)
+    table = tmp_path / "family.toml"
+    proc = run("calibrate-form", csv, "--ladder-column", "recipe", "-o", table, "--folder", tmp_path / "cuts")
+    assert proc.returncode == 0, proc.stderr
+    assert "Saved to" in proc.stdout and "--form-uncertainty" in proc.stdout
+    form = tomllib.loads(table.read_text())["form_uncertainty"]
+    assert form["loss_scale"] > bs.FormUncertainty().loss_scale  # 1.36-1.57 x over seeds (tests/test_holdout.py)
+    out = tmp_path / "fit.nc"
+    proc = run("fit", csv, "--form-uncertainty", table, "-o", out, "--draws", 200, "--tune", 300, "--seed", 1)
+    assert proc.returncode == 0, proc.stderr
+    assert bs.load(out).model.form_uncertainty.loss_scale == form["loss_scale"]
+    for value, message in [("maybe", "give on, off or a .toml file"), (tmp_path / "none.toml", "no such file"),
+                           (csv, "give on, off or a .toml file")]:
+        status, _, err = run_here("fit", csv, "--form-uncertainty", value, "-o", tmp_path / "x.nc", capsys=capsys)
+        assert status == 1 and len(err) == 1 and message in err[0], err
+    (tmp_path / "other.toml").write_text("[priors]\n")
+    status, _, err = run_here("fit", csv, "--form-uncertainty", tmp_path / "other.toml", "-o", tmp_path / "x.nc",
+                              capsys=capsys)
+    assert status == 1 and "has no [form_uncertainty] table; tables present: 'priors'" in err[0], err
+    status, _, err = run_here("calibrate-form", csv, "-o", tmp_path / "family.txt", capsys=capsys)
+    assert status == 1 and "format 'txt' is not supported" in err[0], err
+    status, _, err = run_here("calibrate-form", csv, "-o", tmp_path / "f.toml", capsys=capsys)
+    assert status == 1 and "no column 'ladder'" in err[0] and "--ladder-column" in err[0], err
+    assert not (tmp_path / "x.nc").exists() and not (tmp_path / "f.toml").exists()
 
 
 def test_fit_by_key_writes_a_folder_records_failures_and_resumes(tmp_path):

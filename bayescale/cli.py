@@ -747,6 +747,24 @@ def cmd_recommend(args) -> int:
     return 0
 
 
+def _add_calibrate_form_command(sub):
+    cal = sub.add_parser("calibrate-form", help="rescale the form uncertainty to your family's earlier ladders",
+                         description="Cut each earlier ladder at half and three quarters of its compute, fit the "
+                                     "smaller runs with the law's form known, and refit the scale of the form "
+                                     "uncertainty to the larger runs; write it as a [form_uncertainty] table for "
+                                     "fit --form-uncertainty.")
+    cal.add_argument("ladders", help="CSV or Parquet file of earlier runs: N, D (or C), loss and a ladder column")
+    cal.add_argument("-o", "--output", required=True, help="TOML file to write (e.g. family.toml)")
+    cal.add_argument("--ladder-column", default="ladder", metavar="NAME",
+                     help="the column naming each run's ladder (default ladder)")
+    cal.add_argument("--columns", default=None, metavar="MAP", help='rename columns: "Model Size=N,Training FLOP=C"')
+    cal.add_argument("--folder", default=None, help="keep the fits of the cuts here, for a later call to reuse")
+    cal.add_argument("--seed", type=_seed_type(), default=None, help="random seed of the fits (default 0)")
+    cal.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="a line per fitted cut on stderr (default on)")
+    cal.set_defaults(func=cmd_calibrate_form)
+
+
 def _add_recommend_command(sub):
     from .nextrun import QUANTITIES
 
@@ -878,21 +896,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_strict_option(fit, "the fit (or any key's fit)")
     fit.set_defaults(func=cmd_fit)
 
-    cal = sub.add_parser("calibrate-form", help="rescale the form uncertainty to your family's earlier ladders",
-                         description="Cut each earlier ladder at half and three quarters of its compute, fit the "
-                                     "smaller runs with the law's form known, and refit the scale of the form "
-                                     "uncertainty to the larger runs; write it as a [form_uncertainty] table for "
-                                     "fit --form-uncertainty.")
-    cal.add_argument("ladders", help="CSV or Parquet file of earlier runs: N, D (or C), loss and a ladder column")
-    cal.add_argument("-o", "--output", required=True, help="TOML file to write (e.g. family.toml)")
-    cal.add_argument("--ladder-column", default="ladder", metavar="NAME",
-                     help="the column naming each run's ladder (default ladder)")
-    cal.add_argument("--columns", default=None, metavar="MAP", help='rename columns: "Model Size=N,Training FLOP=C"')
-    cal.add_argument("--folder", default=None, help="keep the fits of the cuts here, for a later call to reuse")
-    cal.add_argument("--seed", type=_seed_type(), default=None, help="random seed of the fits (default 0)")
-    cal.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                     help="a line per fitted cut on stderr (default on)")
-    cal.set_defaults(func=cmd_calibrate_form)
+    _add_calibrate_form_command(sub)
 
     summary = sub.add_parser("summary", help="print the fit report of a saved fit",
                              description="Print model, data, sampler, posterior and diagnostics of a saved fit.")

@@ -358,6 +358,17 @@ def calibrate_form(ladders, form=None, *, folder=None, penalty=RECALIBRATION_PEN
         raise SpecError(f"no ladder can be cut: each needs at least {MIN_TRAIN_RUNS} runs at {MIN_TRAIN_SIZES} sizes "
                         f"below half its decades of compute and a run above; runs and sizes per ladder: "
                         + ", ".join(f"{k!r} {r['size']}/{r['nunique']}" for k, r in sizes.iterrows()))
+    cut = list(dict.fromkeys(s.ladder for s in splits))
+    skipped = [name for name in dict.fromkeys(frame["ladder"]) if name not in cut]
+    if len(cut) == 1 or skipped:
+        from .errors import warn_user
+
+        said = [f"ladders {skipped} have too few runs below half their compute to be cut (each needs "
+                f"{MIN_TRAIN_RUNS} runs at {MIN_TRAIN_SIZES} sizes) and say nothing"] if skipped else []
+        if len(cut) == 1:
+            said.append(f"the factor rests on one ladder ({cut[0]!r}) alone: left out one ladder at a time, a factor "
+                        "learned from a single earlier ladder helped one corpus source and hurt another")
+        warn_user("calibrate_form: " + "; ".join(said))
     with tempfile.TemporaryDirectory(prefix="bayescale-calibrate-") as tmp:
         sets = collect(splits, folder if folder is not None else tmp, random_seed=random_seed, progress=progress)
         return recalibrate(records(sets), form, penalty=penalty, random_seed=random_seed)

@@ -103,3 +103,14 @@ def test_calibrate_form_refuses_bad_input_before_fitting():
         bs.calibrate_form(runs.groupby("ladder").head(5))
     with pytest.raises(DataError, match="loss"):
         bs.calibrate_form(runs.assign(loss=-1.0))
+
+
+def test_calibrate_form_says_when_it_rests_on_one_ladder(tmp_path):
+    """One earlier ladder that can be cut (the other has too few runs): a warning names both facts."""
+    import bayescale as bs
+
+    runs = _bent_ladders(0.0)
+    runs = runs[(runs["ladder"] == "a") | (runs.index.isin(runs[runs["ladder"] == "b"].index[:4]))]
+    with pytest.warns(UserWarning, match=r"ladders \['b'\] have too few runs.*rests on one ladder \('a'\)"):
+        form = bs.calibrate_form(runs, folder=tmp_path)
+    assert form.loss_scale > 0

@@ -466,6 +466,7 @@ def cmd_calibrate_form(args) -> int:
     import bayescale as bs
 
     from .files import atomic_write, check_write_path
+    from .specs import toml_table
 
     columns = _columns(args.columns) if args.columns else None
     frame = bs.load_runs(args.ladders, columns=columns, require=("N", "D")).frame
@@ -482,14 +483,15 @@ def cmd_calibrate_form(args) -> int:
         warnings.simplefilter("ignore", bs.ConvergenceWarning)
         form = bs.calibrate_form(frame, folder=args.folder, random_seed=args.seed if args.seed is not None else 0,
                                  progress=progress)
-    factor = form.loss_scale / bs.FormUncertainty().loss_scale
+    default = bs.FormUncertainty().loss_scale
+    factor = form.loss_scale / default
     lines = [f"# Form uncertainty rescaled on {n} ladder(s) of {os.path.basename(args.ladders)} "
              f"(bayescale {__version__}): loss_scale x{factor:.3g} the default's.",
              f"# Use: bayescale fit runs.csv --form-uncertainty {os.path.basename(args.output)} -o fit.nc",
-             "[form_uncertainty]"] + [f"{k} = {float(v)!r}" for k, v in form.to_dict().items()]
+             *toml_table("form_uncertainty", form.to_dict())]
     atomic_write(Path(args.output), lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n", encoding="utf-8"),
                  "form uncertainty")
-    print(f"loss scale x{factor:.3g} the default's ({form.loss_scale:.4g} against {bs.FormUncertainty().loss_scale:.4g})")
+    print(f"loss scale x{factor:.3g} the default's ({form.loss_scale:.4g} against {default:.4g})")
     print(f"\nSaved to {args.output}. Next: bayescale fit runs.csv --form-uncertainty {args.output} -o fit.nc")
     return 0
 

@@ -53,7 +53,7 @@ from pathlib import Path
 
 from .errors import SpecError
 
-__all__ = ["available_specs", "read_spec", "spec_settings", "spec_path", "to_toml", "SPEC_KEYS", "LIKELIHOODS"]
+__all__ = ["available_specs", "read_spec", "spec_settings", "spec_path", "to_toml", "toml_table", "SPEC_KEYS", "LIKELIHOODS"]
 
 #: Likelihoods of the run-to-run noise on log loss, by name.
 LIKELIHOODS = {
@@ -242,6 +242,17 @@ def _key(k: str) -> str:
     return k if k.replace("_", "").replace("-", "").isalnum() and k.isascii() else json.dumps(k)
 
 
+def toml_table(name: str, mapping) -> list:
+    """The lines of a TOML table ``[name]`` holding `mapping` (numbers, strings, booleans, lists, inline tables).
+
+    Examples
+    --------
+    >>> toml_table("form_uncertainty", {"loss_scale": 0.05, "shape": 0.2})
+    ['[form_uncertainty]', 'loss_scale = 0.05', 'shape = 0.2']
+    """
+    return [f"[{name}]"] + [f"{_key(k)} = {_value(v)}" for k, v in mapping.items()]
+
+
 def to_toml(model) -> str:
     """The spec of `model` as TOML text (reads back with :func:`bayescale.model.load_spec`).
 
@@ -274,9 +285,9 @@ def to_toml(model) -> str:
     if isinstance(d["law"], dict):
         law = dict(d["law"])
         params = law.pop("parameters")
-        lines += ["", "[law]"] + [f"{_key(k)} = {_value(v)}" for k, v in law.items()]
-        lines += ["", "[law.parameters]"] + [f"{_key(k)} = {_value(v)}" for k, v in params.items()]
+        lines += ["", *toml_table("law", law)]
+        lines += ["", *toml_table("law.parameters", params)]
     for table in ("priors", "pooling", "form_uncertainty"):
         if d.get(table) or (table == "pooling" and d.get(table) == {}):  # an empty [pooling]: every parameter shared
-            lines += ["", f"[{table}]"] + [f"{_key(k)} = {_value(v)}" for k, v in d[table].items()]
+            lines += ["", *toml_table(table, d[table])]
     return "\n".join(lines) + "\n"

@@ -36,6 +36,7 @@ from .discrepancy import RECALIBRATION_PENALTY, recalibrate, records
 from .errors import SpecError
 from .files import atomic_write
 from .form import FormUncertainty
+from .validation import FLOPS_PER_PARAM_TOKEN
 
 __all__ = ["Split", "ladder_splits", "holdout_draws", "collect", "empirical_optimum", "calibrate_form", "THIN_DRAWS"]
 
@@ -347,7 +348,7 @@ def calibrate_form(ladders, form=None, *, folder=None, penalty=RECALIBRATION_PEN
                         f"{', '.join(map(repr, ladders.columns))}")
     frame = load_runs(ladders, require=("N", "D")).frame
     frame["ladder"] = frame["ladder"].map(str)
-    frame["C"] = frame["C"] if "C" in frame else 6.0 * frame["N"] * frame["D"]
+    frame["C"] = frame["C"] if "C" in frame else FLOPS_PER_PARAM_TOKEN * frame["N"] * frame["D"]
     frame["source"] = frame["source"].map(str) if "source" in frame else "yours"
     frame["evidence"] = frame["evidence"].map(str) if "evidence" in frame else frame["ladder"]
     if "isoflop_level" not in frame:
@@ -356,15 +357,18 @@ def calibrate_form(ladders, form=None, *, folder=None, penalty=RECALIBRATION_PEN
     if not splits:
         sizes = frame.groupby("ladder")["N"].agg(["size", "nunique"])
         raise SpecError(f"no ladder can be cut: each needs at least {MIN_TRAIN_RUNS} runs at {MIN_TRAIN_SIZES} sizes "
-                        f"below half its decades of compute and a run above; runs and sizes per ladder: "
+                        f"below {max(CUT_FRACTIONS):.0%} of its decades of compute and a run above; runs and sizes "
+                        "per ladder: "
                         + ", ".join(f"{k!r} {r['size']}/{r['nunique']}" for k, r in sizes.iterrows()))
     cut = list(dict.fromkeys(s.ladder for s in splits))
     skipped = [name for name in dict.fromkeys(frame["ladder"]) if name not in cut]
     if len(cut) == 1 or skipped:
         from .errors import warn_user
 
-        said = [f"ladders {skipped} have too few runs below half their compute to be cut (each needs "
-                f"{MIN_TRAIN_RUNS} runs at {MIN_TRAIN_SIZES} sizes) and say nothing"] if skipped else []
+        said = []
+        if skipped:
+            said.append(f"ladders {skipped} have too few runs below {max(CUT_FRACTIONS):.0%} of their decades of "
+                        f"compute to be cut (each needs {MIN_TRAIN_RUNS} runs at {MIN_TRAIN_SIZES} sizes) and say nothing")
         if len(cut) == 1:
             said.append(f"the factor rests on one ladder ({cut[0]!r}) alone: left out one ladder at a time, a factor "
                         "learned from a single earlier ladder helped one corpus source and hurt another")

@@ -53,7 +53,8 @@ from pathlib import Path
 
 from .errors import SpecError
 
-__all__ = ["available_specs", "read_spec", "spec_settings", "spec_path", "to_toml", "toml_table", "SPEC_KEYS", "LIKELIHOODS"]
+__all__ = ["available_specs", "read_spec", "spec_settings", "spec_path", "to_toml", "toml_table", "SPEC_KEYS",
+           "LIKELIHOODS"]
 
 #: Likelihoods of the run-to-run noise on log loss, by name.
 LIKELIHOODS = {

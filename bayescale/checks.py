@@ -270,10 +270,10 @@ class PriorPredictive:
         -------
         matplotlib.figure.Figure
         """
-        from .plots import figure_axes
+        from .figure import figure_and_axes
 
         law = self.model.law
-        fig, ax = figure_axes(ax)
+        fig, ax = figure_and_axes(ax)
         _path_inputs, lead, ratios = _path(self.runs, law, 2)
         c = self.curves()
         grid = c[lead].values

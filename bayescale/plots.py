@@ -26,12 +26,6 @@ __all__ = ["plot_frontier", "plot_allocation", "plot_isoflop", "plot_contrast"]
 _GRID = 80
 
 
-def figure_axes(ax, size=(7.0, 4.5)):
-    from .figure import figure_and_axes
-
-    return figure_and_axes(ax, size)
-
-
 def band_levels(prob):
     probs = (prob,) if isinstance(prob, (int, float)) else tuple(prob)
     if not probs:
@@ -283,7 +277,9 @@ def plot_allocation(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=
     budgets = budget
     probs, budgets, k, grid, out = _frontier(fit, budgets, prob, flops_per_param_token, max_unique_tokens,
                                              group, random_seed)
-    fig, ax = figure_axes(ax)
+    from .figure import figure_and_axes
+
+    fig, ax = figure_and_axes(ax)
     c_obs = observed_compute(fit, k)
     ax.axvspan(c_obs.min(), c_obs.max(), color="0.92", zorder=0, label="compute of fitted runs")
     for key, colour, name in (("N", "C0", "parameters N_opt"), ("D", "C1", "tokens D_opt")):
@@ -350,7 +346,9 @@ def plot_isoflop(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FLO
     opt = optimal_allocation(law, params, budgets, flops_per_param_token=k)
     n_med = np.exp(np.median(np.log(opt["N"]).reshape(-1, budgets.size), axis=0))
     pe = {name: v[..., None] for name, v in params.items()}
-    fig, ax = figure_axes(ax)
+    from .figure import figure_and_axes
+
+    fig, ax = figure_and_axes(ax)
     loss_obs = fit.runs.loss
     n_obs = fit.runs.inputs(["N"])["N"]
     for j, c in enumerate(budgets):

@@ -360,7 +360,8 @@ def plot_marginal_returns(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_
     --------
     >>> fig = fit.plot_marginal_returns([1e24, 1e25])  # doctest: +SKIP
     """
-    from .plots import band_levels, compute_grid, finish_axes, figure_axes, mark_budgets, observed_compute, \
+    from .figure import figure_and_axes
+    from .plots import band_levels, compute_grid, finish_axes, mark_budgets, observed_compute, \
         draw_quantiles, shade_extrapolation, flops_axis
 
     probs = band_levels(prob)
@@ -375,7 +376,7 @@ def plot_marginal_returns(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_
     with np.errstate(all="ignore"):
         _, loss = _frontier(fit, params, floor, np.concatenate([grid / h, grid * h]), k, cap)
         slope = (loss[..., grid.size:] - loss[..., :grid.size]) / (2 * STEP_DECADES)
-    fig, ax = figure_axes(ax)
+    fig, ax = figure_and_axes(ax)
     shade_extrapolation(ax, observed_compute(fit, k), grid)
     for i, p in enumerate(probs):
         lo, hi = draw_quantiles(slope, p)

@@ -71,17 +71,17 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     fit = bs.ScalingModel("chinchilla").fit(runs, random_seed=seed, progressbar=False)
 out = dict(fit_s=time.perf_counter() - t, attempts=fit.timing["attempts"], **fit.diagnostics())
+alone = []  # each group fitted on its own
+for _, own in runs.groupby("group"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone.append(bs.ScalingModel("chinchilla").fit(own.drop(columns="group"), random_seed=seed, progressbar=False))
 for name in ("alpha", "beta"):
     draws = fit.idata.posterior[name].values.reshape(-1, 3)
     out[name + "_p"] = [float(np.mean(draws[:, i] < draws[:, j])) for i, j in itertools.combinations(range(3), 2)]
     pooled = np.diff(np.quantile(draws, [0.05, 0.95], axis=0), axis=0).ravel()
-    alone = []
-    for _, own in runs.groupby("group"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            one = bs.ScalingModel("chinchilla").fit(own.drop(columns="group"), random_seed=seed, progressbar=False)
-        alone.append(float(np.diff(np.quantile(one.idata.posterior[name].values.ravel(), [0.05, 0.95]))[0]))
-    out[name + "_ratio"] = float(pooled.mean() / np.mean(alone))
+    widths = [float(np.diff(np.quantile(one.idata.posterior[name].values.ravel(), [0.05, 0.95]))[0]) for one in alone]
+    out[name + "_ratio"] = float(pooled.mean() / np.mean(widths))
 print("RESULT" + json.dumps(out))
 """
 

@@ -374,7 +374,6 @@ def test_calibrate_form_writes_a_table_that_fit_uses(tmp_path, capsys):
     loss scale; fit --form-uncertainty FILE carries it into the saved fit; bad values fail before any work."""
     import tomllib
 
-    sys.path.insert(0, str(Path(__file__).parent))
     from test_holdout import _bent_ladders
 
     csv = tmp_path / "earlier.csv"

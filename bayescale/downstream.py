@@ -5,8 +5,10 @@ The link of task t is a sigmoid in the loss L between the task's chance level an
     accuracy_t(L) = floor_t + (ceiling_t - floor_t) * sigmoid(slope_t * (midpoint_t - L))
 
 ``floor_t`` is the task's chance level (known: 1/4 for four-choice questions, 0 for exact match),
-``ceiling_t <= 1`` is learned (or given), and the slopes (log scale) and midpoints are partially
-pooled across tasks (non-centred). A task's score on ``items`` questions is Beta-Binomial: the
+``ceiling_t <= 1`` is learned (or given), and the slopes (log scale) and the sigmoid's logit at each
+task's lowest fitted loss (its *edge logit*; ``midpoint_t = edge_t + logit_t / slope_t``) are
+partially pooled across tasks (non-centred; the edge logits with Student-t tails, so one task still at
+chance does not widen the spread of the rest). A task's score on ``items`` questions is Beta-Binomial: the
 questions' binomial noise plus a learned per-task overdispersion (concentration ``kappa_t``, also
 pooled) for what the loss alone does not explain (another training set with the same loss scores a
 little differently). This is the second step of the two-step chain (compute -> loss -> task score)
@@ -16,6 +18,10 @@ step is any loss fit, and :mod:`bayescale.taskplan` carries both posteriors into
 A task that is flat at chance over the fitted losses constrains its midpoint only from one side
 (it lies below the losses seen so far): the posterior keeps every later rise the pooled prior
 allows, and the bands beyond the data span chance to high scores instead of one confident sigmoid.
+For such a task the data bound one number, the edge logit (from above); in the coordinates of the
+midpoint that bound is a wall whose steepness grows with the slope, which NUTS crossed with divergent
+transitions on real ladders (7-12 in each fit of the bundled Gadre et al. slice, 33 on Pythia); in
+the edge logit's coordinates it is the same wall at every slope.
 
 :class:`DownstreamModel` holds the settings, :meth:`DownstreamModel.fit` takes the data and returns a
 :class:`DownstreamFit`, whose draws live in an xarray ``DataTree`` (``fit.idata``).
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -37,7 +43,8 @@ from .digest import DIGEST_ATTR, tree_digest
 from .errors import ConvergenceWarning, DataError, FileFormatError, SpecError, warn_user
 from .files import NETCDF_ENGINE, atomic_write
 from .taskplan import band_frame, evaluation_noise, link_accuracy, pairing, task_budget_for, task_risk
-from .validation import check_prob, check_seed
+from .sampling import ESCALATED_TARGET_ACCEPT, ESCALATION
+from .validation import check_flag, check_prob, check_seed
 from .version import __version__
 
 __all__ = ["DownstreamModel", "DownstreamFit", "LinkPriors", "link_accuracy", "link_from_tree", "TASK_COLUMNS",
@@ -48,14 +55,14 @@ __all__ = ["DownstreamModel", "DownstreamFit", "LinkPriors", "link_accuracy", "l
 TASK_COLUMNS = ("task", "loss", "value", "chance", "items")
 #: Default form uncertainty of the link (sd of the logit per nat of loss beyond a task's fitted losses).
 #: Scored on the two sources' held-out evaluations (docs/guide/downstream.md), 0.2-0.4 nats beyond the fitted
-#: losses: on Pythia the interval score falls from 0.339 (0) to 0.174 (0.75, the best of 0-1.5) and the 90%
-#: band holds 20 of 21 instead of 12; on Gadre et al. it is 0.291 for 0-0.5 and 0.293 at 0.75 (a tie), 0.299 at 1.
+#: losses: on Pythia the interval score falls from 0.339 (0) to 0.167 (0.75, the best of 0-1.5) and the 90%
+#: band holds 20 of 21 instead of 12; on Gadre et al. it is 0.285 at 0, 0.286 at 0.5, 0.291 at 0.75, 0.297 at 1.
 LINK_FORM_SD = 0.75
 #: What a saved link's file says it holds (attribute ``bayescale_kind``): :func:`bayescale.load` reads it back
 #: as a :class:`DownstreamFit`. Files of loss fits carry no kind.
 FILE_KIND = "downstream link"
 #: Format version of saved links; a reader refuses a newer one.
-LINK_FORMAT_VERSION = 1
+LINK_FORMAT_VERSION = 2  # 2: midpoints pooled through the edge logits; format 1 is read (its old prior fields dropped)
 #: Names of the link's parameters per task, in the posterior.
 LINK_PARAMS = ("slope", "midpoint", "ceiling", "concentration")
 
@@ -65,30 +72,59 @@ class LinkPriors:
     """Priors of the pooled link (loss in nats; slopes in logits per nat).
 
     ``log_slope`` population mean ~ Normal(``slope_mu``, ``slope_mu_sd``), its spread across tasks
-    ~ HalfNormal(``slope_sd``); the midpoints' population mean ~ Normal(the median fitted loss
-    - ``midpoint_offset``, ``midpoint_mu_sd``), spread ~ HalfNormal(``midpoint_sd``); the share of
-    the room above chance a task can reach, ``(ceiling - floor) / (1 - floor)``, ~
-    Beta(``ceiling_a``, ``ceiling_b``); log concentration's population mean ~
-    Normal(``concentration_mu``, 1.5), spread ~ HalfNormal(1).
+    ~ HalfNormal(``slope_sd``). The edge logit of task t (the sigmoid's logit at the task's lowest
+    fitted loss, so ``midpoint_t = loss_min_t + edge_logit_t / slope_t``) = population mean +
+    spread x a Student-t(``edge_nu``) draw, with the mean ~ Normal(``edge_mu``, ``edge_mu_sd``) and
+    the spread ~ HalfNormal(``edge_sd``): 0 is halfway up a task's room at its best fitted model,
+    -4 about 2% of the way. The share of the room above chance a task can reach, ``(ceiling -
+    floor) / (1 - floor)``, ~ Beta(``ceiling_a``, ``ceiling_b``); log concentration's population
+    mean ~ Normal(``concentration_mu``, 1.5), spread ~ HalfNormal(1).
+
+    ``midpoint_offset``, ``midpoint_mu_sd`` and ``midpoint_sd`` (the midpoints' own population,
+    before the edge logits replaced it) are deprecated: accepted with a FutureWarning and ignored.
     """
 
     slope_mu: float = float(np.log(2.0))
     slope_mu_sd: float = 0.75
     slope_sd: float = 0.75
-    midpoint_offset: float = 0.5
-    midpoint_mu_sd: float = 1.0
-    midpoint_sd: float = 1.0
+    edge_mu: float = 0.0
+    edge_mu_sd: float = 1.5
+    edge_sd: float = 2.0
+    edge_nu: float = 3.0
     ceiling_a: float = 2.0
     ceiling_b: float = 1.0
     concentration_mu: float = float(np.log(300.0))
+    midpoint_offset: float | None = field(default=None, repr=False, compare=False)
+    midpoint_mu_sd: float | None = field(default=None, repr=False, compare=False)
+    midpoint_sd: float | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
-        for name, value in self.__dict__.items():
+        old = [name for name in DEPRECATED_PRIORS if getattr(self, name) is not None]
+        if old:
+            warn_user(f"LinkPriors({', '.join(old)}) is deprecated and ignored: the midpoints are pooled through "
+                      "the edge logits (edge_mu, edge_mu_sd, edge_sd, edge_nu)", FutureWarning, stacklevel=3)
+            for name in old:
+                object.__setattr__(self, name, None)
+        for name, value in self.to_dict().items():
             if not (isinstance(value, (int, float)) and np.isfinite(value)):
                 raise SpecError(f"LinkPriors.{name} must be a finite number, got {value!r}")
-        for name in ("slope_mu_sd", "slope_sd", "midpoint_mu_sd", "midpoint_sd", "ceiling_a", "ceiling_b"):
+        for name in ("slope_mu_sd", "slope_sd", "edge_mu_sd", "edge_sd", "edge_nu", "ceiling_a", "ceiling_b"):
             if getattr(self, name) <= 0:
                 raise SpecError(f"LinkPriors.{name} must be positive, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict:
+        """The priors as plain data (the deprecated fields left out).
+
+        Examples
+        --------
+        >>> LinkPriors(slope_sd=0.5).to_dict()["slope_sd"]
+        0.5
+        """
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in DEPRECATED_PRIORS}
+
+
+#: Fields of :class:`LinkPriors` that no longer act (the midpoints' own population).
+DEPRECATED_PRIORS = ("midpoint_offset", "midpoint_mu_sd", "midpoint_sd")
 
 
 def check_tasks(table, columns=None) -> pd.DataFrame:
@@ -151,15 +187,16 @@ def _pymc_model(n_tasks: int, learned_ceiling: bool, priors: LinkPriors):
         correct = pm.Data("correct", np.zeros(2, dtype="int64"))
         items = pm.Data("items_row", np.ones(2, dtype="int64"))
         floor = pm.Data("floor", np.zeros(n_tasks), dims="task")
-        mid_centre = pm.Data("midpoint_centre", np.zeros(()))
+        edge = pm.Data("edge", np.zeros(n_tasks), dims="task")  # each task's lowest fitted loss, centred
         slope_mu = pm.Normal("slope_log_mu", priors.slope_mu, priors.slope_mu_sd)
         slope_sd = pm.HalfNormal("slope_log_sd", priors.slope_sd)
         slope_z = pm.Normal("slope_z", 0.0, 1.0, dims="task")
         slope = pm.Deterministic("slope", pt.exp(slope_mu + slope_sd * slope_z), dims="task")
-        mid_mu = pm.Normal("midpoint_mu", mid_centre, priors.midpoint_mu_sd)
-        mid_sd = pm.HalfNormal("midpoint_sd", priors.midpoint_sd)
-        mid_z = pm.Normal("midpoint_z", 0.0, 1.0, dims="task")
-        midpoint = pm.Deterministic("midpoint", mid_mu + mid_sd * mid_z, dims="task")
+        edge_mu = pm.Normal("edge_logit_mu", priors.edge_mu, priors.edge_mu_sd)
+        edge_sd = pm.HalfNormal("edge_logit_sd", priors.edge_sd)
+        edge_z = pm.StudentT("edge_logit_z", nu=priors.edge_nu, mu=0.0, sigma=1.0, dims="task")
+        edge_logit = pm.Deterministic("edge_logit", edge_mu + edge_sd * edge_z, dims="task")
+        midpoint = pm.Deterministic("midpoint", edge + edge_logit / slope, dims="task")
         if learned_ceiling:
             room = pm.Beta("ceiling_share", priors.ceiling_a, priors.ceiling_b, dims="task")
             ceiling = pm.Deterministic("ceiling", floor + (1.0 - floor) * room, dims="task")
@@ -183,8 +220,9 @@ def _graph(n_tasks: int, learned_ceiling: bool, priors: LinkPriors):
     key = (n_tasks, learned_ceiling, priors)
     if key not in _GRAPHS:
         m = _pymc_model(n_tasks, learned_ceiling, priors)
-        _GRAPHS[key] = Graph(m, ("slope", "midpoint", "ceiling", "concentration", "slope_log_mu", "slope_log_sd",
-                                 "midpoint_mu", "midpoint_sd", "concentration_log_mu", "concentration_log_sd"),
+        _GRAPHS[key] = Graph(m, ("slope", "midpoint", "ceiling", "concentration", "edge_logit", "slope_log_mu",
+                                 "slope_log_sd", "edge_logit_mu", "edge_logit_sd", "concentration_log_mu",
+                                 "concentration_log_sd"),
                              n_groups=n_tasks)
     return _GRAPHS[key]
 
@@ -205,6 +243,11 @@ class DownstreamModel:
     cores : int, optional
         Chains run at once; default the machine's CPU count.
     target_accept : float, default 0.95
+    escalate : bool, default True
+        A fit that fails its diagnostics (R-hat <= 1.01, bulk ESS >= 400, no divergences) is sampled
+        again with 2, 4 and 8 times the draws and tuning (and target_accept 0.99 after divergences) until
+        one passes, as loss fits are (:data:`bayescale.sampling.ESCALATION`); the fit returned says how
+        many attempts it took (``idata.attrs["sampler"]``).
     form_sd : float, default :data:`LINK_FORM_SD`
         The link's form uncertainty, applied to predictions: the sd of the sigmoid's logit per nat of
         loss below a task's lowest fitted loss (a sigmoid fitted inside the data is not known to hold
@@ -219,7 +262,7 @@ class DownstreamModel:
     """
 
     def __init__(self, ceiling="learned", *, priors=None, draws=500, tune=500, chains=4, cores=None,
-                 target_accept=0.95, form_sd=None):
+                 target_accept=0.95, form_sd=None, escalate=True):
         form_sd = LINK_FORM_SD if form_sd is None else form_sd
         if isinstance(form_sd, bool) or not isinstance(form_sd, (int, float)) or not 0 <= form_sd < np.inf:
             raise SpecError(f"form_sd must be a finite number >= 0 (logits per nat), got {form_sd!r}")
@@ -243,6 +286,7 @@ class DownstreamModel:
         self.cores = cores
         self.target_accept = target_accept
         self.form_sd = float(form_sd)
+        self.escalate = check_flag(escalate, "escalate")
 
     def __repr__(self):
         return (f"DownstreamModel(ceiling={self.ceiling!r}, draws={self.draws}, tune={self.tune}, "
@@ -256,16 +300,16 @@ class DownstreamModel:
         >>> DownstreamModel.from_dict(DownstreamModel(draws=300).to_dict()).draws
         300
         """
-        return {"ceiling": self.ceiling, "priors": dict(self.priors.__dict__), "draws": self.draws,
+        return {"ceiling": self.ceiling, "priors": self.priors.to_dict(), "draws": self.draws,
                 "tune": self.tune, "chains": self.chains, "cores": self.cores, "target_accept": self.target_accept,
-                "form_sd": self.form_sd}
+                "form_sd": self.form_sd, "escalate": self.escalate}
 
     @classmethod
     def from_dict(cls, spec) -> "DownstreamModel":
         """A model from :meth:`to_dict`'s plain data; SpecError names a missing or unknown key."""
         if not isinstance(spec, dict):
             raise SpecError(f"a downstream model's settings must be a mapping, got {type(spec).__name__}")
-        known = {"ceiling", "priors", "draws", "tune", "chains", "cores", "target_accept", "form_sd"}
+        known = {"ceiling", "priors", "draws", "tune", "chains", "cores", "target_accept", "form_sd", "escalate"}
         unknown = sorted(set(spec) - known)
         if unknown:
             raise SpecError(f"unknown downstream model setting(s) {unknown}; known: {sorted(known)}")
@@ -324,7 +368,7 @@ class DownstreamModel:
             "correct": np.round(data["value"].to_numpy() * data["items"].to_numpy()).astype("int64"),
             "items_row": data["items"].to_numpy(dtype="int64"),
             "floor": info["chance"].to_numpy(dtype=float),
-            "midpoint_centre": np.asarray(-self.priors.midpoint_offset),
+            "edge": info["loss_min"].to_numpy(dtype=float) - centre,
         }
         if self.ceiling != "learned":
             values["fixed_ceiling"] = np.full(len(tasks), float(self.ceiling))
@@ -337,33 +381,45 @@ class DownstreamModel:
 
         compiled = graph.nutpie_model.with_data(**values)
         t1 = time.perf_counter()
-        trace = nutpie.sample(compiled, draws=self.draws, tune=self.tune, chains=self.chains,
-                              cores=self.cores or os.cpu_count() or 1,
-                              seed=int(np.random.default_rng().integers(2**31)) if random_seed is None else random_seed,
-                              progress_bar=False, target_accept=self.target_accept)
-        t2 = time.perf_counter()
-        post = trace["posterior"].to_dataset() if hasattr(trace["posterior"], "to_dataset") else trace["posterior"]
-        post = post.assign_coords(task=tasks)
-        post["midpoint"] = post["midpoint"] + centre
-        post["midpoint_mu"] = post["midpoint_mu"] + centre
-        keep = [v for v in post.data_vars if not v.endswith("_z") and v != "ceiling_share"]
-        stats = trace["sample_stats"].to_dataset() if hasattr(trace["sample_stats"], "to_dataset") \
-            else trace["sample_stats"]
-        stats = stats[[v for v in stats.data_vars if stats[v].dtype.kind in "biuf"]]
-        const = xr.Dataset({"chance": ("task", info["chance"].to_numpy()),
-                            "items": ("task", info["items"].to_numpy()),
-                            "loss_min": ("task", info["loss_min"].to_numpy()),
-                            "loss_max": ("task", info["loss_max"].to_numpy()),
-                            "rows": ("task", info["rows"].to_numpy())}, coords={"task": tasks})
-        tree = xr.DataTree.from_dict({"posterior": post[keep], "sample_stats": stats, "constant_data": const})
-        tree.attrs.update(ceiling=json.dumps(self.ceiling), priors=json.dumps(self.priors.__dict__),
-                          sampler=json.dumps(dict(draws=self.draws, tune=self.tune, chains=self.chains,
-                                                  target_accept=self.target_accept, random_seed=random_seed)),
-                          timing=json.dumps(dict(compile_seconds=t1 - t0, sampling_seconds=t2 - t1)))
+        seed = int(np.random.default_rng().integers(2**31)) if random_seed is None else random_seed
+        draws, tune, target, factors = self.draws, self.tune, self.target_accept, (ESCALATION if self.escalate else ())
         extra = {c: table[c].to_numpy() for c in table.columns if c not in data.columns and columns is None}
-        fit = DownstreamFit(self, data.assign(**extra), tree)
+        for attempt in range(len(factors) + 1):
+            t2 = time.perf_counter()
+            trace = nutpie.sample(compiled, draws=draws, tune=tune, chains=self.chains,
+                                  cores=self.cores or os.cpu_count() or 1, seed=seed, progress_bar=False,
+                                  target_accept=target)
+            t3 = time.perf_counter()
+            tree = _link_tree(trace, tasks, centre, info)
+            tree.attrs.update(ceiling=json.dumps(self.ceiling), priors=json.dumps(self.priors.to_dict()),
+                              sampler=json.dumps(dict(draws=draws, tune=tune, chains=self.chains, target_accept=target,
+                                                      random_seed=random_seed, attempts=attempt + 1)),
+                              timing=json.dumps(dict(compile_seconds=t1 - t0, sampling_seconds=t3 - t1)))
+            fit = DownstreamFit(self, data.assign(**extra), tree)
+            if attempt == len(factors) or fit.converged:
+                break
+            diverged = fit.diagnostics()["divergences"] > 0
+            draws, tune = self.draws * factors[attempt], self.tune * factors[attempt]
+            target = max(target, ESCALATED_TARGET_ACCEPT) if diverged else target
         fit._warn_if_unconverged()
         return fit
+
+
+def _link_tree(trace, tasks, centre, info):
+    """The link's draws as a DataTree: the per-task and population parameters, sample stats, the task table."""
+    post = trace["posterior"].to_dataset() if hasattr(trace["posterior"], "to_dataset") else trace["posterior"]
+    post = post.assign_coords(task=tasks)
+    post["midpoint"] = post["midpoint"] + centre
+    keep = [v for v in post.data_vars if not v.endswith("_z") and v != "ceiling_share"]
+    stats = trace["sample_stats"].to_dataset() if hasattr(trace["sample_stats"], "to_dataset") \
+        else trace["sample_stats"]
+    stats = stats[[v for v in stats.data_vars if stats[v].dtype.kind in "biuf"]]
+    const = xr.Dataset({"chance": ("task", info["chance"].to_numpy()),
+                        "items": ("task", info["items"].to_numpy()),
+                        "loss_min": ("task", info["loss_min"].to_numpy()),
+                        "loss_max": ("task", info["loss_max"].to_numpy()),
+                        "rows": ("task", info["rows"].to_numpy())}, coords={"task": tasks})
+    return xr.DataTree.from_dict({"posterior": post[keep], "sample_stats": stats, "constant_data": const})
 
 
 class DownstreamFit:
@@ -627,7 +683,10 @@ def link_from_tree(tree, source="the link") -> DownstreamFit:
     if missing:
         raise FileFormatError(f"{source} is missing group(s) or attribute(s) {missing}; the file is incomplete")
     try:
-        model = DownstreamModel.from_dict(json.loads(tree.attrs["model_spec"]))
+        spec = json.loads(tree.attrs["model_spec"])
+        if fmt < 2 and isinstance(spec, dict) and isinstance(spec.get("priors"), dict):  # the midpoints' old priors
+            spec["priors"] = {k: v for k, v in spec["priors"].items() if k not in DEPRECATED_PRIORS}
+        model = DownstreamModel.from_dict(spec)
     except (ValueError, SpecError) as exc:
         raise FileFormatError(f"{source}: the link's settings (attribute model_spec) are unreadable ({exc})") from None
     absent = [n for n in LINK_PARAMS if n not in tree["posterior"].data_vars]

@@ -11,6 +11,7 @@ import pytest
 import bayescale as bs
 from bayescale.downstream import DownstreamModel, LinkPriors, check_tasks, link_accuracy
 from bayescale.errors import DataError, SpecError
+from bayescale.sampling import ESCALATION
 from bayescale.taskplan import task_budget_for, task_risk
 
 #: Planted links. "emergent" is flat at chance over the simulated losses (2.6-4.0): its rise starts near 2.0.
@@ -19,7 +20,7 @@ TRUE = pd.DataFrame({"task": ["a", "b", "c", "d", "emergent"], "chance": [0.25, 
                      "slope": [2.0, 2.5, 3.0, 1.5, 4.0], "midpoint": [2.8, 2.6, 3.0, 2.5, 1.6]})
 LOSSES = np.linspace(2.6, 4.0, 12)
 KAPPA = 400.0
-DRAWS = dict(draws=300, tune=300, chains=2, target_accept=0.95)
+DRAWS = dict(draws=300, tune=300, chains=2, target_accept=0.95, escalate=False)
 
 
 def simulate(seed, losses=LOSSES):
@@ -62,6 +63,21 @@ def test_link_recovers_planted_parameters(link):
             assert row["lower"] <= t[name] <= row["upper"], (t["task"], name, row.to_dict())
     assert list(s.columns) == ["estimate", "sd", "lower", "upper"]
     assert s.attrs["interval"]
+
+
+def test_a_link_that_fails_its_diagnostics_is_sampled_again_with_more_draws():
+    """As loss fits: 2 chains x 40 draws cannot reach a bulk ESS of 400, so the fit escalates (2, 4, 8 x draws)."""
+    import json
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        fit = DownstreamModel(draws=40, tune=40, chains=2).fit(simulate(0), random_seed=3)
+        once = DownstreamModel(draws=40, tune=40, chains=2, escalate=False).fit(simulate(0), random_seed=3)
+    sampler = json.loads(fit.idata.attrs["sampler"])
+    assert sampler["attempts"] >= 2 and sampler["draws"] == 40 * ESCALATION[sampler["attempts"] - 2], sampler
+    assert fit.n_draws == 2 * sampler["draws"]
+    assert json.loads(once.idata.attrs["sampler"])["attempts"] == 1 and once.n_draws == 80
 
 
 def test_predict_table_names_its_bands(link):
@@ -171,6 +187,43 @@ def test_saved_link_loads_and_predicts_identically(link, tmp_path):
     tree.to_netcdf(edited)
     with pytest.raises(bs.FileFormatError, match="changed after it was saved.*posterior"):
         bs.load(edited)
+
+
+def test_a_link_saved_in_format_1_still_loads(link, tmp_path):
+    """Files written before the edge logits (format 1: the midpoints' own priors in the settings) load and predict."""
+    import json
+    import warnings
+
+    import xarray as xr
+
+    from bayescale.digest import DIGEST_ATTR, tree_digest
+
+    path = tmp_path / "link.nc"
+    link.save(path)
+    with xr.open_datatree(path) as tree:
+        tree = tree.load()
+    spec = json.loads(tree.attrs["model_spec"])
+    spec["priors"] = {**spec["priors"], "midpoint_offset": 0.5, "midpoint_mu_sd": 1.0, "midpoint_sd": 1.0}
+    for name in ("edge_mu", "edge_mu_sd", "edge_sd", "edge_nu"):
+        del spec["priors"][name]
+    tree.attrs.update(model_spec=json.dumps(spec), bayescale_format=1)
+    del tree.attrs[DIGEST_ATTR]
+    tree.attrs[DIGEST_ATTR] = json.dumps(tree_digest(tree))
+    old = tmp_path / "old.nc"
+    tree.to_netcdf(old)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the file's old fields are dropped quietly: the reader did not write them
+        again = bs.load(old)
+    assert again.model.priors == LinkPriors()
+    pd.testing.assert_frame_equal(again.predict([3.0, 2.0], random_seed=4), link.predict([3.0, 2.0], random_seed=4))
+
+
+def test_the_midpoints_old_priors_are_deprecated_and_ignored():
+    with pytest.warns(FutureWarning, match=r"LinkPriors\(midpoint_sd\) is deprecated and ignored"):
+        priors = LinkPriors(midpoint_sd=2.0, slope_sd=0.5)
+    assert priors == LinkPriors(slope_sd=0.5) and "midpoint_sd" not in priors.to_dict()
+    with pytest.raises(SpecError, match="LinkPriors.edge_nu must be positive"):
+        LinkPriors(edge_nu=0.0)
 
 
 def test_link_settings_round_trip_and_bad_ones_are_named():

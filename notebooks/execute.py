@@ -1,7 +1,8 @@
 """Execute every notebook in this folder top to bottom and store it with its outputs (``./dev notebooks``).
 
 Runs the kernel on this checkout (PYTHONPATH) with the inline backend, so figures are stored as
-images a reader sees on GitHub. ``python notebooks/execute.py [name ...]`` runs only those notebooks.
+images a reader sees on GitHub. ``python notebooks/execute.py [name ...]`` runs only those notebooks
+(``08_downstream`` or ``08_downstream.ipynb``); an unknown name is refused before anything runs.
 """
 
 import os
@@ -28,7 +29,11 @@ def scrub(nb):
 def main(names):
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))
     os.environ.pop("MPLBACKEND", None)
-    paths = [HERE / n for n in names] if names else sorted(HERE.glob("*.ipynb"))
+    known = sorted(HERE.glob("*.ipynb"))
+    paths = [HERE / (n if n.endswith(".ipynb") else n + ".ipynb") for n in names] if names else known
+    unknown = [p.name for p in paths if not p.is_file()]
+    if unknown:
+        sys.exit(f"no notebook {', '.join(unknown)} in {HERE}; the notebooks: {', '.join(p.stem for p in known)}")
     for path in paths:
         start = time.perf_counter()
         nb = nbformat.read(path, as_version=4)

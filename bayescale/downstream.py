@@ -63,6 +63,8 @@ LINK_FORM_SD = 0.75
 FILE_KIND = "downstream link"
 #: Format version of saved links; a reader refuses a newer one.
 LINK_FORMAT_VERSION = 2  # 2: midpoints pooled through the edge logits; format 1 is read (its old prior fields dropped)
+#: Settings of ``DownstreamModel(within_run=...)``.
+WITHIN_RUN = ("auto", "offset", "none")
 #: Names of the link's parameters per task, in the posterior.
 LINK_PARAMS = ("slope", "midpoint", "ceiling", "concentration")
 
@@ -78,7 +80,9 @@ class LinkPriors:
     the spread ~ HalfNormal(``edge_sd``): 0 is halfway up a task's room at its best fitted model,
     -4 about 2% of the way. The share of the room above chance a task can reach, ``(ceiling -
     floor) / (1 - floor)``, ~ Beta(``ceiling_a``, ``ceiling_b``); log concentration's population
-    mean ~ Normal(``concentration_mu``, 1.5), spread ~ HalfNormal(1).
+    mean ~ Normal(``concentration_mu``, 1.5), spread ~ HalfNormal(1). With several evaluations of one
+    run on a task (checkpoints), each (run, task) has a logit offset ~ Normal(0, s), with the spread s
+    (``run_sd`` in the posterior) ~ HalfNormal(``run_sd``).
 
     ``midpoint_offset``, ``midpoint_mu_sd`` and ``midpoint_sd`` (the midpoints' own population,
     before the edge logits replaced it) are deprecated: accepted with a FutureWarning and ignored.
@@ -94,6 +98,7 @@ class LinkPriors:
     ceiling_a: float = 2.0
     ceiling_b: float = 1.0
     concentration_mu: float = float(np.log(300.0))
+    run_sd: float = 0.5
     midpoint_offset: float | None = field(default=None, repr=False, compare=False)
     midpoint_mu_sd: float | None = field(default=None, repr=False, compare=False)
     midpoint_sd: float | None = field(default=None, repr=False, compare=False)
@@ -108,7 +113,7 @@ class LinkPriors:
         for name, value in self.to_dict().items():
             if not (isinstance(value, (int, float)) and np.isfinite(value)):
                 raise SpecError(f"LinkPriors.{name} must be a finite number, got {value!r}")
-        for name in ("slope_mu_sd", "slope_sd", "edge_mu_sd", "edge_sd", "edge_nu", "ceiling_a", "ceiling_b"):
+        for name in ("slope_mu_sd", "slope_sd", "edge_mu_sd", "edge_sd", "edge_nu", "ceiling_a", "ceiling_b", "run_sd"):
             if getattr(self, name) <= 0:
                 raise SpecError(f"LinkPriors.{name} must be positive, got {getattr(self, name)!r}")
 
@@ -176,7 +181,7 @@ def check_tasks(table, columns=None) -> pd.DataFrame:
 _GRAPHS: dict = {}
 
 
-def _pymc_model(n_tasks: int, learned_ceiling: bool, priors: LinkPriors):
+def _pymc_model(n_tasks: int, learned_ceiling: bool, priors: LinkPriors, n_offsets: int = 0):
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -208,21 +213,26 @@ def _pymc_model(n_tasks: int, learned_ceiling: bool, priors: LinkPriors):
         conc_z = pm.Normal("concentration_z", 0.0, 1.0, dims="task")
         kappa = pm.Deterministic("concentration", pt.exp(conc_mu + conc_sd * conc_z), dims="task")
         z = slope[task] * (midpoint[task] - x)
+        if n_offsets:  # one logit offset per (run, task): a run's evaluations at its checkpoints move together
+            which = pm.Data("offset_index", np.zeros(2, dtype="int64"))
+            run_sd = pm.HalfNormal("run_sd", priors.run_sd)
+            run_z = pm.Normal("run_z", 0.0, 1.0, shape=n_offsets)
+            z = z + run_sd * run_z[which]
         p = floor[task] + (ceiling[task] - floor[task]) * pm.math.sigmoid(z)
         p = pt.clip(p, 1e-6, 1.0 - 1e-6)
         pm.BetaBinomial("score", n=items, alpha=p * kappa[task], beta=(1.0 - p) * kappa[task], observed=correct)
     return m
 
 
-def _graph(n_tasks: int, learned_ceiling: bool, priors: LinkPriors):
+def _graph(n_tasks: int, learned_ceiling: bool, priors: LinkPriors, n_offsets: int = 0):
     from .sampling import Graph
 
-    key = (n_tasks, learned_ceiling, priors)
+    key = (n_tasks, learned_ceiling, priors, n_offsets)
     if key not in _GRAPHS:
-        m = _pymc_model(n_tasks, learned_ceiling, priors)
+        m = _pymc_model(n_tasks, learned_ceiling, priors, n_offsets)
         _GRAPHS[key] = Graph(m, ("slope", "midpoint", "ceiling", "concentration", "edge_logit", "slope_log_mu",
                                  "slope_log_sd", "edge_logit_mu", "edge_logit_sd", "concentration_log_mu",
-                                 "concentration_log_sd"),
+                                 "concentration_log_sd") + (("run_sd",) if n_offsets else ()),
                              n_groups=n_tasks)
     return _GRAPHS[key]
 
@@ -243,6 +253,12 @@ class DownstreamModel:
     cores : int, optional
         Chains run at once; default the machine's CPU count.
     target_accept : float, default 0.95
+    within_run : {"auto", "offset", "none"}, default "auto"
+        Rows that share a ``run`` (the same training run evaluated at several checkpoints) are not
+        independent evaluations: ``"offset"`` gives each (run, task) a logit offset drawn from one
+        pooled spread (``run_sd`` in the posterior), which a new run's band then carries; ``"auto"``
+        does so when the table has a ``run`` column and some run has several rows on one task;
+        ``"none"`` treats every row as its own run.
     escalate : bool, default True
         A fit that fails its diagnostics (R-hat <= 1.01, bulk ESS >= 400, no divergences) is sampled
         again with 2, 4 and 8 times the draws and tuning (and target_accept 0.99 after divergences) until
@@ -262,7 +278,7 @@ class DownstreamModel:
     """
 
     def __init__(self, ceiling="learned", *, priors=None, draws=500, tune=500, chains=4, cores=None,
-                 target_accept=0.95, form_sd=None, escalate=True):
+                 target_accept=0.95, form_sd=None, escalate=True, within_run="auto"):
         form_sd = LINK_FORM_SD if form_sd is None else form_sd
         if isinstance(form_sd, bool) or not isinstance(form_sd, (int, float)) or not 0 <= form_sd < np.inf:
             raise SpecError(f"form_sd must be a finite number >= 0 (logits per nat), got {form_sd!r}")
@@ -287,6 +303,9 @@ class DownstreamModel:
         self.target_accept = target_accept
         self.form_sd = float(form_sd)
         self.escalate = check_flag(escalate, "escalate")
+        if within_run not in WITHIN_RUN:
+            raise SpecError(f"within_run must be one of {', '.join(map(repr, WITHIN_RUN))}, got {within_run!r}")
+        self.within_run = within_run
 
     def __repr__(self):
         return (f"DownstreamModel(ceiling={self.ceiling!r}, draws={self.draws}, tune={self.tune}, "
@@ -302,14 +321,15 @@ class DownstreamModel:
         """
         return {"ceiling": self.ceiling, "priors": self.priors.to_dict(), "draws": self.draws,
                 "tune": self.tune, "chains": self.chains, "cores": self.cores, "target_accept": self.target_accept,
-                "form_sd": self.form_sd, "escalate": self.escalate}
+                "form_sd": self.form_sd, "escalate": self.escalate, "within_run": self.within_run}
 
     @classmethod
     def from_dict(cls, spec) -> "DownstreamModel":
         """A model from :meth:`to_dict`'s plain data; SpecError names a missing or unknown key."""
         if not isinstance(spec, dict):
             raise SpecError(f"a downstream model's settings must be a mapping, got {type(spec).__name__}")
-        known = {"ceiling", "priors", "draws", "tune", "chains", "cores", "target_accept", "form_sd", "escalate"}
+        known = {"ceiling", "priors", "draws", "tune", "chains", "cores", "target_accept", "form_sd", "escalate",
+                 "within_run"}
         unknown = sorted(set(spec) - known)
         if unknown:
             raise SpecError(f"unknown downstream model setting(s) {unknown}; known: {sorted(known)}")
@@ -333,8 +353,10 @@ class DownstreamModel:
             One row per (model, task): columns ``task``, ``loss``, ``value`` (score in [0, 1]),
             ``chance`` (the task's chance level), ``items`` (its number of questions); others are
             kept in ``fit.data``.
+            An optional ``run`` column names the training run of each row: rows of one run at several
+            checkpoints get a shared logit offset per task (see ``within_run``).
         columns : mapping, optional
-            Renames the table's columns to those names, e.g. ``{"acc": "value"}``.
+            Renames the table's columns to those names, e.g. ``{"acc": "value", "model": "run"}``.
         random_seed : int, optional
         cache_dir : path, False or None
             Folder of compiled models (:func:`bayescale.compiled.cache_dir`); False: none.
@@ -353,6 +375,7 @@ class DownstreamModel:
         random_seed = check_seed(random_seed)
         data = check_tasks(table, columns)
         tasks = list(dict.fromkeys(data["task"]))
+        offsets = run_offsets(table.rename(columns=dict(columns or {})), data, self.within_run)
         info = data.groupby("task", sort=False).agg(chance=("chance", "first"), items=("items", "first"),
                                                     rows=("loss", "size"), loss_min=("loss", "min"),
                                                     loss_max=("loss", "max")).loc[tasks]
@@ -372,7 +395,10 @@ class DownstreamModel:
         }
         if self.ceiling != "learned":
             values["fixed_ceiling"] = np.full(len(tasks), float(self.ceiling))
-        graph = _graph(len(tasks), self.ceiling == "learned", self.priors)
+        n_offsets = 0 if offsets is None else int(offsets.max()) + 1
+        if n_offsets:
+            values["offset_index"] = offsets
+        graph = _graph(len(tasks), self.ceiling == "learned", self.priors, n_offsets)
         from .sampling import compile_for_nutpie
 
         t0 = time.perf_counter()
@@ -403,6 +429,32 @@ class DownstreamModel:
             target = max(target, ESCALATED_TARGET_ACCEPT) if diverged else target
         fit._warn_if_unconverged()
         return fit
+
+
+def run_offsets(table, data, within_run):
+    """Index of each row's (run, task) offset, or None: no ``run`` column, ``"none"``, or (auto) one row per pair.
+
+    Raises
+    ------
+    DataError
+        ``within_run="offset"`` without a ``run`` column, or a missing run name (naming the rows).
+    """
+    if within_run == "none":
+        return None
+    if "run" not in table.columns:
+        if within_run == "offset":
+            raise DataError(["within_run='offset' needs a 'run' column naming each row's training run (have: "
+                             f"{', '.join(map(str, table.columns))})"], header="Task data is unusable:")
+        return None
+    run = table.loc[data.index, "run"]
+    missing = run.index[run.isna()]
+    if len(missing):
+        raise DataError([f"row {i!r}, column 'run': a missing run name; name every row's run, or drop the column"
+                         for i in missing[:10]], header="Task data is unusable:")
+    pairs = pd.Series(list(zip(run.astype(str), data["task"])), index=data.index)
+    if within_run == "auto" and not pairs.duplicated().any():
+        return None
+    return pd.factorize(pairs)[0].astype("int64")
 
 
 def _link_tree(trace, tasks, centre, info):
@@ -562,7 +614,8 @@ class DownstreamFit:
         -------
         curve, new : ndarray (draws, rows)
             The link's expected score at each draw's loss, and one evaluation's score on the task's
-            items (Beta-Binomial around it).
+            items (Beta-Binomial around it; for a link fitted with run offsets, around the expected
+            score of one new run, whose offset is drawn from the runs' spread).
         """
         loss = np.atleast_2d(np.asarray(loss, dtype=float))
         rng = np.random.default_rng(random_seed)
@@ -571,10 +624,14 @@ class DownstreamFit:
             loss = np.repeat(loss, n_link, axis=0)
         if draw_index is None:
             draw_index = pairing(loss.shape[0], n_link, rng)
-        curve = self.curve_at(loss, task, draw_index, rng.standard_normal((loss.shape[0], 1)))
+        form_normal = rng.standard_normal((loss.shape[0], 1))
+        curve = self.curve_at(loss, task, draw_index, form_normal)
         items = int(self.idata["constant_data"]["items"].sel(task=task))
         kappa = self.link_draws(task)["concentration"][draw_index][:, None]
-        return curve, evaluation_noise(curve, kappa, items, rng)
+        if self.run_sd_draws is None:
+            return curve, evaluation_noise(curve, kappa, items, rng)
+        run = self.curve_at(loss, task, draw_index, form_normal, rng.standard_normal((loss.shape[0], 1)))
+        return curve, evaluation_noise(run, kappa, items, rng)
 
     @property
     def n_draws(self) -> int:
@@ -582,12 +639,14 @@ class DownstreamFit:
         post = self.idata["posterior"]
         return int(post.sizes["chain"] * post.sizes["draw"])
 
-    def curve_at(self, loss, task, draw_index, form_normal):
+    def curve_at(self, loss, task, draw_index, form_normal, run_normal=None):
         """The link's expected score at per-draw losses (draws, rows), with the link's form discrepancy.
 
         Beyond the task's lowest fitted loss the sigmoid's logit moves by ``form_sd * distance *
         form_normal`` (``form_normal``: one standard normal per draw, shaped (draws, 1)), so the band
         widens with the distance in loss, as the loss law's form uncertainty widens with compute.
+        With ``run_normal`` (the same shape) and a link fitted with run offsets, the logit also moves by
+        ``run_sd * run_normal``: the expected score of one new run rather than of the typical run.
         """
         (task,) = self.check_task(task)
         p = {k: v[draw_index][:, None] for k, v in self.link_draws(task).items()}
@@ -595,7 +654,15 @@ class DownstreamFit:
         chance = float(const["chance"].sel(task=task))
         beyond = np.maximum(float(const["loss_min"].sel(task=task)) - loss, 0.0)
         z = p["slope"] * (p["midpoint"] - loss) + self.form_sd * beyond * form_normal
+        if run_normal is not None and self.run_sd_draws is not None:
+            z = z + self.run_sd_draws[draw_index][:, None] * run_normal
         return chance + (p["ceiling"] - chance) * expit(z)
+
+    @property
+    def run_sd_draws(self):
+        """Draws of the spread of the runs' logit offsets (flattened over chain and draw), or None without them."""
+        post = self.idata["posterior"]
+        return post["run_sd"].values.reshape(-1) if "run_sd" in post.data_vars else None
 
     @property
     def form_sd(self) -> float:

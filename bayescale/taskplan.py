@@ -239,13 +239,14 @@ def task_budget_for(loss_fit, link, task, target, prob=0.9, *, flops_per_param_t
     index = pairing(int(np.prod(shape)), draws["slope"].size, rng)
     normals = rng.standard_normal((int(np.prod(shape)), 1))
     form_e = rng.standard_normal((int(np.prod(shape)), 1))
+    run_e = rng.standard_normal((int(np.prod(shape)), 1)) if getattr(link, "run_sd_draws", None) is not None else None
     items = int(link.idata["constant_data"]["items"].sel(task=task))
     log_lo, log_hi = search_range(loss_fit, k, max_compute)
 
     def new_score(log_c):
         n, d = compute_optimal_plan(loss_fit, float(np.exp(log_c)), k, None, params)
         log_l = plan_log_loss(loss_fit, n[0], d[0], flops_per_param_token=k, params=params, floor=floor) + noise
-        curve = link.curve_at(np.exp(log_l).reshape(-1, 1), task, index, form_e)
+        curve = link.curve_at(np.exp(log_l).reshape(-1, 1), task, index, form_e, run_e)
         return evaluation_noise(curve, draws["concentration"][index][:, None], items, rng, normals=normals)
 
     rows = []

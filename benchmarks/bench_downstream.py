@@ -19,7 +19,8 @@ interval score of the 90% band (width + 20 x the miss distance; lower is better)
 27 checkpoints each, no corpus loss): the link from LAMBADA's log perplexity to the 7 other tasks'
 accuracies, fitted on the standard-suite checkpoints (step >= 1000) of the models up to 1.4B, predicts
 the final checkpoints of 2.8B, 6.9B and 12B from their observed LAMBADA loss (21 pairs), against the
-per-task least-squares sigmoid with bootstrap over the fitted rows.
+per-task least-squares sigmoid with bootstrap over the fitted rows. ``--pythia --runs``: the same with
+each model's checkpoints as one run (a logit offset per model and task).
 
 Needs the full tables: ``python benchmarks/downstream/build_downstream.py`` (writes
 ``~/.cache/bayescale/downstream/gadre2024_tasks.csv`` and ``pythia_tasks.csv``).
@@ -142,12 +143,18 @@ def table(d):
     return per
 
 
-def pythia(draws, seed):
-    """The link alone on Pythia: LAMBADA log perplexity -> the other tasks, larger models held out."""
+def pythia(draws, seed, runs=False):
+    """The link alone on Pythia: LAMBADA log perplexity -> the other tasks, larger models held out.
+
+    With `runs`, each model's checkpoints are one run (the table's ``run`` column): one logit offset per
+    (model, task).
+    """
     d = pd.read_csv(TABLE / "pythia_tasks.csv")
     d = d[(d["suite"] == "standard") & (d["task"] != "lambada_openai") & (d["step"] >= 1000)]
     d = d.assign(loss=d["lambada_log_ppl"])
     train = d[d["N"] < 2e9]
+    if runs:
+        train = train.assign(run=train["model"])
     test = d[(d["N"] > 2e9) & (d["step"] == d["step"].max())]
     tasks = sorted(d["task"].unique())
     t0 = time.perf_counter()
@@ -195,9 +202,10 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--save", default=None, help="write the per-pair scores to this CSV")
     ap.add_argument("--pythia", action="store_true", help="only the link-alone test on Pythia")
+    ap.add_argument("--runs", action="store_true", help="with --pythia: each model's checkpoints as one run")
     args = ap.parse_args(argv)
     if args.pythia:
-        pythia(args.draws, args.seed)
+        pythia(args.draws, args.seed, runs=args.runs)
         return 0
     path = TABLE / "gadre2024_tasks.csv"
     if not path.is_file():

@@ -6,7 +6,7 @@ The link of task t is a sigmoid in the loss L between the task's chance level an
 
 ``floor_t`` is the task's chance level (known: 1/4 for four-choice questions, 0 for exact match),
 ``ceiling_t <= 1`` is learned (or given), and the slopes (log scale) and the sigmoid's logit at each
-task's lowest fitted loss (its *edge logit*; ``midpoint_t = edge_t + logit_t / slope_t``) are
+task's lowest fitted loss (its *edge logit*; ``midpoint_t = loss_min_t + edge_logit_t / slope_t``) are
 partially pooled across tasks (non-centred; the edge logits with Student-t tails, so one task still at
 chance does not widen the spread of the rest). A task's score on ``items`` questions is Beta-Binomial: the
 questions' binomial noise plus a learned per-task overdispersion (concentration ``kappa_t``, also

@@ -30,6 +30,7 @@ the edge logit's coordinates it is the same wall at every slope.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field, fields
 
@@ -43,7 +44,7 @@ from .digest import DIGEST_ATTR, tree_digest
 from .errors import ConvergenceWarning, DataError, FileFormatError, SpecError, warn_user
 from .files import NETCDF_ENGINE, atomic_write
 from .taskplan import band_frame, evaluation_noise, link_accuracy, pairing, task_budget_for, task_risk
-from .sampling import ESCALATED_TARGET_ACCEPT, ESCALATION
+from .sampling import ESCALATION, Graph, compile_for_nutpie, escalated
 from .validation import check_flag, check_prob, check_seed
 from .version import __version__
 
@@ -225,8 +226,6 @@ def _pymc_model(n_tasks: int, learned_ceiling: bool, priors: LinkPriors, n_offse
 
 
 def _graph(n_tasks: int, learned_ceiling: bool, priors: LinkPriors, n_offsets: int = 0):
-    from .sampling import Graph
-
     key = (n_tasks, learned_ceiling, priors, n_offsets)
     if key not in _GRAPHS:
         m = _pymc_model(n_tasks, learned_ceiling, priors, n_offsets)
@@ -370,8 +369,6 @@ class DownstreamModel:
         DataError
             Listing every unusable cell (row, column, value, what is expected), before any sampling.
         """
-        import os
-
         random_seed = check_seed(random_seed)
         data = check_tasks(table, columns)
         tasks = list(dict.fromkeys(data["task"]))
@@ -399,8 +396,6 @@ class DownstreamModel:
         if n_offsets:
             values["offset_index"] = offsets
         graph = _graph(len(tasks), self.ceiling == "learned", self.priors, n_offsets)
-        from .sampling import compile_for_nutpie
-
         t0 = time.perf_counter()
         compile_for_nutpie(graph, cache_dir)
         import nutpie
@@ -410,6 +405,7 @@ class DownstreamModel:
         seed = int(np.random.default_rng().integers(2**31)) if random_seed is None else random_seed
         draws, tune, target, factors = self.draws, self.tune, self.target_accept, (ESCALATION if self.escalate else ())
         extra = {c: table[c].to_numpy() for c in table.columns if c not in data.columns and columns is None}
+        fitted = data.assign(**extra)
         for attempt in range(len(factors) + 1):
             t2 = time.perf_counter()
             trace = nutpie.sample(compiled, draws=draws, tune=tune, chains=self.chains,
@@ -421,12 +417,11 @@ class DownstreamModel:
                               sampler=json.dumps(dict(draws=draws, tune=tune, chains=self.chains, target_accept=target,
                                                       random_seed=random_seed, attempts=attempt + 1)),
                               timing=json.dumps(dict(compile_seconds=t1 - t0, sampling_seconds=t3 - t1)))
-            fit = DownstreamFit(self, data.assign(**extra), tree)
+            fit = DownstreamFit(self, fitted, tree)
             if attempt == len(factors) or fit.converged:
                 break
-            diverged = fit.diagnostics()["divergences"] > 0
-            draws, tune = self.draws * factors[attempt], self.tune * factors[attempt]
-            target = max(target, ESCALATED_TARGET_ACCEPT) if diverged else target
+            tune, draws, target = escalated(self.tune, self.draws, target, factors[attempt],
+                                            fit.diagnostics()["divergences"])
         fit._warn_if_unconverged()
         return fit
 

@@ -33,7 +33,7 @@ import xarray as xr
 
 from .data import load_runs
 from .discrepancy import RECALIBRATION_PENALTY, recalibrate, records
-from .errors import SpecError
+from .errors import SpecError, warn_user
 from .files import atomic_write
 from .form import FormUncertainty
 from .validation import FLOPS_PER_PARAM_TOKEN
@@ -363,8 +363,6 @@ def calibrate_form(ladders, form=None, *, folder=None, penalty=RECALIBRATION_PEN
     cut = list(dict.fromkeys(s.ladder for s in splits))
     skipped = [name for name in dict.fromkeys(frame["ladder"]) if name not in cut]
     if len(cut) == 1 or skipped:
-        from .errors import warn_user
-
         said = []
         if skipped:
             said.append(f"ladders {skipped} have too few runs below {max(CUT_FRACTIONS):.0%} of their decades of "

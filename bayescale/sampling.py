@@ -815,12 +815,28 @@ ESCALATION = (2, 4, 8)
 ESCALATED_TARGET_ACCEPT = 0.99
 
 
+def escalated(tune, draws, target_accept, factor, divergences):
+    """The next attempt's tuning steps, draws and target acceptance after one that failed its diagnostics.
+
+    `tune` and `draws` are the first attempt's, `target_accept` the failed attempt's: `factor` times the
+    first's tuning and draws, and :data:`ESCALATED_TARGET_ACCEPT` (or higher) after divergences. Loss fits
+    and downstream links escalate by this one rule.
+
+    Examples
+    --------
+    >>> escalated(1000, 1000, 0.8, 2, divergences=3)
+    (2000, 2000, 0.99)
+    """
+    target = max(target_accept, ESCALATED_TARGET_ACCEPT) if divergences else target_accept
+    return tune * factor, draws * factor, target
+
+
 def _escalated(settings, previous, factor, divergences):
     """The next attempt: `factor` times the tuning and draws, a higher target acceptance after divergences."""
     from dataclasses import replace
 
-    target = max(previous.target_accept, ESCALATED_TARGET_ACCEPT) if divergences else previous.target_accept
-    return replace(settings, tune=settings.tune * factor, draws=settings.draws * factor, target_accept=target)
+    tune, draws, target = escalated(settings.tune, settings.draws, previous.target_accept, factor, divergences)
+    return replace(settings, tune=tune, draws=draws, target_accept=target)
 
 
 def _wait_interruptible(background):

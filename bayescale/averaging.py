@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .allocation import crossover_compute, optimal_allocation
-from .contract import check_ci_kind, interval, interval_label
+from .contract import check_ci_kind, interval, interval_label, two_bands
 from .data import load_runs
 from .errors import SpecError
 from .extrapolation import annotate
@@ -263,8 +263,8 @@ class ModelAverage:
         frame = runs.frame[[c for c in runs.frame.columns if c in ("N", "D", "C", "U", "loss")]].copy()
         if "loss" in frame:
             frame = frame.rename(columns={"loss": "observed_loss"})
-        frame["loss_median"], frame["curve_lower"], frame["curve_upper"] = interval(curve, prob, ci_kind)
-        _, frame["new_run_lower"], frame["new_run_upper"] = interval(new, prob, ci_kind)
+        (frame["loss_median"], frame["curve_lower"], frame["curve_upper"], frame["new_run_lower"],
+         frame["new_run_upper"]) = two_bands(curve, new, prob, ci_kind)
         annotate(frame, self.runs, what="average.predict", stacklevel=2, form=self._form())
         frame.attrs.update(prob=prob, interval=self.interval_label(ci_kind), method=self.method)
         return frame

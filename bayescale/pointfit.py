@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .laws import NUMPY
-from .contract import check_ci_kind, interval_label
+from .contract import check_ci_kind, interval, interval_label, two_bands
 from .predictive import new_runs as load_new_runs
 from .results import ResultMethods
 from .validation import check_count, check_prob as _check_prob, check_seed as _check_seed
@@ -264,7 +264,6 @@ class PointFit(ResultMethods):
         >>> table.index.tolist(), table.columns.tolist()
         (['E', 'A', 'B', 'alpha', 'beta', 'sigma'], ['estimate', 'sd', 'lower', 'upper'])
         """
-        from .contract import interval
 
         _check_prob(prob)
         ci_kind = check_ci_kind(ci_kind)
@@ -334,7 +333,6 @@ class PointFit(ResultMethods):
         ['N', 'D', 'C', 'loss_median', 'curve_lower', 'curve_upper', 'new_run_lower', 'new_run_upper',
          'beyond_C', 'beyond_N', 'beyond_D', 'beyond']
         """
-        from .contract import interval
         random_seed = _check_seed(random_seed)
         from .extrapolation import annotate
         from .tablecheck import check_table
@@ -356,8 +354,7 @@ class PointFit(ResultMethods):
             q_lo, q_hi = np.quantile(self._residuals, [lo, hi])
             frame["new_run_lower"], frame["new_run_upper"] = np.exp(point + q_lo), np.exp(point + q_hi)
         else:
-            _, c_lo, c_hi = interval(curves, prob, ci_kind)
-            _, n_lo, n_hi = interval(new, prob, ci_kind)
+            _, c_lo, c_hi, n_lo, n_hi = two_bands(curves, new, prob, ci_kind)
             frame["curve_lower"], frame["curve_upper"] = np.exp(c_lo), np.exp(c_hi)
             frame["new_run_lower"], frame["new_run_upper"] = np.exp(n_lo), np.exp(n_hi)
         annotate(frame, self.runs, what="predict", stacklevel=2)

@@ -13,7 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from .conflicts import caveats
-from .contract import SAMPLE_DIMS, check_group, interval, interval_label
+from .contract import SAMPLE_DIMS, check_group, interval_label, two_bands
 from .data import load_runs
 from .extrapolation import annotate
 from .form import irreducible_draws, shift_log_loss
@@ -129,8 +129,8 @@ def predict(result, runs, prob=0.9, *, ci_kind="eti", random_seed=None, columns=
     frame = runs.frame[[c for c in runs.frame.columns if c in ("N", "D", "C", "U", "group", "loss")]].copy()
     if "loss" in frame:
         frame = frame.rename(columns={"loss": "observed_loss"})
-    frame["loss_median"], frame["curve_lower"], frame["curve_upper"] = interval(curve, prob, ci_kind)
-    _, frame["new_run_lower"], frame["new_run_upper"] = interval(new, prob, ci_kind)
+    (frame["loss_median"], frame["curve_lower"], frame["curve_upper"], frame["new_run_lower"],
+     frame["new_run_upper"]) = two_bands(curve, new, prob, ci_kind)
     if result.hierarchical:
         frame["group"], frame["new_group"] = result.group_labels(runs, group)
     annotate(frame, result.runs, what="predict", stacklevel=3,

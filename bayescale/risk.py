@@ -32,7 +32,7 @@ import pandas as pd
 from .allocation import optimal_allocation
 from .planning import median_plan, posterior_params
 from .conflicts import caveats
-from .contract import caption as interval_caption, interval, interval_label
+from .contract import caption as interval_caption, interval, interval_label, two_bands
 from .validation import (FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_prob as _check_prob,
                          positive_array as _positive, check_seed as _check_seed)
 from .errors import DegenerateResultWarning, ExtrapolationWarning, NonFiniteWarning
@@ -275,8 +275,8 @@ def risk_frame(law, kinds, n, d, curve, new, penalty, *, prob=0.9, ci_kind="eti"
     if "U" in law.inputs:
         frame["U"] = inputs["U"]
         frame["epochs"] = d / inputs["U"]
-    frame["loss_median"], frame["curve_lower"], frame["curve_upper"] = interval(curve, prob, ci_kind)
-    _, frame["new_run_lower"], frame["new_run_upper"] = interval(new, prob, ci_kind)
+    (frame["loss_median"], frame["curve_lower"], frame["curve_upper"], frame["new_run_lower"],
+     frame["new_run_upper"]) = two_bands(curve, new, prob, ci_kind)
     if target is not None:
         frame["p_target"] = _probability(new <= target, new, frame["label"], stacklevel=stacklevel + 1)
     frame["penalty_median"], frame["penalty_lower"], frame["penalty_upper"] = interval(penalty, prob, ci_kind)

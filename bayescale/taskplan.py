@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .contract import check_ci_kind, interval, interval_label
+from .contract import check_ci_kind, interval_label, two_bands
 from .form import irreducible_draws
 from .planning import posterior_params
 from .risk import (compute_optimal_plan, first_compute, plan_log_loss, planned_runs, risk_draws, run_noise,
@@ -73,8 +73,7 @@ def evaluation_noise(curve, concentration, items, rng, normals=None):
 
 def band_frame(task, link, curve, new, prob, ci_kind) -> pd.DataFrame:
     """``task``, ``chance``, ``accuracy_median``, curve and new-evaluation bands from draws (draws, rows)."""
-    med, lo, hi = interval(curve, prob, ci_kind)
-    _, nlo, nhi = interval(new, prob, ci_kind)
+    med, lo, hi, nlo, nhi = two_bands(curve, new, prob, ci_kind)
     chance = float(link.idata["constant_data"]["chance"].sel(task=task))
     return pd.DataFrame({"task": task, "chance": chance, "accuracy_median": med, "curve_lower": lo,
                          "curve_upper": hi, "new_run_lower": nlo, "new_run_upper": nhi})

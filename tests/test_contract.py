@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.contract import SUMMARY_COLUMNS, ScalingResult, caption, interval, interval_label
+from bayescale.contract import SUMMARY_COLUMNS, ScalingResult, caption, interval, interval_label, two_bands
 from bayescale.risk import to_markdown
 
 BUDGETS = [1e22, 1e23]
@@ -168,3 +168,19 @@ def test_group_on_a_fit_without_groups_is_an_error_not_ignored(chinchilla_fit):
     for name, call in calls.items():
         with pytest.raises(ValueError, match="group='web' applies to fits with groups"):
             call()
+
+
+def test_two_bands_nest_even_where_noise_is_below_monte_carlo_error():
+    """Noise 1e-4 of the curve's spread: the new-run quantiles alone land inside the curve band about half the time;
+    the new-run band returned holds the curve band at every point, and equals its own quantiles where they are wider."""
+    rng = np.random.default_rng(3)
+    curve = rng.normal(size=(200, 500))
+    new = curve + 1e-4 * rng.normal(size=curve.shape)
+    _, lo, hi = interval(curve, 0.9)
+    _, raw_lo, raw_hi = interval(new, 0.9)
+    assert (raw_lo > lo).any() and (raw_hi < hi).any()  # what the guarantee is for
+    med, lo2, hi2, nlo, nhi = two_bands(curve, new, 0.9)
+    assert np.array_equal(lo2, lo) and np.array_equal(hi2, hi)
+    assert np.all(nlo <= lo) and np.all(hi <= nhi)
+    wide = rng.normal(size=(200, 500)) * 3
+    assert np.array_equal(two_bands(curve, wide, 0.9)[3], interval(wide, 0.9)[1])

@@ -377,13 +377,13 @@ def test_calibrate_form_writes_a_table_that_fit_uses(tmp_path, capsys):
     from test_holdout import _bent_ladders
 
     csv = tmp_path / "earlier.csv"
-    _bent_ladders(0.04).rename(columns={"ladder": "recipe"}).to_csv(csv, index=False)
+    _bent_ladders(0.06).rename(columns={"ladder": "recipe"}).to_csv(csv, index=False)
     table = tmp_path / "family.toml"
     proc = run("calibrate-form", csv, "--ladder-column", "recipe", "-o", table, "--folder", tmp_path / "cuts")
     assert proc.returncode == 0, proc.stderr
     assert "Saved to" in proc.stdout and "--form-uncertainty" in proc.stdout
     form = tomllib.loads(table.read_text())["form_uncertainty"]
-    assert form["loss_scale"] > bs.FormUncertainty().loss_scale  # 1.36-1.57 x over seeds (tests/test_holdout.py)
+    assert form["loss_scale"] > bs.FormUncertainty().loss_scale  # 1.45-1.58 x over seeds (tests/test_holdout.py)
     out = tmp_path / "fit.nc"
     proc = run("fit", csv, "--form-uncertainty", table, "-o", out, "--draws", 200, "--tune", 300, "--seed", 1)
     assert proc.returncode == 0, proc.stderr

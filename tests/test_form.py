@@ -89,9 +89,9 @@ def test_bands_widen_with_the_distance_beyond_the_runs(chinchilla_fit, quiet):
     fixed = (without["new_run_upper"] - without["new_run_lower"]).to_numpy()
     assert np.all(np.diff(width) > 0) and np.all(width > 1.5 * fixed)
     # The discrepancy's draws have little mass near zero (shape < 1), so the median of 4000 draws sits between
-    # two modes and moves with the seed: -0.05% to +0.23% over seeds 1-6 at these points, where the discrepancy's
-    # own sd is about 1.5%; 0.5% is twice the largest measured.
-    np.testing.assert_allclose(with_form["loss_median"], without["loss_median"], rtol=5e-3)
+    # two modes and moves with the seed: -0.31% to +0.57% over seeds 1-6 at these points, where the discrepancy's
+    # own sd is 4-13% of the reducible loss; 1.2% is twice the largest measured.
+    np.testing.assert_allclose(with_form["loss_median"], without["loss_median"], rtol=1.2e-2)
     # The discrepancy of the log reducible loss is z loss_scale_for(r, f) growth(d) (r the residual scale, f the
     # reducible share of the loss), z = c sign(x) |x|^shape exp(spread y) with unit-sd c sign(x) |x|^shape; the
     # draws held at the frontier's decline (bayescale.form._draws) are in the upper tail only, so the check is on

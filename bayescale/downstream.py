@@ -40,6 +40,7 @@ import xarray as xr
 from scipy.special import expit
 
 from .contract import check_ci_kind, interval, interval_label
+from .data import WITHIN_RUN
 from .digest import DIGEST_ATTR, tree_digest
 from .errors import ConvergenceWarning, DataError, FileFormatError, SpecError, warn_user
 from .files import NETCDF_ENGINE, atomic_write
@@ -64,8 +65,6 @@ LINK_FORM_SD = 0.75
 FILE_KIND = "downstream link"
 #: Format version of saved links; a reader refuses a newer one.
 LINK_FORMAT_VERSION = 2  # 2: midpoints pooled through the edge logits; format 1 is read (its old prior fields dropped)
-#: Settings of ``DownstreamModel(within_run=...)``.
-WITHIN_RUN = ("auto", "offset", "none")
 #: Names of the link's parameters per task, in the posterior.
 LINK_PARAMS = ("slope", "midpoint", "ceiling", "concentration")
 

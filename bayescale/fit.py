@@ -12,7 +12,7 @@ import xarray as xr
 from .errors import ConvergenceWarning
 from .validation import FLOPS_PER_PARAM_TOKEN, check_prob as _check_prob, check_seed as _check_seed, renamed
 from .contract import check_ci_kind, interval_label, SAMPLE_DIMS
-from .data import run_prefixes
+from .data import RUN_SD, run_prefixes
 from .laws import NUMPY
 from .predictive import log_curve, log_predict_draws, predict
 from .version import __version__
@@ -21,7 +21,6 @@ from .errors import warn_user
 
 __all__ = ["ScalingFit", "FORMAT_VERSION", "within_run_loglik"]
 
-RUN_SD = "run_sd"
 #: Gauss-Hermite nodes of the Student-t marginal over a run's offset (:func:`within_run_loglik`).
 HERMITE_NODES = 24
 

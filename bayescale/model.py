@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .data import RUN_SD, WITHIN_RUN
 from .errors import SpecError
 from .form import FormUncertainty, form_from_dict
 from .laws import Law, get_law
@@ -44,10 +45,6 @@ PROGRESS_GROUPS = 20
 TARGET_ACCEPT = 0.95
 NOISE_KINDS = {"sigma": "sigma", "nu": "nu", "undertuned_rate": "undertuned_rate", "excess_scale": "excess_scale",
                "run_sd": "run_sd"}
-#: Within-run error models (ScalingModel ``within_run``).
-WITHIN_RUN = ("auto", "offset", "none")
-#: The published name of the per-run offset's standard deviation (within_run="offset").
-RUN_SD = "run_sd"
 
 
 class ScalingModel:

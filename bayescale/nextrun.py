@@ -53,6 +53,7 @@ from .extrapolation import Reach, annotate
 from .form import irreducible_draws, shift_allocation, shift_log_loss
 from .planning import median_plan, posterior_params
 from .predictive import log_curve, new_runs, predict_draws
+from .risk import SCAN_POINTS
 from .units import format_count, format_flops, parse_quantity
 from .validation import FLOPS_PER_PARAM_TOKEN, check_count, check_prob, check_seed, positive_array
 from .errors import warn_user
@@ -84,8 +85,6 @@ PARETO_K_MAX = 0.7
 #: and move the mean width over the outcomes little.
 UNRELIABLE_SHARE = 0.1
 
-#: Points of the compute grid on which ``budget_for`` finds each draw's crossing of the target.
-SCAN_POINTS = 241
 
 
 def __getattr__(name):

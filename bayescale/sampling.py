@@ -24,11 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .data import RUN_SD
 from .errors import BayescaleError
 from .laws import PYTENSOR
 from .priors import LogNormal
 
-RUN_SD = "run_sd"  # the per-run offset's sd (model.RUN_SD; sampling sits beside model in layer 4)
 
 __all__ = ["run_sampler", "find_mode", "graph_for"]
 

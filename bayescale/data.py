@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayescale.errors import DataError
+from bayescale.errors import DataError, SpecError
 from .validation import FLOPS_PER_PARAM_TOKEN
 
 __all__ = ["RunData", "load_runs"]
@@ -49,6 +49,14 @@ MAX_LISTED = 50
 WITHIN_RUN = ("auto", "offset", "none")
 #: The posterior name of the per-run offset's standard deviation (``within_run="offset"``).
 RUN_SD = "run_sd"
+
+
+def check_within_run(within_run) -> str:
+    """`within_run` itself if it is one of :data:`WITHIN_RUN`; else SpecError naming the valid settings."""
+    if not isinstance(within_run, str) or within_run not in WITHIN_RUN:
+        raise SpecError(f"within_run must be one of {', '.join(map(repr, WITHIN_RUN))}, got {within_run!r}")
+    return within_run
+
 #: Largest factor by which a run's ``C`` may differ from ``6 N D``. FLOP accountings that count
 #: attention (``6 N + 6 n_layer n_ctx d_model`` per token, about 2.3x for d_model 128 at context 2048),
 #: embeddings (tens of times the non-embedding count for models of a few 1e5 parameters),

@@ -40,7 +40,7 @@ import xarray as xr
 from scipy.special import expit
 
 from .contract import check_ci_kind, interval, interval_label
-from .data import WITHIN_RUN
+from .data import RUN_SD, check_within_run
 from .digest import DIGEST_ATTR, tree_digest
 from .errors import ConvergenceWarning, DataError, FileFormatError, SpecError, warn_user
 from .files import NETCDF_ENGINE, atomic_write
@@ -215,7 +215,7 @@ def _pymc_model(n_tasks: int, learned_ceiling: bool, priors: LinkPriors, n_offse
         z = slope[task] * (midpoint[task] - x)
         if n_offsets:  # one logit offset per (run, task): a run's evaluations at its checkpoints move together
             which = pm.Data("offset_index", np.zeros(2, dtype="int64"))
-            run_sd = pm.HalfNormal("run_sd", priors.run_sd)
+            run_sd = pm.HalfNormal(RUN_SD, priors.run_sd)
             run_z = pm.Normal("run_z", 0.0, 1.0, shape=n_offsets)
             z = z + run_sd * run_z[which]
         p = floor[task] + (ceiling[task] - floor[task]) * pm.math.sigmoid(z)
@@ -230,7 +230,7 @@ def _graph(n_tasks: int, learned_ceiling: bool, priors: LinkPriors, n_offsets: i
         m = _pymc_model(n_tasks, learned_ceiling, priors, n_offsets)
         _GRAPHS[key] = Graph(m, ("slope", "midpoint", "ceiling", "concentration", "edge_logit", "slope_log_mu",
                                  "slope_log_sd", "edge_logit_mu", "edge_logit_sd", "concentration_log_mu",
-                                 "concentration_log_sd") + (("run_sd",) if n_offsets else ()),
+                                 "concentration_log_sd") + ((RUN_SD,) if n_offsets else ()),
                              n_groups=n_tasks)
     return _GRAPHS[key]
 
@@ -301,9 +301,7 @@ class DownstreamModel:
         self.target_accept = target_accept
         self.form_sd = float(form_sd)
         self.escalate = check_flag(escalate, "escalate")
-        if within_run not in WITHIN_RUN:
-            raise SpecError(f"within_run must be one of {', '.join(map(repr, WITHIN_RUN))}, got {within_run!r}")
-        self.within_run = within_run
+        self.within_run = check_within_run(within_run)
 
     def __repr__(self):
         return (f"DownstreamModel(ceiling={self.ceiling!r}, draws={self.draws}, tune={self.tune}, "
@@ -656,7 +654,7 @@ class DownstreamFit:
     def run_sd_draws(self):
         """Draws of the spread of the runs' logit offsets (flattened over chain and draw), or None without them."""
         post = self.idata["posterior"]
-        return post["run_sd"].values.reshape(-1) if "run_sd" in post.data_vars else None
+        return post[RUN_SD].values.reshape(-1) if RUN_SD in post.data_vars else None
 
     @property
     def form_sd(self) -> float:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import RUN_SD, WITHIN_RUN
+from .data import RUN_SD, check_within_run
 from .errors import SpecError
 from .form import FormUncertainty, form_from_dict
 from .laws import Law, get_law
@@ -150,9 +150,7 @@ class ScalingModel:
                             f"{{'alpha': LogNormal(mu=-1.0, sigma=0.5)}}, got {type(priors).__name__} {priors!r}")
         self.priors = dict(priors or {})
         self.form_uncertainty = form_from_dict(form_uncertainty)
-        if not isinstance(within_run, str) or within_run not in WITHIN_RUN:
-            raise SpecError(f"within_run must be one of {', '.join(map(repr, WITHIN_RUN))}, got {within_run!r}")
-        self.within_run = within_run
+        self.within_run = check_within_run(within_run)
         self.name = None
         self.description = None
         self.references = ()

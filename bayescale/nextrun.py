@@ -86,7 +86,6 @@ PARETO_K_MAX = 0.7
 UNRELIABLE_SHARE = 0.1
 
 
-
 def __getattr__(name):
     if name == "ESS_MIN":  # renamed: it meant something else than bayescale.fit.ESS_MIN
         import warnings

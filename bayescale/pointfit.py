@@ -264,7 +264,6 @@ class PointFit(ResultMethods):
         >>> table.index.tolist(), table.columns.tolist()
         (['E', 'A', 'B', 'alpha', 'beta', 'sigma'], ['estimate', 'sd', 'lower', 'upper'])
         """
-
         _check_prob(prob)
         ci_kind = check_ci_kind(ci_kind)
         names = list(self.law.param_names) + ["sigma"]

@@ -1,4 +1,4 @@
-"""The bayescale console script, run end to end as a user would (fresh processes)."""
+"""The bayescale console script, end to end: fresh processes where only a process shows the behaviour, else in-process."""
 
 import json
 import types
@@ -33,6 +33,26 @@ def run(*args, cwd=None, warnings="ignore", **kwargs):
         k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
     streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kwargs}
     return subprocess.run([SCRIPT, *map(str, args)], text=True, cwd=cwd, env=env, timeout=600, **streams)
+
+
+def run_in(*args, warnings="ignore"):
+    """The command line in this process, as :func:`run` reports it: ``returncode``, ``stdout``, ``stderr``.
+
+    For commands whose behaviour does not depend on being a fresh process; a fresh process costs 2-4 s of
+    imports and loading each, which the tests below marked ``run`` keep paying for what only a process shows
+    (the console script, PYTHONWARNINGS, pipes, exit codes of the demo and of worker processes).
+    """
+    import contextlib
+    import warnings as warn
+
+    from bayescale.cli import main
+
+    out, err = StringIO(), StringIO()
+    with warn.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        if warnings:
+            warn.simplefilter(warnings)
+        status = main([str(a) for a in args])
+    return types.SimpleNamespace(returncode=status, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def run_here(*args, capsys):
@@ -71,36 +91,36 @@ def test_fit_writes_a_loadable_file(fit_file):
 
 
 def test_summary(fit_file):
-    proc = run("summary", fit_file)
+    proc = run_in("summary", fit_file)
     assert proc.returncode == 0, proc.stderr
     assert "[[Parameters]]" in proc.stdout and "[[Diagnostics]]" in proc.stdout
 
 
 def test_risk_table_and_markdown(fit_file):
-    proc = run("risk", fit_file, "--budget", "1e24", "--budget", "5.88e23", "--target", "1.9",
+    proc = run_in("risk", fit_file, "--budget", "1e24", "--budget", "5.88e23", "--target", "1.9",
                "--plan", "70e9:1.4e12", "--format", "md")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "## Compute-optimal allocation" in out and "## Compute needed to reach loss 1.9" in out
     assert "| plan | 70B params on 1.4T tokens | 5.88e23 FLOP |" in out
     assert "P(loss <= 1.9)" in out
-    proc = run("risk", fit_file, "--budget", "1e24", "--cost-per-flop", "5.6e-19")
+    proc = run_in("risk", fit_file, "--budget", "1e24", "--cost-per-flop", "5.6e-19")
     assert proc.returncode == 0, proc.stderr
     assert "What more compute buys" in proc.stdout and "cost_next" in proc.stdout
-    proc = run("risk", fit_file, "--budget", "1e24", "--max-unique-tokens", "1T")
+    proc = run_in("risk", fit_file, "--budget", "1e24", "--max-unique-tokens", "1T")
     assert proc.returncode == 0, proc.stderr
     assert "data-bound from" in proc.stdout and "1e24 FLOP" in proc.stdout
 
 
 def test_risk_machine_formats(fit_file):
-    proc = run("risk", fit_file, "--budget", "1e24", "--plan", "70B:1.4T", "--target", "1.95", "--format", "json")
+    proc = run_in("risk", fit_file, "--budget", "1e24", "--plan", "70B:1.4T", "--target", "1.95", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert set(data) == {"allocation", "risk", "budget_for", "returns"}
     assert data["returns"][0]["slope_median"] < 0 < data["returns"][0]["gain_doubling_median"]
     assert data["risk"][1]["N"] == 70e9 and 0 <= data["risk"][1]["p_target"] <= 1
     assert 10 < data["allocation"][0]["tokens_per_param_median"] < 40
-    proc = run("risk", fit_file, "--plan", "70B:1.4T", "--format", "csv")
+    proc = run_in("risk", fit_file, "--plan", "70B:1.4T", "--format", "csv")
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(StringIO(proc.stdout))
     assert table.shape[0] == 1 and table["D"].iloc[0] == 1.4e12 and "new_run_upper" in table
@@ -108,7 +128,7 @@ def test_risk_machine_formats(fit_file):
 
 def test_recommend_ranks_a_grid_or_a_file_of_candidates(fit_file, tmp_path, capsys):
     out = tmp_path / "next.png"
-    proc = run("recommend", fit_file, "--budget", "1e24", "--n-range", "1B:16B", "--d-range", "20B:320B",
+    proc = run_in("recommend", fit_file, "--budget", "1e24", "--n-range", "1B:16B", "--d-range", "20B:320B",
                "--points", "3", "--outcomes", "30", "--seed", "1", "--format", "csv", "-o", out)
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(StringIO(proc.stdout))
@@ -122,19 +142,19 @@ def test_recommend_ranks_a_grid_or_a_file_of_candidates(fit_file, tmp_path, caps
     assert unranked["cost"].is_monotonic_increasing
     assert ranked["shrinkage_per_flop"].is_monotonic_decreasing and (table["width"] > 0).all()
     assert np.allclose(table["shrinkage"], table["shrinkage_information"] + table["shrinkage_range"])
-    every = run("recommend", fit_file, "--budget", "1e24", "--n-range", "1B:16B", "--d-range", "20B:320B",
+    every = run_in("recommend", fit_file, "--budget", "1e24", "--n-range", "1B:16B", "--d-range", "20B:320B",
                 "--points", "3", "--outcomes", "10", "--seed", "1", "--format", "csv", "--all-candidates")
     assert every.returncode == 0, every.stderr
     assert len(pd.read_csv(StringIO(every.stdout))) == 9
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     candidates = tmp_path / "candidates.csv"
     pd.DataFrame({"N": [1e9, 4e9, 1.6e10], "D": [3.2e11, 8e10, 2e10]}).to_csv(candidates, index=False)
-    proc = run("recommend", fit_file, "--quantity", "loss", "--budget", "1e24", "--candidates", candidates,
+    proc = run_in("recommend", fit_file, "--quantity", "loss", "--budget", "1e24", "--candidates", candidates,
                "--outcomes", "30", "--top", "2", "--format", "md", "--all-candidates")
     assert proc.returncode == 0, proc.stderr
     assert "expected shrinkage of the 90% interval of the expected loss of the compute-optimal plan" in proc.stdout
     assert proc.stdout.count("FLOP |") == 2  # the best two of the three equal-compute candidates
-    proc = run("recommend", fit_file, "--quantity", "loss", "--budget", "1e24", "--candidates", candidates,
+    proc = run_in("recommend", fit_file, "--quantity", "loss", "--budget", "1e24", "--candidates", candidates,
                "--outcomes", "30", "--format", "md")
     assert proc.returncode == 0, proc.stderr
     # 320 and 1.25 tokens per parameter lie more than 10x off the optimum's: only the 20 is kept, and said so
@@ -146,7 +166,7 @@ def test_recommend_ranks_a_grid_or_a_file_of_candidates(fit_file, tmp_path, caps
 @pytest.mark.parametrize("kind", ["frontier", "allocation", "isoflop"])
 def test_plot(fit_file, kind, tmp_path):
     out = tmp_path / f"{kind}.png"
-    proc = run("plot", fit_file, "-o", out, "--kind", kind, "--budget", "1e24")
+    proc = run_in("plot", fit_file, "-o", out, "--kind", kind, "--budget", "1e24")
     assert proc.returncode == 0, proc.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left behind
@@ -167,7 +187,7 @@ def test_errors_are_one_line_and_non_zero(fit_file, tmp_path):
         (("fit", fit_file, "-o", tmp_path / "f.nc", "--model", "no_such_spec"), 1, "shipped specs: chinchilla"),
     ]
     for args, code, text in cases:
-        proc = run(*args)
+        proc = run_in(*args)
         assert proc.returncode == code, (args, proc.stderr)
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and text in lines[0] and lines[0].startswith("bayescale"), (args, proc.stderr)
@@ -310,12 +330,12 @@ def _unconverged_copy(fit_file, folder):
 def test_strict_fails_on_a_fit_that_did_not_converge(fit_file, tmp_path):
     bad = _unconverged_copy(fit_file, tmp_path)
     for args in (("summary", bad), ("risk", bad, "--budget", "1e24", "--seed", 1), ("plot", bad, "-o", tmp_path / "f.png")):
-        lax, strict = run(*args), run(*args, "--strict")
+        lax, strict = run_in(*args), run_in(*args, "--strict")
         assert lax.returncode == 0, lax.stderr
         assert strict.returncode == 1 and strict.stdout == lax.stdout != "", args  # the output is written all the same
         assert strict.stderr.strip().splitlines()[-1].startswith(
             f"bayescale {args[0]}: --strict: the fit did not converge (max R-hat 1."), strict.stderr
-    good = run("summary", fit_file, "--strict")
+    good = run_in("summary", fit_file, "--strict")
     assert good.returncode == 0, good.stderr
 
 
@@ -345,7 +365,7 @@ def test_progress_lines_where_bars_cannot_draw():
 
 def test_help_on_every_command():
     for command in ([], ["fit"], ["summary"], ["risk"], ["plot"], ["demo"], ["recommend"], ["calibrate-form"]):
-        proc = run(*command, "--help")
+        proc = run_in(*command, "--help")
         assert proc.returncode == 0 and proc.stdout.startswith("usage: bayescale"), command
         assert "--help" in proc.stdout
 
@@ -358,7 +378,7 @@ def test_fit_from_a_spec_file(tmp_path):
     csv = tmp_path / "runs.csv"
     csv.write_bytes(files("bayescale.datasets").joinpath("chinchilla_runs_epoch2024.csv").read_bytes())
     out = tmp_path / "fit.nc"
-    proc = run("fit", csv, "--model", spec, "-o", out, "--seed", 1, "--draws", 200, "--tune", 300,
+    proc = run_in("fit", csv, "--model", spec, "-o", out, "--seed", 1, "--draws", 200, "--tune", 300,
                "--columns", "Model Size=N,Training FLOP=C")
     assert proc.returncode == 0, proc.stderr
     import bayescale as bs
@@ -379,13 +399,13 @@ def test_calibrate_form_writes_a_table_that_fit_uses(tmp_path, capsys):
     csv = tmp_path / "earlier.csv"
     _bent_ladders(0.06).rename(columns={"ladder": "recipe"}).to_csv(csv, index=False)
     table = tmp_path / "family.toml"
-    proc = run("calibrate-form", csv, "--ladder-column", "recipe", "-o", table, "--folder", tmp_path / "cuts")
+    proc = run_in("calibrate-form", csv, "--ladder-column", "recipe", "-o", table, "--folder", tmp_path / "cuts")
     assert proc.returncode == 0, proc.stderr
     assert "Saved to" in proc.stdout and "--form-uncertainty" in proc.stdout
     form = tomllib.loads(table.read_text())["form_uncertainty"]
     assert form["loss_scale"] > bs.FormUncertainty().loss_scale  # 1.45-1.58 x over seeds (tests/test_holdout.py)
     out = tmp_path / "fit.nc"
-    proc = run("fit", csv, "--form-uncertainty", table, "-o", out, "--draws", 200, "--tune", 300, "--seed", 1)
+    proc = run_in("fit", csv, "--form-uncertainty", table, "-o", out, "--draws", 200, "--tune", 300, "--seed", 1)
     assert proc.returncode == 0, proc.stderr
     assert bs.load(out).model.form_uncertainty.loss_scale == form["loss_scale"]
     for value, message in [("maybe", "give on, off or a .toml file"), (tmp_path / "none.toml", "no such file"),
@@ -423,14 +443,14 @@ def test_fit_by_key_writes_a_folder_records_failures_and_resumes(tmp_path):
     assert again.returncode == 1, again.stderr
     assert "2 resumed from checkpoint" in again.stdout
     assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.nc")} == stamps  # nothing refitted
-    summary = run("summary", folder)
+    summary = run_in("summary", folder)
     assert summary.returncode == 0, summary.stderr
-    strict = run("summary", folder, "--strict")
+    strict = run_in("summary", folder, "--strict")
     assert strict.returncode == 1 and strict.stdout == summary.stdout
     assert strict.stderr.strip().splitlines() == ["bayescale summary: --strict: 1 of 3 keys not usable: 'tiny' failed"]
     table = summary.stdout
     assert "task parameter" in table and "converged" in table
-    risk = run("risk", folder, "--budget", "1e24", "--format", "csv")
+    risk = run_in("risk", folder, "--budget", "1e24", "--format", "csv")
     assert risk.returncode == 0, risk.stderr
     frame = pd.read_csv(StringIO(risk.stdout))
     assert sorted(frame["task"]) == ["a", "b"] and frame["converged"].dtype == bool
@@ -481,7 +501,7 @@ def test_demo_saves_the_fit_and_its_hint_names_the_file(tmp_path):
 
 
 def test_risk_tables_in_latex(fit_file):
-    proc = run("risk", fit_file, "--budget", "1e24", "--plan", "70B:1.4T", "--target", "1.9", "--seed", 1,
+    proc = run_in("risk", fit_file, "--budget", "1e24", "--plan", "70B:1.4T", "--target", "1.9", "--seed", 1,
                "--format", "latex")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -594,12 +614,12 @@ def test_hints_use_command_line_syntax_and_ask_for_c_not_d(tmp_path):
     """A file with compute but no tokens: the error asks to map the compute (D = C / (6 N)), in CLI syntax."""
     csv = tmp_path / "runs.csv"
     csv.write_bytes(files("bayescale.datasets").joinpath("chinchilla_runs_epoch2024.csv").read_bytes())
-    proc = run("fit", csv, "-o", tmp_path / "f.nc")
+    proc = run_in("fit", csv, "-o", tmp_path / "f.nc")
     assert proc.returncode == 1
     err = proc.stderr
     assert '--columns "Model Size=N"' in err and '--columns "Training FLOP=C"' in err and "C / (6 N)" in err
     assert "columns={" not in err and "missing required column 'D'" not in err
-    proc = run("fit", csv, "-o", tmp_path / "f.nc", "--columns", "Training FLOP=C")
+    proc = run_in("fit", csv, "-o", tmp_path / "f.nc", "--columns", "Training FLOP=C")
     assert proc.returncode == 1 and "'D'" not in proc.stderr and '--columns "Model Size=N"' in proc.stderr
 
 
@@ -616,7 +636,7 @@ def test_drop_flagged_and_form_uncertainty_off(tmp_path):
     csv = tmp_path / "runs.csv"
     frame.to_csv(csv, index=False)
     out = tmp_path / "f.nc"
-    proc = run("fit", csv, "-o", out, "--drop-flagged", "--form-uncertainty", "off", "--draws", 200, "--tune", 300,
+    proc = run_in("fit", csv, "-o", out, "--drop-flagged", "--form-uncertainty", "off", "--draws", 200, "--tune", 300,
                "--seed", 1, "--cores", 1)
     assert proc.returncode == 0, proc.stderr
     assert "Dropped 5 run(s) flagged in column 'dropped_in_replication'" in proc.stderr
@@ -638,7 +658,7 @@ def test_drop_flagged_names_a_missing_or_unreadable_column(tmp_path, capsys):
 
 
 def test_risk_target_below_the_irreducible_loss_says_so(fit_file):
-    proc = run("risk", fit_file, "--budget", "1e24", "--target", "1.5")
+    proc = run_in("risk", fit_file, "--budget", "1e24", "--target", "1.5")
     assert proc.returncode == 0, proc.stderr
     assert "below the irreducible loss E \u2248 1.8" in proc.stdout
     assert "form uncertainty grows" not in proc.stdout + proc.stderr

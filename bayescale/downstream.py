@@ -544,11 +544,11 @@ class DownstreamFit:
 
     def diagnostics(self) -> dict:
         """Worst R-hat, smallest bulk ESS and the divergences over the per-task parameters."""
-        import arviz as az
+        import arviz_stats as azs
 
         post = self.idata["posterior"].to_dataset()[list(LINK_PARAMS)]
-        rhat = az.rhat(post)
-        ess = az.ess(post)
+        rhat = azs.rhat(post)
+        ess = azs.ess(post)
         div = self.idata["sample_stats"].to_dataset().get("diverging")
         return {"r_hat_max": float(max(float(rhat[v].max()) for v in rhat.data_vars)),
                 "ess_bulk_min": float(min(float(ess[v].min()) for v in ess.data_vars)),

@@ -266,11 +266,11 @@ class ScalingFit(ResultMethods):
         --------
         >>> fit.summary().loc["alpha", ["estimate", "lower", "upper"]]  # doctest: +SKIP
         """
-        import arviz as az
+        import arviz_stats as azs
 
         _check_prob(prob)
         ci_kind = check_ci_kind(ci_kind)
-        table = az.summary(self.posterior, ci_kind=ci_kind, ci_prob=prob, round_to="none")
+        table = azs.summary(self.posterior, ci_kind=ci_kind, ci_prob=prob, round_to="none")
         tag = f"{ci_kind}{int(round(prob * 100))}"
         table = table.rename(columns={f"{tag}_lb": "lower", f"{tag}_ub": "upper"})
         table["median"] = [_medians(self.posterior)[v] for v in table.index]
@@ -294,12 +294,12 @@ class ScalingFit(ResultMethods):
             ``sampling_seconds``, ``converged`` (R-hat <= 1.01, bulk ESS >= 400,
             no divergences).
         """
-        import arviz as az
+        import arviz_stats as azs
 
         post = self.posterior
-        rhat = az.rhat(post)
-        ess_b = az.ess(post, method="bulk")
-        ess_t = az.ess(post, method="tail")
+        rhat = azs.rhat(post)
+        ess_b = azs.ess(post, method="bulk")
+        ess_t = azs.ess(post, method="tail")
         stats = self.idata["sample_stats"].to_dataset()
         depth = stats["depth"] if "depth" in stats else stats.get("tree_depth")
         steps = stats["n_steps"] if "n_steps" in stats else None

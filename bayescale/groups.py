@@ -234,10 +234,10 @@ def _population_exponent(fit, expo):
 
 # ---------------------------------------------------------------- summaries
 def _interval(values, prob):
-    import arviz as az
+    import arviz_stats as azs
 
     flat = np.asarray(values, dtype=float).reshape(-1)
-    lo, hi = np.asarray(az.hdi(flat, prob=prob), dtype=float).reshape(-1)[:2]
+    lo, hi = np.asarray(azs.hdi(flat, prob=prob), dtype=float).reshape(-1)[:2]
     return float(np.median(flat)), float(lo), float(hi)
 
 

@@ -43,12 +43,12 @@ def loo(fit):
     >>> result = loo(fit)  # doctest: +SKIP
     >>> result.elpd, result.se  # doctest: +SKIP
     """
-    import arviz as az
+    import arviz_stats as azs
 
     _check_fit(fit, "fit")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # high Pareto k are reported in the table instead
-        return az.loo(fit.idata, pointwise=True, var_name="log_loss")
+        return azs.loo(fit.idata, pointwise=True, var_name="log_loss")
 
 
 def describe_model(model) -> str:
@@ -156,7 +156,7 @@ def compare_loo(fits, *, method="stacking") -> pd.DataFrame:
     ...                      "shared": shared_fit})
     >>> table[["rank", "elpd_loo", "se", "elpd_diff", "dse", "converged"]]  # doctest: +SKIP
     """
-    import arviz as az
+    import arviz_stats as azs
 
     if method not in ("stacking", "BB-pseudo-BMA", "pseudo-BMA"):
         raise SpecError(f"unknown method {method!r}; valid: stacking, BB-pseudo-BMA, pseudo-BMA")
@@ -165,7 +165,7 @@ def compare_loo(fits, *, method="stacking") -> pd.DataFrame:
     results = {k: loo(f) for k, f in named.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        table = az.compare(results, method=method, round_to="none")
+        table = azs.compare(results, method=method, round_to="none")
     rows = []
     for key in table.index:
         fit, res = named[key], results[key]

@@ -49,6 +49,11 @@ from .contract import ScalingResult
 from .errors import SpecError
 from .predictive import log_curve, predict_draws
 from .validation import check_seed as _check_seed
+from . import errors
+from .data import load_runs
+from .extrapolation import Reach, decades_beyond
+from .model import ScalingModel
+from .point import IsoFLOP, IsoFLOPFit
 
 __all__ = ["backtest", "split_runs", "interval_score", "crps_draws", "crps_normal"]
 
@@ -88,8 +93,6 @@ def split_runs(runs, holdout="C", *, cutoff=None, fraction=None, columns=None):
 
 
 def _split(runs, holdout, cutoff, fraction, columns):
-    from .data import load_runs
-
     runs = load_runs(runs, columns=columns, require=())
     frame = runs.frame
     if isinstance(holdout, str):
@@ -132,9 +135,6 @@ def _same_runs(a, b) -> bool:
 
 def _fit_method(name, method, runs, random_seed):
     """Fit of `method` on the training `runs`, and whether backtest made it (False: passed in fitted)."""
-    from .model import ScalingModel
-    from .point import IsoFLOP, IsoFLOPFit
-
     if isinstance(method, ScalingResult):
         if not _same_runs(method.runs, runs):
             raise SpecError(
@@ -265,8 +265,6 @@ def _crps(fit, test, draws) -> np.ndarray:
 
 def _beyond(train, test) -> pd.DataFrame:
     """Decades of C, N and D by which each held-out run lies outside the training runs' range."""
-    from .extrapolation import Reach, decades_beyond
-
     values = {q: test.frame[q].to_numpy(dtype=float) for q in HOLDOUT_COLUMNS if q in test.frame}
     return decades_beyond(Reach.from_runs(train), values)
 
@@ -274,8 +272,6 @@ def _beyond(train, test) -> pd.DataFrame:
 @contextlib.contextmanager
 def _quiet():
     """Silence the extrapolation warnings a backtest provokes on purpose (it predicts beyond the fit)."""
-    from . import errors
-
     with warnings.catch_warnings():
         category = getattr(errors, "ExtrapolationWarning", None)
         if category is not None:

@@ -25,13 +25,16 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError, BatchWarning, ConvergenceWarning, DataError
-from .model import TARGET_ACCEPT
+from .model import SAMPLERS, ScalingModel, TARGET_ACCEPT
 from .validation import check_count, check_flag, check_sampler_settings, check_seed as _check_seed
 from .checkpoints import ResumeFolder, key_tuple, frame_digest, key_json, plain_value, key_seed
 from .executors import (KeyFailed, as_executor, default_executor, error_text, main_guard_message, pool_slots,
     stop_pool, unguarded_main_script)
 from .collection import FitCollection
 from .errors import warn_user
+from .data import RunData, from_dataframe_protocol, read_table
+from .io import fit_from_tree
+from .progress import KeyProgress
 
 __all__ = ["fit_many", "FitCollection", "BatchWarning"]
 
@@ -75,8 +78,6 @@ def _fit_task(task: _Task) -> _Outcome:
     """Fit one key; runs in the worker."""
     from threadpoolctl import threadpool_limits
 
-    from .model import ScalingModel
-
     model = task.model if task.model is not None else ScalingModel.from_dict(task.spec)
     t0 = time.perf_counter()
     # One BLAS thread per fit: the mode search's many tiny vector operations run several times
@@ -101,8 +102,6 @@ def _relayed(caught) -> tuple:
 
 # ------------------------------------------------------------------------ the input
 def _frame_of(runs) -> pd.DataFrame:
-    from .data import RunData, from_dataframe_protocol, read_table
-
     runs = from_dataframe_protocol(runs)
     if isinstance(runs, RunData):
         return runs.frame
@@ -215,9 +214,6 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
     >>> with Client("scheduler:8786") as client:  # doctest: +SKIP
     ...     fits = bs.fit_many(model, runs, by="eval_set", executor=client)
     """
-    from .model import SAMPLERS
-    from .progress import KeyProgress
-
     import multiprocessing as mp
 
     if getattr(mp.current_process(), "_inheriting", False):  # in a worker that is importing the main script
@@ -315,8 +311,6 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
 
 def _adopt(outcome: _Outcome, model, key):
     """The ScalingFit of a worker's outcome, with the caller's model object attached."""
-    from .io import fit_from_tree
-
     for category, message in outcome.warnings:  # the worker's warnings, under this process's filters
         warn_user(f"key {key!r}: {message}", category, stacklevel=2)
     if outcome.error:

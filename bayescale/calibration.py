@@ -37,6 +37,12 @@ import pandas as pd
 
 from .errors import SpecError
 from .validation import check_seed as _check_seed
+from . import errors
+from .backtest import score_method
+from .data import load_runs
+from .datasets import load_chinchilla, load_datablations, load_porian
+from .model import ScalingModel
+from .point import PointModel
 
 __all__ = ["CalibrationSplit", "CalibrationResult", "calibration_splits", "calibrate", "SUBSETS"]
 
@@ -108,8 +114,6 @@ class CalibrationSplit:
 
 
 def _make(name, family, law, frame, quantity, cut, description, evidence=None, require=("N", "D")):
-    from .data import load_runs
-
     values = (frame["D"] / frame["U"] if quantity == "epochs" else frame[quantity]).to_numpy(dtype=float)
     held = values >= cut
     train = load_runs(frame[~held], require=require)
@@ -125,8 +129,6 @@ def _model_size_starts(n) -> np.ndarray:
 
 
 def _catalogue() -> list:
-    from .datasets import load_chinchilla, load_datablations, load_porian
-
     splits = []
     chin = load_chinchilla(drop_outliers=True).drop(columns="dropped_in_replication")
     for cut in (1e20, 3e20, 1e21):
@@ -215,9 +217,6 @@ def _resolve_splits(splits) -> list:
 
 def _method_for(name, method, law):
     """The model to fit on a split with this law, or None to skip the split for this method."""
-    from .model import ScalingModel
-    from .point import PointModel
-
     if isinstance(method, (ScalingModel, PointModel)):
         return method if method.law.name == law else None
     if callable(method):
@@ -228,8 +227,6 @@ def _method_for(name, method, law):
 
 def _quiet_categories() -> list:
     """Warnings a suite of fits would repeat: its tables keep the verdicts (``converged``, scores)."""
-    from . import errors
-
     names = ("ConvergenceWarning", "ExtrapolationWarning", "HeavyTailWarning", "PriorDataConflictWarning",
              "ModelCheckWarning", "DegenerateResultWarning")
     return [getattr(errors, n) for n in names if hasattr(errors, n)] + [RuntimeWarning]
@@ -284,7 +281,6 @@ def calibrate(methods, splits=None, probs=(0.5, 0.8, 0.9), random_seed=0, progre
     >>> fig = result.plot()  # doctest: +SKIP
     """
     random_seed = _check_seed(random_seed)
-    from .backtest import score_method
 
     if not isinstance(methods, dict) or not methods:
         raise SpecError("methods must be a non-empty dict of name -> (law_name -> model)")

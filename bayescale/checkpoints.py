@@ -13,6 +13,8 @@ import pandas as pd
 
 from .errors import BayescaleError, FileFormatError
 from .validation import check_seed as _check_seed
+from .files import atomic_write, check_write_path, folder_lock, make_folder, remove_stale_temporaries
+from .io import load
 
 
 __all__ = ["key_seed", "INDEX_NAME"]
@@ -82,8 +84,6 @@ class ResumeFolder:
     """
 
     def __init__(self, folder, spec, settings, random_seed, by, fresh_seed=None):
-        from .files import folder_lock, make_folder, remove_stale_temporaries
-
         self.folder = make_folder(folder, "checkpoint_dir")
         self.index_path = self.folder / INDEX_NAME
         head = {"model": spec, "settings": {k: settings[k] for k in SETTING_NAMES if k != "cores"},
@@ -117,7 +117,6 @@ class ResumeFolder:
         if not self.index_path.exists():
             return {}
         if not self.index_path.is_file():  # reading a FIFO would block forever
-            from .files import check_write_path
 
             check_write_path(self.index_path, "checkpoint index")  # names what is there instead
         try:
@@ -130,8 +129,6 @@ class ResumeFolder:
 
     def reuse(self, key, digest, seed, model):
         """The checkpointed fit of `key`, or None when it must be (re)done."""
-        from .io import load
-
         path = self.folder / _file_name(key_tuple(key))
         if not path.is_file():
             return None
@@ -153,8 +150,6 @@ class ResumeFolder:
                 "random_seed": int(fit.settings["random_seed"]), "converged": bool(fit.converged)}
 
     def store(self, key, fit):
-        from .files import folder_lock
-
         name = _file_name(key_tuple(key))
         with folder_lock(self.folder):
             fit.save(self.folder / name)
@@ -166,15 +161,11 @@ class ResumeFolder:
         self.write_index()
 
     def write_index(self):
-        from .files import folder_lock
-
         with folder_lock(self.folder):
             self._write_index()
 
     def _write_index(self):
         """Merge this process's changes into the index on disk and write it; the caller holds the lock."""
-        from .files import atomic_write
-
         index = self._read_index()
         self._check_head(index)
         if index.get("random_seed") not in (None, self.random_seed):

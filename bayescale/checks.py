@@ -27,6 +27,9 @@ import xarray as xr
 from .errors import SpecError
 from .validation import check_prob as _check_prob, check_seed as _check_seed
 from .laws import NUMPY
+from .data import load_runs
+from .plots import loss_axis
+from .pooling import GROUP_NOISE, from_level, level_coordinates, pooled_in_level_form, sd_name, to_level
 
 __all__ = ["PriorPredictive", "PosteriorPredictive", "prior_predictive", "posterior_predictive", "prior_draws"]
 
@@ -79,8 +82,6 @@ def prior_draws(model, priors, n, rng) -> dict:
     >>> bool(abs(term.mean()) < 0.05), round(float(term.std()), 1)
     (True, 0.5)
     """
-    from .pooling import GROUP_NOISE, from_level, level_coordinates, pooled_in_level_form, sd_name, to_level
-
     law = model.law
     in_level = pooled_in_level_form(law, model.pooling)
     missing = [k for k in model.prior_names if k not in priors]
@@ -462,7 +463,6 @@ class PosteriorPredictive:
         bayescale.figure.Figure
         """
         from .figure import mark_unconverged, new_figure
-        from .plots import loss_axis
 
         table = self.table
         fig = new_figure((10.0, 4.2))
@@ -518,7 +518,6 @@ def posterior_predictive(fit, runs=None, *, prob=0.9, random_seed=None, columns=
     >>> check.summary()[["coverage", "pit_ks_pvalue", "converged"]]  # doctest: +SKIP
     """
     random_seed = _check_seed(random_seed)
-    from .data import load_runs
 
     _check_prob(prob)
     in_sample = runs is None

@@ -24,7 +24,22 @@ import sys
 import warnings
 from pathlib import Path
 
+import bayescale as bs
+
 from .version import __version__
+from . import nextrun, risk as R
+from .errors import BayescaleError
+from .files import atomic_write, check_write_path
+from .form import form_from_dict
+from .laws import available_laws
+from .model import SAMPLERS, TARGET_ACCEPT
+from .nextrun import QUANTITIES
+from .progress import interactive
+from .report import check_output, next_run_candidates
+from .risk import to_text
+from .specs import available_specs, toml_table
+from .units import format_count, format_flops, parse_plan, parse_quantity
+from .validation import MAX_SEED, check_number
 
 __all__ = ["main"]
 
@@ -42,14 +57,10 @@ DEMO_TARGET = 1.9
 
 
 def _humanise(x: float, unit: str = "") -> str:
-    from .units import format_count
-
     return format_count(x) + unit
 
 
 def _flops(x: float) -> str:
-    from .units import format_flops
-
     return format_flops(x)
 
 
@@ -60,16 +71,11 @@ DETAIL_COLUMNS = ("beyond_C", "beyond_N", "beyond_D", "tokens_per_param_outside"
 
 def _text_table(table, render=None):
     """A result table for the terminal: human units (70B, 1.4T, 1e24 FLOP), detail columns left out."""
-    from .risk import to_text
-
     return (render or to_text)(table.drop(columns=[c for c in DETAIL_COLUMNS if c in table.columns]))
 
 
 def cmd_demo(args) -> int:
     import pandas as pd
-
-    import bayescale as bs
-    from .files import check_write_path
 
     if args.output is not None:
         check_write_path(args.output, "fit")  # before the fit, not after it (preflight checked the folder)
@@ -121,7 +127,6 @@ def cmd_demo(args) -> int:
         "loss per 2x compute": [f"{v:.4f}" for v in ret["gain_doubling_median"]],
         "compute for the next 0.01": [_flops(v) for v in ret["C_next_median"]],
     }).to_string(index=False))
-    from .report import next_run_candidates
 
     grid = next_run_candidates(fit)  # N and D from the ladder's median to 10x its largest, at most 10x its compute
     nxt = fit.recommend_runs(grid, quantity="n_opt", budget=DEMO_BUDGETS[1], prob=args.prob, random_seed=args.seed)
@@ -187,8 +192,6 @@ class _Version(argparse.Action):
 
 def _quantity(what):
     def read(text):
-        from .units import parse_quantity
-
         try:
             return parse_quantity(text, what)
         except ValueError as exc:
@@ -200,8 +203,6 @@ def _quantity(what):
 
 def _plan(text):
     """``--plan``: checked when read (PARAMS:TOKENS, both positive), passed on as written."""
-    from .units import parse_plan
-
     try:
         parse_plan(text)
     except ValueError as exc:
@@ -211,8 +212,6 @@ def _plan(text):
 
 def _number(option, low=None, high=None, *, integer=False, open_low=False, open_high=False):
     """An argparse ``type`` reading a number and checking its range; the error names option, value and range."""
-    from .validation import check_number
-
     def read(text):
         try:
             value = int(text) if integer else float(text)
@@ -237,8 +236,6 @@ CORES_RANGE = (1, 1024)
 
 
 def _seed_type():
-    from .validation import MAX_SEED
-
     return _number("--seed", 0, MAX_SEED, integer=True)
 
 
@@ -254,8 +251,6 @@ def _progress(args) -> tuple[bool, bool]:
     a log file or pipe cannot show, so there the forced progress is a line
     every :data:`HEARTBEAT_SECONDS`.
     """
-    from .progress import interactive
-
     terminal = interactive(sys.stderr)
     wanted = terminal if args.progress is None else bool(args.progress)
     return wanted and terminal, wanted and not terminal
@@ -396,7 +391,6 @@ def _strict_check(args, fit):
     """With ``--strict``: raise naming the keys that failed or the fits that did not converge."""
     if not getattr(args, "strict", False):
         return
-    import bayescale as bs
 
     if isinstance(fit, bs.FitCollection):
         bad = [f"{key!r} failed" for key in fit.errors]
@@ -420,8 +414,6 @@ def _columns(text) -> dict:
 
 
 def _model(args):
-    import bayescale as bs
-
     undertuned, within_run = getattr(args, "undertuned", False), getattr(args, "within_run", None)
     form = _form_option(getattr(args, "form_uncertainty", "on"))
     if args.model is not None:
@@ -444,8 +436,6 @@ def _form_option(value):
         return None if value == "off" else "on"
     import tomllib
 
-    from .form import form_from_dict
-
     path = Path(value)
     if path.suffix.lower() != ".toml":
         raise ValueError(f"--form-uncertainty {value!r}: give on, off or a .toml file with a [form_uncertainty] "
@@ -463,11 +453,6 @@ def _form_option(value):
 
 
 def cmd_calibrate_form(args) -> int:
-    import bayescale as bs
-
-    from .files import atomic_write, check_write_path
-    from .specs import toml_table
-
     columns = _columns(args.columns) if args.columns else None
     frame = bs.load_runs(args.ladders, columns=columns, require=("N", "D")).frame
     if args.ladder_column not in frame.columns:
@@ -530,9 +515,6 @@ def _drop_flagged(runs, column, source):
 
 
 def cmd_fit(args) -> int:
-    import bayescale as bs
-    from .files import check_write_path
-
     columns = _columns(args.columns) if args.columns else None
     model = _model(args)
     source = args.runs
@@ -587,14 +569,10 @@ def _load(path):
     """A saved fit, or the collection of a ``fit --by`` folder."""
     from pathlib import Path
 
-    import bayescale as bs
-
     return bs.FitCollection.load(path) if Path(path).is_dir() else bs.load(path)
 
 
 def cmd_summary(args) -> int:
-    import bayescale as bs
-
     fit = _load(args.fit)
     if isinstance(fit, bs.FitCollection):
         print(fit)
@@ -607,9 +585,6 @@ def cmd_summary(args) -> int:
 
 def cmd_risk(args) -> int:
     import json
-
-    import bayescale as bs
-    from . import risk as R
 
     if not args.budget and not args.plan:
         raise ValueError("give at least one --budget (FLOPs) or --plan PARAMS:TOKENS")
@@ -642,9 +617,6 @@ def cmd_risk(args) -> int:
 def cmd_plot(args) -> int:
     from pathlib import Path
 
-    import bayescale as bs
-    from .files import atomic_write, check_write_path
-
     check_write_path(args.output, "figure")  # before the work of drawing it
     fit = bs.load(args.fit)
     if args.kind == "frontier":
@@ -662,8 +634,6 @@ def cmd_plot(args) -> int:
 
 def _range(option):
     """``LOW:HIGH`` (e.g. ``100M:2B``) as two positive numbers, low <= high."""
-    from .units import parse_quantity
-
     def read(text):
         parts = str(text).split(":")
         try:
@@ -684,11 +654,6 @@ def cmd_recommend(args) -> int:
     import json
 
     import pandas as pd
-
-    import bayescale as bs
-    from . import nextrun
-    from . import risk as R
-    from .files import atomic_write, check_write_path
 
     if args.candidates is None and (args.n_range is None or args.d_range is None):
         raise ValueError("give --candidates CSV, or --n-range LOW:HIGH and --d-range LOW:HIGH for a grid")
@@ -768,8 +733,6 @@ def _add_calibrate_form_command(sub):
 
 
 def _add_recommend_command(sub):
-    from .nextrun import QUANTITIES
-
     rec = sub.add_parser("recommend", help="rank candidate runs by the expected narrowing of an interval per FLOP",
                          description="Which small run to train next: for each candidate run, the expected shrinkage "
                                      "of the interval of N_opt at --budget (or of the loss there, or of the compute "
@@ -847,9 +810,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_progress_option(demo)
     demo.set_defaults(func=cmd_demo)
 
-    from .laws import available_laws
-    from .specs import available_specs
-
     fit = sub.add_parser("fit", help="fit a scaling law to runs in a CSV or Parquet file",
                          description="Fit a scaling law to training runs and save the posterior to a netCDF file.")
     fit.add_argument("runs", help="CSV or Parquet file with N, D (or C) and loss columns")
@@ -888,7 +848,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="chains (default 4)")
     fit.add_argument("--cores", type=_number("--cores", *CORES_RANGE, integer=True), default=None,
                      help="chains sampled in parallel (default: all cores; with --by, 1 per fit)")
-    from .model import SAMPLERS, TARGET_ACCEPT
 
     fit.add_argument("--sampler", choices=list(SAMPLERS), default="nutpie",
                      help="NUTS implementation (default nutpie; numpyro needs the jax extra)")
@@ -949,9 +908,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------ report
 def cmd_report(args) -> int:
-    import bayescale as bs
-    from .report import check_output
-
     fmt = check_output(args.output, args.format)  # before loading anything
     fit = bs.load(args.fit)
     fit.report(args.output, budget=args.budget or None, target=args.target, prob=args.prob,
@@ -1096,7 +1052,6 @@ def _run(argv) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors: argparse has printed; the status is ours
         return exc.code if isinstance(exc.code, int) else 2
-    from .errors import BayescaleError
 
     out = sys.stdout = _Output(sys.stdout)
     try:

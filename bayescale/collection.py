@@ -14,6 +14,8 @@ from .errors import BatchWarning, FileFormatError
 from .validation import FLOPS_PER_PARAM_TOKEN, check_seed as _check_seed
 from .checkpoints import INDEX_NAME, ResumeFolder, SETTING_NAMES, key_tuple, check_index, one_line
 from .errors import warn_user
+from .io import load
+from .model import ScalingModel
 
 __all__ = ["FitCollection"]
 
@@ -190,9 +192,6 @@ class FitCollection(Mapping):
         --------
         >>> fits = bs.FitCollection.load("fits/")  # doctest: +SKIP
         """
-        from .io import load
-        from .model import ScalingModel
-
         folder = Path(folder)
         path = folder / INDEX_NAME
         if not path.is_file():
@@ -268,8 +267,6 @@ def _unlisted_fits(folder: Path, listed: set, spec: dict, keys: set) -> list:
     with the index's model and a key not already listed; others are named in
     the warning and left alone.
     """
-    from .io import load
-
     found, skipped = [], []
     for path in sorted(folder.glob("*.nc")):
         if path.name in listed or not path.is_file():

@@ -18,8 +18,12 @@ import numpy as np
 import pandas as pd
 
 from .contract import ScalingResult, interval_label
-from .validation import renamed
+from .validation import check_prob as _check_prob, renamed
 from .errors import SpecError
+from .data import load_runs
+from .envelope_fit import Approach1Fit
+from .fit import ScalingFit
+from .point import Approach3, IsoFLOPFit, LeastSquares, PointFit
 
 __all__ = ["compare", "Comparison", "method_name"]
 
@@ -35,10 +39,6 @@ def method_name(fit) -> str:
     >>> method_name(bs.Approach3().fit(bs.datasets.load_chinchilla(drop_outliers=True)))
     'Approach 3'
     """
-    from .fit import ScalingFit
-    from .envelope_fit import Approach1Fit
-    from .point import Approach3, IsoFLOPFit, LeastSquares, PointFit
-
     if isinstance(fit, ScalingFit):
         return f"Bayesian ({fit.model.likelihood})"
     if isinstance(fit, PointFit):
@@ -299,9 +299,6 @@ def compare(fits, new_runs=None, budget=None, *, prob=0.9, columns=None) -> Comp
     >>> cmp.allocations.columns.get_level_values(0).unique().tolist()
     ['Approach 3', 'LS']
     """
-    from .data import load_runs
-    from .validation import check_prob as _check_prob
-
     _check_prob(prob)
     named = _named(fits)
     params = pd.concat({name: _param_rows(fit, prob) for name, fit in named.items()}, axis=1)

@@ -49,6 +49,8 @@ from .contract import SAMPLE_DIMS
 from .errors import HeavyTailWarning, ModelCheckWarning, PriorDataConflictWarning
 from .priors import HalfNormal, LogNormal, Normal, StudentT, Exponential
 from .errors import warn_user
+from .pooling import pop_name
+from .validation import check_prob as _check_prob
 
 __all__ = ["caveats", "model_checks", "warn_model_checks", "CONFLICT_PROB", "NU_MIN", "UNDERTUNED_RATE_MAX"]
 
@@ -84,8 +86,6 @@ def _prior_position(prior, value, rng):
 
 def _values(fit, name):
     """Posterior draws of the quantity `name`'s prior describes, shaped (chain, draw[, group])."""
-    from .pooling import pop_name
-
     post = fit.posterior
     law = fit.model.law
     pooled = pop_name(name) in post
@@ -150,8 +150,6 @@ def model_checks(fit, prob=CONFLICT_PROB) -> pd.DataFrame:
     >>> fit.model_checks()[["posterior_median", "prior_quantile", "flagged"]]  # doctest: +SKIP
     >>> # coefficients: posterior_median is that of A / at**alpha, the quantity the LogNormal prior is on
     """
-    from .validation import check_prob as _check_prob
-
     _check_prob(prob)
     rng = np.random.default_rng(0)
     tail = (1 - prob) / 2

@@ -33,6 +33,7 @@ import pandas as pd
 
 from .errors import DataError
 from .validation import FLOPS_PER_PARAM_TOKEN
+from .datasets import load_chinchilla, load_datablations, load_porian
 
 __all__ = ["bundled_ladders", "corpus_dir", "load_corpus", "all_ladders", "LADDER_COLUMNS"]
 
@@ -49,8 +50,6 @@ def bundled_ladders() -> pd.DataFrame:
     under another N convention or loss set (Porian's ``training``), which
     count once when scores are pooled.
     """
-    from .datasets import load_chinchilla, load_datablations, load_porian
-
     parts = []
     chin = load_chinchilla(drop_outliers=True)
     parts.append(pd.DataFrame({"source": "hoffmann2022", "ladder": "hoffmann2022/chinchilla", "N": chin["N"],

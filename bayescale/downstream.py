@@ -48,6 +48,7 @@ from .taskplan import band_frame, evaluation_noise, link_accuracy, pairing, task
 from .sampling import ESCALATION, Graph, compile_for_nutpie, escalated
 from .validation import check_flag, check_prob, check_seed
 from .version import __version__
+from .fit import ESS_MIN, RHAT_MAX
 
 __all__ = ["DownstreamModel", "DownstreamFit", "LinkPriors", "link_accuracy", "link_from_tree", "TASK_COLUMNS",
            "FILE_KIND"]
@@ -557,8 +558,6 @@ class DownstreamFit:
     @property
     def converged(self) -> bool:
         """As for a loss fit: R-hat <= 1.01 and bulk ESS >= 400 over the per-task parameters, no divergences."""
-        from .fit import ESS_MIN, RHAT_MAX
-
         d = self.diagnostics()
         return d["r_hat_max"] <= RHAT_MAX and d["ess_bulk_min"] >= ESS_MIN and d["divergences"] == 0
 

@@ -47,6 +47,7 @@ import pandas as pd
 
 from .errors import DataError, SpecError
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets, check_count, positive_array
+from .data import RunData, load_runs
 
 __all__ = ["frontier", "curve_envelope", "envelope", "above_envelope", "FRONTIER_COLUMNS"]
 
@@ -141,8 +142,6 @@ def _bins(log_x, *, levels, resolution, bins_per_decade):
 
 
 def _load(data, columns, require):
-    from .data import RunData, load_runs
-
     runs = load_runs(data, columns=columns, require=require)
     return runs.frame if isinstance(runs, RunData) else runs
 

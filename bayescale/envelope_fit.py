@@ -24,11 +24,14 @@ import numpy as np
 import pandas as pd
 
 from .contract import check_ci_kind, interval, interval_label
-from .envelope import curve_candidates, frontier_candidates, is_curves
+from .envelope import check_envelope_settings, curve_candidates, frontier_candidates, is_curves
 from .errors import BayescaleError, ConvergenceWarning, SpecError
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets, check_count, check_flag, check_prob, check_seed
 from .validation import positive_array
 from .errors import warn_user
+from .data import load_runs
+from .extrapolation import annotate
+from .tablecheck import check_table
 
 __all__ = ["Approach1", "Approach1Fit"]
 
@@ -96,7 +99,6 @@ class Approach1:
         self.n_boot = check_count(n_boot, "n_boot", allow_zero=True)
         self.random_seed = check_seed(random_seed)
         self.flops_per_param_token = float(positive_array(flops_per_param_token, "flops_per_param_token"))
-        from .envelope import check_envelope_settings
 
         check_envelope_settings(bins_per_decade, resolution)
         if not (isinstance(points_per_decade, (int, float)) and not isinstance(points_per_decade, bool)
@@ -111,7 +113,6 @@ class Approach1:
         if is_curves(data, self.run, columns):
             return curve_candidates(data, run=self.run, points_per_decade=self.points_per_decade,
                                      min_curves=self.min_curves, columns=columns)
-        from .data import load_runs
 
         frame = load_runs(data, columns=columns, require=("N",)).frame
         run = self.run if self.run is not None and self.run in frame.columns else None
@@ -138,8 +139,6 @@ class Approach1:
         BayescaleError
             Fewer than 3 usable frontier points.
         """
-        from .data import load_runs
-
         data = load_runs(runs, columns=columns, require=("N", "D", "C"))
         cand = self.candidates(data)
         points = cand.pick()
@@ -315,9 +314,6 @@ class Approach1Fit:
         >>> fit.allocate([1e21])[["N_median", "D_median"]].shape
         (1, 2)
         """
-        from .extrapolation import annotate
-        from .tablecheck import check_table
-
         check_prob(prob)
         if max_unique_tokens is not None:
             raise SpecError("an Approach 1 fit has no data-repetition model; max_unique_tokens is not supported")

@@ -26,6 +26,7 @@ import pandas as pd
 from .errors import ExtrapolationWarning
 from .validation import FLOPS_PER_PARAM_TOKEN
 from .errors import warn_user
+from .units import format_count, format_flops
 
 __all__ = ["Reach", "decades_beyond", "annotate", "warn_extrapolation", "extrapolation_message", "QUANTITIES", "WARN_DECADES"]
 
@@ -152,8 +153,6 @@ _WORDS = {"C": "compute", "N": "parameters", "D": "tokens", "epochs": "repeated 
 
 
 def _edge(q, value) -> str:
-    from .units import format_count, format_flops
-
     if q == "epochs":
         return f"{value:.3g} epochs"
     return format_flops(value) if q == "C" else f"{format_count(value)} {_WORDS[q]}"
@@ -267,8 +266,6 @@ def extrapolation_message(frame: pd.DataFrame, reach: Reach, *, what="table", n=
         worst = rows[np.argmax(np.abs(np.log(tpp[rows] / np.sqrt(lo * hi))))]
         at = ""
         if c in frame:
-            from .units import format_flops
-
             at = f" at {format_flops(float(frame[c].to_numpy(dtype=float)[worst]))}"
         parts.append(
             f"{what + ': ' if what else ''}the plan{at} uses {tpp[worst]:.3g} tokens per parameter while the fitted "

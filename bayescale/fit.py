@@ -9,15 +9,27 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import ConvergenceWarning
+from .errors import ConvergenceWarning, SpecError
 from .validation import FLOPS_PER_PARAM_TOKEN, check_prob as _check_prob, check_seed as _check_seed, renamed
 from .contract import check_ci_kind, interval_label, SAMPLE_DIMS
-from .data import RUN_SD, run_prefixes
+from .data import RUN_SD, load_runs, run_prefixes
 from .laws import NUMPY
 from .predictive import log_curve, log_predict_draws, predict
 from .version import __version__
 from .results import ResultMethods, writer
 from .errors import warn_user
+from .checks import prior_predictive
+from .conflicts import caveats, model_checks, warn_model_checks
+from .digest import DIGEST_ATTR, tree_digest
+from .extrapolation import Reach
+from .files import NETCDF_ENGINE, atomic_write
+from .form import reducible_fraction, residual_scale
+from .groups import group_labels, group_param_draws, group_summary, plot_groups, tidy_posterior
+from .selection import loo
+from .undertuned import (
+    FLAG_COLUMNS, RATE, SCALE, excess_if_undertuned, flags, log_likelihood, probability, run_flags, run_means,
+    within_run_mixture,
+)
 
 __all__ = ["ScalingFit", "FORMAT_VERSION", "within_run_loglik"]
 
@@ -72,9 +84,6 @@ class ScalingFit(ResultMethods):
     # ------------------------------------------------------------ construction
     @classmethod
     def _from_sampling(cls, model, runs, priors, scale, trace, settings, timing):
-        from .conflicts import warn_model_checks
-        from .groups import tidy_posterior
-
         posterior = tidy_posterior(model, trace["posterior"].to_dataset(), runs.groups or ())
         stats = trace["sample_stats"].to_dataset()
         stats = stats[[v for v in stats.data_vars if stats[v].dtype.kind in "biuf"]]
@@ -168,8 +177,6 @@ class ScalingFit(ResultMethods):
 
     def group_labels(self, runs, group=None):
         """Group label of each row of `runs` and whether it is a new (unfitted) group."""
-        from .groups import group_labels
-
         return group_labels(self, runs, group)
 
     def log_predictive_density(self, runs, *, columns=None) -> np.ndarray:
@@ -212,8 +219,6 @@ class ScalingFit(ResultMethods):
         >>> fit.log_likelihood_draws(runs.tail(3)).shape  # doctest: +SKIP
         (4, 1000, 3)
         """
-        from .data import load_runs
-
         runs = load_runs(runs, columns=columns, require=self.law.inputs)
         return pointwise_loglik(self.model, self.posterior, runs).values
 
@@ -278,7 +283,6 @@ class ScalingFit(ResultMethods):
         table = table[["estimate", "sd", "lower", "upper", "mean", "median", "r_hat", "ess_bulk", "ess_tail",
                        "mcse_mean"]]
         table.index.name = "parameter"
-        from .conflicts import caveats
 
         table.attrs.update(prob=prob, interval=interval_label(self.draws_kind, ci_kind), caveats=caveats(self))
         return table
@@ -366,7 +370,6 @@ class ScalingFit(ResultMethods):
         (4, 1000)
         """
         random_seed = _check_seed(random_seed)
-        from .groups import group_param_draws
 
         return {k: v[..., 0] for k, v in group_param_draws(self, [group], random_seed).items()}
 
@@ -414,8 +417,6 @@ class ScalingFit(ResultMethods):
         --------
         >>> fit.undertuned_runs().query("probability > 0.5")  # doctest: +SKIP
         """
-        from .undertuned import flags, run_flags
-
         prob, excess = _undertuned_draws(self)
         frame = self.runs.frame
         cols = [c for c in ("N", "D", "C", "U", "group", "loss") if c in frame]
@@ -440,20 +441,14 @@ class ScalingFit(ResultMethods):
 
     def loo(self):
         """PSIS-LOO of this fit (ArviZ ELPD); rank fits with :func:`bayescale.selection.compare_loo`."""
-        from .selection import loo
-
         return loo(self)
 
     def group_summary(self, prob=0.9, params=None) -> pd.DataFrame:
         """Per-group estimates beside the population's; see :func:`bayescale.hierarchy.group_summary`."""
-        from .groups import group_summary
-
         return group_summary(self, prob, params)
 
     def plot_groups(self, params=None, prob=0.9, *, compare=None, truth=None):
         """Forest plot of group estimates and the population; see :func:`bayescale.hierarchy.plot_groups`."""
-        from .groups import plot_groups
-
         return plot_groups(self, params, prob, compare=compare, truth=truth)
 
     def residuals(self) -> np.ndarray:
@@ -485,7 +480,6 @@ class ScalingFit(ResultMethods):
         if not self.model.hierarchical:
             post = self.posterior
             return {k: post[k].values[..., None] for k in self.model.param_names}
-        from .groups import group_param_draws
 
         if runs.groups is not None:
             if group is not None:
@@ -571,9 +565,6 @@ class ScalingFit(ResultMethods):
         >>> fit.save("chinchilla_fit.nc")  # doctest: +SKIP
         >>> same = bs.load("chinchilla_fit.nc")  # doctest: +SKIP
         """
-        from .digest import DIGEST_ATTR, tree_digest
-        from .files import NETCDF_ENGINE, atomic_write
-
         tree = self.idata.copy(deep=False)  # the digest goes to the file, not into this fit
         tree.attrs = {**self.idata.attrs, DIGEST_ATTR: json.dumps(tree_digest(self.idata))}
         atomic_write(path, lambda tmp: tree.to_netcdf(tmp, engine=NETCDF_ENGINE), "fit")
@@ -610,9 +601,6 @@ class ScalingFit(ResultMethods):
         if form is None:
             lines.append("    off: the law's form is taken as known beyond the fitted runs")
         else:
-            from .extrapolation import Reach
-            from .form import reducible_fraction, residual_scale
-
             r, f = residual_scale(self), reducible_fraction(self)
             reach = Reach.from_runs(self.runs)
             lines += [f"    {form}",
@@ -644,8 +632,6 @@ class ScalingFit(ResultMethods):
         >>> check = fit.sample_prior(500)  # doctest: +SKIP
         >>> arviz_plots.plot_prior_posterior(fit.idata)  # doctest: +SKIP
         """
-        from .checks import prior_predictive
-
         seed = self.settings["random_seed"] if random_seed is None else random_seed
         check = prior_predictive(self.model, self.runs, draws=draws, random_seed=seed)
         tree = check.to_datatree()
@@ -695,8 +681,6 @@ class ScalingFit(ResultMethods):
 
     def model_checks(self, prob=0.99) -> pd.DataFrame:
         """Prior-data conflict and heavy-tail checks; see :func:`bayescale.conflicts.model_checks`."""
-        from .conflicts import model_checks
-
         return model_checks(self, prob)
 
 
@@ -732,7 +716,6 @@ def _constant_data(runs) -> xr.Dataset:
         data["schedule"] = ("run", frame["schedule"].astype(str).to_numpy(dtype=str))
     if "D_total" in frame:
         data["D_total"] = ("run", frame["D_total"].to_numpy(dtype=float))
-    from .undertuned import FLAG_COLUMNS, flags
 
     if any(c in frame for c in FLAG_COLUMNS):
         data["undertuned_flag"] = ("run", flags(frame).astype(np.int8))
@@ -779,7 +762,6 @@ def pointwise_loglik(model, posterior, runs) -> xr.DataArray:
         run_sd = posterior[RUN_SD].values[..., None]
         ll = within_run_loglik(y - mu, sigma, run_sd, runs.run_index, order, nu)
         if model.undertuned:  # Normal noise: a whole run undertuned or not (bayescale.undertuned)
-            from .undertuned import run_flags, within_run_mixture
 
             s, rate, _ = _undertuned_params(model, posterior)
             ll = ll + within_run_mixture(y - mu, sigma, run_sd, s, rate, run_flags(runs.frame, runs.run_index),
@@ -886,16 +868,12 @@ def within_run_loglik(resid, sigma, run_sd, run_index, order, nu=None) -> np.nda
 
 # ------------------------------------------------------- possibly undertuned runs (bayescale.undertuned)
 def _undertuned_params(model, posterior):
-    from .undertuned import RATE, SCALE
-
     nu = posterior["nu"].values[..., None] if model.likelihood == "student_t" else None
     return posterior[SCALE].values[..., None], posterior[RATE].values[..., None], nu
 
 
 def _undertuned_loglik(model, posterior, runs, y, mu, sigma) -> np.ndarray:
     """Each run's mixture log-likelihood under each draw, (chain, draw, run)."""
-    from .undertuned import flags, log_likelihood
-
     s, rate, nu = _undertuned_params(model, posterior)
     return log_likelihood(y, mu, sigma, s, rate, flags(runs.frame)[None, None, :], nu)
 
@@ -905,9 +883,6 @@ def _undertuned_draws(fit):
 
     With per-run offsets, "run" is a training run (:attr:`RunData.run_ids`), not a row.
     """
-    from .errors import SpecError
-    from .undertuned import excess_if_undertuned, flags, probability
-
     if not fit.model.undertuned:
         raise SpecError("this fit's model has no undertuned component; fit ScalingModel(..., undertuned=True) "
                         "to estimate which runs are undertuned")
@@ -918,7 +893,6 @@ def _undertuned_draws(fit):
     sigma = params["sigma"]
     s, rate, nu = _undertuned_params(fit.model, post)
     if fit.within_run == "offset":  # checkpoint data: per run, from its mean residual
-        from .undertuned import run_flags, run_means
 
         zbar, v = run_means(y - mu, sigma, post[RUN_SD].values[..., None], runs.run_index)
         sd = np.sqrt(v)

@@ -53,6 +53,8 @@ import numpy as np
 from .errors import SpecError
 from .validation import check_seed as _check_seed, positive_array
 from .errors import warn_user
+from .extrapolation import Reach, decades_beyond
+from .laws import get_law
 
 __all__ = ["FormUncertainty", "form_from_dict", "loss_shift", "shift_log_loss", "allocation_shift", "shift_allocation",
            "shift_crossover", "residual_scale", "reducible_fraction", "irreducible_draws", "loss_discrepancy",
@@ -454,8 +456,6 @@ def loss_shift(fit, values, reach=None) -> np.ndarray:
     >>> loss_shift(fit, {"C": [1e25], "N": [1e11], "D": [1.7e13]}).shape  # doctest: +SKIP
     (4, 1000, 1)
     """
-    from .extrapolation import Reach, decades_beyond
-
     values = {q: np.atleast_1d(np.asarray(values[q], dtype=float)) for q in ("C", "N", "D", "U", "epochs")
               if q in values}
     shape = np.broadcast_shapes(*(v.shape for v in values.values())) if values else (0,)
@@ -518,8 +518,6 @@ def allocation_shift(fit, budget, reach=None) -> np.ndarray:
     >>> allocation_shift(fit, [1e24]).shape  # doctest: +SKIP
     (4, 1000, 1)
     """
-    from .extrapolation import Reach, decades_beyond
-
     c = np.atleast_1d(positive_array(budget, "budget"))
     d = decades_beyond(Reach.from_runs(fit.runs) if reach is None else reach, {"C": c})
     d = d["beyond_C"].to_numpy() if "beyond_C" in d else np.zeros(c.size)
@@ -539,9 +537,6 @@ def shift_crossover(fit, params, crossover, max_unique_tokens, flops_per_param_t
     within 60 decades. Crossovers inside the fitted range, other laws and
     fits without form uncertainty keep the law's own `crossover`.
     """
-    from .extrapolation import Reach
-
-    from .laws import get_law
 
     if _setting(fit) is None or fit.law.function is not get_law("chinchilla").function:
         return crossover  # the closed form holds for the Chinchilla law itself, not for a law that shares its name

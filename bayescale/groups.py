@@ -16,7 +16,7 @@ from .contract import interval_label, SAMPLE_DIMS
 from .errors import SpecError
 from .pooling import (GROUP_NOISE, NEW_GROUP, from_level, level_coordinates, pooled_in_level_form, pop_name, sd_name,
                       to_level)
-from .validation import check_seed
+from .validation import check_prob as _check_prob, check_seed
 
 __all__ = ["tidy_posterior", "group_param_draws", "group_labels", "group_summary", "plot_groups"]
 
@@ -269,8 +269,6 @@ def group_summary(fit, prob=0.9, params=None) -> pd.DataFrame:
     >>> fit = bs.ScalingModel("chinchilla_mixtures").fit(runs)  # doctest: +SKIP
     >>> group_summary(fit).query("parameter == 'E'")  # doctest: +SKIP
     """
-    from .validation import check_prob as _check_prob
-
     _check_prob(prob)
     model, post = fit.model, fit.posterior
     if not model.hierarchical:

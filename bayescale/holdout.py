@@ -35,8 +35,12 @@ from .data import load_runs
 from .discrepancy import RECALIBRATION_PENALTY, recalibrate, records
 from .errors import SpecError, warn_user
 from .files import atomic_write
-from .form import FormUncertainty
+from .form import FormUncertainty, irreducible_draws, reducible_fraction, residual_scale
 from .validation import FLOPS_PER_PARAM_TOKEN
+from .extrapolation import Reach, decades_beyond
+from .model import ScalingModel
+from .planning import allocate_draws
+from .predictive import predict_draws
 
 __all__ = ["Split", "ladder_splits", "holdout_draws", "collect", "empirical_optimum", "calibrate_form", "THIN_DRAWS"]
 
@@ -179,13 +183,6 @@ def holdout_draws(split: Split, model=None, *, random_seed=0, keep=THIN_DRAWS) -
         ``residual_scale``, ``reducible_fraction``, ``span_C``, ``n_train``,
         ``n_sizes``.
     """
-    from .data import load_runs
-    from .extrapolation import Reach, decades_beyond
-    from .form import irreducible_draws, reducible_fraction, residual_scale
-    from .model import ScalingModel
-    from .planning import allocate_draws
-    from .predictive import predict_draws
-
     make = model or (lambda law: ScalingModel(law, form_uncertainty=None))
     method = make(split.law)
     if method is None:

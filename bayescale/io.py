@@ -11,9 +11,16 @@ import pandas as pd
 
 from .digest import DIGEST_ATTR, PART_NAMES, compare, tree_digest
 from .downstream import FILE_KIND, link_from_tree
-from .errors import FileFormatError, UnverifiedFileWarning
+from .errors import DataError, FileFormatError, UnverifiedFileWarning
 from .files import NETCDF_ENGINE
 from .errors import warn_user
+from .data import load_runs
+from .fit import FORMAT_VERSION, ScalingFit, add_posterior_predictive, pointwise_loglik
+from .hierarchy import POP_SUFFIX
+from .laws import NUMPY
+from .model import ScalingModel
+from .priors import prior_from_dict
+from .validation import check_seed
 
 __all__ = ["load", "fit_from_tree"]
 
@@ -90,12 +97,6 @@ def fit_from_tree(tree, source="the fit", model=None, *, file=None):
     FileFormatError
         The tree is not a bayescale fit, is incomplete, or is from a newer format version.
     """
-    from .data import load_runs
-    from .errors import DataError
-    from .fit import FORMAT_VERSION, ScalingFit
-    from .model import ScalingModel
-    from .priors import prior_from_dict
-
     fmt = tree.attrs.get("bayescale_format")
     if fmt is None:
         raise FileFormatError(f"{source} is netCDF but not a bayescale fit (no 'bayescale_format' attribute)")
@@ -151,7 +152,6 @@ def fit_from_tree(tree, source="the fit", model=None, *, file=None):
     if not verified:
         _check_loglik(model, posterior, runs, tree, source)
     fit = ScalingFit(model, runs, tree, priors, centres)
-    from .fit import add_posterior_predictive
 
     add_posterior_predictive(fit)  # files written before the group was stored get it on loading
     return fit
@@ -164,8 +164,6 @@ _LAW_DRAWS, _LAW_RUNS = 200, 2000  # the law is checked at this many draws x run
 
 
 def _check_settings(settings, source):
-    from .validation import check_seed
-
     try:
         if settings["random_seed"] is None:
             raise ValueError("None")
@@ -199,8 +197,6 @@ def _check_centres(centres, source):
 
 def _support(name, model, priors):
     """(lower, upper, why) of a posterior variable: every parameter of a model is positive."""
-    from .hierarchy import POP_SUFFIX
-
     base = name[: -len(POP_SUFFIX)] if name.endswith(POP_SUFFIX) else name
     prior = priors.get(name, priors.get(base))
     if prior is not None and prior.family == "Uniform":
@@ -242,8 +238,6 @@ def _check_draws(posterior, model, priors, source):
 
 def _check_law(model, posterior, runs, source):
     """The law, at draws and runs spread over the file's, gives a finite loss (a stored formula can overflow)."""
-    from .laws import NUMPY
-
     n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]
     d_sel = np.unique(np.linspace(0, n_draws - 1, min(n_draws, _LAW_DRAWS)).round().astype(int))
     r_sel = np.unique(np.linspace(0, runs.n_runs - 1, min(runs.n_runs, _LAW_RUNS)).round().astype(int))
@@ -317,8 +311,6 @@ def _check_groups(model, runs, source):
 
 def _check_loglik(model, posterior, runs, tree, source):
     """A file without a digest: its stored log-likelihood, recomputed from its posterior at a few draws."""
-    from .fit import pointwise_loglik
-
     if "log_likelihood" not in tree.children or "log_loss" not in tree["log_likelihood"].data_vars:
         return
     stored = tree["log_likelihood"]["log_loss"]

@@ -12,6 +12,9 @@ from .contract import check_ci_kind, interval_label
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_prob as _check_prob
 from .validation import check_count, positive_array as _positive
 from .errors import warn_user
+from .data import load_runs
+from .extrapolation import annotate
+from .tablecheck import check_table
 
 __all__ = [
     "IsoFLOP",
@@ -97,8 +100,6 @@ class IsoFLOP:
         -------
         IsoFLOPFit
         """
-        from .data import load_runs
-
         runs = load_runs(runs, columns=columns, require=("N", "C"), min_runs=self.min_runs)
         labels, named = self._labels(runs)
         frame = runs.frame
@@ -260,8 +261,6 @@ class IsoFLOPFit:
         """
         from scipy import stats
 
-        from .tablecheck import check_table
-
         _check_prob(prob)
         if max_unique_tokens is not None:
             raise SpecError("an isoFLOP fit has no data-repetition model; max_unique_tokens is not supported")
@@ -290,7 +289,6 @@ class IsoFLOPFit:
         # D/N bounds from the N and D bands (conservative: the two lines share their data).
         frame["tokens_per_param_lower"] = np.exp(out["D"][1] - out["N"][2])
         frame["tokens_per_param_upper"] = np.exp(out["D"][2] - out["N"][1])
-        from .extrapolation import annotate
 
         annotate(frame, self.runs, what="allocate", n="N_median", d="D_median",
                  tokens_per_param="tokens_per_param_median", flops_per_param_token=k, stacklevel=2)

@@ -21,14 +21,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import RUN_SD, check_within_run
-from .errors import SpecError
+from .data import RUN_SD, RunData, check_within_run, load_runs
+from .errors import CheckpointWarning, DataError, SpecError
 from .form import FormUncertainty, form_from_dict
 from .laws import Law, get_law
-from .priors import DataScale, LogNormal, Prior, default_prior
+from .priors import Beta, DataScale, LogNormal, Prior, Uniform, default_prior
 from .specs import LIKELIHOODS, read_spec, spec_path, spec_settings
 from .validation import check_flag, check_sampler_settings, check_seed as _check_seed
 from .errors import warn_user
+from .assumptions import check_assumptions
+from .compiled import cache_dir as _cache_dir
+from .pooling import (
+    GROUP_NOISE, POP_SUFFIX, Pooling, SD_SUFFIX, default_group_sd_prior, default_level_sd_prior, level_coordinates,
+    pooled_in_level_form, pop_name, sd_name,
+)
+from .progress import interactive
+from .sampling import build_model, run_sampler
+from .undertuned import NAMES, flags
 
 __all__ = ["ScalingModel", "LIKELIHOODS", "SAMPLERS", "model_from_dict", "load_spec"]
 
@@ -135,8 +144,6 @@ class ScalingModel:
 
     def __init__(self, law="chinchilla", *, priors=None, likelihood="student_t", pooling=None,
                  form_uncertainty=FormUncertainty(), undertuned=False, within_run="auto"):
-        from .pooling import Pooling
-
         self.law: Law = get_law(law)
         if likelihood not in LIKELIHOODS:
             raise SpecError(f"unknown likelihood {likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
@@ -198,8 +205,6 @@ class ScalingModel:
         (:func:`bayescale.pooling.level_coordinates`), and ``sigma_pop``, ``sigma_group_sd`` for the
         groups' noise scales.
         """
-        from .pooling import GROUP_NOISE, level_coordinates, pooled_in_level_form, pop_name, sd_name
-
         partial = [n for n in self.law.param_names if self.pooling[n] == "partial"]
         if pooled_in_level_form(self.law, self.pooling):
             return (tuple(pop_name(n) for n in (*partial, GROUP_NOISE))
@@ -209,8 +214,6 @@ class ScalingModel:
     @property
     def prior_names(self) -> tuple:
         """Names that take a prior: :attr:`param_names` and the ``<name>_group_sd`` hyperparameters."""
-        from .pooling import SD_SUFFIX
-
         return self.param_names + tuple(n for n in self.hyper_names if n.endswith(SD_SUFFIX))
 
     @property
@@ -220,8 +223,6 @@ class ScalingModel:
 
     def kind(self, name: str) -> str:
         """Kind of a parameter (decides its default prior)."""
-        from .pooling import SD_SUFFIX
-
         if name in NOISE_KINDS and name not in self.law.param_names:
             return NOISE_KINDS[name]
         if name.endswith(SD_SUFFIX) and name in self.hyper_names:
@@ -230,23 +231,17 @@ class ScalingModel:
 
     def _level_kinds(self) -> dict:
         """``{coordinate: kind}`` (and ``{"sigma": "noise"}``) when the groups vary in level coordinates, else empty."""
-        from .pooling import GROUP_NOISE, level_coordinates, pooled_in_level_form
-
         if not pooled_in_level_form(self.law, self.pooling):
             return {}
         return {**dict(level_coordinates(self.law)), GROUP_NOISE: "noise"}
 
     def _group_sd_default(self, name):
         """Default prior of the group spread `name` (``<parameter or coordinate>_group_sd``)."""
-        from .pooling import SD_SUFFIX, default_group_sd_prior, default_level_sd_prior
-
         base = name[: -len(SD_SUFFIX)]
         kinds = self._level_kinds()
         return default_level_sd_prior(kinds[base]) if base in kinds else default_group_sd_prior(self.kind(base))
 
     def _check_priors(self):
-        from .pooling import POP_SUFFIX
-
         valid = self.prior_names + ((RUN_SD,) if self.within_run != "none" else ())
         for name, prior in self.priors.items():
             if not isinstance(name, str) or name not in valid:
@@ -319,8 +314,6 @@ class ScalingModel:
         return len(runs.run_ids)
 
     def _check_within_run(self, runs) -> None:
-        from .errors import DataError
-
         if self.within_run == "offset" and runs.run_ids is None:
             raise DataError(["within_run='offset' needs a 'run' column naming each row's training run (map yours "
                              "with columns={'your column': 'run'}); without one use within_run='auto' or 'none'"],
@@ -336,14 +329,10 @@ class ScalingModel:
         """`runs` without checkpoints mid-way through a cosine schedule (warning how many were left out)."""
         import warnings
 
-        from .errors import CheckpointWarning
-
         keep = runs.law_rows
         if keep.all():
             return runs
         if keep.sum() < len(self.param_names):
-            from .errors import DataError
-
             raise DataError(
                 [f"{int((~keep).sum())} of {runs.n_runs} rows are checkpoints mid-way through a cosine schedule "
                  f"(schedule 'cosine' with D < D_total), which are no points of the final-loss law; "
@@ -356,15 +345,11 @@ class ScalingModel:
         return runs.take(keep)
 
     def _runs(self, runs, columns=None):
-        from .data import load_runs
-
         require = self.law.inputs + (("group",) if self.hierarchical else ())
         return load_runs(runs, columns=columns, require=require, min_runs=len(self.param_names))
 
     def _check_size(self, runs, chains, draws):
         """Refuse, before any work, a ladder or a number of groups beyond what one fit handles."""
-        from .errors import DataError
-
         n = runs.n_runs
         if n > MAX_RUNS:
             gb = 8 * n * int(chains) * int(draws) / 1e9
@@ -462,30 +447,23 @@ class ScalingModel:
         >>> fit = bs.ScalingModel("chinchilla").fit(runs, random_seed=1)  # doctest: +SKIP
         >>> fit.summary()  # doctest: +SKIP
         """
-        from .sampling import run_sampler
-
         random_seed = _check_seed(random_seed)
         if sampler not in SAMPLERS:
             raise SpecError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
         s = check_sampler_settings(draws=draws, tune=tune, chains=chains, cores=cores, target_accept=target_accept)
         progressbar, escalate = check_flag(progressbar, "progressbar", allow_none=True), check_flag(escalate, "escalate")
-        from .compiled import cache_dir as _cache_dir
 
         _cache_dir(cache_dir)  # a bad folder argument fails here, before any work
         runs = self._law_rows(self._runs(runs, columns))
         model = self.for_runs(runs)  # the runs' groups may set the pooling: the rest is that model's
         model._check_within_run(runs)
         model._check_size(runs, chains, draws)
-        from .assumptions import check_assumptions
 
         check_assumptions(runs)  # repeated rows, loss rising with scale: warned before any sampling
         if model.undertuned:
-            from .undertuned import flags
-
             flags(runs.frame)  # a bad flag column fails here, before any work
         if random_seed is None:
             random_seed = int(np.random.SeedSequence().entropy % (2**31))
-        from .progress import interactive
 
         person = interactive()
         notices = progressbar is not False and person
@@ -540,8 +518,6 @@ class ScalingModel:
         >>> sorted(v.name for v in bs.ScalingModel("chinchilla").build(runs, level_form=True).free_RVs)[:2]
         ['A__weight', 'E__share']
         """
-        from .sampling import build_model
-
         runs = self._law_rows(self._runs(runs, columns))
         model = self.for_runs(runs)
         model._check_within_run(runs)
@@ -565,8 +541,6 @@ class ScalingModel:
         >>> bs.ScalingModel("chinchilla", pooling={}).for_runs(runs).pooling.to_dict()
         {}
         """
-        from .data import RunData
-
         if not isinstance(runs, RunData):
             runs = self._runs(runs)
         if self._pooling_given or len(runs.groups or ()) < 2:
@@ -583,8 +557,6 @@ class ScalingModel:
     def _group_default(self):
         """The pooling of runs with groups when none is given: every law parameter partial if the law has a level
         form, else none (every parameter shared)."""
-        from .pooling import Pooling, pooled_in_level_form
-
         every = Pooling({name: "partial" for name in self.law.param_names})
         return every if pooled_in_level_form(self.law, every) else Pooling()
 
@@ -700,14 +672,10 @@ def _check_undertuned(value) -> bool:
 
 
 def _undertuned_names(model) -> tuple:
-    from .undertuned import NAMES
-
     return NAMES if model.undertuned else ()
 
 
 def _check_rate_prior(prior) -> None:
-    from .priors import Beta, Uniform
-
     if isinstance(prior, Beta) or (isinstance(prior, Uniform) and prior.lower >= 0 and prior.upper <= 1):
         return
     raise SpecError(f"'undertuned_rate' is a probability: its prior must be Beta or Uniform within [0, 1], "

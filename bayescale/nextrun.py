@@ -51,12 +51,13 @@ from .contract import check_group, interval_label
 from .errors import ImportanceWeightWarning
 from .extrapolation import Reach, annotate
 from .form import irreducible_draws, shift_allocation, shift_log_loss
-from .planning import median_plan, posterior_params
+from .planning import allocate_draws, median_plan, posterior_params
 from .predictive import log_curve, new_runs, predict_draws
 from .risk import SCAN_POINTS
 from .units import format_count, format_flops, parse_quantity
 from .validation import FLOPS_PER_PARAM_TOKEN, check_count, check_prob, check_seed, positive_array
 from .errors import warn_user
+from .plots import count_axis
 
 __all__ = ["QUANTITIES", "REWEIGHTED_ESS_MIN", "PARETO_K_MAX", "UNRELIABLE_SHARE", "candidate_grid", "recommend_runs", "plot_recommendations",
            "importance_weights", "kish_ess", "weighted_interval"]
@@ -353,7 +354,6 @@ def _off_frontier(fit, runs, factor, k, group) -> np.ndarray:
     """Per candidate: its D/N lies more than `factor` from the median compute-optimal D/N at its compute."""
     if factor is None or not {"N", "D"} <= set(fit.law.inputs):
         return np.zeros(runs.n_runs, dtype=bool)
-    from .planning import allocate_draws
 
     frame = runs.frame
     c = k * frame["N"].to_numpy(dtype=float) * frame["D"].to_numpy(dtype=float)
@@ -624,7 +624,6 @@ def plot_recommendations(fit, table, *, ax=None):
     from matplotlib.colors import LogNorm
 
     from .figure import figure_and_axes, mark_unconverged
-    from .plots import count_axis
 
     need = {"N", "D", "shrinkage_per_flop", "rank"}
     if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):

@@ -17,6 +17,9 @@ from .conflicts import caveats
 from .contract import check_group, interval, interval_label, SAMPLE_DIMS
 from .form import irreducible_draws, shift_allocation, shift_crossover
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_prob as _check_prob, check_seed
+from .errors import DegenerateResultWarning, ExtrapolationWarning
+from .extrapolation import annotate, warn_extrapolation
+from .tablecheck import check_table, draw_problems, rewarn
 
 __all__ = ["posterior_params", "allocate_draws", "allocate", "median_plan"]
 
@@ -157,10 +160,6 @@ def allocate(fit, budget, *, prob=0.9, ci_kind="eti", flops_per_param_token=FLOP
     >>> fit.allocate([1e23, 1e24, 1e25], prob=0.9)  # doctest: +SKIP
     """
     import pandas as pd
-
-    from .errors import DegenerateResultWarning, ExtrapolationWarning
-    from .extrapolation import annotate, warn_extrapolation
-    from .tablecheck import check_table, draw_problems, rewarn
 
     _check_prob(prob)
     reach_cols = dict(n="N_median", d="D_median", c="C", tokens_per_param="tokens_per_param_median",

@@ -20,6 +20,7 @@ from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_
 from .form import irreducible_draws, shift_allocation, shift_log_loss
 from .laws import NUMPY
 from .units import format_count, format_flops
+from .risk import run_noise
 
 __all__ = ["plot_frontier", "plot_allocation", "plot_isoflop", "plot_contrast"]
 
@@ -205,8 +206,6 @@ def plot_frontier(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_token=FL
     shown = [median, fit.runs.loss]
     new_lo = new_hi = None
     if new_run:
-        from .risk import run_noise
-
         noise = run_noise(fit, random_seed, group)
         new_lo, new_hi = draw_quantiles(loss * np.exp(noise[..., None]), probs[0])
         ax.plot(grid, new_lo, color="C0", linestyle="--", linewidth=1, label=f"{probs[0]:.0%} band (new run)")

@@ -57,6 +57,9 @@ from .pointsearch import (LOSSES, PROGRESS_RUNS, SEARCHES, Problem, coordinate_n
 from .pointfit import PointFit
 from .isoflop import IsoFLOP, IsoFLOPFit
 from .errors import warn_user
+from .assumptions import check_assumptions
+from .data import load_runs
+from .progress import interactive
 
 __all__ = [
     "PointModel",
@@ -164,17 +167,12 @@ class PointModel:
         >>> round(fit.params["E"], 3), round(fit.params["alpha"], 3)
         (1.817, 0.347)
         """
-        from .data import load_runs
-
-        from .assumptions import check_assumptions
 
         runs = load_runs(runs, columns=columns, require=self.law.inputs, min_runs=len(self.law.param_names) + 1)
         check_assumptions(runs)
         t0 = time.perf_counter()
         problem = Problem(self.law, self.loss, self.delta, runs)
         if progressbar is None:
-            from .progress import interactive
-
             progressbar = runs.n_runs >= PROGRESS_RUNS and interactive()
         best, table = grid_search(problem, self.starts, self.coords, self.search, self.options, bool(progressbar))
         seconds = time.perf_counter() - t0

@@ -15,6 +15,9 @@ from .results import ResultMethods
 from .validation import check_count, check_prob as _check_prob, check_seed as _check_seed
 from .pointsearch import BIG_OBJECTIVE, Problem, minimize_from, one_blas_thread, to_params, estimate_problems
 from .errors import warn_user
+from .data import load_runs
+from .extrapolation import annotate
+from .tablecheck import check_table
 
 __all__ = [
     "PointFit",
@@ -333,8 +336,6 @@ class PointFit(ResultMethods):
          'beyond_C', 'beyond_N', 'beyond_D', 'beyond']
         """
         random_seed = _check_seed(random_seed)
-        from .extrapolation import annotate
-        from .tablecheck import check_table
 
         _check_prob(prob)
         ci_kind = check_ci_kind(ci_kind)
@@ -383,8 +384,6 @@ class PointFit(ResultMethods):
         from scipy import stats
         from scipy.special import logsumexp
 
-        from .data import load_runs
-
         runs = load_runs(runs, columns=columns, require=self.law.inputs)
         y = np.log(runs.loss)
         inputs = runs.inputs(self.law.inputs)
@@ -408,8 +407,6 @@ class PointFit(ResultMethods):
         (1, 4000, 3)
         """
         from scipy import stats
-
-        from .data import load_runs
 
         runs = load_runs(runs, columns=columns, require=self.law.inputs)
         y = np.log(runs.loss)

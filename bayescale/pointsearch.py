@@ -12,6 +12,7 @@ import pandas as pd
 
 from .errors import BayescaleError, SpecError
 from .laws import NUMPY, PYTENSOR, get_law
+from .progress import KeyProgress
 
 
 __all__ = [
@@ -304,8 +305,6 @@ def grid_search(problem, starts, coords, search, options, progressbar=False):
     fun = problem.single(problem.ones)
     bar = None
     if progressbar:
-        from .progress import KeyProgress
-
         bar = KeyProgress(order.size, enabled=True, description=f"L-BFGS-B starts ({problem.y.size:,} runs)")
     try:
         with one_blas_thread():

@@ -32,9 +32,21 @@ import pandas as pd
 
 from .conflicts import caveats
 from .results import register_writer
-from .risk import markdown_text
+from .risk import markdown_text, to_html, to_markdown
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets, check_prob, renamed
 from .version import __version__
+from .backtest import backtest
+from .checks import posterior_predictive
+from .contract import interval_label
+from .contrasts import contrast, contrast_params, fitted_groups
+from .extrapolation import Reach, decades_beyond
+from .files import atomic_write
+from .form import FormUncertainty, reducible_fraction, residual_scale
+from .nextrun import candidate_grid, plot_recommendations
+from .plots import plot_contrast
+from .point import Approach3, PointModel
+from .taskplan import task_risk
+from .units import format_count, format_flops
 
 __all__ = ["report"]
 
@@ -109,8 +121,6 @@ class _Doc:
         self.md.append(_markdown_table(frame, fmt) + "\n")
 
     def human_table(self, frame):
-        from .risk import to_html, to_markdown
-
         frame = frame.drop(columns=[c for c in _DROP if c in frame.columns])
         self.html.append('<div class="wide">' + to_html(frame).replace("<th>beyond</th>", "<th>decades beyond "
                                                                         "the fitted runs</th>", 1) + "</div>")
@@ -200,16 +210,12 @@ def _check_folder(path):
 
 def _write(path, text):
     """Write `text` to `path` atomically (:func:`bayescale.files.atomic_write`), with the user's umask."""
-    from .files import atomic_write
-
     _check_folder(path)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), "report")
 
 
 def _point_fit(fit):
     """Approach 3 (Chinchilla law) or the same Huber fit for another law; None for fits with groups."""
-    from .point import Approach3, PointModel
-
     if getattr(fit.model, "hierarchical", False):
         return None
     law = fit.model.law
@@ -218,8 +224,6 @@ def _point_fit(fit):
 
 
 def _parameters(doc, fit, prob):
-    from .contract import interval_label
-
     label = interval_label(fit.draws_kind, "eti")  # the name the decision and risk tables use
     table = fit.summary(prob, ci_kind="eti")[["estimate", "lower", "upper", "r_hat", "ess_bulk"]].copy()
     lower, upper = f"{prob:.0%} ETI lower", f"{prob:.0%} ETI upper"
@@ -268,8 +272,6 @@ def _band(f, med, lo, hi) -> str:
 
 def _out_of_sample(form) -> str:
     """What was checked out of sample, for the verdict."""
-    from .form import FormUncertainty
-
     cal = CALIBRATION
     far = dict(cal["by_distance"])
     scored = (f"learned and scored leave-one-source-out on {cal['sources']} public sources ({cal['splits']} splits, "
@@ -287,9 +289,6 @@ def _out_of_sample(form) -> str:
 
 def _decision(doc, fit, budgets, target, prob, k, seed):
     """The verdict paragraph and the decision tables; returns the allocation and risk tables."""
-    from .contract import interval_label
-    from .units import format_count, format_flops
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the verdict states the distances
         alloc = fit.allocate(budgets, prob, flops_per_param_token=k)
@@ -346,8 +345,6 @@ def _decision(doc, fit, budgets, target, prob, k, seed):
 
 def _budget_for(doc, fit, target, prob, k, seed):
     """The compute needed for the target: at probability `prob` and in the median case."""
-    from .units import format_count, format_flops
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         need = fit.budget_for(target, prob, flops_per_param_token=k, random_seed=seed)
@@ -373,8 +370,6 @@ def _budget_for(doc, fit, target, prob, k, seed):
 
 
 def _caveats(doc, fit, budgets, k):
-    from .extrapolation import Reach, decades_beyond
-
     reach = Reach.from_runs(fit.runs)
     lines = []
     form = fit.model.form_uncertainty
@@ -382,8 +377,6 @@ def _caveats(doc, fit, budgets, k):
         lines.append("Form uncertainty is off: the law's functional form is taken as exactly right beyond the "
                      "fitted runs, so the bands there only hold if it is.")
     else:
-        from .form import reducible_fraction, residual_scale
-
         r, f = residual_scale(fit), reducible_fraction(fit)
         lines.append(f"Form uncertainty: {form}. With r = {r:.3g} and f = {f:.3g}, one decade past the fitted "
                      f"range the loss may move by about {100 * form.loss_sd(r):.2g}% (1 sd) beyond what the "
@@ -397,7 +390,6 @@ def _caveats(doc, fit, budgets, k):
             alloc = fit.allocate(budgets, flops_per_param_token=k)
         dist = decades_beyond(reach, {"C": np.asarray(budgets, float), "N": alloc["N_median"].to_numpy(),
                                       "D": alloc["D_median"].to_numpy()})
-        from .units import format_flops
 
         far = ", ".join(f"{format_flops(c)}: {b:.2g} decades" for c, b in zip(budgets, dist["beyond"]))
         held = "; ".join(f"{d} decades {v:.2f}" for d, v in CALIBRATION["by_distance"])
@@ -443,8 +435,6 @@ def next_run_candidates(fit, flops_per_param_token=FLOPS_PER_PARAM_TOKEN):
     >>> next_run_candidates(fit).shape  # doctest: +SKIP
     (20, 3)
     """
-    from .nextrun import candidate_grid
-
     runs = fit.runs.inputs(["N", "D"])
     n, d = np.asarray(runs["N"], float), np.asarray(runs["D"], float)
     top = float(np.max(flops_per_param_token * n * d))
@@ -453,9 +443,6 @@ def next_run_candidates(fit, flops_per_param_token=FLOPS_PER_PARAM_TOKEN):
 
 
 def _contrasts(doc, fit, reference, groups, budgets, prob, k):
-    from .contrasts import contrast, contrast_params
-    from .plots import plot_contrast
-
     others = [g for g in groups if g != reference]
     rows, moved = [], []
     with warnings.catch_warnings():
@@ -490,8 +477,6 @@ def _contrasts(doc, fit, reference, groups, budgets, prob, k):
 
 
 def _next_run(doc, fit, candidates, budget, prob, k, random_seed, group=None):
-    from .nextrun import plot_recommendations
-
     if candidates is None:
         candidates = next_run_candidates(fit, k)
     with warnings.catch_warnings():
@@ -523,12 +508,8 @@ def _undertuned(doc, fit, prob):
 
 
 def _backtest(doc, fit, prob, random_seed):
-    from .backtest import backtest
-
     methods = {"bayescale": fit.model}
     if not getattr(fit.model, "hierarchical", False):
-        from .point import Approach3, PointModel
-
         methods["point estimate"] = Approach3() if fit.model.law.name == "chinchilla" else \
             PointModel(fit.model.law, loss="huber")
     with warnings.catch_warnings():
@@ -544,8 +525,6 @@ def _backtest(doc, fit, prob, random_seed):
 
 @renamed(budgets="budget")
 def _downstream(doc, fit, link, budgets, task_target, prob, k, seed):
-    from .taskplan import task_risk
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = task_risk(fit, link, budgets, target=task_target, prob=prob, flops_per_param_token=k,
@@ -631,8 +610,6 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
     check_prob(prob)
     groups = None
     if getattr(fit.model, "hierarchical", False):
-        from .contrasts import fitted_groups
-
         groups = fitted_groups(fit)
         reference = groups[0] if reference is None else reference
         if str(reference) not in groups:
@@ -722,7 +699,6 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
         _undertuned(doc, fit, prob)
 
     doc.heading("Figures")
-    from .checks import posterior_predictive
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

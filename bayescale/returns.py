@@ -40,6 +40,12 @@ from .contract import SAMPLE_DIMS, interval, interval_label
 from .form import irreducible_draws, shift_allocation
 from .planning import median_plan, posterior_params
 from .validation import (FLOPS_PER_PARAM_TOKEN, check_budgets, check_prob, positive_array, renamed)
+from .extrapolation import annotate
+from .plots import (
+    band_levels, compute_grid, draw_quantiles, finish_axes, flops_axis, mark_budgets, observed_compute,
+    shade_extrapolation,
+)
+from .tablecheck import check_table, draw_problems
 
 __all__ = ["marginal_draws", "marginal_returns", "returns_table", "plot_marginal_returns", "STEP_DECADES",
            "GRID_PER_DECADE"]
@@ -307,9 +313,6 @@ def marginal_returns(fit, budget, prob=0.9, *, ci_kind="eti", cost_per_flop=None
     >>> bool((t["slope_median"] < 0).all()), bool((t["C_next_median"] > t["C"]).all())
     (True, True)
     """
-    from .extrapolation import annotate
-    from .tablecheck import check_table, draw_problems
-
     check_prob(prob)
     _check_settings(loss_step, max_compute, cost_per_flop)
     kw = dict(loss_step=loss_step, flops_per_param_token=flops_per_param_token,
@@ -361,8 +364,6 @@ def plot_marginal_returns(fit, budget=None, *, prob=(0.5, 0.9), flops_per_param_
     >>> fig = fit.plot_marginal_returns([1e24, 1e25])  # doctest: +SKIP
     """
     from .figure import figure_and_axes
-    from .plots import band_levels, compute_grid, finish_axes, mark_budgets, observed_compute, \
-        draw_quantiles, shade_extrapolation, flops_axis
 
     probs = band_levels(prob)
     budgets = None if budget is None else check_budgets(budget)

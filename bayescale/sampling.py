@@ -28,6 +28,11 @@ from .data import RUN_SD
 from .errors import BayescaleError
 from .laws import PYTENSOR
 from .priors import LogNormal
+from .compiled import LogpGrad, compile_model
+from .fit import ScalingFit
+from .pooling import GROUP_NOISE, level_coordinates, level_terms, pooled_in_level_form, pop_name, sd_name
+from .progress import KeyProgress
+from .undertuned import RATE, SCALE, flags, pymc_likelihood, pymc_run_term, run_flags
 
 
 __all__ = ["run_sampler", "find_mode", "graph_for"]
@@ -146,8 +151,6 @@ def pymc_model(smodel, priors, n_groups=1, level=True, n_offsets=0):
     import pymc as pm
     import pytensor.tensor as pt
 
-    from .pooling import GROUP_NOISE, pop_name, sd_name
-
     law = smodel.law
     scaled = _scaled(smodel)
     bases = sorted(set(law.scaled_inputs.values()))
@@ -221,7 +224,6 @@ def pymc_model(smodel, priors, n_groups=1, level=True, n_offsets=0):
             values = {k: (v[group] if getattr(v, "ndim", 0) == 1 else v) for k, v in values.items()}
         mu = law.log_loss(inputs, values, PYTENSOR)
         if n_offsets and smodel.likelihood == "normal":  # checkpoint data: the within-run term
-            from .undertuned import RATE, SCALE
 
             excess = (values[SCALE], values[RATE]) if smodel.undertuned else None
             within_run_marginal(mu, values["sigma"], observed, priors, hyper, excess)
@@ -285,8 +287,6 @@ def within_run_marginal(mu, sigma, observed, priors, hyper, excess=None):
     logp = -0.5 * (e.shape[0] * np.log(2 * np.pi) + pt.sum((rows - 1) * pt.log(s2) + pt.log(s2 + rows * t2))
                    + pt.sum(e ** 2) / s2 - t2 * pt.sum(sums ** 2 / (s2 + rows * t2)) / s2)
     if excess is not None:
-        from .undertuned import pymc_run_term
-
         flagged = pm.Data("undertuned_run_flag", np.zeros(2))
         logp = logp + pt.sum(pymc_run_term(sums / rows, t2 + s2 / rows, excess[0], excess[1], flagged))
     pm.Potential("log_loss", logp)
@@ -297,8 +297,6 @@ def _undertuned_likelihood(smodel, values, mu, observed):
     (``values``); the flags of the rows are data.
     """
     import pymc as pm
-
-    from .undertuned import RATE, SCALE, pymc_likelihood
 
     flagged = pm.Data("undertuned_flag", np.zeros(2))
     nu = values["nu"] if smodel.likelihood == "student_t" else None
@@ -314,8 +312,6 @@ def level_form(smodel):
     parameter is partially pooled (the groups then vary in level coordinates,
     :func:`_pooled_level_form`).
     """
-    from .pooling import level_terms, pooled_in_level_form
-
     if smodel.hierarchical and not pooled_in_level_form(smodel.law, smodel.pooling):
         return None
     return level_terms(smodel.law)
@@ -385,8 +381,6 @@ def _pooled_level_form(smodel, terms, priors, hyper, log_centre, n_groups):
     import pymc as pm
     import pytensor.tensor as pt
 
-    from .pooling import level_coordinates, pop_name, sd_name
-
     law = smodel.law
     G = int(n_groups)
     e_name = next(p.name for p in law.parameters if p.kind == "irreducible")
@@ -455,12 +449,9 @@ def data_values(smodel, runs, priors, scale) -> dict:
         else:
             out["run_offset__centring"] = (rows > 1).astype(float)
     if smodel.undertuned and "run_rows" in out:  # checkpoint data: a whole run is undertuned or not
-        from .undertuned import run_flags
 
         out["undertuned_run_flag"] = run_flags(runs.frame, runs.run_index).astype(float)
     elif smodel.undertuned:
-        from .undertuned import flags
-
         out["undertuned_flag"] = flags(runs.frame).astype(float)
     if smodel.hierarchical:
         out["group_index"] = runs.group_index.astype("int32")
@@ -500,8 +491,6 @@ def centring_targets(smodel) -> list:
     With the groups varying in level coordinates these are the coordinates, otherwise the law's partially
     pooled parameters.
     """
-    from .pooling import GROUP_NOISE, level_coordinates, pop_name, pooled_in_level_form, sd_name
-
     law = smodel.law
     if pooled_in_level_form(law, smodel.pooling):
         e_name = next(p.name for p in law.parameters if p.kind == "irreducible")
@@ -534,8 +523,6 @@ def adaptation(smodel, n_groups) -> str:
     attempt): low-rank 0-3 divergences, diagonal none at bulk ESS 900-1050; on 15 ladders low-rank sampled
     in 83 s (0 divergences, bulk ESS 1600), diagonal took 135 s.
     """
-    from .pooling import pooled_in_level_form
-
     few = pooled_in_level_form(smodel.law, smodel.pooling) and n_groups < FEW_GROUPS
     return "diag" if few else "low_rank"
 
@@ -721,7 +708,6 @@ def compile_for_nutpie(graph: Graph, cache=None, notice=False):
     """
     if graph.nutpie_model is not None:
         return 0.0
-    from .compiled import compile_model
 
     def say():
         print("bayescale: compiling this model's log density (first fit of this model structure on this machine, "
@@ -749,8 +735,6 @@ def run_sampler(smodel, runs, settings, cache=None):
 
 
 def _run_sampler(smodel, runs, settings, cache):
-    from .fit import ScalingFit
-
     scale = smodel._data_scale(runs)
     n_offsets = smodel._offset_count(runs)
     priors = smodel._resolve(scale, offsets=bool(n_offsets))
@@ -768,7 +752,6 @@ def _run_sampler(smodel, runs, settings, cache):
     if settings.sampler == "nutpie":
         t_compile = compile_for_nutpie(graph, cache, notice=settings.notices)
         source = graph.nutpie_source if t_compile else "process"
-        from .compiled import LogpGrad
 
         names = [v.name for v in graph.pymc_model.value_vars]
         if list(graph.nutpie_model.shape_info[0][:len(names)]) == names:  # nutpie's order of the free variables
@@ -777,8 +760,6 @@ def _run_sampler(smodel, runs, settings, cache):
     rng = np.random.default_rng(settings.random_seed)
     bar = None
     if settings.progressbar:
-        from .progress import KeyProgress
-
         bar = KeyProgress(N_STARTS, enabled=True, description=f"posterior mode ({runs.n_runs:,} runs): starts")
     point, vector = find_mode(graph, rng, logp_grad=logp_grad, progress=bar)
     if centring_targets(smodel):

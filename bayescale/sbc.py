@@ -22,14 +22,15 @@ import pandas as pd
 
 from .errors import SpecError
 from .validation import MAX_SEED, check_seed as _check_seed
+from .batch import fit_many
+from .data import load_runs
+from .model import ScalingModel
 
 __all__ = ["sbc", "SBCResult", "draw_parameters", "simulate_runs"]
 
 
 def _fixed_model(model, design):
     """A copy of `model` with every prior explicit (resolved once from the design if needed)."""
-    from .model import ScalingModel
-
     if getattr(model, "hierarchical", False):
         raise SpecError("sbc() supports models without groups; fit a model with shared parameters")
     missing = [n for n in model.param_names if n not in model.priors]
@@ -190,8 +191,6 @@ def sbc(model, design, n_sims=100, *, draws=200, tune=200, chains=2, n_ranks=99,
     >>> result.plot()  # doctest: +SKIP
     """
     random_seed = _check_seed(random_seed)
-    from .batch import fit_many
-    from .data import load_runs
 
     for name, value in (("n_sims", n_sims), ("draws", draws), ("chains", chains), ("n_ranks", n_ranks)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError
-from .validation import check_seed, renamed
+from .validation import check_count, check_number, check_seed, renamed
+from .laws import get_law
 
 __all__ = ["simulate_groups", "simulate_undertuned", "simulate_curves"]
 
@@ -47,8 +48,6 @@ def simulate_groups(runs_per_group, params, *, law="chinchilla", sigma=0.01, ran
     >>> runs.groupby("group").size().to_dict()
     {'g0': 5, 'g1': 10}
     """
-    from .laws import get_law
-
     law = get_law(law)
     if "U" in law.inputs:
         raise SpecError("simulate_groups draws N and D (and C = 6 N D); laws needing U are not supported")
@@ -113,9 +112,6 @@ def simulate_undertuned(n_runs, params, *, undertuned=0.1, excess=0.04, law="chi
     >>> runs["excess"].gt(0).sum(), round(float(runs["excess"].max()), 2)
     (np.int64(2), 0.05)
     """
-    from .laws import get_law
-    from .validation import check_count
-
     law = get_law(law)
     if "U" in law.inputs:
         raise SpecError("simulate_undertuned draws N and D (and C = 6 N D); laws needing U are not supported")
@@ -213,9 +209,6 @@ def simulate_curves(params, N, D_final, *, law="chinchilla", checkpoints=20, fir
     >>> planted.groupby("run")["excess"].max().to_dict()
     {'r0': 0.0, 'r1': 0.05}
     """
-    from .laws import get_law
-    from .validation import check_number
-
     law = get_law(law)
     if "U" in law.inputs:
         raise SpecError("simulate_curves draws N and D (and C = 6 N D); laws needing U are not supported")

@@ -52,6 +52,9 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import SpecError
+from .formula import formula_law
+from .laws import get_law
+from .priors import prior_from_dict
 
 __all__ = ["available_specs", "read_spec", "spec_settings", "spec_path", "to_toml", "toml_table", "SPEC_KEYS",
            "LIKELIHOODS"]
@@ -151,10 +154,6 @@ def spec_settings(d, source="model specification") -> dict:
     ...
     bayescale.errors.SpecError: model specification: unknown key(s) ['prior']; valid keys: name, description, references, law, likelihood, priors, pooling, form_uncertainty, undertuned, within_run
     """
-    from .formula import formula_law
-    from .laws import get_law
-    from .priors import prior_from_dict
-
     if not isinstance(d, dict):
         _fail(source, f"expected a table of settings, got {type(d).__name__}")
     extra = [k for k in d if k not in SPEC_KEYS]

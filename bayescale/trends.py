@@ -46,11 +46,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .contract import interval, interval_label
+from .contract import check_ci_kind, interval, interval_label
 from .errors import OffFrontierWarning, SpecError
 from .laws import NUMPY
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets, check_count, check_prob, check_seed
 from .errors import warn_user
+from .allocation import optimal_allocation
+from .data import load_runs
+from .envelope import frontier as envelope_frontier
+from .envelope_fit import Approach1
+from .extrapolation import annotate
+from .model import ScalingModel
+from .planning import posterior_params
+from .tablecheck import check_table
 
 __all__ = ["kaplan_crossover", "KaplanCrossover", "chinchilla_gap", "OffFrontierWarning", "PF_DAY",
            "OFF_FRONTIER_LOG_LOSS", "frontier_below_fit"]
@@ -313,12 +321,6 @@ def kaplan_crossover(runs, *, data_runs=None, compute_fit=None, data_fit=None, r
     ...                                  random_seed=0)  # doctest: +SKIP
     >>> res.table[["C_median", "C_lower", "C_upper", "crossing_prob"]]  # doctest: +SKIP
     """
-    from .data import load_runs
-    from .envelope import frontier as envelope_frontier
-    from .envelope_fit import Approach1
-    from .extrapolation import annotate
-    from .model import ScalingModel
-
     prob = check_prob(prob)
     random_seed = check_seed(random_seed)
     for name, v in (("draws", draws), ("tune", tune), ("chains", chains), ("n_boot", n_boot)):
@@ -461,12 +463,6 @@ def chinchilla_gap(fit, budget, *, prob=0.9, ci_kind="eti", flops_per_param_toke
     >>> gap["gap_median"].round(3).tolist(), gap["gap_positive_prob"].tolist()
     ([0.25, 0.073], [1.0, 1.0])
     """
-    from .allocation import optimal_allocation
-    from .contract import check_ci_kind
-    from .extrapolation import annotate
-    from .planning import posterior_params
-    from .tablecheck import check_table
-
     prob = check_prob(prob)
     ci_kind = check_ci_kind(ci_kind)
     c = check_budgets(budget)

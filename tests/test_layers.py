@@ -49,28 +49,30 @@ def _modules():
     return out
 
 
+def _targets(node, package_level):
+    """Modules of the package (or ``"__init__"``) that one import statement names; [] for any other node."""
+    if isinstance(node, ast.ImportFrom):
+        if node.level == package_level:
+            # "from . import name": a module, or else a name of the package's __init__
+            return ([node.module.split(".")[0]] if node.module else
+                    [a.name if a.name in _modules() else "__init__" for a in node.names])
+        if node.level == 0 and node.module and node.module.split(".")[0] == "bayescale":
+            parts = node.module.split(".")
+            return [parts[1]] if len(parts) > 1 else [a.name for a in node.names]
+    elif isinstance(node, ast.Import):
+        return [alias.name.split(".")[1] for alias in node.names
+                if alias.name.split(".")[0] == "bayescale" and "." in alias.name]
+    return []
+
+
+def _package_level(path):
+    return 2 if path.name == "__init__.py" and path.parent != PACKAGE else 1
+
+
 def _imports(name, path):
     """Modules of the package that `path` imports, with the line of each import."""
     tree = ast.parse(path.read_text())
-    package_level = 2 if path.name == "__init__.py" and path.parent != PACKAGE else 1
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            if node.level == package_level:
-                # "from . import name": a module, or else a name of the package's __init__
-                targets = ([node.module.split(".")[0]] if node.module else
-                           [a.name if a.name in _modules() else "__init__" for a in node.names])
-            elif node.level == 0 and node.module and node.module.split(".")[0] == "bayescale":
-                parts = node.module.split(".")
-                targets = [parts[1]] if len(parts) > 1 else [a.name for a in node.names]
-            else:
-                continue
-            found += [(t, node.lineno) for t in targets]
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                parts = alias.name.split(".")
-                if parts[0] == "bayescale" and len(parts) > 1:
-                    found.append((parts[1], node.lineno))
+    found = [(t, node.lineno) for node in ast.walk(tree) for t in _targets(node, _package_level(path))]
     return [(t, line) for t, line in found if (t in _modules() or t == "__init__") and t != name]
 
 
@@ -137,20 +139,17 @@ IMPORTED_WHERE_USED = {"figure"}
 
 def test_package_modules_are_imported_at_the_top():
     """Inside a function, a module of the package is imported only for a measured import-time reason."""
-    late = []
+    late = set()
     for name, path in _modules().items():
         tree = ast.parse(path.read_text())
         for func in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
-            for node in ast.walk(func):
-                if isinstance(node, ast.ImportFrom) and node.level >= 1:
-                    targets = [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
-                elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "bayescale":
-                    targets = node.module.split(".")[1:2] or ["__init__"]
-                elif isinstance(node, ast.Import):
-                    targets = [a.name.split(".")[1] if "." in a.name else "__init__" for a in node.names
-                               if a.name.split(".")[0] == "bayescale"]
-                else:
-                    continue
-                late += [f"{name}.py:{node.lineno} imports {t}" for t in targets if t not in IMPORTED_WHERE_USED]
+            late |= {f"{name}.py:{node.lineno} imports {t}" for node in ast.walk(func)
+                     for t in _targets(node, _package_level(path)) + _whole_package(node)
+                     if t not in IMPORTED_WHERE_USED}
     assert not late, "import these at the top of the module (or measure and name the reason here): " + "; ".join(
-        sorted(set(late)))
+        sorted(late))
+
+
+def _whole_package(node):
+    """``["bayescale"]`` for ``import bayescale`` (the package namespace, which :func:`_targets` leaves out)."""
+    return ["bayescale"] if isinstance(node, ast.Import) and any(a.name == "bayescale" for a in node.names) else []

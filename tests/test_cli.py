@@ -1,4 +1,4 @@
-"""The bayescale console script, end to end: fresh processes where only a process shows the behaviour, else in-process."""
+"""The bayescale console script end to end: a fresh process where only a process shows the behaviour."""
 
 import json
 import types
@@ -55,13 +55,11 @@ def run_in(*args, warnings="ignore"):
     return types.SimpleNamespace(returncode=status, stdout=out.getvalue(), stderr=err.getvalue())
 
 
-def run_here(*args, capsys):
-    """The command line in this process (for errors raised before any work): status, stdout, stderr lines."""
-    from bayescale.cli import main
-
-    status = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return status, out, err.strip().splitlines()
+def run_here(*args):
+    """:func:`run_in` with the warnings filters as they are (for errors raised before any work): status, stdout,
+    stderr lines."""
+    proc = run_in(*args, warnings=None)
+    return proc.returncode, proc.stdout, proc.stderr.strip().splitlines()
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +96,7 @@ def test_summary(fit_file):
 
 def test_risk_table_and_markdown(fit_file):
     proc = run_in("risk", fit_file, "--budget", "1e24", "--budget", "5.88e23", "--target", "1.9",
-               "--plan", "70e9:1.4e12", "--format", "md")
+                  "--plan", "70e9:1.4e12", "--format", "md")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "## Compute-optimal allocation" in out and "## Compute needed to reach loss 1.9" in out
@@ -126,10 +124,10 @@ def test_risk_machine_formats(fit_file):
     assert table.shape[0] == 1 and table["D"].iloc[0] == 1.4e12 and "new_run_upper" in table
 
 
-def test_recommend_ranks_a_grid_or_a_file_of_candidates(fit_file, tmp_path, capsys):
+def test_recommend_ranks_a_grid_or_a_file_of_candidates(fit_file, tmp_path):
     out = tmp_path / "next.png"
     proc = run_in("recommend", fit_file, "--budget", "1e24", "--n-range", "1B:16B", "--d-range", "20B:320B",
-               "--points", "3", "--outcomes", "30", "--seed", "1", "--format", "csv", "-o", out)
+                  "--points", "3", "--outcomes", "30", "--seed", "1", "--format", "csv", "-o", out)
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(StringIO(proc.stdout))
     # 1.25 to 320 tokens per parameter offered: the two more than 10x off the optimum's (~20) are left out; those
@@ -143,23 +141,23 @@ def test_recommend_ranks_a_grid_or_a_file_of_candidates(fit_file, tmp_path, caps
     assert ranked["shrinkage_per_flop"].is_monotonic_decreasing and (table["width"] > 0).all()
     assert np.allclose(table["shrinkage"], table["shrinkage_information"] + table["shrinkage_range"])
     every = run_in("recommend", fit_file, "--budget", "1e24", "--n-range", "1B:16B", "--d-range", "20B:320B",
-                "--points", "3", "--outcomes", "10", "--seed", "1", "--format", "csv", "--all-candidates")
+                   "--points", "3", "--outcomes", "10", "--seed", "1", "--format", "csv", "--all-candidates")
     assert every.returncode == 0, every.stderr
     assert len(pd.read_csv(StringIO(every.stdout))) == 9
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     candidates = tmp_path / "candidates.csv"
     pd.DataFrame({"N": [1e9, 4e9, 1.6e10], "D": [3.2e11, 8e10, 2e10]}).to_csv(candidates, index=False)
     proc = run_in("recommend", fit_file, "--quantity", "loss", "--budget", "1e24", "--candidates", candidates,
-               "--outcomes", "30", "--top", "2", "--format", "md", "--all-candidates")
+                  "--outcomes", "30", "--top", "2", "--format", "md", "--all-candidates")
     assert proc.returncode == 0, proc.stderr
     assert "expected shrinkage of the 90% interval of the expected loss of the compute-optimal plan" in proc.stdout
     assert proc.stdout.count("FLOP |") == 2  # the best two of the three equal-compute candidates
     proc = run_in("recommend", fit_file, "--quantity", "loss", "--budget", "1e24", "--candidates", candidates,
-               "--outcomes", "30", "--format", "md")
+                  "--outcomes", "30", "--format", "md")
     assert proc.returncode == 0, proc.stderr
     # 320 and 1.25 tokens per parameter lie more than 10x off the optimum's: only the 20 is kept, and said so
     assert proc.stdout.count("FLOP |") == 1 and "2 candidates more than 10x off" in proc.stdout
-    status, _, err = run_here("recommend", fit_file, "--budget", "1e24", capsys=capsys)
+    status, _, err = run_here("recommend", fit_file, "--budget", "1e24")
     assert status == 1 and len(err) == 1 and "give --candidates CSV, or --n-range" in err[0]
 
 
@@ -231,18 +229,17 @@ OPTION_CASES = [  # (arguments, option named, value named, range or form named)
 
 
 @pytest.mark.parametrize("args, option, value, expected", OPTION_CASES, ids=[" ".join(c[0][2:] or c[0]) for c in OPTION_CASES])
-def test_every_numeric_option_is_checked_before_any_work(args, option, value, expected, capsys, tmp_path,
-                                                         monkeypatch):
+def test_every_numeric_option_is_checked_before_any_work(args, option, value, expected, tmp_path, monkeypatch):
     """Negative-looking values reach their option's check (not argparse's "expected one argument")."""
     monkeypatch.chdir(tmp_path)
-    status, out, err = run_here(*args, capsys=capsys)
+    status, out, err = run_here(*args)
     assert status == 2 and not out, err
     assert len(err) == 1 and err[0].startswith(f"bayescale {args[0]}: error: argument {option}"), err
     assert value in err[0] and expected in err[0], err
     assert "expected one argument" not in err[0] and list(tmp_path.iterdir()) == []
 
 
-def test_output_paths_are_checked_before_fitting(tmp_path, capsys, monkeypatch):
+def test_output_paths_are_checked_before_fitting(tmp_path, monkeypatch):
     """A fit, a figure or a checkpoint folder that cannot be written is refused before the runs are read."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a_folder").mkdir()
@@ -262,14 +259,14 @@ def test_output_paths_are_checked_before_fitting(tmp_path, capsys, monkeypatch):
     if os.path.exists("/dev/null") is False:
         cases = [c for c in cases if "/dev/null" not in c[0]]
     for args, text in cases:
-        status, out, err = run_here(*args, capsys=capsys)
+        status, out, err = run_here(*args)
         assert status == 1 and len(err) == 1 and text in err[0], (args, err)
         assert "absent" not in err[0], (args, err)  # the output was checked first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file.nc", "a_folder"]
     if os.geteuid() != 0:  # root writes anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
-        status, out, err = run_here("fit", "absent.csv", "-o", locked / "x.nc", capsys=capsys)
+        status, out, err = run_here("fit", "absent.csv", "-o", locked / "x.nc")
         assert status == 1 and "is not writable" in err[0], err
 
 
@@ -379,7 +376,7 @@ def test_fit_from_a_spec_file(tmp_path):
     csv.write_bytes(files("bayescale.datasets").joinpath("chinchilla_runs_epoch2024.csv").read_bytes())
     out = tmp_path / "fit.nc"
     proc = run_in("fit", csv, "--model", spec, "-o", out, "--seed", 1, "--draws", 200, "--tune", 300,
-               "--columns", "Model Size=N,Training FLOP=C")
+                  "--columns", "Model Size=N,Training FLOP=C")
     assert proc.returncode == 0, proc.stderr
     import bayescale as bs
 
@@ -389,7 +386,7 @@ def test_fit_from_a_spec_file(tmp_path):
     assert abs(fit.summary().loc["alpha", "median"] - 0.3) < 0.005
 
 
-def test_calibrate_form_writes_a_table_that_fit_uses(tmp_path, capsys):
+def test_calibrate_form_writes_a_table_that_fit_uses(tmp_path):
     """calibrate-form on two ladders that bend below the law writes a [form_uncertainty] table with a larger
     loss scale; fit --form-uncertainty FILE carries it into the saved fit; bad values fail before any work."""
     import tomllib
@@ -410,15 +407,14 @@ def test_calibrate_form_writes_a_table_that_fit_uses(tmp_path, capsys):
     assert bs.load(out).model.form_uncertainty.loss_scale == form["loss_scale"]
     for value, message in [("maybe", "give on, off or a .toml file"), (tmp_path / "none.toml", "no such file"),
                            (csv, "give on, off or a .toml file")]:
-        status, _, err = run_here("fit", csv, "--form-uncertainty", value, "-o", tmp_path / "x.nc", capsys=capsys)
+        status, _, err = run_here("fit", csv, "--form-uncertainty", value, "-o", tmp_path / "x.nc")
         assert status == 1 and len(err) == 1 and message in err[0], err
     (tmp_path / "other.toml").write_text("[priors]\n")
-    status, _, err = run_here("fit", csv, "--form-uncertainty", tmp_path / "other.toml", "-o", tmp_path / "x.nc",
-                              capsys=capsys)
+    status, _, err = run_here("fit", csv, "--form-uncertainty", tmp_path / "other.toml", "-o", tmp_path / "x.nc")
     assert status == 1 and "has no [form_uncertainty] table; tables present: 'priors'" in err[0], err
-    status, _, err = run_here("calibrate-form", csv, "-o", tmp_path / "family.txt", capsys=capsys)
+    status, _, err = run_here("calibrate-form", csv, "-o", tmp_path / "family.txt")
     assert status == 1 and "format 'txt' is not supported" in err[0], err
-    status, _, err = run_here("calibrate-form", csv, "-o", tmp_path / "f.toml", capsys=capsys)
+    status, _, err = run_here("calibrate-form", csv, "-o", tmp_path / "f.toml")
     assert status == 1 and "no column 'ladder'" in err[0] and "--ladder-column" in err[0], err
     assert not (tmp_path / "x.nc").exists() and not (tmp_path / "f.toml").exists()
 
@@ -502,7 +498,7 @@ def test_demo_saves_the_fit_and_its_hint_names_the_file(tmp_path):
 
 def test_risk_tables_in_latex(fit_file):
     proc = run_in("risk", fit_file, "--budget", "1e24", "--plan", "70B:1.4T", "--target", "1.9", "--seed", 1,
-               "--format", "latex")
+                  "--format", "latex")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert out.count(r"\begin{tabular}") == 4 and out.count(r"\end{table}") == 4
@@ -592,7 +588,7 @@ def test_warnings_of_batch_workers_reach_the_caller():
         assert isinstance(batch._adopt(outcome, None, "a"), Fitted)
 
 
-def test_fit_checkpoint_and_undertuned_options_reach_the_model(tmp_path, capsys):
+def test_fit_checkpoint_and_undertuned_options_reach_the_model(tmp_path):
     """--undertuned and --within-run set the model the fit samples (the fits themselves are tested in
     test_undertuned and test_checkpoints_model); beside --model, whose spec sets them, they are refused first."""
     from bayescale.cli import _model, build_parser
@@ -605,8 +601,7 @@ def test_fit_checkpoint_and_undertuned_options_reach_the_model(tmp_path, capsys)
     assert not default.undertuned and default.within_run == "auto"
     csv = tmp_path / "runs.csv"
     csv.write_text("N,D,loss\n1e8,2e9,3.0\n")
-    status, _out, err = run_here("fit", csv, "--model", "chinchilla", "--undertuned", "-o", tmp_path / "x.nc",
-                                 capsys=capsys)
+    status, _out, err = run_here("fit", csv, "--model", "chinchilla", "--undertuned", "-o", tmp_path / "x.nc")
     assert status != 0 and "--undertuned" in err[-1] and not (tmp_path / "x.nc").exists()
 
 
@@ -637,7 +632,7 @@ def test_drop_flagged_and_form_uncertainty_off(tmp_path):
     frame.to_csv(csv, index=False)
     out = tmp_path / "f.nc"
     proc = run_in("fit", csv, "-o", out, "--drop-flagged", "--form-uncertainty", "off", "--draws", 200, "--tune", 300,
-               "--seed", 1, "--cores", 1)
+                  "--seed", 1, "--cores", 1)
     assert proc.returncode == 0, proc.stderr
     assert "Dropped 5 run(s) flagged in column 'dropped_in_replication'" in proc.stderr
     fit = bs.load(out)
@@ -645,14 +640,14 @@ def test_drop_flagged_and_form_uncertainty_off(tmp_path):
     assert "HeavyTailWarning" not in proc.stderr  # the 5 outliers were what made the tails heavy
 
 
-def test_drop_flagged_names_a_missing_or_unreadable_column(tmp_path, capsys):
+def test_drop_flagged_names_a_missing_or_unreadable_column(tmp_path):
     frame = bs.datasets.load_chinchilla().drop(columns="dropped_in_replication")
     csv = tmp_path / "runs.csv"
     frame.assign(bad=["maybe"] * len(frame)).to_csv(csv, index=False)
-    status, _, err = run_here("fit", csv, "-o", tmp_path / "f.nc", "--drop-flagged", capsys=capsys)
+    status, _, err = run_here("fit", csv, "-o", tmp_path / "f.nc", "--drop-flagged")
     assert status == 1 and len(err) == 1
     assert "--drop-flagged dropped_in_replication" in err[0] and "no column 'dropped_in_replication'" in err[0]
-    status, _, err = run_here("fit", csv, "-o", tmp_path / "f.nc", "--drop-flagged", "bad", capsys=capsys)
+    status, _, err = run_here("fit", csv, "-o", tmp_path / "f.nc", "--drop-flagged", "bad")
     assert status == 1 and "not true/false (the first: 'maybe')" in err[0]
     assert not (tmp_path / "f.nc").exists()
 

@@ -481,49 +481,70 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
     if psis not in (True, False):
         raise ValueError(f"psis must be True or False, got {psis!r}")
     k = float(positive_array(flops_per_param_token, "flops_per_param_token"))
-    if fit.hierarchical:
-        fitted = [str(g) for g in fit.runs.groups or ()]
-        if group is None or str(group) not in fitted:
-            raise ValueError(f"recommend_runs on a fit with groups needs group= naming the fitted group the runs "
-                             f"would join; got group={group!r}; valid: {', '.join(map(repr, fitted))}")
-        group = str(group)
-    else:
-        check_group(fit, group)
+    group = _joined_group(fit, group)
     if tokens_per_param_factor is not None:
         tokens_per_param_factor = float(positive_array(tokens_per_param_factor, "tokens_per_param_factor"))
         if not tokens_per_param_factor >= 1:
             raise ValueError(f"tokens_per_param_factor must be None or a number >= 1, got {tokens_per_param_factor!r}")
-    runs = new_runs(fit, candidates, columns)
-    if group is not None:
-        runs = new_runs(fit, runs.frame.assign(group=group))
-    dropped = _off_frontier(fit, runs, tokens_per_param_factor, k, group)
-    if dropped.any():
-        if dropped.all():
-            raise ValueError(f"recommend_runs: every candidate's tokens per parameter lies more than a factor "
-                             f"{tokens_per_param_factor:g} from the fit's compute-optimal one at its compute; widen "
-                             "tokens_per_param_factor, or None to keep every candidate")
-        runs = new_runs(fit, runs.frame.loc[~dropped].reset_index(drop=True))
-    frame = runs.frame
-    inputs = runs.inputs(fit.law.inputs)
-    if "cost" in frame:
-        cost = positive_array(frame["cost"].to_numpy(), "cost column of candidates")
-    elif "C" in frame:
-        cost = frame["C"].to_numpy(dtype=float)
-    else:
-        raise ValueError("candidates need a C or cost column (or N and D, C = 6 N D) to rank by cost")
+    runs, dropped, cost = _candidates(fit, candidates, columns, group, tokens_per_param_factor, k)
 
     q = _Quantity(fit, quantity, budget, target, k, random_seed, group)
     if quantity == "budget_for":
         _check_target(q.floor, target)
     reach = Reach.from_runs(fit.runs)
     current = q.draws(reach)
-    m = current.size
-    uniform = np.full(m, 1.0 / m)
     if not np.all(np.isfinite(current)):
         raise ValueError(f"the fit's draws of {quantity} are not all finite; see fit.summary()")
-    lo0, hi0 = weighted_interval(current, uniform, prob)
-    width0 = float(hi0 - lo0)
+    lo0, hi0 = weighted_interval(current, np.full(current.size, 1.0 / current.size), prob)
+    rows = _expected_widths(fit, runs, q, current, reach, group, prob, outcomes, psis, random_seed)
+    table = _ranked(fit, runs.frame, cost, float(hi0 - lo0), rows)
+    table.attrs.update(quantity=quantity, units=UNITS[quantity], prob=prob,
+                       interval=interval_label(fit.draws_kind, "eti"), budget=budget, target=target,
+                       outcomes=outcomes, median=float(np.quantile(current, 0.5)), lower=float(lo0),
+                       upper=float(hi0), law=fit.law.name, group=group,
+                       tokens_per_param_factor=tokens_per_param_factor, dropped_off_frontier=int(dropped.sum()))
+    _warn_unreliable(table)
+    return table
 
+
+def _joined_group(fit, group):
+    """The fitted group (as a string) candidate runs would join; None for a fit without groups."""
+    if not fit.hierarchical:
+        check_group(fit, group)
+        return group
+    fitted = [str(g) for g in fit.runs.groups or ()]
+    if group is None or str(group) not in fitted:
+        raise ValueError(f"recommend_runs on a fit with groups needs group= naming the fitted group the runs "
+                         f"would join; got group={group!r}; valid: {', '.join(map(repr, fitted))}")
+    return str(group)
+
+
+def _candidates(fit, candidates, columns, group, factor, k):
+    """The candidate runs kept near the frontier, the mask of those left out, and the kept runs' costs."""
+    runs = new_runs(fit, candidates, columns)
+    if group is not None:
+        runs = new_runs(fit, runs.frame.assign(group=group))
+    dropped = _off_frontier(fit, runs, factor, k, group)
+    if dropped.any():
+        if dropped.all():
+            raise ValueError(f"recommend_runs: every candidate's tokens per parameter lies more than a factor "
+                             f"{factor:g} from the fit's compute-optimal one at its compute; widen "
+                             "tokens_per_param_factor, or None to keep every candidate")
+        runs = new_runs(fit, runs.frame.loc[~dropped].reset_index(drop=True))
+    frame = runs.frame
+    if "cost" in frame:
+        cost = positive_array(frame["cost"].to_numpy(), "cost column of candidates")
+    elif "C" in frame:
+        cost = frame["C"].to_numpy(dtype=float)
+    else:
+        raise ValueError("candidates need a C or cost column (or N and D, C = 6 N D) to rank by cost")
+    return runs, dropped, cost
+
+
+def _expected_widths(fit, runs, q, current, reach, group, prob, outcomes, psis, random_seed) -> list:
+    """Per candidate: the interval's expected width after its run (over simulated outcomes) and the weights' health."""
+    m = current.size
+    inputs = runs.inputs(fit.law.inputs)
     rng = np.random.default_rng(fit.random_seed if random_seed is None else random_seed)
     seed = int(rng.integers(2**31))
     y = np.log(predict_draws(fit, runs, random_seed=seed)["new_run_loss"].values.reshape(m, runs.n_runs))
@@ -540,9 +561,8 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
         w, k_hat = importance_weights(ll, psis=psis)
         # with the run, the fitted range grows to hold it; only the form uncertainty depends on that range
         grown = reach if fit.form_uncertainty is None else Reach.from_frame(
-            pd.concat([fit.runs.frame, frame.iloc[[i]]], ignore_index=True))
-        values = q.draws(grown)
-        lo, hi = weighted_interval(values, w, prob)
+            pd.concat([fit.runs.frame, runs.frame.iloc[[i]]], ignore_index=True))
+        lo, hi = weighted_interval(q.draws(grown), w, prob)
         # the same weights on today's draws: what the run's outcome teaches, the fitted range held as it is
         lo_i, hi_i = (lo, hi) if grown is reach else weighted_interval(current, w, prob)
         ess = kish_ess(w)
@@ -554,6 +574,11 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
                          ess_min=float(ess.min()), ess_median=float(np.median(ess)),
                          pareto_k_max=float(np.nanmax(k_hat)) if psis and not np.isnan(k_hat).all() else np.nan,
                          unreliable_share=float(np.mean((ess < REWEIGHTED_ESS_MIN) | (k_hat > PARETO_K_MAX)))))
+    return rows
+
+
+def _ranked(fit, frame, cost, width0, rows) -> pd.DataFrame:
+    """The candidates' table: inputs, cost, widths and shrinkages, best first; runs worth nothing unranked, last."""
     table = frame[[c for c in ("N", "D", "C", "U") if c in frame]].reset_index(drop=True)
     table["cost"] = cost
     table["width"] = width0
@@ -568,7 +593,7 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
                    "shrinkage_fraction", "shrinkage_per_flop", "ess_min", "ess_median", "pareto_k_max",
                    "unreliable_share"]]
     table["reliable"] = table["unreliable_share"] <= UNRELIABLE_SHARE
-    annotate(table, fit.runs, what="recommend_runs", stacklevel=3,
+    annotate(table, fit.runs, what="recommend_runs", stacklevel=4,
              form=fit.form_uncertainty, bands=fit.draws_kind != "point")
     table["converged"] = bool(fit.converged)
     # A run expected to narrow nothing (or, within the Monte Carlo error of the reweighting, to widen) has no
@@ -578,24 +603,23 @@ def recommend_runs(fit, candidates, *, quantity="n_opt", budget=None, target=Non
                        table[~worth].sort_values("cost", kind="stable")]).reset_index(drop=True)
     table.insert(0, "rank", pd.array(list(range(1, int(worth.sum()) + 1)) + [pd.NA] * int((~worth).sum()),
                                      dtype="Int64"))
-    med = float(np.quantile(current, 0.5))
-    table.attrs.update(quantity=quantity, units=UNITS[quantity], prob=prob,
-                       interval=interval_label(fit.draws_kind, "eti"), budget=budget, target=target,
-                       outcomes=outcomes, median=med, lower=float(lo0), upper=float(hi0), law=fit.law.name,
-                       group=group, tokens_per_param_factor=tokens_per_param_factor,
-                       dropped_off_frontier=int(dropped.sum()))
-    bad = ~table["reliable"]
-    if bad.any():
-        worst = table.loc[bad].iloc[0]
-        warn_user(
-            f"recommend_runs: {int(bad.sum())} of {len(table)} candidates rest on few effective draws: for more "
-            f"than {UNRELIABLE_SHARE:.0%} of their outcomes the reweighted draws have fewer than {REWEIGHTED_ESS_MIN} effective "
-            f"draws or a Pareto k above {PARETO_K_MAX} (up to {table.loc[bad, 'unreliable_share'].max():.0%}), e.g. "
-            f"rank {int(worst['rank'])} "
-            f"({format_count(worst['N'])} params on {format_count(worst['D'])} tokens): such a run would teach "
-            "more than the existing draws can show, so its expected width is coarse; draw more posterior samples "
-            "or refit with a simulated outcome", ImportanceWeightWarning, stacklevel=3)
     return table
+
+
+def _warn_unreliable(table) -> None:
+    """Warn when candidates' expected widths rest on few effective draws, naming the first such candidate."""
+    bad = ~table["reliable"]
+    if not bad.any():
+        return
+    worst = table.loc[bad].iloc[0]
+    which = "unranked" if pd.isna(worst["rank"]) else f"rank {int(worst['rank'])}"
+    warn_user(
+        f"recommend_runs: {int(bad.sum())} of {len(table)} candidates rest on few effective draws: for more "
+        f"than {UNRELIABLE_SHARE:.0%} of their outcomes the reweighted draws have fewer than {REWEIGHTED_ESS_MIN} "
+        f"effective draws or a Pareto k above {PARETO_K_MAX} (up to {table.loc[bad, 'unreliable_share'].max():.0%}), "
+        f"e.g. the candidate {which} ({format_count(worst['N'])} params on {format_count(worst['D'])} tokens): such "
+        "a run would teach more than the existing draws can show, so its expected width is coarse; draw more "
+        "posterior samples or refit with a simulated outcome", ImportanceWeightWarning, stacklevel=4)
 
 
 # ------------------------------------------------------------------ figure

@@ -111,6 +111,16 @@ def test_an_uninformative_candidate_predicts_no_shrinkage():
     assert table["ess_min"].iloc[0] > 3900  # the weights are all but equal
 
 
+def test_an_unranked_candidate_on_few_effective_draws_is_named_in_the_warning():
+    # N_opt does not depend on E: the interval has width 0, so the run is worth nothing (no rank); precise runs
+    # (sigma 0.01%) leave few effective draws for every outcome (share 1.0 over seeds 1-3; 0.1-0.14 at sigma 0.05%,
+    # at the threshold). The warning named the first such candidate's rank as int(<NA>) and raised a TypeError.
+    fit = GaussianFit(0.02, 0.0001)
+    with pytest.warns(bs.ImportanceWeightWarning, match="candidate unranked"):
+        table = fit.recommend_runs(CANDIDATE, quantity="n_opt", budget=1e21, outcomes=50, random_seed=1)
+    assert table["rank"].isna().all() and not table["reliable"].any()
+
+
 def test_every_quantity_measures_the_interval_of_its_own_draws():
     from scipy.optimize import brentq
 

@@ -608,47 +608,94 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
     """
     fmt = check_output(path, format)
     check_prob(prob)
-    groups = None
-    if getattr(fit.model, "hierarchical", False):
-        groups = fitted_groups(fit)
-        reference = groups[0] if reference is None else reference
-        if str(reference) not in groups:
-            raise ValueError(f"reference={reference!r} is not a fitted group; fitted groups: {', '.join(groups)}")
-        reference = str(reference)
-    elif reference is not None:
-        raise ValueError(f"reference={reference!r} names a group, but this fit has no groups")
+    groups, reference = _reference_group(fit, reference)
     k = float(flops_per_param_token)
     budgets = default_budgets(fit, k) if budget is None else check_budgets(budget)
     if target is not None and not (isinstance(target, (int, float)) and not isinstance(target, bool)
                                    and math.isfinite(target) and target > 0):
         raise ValueError(f"target must be a positive loss, got {target!r}")
     seed = fit.settings.get("random_seed") if random_seed is None else random_seed
-    law = fit.model.law
-    d = fit.diagnostics()
-    converged = bool(fit.converged)
-    s = fit.settings
     doc = _Doc()
-    title = title or f"Scaling-law fit report: {law.name} law, {fit.runs.n_runs} runs"
+    title = title or f"Scaling-law fit report: {fit.model.law.name} law, {fit.runs.n_runs} runs"
     doc.heading(title, 1)
     doc.para(f"bayescale {__version__}, written {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC.",
              cls="note")
-    checks = caveats(fit)
-    if converged and not checks:
-        doc.para("Sampler converged; model checks passed.", cls="status ok")
-    elif converged:
-        doc.para("Sampler converged, but a model check failed (see the verdict below).", cls="status bad")
-    else:
-        doc.para("NOT CONVERGED: the sampler failed its diagnostics; do not use these numbers for a decision "
-                 "until it does (see Diagnostics).", cls="status bad")
+    _status(doc, fit)
 
     doc.heading("The decision")
     alloc, risk = _decision(doc, fit, budgets, target, prob, k, seed)
     if target is not None:
         doc.heading("Budget for the target")
         _budget_for(doc, fit, target, prob, k, seed)
-
     doc.heading("What was fitted")
-    frame = fit.runs.frame
+    _fitted(doc, fit)
+    doc.heading("Diagnostics")
+    _diagnostics(doc, fit)
+    doc.heading("Parameters: posterior and point estimate")
+    _parameters(doc, fit, prob)
+    doc.heading("Allocation and risk at the budgets")
+    _allocation_and_risk(doc, alloc, risk, target)
+    if downstream is not None:
+        doc.heading("Task scores at the budgets")
+        _downstream(doc, fit, downstream, budgets, task_target, prob, k, seed)
+    if groups is not None and len(groups) > 1:
+        doc.heading(f"Groups compared with {reference}")
+        _contrasts(doc, fit, reference, groups, budgets, prob, k)
+    doc.heading("What more compute buys")
+    _returns(doc, fit, budgets, prob, k)
+    if next_run:
+        doc.heading("Which run to train next" + ("" if groups is None else f" (joining {reference})"))
+        _next_run(doc, fit, candidates, float(budgets[len(budgets) // 2]), prob, k, seed, reference)
+    if getattr(fit.model, "undertuned", False):
+        doc.heading("Possibly undertuned runs")
+        _undertuned(doc, fit, prob)
+    doc.heading("Figures")
+    _figures(doc, fit, budgets, prob, k, seed)
+    if backtest:
+        doc.heading("Backtest on the largest runs")
+        _backtest(doc, fit, prob, seed)
+    doc.heading("Assumptions and caveats")
+    _caveats(doc, fit, budgets, k)
+
+    if fmt == "html":
+        text = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+                + "\n".join(doc.html) + "\n</body>\n</html>\n")
+    else:
+        text = "\n".join(doc.md)
+    if path is not None:
+        _write(path, text)
+    return text
+
+
+def _reference_group(fit, reference):
+    """The fitted groups (None without groups) and the reference group of the sections on groups."""
+    if not getattr(fit.model, "hierarchical", False):
+        if reference is not None:
+            raise ValueError(f"reference={reference!r} names a group, but this fit has no groups")
+        return None, None
+    groups = fitted_groups(fit)
+    reference = groups[0] if reference is None else reference
+    if str(reference) not in groups:
+        raise ValueError(f"reference={reference!r} is not a fitted group; fitted groups: {', '.join(groups)}")
+    return groups, str(reference)
+
+
+def _status(doc, fit) -> None:
+    """The coloured line under the title: converged and checked, converged with a failed check, or not converged."""
+    checks = caveats(fit)
+    if fit.converged and not checks:
+        doc.para("Sampler converged; model checks passed.", cls="status ok")
+    elif fit.converged:
+        doc.para("Sampler converged, but a model check failed (see the verdict below).", cls="status bad")
+    else:
+        doc.para("NOT CONVERGED: the sampler failed its diagnostics; do not use these numbers for a decision "
+                 "until it does (see Diagnostics).", cls="status bad")
+
+
+def _fitted(doc, fit) -> None:
+    """Law, likelihood, priors, form uncertainty, the data's ranges and the sampler's settings."""
+    law, s, frame = fit.model.law, fit.settings, fit.runs.frame
     doc.items([f"Law: {law.name}, L = {law.formula}", f"Likelihood: {fit.model.likelihood} on log loss",
                f"Priors: " + ", ".join(f"{name} ~ {p}" for name, p in fit.priors_.items()),
                f"Form uncertainty: {fit.model.form_uncertainty if fit.model.form_uncertainty else 'off'}",
@@ -657,20 +704,22 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
                f"Sampler: {s['sampler']}, {s['chains']} chains x {s['draws']} draws ({s['tune']} tuning), "
                f"seed {s['random_seed']}"])
 
-    doc.heading("Diagnostics")
+
+def _diagnostics(doc, fit) -> None:
+    """The sampler's diagnostics beside the values wanted."""
+    d = fit.diagnostics()
     diag = pd.DataFrame({"value": [f"{d['max_r_hat']:.4f}", f"{d['min_ess_bulk']:.0f}", f"{d['min_ess_tail']:.0f}",
                                    str(d["divergences"]), f"{d['mean_leapfrog_steps']:.1f}", str(d["max_tree_depth"]),
-                                   f"{d['sampling_seconds']:.1f}", "yes" if converged else "NO"],
+                                   f"{d['sampling_seconds']:.1f}", "yes" if fit.converged else "NO"],
                          "wanted": ["<= 1.01", ">= 400", ">= 400", "0", "", "", "", "yes"]},
                         index=pd.Index(["max R-hat", "min bulk ESS", "min tail ESS", "divergences",
                                         "mean leapfrog steps", "max tree depth", "sampling seconds", "converged"],
                                        name="diagnostic"))
     doc.table(diag)
 
-    doc.heading("Parameters: posterior and point estimate")
-    _parameters(doc, fit, prob)
 
-    doc.heading("Allocation and risk at the budgets")
+def _allocation_and_risk(doc, alloc, risk, target) -> None:
+    """The allocation table and the loss of the compute-optimal plan at each budget."""
     doc.para("Compute-optimal allocation (posterior of N_opt, D_opt and the loss at the optimum):")
     doc.human_table(alloc.drop(columns=["converged"], errors="ignore"))
     keep = ["C", "loss_median", "curve_lower", "curve_upper", "new_run_lower", "new_run_upper"] + (
@@ -679,27 +728,9 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
              + (f", and P(loss <= {target:g})" if target is not None else "") + ":")
     doc.human_table(risk[[c for c in keep if c in risk.columns]])
 
-    if downstream is not None:
-        doc.heading("Task scores at the budgets")
-        _downstream(doc, fit, downstream, budgets, task_target, prob, k, seed)
 
-    if groups is not None and len(groups) > 1:
-        doc.heading(f"Groups compared with {reference}")
-        _contrasts(doc, fit, reference, groups, budgets, prob, k)
-
-    doc.heading("What more compute buys")
-    _returns(doc, fit, budgets, prob, k)
-
-    if next_run:
-        doc.heading("Which run to train next" + ("" if groups is None else f" (joining {reference})"))
-        _next_run(doc, fit, candidates, float(budgets[len(budgets) // 2]), prob, k, seed, reference)
-
-    if getattr(fit.model, "undertuned", False):
-        doc.heading("Possibly undertuned runs")
-        _undertuned(doc, fit, prob)
-
-    doc.heading("Figures")
-
+def _figures(doc, fit, budgets, prob, k, seed) -> None:
+    """The frontier, the allocation, the isoFLOP curves and the posterior predictive check, with captions."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         figures = [
@@ -716,23 +747,6 @@ def report(fit, path=None, *, budget=None, target=None, prob=0.9, flops_per_para
         ]
     for fig, caption in figures:
         doc.figure(fig, caption)
-
-    if backtest:
-        doc.heading("Backtest on the largest runs")
-        _backtest(doc, fit, prob, seed)
-
-    doc.heading("Assumptions and caveats")
-    _caveats(doc, fit, budgets, k)
-
-    if fmt == "html":
-        text = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-                + "\n".join(doc.html) + "\n</body>\n</html>\n")
-    else:
-        text = "\n".join(doc.md)
-    if path is not None:
-        _write(path, text)
-    return text
 
 
 register_writer("report", report)  # ScalingFit.report writes through it (results sit below the front ends)

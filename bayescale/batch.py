@@ -220,18 +220,10 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
         raise RuntimeError(main_guard_message(getattr(__import__("sys").modules.get("__mp_main__"), "__file__",
                                                        "the main script")))
     random_seed = _check_seed(random_seed)
-    if sampler not in SAMPLERS:
-        raise SpecError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
-    checked = check_sampler_settings(draws=draws, tune=tune, chains=chains, cores=cores,
-                                     target_accept=target_accept)
-    check_flag(progressbar, "progressbar", allow_none=True), check_flag(escalate, "escalate")
+    settings = _batch_settings(draws, tune, chains, cores, sampler, target_accept, progressbar, escalate)
     frame = _frame_of(runs)
     by_cols, parts = _split(frame, by, columns, model)
     spec = model.to_dict()
-    settings = {"draws": checked["draws"], "tune": checked["tune"], "chains": checked["chains"],
-                "cores": check_count(cores, "cores"), "sampler": sampler,
-                "target_accept": checked["target_accept"], "escalate": bool(escalate),
-                "progressbar": False}  # one bar for the batch (below), none per fit
     ckpt = None
     if checkpoint_dir is not None:
         ckpt = ResumeFolder(checkpoint_dir, spec, settings, None if random_seed is None else int(random_seed),
@@ -259,43 +251,12 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
     pool = default_executor(len(todo)) if own else (as_executor(executor) if todo else None)
     bar = KeyProgress(len(parts), enabled=progressbar, initial=len(resumed), description="fits")
     started = time.perf_counter()
-    slots = pool_slots(pool) if pool is not None else 1
-    futures = {}
+    tasks = [_Task(key, parts[key], spec, {**settings, "random_seed": seeds[key]}, columns, model, digests[key])
+             for key in todo]
     try:
-        for key in todo:
-            task = _Task(key, parts[key], spec, {**settings, "random_seed": seeds[key]}, columns, model, digests[key])
-            futures[pool.submit(_fit_task, task)] = key
-        pending = set(futures)
-        while pending:
-            done, pending = cf.wait(pending, timeout=_POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
-            for fut in done:
-                key = futures[fut]
-                try:
-                    outcome = fut.result()
-                    fit = _adopt(outcome, model, key)
-                except Exception as exc:  # a failing key never stops the batch
-                    if own and isinstance(exc, cf.process.BrokenProcessPool) and unguarded_main_script():
-                        raise  # the workers died re-running the script: said once, below
-                    errors[key] = str(exc) if isinstance(exc, KeyFailed) else error_text(exc)
-                    if ckpt is not None:
-                        ckpt.record_error(key, errors[key])
-                else:
-                    if ckpt is not None:
-                        ckpt.store(key, fit)
-                    fits[key] = fit
-            running = min(len(pending), slots)
-            bar.update(ok=len(fits), failed=len(errors), running=running)
+        _run_tasks(pool, tasks, model, ckpt, bar, fits, errors, own)
     except BaseException as exc:
-        for fut in futures:
-            fut.cancel()
-        if own:
-            stop_pool(pool)
-        elif pool is not None and pool is not executor:  # our executor over a Dask client: cancel its tasks
-            pool.shutdown(wait=False)
-        bar.close()
-        script = unguarded_main_script() if own and isinstance(exc, cf.process.BrokenProcessPool) else None
-        if script is not None:
-            raise RuntimeError(main_guard_message(script)) from None
+        _stop(pool, executor, own, bar, exc)
         raise
     if own:
         pool.shutdown(wait=True)
@@ -307,6 +268,67 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
         checkpoint_dir=None if ckpt is None else ckpt.folder, wall_seconds=time.perf_counter() - started)
     collection._warn()
     return collection
+
+
+def _batch_settings(draws, tune, chains, cores, sampler, target_accept, progressbar, escalate) -> dict:
+    """Every key's sampler settings, checked (before any work)."""
+    if sampler not in SAMPLERS:
+        raise SpecError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
+    checked = check_sampler_settings(draws=draws, tune=tune, chains=chains, cores=cores,
+                                     target_accept=target_accept)
+    check_flag(progressbar, "progressbar", allow_none=True), check_flag(escalate, "escalate")
+    return {"draws": checked["draws"], "tune": checked["tune"], "chains": checked["chains"],
+            "cores": check_count(cores, "cores"), "sampler": sampler,
+            "target_accept": checked["target_accept"], "escalate": bool(escalate),
+            "progressbar": False}  # one bar for the batch, none per fit
+
+
+def _run_tasks(pool, tasks, model, ckpt, bar, fits, errors, own) -> None:
+    """Submit `tasks` to `pool` and collect each outcome into `fits` or `errors` (and the resume folder) as it ends."""
+    futures = {}
+    try:
+        for task in tasks:
+            futures[pool.submit(_fit_task, task)] = task.key
+        _collect(futures, pool, model, ckpt, bar, fits, errors, own)
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        raise
+
+
+def _collect(futures, pool, model, ckpt, bar, fits, errors, own) -> None:
+    """Wait for `futures`, filing each outcome as it ends and moving the bar."""
+    slots = pool_slots(pool) if pool is not None else 1
+    pending = set(futures)
+    while pending:
+        done, pending = cf.wait(pending, timeout=_POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
+        for fut in done:
+            key = futures[fut]
+            try:
+                fit = _adopt(fut.result(), model, key)
+            except Exception as exc:  # a failing key never stops the batch
+                if own and isinstance(exc, cf.process.BrokenProcessPool) and unguarded_main_script():
+                    raise  # the workers died re-running the script: said once, by _stop
+                errors[key] = str(exc) if isinstance(exc, KeyFailed) else error_text(exc)
+                if ckpt is not None:
+                    ckpt.record_error(key, errors[key])
+            else:
+                if ckpt is not None:
+                    ckpt.store(key, fit)
+                fits[key] = fit
+        bar.update(ok=len(fits), failed=len(errors), running=min(len(pending), slots))
+
+
+def _stop(pool, executor, own, bar, exc) -> None:
+    """On an interruption or a broken pool: stop what this batch started; a script without a main guard is named."""
+    if own:
+        stop_pool(pool)
+    elif pool is not None and pool is not executor:  # our executor over a Dask client: cancel its tasks
+        pool.shutdown(wait=False)
+    bar.close()
+    script = unguarded_main_script() if own and isinstance(exc, cf.process.BrokenProcessPool) else None
+    if script is not None:
+        raise RuntimeError(main_guard_message(script)) from None
 
 
 def _adopt(outcome: _Outcome, model, key):

@@ -325,31 +325,17 @@ def kaplan_crossover(runs, *, data_runs=None, compute_fit=None, data_fit=None, r
     random_seed = check_seed(random_seed)
     for name, v in (("draws", draws), ("tune", tune), ("chains", chains), ("n_boot", n_boot)):
         check_count(v, name)
-    if not (isinstance(c_range, (tuple, list)) and len(c_range) == 2):
-        raise SpecError(f"c_range must be a pair (low, high) of FLOPs (low may be None), got {c_range!r}")
-    hi = float(check_budgets(c_range[1], "c_range[1]")[0])
-    if c_range[0] is not None:
-        lo = float(check_budgets(c_range[0], "c_range[0]")[0])
-        if lo >= hi:
-            raise SpecError(f"c_range must have low < high, got {c_range!r}")
+    lo, hi = _c_range(c_range)
     if compute_fit is not None:
         _law_named(compute_fit, "power_c", "compute_fit")
     if data_fit is not None:
         _law_named(data_fit, "power_d", "data_fit")
     data = load_runs(runs, columns=columns, require=("N", "D", "C"))
     k = float(flops_per_param_token)
-    lo = float(data.frame["C"].min()) if c_range[0] is None else lo
+    lo = float(data.frame["C"].min()) if lo is None else lo
     if lo >= hi:
         raise SpecError(f"c_range high end {hi:.3g} lies below the smallest run's compute {lo:.3g}")
-    run_col = run if run is not None and run in data.frame.columns else None
-    front = envelope_frontier(data, levels=levels, resolution=resolution, bins_per_decade=bins_per_decade,
-                              run=run_col)
-    if data_runs is None:
-        limited = envelope_frontier(data, over="D", bins_per_decade=bins_per_decade, run=run_col)
-    else:
-        more = load_runs(data_runs, columns=columns, require=("N", "D", "C"))
-        limited = envelope_frontier(more, over="D", bins_per_decade=bins_per_decade,
-                                    run=run if run is not None and run in more.frame.columns else None)
+    front, limited = _envelopes(data, data_runs, columns, run, levels, resolution, bins_per_decade)
     tokens_fit = Approach1(run=run, levels=levels, resolution=resolution, bins_per_decade=bins_per_decade,
                            n_boot=n_boot, random_seed=random_seed, flops_per_param_token=k).fit(data)
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed)
@@ -371,40 +357,9 @@ def kaplan_crossover(runs, *, data_runs=None, compute_fit=None, data_fit=None, r
             f"{OFF_FRONTIER_LOG_LOSS:.1%}: it is not a trend of the compute-efficient frontier (was it fitted on all "
             f"runs?); fit the power_c law on bayescale.envelope.frontier(runs), or leave compute_fit=None"),
             stacklevel=2)
-    line = tokens_fit.line_draws()
-    n_draws = max(len(next(iter(pc.values()))), len(next(iter(pd_.values()))))
-
-    def cycle(v):
-        return v[np.arange(n_draws) % len(v)]
-
-    params = {"C": {k_: cycle(v) for k_, v in pc.items()}, "D": {k_: cycle(v) for k_, v in pd_.items()},
-              "log_kD": cycle(line["log_kD"]), "b": cycle(line["b"])}
-
-    def g_of(log10_c, rows):
-        lc = log10_c * np.log(10)
-        log_d = params["log_kD"][rows] + params["b"][rows] * lc
-        a = _log_loss(compute_fit, {"C": np.exp(lc)}, {k_: v[rows] for k_, v in params["C"].items()})
-        b = _log_loss(data_fit, {"D": np.exp(log_d)}, {k_: v[rows] for k_, v in params["D"].items()})
-        return a - b
-
-    log10_c, status = _crossings(g_of, np.log10(lo), np.log10(hi), n_draws)
-    c_star = 10 ** log10_c
-    d_star = np.exp(params["log_kD"] + params["b"] * np.log(c_star))
-    n_star = c_star / (k * d_star)
-    loss_star = np.exp(_log_loss(compute_fit, {"C": c_star}, params["C"]))
-    draws_table = pd.DataFrame({"C": c_star, "N": n_star, "D": d_star, "loss": loss_star, "status": status})
-
-    crosses = status == "crosses"
-    row = {}
-    for q, v in (("C", c_star), ("C_pf_days", c_star / PF_DAY), ("N", n_star), ("D", d_star), ("loss", loss_star)):
-        if crosses.any():
-            med, l_, u_ = interval(np.log(v[crosses]), prob)
-            row.update({f"{q}_median": float(np.exp(med)), f"{q}_lower": float(np.exp(l_)),
-                        f"{q}_upper": float(np.exp(u_))})
-        else:
-            row.update({f"{q}_median": np.nan, f"{q}_lower": np.nan, f"{q}_upper": np.nan})
-    row["crossing_prob"] = float(crosses.mean())
-    row["below_prob"] = float((status == "below").mean())
+    params = _joint_draws(pc, pd_, tokens_fit.line_draws())
+    draws_table = _crossover_draws(compute_fit, data_fit, params, lo, hi, k)
+    row = _crossover_row(draws_table, prob)
     row["converged"] = bool(compute_fit.converged and data_fit.converged and tokens_fit.converged)
     row["frontier_below_fit"] = below
     row["compute_fit_on_frontier"] = bool(on_frontier)
@@ -420,6 +375,80 @@ def kaplan_crossover(runs, *, data_runs=None, compute_fit=None, data_fit=None, r
     exponents.attrs.update(prob=prob, interval=interval_label("posterior"))
     return KaplanCrossover(table, exponents, draws_table, compute_fit, data_fit, tokens_fit, fitted_front,
                            fitted_limited, data, params, prob)
+
+
+def _c_range(c_range):
+    """The searched compute range's ends, checked: (low or None, high)."""
+    if not (isinstance(c_range, (tuple, list)) and len(c_range) == 2):
+        raise SpecError(f"c_range must be a pair (low, high) of FLOPs (low may be None), got {c_range!r}")
+    hi = float(check_budgets(c_range[1], "c_range[1]")[0])
+    if c_range[0] is None:
+        return None, hi
+    lo = float(check_budgets(c_range[0], "c_range[0]")[0])
+    if lo >= hi:
+        raise SpecError(f"c_range must have low < high, got {c_range!r}")
+    return lo, hi
+
+
+def _envelopes(data, data_runs, columns, run, levels, resolution, bins_per_decade):
+    """The compute-efficient frontier of `data` and the lower envelope over tokens of the data-limited runs."""
+    run_col = run if run is not None and run in data.frame.columns else None
+    front = envelope_frontier(data, levels=levels, resolution=resolution, bins_per_decade=bins_per_decade,
+                              run=run_col)
+    if data_runs is None:
+        return front, envelope_frontier(data, over="D", bins_per_decade=bins_per_decade, run=run_col)
+    more = load_runs(data_runs, columns=columns, require=("N", "D", "C"))
+    return front, envelope_frontier(more, over="D", bins_per_decade=bins_per_decade,
+                                    run=run if run is not None and run in more.frame.columns else None)
+
+
+def _joint_draws(pc, pd_, line) -> dict:
+    """The L(C), L(D) and D(C) draws side by side, the shorter sets cycled to the longest trend's length."""
+    n_draws = max(len(next(iter(pc.values()))), len(next(iter(pd_.values()))))
+
+    def cycle(v):
+        return v[np.arange(n_draws) % len(v)]
+
+    return {"C": {k_: cycle(v) for k_, v in pc.items()}, "D": {k_: cycle(v) for k_, v in pd_.items()},
+            "log_kD": cycle(line["log_kD"]), "b": cycle(line["b"])}
+
+
+def _crossover_draws(compute_fit, data_fit, params, lo, hi, k) -> pd.DataFrame:
+    """Per draw: the compute where L(C) falls below L(D(C)) in [lo, hi], its N, D and loss, and the status."""
+    n_draws = len(params["b"])
+
+    def g_of(log10_c, rows):
+        lc = log10_c * np.log(10)
+        log_d = params["log_kD"][rows] + params["b"][rows] * lc
+        a = _log_loss(compute_fit, {"C": np.exp(lc)}, {k_: v[rows] for k_, v in params["C"].items()})
+        b = _log_loss(data_fit, {"D": np.exp(log_d)}, {k_: v[rows] for k_, v in params["D"].items()})
+        return a - b
+
+    log10_c, status = _crossings(g_of, np.log10(lo), np.log10(hi), n_draws)
+    c_star = 10 ** log10_c
+    d_star = np.exp(params["log_kD"] + params["b"] * np.log(c_star))
+    loss_star = np.exp(_log_loss(compute_fit, {"C": c_star}, params["C"]))
+    return pd.DataFrame({"C": c_star, "N": c_star / (k * d_star), "D": d_star, "loss": loss_star,
+                         "status": status})
+
+
+def _crossover_row(draws_table, prob) -> dict:
+    """Medians and intervals of the crossover over the draws that cross, and the shares that cross or stay below."""
+    status = draws_table["status"].to_numpy()
+    crosses = status == "crosses"
+    row = {}
+    c_star = draws_table["C"].to_numpy()
+    for q, v in (("C", c_star), ("C_pf_days", c_star / PF_DAY), ("N", draws_table["N"].to_numpy()),
+                 ("D", draws_table["D"].to_numpy()), ("loss", draws_table["loss"].to_numpy())):
+        if crosses.any():
+            med, l_, u_ = interval(np.log(v[crosses]), prob)
+            row.update({f"{q}_median": float(np.exp(med)), f"{q}_lower": float(np.exp(l_)),
+                        f"{q}_upper": float(np.exp(u_))})
+        else:
+            row.update({f"{q}_median": np.nan, f"{q}_lower": np.nan, f"{q}_upper": np.nan})
+    row["crossing_prob"] = float(crosses.mean())
+    row["below_prob"] = float((status == "below").mean())
+    return row
 
 
 def chinchilla_gap(fit, budget, *, prob=0.9, ci_kind="eti", flops_per_param_token=FLOPS_PER_PARAM_TOKEN,

@@ -289,6 +289,45 @@ def _validate(frame: pd.DataFrame, name: str, note: str, columns, derive_D_from_
 
     if len(frame) == 0:
         general.append(f"the data has no rows (columns: {', '.join(map(repr, frame.columns)) or 'none'})")
+    frame, original = _mapped(frame, columns, general)
+
+    def label(col):
+        return f"{col!r}" if col not in original else f"{original[col]!r} ({col})"
+
+    values, bad, ok = {}, {}, {}
+    for rank, col in enumerate(NUMERIC):
+        if col in frame.columns:
+            values[col], bad[col] = _to_float(frame[col], label(col), flag, rank)
+    for col in list(values):
+        _check_positive(values, bad, ok, col, label(col), flag)
+    derived = _derive(values, bad, ok, derive_D_from_C, flag)
+    if {"N", "D", "C"} <= values.keys() and not derived:
+        _check_compute(values, ok, label, flag)
+    general.extend(_missing_columns(frame, values, require, derive_D_from_C))
+    if "D" in values and "U" in values:
+        D, U = values["D"], values["U"]
+        flag(ok["D"] & ok["U"] & (D < U), NUMERIC.index("U"),
+             lambda i: f"columns {label('D')}, {label('U')}: D = {_fmt(D[i])} is less than "
+                       f"U = {_fmt(U[i])}; unique tokens cannot exceed tokens seen")
+    if "group" in frame.columns:
+        _check_groups(frame, label("group"), flag, general)
+    extra = _checkpoint_columns(frame, values, ok, label, flag, general)
+    if 0 < len(frame) < min_runs:
+        general.append(f"{len(frame)} runs, but the law has {min_runs} parameters; "
+                       f"need at least {min_runs} runs")
+    _raise_findings(frame, general, findings, name, note)
+    out = frame.copy()
+    for col, v in {**values, **extra}.items():
+        out[col] = v
+    for col in ("group", "run"):
+        if col in out.columns:
+            labels = out[col].map(str)
+            out[col] = pd.Categorical(labels, categories=list(dict.fromkeys(labels)))
+    return out, tuple(derived)
+
+
+def _mapped(frame, columns, general):
+    """`frame` with `columns=` applied (bad entries and duplicate names go to `general`); canonical -> user name."""
     mapping = dict(columns or {})  # a mapping, checked by load_runs
     for key, target in mapping.items():
         if key not in frame.columns:
@@ -299,108 +338,99 @@ def _validate(frame: pd.DataFrame, name: str, note: str, columns, derive_D_from_
                            f"use one of {', '.join(CANONICAL)}")
     mapping = {k: v for k, v in mapping.items() if k in frame.columns and v in CANONICAL}
     frame = frame.rename(columns=mapping)
-    original = {v: k for k, v in mapping.items()}
     dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
     if dupes:
         general.append(f"more than one column is named (or mapped to) {', '.join(map(repr, dupes))}")
         frame = frame.loc[:, ~frame.columns.duplicated()]
+    return frame, {v: k for k, v in mapping.items()}
 
-    def label(col):
-        return f"{col!r}" if col not in original else f"{original[col]!r} ({col})"
 
-    values, bad = {}, {}
-    for rank, col in enumerate(NUMERIC):
-        if col in frame.columns:
-            values[col], bad[col] = _to_float(frame[col], label(col), flag, rank)
-    ok = {}
+def _check_positive(values, bad, ok, col, where, flag) -> None:
+    """Flag missing, infinite and non-positive values of `col`; ``ok[col]`` marks the usable ones."""
+    v, good, rank = values[col], ~bad[col], NUMERIC.index(col)
+    with np.errstate(invalid="ignore"):
+        flag(good & np.isnan(v), rank,
+             lambda i: f"column {where}: missing value (NaN); expected a positive number")
+        flag(good & np.isinf(v), rank,
+             lambda i: f"column {where}: {_fmt(v[i])} is not finite; expected a positive number")
+        flag(good & np.isfinite(v) & (v <= 0), rank, lambda i:
+             f"column {where}: {_fmt(v[i])} is not positive; expected {col} > 0 ({CANONICAL[col]})")
+        ok[col] = good & np.isfinite(v) & (v > 0)
 
-    def check(col, where):
-        v, good, rank = values[col], ~bad[col], NUMERIC.index(col)
-        with np.errstate(invalid="ignore"):
-            flag(good & np.isnan(v), rank,
-                 lambda i: f"column {where}: missing value (NaN); expected a positive number")
-            flag(good & np.isinf(v), rank,
-                 lambda i: f"column {where}: {_fmt(v[i])} is not finite; expected a positive number")
-            flag(good & np.isfinite(v) & (v <= 0), rank, lambda i:
-                 f"column {where}: {_fmt(v[i])} is not positive; expected {col} > 0 ({CANONICAL[col]})")
-            ok[col] = good & np.isfinite(v) & (v > 0)
 
-    for col in list(values):
-        check(col, label(col))
+def _derive(values, bad, ok, derive_D_from_C, flag) -> list:
+    """D from C / (6 N) (when asked) or C from 6 N D, when missing; the names derived."""
     derived = []
     if "D" not in values and derive_D_from_C and "C" in values and "N" in values:
         with np.errstate(all="ignore"):  # bad N or C are reported as problems below
             values["D"] = values["C"] / (6 * values["N"])
         bad["D"] = ~(ok["C"] & ok["N"])
         derived.append("D")
-        check("D", "'D' (derived as C / (6 N))")
+        _check_positive(values, bad, ok, "D", "'D' (derived as C / (6 N))", flag)
     if "C" not in values and "N" in values and "D" in values:
         with np.errstate(all="ignore"):
             values["C"] = 6 * values["N"] * values["D"]
         bad["C"] = ~(ok["N"] & ok["D"])
         derived.append("C")
-        check("C", "'C' (derived as 6 N D)")
+        _check_positive(values, bad, ok, "C", "'C' (derived as 6 N D)", flag)
+    return derived
 
-    if {"N", "D", "C"} <= values.keys() and not derived:
-        N, D, C = values["N"], values["D"], values["C"]
-        with np.errstate(all="ignore"):
-            ratio = C / (FLOPS_PER_PARAM_TOKEN * N * D)
-            off = ok["N"] & ok["D"] & ok["C"] & ((ratio > C_RATIO_LIMIT) | (ratio < 1 / C_RATIO_LIMIT))
-        flag(off, NUMERIC.index("C"),
-             lambda i: f"columns {label('N')}, {label('D')}, {label('C')}: C = {C[i]:.4g} is {ratio[i]:.3g} times "
-                       f"6 N D = {6 * N[i] * D[i]:.4g} (N = {N[i]:.4g}, D = {D[i]:.4g}); expected within a factor "
-                       f"of {C_RATIO_LIMIT:g} of it (C in other units? leave C out to derive it as 6 N D)")
+
+def _check_compute(values, ok, label, flag) -> None:
+    """Flag rows whose C is far from 6 N D (C in other units)."""
+    N, D, C = values["N"], values["D"], values["C"]
+    with np.errstate(all="ignore"):
+        ratio = C / (FLOPS_PER_PARAM_TOKEN * N * D)
+        off = ok["N"] & ok["D"] & ok["C"] & ((ratio > C_RATIO_LIMIT) | (ratio < 1 / C_RATIO_LIMIT))
+    flag(off, NUMERIC.index("C"),
+         lambda i: f"columns {label('N')}, {label('D')}, {label('C')}: C = {C[i]:.4g} is {ratio[i]:.3g} times "
+                   f"6 N D = {6 * N[i] * D[i]:.4g} (N = {N[i]:.4g}, D = {D[i]:.4g}); expected within a factor "
+                   f"of {C_RATIO_LIMIT:g} of it (C in other units? leave C out to derive it as 6 N D)")
+
+
+def _missing_columns(frame, values, require, derive_D_from_C) -> list:
+    """One message per required column that is missing, with the mapping that would supply it."""
+    out = []
     for col in require:
-        if col not in values and col not in frame.columns:
-            if col == "D" and derive_D_from_C and "C" in values and "N" not in values and "N" in require:
-                continue  # derived as C / (6 N) once N is there: the missing N is the one problem
-            guess = _guess(col, frame.columns)
-            hint = f"columns={{{(guess or 'your column name')!r}: {col!r}}}"
-            extra = " (or derive it from C and N with derive_D_from_C=True)" if (
-                col == "D" and {"C", "N"} <= values.keys()) else ""
-            compute = _guess("C", frame.columns) if col == "D" and "C" not in values and derive_D_from_C else None
-            if compute is not None and _guess("D", frame.columns) is None:
-                general.append(f"missing column {col!r} ({CANONICAL[col]}), or C to derive it as C / (6 N); "
-                               f"columns present: {', '.join(map(repr, frame.columns))}; map the compute with "
-                               f"columns={{{compute!r}: 'C'}}")
-                continue
-            general.append(f"missing required column {col!r} ({CANONICAL[col]}); columns present: "
-                           f"{', '.join(map(repr, frame.columns))}; map yours with {hint}{extra}")
-    if "D" in values and "U" in values:
-        D, U = values["D"], values["U"]
-        flag(ok["D"] & ok["U"] & (D < U), NUMERIC.index("U"),
-             lambda i: f"columns {label('D')}, {label('U')}: D = {_fmt(D[i])} is less than "
-                       f"U = {_fmt(U[i])}; unique tokens cannot exceed tokens seen")
-    if "group" in frame.columns:
-        flag(frame["group"].isna().to_numpy(), len(NUMERIC),
-             lambda i: f"column {label('group')}: missing group label")
-        not_label = _not_labels(frame["group"])
-        flag(not_label, len(NUMERIC), lambda i: f"column {label('group')}: {_cell(frame['group'].iloc[i])} is "
-                                                "not a group label; give text or a number")
-        general.extend(_label_clashes(frame["group"][~not_label], label("group")))
-    extra = _checkpoint_columns(frame, values, ok, label, flag, general)
-    if 0 < len(frame) < min_runs:
-        general.append(f"{len(frame)} runs, but the law has {min_runs} parameters; "
-                       f"need at least {min_runs} runs")
+        if col in values or col in frame.columns:
+            continue
+        if col == "D" and derive_D_from_C and "C" in values and "N" not in values and "N" in require:
+            continue  # derived as C / (6 N) once N is there: the missing N is the one problem
+        guess = _guess(col, frame.columns)
+        hint = f"columns={{{(guess or 'your column name')!r}: {col!r}}}"
+        extra = " (or derive it from C and N with derive_D_from_C=True)" if (
+            col == "D" and {"C", "N"} <= values.keys()) else ""
+        compute = _guess("C", frame.columns) if col == "D" and "C" not in values and derive_D_from_C else None
+        if compute is not None and _guess("D", frame.columns) is None:
+            out.append(f"missing column {col!r} ({CANONICAL[col]}), or C to derive it as C / (6 N); "
+                       f"columns present: {', '.join(map(repr, frame.columns))}; map the compute with "
+                       f"columns={{{compute!r}: 'C'}}")
+            continue
+        out.append(f"missing required column {col!r} ({CANONICAL[col]}); columns present: "
+                   f"{', '.join(map(repr, frame.columns))}; map yours with {hint}{extra}")
+    return out
 
+
+def _check_groups(frame, where, flag, general) -> None:
+    """Flag missing and unusable group labels, and labels that clash once written as text."""
+    flag(frame["group"].isna().to_numpy(), len(NUMERIC), lambda i: f"column {where}: missing group label")
+    not_label = _not_labels(frame["group"])
+    flag(not_label, len(NUMERIC), lambda i: f"column {where}: {_cell(frame['group'].iloc[i])} is "
+                                            "not a group label; give text or a number")
+    general.extend(_label_clashes(frame["group"][~not_label], where))
+
+
+def _raise_findings(frame, general, findings, name, note) -> None:
+    """Raise one DataError listing the general problems, then the rows' problems in row and column order."""
     pos = np.concatenate([f[0] for f in findings] or [np.array([], dtype=np.intp)])
     total = len(general) + len(pos)
-    if total:
-        ranks = np.concatenate([np.full(len(f[0]), f[1]) for f in findings] or [pos])
-        which = np.concatenate([np.full(len(f[0]), k) for k, f in enumerate(findings)] or [pos])
-        order = np.lexsort((which, ranks, pos))[: max(MAX_LISTED - len(general), 0)]
-        shown = general + [f"{_row(frame.index[pos[k]])}, {findings[which[k]][2](pos[k])}" for k in order]
-        _raise(shown, total, name, note)
-    out = frame.copy()
-    for col, v in values.items():
-        out[col] = v
-    for col, v in extra.items():
-        out[col] = v
-    for col in ("group", "run"):
-        if col in out.columns:
-            labels = out[col].map(str)
-            out[col] = pd.Categorical(labels, categories=list(dict.fromkeys(labels)))
-    return out, tuple(derived)
+    if not total:
+        return
+    ranks = np.concatenate([np.full(len(f[0]), f[1]) for f in findings] or [pos])
+    which = np.concatenate([np.full(len(f[0]), k) for k, f in enumerate(findings)] or [pos])
+    order = np.lexsort((which, ranks, pos))[: max(MAX_LISTED - len(general), 0)]
+    shown = general + [f"{_row(frame.index[pos[k]])}, {findings[which[k]][2](pos[k])}" for k in order]
+    _raise(shown, total, name, note)
 
 
 def _checkpoint_columns(frame, values, ok, label, flag, general) -> dict:

@@ -800,6 +800,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "2 usage error; 130 interrupted.")
     parser.add_argument("--version", action=_Version, help="print the versions of bayescale and its stack")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_demo_command, _add_fit_command, _add_calibrate_form_command, _add_summary_command,
+                _add_risk_command, _add_plot_command, _add_report_command, _add_recommend_command):
+        add(sub)
+    return parser
+
+
+
+def _add_demo_command(sub) -> None:
+    """The ``demo`` sub-command: fit the bundled Chinchilla runs, print risk bands."""
     demo = sub.add_parser("demo", help="fit the bundled Chinchilla runs and print risk bands",
                           description="Fit the bundled Chinchilla runs and print the posterior and a "
                                       "predictive table for larger, untrained configurations.")
@@ -810,6 +819,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_progress_option(demo)
     demo.set_defaults(func=cmd_demo)
 
+
+def _add_fit_command(sub) -> None:
+    """The ``fit`` sub-command: fit a law to a runs file (one fit per key with ``--by``)."""
     fit = sub.add_parser("fit", help="fit a scaling law to runs in a CSV or Parquet file",
                          description="Fit a scaling law to training runs and save the posterior to a netCDF file.")
     fit.add_argument("runs", help="CSV or Parquet file with N, D (or C) and loss columns")
@@ -848,7 +860,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="chains (default 4)")
     fit.add_argument("--cores", type=_number("--cores", *CORES_RANGE, integer=True), default=None,
                      help="chains sampled in parallel (default: all cores; with --by, 1 per fit)")
-
     fit.add_argument("--sampler", choices=list(SAMPLERS), default="nutpie",
                      help="NUTS implementation (default nutpie; numpyro needs the jax extra)")
     fit.add_argument("--target-accept", type=_prob_type("--target-accept"), default=TARGET_ACCEPT,
@@ -857,8 +868,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_strict_option(fit, "the fit (or any key's fit)")
     fit.set_defaults(func=cmd_fit)
 
-    _add_calibrate_form_command(sub)
 
+def _add_summary_command(sub) -> None:
+    """The ``summary`` sub-command: the fit report of a saved fit."""
     summary = sub.add_parser("summary", help="print the fit report of a saved fit",
                              description="Print model, data, sampler, posterior and diagnostics of a saved fit.")
     summary.add_argument("fit", help="netCDF file written by 'bayescale fit' (or its folder, with --by)")
@@ -866,6 +878,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_strict_option(summary)
     summary.set_defaults(func=cmd_summary)
 
+
+def _add_risk_command(sub) -> None:
+    """The ``risk`` sub-command: allocation, loss bands and P(loss <= target) of a saved fit."""
     risk = sub.add_parser("risk", help="allocation, loss bands and P(loss <= target) at budgets and plans",
                           description="Compute-optimal allocation and predictive loss at compute budgets and "
                                       "proposed runs; with --target, the probability of reaching it and the "
@@ -887,6 +902,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_strict_option(risk)
     risk.set_defaults(func=cmd_risk)
 
+
+def _add_plot_command(sub) -> None:
+    """The ``plot`` sub-command: a picture of a saved fit to an image file."""
     plot = sub.add_parser("plot", help="draw the frontier, allocation or isoFLOP picture of a saved fit",
                           description="Draw a picture of a saved fit to an image file (format from the suffix).")
     plot.add_argument("fit", help="netCDF file written by 'bayescale fit'")
@@ -901,10 +919,6 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"resolution, {DPI_RANGE[0]} to {DPI_RANGE[1]} (default 150)")
     _add_strict_option(plot)
     plot.set_defaults(func=cmd_plot)
-    _add_report_command(sub)
-    _add_recommend_command(sub)
-    return parser
-
 
 # ------------------------------------------------------------------ report
 def cmd_report(args) -> int:

@@ -149,10 +149,8 @@ def pymc_model(smodel, priors, n_groups=1, level=True, n_offsets=0):
     Normal noise (:func:`within_run_marginal`), per-run offsets otherwise (:func:`within_run_offsets`).
     """
     import pymc as pm
-    import pytensor.tensor as pt
 
     law = smodel.law
-    scaled = _scaled(smodel)
     bases = sorted(set(law.scaled_inputs.values()))
     G = int(n_groups)
     with pm.Model() as m:
@@ -165,19 +163,6 @@ def pymc_model(smodel, priors, n_groups=1, level=True, n_offsets=0):
             for name, prior in priors.items()
         }
 
-        def deviation(name, mu_pop):
-            """Group deviations z_g - mu_pop ~ Normal(0, sd), partially non-centred.
-
-            offset_g ~ Normal(w_g mu_pop, sd**w_g) and z_g = mu_pop + sd**(1 - w_g) (offset_g - w_g mu_pop):
-            w_g = 0 is the non-centred form (offset ~ Normal(0, 1)), w_g = 1 the centred one; the model is the
-            same for every w (Papaspiliopoulos, Roberts & Skold 2007). w is data, chosen per fit
-            (see _choose_centring): centred where the runs pin a group down, non-centred where they do not.
-            """
-            sd = priors[sd_name(name)].pymc(sd_name(name), hyper[sd_name(name)])
-            w = pm.Data(f"{name}__centring", np.zeros(G))
-            offset = pm.Normal(f"{name}__offset", mu=w * mu_pop, sigma=sd ** w, shape=G)
-            return sd ** (1.0 - w) * (offset - w * mu_pop)
-
         # values: the law's parameters on the centred inputs, scalars or one per group.
         # pops: population values of exponents, for the coefficients' prior shift.
         values, pops = {}, {}
@@ -186,58 +171,101 @@ def pymc_model(smodel, priors, n_groups=1, level=True, n_offsets=0):
             values = pops = _pooled_level_form(smodel, terms, priors, hyper, log_centre, G)
         elif terms is not None:
             values = pops = _level_form(smodel, terms, priors, hyper, log_centre)
-        for name in smodel.param_names:
-            if name in scaled or name in values:
-                continue
-            choice = smodel.pooling_of(name) if name in law.param_names else "shared"
-            if name == GROUP_NOISE and terms is not None and smodel.hierarchical:
-                choice = "partial"  # the groups' noise scales, from a population (pooling.pooled_in_level_form)
-            if choice == "shared":
-                values[name] = pops[name] = priors[name].pymc(name, hyper[name])
-            elif choice == "independent":
-                values[name] = priors[name].pymc(name, hyper[name], shape=G)
-                pops[name] = pt.exp(pt.mean(pt.log(values[name])))
-            else:
-                pops[name] = priors[name].pymc(pop_name(name), hyper[name])
-                log_pop = pt.log(pops[name])
-                values[name] = pm.Deterministic(name, pt.exp(log_pop + deviation(name, log_pop)))
-        for name, (inp, expo) in scaled.items():
-            if name in values:
-                continue
-            k = values[expo] if isinstance(expo, str) else float(expo)
-            k_pop = pops[expo] if isinstance(expo, str) else float(expo)
-            log_c = log_centre[law.scaled_inputs[inp]]
-            shift = pm.Data(f"prior_{name}_shift", 0.0)
-            mu, sigma = hyper[name]["mu"], hyper[name]["sigma"]
-            choice = smodel.pooling_of(name)
-            if choice == "shared":
-                centred = pm.Normal(f"{name}__centred", mu=mu + k_pop * shift, sigma=sigma)
-            elif choice == "independent":
-                centred = pm.Normal(f"{name}__centred", mu=mu + k * shift, sigma=sigma, shape=G)
-            else:
-                centred_pop = pm.Normal(f"{name}__centred_pop", mu=mu + k_pop * shift, sigma=sigma)
-                pm.Deterministic(pop_name(name), pt.exp(centred_pop + k_pop * log_c))
-                centred = centred_pop + deviation(name, centred_pop)
-            values[name] = pt.exp(centred)
-            pm.Deterministic(name, pt.exp(centred + k * log_c))
+        _plain_params(smodel, priors, hyper, values, pops, pooled_noise=terms is not None and smodel.hierarchical,
+                      n_groups=G)
+        _scaled_params(smodel, priors, hyper, log_centre, values, pops, G)
         if group is not None:
             values = {k: (v[group] if getattr(v, "ndim", 0) == 1 else v) for k, v in values.items()}
         mu = law.log_loss(inputs, values, PYTENSOR)
-        if n_offsets and smodel.likelihood == "normal":  # checkpoint data: the within-run term
-
-            excess = (values[SCALE], values[RATE]) if smodel.undertuned else None
-            within_run_marginal(mu, values["sigma"], observed, priors, hyper, excess)
-            return m
-        if n_offsets:
-            mu = mu + within_run_offsets(priors, hyper, n_offsets)
-        if smodel.undertuned:
-            _undertuned_likelihood(smodel, values, mu, observed)
-        elif smodel.likelihood == "student_t":
-            pm.StudentT("log_loss", nu=values["nu"], mu=mu, sigma=values["sigma"], observed=observed,
-                        shape=observed.shape)
-        else:
-            pm.Normal("log_loss", mu=mu, sigma=values["sigma"], observed=observed, shape=observed.shape)
+        _likelihood(smodel, priors, hyper, values, mu, observed, n_offsets)
     return m
+
+
+def _deviation(name, mu_pop, priors, hyper, n_groups):
+    """Group deviations z_g - mu_pop ~ Normal(0, sd), partially non-centred.
+
+    offset_g ~ Normal(w_g mu_pop, sd**w_g) and z_g = mu_pop + sd**(1 - w_g) (offset_g - w_g mu_pop):
+    w_g = 0 is the non-centred form (offset ~ Normal(0, 1)), w_g = 1 the centred one; the model is the
+    same for every w (Papaspiliopoulos, Roberts & Skold 2007). w is data, chosen per fit
+    (see _choose_centring): centred where the runs pin a group down, non-centred where they do not.
+    """
+    import pymc as pm
+
+    sd = priors[sd_name(name)].pymc(sd_name(name), hyper[sd_name(name)])
+    w = pm.Data(f"{name}__centring", np.zeros(n_groups))
+    offset = pm.Normal(f"{name}__offset", mu=w * mu_pop, sigma=sd ** w, shape=n_groups)
+    return sd ** (1.0 - w) * (offset - w * mu_pop)
+
+
+def _plain_params(smodel, priors, hyper, values, pops, pooled_noise, n_groups) -> None:
+    """The parameters sampled on their own scale (not already in `values`), shared, independent or partial."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    scaled = _scaled(smodel)
+    for name in smodel.param_names:
+        if name in scaled or name in values:
+            continue
+        choice = smodel.pooling_of(name) if name in smodel.law.param_names else "shared"
+        if name == GROUP_NOISE and pooled_noise:
+            choice = "partial"  # the groups' noise scales, from a population (pooling.pooled_in_level_form)
+        if choice == "shared":
+            values[name] = pops[name] = priors[name].pymc(name, hyper[name])
+        elif choice == "independent":
+            values[name] = priors[name].pymc(name, hyper[name], shape=n_groups)
+            pops[name] = pt.exp(pt.mean(pt.log(values[name])))
+        else:
+            pops[name] = priors[name].pymc(pop_name(name), hyper[name])
+            log_pop = pt.log(pops[name])
+            values[name] = pm.Deterministic(name, pt.exp(log_pop + _deviation(name, log_pop, priors, hyper,
+                                                                               n_groups)))
+
+
+def _scaled_params(smodel, priors, hyper, log_centre, values, pops, n_groups) -> None:
+    """The coefficients sampled on the centred inputs (not already in `values`), with their published values."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    law = smodel.law
+    for name, (inp, expo) in _scaled(smodel).items():
+        if name in values:
+            continue
+        k = values[expo] if isinstance(expo, str) else float(expo)
+        k_pop = pops[expo] if isinstance(expo, str) else float(expo)
+        log_c = log_centre[law.scaled_inputs[inp]]
+        shift = pm.Data(f"prior_{name}_shift", 0.0)
+        mu, sigma = hyper[name]["mu"], hyper[name]["sigma"]
+        choice = smodel.pooling_of(name)
+        if choice == "shared":
+            centred = pm.Normal(f"{name}__centred", mu=mu + k_pop * shift, sigma=sigma)
+        elif choice == "independent":
+            centred = pm.Normal(f"{name}__centred", mu=mu + k * shift, sigma=sigma, shape=n_groups)
+        else:
+            centred_pop = pm.Normal(f"{name}__centred_pop", mu=mu + k_pop * shift, sigma=sigma)
+            pm.Deterministic(pop_name(name), pt.exp(centred_pop + k_pop * log_c))
+            centred = centred_pop + _deviation(name, centred_pop, priors, hyper, n_groups)
+        values[name] = pt.exp(centred)
+        pm.Deterministic(name, pt.exp(centred + k * log_c))
+
+
+def _likelihood(smodel, priors, hyper, values, mu, observed, n_offsets) -> None:
+    """The observed log losses around `mu`: with the within-run term for checkpoint data, the undertuned excess,
+    Student-t or Normal noise."""
+    import pymc as pm
+
+    if n_offsets and smodel.likelihood == "normal":  # checkpoint data: the within-run term, integrated out
+        excess = (values[SCALE], values[RATE]) if smodel.undertuned else None
+        within_run_marginal(mu, values["sigma"], observed, priors, hyper, excess)
+        return
+    if n_offsets:
+        mu = mu + within_run_offsets(priors, hyper, n_offsets)
+    if smodel.undertuned:
+        _undertuned_likelihood(smodel, values, mu, observed)
+    elif smodel.likelihood == "student_t":
+        pm.StudentT("log_loss", nu=values["nu"], mu=mu, sigma=values["sigma"], observed=observed,
+                    shape=observed.shape)
+    else:
+        pm.Normal("log_loss", mu=mu, sigma=values["sigma"], observed=observed, shape=observed.shape)
 
 
 def within_run_offsets(priors, hyper, n_offsets):

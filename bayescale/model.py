@@ -493,7 +493,10 @@ class ScalingModel:
             ``alpha__slope_log`` ... (the loss at the data's centre, the
             irreducible share, the terms' local slopes) with the priors added
             as a ``pm.Potential``; the posterior is the same, the geometry
-            better, but it cannot be forward-sampled.
+            better, but it cannot be forward-sampled. Runs with groups whose
+            every law parameter is partial (the default pooling for groups)
+            vary in level coordinates, which only ``True`` expresses: ``False``
+            is then a ValueError saying so.
         columns : dict, optional
             Column renaming, as in :func:`bayescale.load_runs`.
 
@@ -520,6 +523,13 @@ class ScalingModel:
         """
         runs = self._law_rows(self._runs(runs, columns))
         model = self.for_runs(runs)
+        if model.hierarchical and not level_form and pooled_in_level_form(model.law, model.pooling):
+            raise ValueError(
+                f"build(level_form=False): the groups of these runs ({len(runs.groups)}) vary in level coordinates "
+                "(every law parameter partial, the default for runs with groups), which only the level form "
+                "expresses; build(runs, level_form=True) gives the graph fit samples, or name the pooled "
+                f"parameters, e.g. ScalingModel(..., pooling={{{model.law.param_names[0]!r}: 'partial'}}), for a "
+                "graph with priors on the published parameters")
         model._check_within_run(runs)
         return build_model(model, runs, level=bool(level_form))
 

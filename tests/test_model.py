@@ -1,6 +1,7 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import TRUE_CHINCHILLA, simulate_chinchilla
 
@@ -62,6 +63,17 @@ def test_spec_round_trip():
 def test_too_few_runs_for_the_law():
     with pytest.raises(bs.DataError, match="need at least 7 runs"):
         bs.ScalingModel("chinchilla").fit(simulate_chinchilla(n_runs=5))
+
+
+def test_build_of_groups_pooled_in_level_coordinates_says_to_use_the_level_form():
+    # The default pooling for groups varies them in level coordinates; the plain graph has no such coordinates
+    # and raised a KeyError ('E_group_sd').
+    runs = pd.DataFrame({"N": [1e8, 2e8, 4e8, 8e8] * 4, "D": [2e9, 4e9, 8e9, 1.6e10] * 4, "loss": 3.0,
+                         "group": ["a"] * 8 + ["b"] * 8})
+    with pytest.raises(ValueError, match=r"level_form=True.*pooling=\{'E': 'partial'\}"):
+        bs.ScalingModel("chinchilla").build(runs)
+    assert "level_group_sd" in [v.name for v in bs.ScalingModel("chinchilla").build(runs, level_form=True).free_RVs]
+    assert "E_group_sd" in [v.name for v in bs.ScalingModel("chinchilla", pooling={"E": "partial"}).build(runs).free_RVs]
 
 
 def test_resolved_priors_use_data_centres(synthetic_runs):

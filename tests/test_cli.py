@@ -340,7 +340,7 @@ def test_progress_lines_where_bars_cannot_draw():
     import io
     import threading
 
-    from bayescale.cli import _Heartbeat
+    from bayescale.commands import _Heartbeat
 
     stream, seen = io.StringIO(), threading.Event()
 
@@ -591,7 +591,8 @@ def test_warnings_of_batch_workers_reach_the_caller():
 def test_fit_checkpoint_and_undertuned_options_reach_the_model(tmp_path):
     """--undertuned and --within-run set the model the fit samples (the fits themselves are tested in
     test_undertuned and test_checkpoints_model); beside --model, whose spec sets them, they are refused first."""
-    from bayescale.cli import _model, build_parser
+    from bayescale.arguments import build_parser
+    from bayescale.commands import _model
 
     args = build_parser().parse_args(["fit", "runs.csv", "-o", "fit.nc", "--likelihood", "normal", "--undertuned",
                                       "--within-run", "offset"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import bayescale as bs
-from bayescale.cli import build_parser
+from bayescale.arguments import build_parser
 
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"

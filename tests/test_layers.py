@@ -36,7 +36,7 @@ LAYERS = {
     "compare": 6, "backtest": 6, "calibration": 6, "sbc": 6, "trends": 6, "averaging": 6, "holdout": 6,
     "allocation_check": 6,
     # 7 front ends
-    "cli": 7, "report": 7, "__init__": 7, "__main__": 7,
+    "commands": 7, "arguments": 7, "cli": 7, "report": 7, "__init__": 7, "__main__": 7,
 }
 
 

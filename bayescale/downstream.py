@@ -45,7 +45,8 @@ from .digest import DIGEST_ATTR, tree_digest
 from .errors import ConvergenceWarning, DataError, FileFormatError, SpecError, warn_user
 from .files import NETCDF_ENGINE, atomic_write
 from .taskplan import band_frame, evaluation_noise, link_accuracy, pairing, task_budget_for, task_risk
-from .sampling import ESCALATION, Graph, compile_for_nutpie, escalated
+from .graph import Graph
+from .sampling import ESCALATION, compile_for_nutpie, escalated
 from .validation import check_flag, check_prob, check_seed
 from .version import __version__
 from .fit import ESS_MIN, RHAT_MAX

@@ -36,7 +36,8 @@ from .pooling import (
     pooled_in_level_form, pop_name, sd_name,
 )
 from .progress import interactive
-from .sampling import build_model, run_sampler
+from .graph import build_model
+from .sampling import run_sampler
 from .undertuned import NAMES, flags
 
 __all__ = ["ScalingModel", "LIKELIHOODS", "SAMPLERS", "model_from_dict", "load_spec"]

@@ -34,7 +34,7 @@ Checkpoint data. With per-run offsets (``within_run="offset"``, several rows
 per ``run`` id) and Normal noise, undertuned is a property of a whole run: all
 its rows share one excess ``e_r``. For run r with n rows and residuals
 ``z = y - mu``, ``z = u_r 1 + eps`` when tuned, with covariance
-``Sigma = sigma**2 I + run_sd**2 11'`` (:func:`bayescale.sampling.within_run_marginal`),
+``Sigma = sigma**2 I + run_sd**2 11'`` (:func:`bayescale.graph.within_run_marginal`),
 and ``z = (u_r + e_r) 1 + eps`` when undertuned. The run mean ``zbar`` is
 Normal(e_r, v), ``v = run_sd**2 + sigma**2 / n``, independent of the residuals
 about it, which do not involve e_r; so::

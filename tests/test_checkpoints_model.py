@@ -168,7 +168,7 @@ def test_mid_cosine_rows_are_left_out_with_a_warning_that_counts_them():
 
 
 def test_without_run_ids_the_model_is_unchanged():
-    from bayescale.sampling import _key
+    from bayescale.graph import _key
 
     runs = bs.load_runs(simulate_curves(TRUE, [1e8, 3e8, 1e9], 2e10, checkpoints=3).drop(columns="run"))
     model = bs.ScalingModel()
@@ -219,7 +219,7 @@ def test_student_t_and_grouped_models_carry_one_offset_per_run():
 
 
 def test_the_number_of_free_offsets_is_part_of_the_cached_structure():
-    from bayescale.sampling import graph_for
+    from bayescale.graph import graph_for
 
     runs = {r: bs.load_runs(simulate_curves(TRUE, np.geomspace(1e8, 1e9, r), 2e10, checkpoints=3)) for r in (4, 5)}
     for likelihood, shared in (("student_t", False), ("normal", True)):  # Normal: offsets integrated out, R is data

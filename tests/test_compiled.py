@@ -10,6 +10,7 @@ import pytest
 
 import bayescale as bs
 from bayescale import compiled as C
+from bayescale import graph as G
 from bayescale import sampling as S
 
 
@@ -17,8 +18,8 @@ def _graph(model, runs):
     r = model._runs(runs)
     scale = model._data_scale(r)
     priors = model._resolve(scale)
-    graph = S.graph_for(model, priors)
-    values = S.data_values(model, r, priors, scale)
+    graph = G.graph_for(model, priors)
+    values = G.data_values(model, r, priors, scale)
     S._set_data(graph, values)
     return graph, values
 

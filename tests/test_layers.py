@@ -29,7 +29,7 @@ LAYERS = {
     # 3 result objects
     "results": 3, "fit": 3, "pointfit": 3,
     # 4 models and their samplers
-    "sampling": 4, "model": 4, "point": 4, "isoflop": 4, "envelope_fit": 4, "published": 4, "downstream": 4,
+    "graph": 4, "centring": 4, "sampling": 4, "model": 4, "point": 4, "isoflop": 4, "envelope_fit": 4, "published": 4, "downstream": 4,
     # 5 many fits and fits on disk
     "io": 5, "executors": 5, "checkpoints": 5, "collection": 5, "batch": 5,
     # 6 analyses across fits and refits

@@ -207,7 +207,7 @@ def test_save_load_round_trip(tmp_path, fit_t):
 
 
 def test_setting_spec_and_cache_key():
-    from bayescale.sampling import _key
+    from bayescale.graph import _key
     from bayescale.specs import to_toml
 
     m = bs.ScalingModel("chinchilla", undertuned=True)

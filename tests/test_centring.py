@@ -1,9 +1,9 @@
-"""The sampler's set-up: how each group's centring is chosen from the data (bayescale.sampling)."""
+"""How each pooled group's centring is chosen from the data (bayescale.centring)."""
 
 import numpy as np
 
 from bayescale.priors import Gamma
-from bayescale.sampling import _centring_weights, _offset_marginal_variances
+from bayescale.centring import _centring_weights, _offset_marginal_variances
 
 
 def _weights(deviations, sd, precision, prior=Gamma(2, 4), seed=0):

@@ -15,7 +15,8 @@ from .errors import DataError, FileFormatError, UnverifiedFileWarning
 from .files import NETCDF_ENGINE
 from .errors import warn_user
 from .data import load_runs
-from .fit import FORMAT_VERSION, ScalingFit, add_posterior_predictive, pointwise_loglik
+from .fit import FORMAT_VERSION, ScalingFit, add_posterior_predictive
+from .loglik import pointwise_loglik
 from .hierarchy import POP_SUFFIX
 from .laws import NUMPY
 from .model import ScalingModel

@@ -264,7 +264,7 @@ def within_run_mixture(resid, sigma, run_sd, s, rate, run_flagged, run_index, or
     With ``M_k = log((1 - p) + p exp(run_log_ratio(zbar_k, v_k, s)))`` for the first k rows of a run
     (``zbar_k`` their mean residual, ``v_k = run_sd**2 + sigma**2 / k``, p the run's prior probability),
     the k-th row (in increasing `order`) gets ``M_k - M_(k-1)``, ``M_0 = 0``. Added to the tuned
-    chain-rule terms (:func:`bayescale.fit.within_run_loglik`, Normal noise), each row gets
+    chain-rule terms (:func:`bayescale.loglik.within_run_loglik`, Normal noise), each row gets
     ``log p(y_k | y_<k)`` of the mixture, and a run's rows add up to ``log((1 - p) f0 + p f1)`` of the run.
 
     Parameters

@@ -17,7 +17,7 @@ from scipy import integrate, stats
 
 import bayescale as bs
 from bayescale.errors import CheckpointWarning, DataError, SpecError
-from bayescale.fit import within_run_loglik
+from bayescale.loglik import within_run_loglik
 from bayescale.simulate import simulate_curves
 
 TRUE = dict(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)

@@ -27,7 +27,7 @@ LAYERS = {
     "conflicts": 2, "contrasts": 2, "selection": 2, "hierarchy": 2, "checks": 2, "nextrun": 2, "returns": 2,
     "taskplan": 2,
     # 3 result objects
-    "results": 3, "fit": 3, "pointfit": 3,
+    "results": 3, "loglik": 3, "fit": 3, "pointfit": 3,
     # 4 models and their samplers
     "graph": 4, "centring": 4, "sampling": 4, "model": 4, "point": 4, "isoflop": 4, "envelope_fit": 4, "published": 4, "downstream": 4,
     # 5 many fits and fits on disk

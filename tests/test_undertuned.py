@@ -358,7 +358,7 @@ def _prefix_joint(z, sigma, run_sd, s, p):
 
 
 def test_run_mixture_closed_form_matches_numerical_integration():
-    from bayescale.fit import within_run_loglik
+    from bayescale.loglik import within_run_loglik
     from bayescale.undertuned import run_log_ratio, run_means, within_run_mixture
 
     rng = np.random.default_rng(0)
@@ -389,7 +389,7 @@ def test_run_mixture_closed_form_matches_numerical_integration():
 
 def test_checkpoint_graph_log_density_matches_numpy():
     """The PyMC potential (what NUTS samples) equals the NumPy per-row terms summed (what LOO uses), with flags."""
-    from bayescale.fit import within_run_loglik
+    from bayescale.loglik import within_run_loglik
     from bayescale.undertuned import run_flags, within_run_mixture
 
     runs, _ = _run_ladder(n_runs=8)
@@ -459,7 +459,7 @@ def test_checkpoint_component_keeps_the_law_closer_to_the_truth(checkpoint_fits)
 
 
 def test_checkpoint_log_likelihood_is_the_run_mixture(checkpoint_fits):
-    from bayescale.fit import _undertuned_draws
+    from bayescale.loglik import undertuned_draws
 
     runs, planted, fit, _ = checkpoint_fits
     ll = fit.idata["log_likelihood"]
@@ -470,7 +470,7 @@ def test_checkpoint_log_likelihood_is_the_run_mixture(checkpoint_fits):
                                                                {k: float(post[k]) for k in TRUE}))
     index = pd.factorize(runs["run"])[0]  # run codes in order of appearance, as RunData
     sigma, run_sd, s, rate = (float(post[k]) for k in ("sigma", "run_sd", "excess_scale", "undertuned_rate"))
-    prob = _undertuned_draws(fit)[0]
+    prob = undertuned_draws(fit)[0]
     for r in (planted[0], 0):
         _f0, f1, joint = _prefix_joint(z[index == r], sigma, run_sd, s, rate)
         assert by_run[c, d, r] == pytest.approx(joint, abs=1e-7)

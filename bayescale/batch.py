@@ -32,7 +32,8 @@ from .executors import (KeyFailed, as_executor, default_executor, error_text, ma
     stop_pool, unguarded_main_script)
 from .collection import FitCollection
 from .errors import warn_user
-from .data import RunData, from_dataframe_protocol, read_table
+from .data import RunData, from_dataframe_protocol
+from .readers import read_table
 from .io import fit_from_tree
 from .progress import KeyProgress
 

@@ -165,7 +165,8 @@ def _deviation(name, mu_pop, priors, hyper, n_groups):
     offset_g ~ Normal(w_g mu_pop, sd**w_g) and z_g = mu_pop + sd**(1 - w_g) (offset_g - w_g mu_pop):
     w_g = 0 is the non-centred form (offset ~ Normal(0, 1)), w_g = 1 the centred one; the model is the
     same for every w (Papaspiliopoulos, Roberts & Skold 2007). w is data, chosen per fit
-    (see :func:`bayescale.centring.choose_centring`): centred where the runs pin a group down, non-centred where they do not.
+    (see :func:`bayescale.centring.choose_centring`): centred where the runs pin a group down, non-centred where
+    they do not.
     """
     import pymc as pm
 
@@ -377,8 +378,8 @@ def _pooled_level_form(smodel, terms, priors, hyper, log_centre, n_groups):
     Each group g has its own level coordinates u_g (:func:`bayescale.pooling.level_coordinates`: log L0,
     logit f, logit w, log k_i, as in :func:`_level_form`), ``u_g = u_pop + sd * offset_g`` per coordinate,
     partially non-centred as :func:`pymc_model`'s group deviations are (weights ``<coordinate>__centring``,
-    chosen per fit by :func:`bayescale.centring.choose_centring`): the level and the slopes, which any ladder pins down, end
-    up centred; the shares, which a short ladder leaves open, towards non-centred. The groups' published
+    chosen per fit by :func:`bayescale.centring.choose_centring`): the level and the slopes, which any ladder
+    pins down, end up centred; the shares, which a short ladder leaves open, towards non-centred. The groups' published
     parameters (E, A, alpha ... per group) follow from u_g; the population's (``E_pop``, ``A_pop`` ...)
     from u_pop, and the model's priors, stated on the published parameters, apply there (Jacobian 1 on
     the log scale, as in :func:`_level_form`). The spread of each coordinate between groups,

@@ -19,7 +19,7 @@ LAYERS = {
     "errors": 0, "version": 0, "validation": 0, "units": 0, "progress": 0, "files": 0, "figure": 0, "compiled": 0,
     "tablecheck": 0, "digest": 0,
     # 1 array core: laws and their formulas, priors, run data, allocation arithmetic, the form discrepancy
-    "laws": 1, "formula": 1, "priors": 1, "data": 1, "extrapolation": 1, "form": 1, "allocation": 1,
+    "laws": 1, "formula": 1, "priors": 1, "readers": 1, "data": 1, "extrapolation": 1, "form": 1, "allocation": 1,
     "pooling": 1, "simulate": 1, "pointsearch": 1, "datasets": 1, "specs": 1, "envelope": 1,
     "undertuned": 1, "corpus": 1, "discrepancy": 1, "assumptions": 1,
     # 2 the results contract and the analyses of one fit written against it
@@ -29,7 +29,8 @@ LAYERS = {
     # 3 result objects
     "results": 3, "loglik": 3, "fit": 3, "pointfit": 3,
     # 4 models and their samplers
-    "graph": 4, "centring": 4, "sampling": 4, "model": 4, "point": 4, "isoflop": 4, "envelope_fit": 4, "published": 4, "downstream": 4,
+    "graph": 4, "centring": 4, "sampling": 4, "model": 4, "point": 4, "isoflop": 4, "envelope_fit": 4, "published": 4,
+    "downstream": 4,
     # 5 many fits and fits on disk
     "io": 5, "executors": 5, "checkpoints": 5, "collection": 5, "batch": 5,
     # 6 analyses across fits and refits

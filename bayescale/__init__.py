@@ -34,7 +34,7 @@ from .batch import BatchWarning, FitCollection, fit_many
 from .sbc import SBCResult, sbc
 from . import allocation, plots, risk, units
 from .allocation import optimal_allocation
-from .risk import to_html, to_latex, to_markdown
+from .rendering import to_html, to_latex, to_markdown
 from . import checks, conflicts, envelope, extrapolation, form, formula, hierarchy, report, selection, trends
 from .form import FormUncertainty
 from .allocation_check import isoflop_check

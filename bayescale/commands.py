@@ -14,12 +14,12 @@ from pathlib import Path
 import bayescale as bs
 
 from .version import __version__
-from . import nextrun, risk as R
+from . import nextrun
 from .files import atomic_write, check_write_path
 from .form import form_from_dict
 from .progress import interactive
 from .report import check_output, next_run_candidates
-from .risk import to_text
+from .rendering import to_latex, to_markdown, to_text
 from .specs import toml_table
 from .units import format_count, format_flops
 
@@ -413,7 +413,7 @@ def cmd_risk(args) -> int:
                   "budget_for": f"Compute needed to reach loss {args.target or 0:g}",
                   "returns": "What more compute buys (slope: d loss / d log10 C; gain_doubling: loss gained by 2x "
                              "compute; C_next: compute for the next 0.01 of loss)"}
-        render = {"md": R.to_markdown, "latex": R.to_latex}.get(args.format, R.to_text)
+        render = {"md": to_markdown, "latex": to_latex}.get(args.format, to_text)
         head = {"md": "## ", "latex": "% "}.get(args.format, "")
         print("\n\n".join(f"{head}{titles[k]}\n\n{_text_table(t, render)}" for k, t in tables.items()))
     return 0
@@ -478,7 +478,7 @@ def cmd_recommend(args) -> int:
                     "new_run_loss": "the loss of one run of the compute-optimal plan"}[a["quantity"]]
             what += f" at {a['budget']:g} FLOP"
         head = {"md": "## ", "latex": "% "}.get(args.format, "")
-        render = {"md": R.to_markdown, "latex": R.to_latex}.get(args.format, R.to_text)
+        render = {"md": to_markdown, "latex": to_latex}.get(args.format, to_text)
         cols = ["rank", "N", "D", "C", "expected_width", "shrinkage", "shrinkage_information", "shrinkage_range",
                 "shrinkage_fraction", "shrinkage_per_flop", "ess_min", "reliable", "beyond", "converged"]
         print(f"{head}Next run: expected shrinkage of the {a['prob']:.0%} interval of {what} "

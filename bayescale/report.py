@@ -32,7 +32,7 @@ import pandas as pd
 
 from .conflicts import caveats
 from .results import register_writer
-from .risk import markdown_text, to_html, to_markdown
+from .rendering import markdown_text, to_html, to_markdown
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets, check_prob, renamed
 from .version import __version__
 from .backtest import backtest

@@ -507,7 +507,7 @@ def test_risk_tables_in_latex(fit_file):
 
 
 def test_to_latex_escapes_every_cell():
-    from bayescale.risk import to_latex
+    from bayescale.rendering import to_latex
 
     t = pd.DataFrame({"C": [1e24], "loss_median": [1.9], "loss_lower": [1.8], "loss_upper": [2.0],
                       "task": ["a_b&c%$#{}~^\\"], "converged": [False]})

@@ -142,7 +142,7 @@ def test_a_failing_tail_check_is_a_caveat_of_every_table_and_survives_save(chinc
     import numpy as np
 
     from bayescale.conflicts import caveats
-    from bayescale.risk import to_markdown
+    from bayescale.rendering import to_markdown
 
     tree = chinchilla_fit.idata.copy(deep=True)
     tree["posterior/nu"].values[...] = 1.2

@@ -6,7 +6,7 @@ import pytest
 
 import bayescale as bs
 from bayescale.contract import SUMMARY_COLUMNS, ScalingResult, caption, interval, interval_label, two_bands
-from bayescale.risk import to_markdown
+from bayescale.rendering import to_markdown
 
 BUDGETS = [1e22, 1e23]
 NEW = {"N": [1e9, 7e10], "D": [2e10, 1.4e12]}

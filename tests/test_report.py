@@ -174,7 +174,7 @@ def test_the_first_screen_holds_the_verdict(html_report, tmp_path, width, height
 
 def test_markup_in_the_data_is_never_markup_in_a_markdown_report(chinchilla_fit, tmp_path):
     """A label or title taken from data cannot open an HTML tag in the Markdown a renderer displays."""
-    from bayescale.risk import markdown_text, to_markdown
+    from bayescale.rendering import markdown_text, to_markdown
 
     evil = '<script>alert(1)</script><img src=x onerror="alert(2)">'
     table = pd.DataFrame({"label": [evil], "p_target": [0.5]})

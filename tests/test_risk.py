@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.risk import humanize, to_html, to_markdown, to_text
+from bayescale.rendering import humanize, to_html, to_markdown, to_text
 
 
 @pytest.fixture(scope="module")

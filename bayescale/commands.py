@@ -18,7 +18,8 @@ from . import nextrun
 from .files import atomic_write, check_write_path
 from .form import form_from_dict
 from .progress import interactive
-from .report import check_output, next_run_candidates
+from .document import check_output
+from .report import next_run_candidates
 from .rendering import to_latex, to_markdown, to_text
 from .specs import toml_table
 from .units import format_count, format_flops

@@ -23,7 +23,7 @@ LAYERS = {
     "pooling": 1, "simulate": 1, "pointsearch": 1, "datasets": 1, "specs": 1, "envelope": 1,
     "undertuned": 1, "corpus": 1, "discrepancy": 1, "assumptions": 1,
     # 2 the results contract and the analyses of one fit written against it
-    "contract": 2, "predictive": 2, "planning": 2, "risk": 2, "rendering": 2, "plots": 2, "groups": 2,
+    "contract": 2, "predictive": 2, "planning": 2, "risk": 2, "rendering": 2, "document": 2, "plots": 2, "groups": 2,
     "conflicts": 2, "contrasts": 2, "selection": 2, "hierarchy": 2, "checks": 2, "nextrun": 2, "returns": 2,
     "taskplan": 2,
     # 3 result objects

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from bayescale import cli
-from bayescale.report import check_output, report
+from bayescale.document import check_output
+from bayescale.report import report
 
 SECTIONS = ("The decision", "What was fitted", "Diagnostics", "Parameters: posterior and point estimate",
             "What more compute buys", "Which run to train next",

@@ -58,9 +58,11 @@ from .units import format_count, format_flops, parse_quantity
 from .validation import FLOPS_PER_PARAM_TOKEN, check_count, check_prob, check_seed, positive_array
 from .errors import warn_user
 from .plots import count_axis
+from .reweighting import PARETO_K_MAX, REWEIGHTED_ESS_MIN, importance_weights, kish_ess, weighted_interval
 
-__all__ = ["QUANTITIES", "REWEIGHTED_ESS_MIN", "PARETO_K_MAX", "UNRELIABLE_SHARE", "candidate_grid", "recommend_runs", "plot_recommendations",
-           "importance_weights", "kish_ess", "weighted_interval"]
+__all__ = ["QUANTITIES", "REWEIGHTED_ESS_MIN", "PARETO_K_MAX", "UNRELIABLE_SHARE", "candidate_grid", "recommend_runs",
+           "plot_recommendations", "importance_weights", "kish_ess", "weighted_interval"]
+
 
 #: What a run's value is measured on: the width of the interval of ...
 #: ``n_opt``: log10 of the compute-optimal N at ``budget`` (decades);
@@ -72,14 +74,6 @@ QUANTITIES = ("n_opt", "loss", "new_run_loss", "budget_for")
 #: Units of each quantity's width, for the table's attrs and the figure.
 UNITS = {"n_opt": "decades of N", "loss": "loss", "new_run_loss": "loss", "budget_for": "decades of C"}
 
-#: Fewest effective draws (Kish) of the reweighted posterior of an outcome for it to count as well estimated:
-#: a 90% interval's ends rest on ~5% of the weight, 5 effective draws at 100. (Not the fit's convergence
-#: threshold, :data:`bayescale.fit.ESS_MIN`, a bulk ESS of the sampler's draws.)
-REWEIGHTED_ESS_MIN = 100
-
-#: Largest Pareto k of an outcome's importance weights for it to count as well estimated (Vehtari et al. 2024: above 0.7
-#: the PSIS estimate's error falls too slowly with the number of draws to be trusted).
-PARETO_K_MAX = 0.7
 
 #: Largest share of a candidate's outcomes whose weights fall short of :data:`REWEIGHTED_ESS_MIN` or :data:`PARETO_K_MAX`
 #: for the row to count as reliable: a few outcomes from the posterior's tails always concentrate the weights,
@@ -95,100 +89,6 @@ def __getattr__(name):
                       "release)", DeprecationWarning, stacklevel=2)
         return REWEIGHTED_ESS_MIN
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-# ------------------------------------------------------------------- arrays
-def kish_ess(weights) -> np.ndarray:
-    """Kish effective sample size ``(sum w)^2 / sum w^2`` along the last axis.
-
-    Examples
-    --------
-    >>> kish_ess(np.ones(400)), kish_ess([1.0, 0.0, 0.0])
-    (np.float64(400.0), np.float64(1.0))
-    """
-    w = np.asarray(weights, dtype=float)
-    return w.sum(axis=-1) ** 2 / np.sum(w**2, axis=-1)
-
-
-def importance_weights(log_ratios, *, psis=True):
-    """Normalised importance weights (along the last axis) and their Pareto k.
-
-    Parameters
-    ----------
-    log_ratios : array_like, shape (..., draws)
-        Log importance ratios, e.g. a new run's log likelihood under each draw.
-    psis : bool, default True
-        Pareto-smooth the largest ratios (:func:`arviz_stats` PSIS); without
-        it the weights are the plain normalised ratios and k is NaN.
-
-    Returns
-    -------
-    weights : ndarray, shape (..., draws)
-        Non-negative, summing to 1 along the last axis.
-    pareto_k : ndarray, shape (...)
-
-    Examples
-    --------
-    >>> w, k = importance_weights(np.log([[1.0, 1.0, 2.0]]), psis=False)
-    >>> w.round(2).tolist(), bool(np.isnan(k).all())
-    ([[0.25, 0.25, 0.5]], True)
-    """
-    from scipy.special import logsumexp
-
-    lr = np.asarray(log_ratios, dtype=float)
-    lr = lr - np.max(lr, axis=-1, keepdims=True)
-    k = np.full(lr.shape[:-1], np.nan)
-    if psis:
-        lr, k = _psis(lr.reshape(-1, lr.shape[-1]))
-        lr, k = lr.reshape(np.shape(log_ratios)), k.reshape(np.shape(log_ratios)[:-1])
-    lw = lr - logsumexp(lr, axis=-1, keepdims=True)
-    return np.exp(lw), k
-
-
-def _psis(lr):
-    """PSIS log weights and Pareto k of each row of `lr` (rows x draws).
-
-    Equal ratios need no smoothing (k = 0). A row whose tail is all ties (a bootstrap's repeated resamples)
-    cannot be smoothed: it keeps its plain ratios and k = NaN.
-    """
-    from arviz_stats.base import array_stats
-
-    out, k = lr.copy(), np.zeros(lr.shape[0])
-    rows = np.flatnonzero(np.ptp(lr, axis=-1) > 0)
-    try:  # arviz's convention: the ratios of -ary (LOO's 1 / p(y | theta))
-        smoothed, k_rows = array_stats.psislw(-lr[rows], axis=-1)
-        out[rows], k[rows] = smoothed, k_rows
-    except ValueError:  # "All tail values are the same" in some row
-        for i in rows:
-            try:
-                out[i], k[i] = array_stats.psislw(-lr[i], axis=-1)
-            except ValueError:
-                k[i] = np.nan
-    return out, k
-
-
-def weighted_interval(values, weights, prob):
-    """Lower and upper ends of the weighted equal-tailed ``prob`` interval, along the last axis.
-
-    NumPy's weighted quantiles (the inverse of the weighted empirical CDF);
-    with equal weights the ends are sample values, as ``np.quantile(...,
-    method="inverted_cdf")``.
-
-    Examples
-    --------
-    >>> lo, hi = weighted_interval(np.arange(100.0), np.ones(100), 0.9)
-    >>> float(lo), float(hi)
-    (4.0, 94.0)
-    >>> lo, hi = weighted_interval(np.arange(100.0), (np.arange(100) >= 50).astype(float), 0.9)
-    >>> float(lo), float(hi)
-    (52.0, 97.0)
-    """
-    prob = check_prob(prob)
-    w = np.asarray(weights, dtype=float)
-    v = np.broadcast_to(np.asarray(values, dtype=float), w.shape)
-    q = [(1 - prob) / 2, (1 + prob) / 2]
-    lo, hi = np.quantile(v, q, axis=-1, weights=w, method="inverted_cdf")
-    return lo, hi
 
 
 # -------------------------------------------------------------- candidates

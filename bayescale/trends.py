@@ -50,6 +50,7 @@ from .contract import check_ci_kind, interval, interval_label
 from .errors import OffFrontierWarning, SpecError
 from .laws import NUMPY
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets, check_count, check_prob, check_seed
+from .units import PF_DAY
 from .errors import warn_user
 from .allocation import optimal_allocation
 from .data import load_runs
@@ -63,8 +64,6 @@ from .tablecheck import check_table
 __all__ = ["kaplan_crossover", "KaplanCrossover", "chinchilla_gap", "OffFrontierWarning", "PF_DAY",
            "OFF_FRONTIER_LOG_LOSS", "frontier_below_fit"]
 
-#: FLOPs in a petaflop/s-day, Kaplan et al.'s unit of compute.
-PF_DAY = 1e15 * 86400
 #: A compute trend is flagged as off the frontier when the frontier runs lie, on median, more than this below its
 #: median curve (in log loss; 0.5%, the scatter of the bundled Chinchilla frontier runs about their own trend and
 #: more than three standard errors of the median of 20 frontier runs).

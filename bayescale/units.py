@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["parse_quantity", "parse_plan", "format_count", "format_flops", "format_plan"]
+__all__ = ["parse_quantity", "parse_plan", "format_count", "format_flops", "format_plan", "PF_DAY"]
+
+#: FLOPs in one petaflop/s-day (Kaplan et al. 2020, Section 1.3: 1e15 x 86400).
+PF_DAY = 1e15 * 86400
 
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15}
 _WORDS = ("flops", "flop", "params", "param", "parameters", "tokens", "token")

@@ -30,7 +30,7 @@ LAYERS = {
     "results": 3, "loglik": 3, "fit": 3, "pointfit": 3,
     # 4 models and their samplers
     "graph": 4, "centring": 4, "sampling": 4, "model": 4, "point": 4, "isoflop": 4, "envelope_fit": 4, "published": 4,
-    "downstream": 4, "linkfit": 4,
+    "downstream": 4, "linkfit": 4, "publishedlaw": 4,
     # 5 many fits and fits on disk
     "io": 5, "executors": 5, "checkpoints": 5, "collection": 5, "batch": 5,
     # 6 analyses across fits and refits

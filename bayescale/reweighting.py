@@ -82,15 +82,18 @@ def _psis(lr):
 
     out, k = lr.copy(), np.zeros(lr.shape[0])
     rows = np.flatnonzero(np.ptp(lr, axis=-1) > 0)
-    try:  # arviz's convention: the ratios of -ary (LOO's 1 / p(y | theta))
-        smoothed, k_rows = array_stats.psislw(-lr[rows], axis=-1)
-        out[rows], k[rows] = smoothed, k_rows
-    except ValueError:  # "All tail values are the same" in some row
-        for i in rows:
-            try:
-                out[i], k[i] = array_stats.psislw(-lr[i], axis=-1)
-            except ValueError:
-                k[i] = np.nan
+    # A tail too heavy to smooth (k far above 0.7) overflows inside the Pareto quantiles; the weights stay finite
+    # and its k says it is not to be trusted, which the callers report.
+    with np.errstate(over="ignore"):
+        try:  # arviz's convention: the ratios of -ary (LOO's 1 / p(y | theta))
+            smoothed, k_rows = array_stats.psislw(-lr[rows], axis=-1)
+            out[rows], k[rows] = smoothed, k_rows
+        except ValueError:  # "All tail values are the same" in some row
+            for i in rows:
+                try:
+                    out[i], k[i] = array_stats.psislw(-lr[i], axis=-1)
+                except ValueError:
+                    k[i] = np.nan
     return out, k
 
 

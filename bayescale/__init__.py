@@ -39,7 +39,7 @@ from . import checks, conflicts, envelope, extrapolation, form, formula, hierarc
 from .form import FormUncertainty
 from .allocation_check import isoflop_check
 from .checks import posterior_predictive, prior_predictive
-from .formula import formula_law
+from .formulalaw import formula_law
 from .selection import compare_loo
 from .contrasts import contrast, contrast_params
 from .plots import plot_contrast

@@ -52,7 +52,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import SpecError
-from .formula import formula_law
+from .formulalaw import formula_law
 from .laws import get_law
 from .priors import prior_from_dict
 

@@ -12,7 +12,8 @@ import bayescale as bs
 import bayescale.formula
 import bayescale.laws
 from bayescale.errors import SpecError
-from bayescale.formula import MAX_DEPTH, MAX_LENGTH, formula_law, parse_formula
+from bayescale.formula import MAX_DEPTH, MAX_LENGTH, parse_formula
+from bayescale.formulalaw import formula_law
 from bayescale.laws import NUMPY, PYTENSOR
 
 NAMES = ["N", "D", "E", "A", "B", "alpha", "beta"]

@@ -183,7 +183,7 @@ class UnverifiedFileWarning(UserWarning):
 class DataAssumptionWarning(UserWarning):
     """Run data contradict what every scaling law assumes, before any fitting.
 
-    Issued by :func:`bayescale.data.check_assumptions` (called by :meth:`ScalingModel.fit`) for rows that
+    Issued by :func:`bayescale.assumptions.check_assumptions` (called by :meth:`ScalingModel.fit`) for rows that
     repeat another row exactly (the same inputs and loss: a table concatenated with itself counts every run
     twice and narrows the posterior), and for loss that rises with scale beyond noise (a larger model at the
     same tokens, more tokens at the same model size, or a later checkpoint of one run, with a clearly higher

@@ -13,7 +13,7 @@ Each parameter of the law is then, by choice:
     one value per group, drawn from a population: on the sampler's internal
     scale ``z_g = z_pop + group_sd * offset_g``, centred or non-centred group by
     group as the data say (the sampler meets no funnel where the spread may be
-    near 0; :mod:`bayescale.sampling`). The parameter's prior becomes the
+    near 0; :mod:`bayescale.centring`). The parameter's prior becomes the
     prior of the population value ``<name>_pop``; ``<name>_group_sd`` (the
     spread between groups on that scale) gets a HalfNormal hyperprior;
 ``independent``

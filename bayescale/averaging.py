@@ -32,7 +32,7 @@ from .contract import check_ci_kind, interval, interval_label, two_bands
 from .data import load_runs
 from .errors import SpecError
 from .extrapolation import annotate
-from .form import irreducible_draws, shift_crossover
+from .shifts import irreducible_draws, shift_crossover
 from .planning import PLAN_COLUMNS, allocate_draws, median_plan, posterior_params
 from .predictive import predict_draws
 from .returns import marginal_draws, returns_table

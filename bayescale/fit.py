@@ -22,7 +22,8 @@ from .conflicts import caveats, model_checks, warn_model_checks
 from .digest import DIGEST_ATTR, tree_digest
 from .extrapolation import Reach
 from .files import NETCDF_ENGINE, atomic_write
-from .form import reducible_fraction, residual_scale
+from .form import residual_scale
+from .shifts import reducible_fraction
 from .groups import group_labels, group_param_draws, group_summary, plot_groups, tidy_posterior
 from .selection import loo
 from .undertuned import FLAG_COLUMNS, flags, run_flags

@@ -35,7 +35,8 @@ from .data import load_runs
 from .discrepancy import RECALIBRATION_PENALTY, recalibrate, records
 from .errors import SpecError, warn_user
 from .files import atomic_write
-from .form import FormUncertainty, irreducible_draws, reducible_fraction, residual_scale
+from .form import FormUncertainty, residual_scale
+from .shifts import irreducible_draws, reducible_fraction
 from .validation import FLOPS_PER_PARAM_TOKEN
 from .extrapolation import Reach, decades_beyond
 from .model import ScalingModel

@@ -50,7 +50,7 @@ from .allocation import optimal_allocation
 from .contract import check_group, interval_label
 from .errors import ImportanceWeightWarning
 from .extrapolation import Reach, annotate
-from .form import irreducible_draws, shift_allocation, shift_log_loss
+from .shifts import irreducible_draws, shift_allocation, shift_log_loss
 from .planning import allocate_draws, median_plan, posterior_params
 from .predictive import log_curve, new_runs, predict_draws
 from .risk import SCAN_POINTS

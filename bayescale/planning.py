@@ -15,7 +15,7 @@ import numpy as np
 from .allocation import crossover_compute, optimal_allocation
 from .conflicts import caveats
 from .contract import check_group, interval, interval_label, SAMPLE_DIMS
-from .form import irreducible_draws, shift_allocation, shift_crossover
+from .shifts import irreducible_draws, shift_allocation, shift_crossover
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_prob as _check_prob, check_seed
 from .errors import DegenerateResultWarning, ExtrapolationWarning
 from .extrapolation import annotate, warn_extrapolation
@@ -62,7 +62,7 @@ def allocate_draws(fit, budget, *, flops_per_param_token=FLOPS_PER_PARAM_TOKEN, 
         optimum), ``data_bound`` (and ``U``, ``epochs`` for laws with unique
         tokens), dims ``(chain, draw, budget)``. Budgets beyond the fitted
         runs' compute include the model's form uncertainty in N_opt, D_opt
-        and the loss (:func:`bayescale.form.shift_allocation`) — the posterior's own chain
+        and the loss (:func:`bayescale.shifts.shift_allocation`) — the posterior's own chain
         and draw dimensions, so ArviZ functions apply; use
         ``ds.stack(sample=("chain", "draw"))`` for one flat draw dimension.
         Coordinate ``budget`` holds the FLOPs.

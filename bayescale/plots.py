@@ -17,7 +17,7 @@ from .allocation import optimal_allocation
 from .contrasts import contrast_draws, fitted_groups
 from .planning import posterior_params
 from .validation import FLOPS_PER_PARAM_TOKEN, check_budgets as _budgets, check_prob as _check_prob, renamed
-from .form import irreducible_draws, shift_allocation, shift_log_loss
+from .shifts import irreducible_draws, shift_allocation, shift_log_loss
 from .laws import NUMPY
 from .units import format_count, format_flops
 from .risk import run_noise

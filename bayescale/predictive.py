@@ -16,7 +16,7 @@ from .conflicts import caveats
 from .contract import SAMPLE_DIMS, check_group, interval_label, two_bands
 from .data import load_runs
 from .extrapolation import annotate
-from .form import irreducible_draws, shift_log_loss
+from .shifts import irreducible_draws, shift_log_loss
 from .laws import NUMPY
 from .validation import check_prob, check_seed
 

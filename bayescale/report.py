@@ -38,7 +38,8 @@ from .checks import posterior_predictive
 from .contract import interval_label
 from .contrasts import contrast, contrast_params, fitted_groups
 from .extrapolation import Reach, decades_beyond
-from .form import FormUncertainty, reducible_fraction, residual_scale
+from .form import FormUncertainty, residual_scale
+from .shifts import reducible_fraction
 from .nextrun import candidate_grid, plot_recommendations
 from .plots import plot_contrast
 from .point import Approach3, PointModel

@@ -37,7 +37,7 @@ import pandas as pd
 
 from .allocation import optimal_allocation
 from .contract import SAMPLE_DIMS, interval, interval_label
-from .form import irreducible_draws, shift_allocation
+from .shifts import irreducible_draws, shift_allocation
 from .planning import median_plan, posterior_params
 from .validation import (FLOPS_PER_PARAM_TOKEN, check_budgets, check_prob, positive_array, renamed)
 from .extrapolation import annotate

@@ -37,7 +37,8 @@ from .validation import (
 )
 from .errors import DegenerateResultWarning, ExtrapolationWarning, NonFiniteWarning
 from .extrapolation import annotate, warn_extrapolation
-from .form import REACH, irreducible_draws, shift_log_loss
+from .form import REACH
+from .shifts import irreducible_draws, shift_log_loss
 from .laws import NUMPY
 from .predictive import predict_draws
 from .tablecheck import check_table, draw_problems, rewarn

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .contract import check_ci_kind, interval_label, two_bands
-from .form import irreducible_draws
+from .shifts import irreducible_draws
 from .planning import posterior_params
 from .risk import (compute_optimal_plan, first_compute, plan_log_loss, planned_runs, risk_draws, run_noise,
                    search_range)

@@ -254,7 +254,7 @@ def test_allocate_rejects_bad_arguments(chinchilla_fit):
 def test_budgets_of_the_closed_form_and_the_form_shift_are_checked(bad):
     """A boolean is not a 1-FLOP budget; every public budget argument goes through validation.positive_array."""
     from bayescale.allocation import chinchilla_optimum
-    from bayescale.form import allocation_shift
+    from bayescale.shifts import allocation_shift
 
     p = dict(A=406.4, B=410.7, alpha=0.34, beta=0.28)
     with pytest.raises(ValueError, match="^budget must be"):

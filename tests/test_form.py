@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.form import (REACH, FormUncertainty, form_from_dict, growth, loss_shift, reducible_fraction,
-                            residual_scale)
+from bayescale.form import FormUncertainty, REACH, form_from_dict, growth, residual_scale
+from bayescale.shifts import loss_shift, reducible_fraction
 from bayescale.model import load_spec
 from bayescale.specs import to_toml
 
@@ -94,7 +94,7 @@ def test_bands_widen_with_the_distance_beyond_the_runs(chinchilla_fit, quiet):
     np.testing.assert_allclose(with_form["loss_median"], without["loss_median"], rtol=1.2e-2)
     # The discrepancy of the log reducible loss is z loss_scale_for(r, f) growth(d) (r the residual scale, f the
     # reducible share of the loss), z = c sign(x) |x|^shape exp(spread y) with unit-sd c sign(x) |x|^shape; the
-    # draws held at the frontier's decline (bayescale.form._draws) are in the upper tail only, so the check is on
+    # draws held at the frontier's decline (bayescale.shifts._draws) are in the upper tail only, so the check is on
     # the interquartile range, against z's drawn here independently (200000 draws: IQR to 0.5%; 4000 posterior
     # draws of the fit: about 4%, within 15%).
     r, f = residual_scale(chinchilla_fit), reducible_fraction(chinchilla_fit)

@@ -20,8 +20,8 @@ LAYERS = {
     "tablecheck": 0, "digest": 0,
     # 1 array core: laws and their formulas, priors, run data, allocation arithmetic, the form discrepancy
     "laws": 1, "formula": 1, "formulalaw": 1, "priors": 1, "readers": 1, "columns": 1, "data": 1, "extrapolation": 1,
-    "form": 1, "allocation": 1, "reweighting": 1, "pooling": 1, "simulate": 1, "pointsearch": 1, "datasets": 1,
-    "specs": 1, "envelope": 1, "undertuned": 1, "corpus": 1, "discrepancy": 1, "assumptions": 1,
+    "form": 1, "shifts": 1, "allocation": 1, "reweighting": 1, "pooling": 1, "simulate": 1, "pointsearch": 1,
+    "datasets": 1, "specs": 1, "envelope": 1, "undertuned": 1, "corpus": 1, "discrepancy": 1, "assumptions": 1,
     # 2 the results contract and the analyses of one fit written against it
     "contract": 2, "predictive": 2, "planning": 2, "risk": 2, "rendering": 2, "document": 2, "plots": 2, "groups": 2,
     "conflicts": 2, "contrasts": 2, "selection": 2, "hierarchy": 2, "checks": 2, "nextrun": 2, "returns": 2,

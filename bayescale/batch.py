@@ -16,6 +16,8 @@ sampling graph once and reuses it for every fit it runs.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import multiprocessing as mp
+import sys
 import time
 import warnings
 from collections.abc import Mapping
@@ -215,11 +217,8 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
     >>> with Client("scheduler:8786") as client:  # doctest: +SKIP
     ...     fits = bs.fit_many(model, runs, by="eval_set", executor=client)
     """
-    import multiprocessing as mp
-
     if getattr(mp.current_process(), "_inheriting", False):  # in a worker that is importing the main script
-        raise RuntimeError(main_guard_message(getattr(__import__("sys").modules.get("__mp_main__"), "__file__",
-                                                       "the main script")))
+        raise RuntimeError(main_guard_message(getattr(sys.modules.get("__mp_main__"), "__file__", "the main script")))
     random_seed = _check_seed(random_seed)
     settings = _batch_settings(draws, tune, chains, cores, sampler, target_accept, progressbar, escalate)
     frame = _frame_of(runs)

@@ -12,10 +12,17 @@ TRUE_CHINCHILLA = dict(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
 
 #: The longest test files, longest first (seconds on one of two CI workers: notebook 08 196-236, the other
 #: notebooks 100-150, point fits 85-126, SBC 75-113, the CLI about 100, many fits 60-90, downstream 55-80,
-#: risk 50-75). They run first: pytest-xdist (--dist loadfile) hands out files in collection order, and
-#: notebook 08 collected late left one worker running it alone for its last 2-3 minutes.
+#: risk 50-75). They run first: with --dist loadfile, pytest-xdist hands out files in collection order, and
+#: notebook 08 run late leaves one worker running it alone for its last 2-3 minutes.
 LONGEST_FIRST = ("test_notebook_downstream.py", "test_notebooks.py", "test_point.py", "test_sbc.py", "test_cli.py",
                  "test_batch.py", "test_downstream.py", "test_risk.py")
+
+
+def pytest_configure(config):
+    # pytest-xdist (3.7 on) reorders files by their number of tests, most first, unless told not to: notebook 08,
+    # one test, then ran last (it started 7:42 into a warm run of 10:56, and ran alone for most of its 3:14).
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(session, config, items):

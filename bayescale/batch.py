@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .errors import SpecError, BatchWarning, ConvergenceWarning, DataError
-from .model import SAMPLERS, ScalingModel, TARGET_ACCEPT
+from .errors import BatchWarning, ConvergenceWarning, DataError
+from .model import ScalingModel, TARGET_ACCEPT, check_sampler_name
 from .validation import check_count, check_flag, check_sampler_settings, check_seed as _check_seed
 from .checkpoints import ResumeFolder, key_tuple, frame_digest, key_json, plain_value, key_seed
 from .executors import (KeyFailed, as_executor, default_executor, error_text, main_guard_message, pool_slots,
@@ -272,8 +272,7 @@ def fit_many(model, runs, by, *, executor=None, checkpoint_dir=None, draws=1000,
 
 def _batch_settings(draws, tune, chains, cores, sampler, target_accept, progressbar, escalate) -> dict:
     """Every key's sampler settings, checked (before any work)."""
-    if sampler not in SAMPLERS:
-        raise SpecError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
+    check_sampler_name(sampler)
     checked = check_sampler_settings(draws=draws, tune=tune, chains=chains, cores=cores,
                                      target_accept=target_accept)
     check_flag(progressbar, "progressbar", allow_none=True), check_flag(escalate, "escalate")

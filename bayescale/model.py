@@ -449,8 +449,7 @@ class ScalingModel:
         >>> fit.summary()  # doctest: +SKIP
         """
         random_seed = _check_seed(random_seed)
-        if sampler not in SAMPLERS:
-            raise SpecError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
+        check_sampler_name(sampler)
         s = check_sampler_settings(draws=draws, tune=tune, chains=chains, cores=cores, target_accept=target_accept)
         progressbar, escalate = check_flag(progressbar, "progressbar", allow_none=True), check_flag(escalate, "escalate")
 
@@ -676,6 +675,13 @@ class ScalingModel:
 
 
 # ------------------------------------------------------- possibly undertuned runs (bayescale.undertuned)
+def check_sampler_name(sampler) -> str:
+    """`sampler` when it names one of :data:`SAMPLERS`; a SpecError listing them otherwise."""
+    if sampler not in SAMPLERS:
+        raise SpecError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
+    return sampler
+
+
 def _check_undertuned(value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise SpecError(f"undertuned must be True or False (allow possibly undertuned runs), got {value!r}")

@@ -10,43 +10,52 @@ Typical use::
     fit.save("fit.nc"); bs.load("fit.nc")
 """
 
-from .version import __version__
+from .base.version import __version__
+from .base import moved as _moved
 
-from . import datasets, laws, priors
-from .data import RunData, load_runs
-from .errors import (BayescaleError, ConvergenceWarning, DataError, DegenerateResultWarning, ExtrapolationWarning,
-                     FileFormatError, FileWriteError, HeavyTailWarning, ModelCheckWarning, NonFiniteWarning,
-                     PriorDataConflictWarning, SpecError)
-from .errors import CheckpointWarning, ImportanceWeightWarning, OffFrontierWarning
-from .errors import DataAssumptionWarning, UnverifiedFileWarning
-from .fit import ScalingFit
-from .io import load
-from .laws import Law, available_laws, get_law, law
-from .model import ScalingModel
-from .point import Approach3, IsoFLOP, LeastSquares, PointFit, PointModel
-from .envelope_fit import Approach1
-from .compare import compare
-from .averaging import ModelAverage, average
-from .backtest import backtest
-from .calibration import calibrate
-from .holdout import calibrate_form
-from .batch import BatchWarning, FitCollection, fit_many
-from .sbc import SBCResult, sbc
-from . import allocation, plots, risk, units
-from .allocation import optimal_allocation
-from .rendering import to_html, to_latex, to_markdown
-from . import checks, conflicts, envelope, extrapolation, form, formula, hierarchy, report, selection, trends
-from .form import FormUncertainty
-from .allocation_check import isoflop_check
-from .checks import posterior_predictive, prior_predictive
-from .formulalaw import formula_law
-from .selection import compare_loo
-from .contrasts import contrast, contrast_params
-from .plots import plot_contrast
-from .specs import available_specs
-from .published import PublishedLaw, available_published, published, published_table
-from .downstream import DownstreamFit, DownstreamModel
-from .taskplan import task_budget_for, task_risk
+from .runs import datasets
+from .core import laws, priors
+from .runs.data import RunData, load_runs
+from .base.errors import (BayescaleError, ConvergenceWarning, DataError, DegenerateResultWarning,
+                          ExtrapolationWarning, FileFormatError, FileWriteError, HeavyTailWarning, ModelCheckWarning,
+                          NonFiniteWarning, PriorDataConflictWarning, SpecError)
+from .base.errors import CheckpointWarning, ImportanceWeightWarning, OffFrontierWarning
+from .base.errors import DataAssumptionWarning, UnverifiedFileWarning
+from .fitting.fit import ScalingFit
+from .many.io import load
+from .core.laws import Law, available_laws, get_law, law
+from .fitting.model import ScalingModel
+from .fitting.point import Approach3, IsoFLOP, LeastSquares, PointFit, PointModel
+from .fitting.envelope_fit import Approach1
+from .across.compare import compare
+from .across.averaging import ModelAverage, average
+from .across.backtest import backtest
+from .across.calibration import calibrate
+from .across.holdout import calibrate_form
+from .many.batch import BatchWarning, FitCollection, fit_many
+from .across.sbc import SBCResult, sbc
+from .core import allocation
+from .analysis import plots, risk
+from .base import units
+from .core.allocation import optimal_allocation
+from .analysis.rendering import to_html, to_latex, to_markdown
+from .analysis import checks, conflicts, hierarchy, selection
+from .runs import envelope
+from .core import extrapolation, form, formula
+from .front import report
+from .across import trends
+from .core.form import FormUncertainty
+from .across.allocation_check import isoflop_check
+from .analysis.checks import posterior_predictive, prior_predictive
+from .core.formulalaw import formula_law
+from .analysis.selection import compare_loo
+from .analysis.contrasts import contrast, contrast_params
+from .analysis.plots import plot_contrast
+from .core import specs
+from .core.specs import available_specs
+from .fitting.published import PublishedLaw, available_published, published, published_table
+from .fitting.downstream import DownstreamFit, DownstreamModel
+from .analysis.taskplan import task_budget_for, task_risk
 
 __all__ = [
     "__version__",
@@ -132,3 +141,12 @@ __all__ = [
     "conflicts",
     "extrapolation",
 ]
+
+#: Modules of the flat layout that ``import bayescale`` binds: their old dotted names import without a warning.
+_PUBLIC = frozenset(old for old, new in _moved.NEW_NAMES.items()
+                    if getattr(globals().get(old.partition(".")[2]), "__name__", None) == new)
+_moved.install(_PUBLIC)
+
+
+def __getattr__(name):
+    return _moved.old_attribute(name, _PUBLIC)

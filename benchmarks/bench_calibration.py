@@ -2,9 +2,9 @@
 
 Every ladder of the bundled data and of the corpus (``benchmarks/corpus``, when built) is cut at half
 and three quarters of its decades of compute (and Chinchilla at 1e21 FLOP); each split is fitted
-once with the law's form known (``bayescale.holdout``; cached in ``--folder``), and the form
+once with the law's form known (``bayescale.across.holdout``; cached in ``--folder``), and the form
 discrepancy's parameters (``bs.FormUncertainty``) are learned on the held-out runs of all sources
-but one and scored on that one (``bayescale.discrepancy.leave_one_source_out``). Compared on the
+but one and scored on that one (``bayescale.core.discrepancy.leave_one_source_out``). Compared on the
 same held-out runs:
 
 * ``form known``: ``ScalingModel(law, form_uncertainty=None)``;
@@ -12,7 +12,7 @@ same held-out runs:
 * ``earlier default``: the linear model this release replaces (rates 7 r per decade, tuned on the
   bundled splits, so in sample there);
 * ``score only (out of family)``: learned without the source by the interval score alone, without the
-  floor on the coverage of the 50% and 90% bands (``bayescale.discrepancy.CALIBRATED_PROBS``);
+  floor on the coverage of the 50% and 90% bands (``bayescale.core.discrepancy.CALIBRATED_PROBS``);
 * ``learned (out of family)``: the model learned without the source it is scored on.
 
 Prints coverage of the 50% and 90% new-run bands, their mean width (percent of the loss), the
@@ -43,11 +43,11 @@ def main(argv=None):
     import pandas as pd
 
     import bayescale as bs
-    from bayescale.corpus import all_ladders
-    from bayescale.discrepancy import (allocation_scores, leave_one_source_out, learn, recalibrate, records,
+    from bayescale.runs.corpus import all_ladders
+    from bayescale.core.discrepancy import (allocation_scores, leave_one_source_out, learn, recalibrate, records,
                                        score_runs, source_weights, summarise)
-    from bayescale.form import form_from_dict
-    from bayescale.holdout import collect, ladder_splits
+    from bayescale.core.form import form_from_dict
+    from bayescale.across.holdout import collect, ladder_splits
 
     pd.set_option("display.width", 250, "display.max_columns", 40, "display.max_rows", 500)
     ladders = all_ladders()

@@ -22,10 +22,10 @@ import pandas as pd
 from scipy.stats import beta
 
 import bayescale as bs
-from bayescale.allocation import optimal_allocation
-from bayescale.contrasts import _crossing
-from bayescale.laws import get_law
-from bayescale.simulate import simulate_groups
+from bayescale.core.allocation import optimal_allocation
+from bayescale.analysis.contrasts import _crossing
+from bayescale.core.laws import get_law
+from bayescale.core.simulate import simulate_groups
 
 TRUE = dict(E=np.array([1.7, 1.9, 1.8]), A=np.array([150.0, 500.0, 3000.0]), B=np.array([900.0, 2500.0, 1600.0]),
             alpha=np.array([0.25, 0.34, 0.45]), beta=np.array([0.30, 0.36, 0.33]))

@@ -44,9 +44,9 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 import bayescale as bs
-from bayescale.downstream import DownstreamModel, link_accuracy
-from bayescale.risk import risk_draws
-from bayescale.taskplan import task_risk
+from bayescale.fitting.downstream import DownstreamModel, link_accuracy
+from bayescale.analysis.risk import risk_draws
+from bayescale.analysis.taskplan import task_risk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "downstream"))
 from build_downstream import SUBSET17  # noqa: E402

@@ -29,7 +29,7 @@ import json, sys, time, warnings
 import numpy as np
 t0 = time.perf_counter()
 import bayescale as bs
-from bayescale.hierarchy import simulate_groups
+from bayescale.analysis.hierarchy import simulate_groups
 t_import = time.perf_counter() - t0
 G, R = int(sys.argv[1]), int(sys.argv[2])
 model = bs.ScalingModel("chinchilla", pooling={"E": "partial", "A": "partial"} if sys.argv[3] == "EA" else None)
@@ -62,7 +62,7 @@ ALIKE = r"""
 import itertools, json, sys, time, warnings
 import numpy as np
 import bayescale as bs
-from bayescale.hierarchy import simulate_groups
+from bayescale.analysis.hierarchy import simulate_groups
 truth = dict(E=1.8, A=400.0, B=1800.0, alpha=0.34, beta=0.28)
 seed = int(sys.argv[1])
 runs = simulate_groups([30] * 3, truth, sigma=0.01, random_seed=seed)

@@ -8,7 +8,7 @@ default). The loop runs chains in parallel over the cores (``cores=2``) as a not
 fit_many runs one fit per worker with chains in sequence (``cores=1``).
 
 Each way runs in a fresh process, so both pay imports and the graph building once in the loop's
-process and once in each worker; the compiled model comes from the on-disk cache (bayescale.compiled),
+process and once in each worker; the compiled model comes from the on-disk cache (bayescale.base.compiled),
 filled by whichever process needs it first (``BAYESCALE_CACHE_DIR=off`` shows the cost without it).
 
 Run: .venv/bin/python benchmarks/bench_many.py [--draws 1000] [--tune 1000]

@@ -35,7 +35,7 @@ def band_stats(table, observed, prob=0.9):
     """Coverage, mean width (% of the loss) and mean interval score (log loss x 100) of a new-run band."""
     import numpy as np
 
-    from bayescale.discrepancy import interval_score
+    from bayescale.core.discrepancy import interval_score
 
     lo, hi = table["new_run_lower"].to_numpy(), table["new_run_upper"].to_numpy()
     score = 100 * interval_score(np.log(lo), np.log(hi), np.log(observed), prob)
@@ -55,7 +55,7 @@ def main(argv=None):
     import pandas as pd
 
     import bayescale as bs
-    from bayescale.corpus import bundled_ladders
+    from bayescale.runs.corpus import bundled_ladders
 
     pd.set_option("display.width", 220, "display.max_columns", 30)
     ladders = bundled_ladders()

@@ -24,8 +24,8 @@ def main(argv=None):
     import pandas as pd
 
     import bayescale as bs
-    from bayescale.corpus import bundled_ladders
-    from bayescale.selection import loo
+    from bayescale.runs.corpus import bundled_ladders
+    from bayescale.analysis.selection import loo
 
     ladders = bundled_ladders()
     porian = ladders[ladders["source"] == "porian2024"]

@@ -34,7 +34,7 @@ def main(argv=None):
     import pandas as pd
 
     import bayescale as bs
-    from bayescale.corpus import bundled_ladders
+    from bayescale.runs.corpus import bundled_ladders
 
     pd.set_option("display.width", 220, "display.max_columns", 30)
     ladders = bundled_ladders()

@@ -95,7 +95,7 @@ LEVEL_SIGMAS = (0.005, 0.03, 0.005)
 
 
 def level_groups():
-    from bayescale.simulate import simulate_groups
+    from bayescale.core.simulate import simulate_groups
 
     parts = [simulate_groups([30], {k: v[g:g + 1] for k, v in LEVEL_GROUPS.items()}, sigma=sigma,
                              random_seed=20 + g, labels=[f"g{g}"]) for g, sigma in enumerate(LEVEL_SIGMAS)]
@@ -110,7 +110,7 @@ def fit_once_per_session(name, make, tmp_path_factory, worker_id):
     """
     if worker_id == "master":
         return make()
-    from bayescale.files import folder_lock
+    from bayescale.base.files import folder_lock
 
     root = tmp_path_factory.getbasetemp().parent
     path = root / f"{name}.nc"

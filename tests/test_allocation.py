@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bayescale as bs
-from bayescale.allocation import chinchilla_optimum, crossover_compute, optimal_allocation
-from bayescale.planning import allocate
+from bayescale.core.allocation import chinchilla_optimum, crossover_compute, optimal_allocation
+from bayescale.analysis.planning import allocate
 
 BUDGETS = np.logspace(18, 28, 11)
 # With a 1e12-token cap, budgets past ~1e26 need hundreds of epochs, where the data-constrained law is
@@ -253,8 +253,8 @@ def test_allocate_rejects_bad_arguments(chinchilla_fit):
 @pytest.mark.parametrize("bad", [True, [1e22, True], -1.0, float("nan"), "x", []])
 def test_budgets_of_the_closed_form_and_the_form_shift_are_checked(bad):
     """A boolean is not a 1-FLOP budget; every public budget argument goes through validation.positive_array."""
-    from bayescale.allocation import chinchilla_optimum
-    from bayescale.shifts import allocation_shift
+    from bayescale.core.allocation import chinchilla_optimum
+    from bayescale.core.shifts import allocation_shift
 
     p = dict(A=406.4, B=410.7, alpha=0.34, beta=0.28)
     with pytest.raises(ValueError, match="^budget must be"):
@@ -267,7 +267,7 @@ def test_budgets_of_the_closed_form_and_the_form_shift_are_checked(bad):
 
 # ------------------------------------------------------------------ coherent plans, nothing silent
 class StandInFit:
-    """The results contract (bayescale.contract) over given parameter draws, one chain, the law's form known."""
+    """The results contract (bayescale.analysis.contract) over given parameter draws, one chain, the law's form known."""
 
     draws_kind, point_params, hierarchical, form_uncertainty, converged, random_seed = "posterior", None, False, None, True, 0
 

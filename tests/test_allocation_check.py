@@ -6,7 +6,7 @@ import pytest
 import xarray as xr
 
 import bayescale as bs
-from bayescale.errors import SpecError
+from bayescale.base.errors import SpecError
 
 
 def test_isoflop_check_keeps_the_allocation_of_the_runs(chinchilla_fit):

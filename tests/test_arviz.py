@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 
 import bayescale as bs
-from bayescale.digest import DIGEST_ATTR
+from bayescale.base.digest import DIGEST_ATTR
 
 
 def test_posterior_predictive_matches_observed_data(chinchilla_fit):

@@ -8,8 +8,8 @@ import pytest
 from conftest import simulate_chinchilla
 
 import bayescale as bs
-from bayescale.contract import interval
-from bayescale.errors import DataError, SpecError
+from bayescale.analysis.contract import interval
+from bayescale.base.errors import DataError, SpecError
 
 NEW = {"N": [1e9, 7e10], "D": [2e10, 1.4e12]}  # inside the runs, and 0.35 decades beyond in N
 
@@ -60,7 +60,7 @@ def test_prediction_is_the_pooled_draws(synthetic_fit, power_n_fit):
     assert table.attrs["interval"] == "weighted posterior ETI"
 
 
-@pytest.mark.filterwarnings("ignore::bayescale.errors.ExtrapolationWarning")  # the same warnings, once from each
+@pytest.mark.filterwarnings("ignore::bayescale.base.errors.ExtrapolationWarning")  # the same warnings, once from each
 def test_all_weight_on_one_fit_reproduces_its_tables(synthetic_fit, synthetic_fit_known_form):
     """Weight {A: 1, B: 0}: every table is A's own, number for number (the same draws, the same seeds)."""
     fit = synthetic_fit

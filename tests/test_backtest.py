@@ -9,7 +9,7 @@ from scipy import stats
 from scipy.special import logsumexp
 
 import bayescale as bs
-from bayescale.backtest import split_runs
+from bayescale.across.backtest import split_runs
 from conftest import TRUE_CHINCHILLA, simulate_chinchilla
 
 SIGMA = 0.01

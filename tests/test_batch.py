@@ -22,9 +22,9 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.checkpoints import key_seed
-from bayescale.executors import pool_slots
-from bayescale.progress import KeyProgress
+from bayescale.many.checkpoints import key_seed
+from bayescale.many.executors import pool_slots
+from bayescale.base.progress import KeyProgress
 from conftest import TRUE_CHINCHILLA, simulate_chinchilla
 
 #: Only the tests on a Dask LocalCluster need distributed (the "dask" extra, installed by the "test" extra);
@@ -274,7 +274,7 @@ def test_fits_the_index_misses_are_found_on_load_with_a_warning(killed_batch, tm
     on disk are loaded from the key they carry, and the warning names them; files that are not fits are named."""
     import shutil
 
-    from bayescale.cli import main
+    from bayescale.front.cli import main
 
     _, folder, _, _ = killed_batch
     copy = tmp_path / "fits"

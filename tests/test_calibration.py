@@ -8,9 +8,9 @@ import pytest
 from scipy import stats
 
 import bayescale as bs
-import bayescale.calibration
-from bayescale.backtest import crps_draws, crps_normal, interval_score
-from bayescale.calibration import CalibrationResult, calibrate, calibration_splits
+import bayescale.across.calibration
+from bayescale.across.backtest import crps_draws, crps_normal, interval_score
+from bayescale.across.calibration import CalibrationResult, calibrate, calibration_splits
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_point_methods_on_one_split_and_skipped_laws():
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(bayescale.calibration, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(bayescale.across.calibration, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
 
 

@@ -1,9 +1,9 @@
-"""How each pooled group's centring is chosen from the data (bayescale.centring)."""
+"""How each pooled group's centring is chosen from the data (bayescale.fitting.centring)."""
 
 import numpy as np
 
-from bayescale.priors import Gamma
-from bayescale.centring import _centring_weights, _offset_marginal_variances
+from bayescale.core.priors import Gamma
+from bayescale.fitting.centring import _centring_weights, _offset_marginal_variances
 
 
 def _weights(deviations, sd, precision, prior=Gamma(2, 4), seed=0):

@@ -16,9 +16,9 @@ import pytest
 from scipy import integrate, stats
 
 import bayescale as bs
-from bayescale.errors import CheckpointWarning, DataError, SpecError
-from bayescale.loglik import within_run_loglik
-from bayescale.simulate import simulate_curves
+from bayescale.base.errors import CheckpointWarning, DataError, SpecError
+from bayescale.fitting.loglik import within_run_loglik
+from bayescale.core.simulate import simulate_curves
 
 TRUE = dict(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
 RUN_SD, NOISE_SD, CHECKPOINTS = 0.02, 0.01, 20
@@ -168,7 +168,7 @@ def test_mid_cosine_rows_are_left_out_with_a_warning_that_counts_them():
 
 
 def test_without_run_ids_the_model_is_unchanged():
-    from bayescale.graph import _key
+    from bayescale.fitting.graph import _key
 
     runs = bs.load_runs(simulate_curves(TRUE, [1e8, 3e8, 1e9], 2e10, checkpoints=3).drop(columns="run"))
     model = bs.ScalingModel()
@@ -191,7 +191,7 @@ def test_within_run_setting_is_checked_and_kept_in_specs():
     assert model.to_dict()["within_run"] == "offset" and "within_run" not in bs.ScalingModel().to_dict()
     back = bs.ScalingModel.from_dict(model.to_dict())
     assert back.within_run == "offset" and back.priors["run_sd"] == bs.priors.HalfNormal(0.01)
-    from bayescale.specs import to_toml
+    from bayescale.core.specs import to_toml
 
     assert 'within_run = "offset"' in to_toml(model)
     with pytest.raises(SpecError, match="no parameter 'run_sd'"):
@@ -219,7 +219,7 @@ def test_student_t_and_grouped_models_carry_one_offset_per_run():
 
 
 def test_the_number_of_free_offsets_is_part_of_the_cached_structure():
-    from bayescale.graph import graph_for
+    from bayescale.fitting.graph import graph_for
 
     runs = {r: bs.load_runs(simulate_curves(TRUE, np.geomspace(1e8, 1e9, r), 2e10, checkpoints=3)) for r in (4, 5)}
     for likelihood, shared in (("student_t", False), ("normal", True)):  # Normal: offsets integrated out, R is data

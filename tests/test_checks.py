@@ -6,10 +6,10 @@ from conftest import TRUE_CHINCHILLA, simulate_chinchilla
 from matplotlib.figure import Figure
 
 import bayescale as bs
-from bayescale.checks import posterior_predictive, prior_draws, prior_predictive
-from bayescale.errors import DataError, SpecError
-from bayescale.hierarchy import simulate_groups
-from bayescale.priors import HalfNormal, LogNormal
+from bayescale.analysis.checks import posterior_predictive, prior_draws, prior_predictive
+from bayescale.base.errors import DataError, SpecError
+from bayescale.analysis.hierarchy import simulate_groups
+from bayescale.core.priors import HalfNormal, LogNormal
 
 
 def test_default_priors_cover_the_runs_without_being_flat(chinchilla_runs):

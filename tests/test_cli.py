@@ -45,7 +45,7 @@ def run_in(*args, warnings="ignore"):
     import contextlib
     import warnings as warn
 
-    from bayescale.cli import main
+    from bayescale.front.cli import main
 
     out, err = StringIO(), StringIO()
     with warn.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -67,7 +67,7 @@ def fit_file(tmp_path_factory):
     """One CLI fit of the bundled Chinchilla CSV in its published column names, reused by every test."""
     folder = tmp_path_factory.mktemp("cli")
     csv = folder / "runs.csv"
-    csv.write_bytes(files("bayescale.datasets").joinpath("chinchilla_runs_epoch2024.csv").read_bytes())
+    csv.write_bytes(files("bayescale.runs.datasets").joinpath("chinchilla_runs_epoch2024.csv").read_bytes())
     out = folder / "fit.nc"
     proc = run("fit", csv, "--law", "chinchilla", "-o", out, "--seed", 3, "--draws", 500, "--tune", 500,
                "--columns", "Model Size=N,Training FLOP=C", "--cores", 1, "--target-accept", 0.93)
@@ -310,7 +310,7 @@ def _unconverged_copy(fit_file, folder):
 
     import xarray as xr
 
-    from bayescale.digest import tree_digest
+    from bayescale.base.digest import tree_digest
 
     tree = xr.open_datatree(fit_file, engine="h5netcdf").load()
     post = tree["posterior"].to_dataset()
@@ -340,7 +340,7 @@ def test_progress_lines_where_bars_cannot_draw():
     import io
     import threading
 
-    from bayescale.commands import _Heartbeat
+    from bayescale.front.commands import _Heartbeat
 
     stream, seen = io.StringIO(), threading.Event()
 
@@ -373,7 +373,7 @@ def test_fit_from_a_spec_file(tmp_path):
     spec.write_text('name = "tight"\nlaw = "chinchilla"\n[priors]\n'
                     'alpha = { family = "LogNormal", mu = -1.2040, sigma = 0.005 }\n')  # alpha ~ 0.3 +- 0.5%
     csv = tmp_path / "runs.csv"
-    csv.write_bytes(files("bayescale.datasets").joinpath("chinchilla_runs_epoch2024.csv").read_bytes())
+    csv.write_bytes(files("bayescale.runs.datasets").joinpath("chinchilla_runs_epoch2024.csv").read_bytes())
     out = tmp_path / "fit.nc"
     proc = run_in("fit", csv, "--model", spec, "-o", out, "--seed", 1, "--draws", 200, "--tune", 300,
                   "--columns", "Model Size=N,Training FLOP=C")
@@ -507,7 +507,7 @@ def test_risk_tables_in_latex(fit_file):
 
 
 def test_to_latex_escapes_every_cell():
-    from bayescale.rendering import to_latex
+    from bayescale.analysis.rendering import to_latex
 
     t = pd.DataFrame({"C": [1e24], "loss_median": [1.9], "loss_lower": [1.8], "loss_upper": [2.0],
                       "task": ["a_b&c%$#{}~^\\"], "converged": [False]})
@@ -591,8 +591,8 @@ def test_warnings_of_batch_workers_reach_the_caller():
 def test_fit_checkpoint_and_undertuned_options_reach_the_model(tmp_path):
     """--undertuned and --within-run set the model the fit samples (the fits themselves are tested in
     test_undertuned and test_checkpoints_model); beside --model, whose spec sets them, they are refused first."""
-    from bayescale.arguments import build_parser
-    from bayescale.commands import _model
+    from bayescale.front.arguments import build_parser
+    from bayescale.front.commands import _model
 
     args = build_parser().parse_args(["fit", "runs.csv", "-o", "fit.nc", "--likelihood", "normal", "--undertuned",
                                       "--within-run", "offset"])
@@ -609,7 +609,7 @@ def test_fit_checkpoint_and_undertuned_options_reach_the_model(tmp_path):
 def test_hints_use_command_line_syntax_and_ask_for_c_not_d(tmp_path):
     """A file with compute but no tokens: the error asks to map the compute (D = C / (6 N)), in CLI syntax."""
     csv = tmp_path / "runs.csv"
-    csv.write_bytes(files("bayescale.datasets").joinpath("chinchilla_runs_epoch2024.csv").read_bytes())
+    csv.write_bytes(files("bayescale.runs.datasets").joinpath("chinchilla_runs_epoch2024.csv").read_bytes())
     proc = run_in("fit", csv, "-o", tmp_path / "f.nc")
     assert proc.returncode == 1
     err = proc.stderr
@@ -620,7 +620,7 @@ def test_hints_use_command_line_syntax_and_ask_for_c_not_d(tmp_path):
 
 
 def test_cli_syntax_rewrites_python_hints():
-    from bayescale.cli import cli_syntax
+    from bayescale.front.cli import cli_syntax
 
     assert cli_syntax("map yours with columns={'your column': 'run'}") == 'map yours with --columns "your column=run"'
     assert cli_syntax("fit without undertuned=True") == "fit without --undertuned"

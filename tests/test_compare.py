@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.compare import method_name
-from bayescale.figure import Figure
+from bayescale.across.compare import method_name
+from bayescale.base.figure import Figure
 
 NEW = {"N": [70e9, 1e9, 2.8e11], "D": [1.4e12, 2e10, 2.6e12], "loss": [1.95, 2.6, 1.93]}
 BUDGETS = [1e21, 5.88e23]
@@ -161,7 +161,7 @@ def test_per_group_parameters_get_one_row_per_group():
     # ScalingFit.summary ("E[a]"), never pooled across groups.
     import xarray as xr
 
-    from bayescale.compare import _param_rows
+    from bayescale.across.compare import _param_rows
 
     class Grouped(bs.ScalingFit):
         def __init__(self):

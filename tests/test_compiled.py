@@ -1,4 +1,4 @@
-"""The on-disk cache of compiled models (bayescale.compiled): where it is, what keys it, what it trusts."""
+"""The on-disk cache of compiled models (bayescale.base.compiled): where it is, what keys it, what it trusts."""
 
 import os
 import subprocess
@@ -126,7 +126,7 @@ def test_concurrent_fills_leave_one_whole_entry(tmp_path):
     writer = textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        from bayescale.compiled import _write
+        from bayescale.base.compiled import _write
         who = sys.argv[1]
         for i in range(60):
             _write(Path({str(path)!r}), {{"key": "k", "format": 1, "who": who, "i": i}},
@@ -199,7 +199,7 @@ def test_processes_sharing_a_cache_compile_one_structure_one_at_a_time(chinchill
 
     import nutpie
 
-    from bayescale.files import folder_lock
+    from bayescale.base.files import folder_lock
 
     graph, _ = _graph(bs.ScalingModel("chinchilla"), chinchilla_runs)
     key = C.structure_key(graph, 1)

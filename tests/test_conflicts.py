@@ -8,8 +8,8 @@ import pytest
 import xarray as xr
 
 import bayescale as bs
-from bayescale.conflicts import model_checks, warn_model_checks
-from bayescale.priors import Gamma, HalfNormal, LogNormal
+from bayescale.analysis.conflicts import model_checks, warn_model_checks
+from bayescale.core.priors import Gamma, HalfNormal, LogNormal
 
 from conftest import TRUE_CHINCHILLA
 
@@ -141,8 +141,8 @@ def test_a_failing_tail_check_is_a_caveat_of_every_table_and_survives_save(chinc
     """The verdict is read from the posterior: a saved and loaded fit's tables carry the same caveat."""
     import numpy as np
 
-    from bayescale.conflicts import caveats
-    from bayescale.rendering import to_markdown
+    from bayescale.analysis.conflicts import caveats
+    from bayescale.analysis.rendering import to_markdown
 
     tree = chinchilla_fit.idata.copy(deep=True)
     tree["posterior/nu"].values[...] = 1.2

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.contract import SUMMARY_COLUMNS, ScalingResult, caption, interval, interval_label, two_bands
-from bayescale.rendering import to_markdown
+from bayescale.analysis.contract import SUMMARY_COLUMNS, ScalingResult, caption, interval, interval_label, two_bands
+from bayescale.analysis.rendering import to_markdown
 
 BUDGETS = [1e22, 1e23]
 NEW = {"N": [1e9, 7e10], "D": [2e10, 1.4e12]}
@@ -48,7 +48,7 @@ def test_summary_starts_with_the_common_columns(any_fit):
             assert (table["lower"] <= table["estimate"]).all() and (table["estimate"] <= table["upper"]).all()
 
 
-@pytest.mark.filterwarnings("ignore::bayescale.errors.ExtrapolationWarning")
+@pytest.mark.filterwarnings("ignore::bayescale.base.errors.ExtrapolationWarning")
 def test_every_analysis_runs_on_every_fit(any_fit):
     kind = any_fit.draws_kind
     pred = any_fit.predict(NEW, prob=0.8)
@@ -132,10 +132,10 @@ def test_result_wrappers_take_every_argument_of_their_analysis():
     import itertools
 
     from bayescale import nextrun, planning, predictive, returns, risk
-    from bayescale.fit import ScalingFit
-    from bayescale.pointfit import PointFit
+    from bayescale.fitting.fit import ScalingFit
+    from bayescale.fitting.pointfit import PointFit
 
-    from bayescale.report import report
+    from bayescale.front.report import report
 
     assert not [p for p, v in inspect.signature(report).parameters.items()
                 if v.default is not inspect.Parameter.empty and p not in inspect.signature(ScalingFit.report).parameters]

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 import bayescale as bs
-from bayescale.contrasts import _crossing, contrast, contrast_draws, contrast_params
-from bayescale.errors import SpecError
-from bayescale.allocation import optimal_allocation
-from bayescale.laws import get_law
+from bayescale.analysis.contrasts import _crossing, contrast, contrast_draws, contrast_params
+from bayescale.base.errors import SpecError
+from bayescale.core.allocation import optimal_allocation
+from bayescale.core.laws import get_law
 from conftest import LEVEL_GROUPS
 
 

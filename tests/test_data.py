@@ -1,4 +1,4 @@
-"""Tests of bayescale.data: loading and validating run data."""
+"""Tests of bayescale.runs.data: loading and validating run data."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import bayescale.data
-import bayescale.datasets
-from bayescale.data import RunData, load_runs
-from bayescale.errors import DataError
+import bayescale.runs.data
+import bayescale.runs.datasets
+from bayescale.runs.data import RunData, load_runs
+from bayescale.base.errors import DataError
 
 
 def good_frame(n=6, **extra):
@@ -295,7 +295,7 @@ def test_bad_arguments():
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(bayescale.data)
+    result = doctest.testmod(bayescale.runs.data)
     assert result.attempted > 0 and result.failed == 0
 
 
@@ -406,7 +406,7 @@ def test_every_bundled_dataset_passes_the_compute_check():
     from pathlib import Path
 
     for name in ("load_chinchilla", "load_datablations", "load_porian"):
-        assert load_runs(getattr(bayescale.datasets, name)()).n_runs > 0
+        assert load_runs(getattr(bayescale.runs.datasets, name)()).n_runs > 0
     shared = Path(__file__).resolve().parents[2] / "shared" / "data"
     for path in sorted(shared.glob("*.csv")):
         assert load_runs(path, require=(), require_loss=False).n_runs > 0

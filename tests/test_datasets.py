@@ -1,4 +1,4 @@
-"""Tests of the bundled datasets in bayescale.datasets."""
+"""Tests of the bundled datasets in bayescale.runs.datasets."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import doctest
 import numpy as np
 import pytest
 
-import bayescale.datasets
-from bayescale.data import load_runs
-from bayescale.datasets import load_chinchilla, load_datablations, references
+import bayescale.runs.datasets
+from bayescale.runs.data import load_runs
+from bayescale.runs.datasets import load_chinchilla, load_datablations, references
 
 
 def test_chinchilla_shape_and_columns():
@@ -89,17 +89,17 @@ def test_references():
 def test_package_data_readme_keeps_provenance():
     from importlib.resources import files
 
-    text = files("bayescale.datasets").joinpath("README.md").read_text(encoding="utf-8")
+    text = files("bayescale.runs.datasets").joinpath("README.md").read_text(encoding="utf-8")
     assert "commit 92258837" in text and "huggingface/datablations (Apache-2.0)" in text
     assert "E = 1.8172, A = 477.84, B = 2143.86" in text
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(bayescale.datasets)
+    result = doctest.testmod(bayescale.runs.datasets)
     assert result.attempted > 0 and result.failed == 0
 
 
-@pytest.mark.parametrize("loader", [load_chinchilla, load_datablations, bayescale.datasets.load_porian])
+@pytest.mark.parametrize("loader", [load_chinchilla, load_datablations, bayescale.runs.datasets.load_porian])
 def test_each_call_returns_a_fresh_frame(loader):
     a = loader()
     a["N"] = 0.0
@@ -107,7 +107,7 @@ def test_each_call_returns_a_fresh_frame(loader):
 
 
 def test_porian_shape_columns_and_configs():
-    from bayescale.datasets import load_porian, porian_configs
+    from bayescale.runs.datasets import load_porian, porian_configs
 
     df = load_porian()
     assert len(df) == 1745
@@ -136,6 +136,6 @@ def test_porian_shape_columns_and_configs():
 def test_porian_readme_row_keeps_provenance():
     from importlib.resources import files
 
-    text = files("bayescale.datasets").joinpath("README.md").read_text(encoding="utf-8")
+    text = files("bayescale.runs.datasets").joinpath("README.md").read_text(encoding="utf-8")
     assert "| `porian2024_runs.csv` | 1745 |" in text and "hadasah/scaling_laws, Li et al. 2025" in text
     assert "a = 0.834 (rw) / 0.870 (owt2)" in text

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from bayescale.discrepancy import (allocation_scores, bands, leave_one_source_out, learn, records, score_runs,
+from bayescale.core.discrepancy import (allocation_scores, bands, leave_one_source_out, learn, records, score_runs,
                                    summarise)
-from bayescale.form import FormUncertainty, growth
+from bayescale.core.form import FormUncertainty, growth
 
 PLANTED = FormUncertainty(loss_scale=0.03, loss_residual_power=0.0, loss_power=1.5, loss_offset=0.2, spread=0.0, shape=1.0,
                           allocation_scale=0.1, allocation_residual_power=0.0, allocation_power=1.0)
@@ -134,7 +134,7 @@ def test_recalibrate_rescales_the_loss_scale_to_a_family(seed):
     """
     from dataclasses import replace
 
-    from bayescale.discrepancy import recalibrate
+    from bayescale.core.discrepancy import recalibrate
 
     factors = {}
     for mult in (3.0, 1.0, 1 / 3):

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.downstream import DownstreamFit, DownstreamModel, LinkPriors, check_tasks, link_accuracy
-from bayescale.errors import DataError, SpecError
-from bayescale.sampling import ESCALATION
-from bayescale.taskplan import task_budget_for, task_risk
+from bayescale.fitting.downstream import DownstreamFit, DownstreamModel, LinkPriors, check_tasks, link_accuracy
+from bayescale.base.errors import DataError, SpecError
+from bayescale.fitting.sampling import ESCALATION
+from bayescale.analysis.taskplan import task_budget_for, task_risk
 
 #: Planted links. "emergent" is flat at chance over the simulated losses (2.6-4.0): its rise starts near 2.0.
 TRUE = pd.DataFrame({"task": ["a", "b", "c", "d", "emergent"], "chance": [0.25, 0.5, 0.0, 0.25, 0.0],
@@ -265,7 +265,7 @@ def test_a_link_saved_in_format_1_still_loads(link, tmp_path):
 
     import xarray as xr
 
-    from bayescale.digest import DIGEST_ATTR, tree_digest
+    from bayescale.base.digest import DIGEST_ATTR, tree_digest
 
     path = tmp_path / "link.nc"
     link.save(path)

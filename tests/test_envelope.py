@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.envelope import above_envelope, curve_envelope, envelope, frontier
+from bayescale.runs.envelope import above_envelope, curve_envelope, envelope, frontier
 
 
 def test_binned_frontier_is_the_cumulative_minimum_of_the_best_run_per_bin():

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.extrapolation import WARN_DECADES, Reach, annotate, decades_beyond, warn_extrapolation
+from bayescale.core.extrapolation import WARN_DECADES, Reach, annotate, decades_beyond, warn_extrapolation
 
 BEYOND = ["beyond_C", "beyond_N", "beyond_D", "beyond"]
 

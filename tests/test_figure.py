@@ -2,7 +2,7 @@
 
 import pytest
 
-from bayescale.figure import Figure, figure_and_axes, mark_unconverged, new_figure
+from bayescale.base.figure import Figure, figure_and_axes, mark_unconverged, new_figure
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

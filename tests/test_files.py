@@ -1,4 +1,4 @@
-"""Safe writes (bayescale.files) and checkpoint folders shared by several processes: no fit run needed."""
+"""Safe writes (bayescale.base.files) and checkpoint folders shared by several processes: no fit run needed."""
 
 import json
 import os
@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bayescale as bs
-from bayescale.errors import FileWriteError
-from bayescale.files import STALE_SECONDS, atomic_write, folder_lock, make_folder, remove_stale_temporaries
+from bayescale.base.errors import FileWriteError
+from bayescale.base.files import STALE_SECONDS, atomic_write, folder_lock, make_folder, remove_stale_temporaries
 
 PACKAGE = Path(bs.__file__).parent
 ROOT = os.geteuid() == 0
@@ -210,7 +210,7 @@ def test_every_file_the_package_writes_goes_through_atomic_write():
 WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from bayescale.checkpoints import ResumeFolder
+    from bayescale.many.checkpoints import ResumeFolder
 
     class Fit:  # what the index layer reads of a fit
         def __init__(self, seed):
@@ -261,7 +261,7 @@ def test_two_processes_sharing_a_checkpoint_folder_lose_no_index_entry(tmp_path)
 def test_folder_lock_excludes_other_processes(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from bayescale.files import folder_lock
+        from bayescale.base.files import folder_lock
         with folder_lock({str(tmp_path)!r}):
             print("held", flush=True)
             time.sleep(1.0)
@@ -276,7 +276,7 @@ def test_folder_lock_excludes_other_processes(tmp_path):
 @pytest.mark.parametrize("kind", ["fifo", "directory", "socket"])
 def test_a_checkpoint_index_that_is_not_a_file_is_refused_not_read(kind, tmp_path):
     """Reading a FIFO named index.json would block forever; a directory there would be replaced."""
-    from bayescale.checkpoints import ResumeFolder
+    from bayescale.many.checkpoints import ResumeFolder
 
     _make(kind, tmp_path / "index.json", 0o644)
     with pytest.raises(FileWriteError, match=rf"index\.json'.*{REFUSED[kind]}"):

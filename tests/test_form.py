@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.form import FormUncertainty, REACH, form_from_dict, growth, residual_scale
-from bayescale.shifts import loss_shift, reducible_fraction
-from bayescale.model import load_spec
-from bayescale.specs import to_toml
+from bayescale.core.form import FormUncertainty, REACH, form_from_dict, growth, residual_scale
+from bayescale.core.shifts import loss_shift, reducible_fraction
+from bayescale.fitting.model import load_spec
+from bayescale.core.specs import to_toml
 
 
 def _without_form(fit):
@@ -94,7 +94,7 @@ def test_bands_widen_with_the_distance_beyond_the_runs(chinchilla_fit, quiet):
     np.testing.assert_allclose(with_form["loss_median"], without["loss_median"], rtol=1.2e-2)
     # The discrepancy of the log reducible loss is z loss_scale_for(r, f) growth(d) (r the residual scale, f the
     # reducible share of the loss), z = c sign(x) |x|^shape exp(spread y) with unit-sd c sign(x) |x|^shape; the
-    # draws held at the frontier's decline (bayescale.shifts._draws) are in the upper tail only, so the check is on
+    # draws held at the frontier's decline (bayescale.core.shifts._draws) are in the upper tail only, so the check is on
     # the interquartile range, against z's drawn here independently (200000 draws: IQR to 0.5%; 4000 posterior
     # draws of the fit: about 4%, within 15%).
     r, f = residual_scale(chinchilla_fit), reducible_fraction(chinchilla_fit)

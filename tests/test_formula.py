@@ -9,12 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bayescale as bs
-import bayescale.formula
-import bayescale.laws
-from bayescale.errors import SpecError
-from bayescale.formula import MAX_DEPTH, MAX_LENGTH, parse_formula
-from bayescale.formulalaw import formula_law
-from bayescale.laws import NUMPY, PYTENSOR
+import bayescale.core.formula
+import bayescale.core.laws
+from bayescale.base.errors import SpecError
+from bayescale.core.formula import MAX_DEPTH, MAX_LENGTH, parse_formula
+from bayescale.core.formulalaw import formula_law
+from bayescale.core.laws import NUMPY, PYTENSOR
 
 NAMES = ["N", "D", "E", "A", "B", "alpha", "beta"]
 CHINCHILLA = "E + A / N**alpha + B / D**beta"
@@ -294,8 +294,8 @@ def test_a_constant_part_that_is_not_finite_is_refused_at_parse_time(text):
         sub_values = []
 
         def walk(tree):  # every part without a name evaluates to a finite number
-            if tree[0] not in ("num", "name") and not any(True for _ in bayescale.formula._names(tree)):
-                sub_values.append(float(bayescale.formula._evaluate(tree, {}, bayescale.laws.NUMPY)))
+            if tree[0] not in ("num", "name") and not any(True for _ in bayescale.core.formula._names(tree)):
+                sub_values.append(float(bayescale.core.formula._evaluate(tree, {}, bayescale.core.laws.NUMPY)))
             for child in (tree[2:] if tree[0] == "call" else tree[1:]) if tree[0] not in ("num", "name") else ():
                 walk(child)
 

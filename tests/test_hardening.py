@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bayescale as bs
-from bayescale.assumptions import check_assumptions
-from bayescale.errors import DataError, FileFormatError, SpecError
-from bayescale.formula import parse_formula
-from bayescale.model import model_from_dict
+from bayescale.core.assumptions import check_assumptions
+from bayescale.base.errors import DataError, FileFormatError, SpecError
+from bayescale.core.formula import parse_formula
+from bayescale.fitting.model import model_from_dict
 from conftest import TRUE_CHINCHILLA
 
 # deadline: every example must finish in 2 s (none hangs); derandomize keeps CI reproducible
@@ -520,7 +520,7 @@ def test_keyboard_interrupt_during_a_fit_raises_cleanly_and_the_session_stays_us
 # ------------------------------------------------------------------ seeds and sampler settings, before any work
 from bayescale import batch as _batch, checks as _checks, executors as _executors, hierarchy as _hierarchy  # noqa: E402
 from bayescale import planning as _planning, risk as _risk  # noqa: E402
-from bayescale.validation import MAX_SEED  # noqa: E402
+from bayescale.base.validation import MAX_SEED  # noqa: E402
 
 _RUNS = pd.DataFrame({"N": np.geomspace(1e8, 1e10, 8), "D": np.geomspace(2e9, 2e11, 8),
                       "loss": np.linspace(3.2, 2.2, 8), "k": ["a", "b"] * 4})
@@ -595,7 +595,7 @@ def test_priors_must_be_a_mapping(priors):
 
 
 @pytest.mark.parametrize("priors, says", [({3: bs.priors.LogNormal(0, 1)}, "no parameter 3"),
-                                          ({"E": 1.0}, "prior for 'E' must be a bayescale.priors object"),
+                                          ({"E": 1.0}, "prior for 'E' must be a bayescale.core.priors object"),
                                           ({"E": "LogNormal"}, "prior for 'E'")])
 def test_prior_keys_and_values_of_the_wrong_type_are_named(priors, says):
     with pytest.raises(SpecError, match=re.escape(says)):
@@ -645,7 +645,7 @@ def test_a_ladder_beyond_the_run_cap_is_refused_before_any_work():
     N = np.geomspace(1e7, 1e10, n)
     runs = pd.DataFrame({"N": N, "D": 20 * N, "loss": 2.0 + 400 * N**-0.3})
     with pytest.raises(DataError, match=rf"{n:,} runs; one Bayesian fit takes at most {model_module.MAX_RUNS:,} "
-                                        r"\(bayescale.model.MAX_RUNS\).*PointModel"):
+                                        r"\(bayescale.fitting.model.MAX_RUNS\).*PointModel"):
         bs.ScalingModel("chinchilla").fit(runs)  # refused in _check_size, before the graph or the sampler
 
 
@@ -679,12 +679,12 @@ def _grid_runs():
 
 
 def test_repeated_rows_and_loss_rising_with_scale_warn_before_any_sampling(monkeypatch):
-    import bayescale.model
+    import bayescale.fitting.model
 
     def no_sampling(*args, **kwargs):
         raise RuntimeError("sampled")
 
-    monkeypatch.setattr(bayescale.model, "run_sampler", no_sampling)  # where ScalingModel.fit finds it
+    monkeypatch.setattr(bayescale.fitting.model, "run_sampler", no_sampling)  # where ScalingModel.fit finds it
     runs = _grid_runs()
     with warnings.catch_warnings():
         warnings.simplefilter("error", bs.DataAssumptionWarning)  # clean data: silent
@@ -766,13 +766,13 @@ def test_semicolon_csv_with_decimal_commas_and_utf16_csv_are_read(tmp_path):
 
 
 def test_saving_over_a_read_only_file_names_it(saved, tmp_path, monkeypatch):
-    import bayescale.files
+    import bayescale.base.files
 
     target = tmp_path / "kept.nc"
     target.write_bytes(b"keep me")
     target.chmod(0o444)
     real = os.access
-    monkeypatch.setattr(bayescale.files.os, "access",  # root may write anywhere: ask as an ordinary user would
+    monkeypatch.setattr(bayescale.base.files.os, "access",  # root may write anywhere: ask as an ordinary user would
                         lambda p, mode, **kw: False if os.fspath(p) == str(target) else real(p, mode, **kw))
     fit = bs.load(saved)
     with pytest.raises(bs.FileWriteError, match=rf"cannot write fit to '{re.escape(str(target))}': the file is not "
@@ -782,7 +782,7 @@ def test_saving_over_a_read_only_file_names_it(saved, tmp_path, monkeypatch):
 
 
 def test_a_cache_folder_variable_naming_no_user_is_a_clear_error(monkeypatch):
-    from bayescale.compiled import cache_dir
+    from bayescale.base.compiled import cache_dir
 
     monkeypatch.setenv("BAYESCALE_CACHE_DIR", "~nosuchuser_bayescale/x")
     with pytest.raises(ValueError, match=r"environment variable BAYESCALE_CACHE_DIR is '~nosuchuser_bayescale/x', "

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.errors import DataError, SpecError
-from bayescale.hierarchy import NEW_GROUP, Pooling, group_param_draws, simulate_groups
+from bayescale.base.errors import DataError, SpecError
+from bayescale.analysis.hierarchy import NEW_GROUP, Pooling, group_param_draws, simulate_groups
 
 COUNTS = [5, 60, 10, 40, 20, 8, 30, 15, 12]  # g8 (12 runs) is held out
 SHARED = dict(B=2100.0, alpha=0.35, beta=0.37)

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayescale.corpus import bundled_ladders, load_corpus
-from bayescale.errors import DataError
-from bayescale.holdout import collect, empirical_optimum, holdout_draws, ladder_splits
+from bayescale.runs.corpus import bundled_ladders, load_corpus
+from bayescale.base.errors import DataError
+from bayescale.across.holdout import collect, empirical_optimum, holdout_draws, ladder_splits
 
 
 def test_bundled_ladders_keep_their_sources_and_evidence():
@@ -60,7 +60,7 @@ def test_holdout_draws_of_a_chinchilla_split(tmp_path):
 
 def _bent_ladders(bend):
     """Two 24-run ladders of one law whose larger runs fall below it by `bend` per decade past the middle."""
-    from bayescale.simulate import simulate_groups
+    from bayescale.core.simulate import simulate_groups
 
     runs = simulate_groups([24, 24], dict(E=1.8, A=400.0, B=1800.0, alpha=0.34, beta=0.28), sigma=0.004,
                            random_seed=3, labels=["a", "b"])
@@ -93,7 +93,7 @@ def test_calibrate_form_widens_for_a_family_the_law_misses_and_narrows_for_one_i
 
 def test_calibrate_form_refuses_bad_input_before_fitting():
     import bayescale as bs
-    from bayescale.errors import SpecError
+    from bayescale.base.errors import SpecError
 
     runs = _bent_ladders(0.0)
     with pytest.raises(SpecError, match="no 'ladder' column.*'group'|no 'ladder' column"):

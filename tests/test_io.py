@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 
 import bayescale as bs
-from bayescale.errors import FileFormatError
+from bayescale.base.errors import FileFormatError
 
 NEW = {"N": [1e9, 70e9], "D": [2e10, 1.4e12]}
 
@@ -84,7 +84,7 @@ import warnings  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from bayescale.io import fit_from_tree  # noqa: E402
+from bayescale.many.io import fit_from_tree  # noqa: E402
 
 PROPERTY = settings(max_examples=40, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

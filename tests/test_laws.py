@@ -3,8 +3,8 @@ import pytensor.tensor as pt
 import pytest
 
 import bayescale as bs
-from bayescale.errors import SpecError
-from bayescale.laws import NUMPY, PYTENSOR, law
+from bayescale.base.errors import SpecError
+from bayescale.core.laws import NUMPY, PYTENSOR, law
 
 RNG = np.random.default_rng(0)
 

@@ -1,10 +1,13 @@
-"""The package's layers: every import, at module level or inside a function, points down or sideways.
+"""The package's layers: folders that are floors, and every import, at module level or inside a function, points
+down or sideways.
 
-The layers, lowest first, are listed in docs/guide/architecture.md. A module may import modules of its own
-layer or below, never above, and the import graph has no cycle.
+The layers, lowest first, are listed in docs/guide/architecture.md. Each sub-package of bayescale/ is a floor
+(``fitting`` holds two: the result objects below the models that build them). A module may import modules of
+its own layer or below, never above, the import graph has no cycle, and neither has the graph of the folders.
 """
 
 import ast
+import functools
 import pathlib
 
 import pytest
@@ -13,88 +16,165 @@ import bayescale
 
 PACKAGE = pathlib.Path(bayescale.__file__).parent
 
-#: Layer of each module, lowest first. A new module must be placed here.
+#: Floors of each folder (sub-package), lowest first; "" is the package's top (its __init__ and __main__).
+FOLDERS = {"base": (0, 0), "core": (1, 1), "runs": (1, 1), "analysis": (2, 2), "fitting": (3, 4), "many": (5, 5),
+           "across": (6, 6), "front": (7, 7), "": (8, 8)}
+
+#: Layer of each module, lowest first. A new module must be placed here, inside its folder's floors.
 LAYERS = {
-    # 0 ground floor: errors, argument checks, constants, units, files, progress
-    "errors": 0, "version": 0, "validation": 0, "units": 0, "progress": 0, "files": 0, "figure": 0, "compiled": 0,
-    "tablecheck": 0, "digest": 0,
-    # 1 array core: laws and their formulas, priors, run data, allocation arithmetic, the form discrepancy
-    "laws": 1, "formula": 1, "formulalaw": 1, "priors": 1, "readers": 1, "columns": 1, "data": 1, "extrapolation": 1,
-    "form": 1, "shifts": 1, "allocation": 1, "reweighting": 1, "pooling": 1, "simulate": 1, "pointsearch": 1,
-    "datasets": 1, "specs": 1, "envelope": 1, "undertuned": 1, "corpus": 1, "discrepancy": 1, "assumptions": 1,
+    # 0 ground floor: errors, argument checks, constants, units, files, progress, where moved modules went
+    "base.errors": 0, "base.version": 0, "base.validation": 0, "base.units": 0, "base.progress": 0, "base.files": 0,
+    "base.figure": 0, "base.compiled": 0, "base.tablecheck": 0, "base.digest": 0, "base.moved": 0,
+    # 1 array core: laws and their formulas, priors, allocation arithmetic, the form discrepancy
+    "core.laws": 1, "core.formula": 1, "core.formulalaw": 1, "core.priors": 1, "core.extrapolation": 1, "core.form": 1,
+    "core.shifts": 1, "core.allocation": 1, "core.reweighting": 1, "core.pooling": 1, "core.simulate": 1,
+    "core.pointsearch": 1, "core.specs": 1, "core.discrepancy": 1, "core.assumptions": 1,
+    # 1 runs: run tables read and checked, the bundled data sets, envelopes, undertuned runs
+    "runs.readers": 1, "runs.columns": 1, "runs.data": 1, "runs.datasets": 1, "runs.corpus": 1, "runs.envelope": 1,
+    "runs.undertuned": 1,
     # 2 the results contract and the analyses of one fit written against it
-    "contract": 2, "predictive": 2, "planning": 2, "risk": 2, "rendering": 2, "document": 2, "plots": 2, "groups": 2,
-    "conflicts": 2, "contrasts": 2, "selection": 2, "hierarchy": 2, "checks": 2, "nextrun": 2, "returns": 2,
-    "taskplan": 2,
+    "analysis.contract": 2, "analysis.predictive": 2, "analysis.planning": 2, "analysis.risk": 2,
+    "analysis.rendering": 2, "analysis.document": 2, "analysis.plots": 2, "analysis.groups": 2,
+    "analysis.conflicts": 2, "analysis.contrasts": 2, "analysis.selection": 2, "analysis.hierarchy": 2,
+    "analysis.checks": 2, "analysis.nextrun": 2, "analysis.returns": 2, "analysis.taskplan": 2,
     # 3 result objects
-    "results": 3, "loglik": 3, "fit": 3, "pointfit": 3,
+    "fitting.results": 3, "fitting.loglik": 3, "fitting.fit": 3, "fitting.pointfit": 3,
     # 4 models and their samplers
-    "graph": 4, "centring": 4, "sampling": 4, "model": 4, "point": 4, "isoflop": 4, "envelope_fit": 4, "published": 4,
-    "downstream": 4, "linkfit": 4, "publishedlaw": 4,
+    "fitting.graph": 4, "fitting.centring": 4, "fitting.sampling": 4, "fitting.model": 4, "fitting.point": 4,
+    "fitting.isoflop": 4, "fitting.envelope_fit": 4, "fitting.published": 4, "fitting.downstream": 4,
+    "fitting.linkfit": 4, "fitting.publishedlaw": 4,
     # 5 many fits and fits on disk
-    "io": 5, "executors": 5, "checkpoints": 5, "collection": 5, "batch": 5,
+    "many.io": 5, "many.executors": 5, "many.checkpoints": 5, "many.collection": 5, "many.batch": 5,
     # 6 analyses across fits and refits
-    "compare": 6, "backtest": 6, "calibration": 6, "sbc": 6, "trends": 6, "averaging": 6, "holdout": 6,
-    "allocation_check": 6,
+    "across.compare": 6, "across.backtest": 6, "across.calibration": 6, "across.sbc": 6, "across.trends": 6,
+    "across.averaging": 6, "across.holdout": 6, "across.allocation_check": 6,
     # 7 front ends
-    "commands": 7, "arguments": 7, "cli": 7, "report": 7, "__init__": 7, "__main__": 7,
+    "front.commands": 7, "front.arguments": 7, "front.cli": 7, "front.report": 7,
 }
 
 
+@functools.cache
 def _modules():
+    """Dotted name (below ``bayescale``) -> file of every module and package of the package.
+
+    A sub-package's ``__init__`` is named by the sub-package (``"base"``), the package's own by ``"__init__"``.
+    """
     out = {}
-    for path in sorted(PACKAGE.glob("*.py")):
-        out[path.stem] = path
-    for path in sorted(PACKAGE.glob("*/__init__.py")):
-        out[path.parent.name] = path
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts = parts[:-1]
+        out[".".join(parts)] = path
     return out
 
 
-def _targets(node, package_level):
+def _folder(name):
+    """The folder (sub-package) of a module; "" for the package's top."""
+    if name in ("__init__", "__main__"):
+        return ""
+    return name.split(".")[0]
+
+
+def _layer(name):
+    if name in LAYERS:
+        return LAYERS[name]
+    return FOLDERS[_folder(name)][0]  # a folder's __init__, or the package's top
+
+
+def _package_of(path):
+    """Parts of the dotted name (below ``bayescale``) of the package a file's relative imports start from."""
+    return list(path.relative_to(PACKAGE).parts[:-1])
+
+
+def _resolve(dotted):
+    """The module a dotted name below ``bayescale`` lands in: the longest prefix that is a module."""
+    modules = _modules()
+    parts = dotted.split(".") if dotted else []
+    while parts:
+        name = ".".join(parts)
+        if name in modules:
+            return name
+        parts.pop()
+    return "__init__"
+
+
+def _targets(node, path):
     """Modules of the package (or ``"__init__"``) that one import statement names; [] for any other node."""
+    modules = _modules()
     if isinstance(node, ast.ImportFrom):
-        if node.level == package_level:
-            # "from . import name": a module, or else a name of the package's __init__
-            return ([node.module.split(".")[0]] if node.module else
-                    [a.name if a.name in _modules() else "__init__" for a in node.names])
-        if node.level == 0 and node.module and node.module.split(".")[0] == "bayescale":
-            parts = node.module.split(".")
-            return [parts[1]] if len(parts) > 1 else [a.name for a in node.names]
-    elif isinstance(node, ast.Import):
-        return [alias.name.split(".")[1] for alias in node.names
-                if alias.name.split(".")[0] == "bayescale" and "." in alias.name]
+        if node.level >= 1:
+            base = _package_of(path)
+            base = base[: len(base) - (node.level - 1)]
+        elif node.module and node.module.split(".")[0] == "bayescale":
+            return _names(node.module.split(".")[1:], node.names, modules)
+        else:
+            return []
+        return _names(base + (node.module.split(".") if node.module else []), node.names, modules)
+    if isinstance(node, ast.Import):  # "import bayescale" reaches the package's top
+        return [_resolve(alias.name.split(".", 1)[1]) if "." in alias.name else "__init__" for alias in node.names
+                if alias.name.split(".")[0] == "bayescale"]
     return []
 
 
-def _package_level(path):
-    return 2 if path.name == "__init__.py" and path.parent != PACKAGE else 1
+def _names(parts, aliases, modules):
+    """What ``from <parts> import <aliases>`` reaches: a module per imported module name, else the module itself."""
+    here = ".".join(parts)
+    out = []
+    for alias in aliases:
+        full = f"{here}.{alias.name}" if here else alias.name
+        out.append(full if full in modules else _resolve(here))
+    return out
 
 
 def _imports(name, path):
     """Modules of the package that `path` imports, with the line of each import."""
     tree = ast.parse(path.read_text())
-    found = [(t, node.lineno) for node in ast.walk(tree) for t in _targets(node, _package_level(path))]
-    return [(t, line) for t, line in found if (t in _modules() or t == "__init__") and t != name]
+    found = [(t, node.lineno) for node in ast.walk(tree) for t in _targets(node, path)]
+    return [(t, line) for t, line in found if t != name]
 
 
 def test_every_module_has_a_layer():
-    missing = sorted(set(_modules()) - set(LAYERS))
+    plain = {n for n in _modules() if n not in ("__init__", "__main__") and n not in FOLDERS}
+    missing = sorted(plain - set(LAYERS))
     assert not missing, f"place these modules in a layer of tests/test_layers.py: {missing}"
-    gone = sorted(set(LAYERS) - set(_modules()))
+    gone = sorted(set(LAYERS) - plain)
     assert not gone, f"the layer map names modules that do not exist: {gone}"
+    assert set(_folder(n) for n in _modules()) <= set(FOLDERS), "a folder without floors in tests/test_layers.py"
+
+
+def test_the_folders_are_the_layers():
+    """Each module's layer lies within its folder's floors, so a folder never holds a module of another floor."""
+    outside = [f"{name} (layer {layer}) in {_folder(name)}/ (floors {FOLDERS[_folder(name)]})"
+               for name, layer in LAYERS.items()
+               if not FOLDERS[_folder(name)][0] <= layer <= FOLDERS[_folder(name)][1]]
+    assert not outside, "\n".join(outside)
 
 
 def test_imports_point_down():
     upward = []
     for name, path in _modules().items():
         for target, line in _imports(name, path):
-            if LAYERS[target] > LAYERS[name]:
-                upward.append(f"{name}.py:{line} imports {target} (layer {LAYERS[name]} -> {LAYERS[target]})")
+            if _layer(target) > _layer(name):
+                upward.append(f"{path.relative_to(PACKAGE)}:{line} imports {target} "
+                              f"(layer {_layer(name)} -> {_layer(target)})")
     assert not upward, "\n".join(upward)
 
 
+def test_no_import_cycle_between_folders():
+    """Folders on one floor (core and runs) may not lean on each other both ways."""
+    graph = {}
+    for name, path in _modules().items():
+        for target, _ in _imports(name, path):
+            if _folder(target) != _folder(name):
+                graph.setdefault(_folder(name), set()).add(_folder(target))
+    _assert_acyclic(graph)
+
+
 def test_no_import_cycle():
-    graph = {name: {t for t, _ in _imports(name, path)} for name, path in _modules().items()}
+    _assert_acyclic({name: {t for t, _ in _imports(name, path)} for name, path in _modules().items()})
+
+
+def _assert_acyclic(graph):
     state, stack = {}, []
 
     def visit(node):
@@ -117,16 +197,17 @@ def test_no_import_cycle():
 def test_no_private_name_crosses_a_module_boundary():
     """What one module uses of another is public there: no 'from .x import _name' and no 'x._name'."""
     crossing = []
-    for name, path in _modules().items():
+    all_modules = _modules()
+    for name, path in all_modules.items():
         tree = ast.parse(path.read_text())
-        modules = {}  # local name -> package module, from "from . import x [as y]"
+        modules = {}  # local name -> package module, from "from .x import y [as z]" where y is a module
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (node.level >= 1 or (node.module or "").startswith("bayescale")):
-                for alias in node.names:
+                for alias, target in zip(node.names, _targets(node, path)):
                     if alias.name.startswith("_") and not alias.name.startswith("__"):
                         crossing.append(f"{name}.py:{node.lineno} imports {alias.name} from {node.module or '.'}")
-                    elif node.module in (None, "bayescale") and alias.name in _modules():
-                        modules[alias.asname or alias.name] = alias.name
+                    elif target.rsplit(".", 1)[-1] == alias.name and target in all_modules:
+                        modules[alias.asname or alias.name] = target
         for node in ast.walk(tree):
             if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
                     and node.attr.startswith("_") and not node.attr.startswith("__")):
@@ -135,7 +216,7 @@ def test_no_private_name_crosses_a_module_boundary():
 
 
 #: Modules imported inside functions, with the measured reason: matplotlib costs 0.4-0.6 s at import.
-IMPORTED_WHERE_USED = {"figure"}
+IMPORTED_WHERE_USED = {"base.figure"}
 
 
 def test_package_modules_are_imported_at_the_top():
@@ -145,12 +226,6 @@ def test_package_modules_are_imported_at_the_top():
         tree = ast.parse(path.read_text())
         for func in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
             late |= {f"{name}.py:{node.lineno} imports {t}" for node in ast.walk(func)
-                     for t in _targets(node, _package_level(path)) + _whole_package(node)
-                     if t not in IMPORTED_WHERE_USED}
+                     for t in _targets(node, path) if t not in IMPORTED_WHERE_USED}
     assert not late, "import these at the top of the module (or measure and name the reason here): " + "; ".join(
         sorted(late))
-
-
-def _whole_package(node):
-    """``["bayescale"]`` for ``import bayescale`` (the package namespace, which :func:`_targets` leaves out)."""
-    return ["bayescale"] if isinstance(node, ast.Import) and any(a.name == "bayescale" for a in node.names) else []

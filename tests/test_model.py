@@ -6,8 +6,8 @@ import pytest
 from conftest import TRUE_CHINCHILLA, simulate_chinchilla
 
 import bayescale as bs
-from bayescale.errors import SpecError
-from bayescale.priors import Gamma, HalfNormal, LogNormal, Normal
+from bayescale.base.errors import SpecError
+from bayescale.core.priors import Gamma, HalfNormal, LogNormal, Normal
 
 PUBLISHED_CI95 = {"E": (1.769, 1.871), "alpha": (0.317, 0.373), "beta": (0.331, 0.415)}  # Besiroglu et al. 2024
 
@@ -33,7 +33,7 @@ def test_at_only_for_coefficients():
 
 
 def test_prior_must_be_a_prior_object():
-    with pytest.raises(SpecError, match="bayescale.priors object"):
+    with pytest.raises(SpecError, match="bayescale.core.priors object"):
         bs.ScalingModel("chinchilla", priors={"E": {"family": "LogNormal"}})
 
 
@@ -138,7 +138,7 @@ def test_a_tight_prior_on_A_is_honoured(synthetic_runs):
     assert fit.summary().loc["A", "median"] == pytest.approx(300.0, rel=0.03)
 
 
-@pytest.mark.filterwarnings("ignore::bayescale.errors.ConvergenceWarning")  # short chains; only determinism is tested
+@pytest.mark.filterwarnings("ignore::bayescale.base.errors.ConvergenceWarning")  # short chains; only determinism is tested
 def test_same_seed_same_posterior(synthetic_runs):
     model = bs.ScalingModel("chinchilla")
     a = model.fit(synthetic_runs, draws=200, tune=300, random_seed=11)

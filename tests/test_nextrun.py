@@ -9,7 +9,7 @@ from scipy import stats
 
 import bayescale as bs
 from bayescale import nextrun
-from bayescale.results import ResultMethods
+from bayescale.fitting.results import ResultMethods
 
 TRUE = dict(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
 LAW = bs.get_law("chinchilla")

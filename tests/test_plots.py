@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from bayescale.plots import plot_allocation, plot_frontier, plot_isoflop
+from bayescale.analysis.plots import plot_allocation, plot_frontier, plot_isoflop
 
 
 def rendered(fig):

@@ -10,7 +10,7 @@ from scipy import special, stats
 import bayescale as bs
 from bayescale import pointfit, pointsearch
 from bayescale import point
-from bayescale.allocation import chinchilla_optimum
+from bayescale.core.allocation import chinchilla_optimum
 from conftest import TRUE_CHINCHILLA, simulate_chinchilla
 
 PUBLISHED = bs.datasets.references()["besiroglu2024_hoffmann_procedure"]
@@ -190,7 +190,7 @@ def test_allocation_is_the_closed_form_optimum(a3, a3_boot):
     assert row["N_median"] == pytest.approx(float(n), rel=1e-9)
     assert row["D_median"] == pytest.approx(float(d), rel=1e-9)
     assert row["N_lower"] == row["N_upper"] == row["N_median"]
-    # bayescale/datasets/README.md: the replication's parameters imply about 20 tokens per parameter at this budget.
+    # bayescale/runs/datasets/README.md: the replication's parameters imply about 20 tokens per parameter at this budget.
     assert 15 < row["tokens_per_param_median"] < 25
     b = a3_boot.allocate(5.88e23, prob=0.9).iloc[0]
     assert b["N_lower"] < b["N_median"] < b["N_upper"]

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.checks import prior_draws
-from bayescale.laws import get_law
-from bayescale.pooling import (Pooling, default_level_sd_prior, from_level, level_coordinates, level_terms,
+from bayescale.analysis.checks import prior_draws
+from bayescale.core.laws import get_law
+from bayescale.core.pooling import (Pooling, default_level_sd_prior, from_level, level_coordinates, level_terms,
                                pooled_in_level_form, to_level)
 from conftest import LEVEL_GROUPS as TRUE, level_groups
 
@@ -134,8 +134,8 @@ def test_a_level_pooled_fit_saves_and_loads(level_fit, tmp_path):
 
 def test_runs_with_groups_get_every_parameter_partial_unless_pooling_is_given(tmp_path):
     """The default leave-one-out prefers on Porian's 15 configurations (docs/guide/groups.md); {} shares all."""
-    from bayescale.model import load_spec
-    from bayescale.specs import to_toml
+    from bayescale.fitting.model import load_spec
+    from bayescale.core.specs import to_toml
 
     runs = pd.DataFrame({"N": [1e8, 2e8, 4e8] * 4, "D": [2e9, 4e9, 8e9] * 4, "loss": 3.0,
                          "group": ["a"] * 6 + ["b"] * 6})

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from bayescale.errors import SpecError
-from bayescale.priors import (FAMILIES, DataScale, Gamma, HalfNormal, LogNormal, Normal, StudentT, Uniform,
+from bayescale.base.errors import SpecError
+from bayescale.core.priors import (FAMILIES, DataScale, Gamma, HalfNormal, LogNormal, Normal, StudentT, Uniform,
                               default_prior, prior_from_dict)
 
 EXAMPLES = [Normal(0.5, 2.0), LogNormal(0.0, 1.0), LogNormal(1.0, 0.5, at=1e9), HalfNormal(0.3),

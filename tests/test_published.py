@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.errors import ExtrapolationWarning, SpecError
-from bayescale.priors import LogNormal
+from bayescale.base.errors import ExtrapolationWarning, SpecError
+from bayescale.core.priors import LogNormal
 
 
 def _chinchilla_optimum(A, B, alpha, beta, C, k=6.0):
-    """Hoffmann et al. 2022, eq. 4, written out here independently of bayescale.allocation."""
+    """Hoffmann et al. 2022, eq. 4, written out here independently of bayescale.core.allocation."""
     G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
     n = G * (C / k) ** (beta / (alpha + beta))
     return n, (C / k) / n / n
@@ -125,7 +125,7 @@ def test_allocate_with_draws_has_intervals_point_has_none():
     assert point["N_lower"].iloc[0] == point["N_median"].iloc[0] == point["N_upper"].iloc[0]
 
 
-@pytest.mark.filterwarnings("ignore::bayescale.errors.ExtrapolationWarning")
+@pytest.mark.filterwarnings("ignore::bayescale.base.errors.ExtrapolationWarning")
 def test_predict_is_the_law():
     entry = bs.published("hoffmann2022")
     table = entry.predict({"N": [70e9, 1e9], "D": [1.4e12, 2e10]})

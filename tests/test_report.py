@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from bayescale import cli
-from bayescale.document import check_output
-from bayescale.report import report
+from bayescale.analysis.document import check_output
+from bayescale.front.report import report
 
 SECTIONS = ("The decision", "What was fitted", "Diagnostics", "Parameters: posterior and point estimate",
             "What more compute buys", "Which run to train next",
@@ -175,7 +175,7 @@ def test_the_first_screen_holds_the_verdict(html_report, tmp_path, width, height
 
 def test_markup_in_the_data_is_never_markup_in_a_markdown_report(chinchilla_fit, tmp_path):
     """A label or title taken from data cannot open an HTML tag in the Markdown a renderer displays."""
-    from bayescale.rendering import markdown_text, to_markdown
+    from bayescale.analysis.rendering import markdown_text, to_markdown
 
     evil = '<script>alert(1)</script><img src=x onerror="alert(2)">'
     table = pd.DataFrame({"label": [evil], "p_target": [0.5]})

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import bayescale as bs
-from bayescale.figure import Figure
-from bayescale.returns import marginal_draws
+from bayescale.base.figure import Figure
+from bayescale.analysis.returns import marginal_draws
 
 BUDGETS = [1e20, 1e22, 1e24]
 
@@ -51,7 +51,7 @@ def test_draws_follow_allocate_draws_with_form_uncertainty(synthetic_fit):
     slope = _flat(ds, "slope")
     assert np.all(slope[:, 0] < 0)  # well inside the runs every draw's loss falls with compute
     # Where a draw's optimum leaves the fitted range (some at 1e23, more 2 decades out) its form discrepancy can
-    # outrun the law's exponent (bayescale.form): 0.9% and 10% of the draws here
+    # outrun the law's exponent (bayescale.core.form): 0.9% and 10% of the draws here
     assert (slope[:, 1] < 0).mean() > 0.97 and (slope[:, 2] < 0).mean() > 0.8
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.rendering import humanize, to_html, to_markdown, to_text
+from bayescale.analysis.rendering import humanize, to_html, to_markdown, to_text
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_rendering_flags_unconverged_fits_and_escapes():
 @pytest.fixture(scope="module")
 def grouped_fit():
     """Three groups differing only in E (1.7, 1.85, 2.0); every other parameter shared."""
-    from bayescale.hierarchy import simulate_groups
+    from bayescale.analysis.hierarchy import simulate_groups
 
     runs = simulate_groups([40, 40, 40], dict(E=[1.7, 1.85, 2.0], A=480.0, B=2100.0, alpha=0.35, beta=0.37),
                            sigma=0.01, seed=4)

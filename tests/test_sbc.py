@@ -23,8 +23,8 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.priors import HalfNormal, LogNormal
-from bayescale.sbc import SBCResult, default_bins, draw_parameters, simulate_runs
+from bayescale.core.priors import HalfNormal, LogNormal
+from bayescale.across.sbc import SBCResult, default_bins, draw_parameters, simulate_runs
 
 matplotlib.use("Agg")
 
@@ -117,7 +117,7 @@ def test_uniformity_test_and_histograms_on_known_ranks():
         result.test(7)
     import matplotlib.pyplot as plt
 
-    from bayescale.figure import Figure
+    from bayescale.base.figure import Figure
 
     before = plt.get_fignums()
     fig = result.plot(10)

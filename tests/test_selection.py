@@ -8,9 +8,9 @@ from conftest import simulate_chinchilla
 from scipy.special import logsumexp
 
 import bayescale as bs
-from bayescale.errors import DataError, SpecError
-from bayescale.hierarchy import simulate_groups
-from bayescale.selection import compare_loo, describe_model, loo
+from bayescale.base.errors import DataError, SpecError
+from bayescale.analysis.hierarchy import simulate_groups
+from bayescale.analysis.selection import compare_loo, describe_model, loo
 
 SAMPLING = dict(draws=500, tune=500, chains=4, random_seed=4)
 

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.errors import SpecError
-from bayescale.hierarchy import simulate_groups
-from bayescale.model import load_spec, model_from_dict
-from bayescale.specs import available_specs, read_spec, spec_path, to_toml
+from bayescale.base.errors import SpecError
+from bayescale.analysis.hierarchy import simulate_groups
+from bayescale.fitting.model import load_spec, model_from_dict
+from bayescale.core.specs import available_specs, read_spec, spec_path, to_toml
 
 SPECS = available_specs()
 

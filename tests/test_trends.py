@@ -8,7 +8,7 @@ import pytest
 from scipy.optimize import brentq
 
 import bayescale as bs
-from bayescale.trends import OffFrontierWarning, chinchilla_gap, kaplan_crossover
+from bayescale.across.trends import OffFrontierWarning, chinchilla_gap, kaplan_crossover
 
 # Known trends with irreducible terms (the power_c and power_d laws), whose frontier trend ends lower (E_C < E_D):
 # they cross at C* = 3.9e22 FLOP, 1.6 decades beyond the largest run.
@@ -110,8 +110,8 @@ def test_power_c_fit_on_all_runs_is_flagged(synthetic):
 
 def test_flag_on_the_chinchilla_runs(chinchilla_runs, synthetic):
     # all 240 runs: the frontier lies 1.2% below the power_c curve; the frontier's own fit: 0.0%
-    from bayescale.envelope import frontier
-    from bayescale.trends import frontier_below_fit
+    from bayescale.runs.envelope import frontier
+    from bayescale.across.trends import frontier_below_fit
 
     front = frontier(chinchilla_runs)
     all_runs = bs.LeastSquares("power_c").fit(chinchilla_runs)

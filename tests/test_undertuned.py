@@ -1,4 +1,4 @@
-"""Possibly undertuned runs (bayescale.undertuned): the mixture likelihood, per-run probabilities, the law's recovery.
+"""Possibly undertuned runs (bayescale.runs.undertuned): the mixture likelihood, per-run probabilities, the law's recovery.
 
 The ladder: 36 Chinchilla-form runs with Normal noise of sd 0.005 on log loss and 4 rungs among the 8 of most
 compute planted 5% above the law (10 noise sds). Measured on seeds 0-4 (4 chains x 500 draws, Student-t + the
@@ -19,10 +19,10 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.errors import DataError, SpecError
-from bayescale.priors import Beta, HalfNormal, LogNormal, Uniform
-from bayescale.simulate import simulate_undertuned
-from bayescale.undertuned import FLAGGED_RATE, component_logpdfs, excess_if_undertuned, flags, log_likelihood
+from bayescale.base.errors import DataError, SpecError
+from bayescale.core.priors import Beta, HalfNormal, LogNormal, Uniform
+from bayescale.core.simulate import simulate_undertuned
+from bayescale.runs.undertuned import FLAGGED_RATE, component_logpdfs, excess_if_undertuned, flags, log_likelihood
 
 TRUE = dict(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
 SEED = 1
@@ -195,8 +195,8 @@ def test_save_load_round_trip(tmp_path, fit_t):
     np.testing.assert_allclose(back.undertuned_probability(), fit_t.undertuned_probability())
     assert back.undertuned_runs()["flagged"].tolist() == fit_t.undertuned_runs()["flagged"].tolist()
     assert {"undertuned_rate", "excess_scale"} <= set(back.summary().index)
-    from bayescale.errors import FileFormatError
-    from bayescale.io import fit_from_tree
+    from bayescale.base.errors import FileFormatError
+    from bayescale.many.io import fit_from_tree
 
     tree = fit_t.idata.copy(deep=True)
     tree["posterior"]["undertuned_rate"] = tree["posterior"]["undertuned_rate"] + 1.0  # not a probability
@@ -207,8 +207,8 @@ def test_save_load_round_trip(tmp_path, fit_t):
 
 
 def test_setting_spec_and_cache_key():
-    from bayescale.graph import _key
-    from bayescale.specs import to_toml
+    from bayescale.fitting.graph import _key
+    from bayescale.core.specs import to_toml
 
     m = bs.ScalingModel("chinchilla", undertuned=True)
     assert m.param_names[-2:] == ("undertuned_rate", "excess_scale")
@@ -294,7 +294,7 @@ def test_model_checks_report_the_undertuned_share(fit_t, monkeypatch):
 def test_a_real_ladder_where_the_component_overreaches_warns():
     """Porian et al.'s owt2 tuned/short/const ladder below 3e18 FLOP: the component calls a third of the runs
     undertuned (rate 0.35 measured) and its bands lost coverage out of sample; the fit says so when made."""
-    from bayescale.calibration import calibration_splits
+    from bayescale.across.calibration import calibration_splits
 
     (split,) = calibration_splits(names=["porian/owt2/owt2/tuned/short/const/standard/val"])
     with warnings.catch_warnings(record=True) as seen:
@@ -322,7 +322,7 @@ CKPT_SAMPLING = dict(draws=1000, tune=1000, chains=2, random_seed=5, escalate=Fa
 
 
 def _run_ladder(seed=1, n_runs=24):
-    from bayescale.simulate import simulate_curves
+    from bayescale.core.simulate import simulate_curves
 
     rng = np.random.default_rng(seed)
     N = np.geomspace(3e7, 1e10, n_runs)
@@ -358,8 +358,8 @@ def _prefix_joint(z, sigma, run_sd, s, p):
 
 
 def test_run_mixture_closed_form_matches_numerical_integration():
-    from bayescale.loglik import within_run_loglik
-    from bayescale.undertuned import run_log_ratio, run_means, within_run_mixture
+    from bayescale.fitting.loglik import within_run_loglik
+    from bayescale.runs.undertuned import run_log_ratio, run_means, within_run_mixture
 
     rng = np.random.default_rng(0)
     cases = [(1, 0.01, 0.02, 0.05, 0.0), (6, 0.005, 0.005, 0.05, 0.05), (12, 0.002, 0.01, 0.03, 0.01),
@@ -389,8 +389,8 @@ def test_run_mixture_closed_form_matches_numerical_integration():
 
 def test_checkpoint_graph_log_density_matches_numpy():
     """The PyMC potential (what NUTS samples) equals the NumPy per-row terms summed (what LOO uses), with flags."""
-    from bayescale.loglik import within_run_loglik
-    from bayescale.undertuned import run_flags, within_run_mixture
+    from bayescale.fitting.loglik import within_run_loglik
+    from bayescale.runs.undertuned import run_flags, within_run_mixture
 
     runs, _ = _run_ladder(n_runs=8)
     runs["sweep_complete"] = True
@@ -459,7 +459,7 @@ def test_checkpoint_component_keeps_the_law_closer_to_the_truth(checkpoint_fits)
 
 
 def test_checkpoint_log_likelihood_is_the_run_mixture(checkpoint_fits):
-    from bayescale.loglik import undertuned_draws
+    from bayescale.fitting.loglik import undertuned_draws
 
     runs, planted, fit, _ = checkpoint_fits
     ll = fit.idata["log_likelihood"]
@@ -501,7 +501,7 @@ def test_student_t_with_offsets_refuses_and_names_the_way():
 
 
 def test_simulated_curves_plant_a_whole_run():
-    from bayescale.simulate import simulate_curves
+    from bayescale.core.simulate import simulate_curves
 
     N = np.geomspace(1e8, 1e9, 10)
     plain = simulate_curves(TRUE, N, 2e10, checkpoints=4, random_seed=2)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bayescale.units import format_count, format_flops, format_plan, parse_plan, parse_quantity
+from bayescale.base.units import format_count, format_flops, format_plan, parse_plan, parse_quantity
 
 
 @pytest.mark.parametrize("text, value", [

@@ -62,7 +62,7 @@ def test_a_point_estimate_says_it_has_no_band(a3):
 
 def test_warnings_from_a_namespace_without_a_module_loader():
     """A notebook cell's namespace has __spec__ None: the warning is still issued, at the cell's line."""
-    from bayescale.errors import warn_user
+    from bayescale.base.errors import warn_user
 
     for namespace in ({"__name__": "__main__", "__spec__": None}, {"__name__": "__main__"},
                       {"__name__": "__main__", "__spec__": None, "__loader__": None}):

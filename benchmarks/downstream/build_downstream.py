@@ -39,7 +39,7 @@ Usage::
 ``--out`` defaults to ``$BAYESCALE_DOWNSTREAM_DIR`` or ``~/.cache/bayescale/downstream`` (it gets
 ``gadre2024_tasks.csv`` and ``sources.csv``); ``--mirror`` to ``$BAYESCALE_MIRROR_DIR`` or
 ``/work/.mirror``. ``--slice FILE`` also writes the slice bundled with the package
-(``bayescale/datasets/gadre2024_downstream.csv``: the RedPajama models and the tasks in
+(``bayescale/runs/datasets/gadre2024_downstream.csv``: the RedPajama models and the tasks in
 :data:`SLICE_TASKS`).
 """
 

@@ -1,0 +1,1 @@
+"""Analyses across fits and refits: comparison, model averages, backtests, calibration, SBC, trends."""

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.many.checkpoints import key_seed
+from bayescale.many.resume import key_seed
 from bayescale.many.executors import pool_slots
 from bayescale.base.progress import KeyProgress
 from conftest import TRUE_CHINCHILLA, simulate_chinchilla

@@ -210,7 +210,7 @@ def test_every_file_the_package_writes_goes_through_atomic_write():
 WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from bayescale.many.checkpoints import ResumeFolder
+    from bayescale.many.resume import ResumeFolder
 
     class Fit:  # what the index layer reads of a fit
         def __init__(self, seed):
@@ -276,7 +276,7 @@ def test_folder_lock_excludes_other_processes(tmp_path):
 @pytest.mark.parametrize("kind", ["fifo", "directory", "socket"])
 def test_a_checkpoint_index_that_is_not_a_file_is_refused_not_read(kind, tmp_path):
     """Reading a FIFO named index.json would block forever; a directory there would be replaced."""
-    from bayescale.many.checkpoints import ResumeFolder
+    from bayescale.many.resume import ResumeFolder
 
     _make(kind, tmp_path / "index.json", 0o644)
     with pytest.raises(FileWriteError, match=rf"index\.json'.*{REFUSED[kind]}"):

@@ -44,7 +44,7 @@ LAYERS = {
     "fitting.isoflop": 4, "fitting.envelope_fit": 4, "fitting.published": 4, "fitting.downstream": 4,
     "fitting.linkfit": 4, "fitting.publishedlaw": 4,
     # 5 many fits and fits on disk
-    "many.io": 5, "many.executors": 5, "many.checkpoints": 5, "many.collection": 5, "many.batch": 5,
+    "many.io": 5, "many.executors": 5, "many.resume": 5, "many.collection": 5, "many.batch": 5,
     # 6 analyses across fits and refits
     "across.compare": 6, "across.backtest": 6, "across.calibration": 6, "across.sbc": 6, "across.trends": 6,
     "across.averaging": 6, "across.holdout": 6, "across.allocation_check": 6,

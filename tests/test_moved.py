@@ -9,16 +9,18 @@ import warnings
 import pytest
 
 import bayescale as bs
-from bayescale.base.moved import FOLDERS, NEW_NAMES, new_name
+from bayescale.base.moved import FOLDERS, NEW_NAMES, RENAMED, new_name
 
 
 def test_every_module_has_its_old_name_and_nothing_else_does():
     modules = {m for mods in FOLDERS.values() for m in mods} - {"moved"}
-    assert set(NEW_NAMES) == {f"bayescale.{m}" for m in modules}
+    old = {({v: k for k, v in RENAMED.items()}).get(m, m) for m in modules}
+    assert set(NEW_NAMES) == {f"bayescale.{m}" for m in old}
     for old, new in NEW_NAMES.items():
         assert importlib.util.find_spec(new) is not None, f"{old} -> {new}, which does not exist"
     assert new_name("bayescale.analysis.risk") is None and new_name("bayescale.nothing") is None
     assert new_name("bayescale.datasets") == "bayescale.runs.datasets"
+    assert new_name("bayescale.checkpoints") == "bayescale.many.resume"
 
 
 def _import_in_fresh_process(statement):

@@ -16,7 +16,7 @@ import os
 import sys
 import warnings
 
-__all__ = ["FOLDERS", "NEW_NAMES", "new_name", "install"]
+__all__ = ["FOLDERS", "RENAMED", "NEW_NAMES", "new_name", "install"]
 
 #: Sub-package of each module, lowest floor first.
 FOLDERS = {
@@ -28,14 +28,18 @@ FOLDERS = {
                  "hierarchy checks nextrun returns taskplan").split(),
     "fitting": ("results loglik fit pointfit graph centring sampling model point isoflop envelope_fit published "
                 "downstream linkfit publishedlaw").split(),
-    "many": "io executors checkpoints collection batch".split(),
+    "many": "io executors resume collection batch".split(),
     "across": "compare backtest calibration sbc trends averaging holdout allocation_check".split(),
     "front": "commands arguments cli report".split(),
 }
 
+#: Modules renamed on the way: ``checkpoints`` held fit_many's resume folders, while checkpoint data means
+#: the rows of one training run.
+RENAMED = {"checkpoints": "resume"}
+
 #: ``bayescale.<module>`` of the flat layout -> its dotted name now.
-NEW_NAMES = {f"bayescale.{m}": f"bayescale.{pkg}.{m}" for pkg, mods in FOLDERS.items() for m in mods
-             if m != "moved"}
+NEW_NAMES = {f"bayescale.{old}": f"bayescale.{pkg}.{m}" for pkg, mods in FOLDERS.items() for m in mods
+             if m != "moved" for old in [next((o for o, n in RENAMED.items() if n == m), m)]}
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 

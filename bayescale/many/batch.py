@@ -29,7 +29,7 @@ import pandas as pd
 from ..base.errors import BatchWarning, ConvergenceWarning, DataError
 from ..fitting.model import ScalingModel, TARGET_ACCEPT, check_sampler_name
 from ..base.validation import check_count, check_flag, check_sampler_settings, check_seed as _check_seed
-from .checkpoints import ResumeFolder, key_tuple, frame_digest, key_json, plain_value, key_seed
+from .resume import ResumeFolder, key_tuple, frame_digest, key_json, plain_value, key_seed
 from .executors import (KeyFailed, as_executor, default_executor, error_text, main_guard_message, pool_slots,
                         stop_pool, unguarded_main_script)
 from .collection import FitCollection

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..base.errors import BatchWarning, FileFormatError
 from ..base.validation import FLOPS_PER_PARAM_TOKEN, check_seed as _check_seed
-from .checkpoints import INDEX_NAME, ResumeFolder, SETTING_NAMES, key_tuple, check_index, one_line
+from .resume import INDEX_NAME, ResumeFolder, SETTING_NAMES, key_tuple, check_index, one_line
 from ..base.errors import warn_user
 from .io import load
 from ..fitting.model import ScalingModel

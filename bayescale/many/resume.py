@@ -1,4 +1,8 @@
-"""Checkpoint folders of :func:`bayescale.many.batch.fit_many`: keys, seeds, the index and its lock."""
+"""The folder a batch of fits writes and resumes from (:func:`bayescale.many.batch.fit_many`): keys, seeds, the
+index and its lock.
+
+Named ``checkpoints`` up to version 0.1; checkpoint data now means only the rows of one training run.
+"""
 
 
 from __future__ import annotations

@@ -56,6 +56,8 @@ from .core.specs import available_specs
 from .fitting.published import PublishedLaw, available_published, published, published_table
 from .fitting.downstream import DownstreamFit, DownstreamModel
 from .analysis.taskplan import task_budget_for, task_risk
+from .analysis import nextrun
+from .core import simulate
 
 __all__ = [
     "__version__",
@@ -70,6 +72,8 @@ __all__ = [
     "Approach1",
     "envelope",
     "trends",
+    "nextrun",
+    "simulate",
     "compare",
     "average",
     "ModelAverage",

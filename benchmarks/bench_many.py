@@ -49,7 +49,7 @@ if how == "loop":
     for key, rows in runs.groupby(["dataset", "eval_set"], sort=False):
         t1 = time.perf_counter()
         fits[key] = model.fit(rows, draws=draws, tune=tune, chains=4, cores=os.cpu_count(),
-                              random_seed=bs.batch.key_seed(1, key))
+                              random_seed=bs.many.batch.key_seed(1, key))
         per_fit.append(time.perf_counter() - t1)
     out.update(first_fit_s=per_fit[0], later_fit_s=float(np.median(per_fit[1:])))
     converged = sum(f.converged for f in fits.values())

@@ -28,8 +28,7 @@ TRUE = dict(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
 
 def main():
     import bayescale as bs
-    from bayescale import nextrun
-
+    from bayescale.analysis import nextrun
     warnings.simplefilter("ignore")
     law = bs.get_law("chinchilla")
     rng = np.random.default_rng(0)

@@ -39,13 +39,13 @@ def test_saved_fit_keeps_the_group_and_old_files_get_it(chinchilla_fit, tmp_path
     del old["posterior_predictive"]
     old.attrs = {k: v for k, v in old.attrs.items() if k != DIGEST_ATTR}
     assert "posterior_predictive" not in old.children
-    restored = bs.io.fit_from_tree(old)
+    restored = bs.many.io.fit_from_tree(old)
     np.testing.assert_allclose(restored.idata["posterior_predictive"]["log_loss"].values,
                                chinchilla_fit.idata["posterior_predictive"]["log_loss"].values)
 
 
 def test_sample_prior_adds_prior_groups(chinchilla_fit):
-    fit = bs.io.fit_from_tree(chinchilla_fit.idata.copy())  # leave the session fixture as it is
+    fit = bs.many.io.fit_from_tree(chinchilla_fit.idata.copy())  # leave the session fixture as it is
     check = fit.sample_prior(200, random_seed=3)
     prior = fit.idata["prior"]
     assert set(fit.model.param_names) <= set(prior.data_vars)
@@ -71,7 +71,7 @@ def test_build_gives_the_pymc_model(chinchilla_runs):
     # The plain form can be forward-sampled (the level form's flat variables cannot).
     prior = pm.sample_prior_predictive(draws=20, model=model, random_seed=1, var_names=["E", "log_loss"])
     assert prior["prior_predictive"]["log_loss"].shape[-1] == len(chinchilla_runs)
-    with pytest.raises(bs.errors.DataError):
+    with pytest.raises(bs.base.errors.DataError):
         spec.build(chinchilla_runs.drop(columns="loss"))
 
 

@@ -16,7 +16,7 @@ NEW = {"N": [1e9, 7e10], "D": [2e10, 1.4e12]}  # inside the runs, and 0.35 decad
 
 def _quiet(func, *args, **kwargs):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bs.errors.ExtrapolationWarning)
+        warnings.simplefilter("ignore", bs.base.errors.ExtrapolationWarning)
         return func(*args, **kwargs)
 
 

@@ -19,6 +19,7 @@ import bayescale as bs
 from bayescale.base.errors import CheckpointWarning, DataError, SpecError
 from bayescale.fitting.loglik import within_run_loglik
 from bayescale.core.simulate import simulate_curves
+from bayescale.fitting.modelruns import offset_count
 
 TRUE = dict(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
 RUN_SD, NOISE_SD, CHECKPOINTS = 0.02, 0.01, 20
@@ -172,7 +173,7 @@ def test_without_run_ids_the_model_is_unchanged():
 
     runs = bs.load_runs(simulate_curves(TRUE, [1e8, 3e8, 1e9], 2e10, checkpoints=3).drop(columns="run"))
     model = bs.ScalingModel()
-    assert model._offset_count(runs) == 0 and set(model.resolve_priors(runs)) == set(model.param_names)
+    assert offset_count(model, runs) == 0 and set(model.resolve_priors(runs)) == set(model.param_names)
     assert "run_sd" not in [v.name for v in model.build(runs).free_RVs]
     priors = model.resolve_priors(runs)
     assert _key(model, priors) == _key(model, priors, 1, 0)
@@ -224,6 +225,6 @@ def test_the_number_of_free_offsets_is_part_of_the_cached_structure():
     runs = {r: bs.load_runs(simulate_curves(TRUE, np.geomspace(1e8, 1e9, r), 2e10, checkpoints=3)) for r in (4, 5)}
     for likelihood, shared in (("student_t", False), ("normal", True)):  # Normal: offsets integrated out, R is data
         model = bs.ScalingModel(likelihood=likelihood)
-        graphs = [graph_for(model, model.resolve_priors(runs[r]), 1, model._offset_count(runs[r])) for r in (4, 5)]
+        graphs = [graph_for(model, model.resolve_priors(runs[r]), 1, offset_count(model, runs[r])) for r in (4, 5)]
         assert (graphs[0] is graphs[1]) == shared
         assert graphs[0].published[-1] == "run_sd"

@@ -571,8 +571,7 @@ def test_warnings_of_batch_workers_reach_the_caller():
     import warnings
 
     import bayescale as bs
-    from bayescale import batch
-
+    from bayescale.many import batch
     class Fitted:
         idata = types.SimpleNamespace(attrs={})  # the worker labels its fit with its key
 

@@ -9,15 +9,14 @@ import numpy as np
 import pytest
 
 import bayescale as bs
-from bayescale import compiled as C
-from bayescale import graph as G
-from bayescale import sampling as S
-
-
+from bayescale.fitting.modelpriors import data_scale, resolved_priors
+from bayescale.base import compiled as C
+from bayescale.fitting import graph as G
+from bayescale.fitting import sampling as S
 def _graph(model, runs):
-    r = model._runs(runs)
-    scale = model._data_scale(r)
-    priors = model._resolve(scale)
+    r = model.read_runs(runs)
+    scale = data_scale(model, r)
+    priors = resolved_priors(model, scale)
     graph = G.graph_for(model, priors)
     values = G.data_values(model, r, priors, scale)
     S._set_data(graph, values)

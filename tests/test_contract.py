@@ -90,9 +90,9 @@ def test_a_point_fit_reports_its_estimate_as_the_centre(a3_boot):
 
 def test_risk_of_a_bootstrapped_fit_matches_its_predict_bands(a3_boot):
     """risk() of a plan and predict() at the same (N, D) agree on the curve band (same draws, same quantiles)."""
-    with pytest.warns(bs.errors.ExtrapolationWarning):
+    with pytest.warns(bs.base.errors.ExtrapolationWarning):
         table = a3_boot.risk(plan=(7e10, 1.4e12), prob=0.9)
-        pred = bs.predictive.predict(a3_boot, {"N": [7e10], "D": [1.4e12]}, 0.9)
+        pred = bs.analysis.predictive.predict(a3_boot, {"N": [7e10], "D": [1.4e12]}, 0.9)
     for col in ("curve_lower", "curve_upper"):
         assert table[col].iloc[0] == pytest.approx(pred[col].iloc[0], rel=1e-12)
 
@@ -118,7 +118,7 @@ def test_comparison_rows_come_from_the_contract(chinchilla_fit, a3, a3_boot):
 
 
 def test_table_captions_name_their_interval_kind(a3_boot):
-    with pytest.warns(bs.errors.ExtrapolationWarning):
+    with pytest.warns(bs.base.errors.ExtrapolationWarning):
         md = to_markdown(a3_boot.allocate([1e24], prob=0.9))
     assert "90% bootstrap percentile intervals" in md
     frame = pd.DataFrame({"C": [1.0], "N_lower": [1.0]})
@@ -131,7 +131,7 @@ def test_result_wrappers_take_every_argument_of_their_analysis():
     import inspect
     import itertools
 
-    from bayescale import nextrun, planning, predictive, returns, risk
+    from bayescale.analysis import nextrun, planning, predictive, returns, risk
     from bayescale.fitting.fit import ScalingFit
     from bayescale.fitting.pointfit import PointFit
 

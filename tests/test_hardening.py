@@ -639,8 +639,7 @@ def test_a_guarded_script_is_not_mistaken_for_an_unguarded_one(tmp_path, monkeyp
 def test_a_ladder_beyond_the_run_cap_is_refused_before_any_work():
     """A 1,000,000-run ladder ran for minutes with no output (and its pointwise log-likelihood alone would need
     32 GB): refused at once, with the cap and what to do instead."""
-    from bayescale import model as model_module
-
+    from bayescale.fitting import model as model_module
     n = model_module.MAX_RUNS + 1
     N = np.geomspace(1e7, 1e10, n)
     runs = pd.DataFrame({"N": N, "D": 20 * N, "loss": 2.0 + 400 * N**-0.3})
@@ -650,8 +649,7 @@ def test_a_ladder_beyond_the_run_cap_is_refused_before_any_work():
 
 
 def test_too_many_groups_are_refused_with_a_pointer_to_fit_many():
-    from bayescale import model as model_module
-
+    from bayescale.fitting import model as model_module
     groups = model_module.MAX_GROUPS + 1
     N = np.tile([1e8, 1e9], groups)
     runs = pd.DataFrame({"N": N, "D": 20 * N, "loss": 2.0 + 400 * N**-0.3, "group": np.repeat(np.arange(groups), 2)})
@@ -803,7 +801,7 @@ def test_checkpoints_all_mid_cosine_are_a_data_error_before_any_work():
 
 
 def test_targets_below_the_irreducible_loss_and_caps_below_the_budget_are_argument_errors(synthetic_fit):
-    grid = bs.nextrun.candidate_grid((1e8, 1e9), (2e9, 2e10), points=3)
+    grid = bs.analysis.nextrun.candidate_grid((1e8, 1e9), (2e9, 2e10), points=3)
     with pytest.raises(ValueError, match=r"target=1 lies at or below the fit's irreducible loss in 100% of its "
                                          r"draws \(median 1\.8"):
         synthetic_fit.recommend_runs(grid, quantity="budget_for", target=1.0)

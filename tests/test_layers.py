@@ -40,7 +40,7 @@ LAYERS = {
     # 3 result objects
     "fitting.results": 3, "fitting.loglik": 3, "fitting.fit": 3, "fitting.pointfit": 3,
     # 4 models and their samplers
-    "fitting.graph": 4, "fitting.centring": 4, "fitting.sampling": 4, "fitting.model": 4, "fitting.point": 4,
+    "fitting.graph": 4, "fitting.centring": 4, "fitting.modelpriors": 4, "fitting.modelruns": 4, "fitting.sampling": 4, "fitting.model": 4, "fitting.point": 4,
     "fitting.isoflop": 4, "fitting.envelope_fit": 4, "fitting.published": 4, "fitting.downstream": 4,
     "fitting.linkfit": 4, "fitting.publishedlaw": 4,
     # 5 many fits and fits on disk

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 import bayescale as bs
-from bayescale import nextrun
+from bayescale.analysis import nextrun
 from bayescale.fitting.results import ResultMethods
 
 TRUE = dict(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
@@ -194,7 +194,7 @@ def ranked(ladder):
     n = np.geomspace(3e8, 3e10, 7)
     cands = pd.concat([pd.DataFrame({"N": n, "D": c / (6 * n)}) for c in (1e20, 1e21)], ignore_index=True)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bs.errors.ExtrapolationWarning)
+        warnings.simplefilter("ignore", bs.base.errors.ExtrapolationWarning)
         table = fit.recommend_runs(cands, quantity="n_opt", budget=BUDGET, random_seed=3)
     return fit, table
 
@@ -260,7 +260,7 @@ def test_keeping_every_candidate_is_asked_for(ranked):
     fit, _ = ranked
     far = pd.DataFrame({"N": [1e10], "D": [1e9]})  # 0.1 tokens per parameter
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bs.errors.ExtrapolationWarning)
+        warnings.simplefilter("ignore", bs.base.errors.ExtrapolationWarning)
         with pytest.raises(ValueError, match="every candidate's tokens per parameter lies more than a factor 10"):
             fit.recommend_runs(far, quantity="n_opt", budget=BUDGET, outcomes=10)
         kept = fit.recommend_runs(far, quantity="n_opt", budget=BUDGET, outcomes=10, tokens_per_param_factor=None)

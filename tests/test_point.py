@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 from scipy import special, stats
 
 import bayescale as bs
-from bayescale import pointfit, pointsearch
-from bayescale import point
+from bayescale.fitting import pointfit
+from bayescale.core import pointsearch
+from bayescale.fitting import point
 from bayescale.core.allocation import chinchilla_optimum
 from conftest import TRUE_CHINCHILLA, simulate_chinchilla
 

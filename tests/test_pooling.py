@@ -57,7 +57,7 @@ def test_level_pooling_applies_when_every_law_parameter_is_partial():
     priors = m.resolve_priors(_runs())
     assert priors["level_group_sd"] == default_level_sd_prior("level")
     assert priors["sigma_group_sd"] == default_level_sd_prior("noise")
-    with pytest.raises(bs.errors.SpecError, match="level_group_sd"):
+    with pytest.raises(bs.base.errors.SpecError, match="level_group_sd"):
         bs.ScalingModel("chinchilla", priors={"level_group_sd": bs.priors.HalfNormal(0.1)})
 
 

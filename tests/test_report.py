@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayescale import cli
+from bayescale.front import cli
 from bayescale.analysis.document import check_output
 from bayescale.front.report import report
 

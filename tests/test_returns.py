@@ -14,7 +14,7 @@ BUDGETS = [1e20, 1e22, 1e24]
 
 def _quiet(func, *args, **kwargs):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bs.errors.ExtrapolationWarning)
+        warnings.simplefilter("ignore", bs.base.errors.ExtrapolationWarning)
         return func(*args, **kwargs)
 
 

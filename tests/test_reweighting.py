@@ -3,9 +3,7 @@
 import numpy as np
 import pytest
 
-from bayescale import reweighting
-
-
+from bayescale.core import reweighting
 def test_weights_sum_to_one_and_kish_ess_counts_effective_draws():
     rng = np.random.default_rng(0)
     lr = rng.normal(size=(5, 4000))

@@ -91,7 +91,7 @@ def test_each_draw_solves_the_crossing_like_brentq(synthetic):
     t = res.trends([res.table["C_median"].iloc[0]])
     assert t["loss_C_median"].iloc[0] == pytest.approx(t["loss_D_median"].iloc[0], rel=0.02)
     fig = res.plot()
-    assert isinstance(fig, bs.figure.Figure)
+    assert isinstance(fig, bs.base.figure.Figure)
 
 
 def test_power_c_fit_on_all_runs_is_flagged(synthetic):

@@ -281,8 +281,7 @@ def test_array_side():
 
 def test_model_checks_report_the_undertuned_share(fit_t, monkeypatch):
     """A few planted rungs: the rate stays low and unflagged; below the rate the threshold flags it and warns."""
-    from bayescale import conflicts
-
+    from bayescale.analysis import conflicts
     row = fit_t.model_checks().loc["undertuned:rate"]
     assert not row["flagged"] and row["posterior_median"] < conflicts.UNDERTUNED_RATE_MAX
     monkeypatch.setattr(conflicts, "UNDERTUNED_RATE_MAX", row["posterior_median"] / 2)

@@ -339,7 +339,7 @@ def prior_predictive(model, runs, *, draws=1000, prob=0.9, random_seed=0, column
     random_seed = _check_seed(random_seed)
     _check_prob(prob)
     draws = _check_draws(draws)
-    runs = model._runs(runs, columns)
+    runs = model.read_runs(runs, columns)
     priors = model.resolve_priors(runs)
     rng = np.random.default_rng(random_seed)
     params = prior_draws(model, priors, draws, rng)

@@ -21,20 +21,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..runs.data import RUN_SD, RunData, check_within_run, load_runs
-from ..base.errors import CheckpointWarning, DataError, SpecError
+from ..runs.data import RunData, check_within_run
+from ..base.errors import DataError, SpecError
 from ..core.form import FormUncertainty, form_from_dict
 from ..core.laws import Law, get_law
-from ..core.priors import Beta, DataScale, LogNormal, Prior, Uniform, default_prior
 from ..core.specs import LIKELIHOODS, read_spec, spec_path, spec_settings
 from ..base.validation import check_flag, check_sampler_settings, check_seed as _check_seed
 from ..base.errors import warn_user
 from ..core.assumptions import check_assumptions
 from ..base.compiled import cache_dir as _cache_dir
-from ..core.pooling import (GROUP_NOISE, POP_SUFFIX, Pooling, SD_SUFFIX, default_group_sd_prior,
-                            default_level_sd_prior, level_coordinates, pooled_in_level_form, pop_name, sd_name)
+from ..core.pooling import (GROUP_NOISE, Pooling, SD_SUFFIX, level_coordinates, pooled_in_level_form, pop_name,
+                            sd_name)
 from ..base.progress import interactive
 from .graph import build_model
+from .modelpriors import check_priors, data_scale, group_sd_default, level_kinds, resolved_priors
+from .modelruns import check_run_offsets, law_rows, model_runs, offset_count
 from .sampling import run_sampler
 from ..runs.undertuned import NAMES, flags
 
@@ -160,7 +161,7 @@ class ScalingModel:
         self.name = None
         self.description = None
         self.references = ()
-        self._check_priors()
+        check_priors(self)
 
     # ----------------------------------------------------------------- settings
     @property
@@ -228,47 +229,6 @@ class ScalingModel:
             return "group_sd"
         return self.law.parameter(name).kind
 
-    def _level_kinds(self) -> dict:
-        """``{coordinate: kind}`` (and ``{"sigma": "noise"}``) when the groups vary in level coordinates, else empty."""
-        if not pooled_in_level_form(self.law, self.pooling):
-            return {}
-        return {**dict(level_coordinates(self.law)), GROUP_NOISE: "noise"}
-
-    def _group_sd_default(self, name):
-        """Default prior of the group spread `name` (``<parameter or coordinate>_group_sd``)."""
-        base = name[: -len(SD_SUFFIX)]
-        kinds = self._level_kinds()
-        return default_level_sd_prior(kinds[base]) if base in kinds else default_group_sd_prior(self.kind(base))
-
-    def _check_priors(self):
-        valid = self.prior_names + ((RUN_SD,) if self.within_run != "none" else ())
-        for name, prior in self.priors.items():
-            if not isinstance(name, str) or name not in valid:
-                if isinstance(name, str) and name.endswith(POP_SUFFIX) and name[: -len(POP_SUFFIX)] in self.law.param_names:
-                    raise SpecError(f"set the prior of {name[: -len(POP_SUFFIX)]!r} instead of {name!r}: with "
-                                    "partial pooling it is the prior of the population value")
-                raise SpecError(f"no parameter {name!r} to set a prior on; valid names: {', '.join(valid)}")
-            if not isinstance(prior, Prior):
-                raise SpecError(
-                    f"prior for {name!r} must be a bayescale.core.priors object such as LogNormal(mu=0, sigma=1), "
-                    f"got {prior!r}"
-                )
-            kind = self.kind(name)
-            scaled = kind in ("coefficient", "scale")
-            if scaled and not isinstance(prior, LogNormal):
-                raise SpecError(
-                    f"{name!r} is a {kind}: its prior must be LogNormal (a Normal prior on its log), got {prior}"
-                )
-            if not scaled and isinstance(prior, LogNormal) and prior.at is not None:
-                raise SpecError(f"'at' applies only to coefficient priors; {name!r} is a {kind}")
-            if name == "undertuned_rate":
-                _check_rate_prior(prior)
-            if not scaled and not prior.positive:
-                raise SpecError(
-                    f"{name!r} must be positive; its prior {prior} puts mass on negative values. "
-                    "Use LogNormal, HalfNormal, Gamma, Exponential or Uniform(lower >= 0)."
-                )
-
     def resolve_priors(self, runs) -> dict:
         """All priors for `runs`: the user's, and the data-scaled defaults for the rest.
 
@@ -281,72 +241,31 @@ class ScalingModel:
         dict
             ``{name: Prior}`` for every name in :attr:`param_names`.
         """
-        runs = self._law_rows(self._runs(runs))
-        return self._resolve(self._data_scale(runs), offsets=bool(self._offset_count(runs)))
+        runs = law_rows(self, model_runs(self, runs))
+        return resolved_priors(self, data_scale(self, runs), offsets=bool(offset_count(self, runs)))
 
-    def _data_scale(self, runs) -> DataScale:
-        return DataScale.from_runs(runs.inputs(self.law.inputs), runs.loss, self.law.scaled_inputs)
+    def read_runs(self, runs, columns=None) -> RunData:
+        """`runs` as this model reads them: the law's inputs and loss (and ``group`` for a pooled model), checked.
 
-    def _resolve(self, scale: DataScale, offsets: bool = False) -> dict:
-        """Priors of :attr:`prior_names` (and of ``run_sd`` when the fit has per-run offsets)."""
-        out = {}
-        for name in self.prior_names:
-            if name in self.priors:
-                out[name] = self.priors[name]
-            elif self.kind(name) == "group_sd":
-                out[name] = self._group_sd_default(name)
-            else:
-                kind = self.kind(name)
-                sw = self.law.parameter(name).scales_with if name in self.law.param_names else None
-                out[name] = default_prior(kind, scale, sw)
-        if offsets:
-            out[RUN_SD] = self.priors.get(RUN_SD) or default_prior("run_sd", scale)
-        return out
+        Parameters
+        ----------
+        runs : RunData, DataFrame or path
+        columns : dict, optional
+            Column renaming, as in :func:`bayescale.load_runs`.
 
-    # ------------------------------------------------------- checkpoint data
-    def _offset_count(self, runs) -> int:
-        """Number of per-run offsets the fit of `runs` has: the runs' identifiers, or 0 (rows independent)."""
-        if self.within_run == "none" or runs.run_ids is None:
-            return 0
-        if self.within_run == "auto" and not runs.has_checkpoints:
-            return 0
-        return len(runs.run_ids)
+        Returns
+        -------
+        RunData
 
-    def _check_within_run(self, runs) -> None:
-        if self.within_run == "offset" and runs.run_ids is None:
-            raise DataError(["within_run='offset' needs a 'run' column naming each row's training run (map yours "
-                             "with columns={'your column': 'run'}); without one use within_run='auto' or 'none'"],
-                            header="Run data cannot be fitted with per-run offsets:")
-        if self.undertuned and self._offset_count(runs) and self.likelihood != "normal":
-            raise SpecError(f"undertuned=True with per-run offsets needs likelihood='normal', got "
-                            f"likelihood={self.likelihood!r}: these runs have several rows per 'run' id "
-                            "(checkpoints), and only Normal noise integrates a whole run's offset and excess out "
-                            "in closed form; set likelihood='normal', fit one row per run (e.g. the final "
-                            "checkpoints), or set within_run='none' to treat the rows as independent runs")
+        Examples
+        --------
+        >>> import bayescale as bs
+        >>> bs.ScalingModel("chinchilla").read_runs(bs.datasets.load_chinchilla()).n_runs
+        245
+        """
+        return model_runs(self, runs, columns)
 
-    def _law_rows(self, runs):
-        """`runs` without checkpoints mid-way through a cosine schedule (warning how many were left out)."""
-        import warnings
-
-        keep = runs.law_rows
-        if keep.all():
-            return runs
-        if keep.sum() < len(self.param_names):
-            raise DataError(
-                [f"{int((~keep).sum())} of {runs.n_runs} rows are checkpoints mid-way through a cosine schedule "
-                 f"(schedule 'cosine' with D < D_total), which are no points of the final-loss law; "
-                 f"{int(keep.sum())} row(s) remain, and the law has {len(self.param_names)} parameters. Add each "
-                 "cosine run's final checkpoint (D = D_total), or check the D_total column (the schedule's length "
-                 "in tokens) and the schedule column"], header="Run data has too few points of the law:")
-        warn_user(f"{int((~keep).sum())} of {runs.n_runs} rows are checkpoints mid-way through a cosine "
-                  "schedule (D < D_total), not final losses; left out of the fit (each run's last row is kept)",
-                  CheckpointWarning, stacklevel=3)
-        return runs.take(keep)
-
-    def _runs(self, runs, columns=None):
-        require = self.law.inputs + (("group",) if self.hierarchical else ())
-        return load_runs(runs, columns=columns, require=require, min_runs=len(self.param_names))
-
+    # ------------------------------------------------------------ size limits
     def _check_size(self, runs, chains, draws):
         """Refuse, before any work, a ladder or a number of groups beyond what one fit handles."""
         n = runs.n_runs
@@ -452,9 +371,9 @@ class ScalingModel:
         progressbar, escalate = check_flag(progressbar, "progressbar", allow_none=True), check_flag(escalate, "escalate")
 
         _cache_dir(cache_dir)  # a bad folder argument fails here, before any work
-        runs = self._law_rows(self._runs(runs, columns))
+        runs = law_rows(self, model_runs(self, runs, columns))
         model = self.for_runs(runs)  # the runs' groups may set the pooling: the rest is that model's
-        model._check_within_run(runs)
+        check_run_offsets(model, runs)
         model._check_size(runs, chains, draws)
 
         check_assumptions(runs)  # repeated rows, loss rising with scale: warned before any sampling
@@ -519,7 +438,7 @@ class ScalingModel:
         >>> sorted(v.name for v in bs.ScalingModel("chinchilla").build(runs, level_form=True).free_RVs)[:2]
         ['A__weight', 'E__share']
         """
-        runs = self._law_rows(self._runs(runs, columns))
+        runs = law_rows(self, model_runs(self, runs, columns))
         model = self.for_runs(runs)
         if model.hierarchical and not level_form and pooled_in_level_form(model.law, model.pooling):
             raise ValueError(
@@ -528,7 +447,7 @@ class ScalingModel:
                 "expresses; build(runs, level_form=True) gives the graph fit samples, or name the pooled "
                 f"parameters, e.g. ScalingModel(..., pooling={{{model.law.param_names[0]!r}: 'partial'}}), for a "
                 "graph with priors on the published parameters")
-        model._check_within_run(runs)
+        check_run_offsets(model, runs)
         return build_model(model, runs, level=bool(level_form))
 
     def for_runs(self, runs):
@@ -550,7 +469,7 @@ class ScalingModel:
         {}
         """
         if not isinstance(runs, RunData):
-            runs = self._runs(runs)
+            runs = model_runs(self, runs)
         if self._pooling_given or len(runs.groups or ()) < 2:
             return self
         model = copy.copy(self)
@@ -645,8 +564,8 @@ class ScalingModel:
         elif self.pooling:
             lines.append("  by group: " + ", ".join(f"{k} {v}" for k, v in self.pooling.to_dict().items())
                          + "; other parameters shared")
-            if self._level_kinds():
-                lines.append("  groups vary in level coordinates: " + ", ".join(self._level_kinds())
+            if level_kinds(self):
+                lines.append("  groups vary in level coordinates: " + ", ".join(level_kinds(self))
                              + " (each from a population; spreads <coordinate>_group_sd, sigma_group_sd)")
         if self.within_run != "auto":
             lines.append(f"  within run: {self.within_run}")
@@ -658,7 +577,7 @@ class ScalingModel:
         for name in self.prior_names:
             p = self.priors.get(name)
             if p is None and self.kind(name) == "group_sd":
-                p = f"default {self._group_sd_default(name)}"
+                p = f"default {group_sd_default(self, name)}"
             lines.append(f"    {name:<{width}} {p if p is not None else 'data-scaled default (set at fit time)'}")
         lines.append("Next: fit = model.fit(runs); then fit.summary(), fit.predict(new_runs)")
         return "\n".join(lines)
@@ -690,11 +609,6 @@ def _undertuned_names(model) -> tuple:
     return NAMES if model.undertuned else ()
 
 
-def _check_rate_prior(prior) -> None:
-    if isinstance(prior, Beta) or (isinstance(prior, Uniform) and prior.lower >= 0 and prior.upper <= 1):
-        return
-    raise SpecError(f"'undertuned_rate' is a probability: its prior must be Beta or Uniform within [0, 1], "
-                    f"got {prior}")
 
 
 @dataclass(frozen=True)

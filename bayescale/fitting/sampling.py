@@ -27,6 +27,8 @@ from .fit import ScalingFit
 from ..base.progress import KeyProgress
 from .centring import choose_centring
 from .graph import Graph, centring_targets, data_values, graph_for
+from .modelpriors import data_scale, resolved_priors
+from .modelruns import offset_count
 
 __all__ = ["run_sampler", "find_mode", "compile_for_nutpie"]
 
@@ -144,9 +146,9 @@ def run_sampler(smodel, runs, settings, cache=None):
 
 
 def _run_sampler(smodel, runs, settings, cache):
-    scale = smodel._data_scale(runs)
-    n_offsets = smodel._offset_count(runs)
-    priors = smodel._resolve(scale, offsets=bool(n_offsets))
+    scale = data_scale(smodel, runs)
+    n_offsets = offset_count(smodel, runs)
+    priors = resolved_priors(smodel, scale, offsets=bool(n_offsets))
     t0 = time.perf_counter()
     import pymc  # noqa: F401  (the first fit of a process pays the imports: timed on their own)
 

@@ -364,7 +364,7 @@ def cmd_fit(args) -> int:
             raise Unusable(f"{len(fits.errors)} of {len(fits.keys_all)} keys failed ({failed}); "
                                "their errors are listed above")
         return 0
-    runs = model._runs(source, columns)
+    runs = model.read_runs(source, columns)
     check_write_path(args.output, "fit")  # before the fit, not after it
     print(f"Fitting the {model.law.name} law to {runs.n_runs} runs from {args.runs} ...", file=sys.stderr, flush=True)
     bars, heartbeat = _progress(args)

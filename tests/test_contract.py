@@ -134,6 +134,8 @@ def test_result_wrappers_take_every_argument_of_their_analysis():
     from bayescale.analysis import nextrun, planning, predictive, returns, risk
     from bayescale.fitting.fit import ScalingFit
     from bayescale.fitting.pointfit import PointFit
+    from bayescale.fitting.publishedlaw import PublishedLaw
+    from bayescale.across.averaging import ModelAverage
 
     from bayescale.front.report import report
 
@@ -142,7 +144,14 @@ def test_result_wrappers_take_every_argument_of_their_analysis():
     pairs = {"predict": predictive.predict, "predict_draws": predictive.predict_draws, "allocate": planning.allocate,
              "allocate_draws": planning.allocate_draws, "risk": risk.risk, "budget_for": risk.budget_for,
              "marginal_returns": returns.marginal_returns, "recommend_runs": nextrun.recommend_runs}
-    for (name, func), cls in itertools.product(pairs.items(), (ScalingFit, PointFit)):
+    # every result class that answers these questions, not only the two fit types (a published law's loss-law
+    # methods are generated from the shared ones; a model average writes its own)
+    classes = (ScalingFit, PointFit, PublishedLaw, ModelAverage)
+    assert all(hasattr(PublishedLaw, name) for name in pairs)
+    for (name, func), cls in itertools.product(pairs.items(), classes):
+        if not hasattr(cls, name):  # a model average has no draws to reweight or expand
+            assert cls is ModelAverage and name in ("predict_draws", "allocate_draws", "recommend_runs"), name
+            continue
         wrapper = inspect.signature(getattr(cls, name)).parameters
         analysis = inspect.signature(func).parameters
         # the data argument may be named for the method (new_runs for runs); every setting must match

@@ -5,6 +5,7 @@ The entries themselves (the papers' numbers, with their references) are in :mod:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,6 +85,26 @@ class Headline:
     how: str
     printed: str = ""
 
+
+
+def loss_law_only(method):
+    """`method` of :class:`~bayescale.fitting.results.ResultMethods` for a published loss law, refused (naming it)
+    for an entry without a loss law or with an allocation rule; same signature and docstring as `method`.
+
+    Examples
+    --------
+    >>> import inspect
+    >>> from bayescale.fitting.results import ResultMethods
+    >>> inspect.signature(PublishedLaw.risk) == inspect.signature(ResultMethods.risk)
+    True
+    """
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        self._need_law(method.__name__)
+        self._need_rule_free(method.__name__)
+        return method(self, *args, **kwargs)
+
+    return guarded
 
 class PublishedLaw(ResultMethods):
     """A scaling law from the literature, usable like a fit (:mod:`bayescale.analysis.contract`) and as priors.
@@ -318,23 +339,9 @@ class PublishedLaw(ResultMethods):
                             f"not by its loss law's optimum, so {what} (which plans at the law's optimum) would not "
                             "agree with its allocate(); use allocate(), or predict() at your own plan")
 
-    def risk(self, budget=None, **kw):
-        """Loss bands, P(loss <= target) and allocation penalty (:func:`bayescale.analysis.risk.risk`); loss laws only."""
-        self._need_law("risk")
-        self._need_rule_free("risk")
-        return super().risk(budget, **kw)
-
-    def budget_for(self, target, prob=0.9, **kw):
-        """Smallest compute reaching `target` with probability `prob` (:func:`bayescale.analysis.risk.budget_for`)."""
-        self._need_law("budget_for")
-        self._need_rule_free("budget_for")
-        return super().budget_for(target, prob, **kw)
-
-    def marginal_returns(self, budget, prob=0.9, **kw):
-        """Loss gained per doubling of compute (:func:`bayescale.analysis.returns.marginal_returns`); loss laws only."""
-        self._need_law("marginal_returns")
-        self._need_rule_free("marginal_returns")
-        return super().marginal_returns(budget, prob, **kw)
+    risk = loss_law_only(ResultMethods.risk)
+    budget_for = loss_law_only(ResultMethods.budget_for)
+    marginal_returns = loss_law_only(ResultMethods.marginal_returns)
 
     def _loss_at(self, n, d):
         if self.law is None or set(self.law.inputs) != {"N", "D"}:

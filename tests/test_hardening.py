@@ -518,8 +518,9 @@ def test_keyboard_interrupt_during_a_fit_raises_cleanly_and_the_session_stays_us
 
 
 # ------------------------------------------------------------------ seeds and sampler settings, before any work
-from bayescale import batch as _batch, checks as _checks, executors as _executors, hierarchy as _hierarchy  # noqa: E402
-from bayescale import planning as _planning, risk as _risk  # noqa: E402
+from bayescale.analysis import checks as _checks, hierarchy as _hierarchy, planning as _planning  # noqa: E402
+from bayescale.analysis import risk as _risk  # noqa: E402
+from bayescale.many import batch as _batch, executors as _executors  # noqa: E402
 from bayescale.base.validation import MAX_SEED  # noqa: E402
 
 _RUNS = pd.DataFrame({"N": np.geomspace(1e8, 1e10, 8), "D": np.geomspace(2e9, 2e11, 8),

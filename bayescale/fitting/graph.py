@@ -17,8 +17,7 @@ from ..core.laws import PYTENSOR
 from ..core.priors import LogNormal
 from ..core.pooling import GROUP_NOISE, level_coordinates, level_terms, pooled_in_level_form, pop_name, sd_name
 from ..runs.undertuned import RATE, SCALE, flags, pymc_likelihood, pymc_run_term, run_flags
-from .modelpriors import data_scale, resolved_priors
-from .modelruns import offset_count
+from .modelpriors import priors_for
 
 __all__ = ["Graph", "graph_for", "build_model", "pymc_model", "data_values", "level_form"]
 
@@ -113,9 +112,7 @@ def build_model(smodel, runs, *, level=False):
 
     See :meth:`bayescale.ScalingModel.build`.
     """
-    scale = data_scale(smodel, runs)
-    n_offsets = offset_count(smodel, runs)
-    priors = resolved_priors(smodel, scale, offsets=bool(n_offsets))
+    scale, n_offsets, priors = priors_for(smodel, runs)
     m = pymc_model(smodel, priors, len(runs.groups or ()) or 1, level=level, n_offsets=n_offsets)
     for name, value in data_values(smodel, runs, priors, scale).items():
         m[name].set_value(value)

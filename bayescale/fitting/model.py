@@ -34,8 +34,8 @@ from ..core.pooling import (GROUP_NOISE, Pooling, SD_SUFFIX, level_coordinates, 
                             sd_name)
 from ..base.progress import interactive
 from .graph import build_model
-from .modelpriors import check_priors, data_scale, group_sd_default, level_kinds, resolved_priors
-from .modelruns import check_run_offsets, law_rows, model_runs, offset_count
+from .modelpriors import check_priors, group_sd_default, level_kinds, priors_for
+from .modelruns import check_run_offsets, law_rows, model_runs
 from .sampling import run_sampler
 from ..runs.undertuned import NAMES, flags
 
@@ -241,8 +241,8 @@ class ScalingModel:
         dict
             ``{name: Prior}`` for every name in :attr:`param_names`.
         """
-        runs = law_rows(self, model_runs(self, runs))
-        return resolved_priors(self, data_scale(self, runs), offsets=bool(offset_count(self, runs)))
+        _, _, priors = priors_for(self, law_rows(self, model_runs(self, runs)))
+        return priors
 
     def read_runs(self, runs, columns=None) -> RunData:
         """`runs` as this model reads them: the law's inputs and loss (and ``group`` for a pooled model), checked.

@@ -11,8 +11,9 @@ from ..core.pooling import (GROUP_NOISE, POP_SUFFIX, SD_SUFFIX, default_group_sd
                             level_coordinates, pooled_in_level_form)
 from ..core.priors import Beta, DataScale, LogNormal, Prior, Uniform, default_prior
 from ..runs.data import RUN_SD
+from .modelruns import offset_count
 
-__all__ = ["check_priors", "data_scale", "resolved_priors", "level_kinds", "group_sd_default"]
+__all__ = ["check_priors", "data_scale", "resolved_priors", "priors_for", "level_kinds", "group_sd_default"]
 
 
 def level_kinds(model) -> dict:
@@ -69,17 +70,25 @@ def resolved_priors(model, scale: DataScale, offsets: bool = False) -> dict:
     """Priors of :attr:`prior_names` (and of ``run_sd`` when the fit has per-run offsets)."""
     out = {}
     for name in model.prior_names:
+        kind = model.kind(name)
         if name in model.priors:
             out[name] = model.priors[name]
-        elif model.kind(name) == "group_sd":
+        elif kind == "group_sd":
             out[name] = group_sd_default(model, name)
         else:
-            kind = model.kind(name)
             sw = model.law.parameter(name).scales_with if name in model.law.param_names else None
             out[name] = default_prior(kind, scale, sw)
     if offsets:
         out[RUN_SD] = model.priors.get(RUN_SD) or default_prior("run_sd", scale)
     return out
+
+
+def priors_for(model, runs):
+    """What a fit of `model` to `runs` is set up from: the runs' data scales, their number of per-run offsets,
+    and every prior (:func:`resolved_priors`)."""
+    scale = data_scale(model, runs)
+    n_offsets = offset_count(model, runs)
+    return scale, n_offsets, resolved_priors(model, scale, offsets=bool(n_offsets))
 
 
 def _check_rate_prior(prior) -> None:

@@ -27,8 +27,7 @@ from .fit import ScalingFit
 from ..base.progress import KeyProgress
 from .centring import choose_centring
 from .graph import Graph, centring_targets, data_values, graph_for
-from .modelpriors import data_scale, resolved_priors
-from .modelruns import offset_count
+from .modelpriors import priors_for
 
 __all__ = ["run_sampler", "find_mode", "compile_for_nutpie"]
 
@@ -146,9 +145,7 @@ def run_sampler(smodel, runs, settings, cache=None):
 
 
 def _run_sampler(smodel, runs, settings, cache):
-    scale = data_scale(smodel, runs)
-    n_offsets = offset_count(smodel, runs)
-    priors = resolved_priors(smodel, scale, offsets=bool(n_offsets))
+    scale, n_offsets, priors = priors_for(smodel, runs)
     t0 = time.perf_counter()
     import pymc  # noqa: F401  (the first fit of a process pays the imports: timed on their own)
 

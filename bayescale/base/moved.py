@@ -18,9 +18,10 @@ import warnings
 
 __all__ = ["FOLDERS", "RENAMED", "NEW_NAMES", "new_name", "install"]
 
-#: Sub-package of each module, lowest floor first.
+#: The modules of the flat layout, by the sub-package each moved to (lowest floor first); a record of that
+#: move, not a map new modules join (``tests/test_layers.py`` holds the layers).
 FOLDERS = {
-    "base": "errors version validation units progress files figure compiled tablecheck digest moved".split(),
+    "base": "errors version validation units progress files figure compiled tablecheck digest".split(),
     "core": ("laws formula formulalaw priors extrapolation form shifts allocation reweighting pooling simulate "
              "pointsearch specs discrepancy assumptions").split(),
     "runs": "readers columns data datasets corpus envelope undertuned".split(),
@@ -37,9 +38,10 @@ FOLDERS = {
 #: the rows of one training run.
 RENAMED = {"checkpoints": "resume"}
 
+_OLD_NAMES = {new: old for old, new in RENAMED.items()}
+
 #: ``bayescale.<module>`` of the flat layout -> its dotted name now.
-NEW_NAMES = {f"bayescale.{old}": f"bayescale.{pkg}.{m}" for pkg, mods in FOLDERS.items() for m in mods
-             if m != "moved" for old in [next((o for o, n in RENAMED.items() if n == m), m)]}
+NEW_NAMES = {f"bayescale.{_OLD_NAMES.get(m, m)}": f"bayescale.{pkg}.{m}" for pkg, mods in FOLDERS.items() for m in mods}
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
@@ -89,7 +91,7 @@ class _Finder(importlib.abc.MetaPathFinder):
         self.public = public
 
     def find_spec(self, fullname, path=None, target=None):
-        new = new_name(fullname) if fullname.startswith("bayescale.") else None
+        new = new_name(fullname)
         if new is None:
             return None
         loader = _Alias(fullname, new, fullname in self.public)

@@ -82,6 +82,7 @@ def test_docs_build_without_warnings(tmp_path):
     api = (tmp_path / "html" / "api.html").read_text()
     for name in bs.__all__:
         if name != "__version__":
-            where = getattr(getattr(bs, name), "__name__", "") if inspect.ismodule(getattr(bs, name)) else ""
+            obj = getattr(bs, name)
+            where = obj.__name__ if inspect.ismodule(obj) else ""
             ids = (f'id="bayescale.{name}"', f'id="module-bayescale.{name}"', f'id="module-{where}"')
             assert any(i in api for i in ids), f"{name} has no entry in the API pages"

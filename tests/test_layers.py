@@ -100,34 +100,35 @@ def _resolve(dotted):
 
 def _targets(node, path):
     """Modules of the package (or ``"__init__"``) that one import statement names; [] for any other node."""
-    modules = _modules()
     if isinstance(node, ast.ImportFrom):
+        module = node.module.split(".") if node.module else []
         if node.level >= 1:
             base = _package_of(path)
-            base = base[: len(base) - (node.level - 1)]
-        elif node.module and node.module.split(".")[0] == "bayescale":
-            return _names(node.module.split(".")[1:], node.names, modules)
+            parts = base[: len(base) - (node.level - 1)] + module
+        elif module[:1] == ["bayescale"]:
+            parts = module[1:]
         else:
             return []
-        return _names(base + (node.module.split(".") if node.module else []), node.names, modules)
+        return _names(parts, node.names)
     if isinstance(node, ast.Import):  # "import bayescale" reaches the package's top
         return [_resolve(alias.name.split(".", 1)[1]) if "." in alias.name else "__init__" for alias in node.names
                 if alias.name.split(".")[0] == "bayescale"]
     return []
 
 
-def _names(parts, aliases, modules):
+def _names(parts, aliases):
     """What ``from <parts> import <aliases>`` reaches: a module per imported module name, else the module itself."""
     here = ".".join(parts)
     out = []
     for alias in aliases:
         full = f"{here}.{alias.name}" if here else alias.name
-        out.append(full if full in modules else _resolve(here))
+        out.append(full if full in _modules() else _resolve(here))
     return out
 
 
+@functools.cache
 def _imports(name, path):
-    """Modules of the package that `path` imports, with the line of each import."""
+    """Modules of the package that `path` imports, with the line of each import (read once per session)."""
     tree = ast.parse(path.read_text())
     found = [(t, node.lineno) for node in ast.walk(tree) for t in _targets(node, path)]
     return [(t, line) for t, line in found if t != name]

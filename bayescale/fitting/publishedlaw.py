@@ -25,7 +25,6 @@ from ..base.validation import FLOPS_PER_PARAM_TOKEN, check_budgets, check_prob, 
 __all__ = ["PublishedLaw", "PowerAllocation", "Headline"]
 
 
-
 @dataclass(frozen=True)
 class PowerAllocation:
     """A published compute-optimal allocation: ``quantity = coef * (C / unit) ** exponent``.
@@ -86,7 +85,6 @@ class Headline:
     printed: str = ""
 
 
-
 def loss_law_only(method):
     """`method` of :class:`~bayescale.fitting.results.ResultMethods` for a published loss law, refused (naming it)
     for an entry without a loss law or with an allocation rule; same signature and docstring as `method`.
@@ -105,6 +103,7 @@ def loss_law_only(method):
         return method(self, *args, **kwargs)
 
     return guarded
+
 
 class PublishedLaw(ResultMethods):
     """A scaling law from the literature, usable like a fit (:mod:`bayescale.analysis.contract`) and as priors.

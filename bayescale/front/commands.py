@@ -14,7 +14,7 @@ from pathlib import Path
 from ..across.holdout import calibrate_form
 from ..base.errors import ConvergenceWarning
 from ..base.version import __version__
-from ..core.form import FormUncertainty
+from ..core.form import FormUncertainty, form_from_dict
 from ..fitting.model import ScalingModel
 from ..fitting.point import Approach3
 from ..many.batch import BatchWarning, FitCollection, fit_many
@@ -23,7 +23,6 @@ from ..runs import datasets
 from ..runs.data import load_runs
 from ..analysis import nextrun
 from ..base.files import atomic_write, check_write_path
-from ..core.form import form_from_dict
 from ..base.progress import interactive
 from ..analysis.document import check_output
 from .report import next_run_candidates
